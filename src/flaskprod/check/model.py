@@ -1,0 +1,162 @@
+"""What a check is and what it reports, after Django's system checks and gixy.
+
+A *rule* has a stable id (``NGX004``), a layer, a default level, a title and a help
+text, declared once with :func:`rule`. Its function receives the :class:`Context` (the
+project as discovered: files, the spec if any, the app's evaluated config) and yields
+:class:`Finding` objects. Ids are never reused or renumbered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flaskprod.check.context import Context
+
+DOCS_URL = "https://github.com/flaskprod/flaskprod/blob/main/docs/checks.md"
+
+
+class Level(IntEnum):
+    INFO = 10
+    WARNING = 20
+    ERROR = 30
+    CRITICAL = 40
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            choices = ", ".join(level.name.lower() for level in cls)
+            raise ValueError(f"unknown level {text!r} (choose from {choices})") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+LAYERS = (
+    "app",
+    "project",
+    "gunicorn",
+    "nginx",
+    "systemd",
+    "docker",
+    "compose",
+    "deps",
+    "live",
+    "host",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    level: Level
+    layer: str
+    message: str
+    hint: str
+    file: str | None = None
+    line: int | None = None
+    #: Set when the finding was silenced; it stays in the report with the reason.
+    ignored_reason: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{DOCS_URL}#{self.id.lower()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "level": str(self.level),
+            "layer": self.layer,
+            "message": self.message,
+            "hint": self.hint,
+            "file": self.file,
+            "line": self.line,
+            "url": self.url,
+            "ignored": self.ignored_reason is not None,
+            "ignored_reason": self.ignored_reason,
+        }
+
+
+CheckFunction = Callable[["Context"], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    layer: str
+    level: Level
+    title: str
+    help: str
+    function: CheckFunction = field(compare=False, repr=False)
+
+    def finding(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        level: Level | None = None,
+    ) -> Finding:
+        """A finding of this rule; the hint defaults to the rule's help text."""
+        return Finding(
+            id=self.id,
+            level=level or self.level,
+            layer=self.layer,
+            message=message,
+            hint=hint or self.help,
+            file=file,
+            line=line,
+        )
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._rules: dict[str, Rule] = {}
+
+    def add(self, new_rule: Rule) -> None:
+        if new_rule.id in self._rules:
+            raise ValueError(f"check id {new_rule.id} is defined twice")
+        if new_rule.layer not in LAYERS:
+            raise ValueError(f"{new_rule.id}: unknown layer {new_rule.layer!r}")
+        self._rules[new_rule.id] = new_rule
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(sorted(self._rules.values(), key=lambda r: (LAYERS.index(r.layer), r.id)))
+
+    def __getitem__(self, rule_id: str) -> Rule:
+        return self._rules[rule_id]
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._rules
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+
+#: Every rule flaskprod knows. Rule modules register into it at import time.
+REGISTRY = Registry()
+
+
+def rule(
+    id: str,  # noqa: A002 - the name the reports use
+    *,
+    layer: str,
+    level: Level,
+    title: str,
+    help: str,  # noqa: A002
+) -> Callable[[CheckFunction], Rule]:
+    """Declare a rule. The decorated function gets the :class:`Context` and yields
+    findings, usually made with ``RULE.finding(...)`` on the returned :class:`Rule`."""
+
+    def register(function: CheckFunction) -> Rule:
+        new_rule = Rule(id=id, layer=layer, level=level, title=title, help=help, function=function)
+        REGISTRY.add(new_rule)
+        return new_rule
+
+    return register

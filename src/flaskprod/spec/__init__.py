@@ -1,0 +1,1 @@
+"""The deployment spec: model, loading and validation, detection of a Flask project."""

@@ -1,0 +1,292 @@
+"""The deployment spec: one typed description of a deployment (``flaskprod.toml``).
+
+Everything else is derived from it (the kit, ``up``) or checked against it (``check``).
+Defaults live here and nowhere else; ``flaskprod init`` writes them out visibly.
+Field descriptions double as the reference documentation of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SPEC_FILENAME = "flaskprod.toml"
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)\s*$")
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(value: str | int) -> int:
+    """``"10M"`` -> bytes, in nginx's notation (k, m, g are powers of 1024)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"must be a size like 10M, 512k or 1048576 (got {value!r})")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def format_size(size: int) -> str:
+    """Bytes -> the shortest exact nginx size (``10485760`` -> ``"10m"``)."""
+    for suffix, unit in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if size and size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+UrlPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
+
+
+class AppSection(_Section):
+    target: str = Field(
+        description="What gunicorn imports: 'module:app' or 'module:create_app()'.",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$",
+    )
+    name: str = Field(
+        description="Short name: the system user, service, folder and socket names.",
+        pattern=r"^[a-z][a-z0-9-]{0,30}$",
+    )
+    domains: list[str] = Field(
+        default_factory=lambda: ["localhost"],
+        min_length=1,
+        description="Host names nginx serves; the first is the canonical one.",
+    )
+    root: str = Field(
+        default="/srv/{name}",
+        description="Where the project is installed on the server ({name} is replaced).",
+    )
+
+    @property
+    def install_dir(self) -> str:
+        return self.root.replace("{name}", self.name)
+
+
+WorkerClass = Literal["sync", "gthread", "gevent"]
+
+
+def default_workers(worker_class: str, cpus: int | None = None) -> int:
+    """Workers for this machine: the classic 2 x cores + 1 for sync workers, which
+    block on every request; threaded and async workers overlap I/O themselves, so
+    one process per core (at least 2, so that a reload or crash never empties the
+    pool) gives the same concurrency with far less memory."""
+    cores = cpus or os.cpu_count() or 1
+    if worker_class == "sync":
+        return 2 * cores + 1
+    return max(2, cores)
+
+
+class ServerSection(_Section):
+    kind: Literal["gunicorn"] = Field(default="gunicorn", description="The app server.")
+    bind: str = Field(
+        default="unix:/run/{name}/gunicorn.sock",
+        description="'unix:/absolute/path.sock' (default, behind nginx) or 'host:port'.",
+    )
+    worker_class: WorkerClass = Field(
+        default="gthread",
+        description="sync: one request per process; gthread: threads per process "
+        "(good for I/O-bound apps behind nginx); gevent: cooperative, needs gevent.",
+    )
+    workers: int | None = Field(
+        default=None, ge=1, le=64, description="Processes; unset: computed from the machine."
+    )
+    threads: int = Field(default=4, ge=1, le=64, description="Threads per gthread worker.")
+    timeout: int = Field(default=30, ge=1, le=600, description="Seconds before a silent worker is killed.")
+    graceful_timeout: int = Field(default=30, ge=1, le=600, description="Seconds a worker may finish in-flight requests on reload/stop.")
+    keepalive: int = Field(default=5, ge=0, le=300, description="Seconds to keep an idle upstream connection.")
+    max_requests: int = Field(default=2000, ge=0, description="Recycle a worker after this many requests (0: never).")
+    max_requests_jitter: int = Field(default=200, ge=0, description="Random spread so workers do not recycle together.")
+    preload_app: bool = Field(default=True, description="Import the app once in the master, then fork.")
+
+    @field_validator("bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        if value.startswith("unix:"):
+            if not value[5:].startswith("/"):
+                raise ValueError(f"a unix socket path must be absolute (got {value!r})")
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be 'unix:/path.sock' or 'host:port' (got {value!r})")
+        return value
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or default_workers(self.worker_class)
+
+
+class PathsSection(_Section):
+    static_url: UrlPath = Field(default="/static/", description="URL prefix of static files.")
+    static_dir: str = Field(
+        default="static",
+        description="Static folder, relative to the project root (served by nginx with alias).",
+    )
+    media_url: UrlPath = Field(default="/media/", description="URL prefix of user uploads.")
+    media_dir: str = Field(
+        default="/var/lib/{name}/media",
+        description="Absolute folder for uploads, outside the code ({name} is replaced).",
+    )
+
+    @field_validator("static_url", "media_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.endswith("/"):
+            raise ValueError(f"must end with '/' so nginx's alias maps it safely (got {value!r})")
+        return value
+
+    @field_validator("static_dir")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts:
+            raise ValueError(f"must be relative to the project root, without '..' (got {value!r})")
+        return value
+
+
+class RateLimit(_Section):
+    rate: str = Field(pattern=r"^\d+r/[sm]$", description="nginx rate, e.g. '10r/s' or '5r/m'.")
+    burst: int = Field(default=10, ge=0)
+
+
+class HttpSection(_Section):
+    max_body: str = Field(
+        default="10M",
+        description="Largest request body: nginx client_max_body_size and the app's "
+        "MAX_CONTENT_LENGTH, always equal.",
+    )
+    trusted_proxies: int = Field(
+        default=1, ge=0, le=5, description="Reverse proxies in front of the app (ProxyFix x_for)."
+    )
+    security_headers: Literal["nginx", "app"] = Field(
+        default="nginx",
+        description="Which layer sends HSTS, CSP and the other security headers (never both).",
+    )
+    hsts_max_age: int = Field(default=63072000, ge=0, description="HSTS max-age in seconds.")
+    csp: str = Field(default="default-src 'self'", description="Content-Security-Policy.")
+    health_path: UrlPath = Field(default="/health", description="Liveness: answers without dependencies.")
+    ready_path: UrlPath = Field(default="/health/ready", description="Readiness: checks the database and Redis.")
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: {
+            "api": RateLimit(rate="20r/s", burst=40),
+            "login": RateLimit(rate="10r/m", burst=5),
+        },
+        description="Named nginx rate limits; 'api' applies to /api/, 'login' to the login route.",
+    )
+    api_prefix: UrlPath = Field(default="/api/", description="URL prefix of the JSON API.")
+    login_path: UrlPath = Field(default="/login", description="Route the 'login' rate limit guards.")
+
+    @field_validator("max_body")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        parse_size(value)
+        return value
+
+    @property
+    def max_body_bytes(self) -> int:
+        return parse_size(self.max_body)
+
+
+class DatabaseSection(_Section):
+    engine: Literal["postgresql", "sqlite"] = Field(
+        default="postgresql", description="postgresql for production; sqlite for a single small box."
+    )
+    name: str = Field(default="{name}", description="Database name ({name} is replaced).")
+    user: str = Field(default="{name}", description="Database role ({name} is replaced).")
+    pool_size: int = Field(default=5, ge=1, le=100, description="SQLAlchemy pool size per worker.")
+    max_overflow: int = Field(default=5, ge=0, le=100, description="Extra connections per worker under load.")
+    pool_recycle: int = Field(default=1800, ge=0, description="Seconds before a pooled connection is replaced.")
+    pool_timeout: int = Field(default=10, ge=1, description="Seconds to wait for a pooled connection.")
+    max_connections: int = Field(default=100, ge=1, description="PostgreSQL's max_connections.")
+
+
+class RedisSection(_Section):
+    enabled: bool = Field(default=True, description="Redis for sessions, cache and rate data.")
+    maxmemory: str = Field(default="256mb", description="Redis memory limit.")
+    maxmemory_policy: str = Field(default="allkeys-lru", description="What Redis evicts when full.")
+
+
+class TlsSection(_Section):
+    mode: Literal["letsencrypt", "own", "local-ca"] = Field(
+        default="letsencrypt",
+        description="letsencrypt: certbot webroot; own: certificate files you provide; "
+        "local-ca: flaskprod's own CA (development, 'flaskprod up').",
+    )
+    certificate: str = Field(
+        default="/etc/letsencrypt/live/{domain}/fullchain.pem",
+        description="Certificate chain path ({domain} is the first domain).",
+    )
+    certificate_key: str = Field(
+        default="/etc/letsencrypt/live/{domain}/privkey.pem", description="Private key path."
+    )
+
+
+class BackupSection(_Section):
+    schedule: str = Field(default="daily", description="systemd OnCalendar= expression.")
+    keep: int = Field(default=14, ge=1, description="Backups kept at least (newest first).")
+    max_age_days: int = Field(default=30, ge=1, description="Older backups are removed.")
+    dir: str = Field(default="/var/backups/{name}", description="Where backups are written.")
+
+
+class DeploySection(_Section):
+    user: str = Field(default="{name}", description="System user the app runs as (never root).")
+    env_file: str = Field(default="/etc/{name}/{name}.env", description="systemd EnvironmentFile.")
+    venv: str = Field(default="{root}/.venv", description="Virtual environment on the server.")
+    python_version: str = Field(default="3.11", pattern=r"^3\.\d+$", description="Python of the image.")
+    log_dir: str = Field(default="/var/log/{name}", description="Log folder on the server.")
+
+
+class Spec(BaseModel):
+    """The whole ``flaskprod.toml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app: AppSection
+    server: ServerSection = Field(default_factory=ServerSection)
+    paths: PathsSection = Field(default_factory=PathsSection)
+    http: HttpSection = Field(default_factory=HttpSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    redis: RedisSection = Field(default_factory=RedisSection)
+    tls: TlsSection = Field(default_factory=TlsSection)
+    backup: BackupSection = Field(default_factory=BackupSection)
+    deploy: DeploySection = Field(default_factory=DeploySection)
+    ignore: dict[str, str] = Field(
+        default_factory=dict, description="Silenced check ids and the reason: {NGX004 = 'why'}."
+    )
+
+    # -- placeholders resolved once, here, so every consumer agrees -----------------
+    def resolve(self, text: str) -> str:
+        """Replace {name}, {root}, {domain} in a path-like setting."""
+        return (
+            text.replace("{root}", self.app.install_dir)
+            .replace("{name}", self.app.name)
+            .replace("{domain}", self.app.domains[0])
+        )
+
+    @property
+    def socket_path(self) -> str | None:
+        bind = self.resolve(self.server.bind)
+        return bind[5:] if bind.startswith("unix:") else None
+
+    @property
+    def bind(self) -> str:
+        return self.resolve(self.server.bind)
+
+    @property
+    def media_dir(self) -> str:
+        return self.resolve(self.paths.media_dir)
+
+    @property
+    def static_dir(self) -> str:
+        """Absolute static folder on the server."""
+        return f"{self.app.install_dir}/{self.paths.static_dir}".rstrip("/")
+
+    @property
+    def pool_connections(self) -> int:
+        """Most connections the app can open: workers x threads-sharing pool + overflow."""
+        return self.server.effective_workers * (self.database.pool_size + self.database.max_overflow)
