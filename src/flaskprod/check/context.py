@@ -31,6 +31,36 @@ FILE_KINDS = (
 
 
 @dataclass
+class AppInfo:
+    """What the probe saw inside the imported app (JSON-safe values only)."""
+
+    target: str
+    #: Config values that are JSON-safe; secrets stay in memory, reports never print them.
+    config: dict[str, Any] = field(default_factory=dict)
+    #: [{"rule": "/login", "methods": ["GET", "POST"], "endpoint": "login", "form": True}]
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    extensions: list[str] = field(default_factory=list)
+    debug: bool = False
+    #: The Werkzeug debugger wraps wsgi_app.
+    debugger: bool = False
+    #: ProxyFix settings ({"x_for": 1, "x_proto": 1, ...}) when it wraps wsgi_app.
+    proxy_fix: dict[str, int] | None = None
+    csrf: bool = False
+    #: [{"logger": "app", "class": "FileHandler", "stream": None, "file": "...", "rotated": False}]
+    log_handlers: list[dict[str, Any]] = field(default_factory=list)
+    #: Modules imported once the app was loaded (top-level names), e.g. "sentry_sdk".
+    modules: list[str] = field(default_factory=list)
+    #: SQLAlchemy engines: [{"backend": "postgresql", "pre_ping": True}]
+    engines: list[dict[str, Any]] = field(default_factory=list)
+    #: Headers of one HTTPS GET on the liveness route (lower-cased names), if any.
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(route["rule"]) for route in self.routes]
+
+
+@dataclass
 class Context:
     """The project under check."""
 
@@ -49,11 +79,41 @@ class Context:
     app_error: str | None = None
     #: Shared parse results, so that one file is parsed once per run.
     cache: dict[str, Any] = field(default_factory=dict)
+    #: What the app showed when imported (see :class:`AppInfo`); None when not imported.
+    app: AppInfo | None = None
+    #: Where ``env`` came from, as reports name it ("deploy/shop.service
+    #: (EnvironmentFile deploy/shop.env)", "--env-file prod.env"); None when unknown.
+    env_source: str | None = None
+    #: Whether ``env`` is what production really has (False: a guess, e.g. the
+    #: EnvironmentFile lives only on the server), so rules judging values stay quiet.
+    env_known: bool = False
+    #: Options of later layers (``live``: "url"; ``host``: ...), set by their commands.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Path]:
         if kind not in FILE_KINDS:
             raise KeyError(f"unknown file kind {kind!r}")
         return self.files.get(kind, [])
+
+    def read(self, path: Path) -> str:
+        """A file's text, read once per run; undecodable bytes are replaced and an
+        unreadable file reads as empty (discovery already proved it exists)."""
+        key = f"text:{path}"
+        if key not in self.cache:
+            try:
+                self.cache[key] = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                self.cache[key] = ""
+        text: str = self.cache[key]
+        return text
+
+    @property
+    def in_container(self) -> bool:
+        """The app runs in a container (a Dockerfile or compose file is there and no
+        systemd unit runs it on a VM), which changes what is right for some settings."""
+        return bool(self.of_kind("dockerfile") or self.of_kind("compose")) and not self.of_kind(
+            "systemd"
+        )
 
     def relative(self, path: Path) -> str:
         """A path as reports show it: relative to the project root when inside it."""

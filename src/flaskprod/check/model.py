@@ -51,6 +51,13 @@ LAYERS = (
 )
 
 
+#: Preconditions a rule may declare with ``requires=``; the runner checks them.
+#: "app": the app was imported under production's environment (Context.app_config is
+#: set); when it could not be, APP000 reports that once instead of every app rule.
+#: "spec": the project has a flaskprod.toml.
+PRECONDITIONS = ("app", "spec")
+
+
 @dataclass(frozen=True)
 class Finding:
     id: str
@@ -93,6 +100,11 @@ class Rule:
     title: str
     help: str
     function: CheckFunction = field(compare=False, repr=False)
+    #: Preconditions the runner checks before calling the rule, so that one root
+    #: cause gives one finding: "app" = the app was imported and its config is known.
+    requires: frozenset[str] = frozenset()
+    #: A short example of what the rule flags, for the checks reference.
+    example: str = ""
 
     def finding(
         self,
@@ -124,6 +136,9 @@ class Registry:
             raise ValueError(f"check id {new_rule.id} is defined twice")
         if new_rule.layer not in LAYERS:
             raise ValueError(f"{new_rule.id}: unknown layer {new_rule.layer!r}")
+        unknown = new_rule.requires - set(PRECONDITIONS)
+        if unknown:
+            raise ValueError(f"{new_rule.id}: unknown precondition(s) {sorted(unknown)}")
         self._rules[new_rule.id] = new_rule
 
     def __iter__(self) -> Iterator[Rule]:
@@ -144,18 +159,32 @@ REGISTRY = Registry()
 
 
 def rule(
-    id: str,  # noqa: A002 - the name the reports use
+    id: str,
     *,
     layer: str,
     level: Level,
     title: str,
-    help: str,  # noqa: A002
+    help: str,
+    requires: Iterable[str] = (),
+    example: str = "",
 ) -> Callable[[CheckFunction], Rule]:
     """Declare a rule. The decorated function gets the :class:`Context` and yields
-    findings, usually made with ``RULE.finding(...)`` on the returned :class:`Rule`."""
+    findings, usually made with ``RULE.finding(...)`` on the returned :class:`Rule`.
+
+    ``requires`` names preconditions (see :data:`PRECONDITIONS`); when one is not met
+    the runner does not call the rule. ``example`` is shown in docs/checks.md."""
 
     def register(function: CheckFunction) -> Rule:
-        new_rule = Rule(id=id, layer=layer, level=level, title=title, help=help, function=function)
+        new_rule = Rule(
+            id=id,
+            layer=layer,
+            level=level,
+            title=title,
+            help=help,
+            function=function,
+            requires=frozenset(requires),
+            example=example,
+        )
         REGISTRY.add(new_rule)
         return new_rule
 
