@@ -12,7 +12,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SPEC_FILENAME = "flaskprod.toml"
 
@@ -98,12 +98,27 @@ class ServerSection(_Section):
         default=None, ge=1, le=64, description="Processes; unset: computed from the machine."
     )
     threads: int = Field(default=4, ge=1, le=64, description="Threads per gthread worker.")
-    timeout: int = Field(default=30, ge=1, le=600, description="Seconds before a silent worker is killed.")
-    graceful_timeout: int = Field(default=30, ge=1, le=600, description="Seconds a worker may finish in-flight requests on reload/stop.")
-    keepalive: int = Field(default=5, ge=0, le=300, description="Seconds to keep an idle upstream connection.")
-    max_requests: int = Field(default=2000, ge=0, description="Recycle a worker after this many requests (0: never).")
-    max_requests_jitter: int = Field(default=200, ge=0, description="Random spread so workers do not recycle together.")
-    preload_app: bool = Field(default=True, description="Import the app once in the master, then fork.")
+    timeout: int = Field(
+        default=30, ge=1, le=600, description="Seconds before a silent worker is killed."
+    )
+    graceful_timeout: int = Field(
+        default=30,
+        ge=1,
+        le=600,
+        description="Seconds a worker may finish in-flight requests on reload/stop.",
+    )
+    keepalive: int = Field(
+        default=5, ge=0, le=300, description="Seconds to keep an idle upstream connection."
+    )
+    max_requests: int = Field(
+        default=2000, ge=0, description="Recycle a worker after this many requests (0: never)."
+    )
+    max_requests_jitter: int = Field(
+        default=200, ge=0, description="Random spread so workers do not recycle together."
+    )
+    preload_app: bool = Field(
+        default=True, description="Import the app once in the master, then fork."
+    )
 
     @field_validator("bind")
     @classmethod
@@ -127,6 +142,12 @@ class PathsSection(_Section):
     static_dir: str = Field(
         default="static",
         description="Static folder, relative to the project root (served by nginx with alias).",
+    )
+    static_max_age: int = Field(
+        default=31536000,
+        ge=0,
+        description="Seconds browsers may cache static files, marked immutable: use "
+        "fingerprinted file names (or set 0 to disable caching).",
     )
     media_url: UrlPath = Field(default="/media/", description="URL prefix of user uploads.")
     media_dir: str = Field(
@@ -169,8 +190,12 @@ class HttpSection(_Section):
     )
     hsts_max_age: int = Field(default=63072000, ge=0, description="HSTS max-age in seconds.")
     csp: str = Field(default="default-src 'self'", description="Content-Security-Policy.")
-    health_path: UrlPath = Field(default="/health", description="Liveness: answers without dependencies.")
-    ready_path: UrlPath = Field(default="/health/ready", description="Readiness: checks the database and Redis.")
+    health_path: UrlPath = Field(
+        default="/health", description="Liveness: answers without dependencies."
+    )
+    ready_path: UrlPath = Field(
+        default="/health/ready", description="Readiness: checks the database and Redis."
+    )
     rate_limits: dict[str, RateLimit] = Field(
         default_factory=lambda: {
             "api": RateLimit(rate="20r/s", burst=40),
@@ -179,7 +204,9 @@ class HttpSection(_Section):
         description="Named nginx rate limits; 'api' applies to /api/, 'login' to the login route.",
     )
     api_prefix: UrlPath = Field(default="/api/", description="URL prefix of the JSON API.")
-    login_path: UrlPath = Field(default="/login", description="Route the 'login' rate limit guards.")
+    login_path: UrlPath = Field(
+        default="/login", description="Route the 'login' rate limit guards."
+    )
 
     @field_validator("max_body")
     @classmethod
@@ -194,21 +221,35 @@ class HttpSection(_Section):
 
 class DatabaseSection(_Section):
     engine: Literal["postgresql", "sqlite"] = Field(
-        default="postgresql", description="postgresql for production; sqlite for a single small box."
+        default="postgresql",
+        description="postgresql for production; sqlite for a single small box.",
     )
     name: str = Field(default="{name}", description="Database name ({name} is replaced).")
     user: str = Field(default="{name}", description="Database role ({name} is replaced).")
     pool_size: int = Field(default=5, ge=1, le=100, description="SQLAlchemy pool size per worker.")
-    max_overflow: int = Field(default=5, ge=0, le=100, description="Extra connections per worker under load.")
-    pool_recycle: int = Field(default=1800, ge=0, description="Seconds before a pooled connection is replaced.")
-    pool_timeout: int = Field(default=10, ge=1, description="Seconds to wait for a pooled connection.")
+    max_overflow: int = Field(
+        default=5, ge=0, le=100, description="Extra connections per worker under load."
+    )
+    pool_recycle: int = Field(
+        default=1800, ge=0, description="Seconds before a pooled connection is replaced."
+    )
+    pool_timeout: int = Field(
+        default=10, ge=1, description="Seconds to wait for a pooled connection."
+    )
     max_connections: int = Field(default=100, ge=1, description="PostgreSQL's max_connections.")
+    local: bool = Field(
+        default=True,
+        description="PostgreSQL runs on the app's server (the service starts after it).",
+    )
 
 
 class RedisSection(_Section):
     enabled: bool = Field(default=True, description="Redis for sessions, cache and rate data.")
     maxmemory: str = Field(default="256mb", description="Redis memory limit.")
     maxmemory_policy: str = Field(default="allkeys-lru", description="What Redis evicts when full.")
+    local: bool = Field(
+        default=True, description="Redis runs on the app's server (the service starts after it)."
+    )
 
 
 class TlsSection(_Section):
@@ -224,6 +265,10 @@ class TlsSection(_Section):
     certificate_key: str = Field(
         default="/etc/letsencrypt/live/{domain}/privkey.pem", description="Private key path."
     )
+    acme_webroot: str = Field(
+        default="/var/www/letsencrypt",
+        description="Folder nginx serves /.well-known/acme-challenge/ from (certbot --webroot).",
+    )
 
 
 class BackupSection(_Section):
@@ -237,8 +282,53 @@ class DeploySection(_Section):
     user: str = Field(default="{name}", description="System user the app runs as (never root).")
     env_file: str = Field(default="/etc/{name}/{name}.env", description="systemd EnvironmentFile.")
     venv: str = Field(default="{root}/.venv", description="Virtual environment on the server.")
-    python_version: str = Field(default="3.11", pattern=r"^3\.\d+$", description="Python of the image.")
+    python_version: str = Field(
+        default="3.11", pattern=r"^3\.\d+$", description="Python of the image."
+    )
     log_dir: str = Field(default="/var/log/{name}", description="Log folder on the server.")
+
+
+class ContainerSection(_Section):
+    """Images and sizes for Docker, Compose and Kubernetes."""
+
+    python_image: str = Field(
+        default="python:3.11.11-slim-bookworm",
+        pattern=r"^python:3\.\d+\.\d+-slim-[a-z]+$",
+        description="Base image, pinned to a patch release (same minor as deploy.python_version).",
+    )
+    image: str = Field(
+        default="ghcr.io/your-org/{name}",
+        description="Image repository the app is pushed to and pulled from (no tag).",
+    )
+    tag: str = Field(default="latest", description="Image tag Compose and Kubernetes run.")
+    port: int = Field(
+        default=8000, ge=1, le=65535, description="Port gunicorn binds in a container."
+    )
+    uid: int = Field(default=10001, ge=1000, description="Numeric non-root user of the image.")
+    nginx_image: str = Field(
+        default="nginx:1.22.1-alpine",
+        description="nginx image of compose (same major as the nginx the site is tested with).",
+    )
+    postgres_image: str = Field(default="postgres:15.10-bookworm", description="PostgreSQL image.")
+    redis_image: str = Field(default="redis:7.0.15-bookworm", description="Redis image.")
+    replicas: int = Field(
+        default=2, ge=1, description="Kubernetes pods (the autoscaler's minimum)."
+    )
+    max_replicas: int = Field(default=6, ge=1, description="Most pods the autoscaler may run.")
+    cpu_target: int = Field(
+        default=70, ge=10, le=100, description="Average CPU % the autoscaler aims for."
+    )
+    cpu_request: str = Field(default="250m", description="CPU reserved per pod.")
+    cpu_limit: str = Field(default="1", description="CPU limit per pod.")
+    memory_request: str = Field(default="256Mi", description="Memory reserved per pod.")
+    memory_limit: str = Field(default="512Mi", description="Memory limit per pod (OOM-kill above).")
+    pre_stop_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="Pause before SIGTERM so load balancers stop sending traffic first.",
+    )
+    ingress_class: str = Field(default="nginx", description="Kubernetes IngressClass.")
 
 
 class Spec(BaseModel):
@@ -255,9 +345,20 @@ class Spec(BaseModel):
     tls: TlsSection = Field(default_factory=TlsSection)
     backup: BackupSection = Field(default_factory=BackupSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
+    container: ContainerSection = Field(default_factory=ContainerSection)
     ignore: dict[str, str] = Field(
         default_factory=dict, description="Silenced check ids and the reason: {NGX004 = 'why'}."
     )
+
+    @model_validator(mode="after")
+    def _image_matches_python(self) -> Spec:
+        minor = self.deploy.python_version
+        if not self.container.python_image.startswith(f"python:{minor}."):
+            raise ValueError(
+                f"container.python_image must be a Python {minor} image, like deploy.python_version"
+                f" (got {self.container.python_image!r})"
+            )
+        return self
 
     # -- placeholders resolved once, here, so every consumer agrees -----------------
     def resolve(self, text: str) -> str:
@@ -289,4 +390,6 @@ class Spec(BaseModel):
     @property
     def pool_connections(self) -> int:
         """Most connections the app can open: workers x threads-sharing pool + overflow."""
-        return self.server.effective_workers * (self.database.pool_size + self.database.max_overflow)
+        return self.server.effective_workers * (
+            self.database.pool_size + self.database.max_overflow
+        )
