@@ -1,0 +1,79 @@
+"""Free loopback TCP ports for the servers flaskprod starts.
+
+The race: :func:`free_port` asks the kernel for a port that is free *now*, then
+closes the socket so the server can bind it. Between that close and the server's own
+``bind()`` another process may take the same port (other engineers' suites run on this
+machine too). It is rare — the kernel hands out ephemeral ports in rotation — but
+real, so every server started through :mod:`flaskprod.stack` is started with
+:func:`retry_on_port_in_use`: when the server dies saying its address is in use
+(:class:`PortInUse`), we pick a fresh port and start it again, a bounded number of
+times.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import TypeVar
+
+from flaskprod.errors import EnvironmentProblem, ServiceFailed
+
+LOOPBACK = "127.0.0.1"
+
+#: How many different ports a server is tried on before we give up.
+PORT_ATTEMPTS = 3
+
+T = TypeVar("T")
+
+
+class PortInUse(ServiceFailed):
+    """A server could not bind its port because someone else holds it."""
+
+    def __init__(self, message: str, *, port: int) -> None:
+        super().__init__(message)
+        self.port = port
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on ``host`` that nobody listens on at this instant (see the race above)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # No SO_REUSEADDR: we want a port that is really free, not one in TIME_WAIT.
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Whether ``port`` can be bound on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def retry_on_port_in_use(
+    start: Callable[[int], T],
+    *,
+    port: int | None = None,
+    attempts: int = PORT_ATTEMPTS,
+    name: str = "server",
+) -> T:
+    """Call ``start(port)``; when it raises :class:`PortInUse`, retry on a fresh port.
+
+    ``port`` is the first port to try (a fresh one when ``None``). A port the user asked
+    for explicitly should not be silently changed: pass ``attempts=1`` then.
+    """
+    last: PortInUse | None = None
+    for attempt in range(attempts):
+        candidate = port if (attempt == 0 and port is not None) else free_port()
+        try:
+            return start(candidate)
+        except PortInUse as error:
+            last = error
+    assert last is not None
+    raise EnvironmentProblem(
+        f"{name} could not bind a port after {attempts} attempts (last: {last.port})",
+        hint="another process keeps taking them; free the port or pass another one",
+    )

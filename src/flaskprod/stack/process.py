@@ -1,0 +1,370 @@
+"""Supervise one server process: start it, wait until it is ready, stop it by its pid.
+
+Every server flaskprod runs (PostgreSQL, Redis, gunicorn, nginx) goes through here:
+
+- :func:`start` runs the command in its own session (so its process-group id is its
+  pid and stopping the group stops its children), with stdout and stderr appended to
+  a log file, optionally as another user (``setpriv``) and optionally dying with us.
+- :meth:`Process.wait_ready` polls a readiness probe quickly until a deadline and
+  fails early, with the tail of the log, when the process dies.
+- :func:`stop_pid` stops exactly one process we started: it checks the pid still
+  belongs to the process we started (its kernel start time, kept in the pid file),
+  sends a signal, waits, then SIGKILLs its group after a timeout. Never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flaskprod.errors import EnvironmentProblem, ServiceFailed
+from flaskprod.stack.ports import PortInUse
+
+#: Default deadlines, in seconds.
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+#: How many log lines an error shows.
+TAIL_LINES = 20
+
+# What servers print when their port is taken: the strerror of EADDRINUSE (PostgreSQL,
+# Redis, nginx) and gunicorn's own wording.
+_PORT_IN_USE_MARKERS = ("Address already in use", "Connection in use")
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ServiceStartFailed(ServiceFailed):
+    """A server died or did not become ready; carries where its log is and its tail."""
+
+    def __init__(self, message: str, *, log_path: Path, log_tail: str) -> None:
+        super().__init__(message)
+        self.log_path = log_path
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        # First line is the error; the log tail follows, indented, because it is
+        # usually the only place that says why.
+        if not self.log_tail:
+            return self.message
+        tail = "\n".join(f"  | {line}" for line in self.log_tail.splitlines())
+        return f"{self.message}\n{tail}"
+
+
+# -- pids -----------------------------------------------------------------------------
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel start time of ``pid`` (clock ticks since boot), ``None`` if gone.
+
+    Together with the pid it identifies a process for good: a recycled pid has a
+    different start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])  # field 22 overall
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
+    state = _state(pid)
+    return state is not None and state not in ("Z", "X")
+
+
+def _reap(pid: int) -> None:
+    # If the process is our child, collect its exit status so it does not stay a zombie.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        _reap(pid)
+        if not is_alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _leads_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _signal(pid: int, sig: int, *, group: bool) -> None:
+    # Signal the whole group only when the pid leads it (as everything started by
+    # `start` does); otherwise just the pid, so that we never reach someone else's.
+    with contextlib.suppress(ProcessLookupError):
+        if group and _leads_group(pid):
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def stop_pid(
+    pid: int,
+    *,
+    expected_start: int | None = None,
+    sig: int = signal.SIGTERM,
+    timeout: float = STOP_TIMEOUT,
+    group: bool = True,
+) -> bool:
+    """Stop the process ``pid``: ``sig``, wait up to ``timeout``, then SIGKILL.
+
+    ``expected_start`` (from :func:`start_time` when we started it) guards against a
+    recycled pid: if it does not match, nothing is signalled. ``group`` sends ``sig`` to
+    its whole process group (when ``pid`` leads one); ``False`` sends it to the leader
+    only, for servers that stop their children themselves (PostgreSQL). The SIGKILL
+    after the timeout, and the sweep of leftovers, always cover the group we started.
+    Returns whether a process was stopped; ``False`` when it was gone or is not ours.
+    """
+    if not is_alive(pid):
+        _reap(pid)
+        return False
+    if expected_start is not None and start_time(pid) != expected_start:
+        return False
+    leader = _leads_group(pid)
+    # A paused (SIGSTOPped) process would not act on the signal until continued.
+    _signal(pid, signal.SIGCONT, group=True)
+    _signal(pid, sig, group=group)
+    if not _wait_gone(pid, timeout):
+        _signal(pid, signal.SIGKILL, group=True)
+        _wait_gone(pid, 5.0)
+    if leader:
+        # Leftover children of a leader that exited: a group id cannot be recycled
+        # while any member lives, so this only reaches what we started.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+# -- pid files --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    pid: int
+    start: int | None
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    """Write ``pid`` and its start time to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{pid} {start_time(pid) or ''}".rstrip() + "\n")
+    tmp.replace(path)
+
+
+def read_pid_file(path: Path) -> PidRecord | None:
+    """The record in ``path``; ``None`` when the file is missing or unreadable."""
+    try:
+        parts = path.read_text().split()
+        pid = int(parts[0])
+        started = int(parts[1]) if len(parts) > 1 else None
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return PidRecord(pid, started)
+
+
+def stop_pid_file(path: Path, *, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop the process a pid file names (if it is still that process), then remove the file."""
+    record = read_pid_file(path)
+    stopped = False
+    if record is not None:
+        stopped = stop_pid(record.pid, expected_start=record.start, sig=sig, timeout=timeout)
+    path.unlink(missing_ok=True)
+    return stopped
+
+
+# -- logs -------------------------------------------------------------------------------
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ('' when it does not exist)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# -- starting ---------------------------------------------------------------------------
+
+
+def as_user(argv: Sequence[str], user: str, *, pdeathsig: bool = False) -> list[str]:
+    """``argv`` run as ``user`` through ``setpriv`` (exec, so the pid stays the same)."""
+    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    if pdeathsig:
+        # A change of uid clears the parent-death signal: setpriv sets it again after.
+        prefix += ["--pdeathsig", "SIGTERM"]
+    return [*prefix, *argv]
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@dataclass
+class Process:
+    """A server process we started (see :func:`start`)."""
+
+    name: str
+    pid: int
+    log_path: Path
+    started: int | None
+    pid_file: Path | None = None
+    _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return is_alive(self.pid) and start_time(self.pid) == self.started
+
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def log_tail(self, lines: int = TAIL_LINES) -> str:
+        return log_tail(self.log_path, lines)
+
+    def wait_ready(
+        self,
+        probe: Callable[[], bool],
+        *,
+        timeout: float = READY_TIMEOUT,
+        port: int | None = None,
+    ) -> None:
+        """Poll ``probe`` until it returns true; fail early when the process dies.
+
+        Raises :class:`~flaskprod.stack.ports.PortInUse` when the process died saying
+        its address was taken (so the caller can retry on another ``port``), and
+        :class:`ServiceStartFailed` with the log tail otherwise or on timeout (after
+        stopping the process).
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            # Alive first: a probe could reach another server that holds our port.
+            if not self.alive():
+                self._died(port)
+            if probe() and self.alive():
+                return
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise ServiceStartFailed(
+                    f"{self.name} did not become ready within {timeout:g}s (log: {self.log_path})",
+                    log_path=self.log_path,
+                    log_tail=self.log_tail(),
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)
+
+    def _died(self, port: int | None) -> None:
+        tail = self.log_tail()
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+        if port is not None and any(marker in tail for marker in _PORT_IN_USE_MARKERS):
+            raise PortInUse(f"{self.name}: port {port} is already in use", port=port)
+        code = self.returncode()
+        status = f" with status {code}" if code is not None else ""
+        raise ServiceStartFailed(
+            f"{self.name} exited{status} before it was ready (log: {self.log_path})",
+            log_path=self.log_path,
+            log_tail=tail,
+        )
+
+    def send(self, sig: int, *, group: bool = True) -> None:
+        """Send ``sig`` to the process (and its group), if it is still the one we started."""
+        if self.alive():
+            _signal(self.pid, sig, group=group)
+
+    def pause(self) -> None:
+        """SIGSTOP the whole group: the server hangs as a frozen host would."""
+        self.send(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.send(signal.SIGCONT)
+
+    def stop(
+        self, *, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT, group: bool = True
+    ) -> bool:
+        """Stop it (see :func:`stop_pid`); returns whether it was still running."""
+        stopped = stop_pid(
+            self.pid, expected_start=self.started, sig=sig, timeout=timeout, group=group
+        )
+        if self._popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=1.0)
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+        return stopped
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    name: str,
+    log_path: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    user: str | None = None,
+    pid_file: Path | None = None,
+    die_with_parent: bool = False,
+) -> Process:
+    """Start ``argv`` in its own session with its output appended to ``log_path``.
+
+    ``user`` runs it as that user via ``setpriv`` (we must be root). ``die_with_parent``
+    makes the kernel send it SIGTERM if this process dies, so a crashed test run does
+    not leave servers behind; `flaskprod up` leaves it off so servers outlive the CLI.
+    """
+    command = list(argv)
+    if user is not None:
+        command = as_user(command, user, pdeathsig=die_with_parent)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        try:
+            popen = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent and user is None else None,
+            )
+        except FileNotFoundError as error:
+            raise EnvironmentProblem(f"{name}: cannot run {command[0]!r}: not found") from error
+    process = Process(name, popen.pid, log_path, start_time(popen.pid), pid_file, popen)
+    if pid_file is not None:
+        write_pid_file(pid_file, popen.pid)
+    return process

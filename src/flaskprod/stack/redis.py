@@ -1,0 +1,189 @@
+"""A throwaway (or project-local) redis-server on 127.0.0.1 with a generated config."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import shutil
+import socket
+from pathlib import Path
+from typing import BinaryIO
+
+from flaskprod.errors import EnvironmentProblem, ServiceFailed
+from flaskprod.stack import process
+from flaskprod.stack.ports import LOOPBACK, PortInUse, free_port, retry_on_port_in_use
+
+INSTALL_HINT = "apt-get install redis-server"
+
+
+def find_redis_server(binary: Path | None = None) -> Path:
+    """``binary`` if given and present, else ``redis-server`` on PATH."""
+    found = str(binary) if binary is not None and binary.is_file() else None
+    if binary is None:
+        found = shutil.which("redis-server")
+    if found is None:
+        where = str(binary) if binary is not None else "PATH"
+        raise EnvironmentProblem(f"redis-server not found in {where}", hint=INSTALL_HINT)
+    return Path(found)
+
+
+def _quote(value: str) -> str:
+    # redis.conf strings: double quotes with backslash escapes.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class RedisServer:
+    """redis-server with its config, data and log in ``dir``, on ``127.0.0.1:port``.
+
+    No persistence unless ``persistence=True`` (append-only file in ``dir``), so a
+    restart starts empty by default. ``port=None`` picks a free one (retried on a fresh
+    one if taken; a given port is not changed).
+    """
+
+    def __init__(
+        self,
+        dir: Path,
+        port: int | None = None,
+        password: str | None = None,
+        *,
+        persistence: bool = False,
+        binary: Path | None = None,
+        ready_timeout: float = process.READY_TIMEOUT,
+        die_with_parent: bool = False,
+    ) -> None:
+        self.dir = Path(dir).absolute()
+        self.binary = find_redis_server(binary)
+        self._fixed_port = port is not None
+        self.port = port if port is not None else free_port()
+        self.password = password
+        self.persistence = persistence
+        self.ready_timeout = ready_timeout
+        self.die_with_parent = die_with_parent
+        self.config_path = self.dir / "redis.conf"
+        self.log_path = self.dir / "redis.log"
+        self._process: process.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self.running else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.alive()
+
+    def url(self, db: int = 0) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{LOOPBACK}:{self.port}/{db}"
+
+    def _write_config(self) -> None:
+        lines = [
+            "# Written by flaskprod.stack.redis; rewritten on every start.",
+            f"bind {LOOPBACK}",
+            f"port {self.port}",
+            "protected-mode yes",
+            "daemonize no",
+            'logfile ""',  # stdout, which goes to our log file
+            f"dir {_quote(str(self.dir))}",
+            'save ""',
+            f"appendonly {'yes' if self.persistence else 'no'}",
+        ]
+        if self.password:
+            lines.append(f"requirepass {_quote(self.password)}")
+        tmp = self.config_path.with_name(".redis.conf.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.chmod(0o600)  # it may hold the password
+        tmp.replace(self.config_path)
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        if self.running:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        retry_on_port_in_use(
+            self._start_on,
+            port=self.port,
+            attempts=1 if self._fixed_port else 3,
+            name="redis-server",
+        )
+        atexit.register(self._stop_at_exit)
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
+        self._write_config()
+        self._process = process.start(
+            [str(self.binary), str(self.config_path)],
+            name=f"redis-server on port {port}",
+            log_path=self.log_path,
+            cwd=self.dir,
+            die_with_parent=self.die_with_parent,
+        )
+        try:
+            self._process.wait_ready(self._ready, timeout=self.ready_timeout, port=port)
+        except PortInUse:
+            self._process = None
+            raise
+
+    def command(self, *args: str, timeout: float = 1.0) -> bytes:
+        """Send one command and return its reply (bulk payload, or the status line).
+
+        Speaks RESP over a socket itself, so that starting a server needs no client
+        library. Raises :class:`OSError` when unreachable, ``RuntimeError`` on an error reply.
+        """
+        with socket.create_connection((LOOPBACK, self.port), timeout=timeout) as sock:
+            reader = sock.makefile("rb")
+            if self.password:
+                _send(sock, ["AUTH", self.password])
+                _read_reply(reader)
+            _send(sock, list(args))
+            return _read_reply(reader)
+
+    def _ready(self) -> bool:
+        # INFO's process_id proves we reached our server, not another on the same port.
+        try:
+            reply = self.command("INFO", "server")
+        except OSError:
+            return False
+        return self._process is not None and f"process_id:{self._process.pid}\r".encode() in reply
+
+    def stop(self, timeout: float = process.STOP_TIMEOUT) -> None:
+        """SIGTERM (redis saves the append-only file if persistent), SIGKILL after timeout."""
+        if self._process is not None:
+            self._process.stop(timeout=timeout)
+            self._process = None
+        atexit.unregister(self._stop_at_exit)
+
+    def _stop_at_exit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop(timeout=5.0)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): commands hang, as with a stalled Redis host."""
+        if self._process is None:
+            raise ServiceFailed("redis-server is not running: cannot pause it")
+        self._process.pause()
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.resume()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"RedisServer({str(self.dir)!r}, port={self.port}, {state})"
+
+
+def _send(sock: socket.socket, args: list[str]) -> None:
+    parts = [arg.encode() for arg in args]
+    sock.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+
+
+def _read_reply(reader: BinaryIO) -> bytes:
+    line = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("connection closed by redis-server")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"-":
+        raise RuntimeError(rest.decode(errors="replace"))
+    if kind == b"$":
+        size = int(rest)
+        return b"" if size < 0 else reader.read(size + 2)[:-2]
+    return rest

@@ -1,0 +1,79 @@
+"""Suite-wide fixtures: real, throwaway PostgreSQL and Redis servers.
+
+Each is started once per session on a free loopback port in its own temp folder and
+stopped by its pid at the end (also if the run crashes: the classes register an atexit
+stop, and the servers get SIGTERM from the kernel if pytest itself dies). A missing
+binary FAILS the test, naming what to install: never a skip.
+
+- ``postgres_cluster`` (session): a started :class:`PostgresCluster`.
+- ``postgres_url`` (function): a fresh database per test, its SQLAlchemy URL
+  (``postgresql+psycopg://postgres@127.0.0.1:PORT/NAME``); dropped afterwards.
+- ``redis_server`` (session): a started :class:`RedisServer`.
+- ``redis_url`` (function): ``redis://127.0.0.1:PORT/0``, flushed before the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from flaskprod.errors import UserError
+from flaskprod.stack.postgres import PostgresCluster, temp_cluster_dir
+from flaskprod.stack.redis import RedisServer
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    data_dir = temp_cluster_dir(prefix="flaskprod-test-pg-")
+    try:
+        cluster = PostgresCluster(data_dir, fsync=False, max_connections=200, die_with_parent=True)
+        cluster.start()
+    except UserError as error:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+        pytest.fail(f"PostgreSQL for the tests: {error}", pytrace=False)
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    _revive(postgres_cluster)
+    # pid + counter: unique even if two sessions ever shared a cluster.
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    url = postgres_cluster.create_database(name)
+    yield url
+    _revive(postgres_cluster)
+    postgres_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"), die_with_parent=True)
+        server.start()
+    except UserError as error:
+        pytest.fail(f"Redis for the tests: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    _revive(redis_server)
+    redis_server.command("FLUSHALL")
+    return redis_server.url()
+
+
+def _revive(server: PostgresCluster | RedisServer) -> None:
+    # A test before this one may have stopped or paused the shared server (readiness
+    # and fault tests do): hand the next test a running one.
+    server.resume()
+    if not server.running:
+        server.start()
