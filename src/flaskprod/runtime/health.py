@@ -1,0 +1,174 @@
+"""Liveness and readiness, both time-bounded.
+
+``/health`` answers without touching anything. ``/health/ready`` runs each check
+(database ``SELECT 1``, Redis ``PING``, migrations at head) on a small pool of daemon
+threads and waits at most ``HEALTH_TIMEOUT`` seconds in total: a hung dependency
+gives 503 in time, and the worker's request thread is never the one stuck.
+The checks also have their own socket timeouts, so stuck pool threads come back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from queue import SimpleQueue
+from typing import Any
+
+from flask import Flask
+
+log = logging.getLogger("flaskprod.health")
+
+Check = Callable[[], None]
+LIVE_BODY = b'{"status":"ok"}'
+
+
+class CheckPool:
+    """A few daemon threads (unlike ThreadPoolExecutor's, a stuck one never blocks
+    the process from exiting). Recreated in a forked child, where threads are gone."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._queue: SimpleQueue[tuple[Future[float], Check]] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def submit(self, check: Check) -> Future[float]:
+        """Run ``check`` on a pool thread; the future holds its duration in ms."""
+        self._ensure_threads()
+        future: Future[float] = Future()
+        self._queue.put((future, check))
+        return future
+
+    def _ensure_threads(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = SimpleQueue()
+                for number in range(self._size):
+                    thread = threading.Thread(
+                        target=self._work, name=f"flaskprod-health-{number}", daemon=True
+                    )
+                    thread.start()
+                self._pid = os.getpid()
+
+    def _work(self) -> None:
+        queue = self._queue
+        while True:
+            future, check = queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            start = time.perf_counter()
+            try:
+                check()
+            except BaseException as error:
+                future.set_exception(error)
+            else:
+                future.set_result((time.perf_counter() - start) * 1000)
+
+
+POOL = CheckPool()
+
+
+def readiness_checks(app: Flask) -> dict[str, Check]:
+    """The checks that apply to this app's configuration."""
+    checks: dict[str, Check] = {}
+    if "sqlalchemy" in app.extensions or app.config.get("SQLALCHEMY_DATABASE_URI"):
+        checks["database"] = lambda: check_database(app)
+    if app.config.get("REDIS_URL"):
+        checks["redis"] = lambda: check_redis(app)
+    if "migrate" in app.extensions and "sqlalchemy" in app.extensions:
+        checks["migrations"] = lambda: check_migrations(app)
+    return checks
+
+
+def readiness(app: Flask, timeout: float | None = None) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 200 when every check passed within the deadline, else 503."""
+    deadline = float(app.config.get("HEALTH_TIMEOUT", 2.0) if timeout is None else timeout)
+    checks = readiness_checks(app)
+    futures = {name: POOL.submit(check) for name, check in checks.items()}
+    wait(futures.values(), timeout=deadline)
+    results: dict[str, dict[str, Any]] = {}
+    for name, future in futures.items():
+        if not future.done():
+            future.cancel()
+            results[name] = {"status": "fail", "ms": round(deadline * 1000, 1), "error": "timeout"}
+            log.warning("readiness check %s timed out after %.1f s", name, deadline)
+            continue
+        error = future.exception()
+        if error is None:
+            results[name] = {"status": "ok", "ms": round(future.result(), 1)}
+        else:
+            # The client sees the error's kind only: messages can name hosts and users.
+            results[name] = {"status": "fail", "error": type(error).__name__}
+            log.warning("readiness check %s failed: %s", name, error)
+    ok = all(result["status"] == "ok" for result in results.values())
+    return (200 if ok else 503), {"status": "ok" if ok else "fail", "checks": results}
+
+
+def _engine(app: Flask) -> Any:
+    """Flask-SQLAlchemy's engine, or a small one of our own for apps without it."""
+    db = app.extensions.get("sqlalchemy")
+    if db is not None:
+        with app.app_context():
+            return db.engine
+    engine = app.extensions.get("flaskprod.health_engine")
+    if engine is None:
+        import sqlalchemy
+
+        from flaskprod.runtime.database import engine_options
+
+        options = engine_options(app.config)
+        options = {k: v for k, v in options.items() if k == "connect_args"}
+        engine = sqlalchemy.create_engine(
+            app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sqlalchemy.NullPool, **options
+        )
+        app.extensions["flaskprod.health_engine"] = engine
+    return engine
+
+
+def check_database(app: Flask) -> None:
+    from sqlalchemy import text
+
+    with _engine(app).connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def check_redis(app: Flask) -> None:
+    from flaskprod.runtime.redis import redis_client
+
+    if not redis_client(app).ping():
+        raise ConnectionError("PING did not answer PONG")
+
+
+class MigrationsBehind(Exception):
+    """The database is not at the migrations' head revision."""
+
+
+_heads: dict[str, frozenset[str]] = {}
+
+
+def check_migrations(app: Flask) -> None:
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    migrate = app.extensions["migrate"]
+    directory = str(migrate.directory)
+    with app.app_context():
+        heads = _heads.get(directory)
+        if heads is None:
+            # Reading the scripts is slow; they cannot change under a running process.
+            config = migrate.migrate.get_config(directory)
+            heads = frozenset(ScriptDirectory.from_config(config).get_heads())
+            _heads[directory] = heads
+        with _engine(app).connect() as connection:
+            current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    if current != heads:
+        raise MigrationsBehind(
+            f"database at {sorted(current) or 'no revision'}, code at {sorted(heads)}: "
+            "run flask db upgrade"
+        )

@@ -1,0 +1,118 @@
+"""The WSGI layer around the Flask app: request id, access line, headers, health.
+
+Why WSGI and not Flask hooks: it sees every response exactly once, including errors
+raised by other extensions' hooks and exceptions that escape Flask (testing/debug),
+so the access line is written once per request in all cases. The health endpoints
+live here too, so they never open a session (no Set-Cookie, no Redis lookup for a
+server-side session), never meet CSRF or the app's login hooks, and touch nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+from flaskprod.runtime.health import LIVE_BODY, readiness
+from flaskprod.runtime.logging import ACCESS_LOGGER
+from flaskprod.runtime.request_id import HEADER, request_id_from
+from flaskprod.runtime.security import add_missing, security_headers
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+error_log = logging.getLogger("flaskprod.errors")
+
+
+class FlaskprodMiddleware:
+    """Wraps ``app.wsgi_app``; ProxyFix (when used) wraps this, so addresses and the
+    scheme are already the client's when we look at them."""
+
+    def __init__(self, wsgi_app: WSGIApplication, app: Flask) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+        config = app.config
+        self.health_path = str(config["HEALTH_PATH"])
+        self.ready_path = str(config["READY_PATH"])
+        self.headers, self.hsts = security_headers(config)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start = time.perf_counter()
+        rid = request_id_from(environ)
+        status_line = "500"
+        extra = self.headers
+        if self.hsts is not None and environ.get("wsgi.url_scheme") == "https":
+            extra = [*extra, self.hsts]
+
+        def _start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            nonlocal status_line
+            status_line = status
+            add_missing(headers, [(HEADER, rid), *extra])
+            return start_response(status, headers, exc_info)
+
+        try:
+            path = environ.get("PATH_INFO")
+            if path == self.health_path or path == self.ready_path:
+                return self._health(environ, _start_response, path == self.ready_path)
+            return self.wsgi_app(environ, _start_response)
+        except Exception:
+            # Only reached when Flask propagates (testing/debug): it did not log it.
+            error_log.exception("unhandled exception", extra={"request_id": rid})
+            raise
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                method = environ.get("REQUEST_METHOD")
+                path = environ.get("PATH_INFO")
+                status = int(status_line[:3])
+                duration = round((time.perf_counter() - start) * 1000, 2)
+                access_log.info(
+                    "%s %s %s %sms",
+                    method,
+                    path,
+                    status,
+                    duration,
+                    extra={
+                        "request_id": rid,
+                        "method": method,
+                        "path": path,
+                        "status": status,
+                        "duration_ms": duration,
+                        "remote_addr": environ.get("REMOTE_ADDR"),
+                    },
+                )
+
+    def _health(
+        self, environ: WSGIEnvironment, start_response: StartResponse, ready: bool
+    ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            body = b'{"error":{"status":405,"code":"method_not_allowed","message":"GET only"}}'
+            start_response(
+                "405 METHOD NOT ALLOWED",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Allow", "GET, HEAD"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+        status = 200
+        body = LIVE_BODY
+        if ready:
+            status, data = readiness(self.app)
+            body = json.dumps(data, separators=(",", ":")).encode()
+        start_response(
+            "200 OK" if status == 200 else "503 SERVICE UNAVAILABLE",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
