@@ -20,6 +20,11 @@ _COMMANDS: dict[str, str] = {
     "init": "flaskprod.kit.commands:init_command",
     "render": "flaskprod.kit.commands:render_command",
     "check": "flaskprod.check.commands:check_command",
+    "up": "flaskprod.stack.commands:up_command",
+    "down": "flaskprod.stack.commands:down_command",
+    "status": "flaskprod.stack.commands:status_command",
+    "logs": "flaskprod.stack.commands:logs_command",
+    "reload": "flaskprod.stack.commands:reload_command",
 }
 
 

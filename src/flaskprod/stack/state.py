@@ -94,6 +94,7 @@ class StackState:
     https_port: int
     services: list[ServiceRecord] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    ready_path: str = "/health/ready"
 
     def service(self, name: str) -> ServiceRecord | None:
         return next((s for s in self.services if s.name == name), None)

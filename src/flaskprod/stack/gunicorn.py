@@ -1,0 +1,135 @@
+"""Run the rendered ``deploy/gunicorn.conf.py`` on a developer's machine.
+
+The config file runs as rendered; gunicorn's command-line settings take precedence
+over a config file, so the few things that must differ here are given as flags:
+the bind (a socket in the state folder, since ``/run/<name>/`` is root's and the
+server's), the working folder (the project, not ``/srv/<name>``), the pid file and the
+logs (to our log file, not ``/var/log/<name>``). See :func:`overlay_flags`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from flaskprod.spec.model import Spec
+from flaskprod.stack.state import children_of
+
+
+def overlay_flags(spec: Spec, *, socket_path: Path, project: Path, pid_file: Path) -> list[str]:
+    """The settings ``up`` overrides, as gunicorn flags (each one a machine difference)."""
+    control = socket_path.with_name("gunicorn.ctl")
+    return [
+        # gunicorn >= 24 opens a control socket at one per-user path by default: two
+        # stacks on one machine would fight over it.
+        "--control-socket",
+        str(control),
+        "--bind",
+        f"unix:{socket_path}",
+        "--chdir",
+        str(project),
+        "--pid",
+        str(pid_file),
+        # Both logs to stdout/stderr, which up collects per service; the access log
+        # is how one sees which requests reached the app (and which nginx answered).
+        "--access-logfile",
+        "-",
+        "--error-logfile",
+        "-",
+    ]
+
+
+def command(
+    spec: Spec, *, conf: Path, socket_path: Path, project: Path, pid_file: Path
+) -> list[str]:
+    """``python -m gunicorn -c <rendered conf> <overlay flags> <app target>``."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(conf),
+        *overlay_flags(spec, socket_path=socket_path, project=project, pid_file=pid_file),
+        spec.app.target,
+    ]
+
+
+def app_environment(
+    spec: Spec,
+    base: Mapping[str, str],
+    *,
+    secret_key: str,
+    database_url: str,
+    redis_url: str | None,
+    media_root: Path,
+) -> dict[str, str]:
+    """The environment the app runs with: what systemd's EnvironmentFile gives on a server."""
+    env = dict(base)
+    env.update(
+        {
+            "FLASKPROD_ENV": "production",
+            "SECRET_KEY": secret_key,
+            "DATABASE_URL": database_url,
+            "MEDIA_ROOT": str(media_root),
+            "FLASKPROD_MEDIA_ROOT": str(media_root),
+            "TRUSTED_PROXIES": str(spec.http.trusted_proxies),
+            "MAX_CONTENT_LENGTH": str(spec.http.max_body_bytes),
+            # "nginx": the app leaves the security headers to nginx, so each is sent once.
+            "FLASKPROD_SECURITY_HEADERS": spec.http.security_headers,
+            "FLASK_APP": spec.app.target,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    else:
+        env.pop("REDIS_URL", None)
+    return env
+
+
+def socket_accepts(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def workers(master: int) -> list[int]:
+    """The worker pids of the gunicorn master ``master``."""
+    return children_of(master)
+
+
+def graceful_reload(master: int, expected: int, timeout: float = 60.0) -> list[int]:
+    """HUP the master and wait until every worker is a new one.
+
+    On HUP gunicorn starts new workers first and only then stops the old ones
+    gracefully (each finishes its requests in flight), so the pool never empties.
+    With ``preload_app`` the new workers fork from the master's already imported app:
+    configuration changes apply, code changes need ``flaskprod down && flaskprod up``.
+    Returns the new worker pids.
+    """
+    old = set(workers(master))
+    with contextlib.suppress(ProcessLookupError):
+        _send(master, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = set(workers(master))
+        if current and not current & old and len(current) >= expected:
+            return sorted(current)
+        time.sleep(0.05)
+    raise TimeoutError(f"gunicorn did not replace its workers within {timeout:g}s")
+
+
+def _send(pid: int, signum: int) -> None:
+    import os
+
+    os.kill(pid, signum)

@@ -1,0 +1,691 @@
+"""``flaskprod up``: the production-shaped stack of a project, on this machine.
+
+Order: local CA -> PostgreSQL -> Redis -> migrations (release step) -> gunicorn with
+the rendered config -> nginx with the rendered site -> readiness through nginx over
+HTTPS. Every service is started in its own session with its output in a log file, so
+the same code serves the foreground mode (which then follows the logs and stops the
+stack on Ctrl-C) and ``--detach`` (which leaves the servers running and exits).
+``state.json`` records each process (pid + kernel start time) as soon as it runs, so
+``down`` can stop exactly what ``up`` started — and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
+from flaskprod.spec.model import SPEC_FILENAME, Spec
+from flaskprod.stack import gunicorn, process
+from flaskprod.stack.ca import LocalCA, ensure_ca
+from flaskprod.stack.nginx import NginxFiles, Overlay, find_nginx, nginx_command, prepare_nginx
+from flaskprod.stack.ports import LOOPBACK, port_is_free
+from flaskprod.stack.state import ServiceRecord, StackState, StateDir, children_of
+
+DEFAULT_HTTPS_PORT = 8443
+DEFAULT_HTTP_PORT = 8080
+READY_TIMEOUT = 60.0
+
+#: Start order; stopped in reverse.
+SERVICES = ("postgres", "redis", "gunicorn", "nginx")
+
+Echo = Callable[[str], None]
+
+
+class PortTaken(EnvironmentProblem):
+    """A port ``up`` needs is held by another process."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class AlreadyRunning(Refused):
+    """The project's stack already runs (a second ``up``)."""
+
+
+class NotRunning(ServiceFailed):
+    """``status``/``reload``/``logs`` on a project whose stack does not run."""
+
+
+class NoSpec(SpecError):
+    """The project has no ``flaskprod.toml`` yet."""
+
+
+@dataclass(frozen=True)
+class StopHow:
+    signum: int
+    group: bool
+    timeout: float
+
+
+def stop_how(name: str, graceful: float = 30.0) -> StopHow:
+    """How each service is stopped cleanly: nginx QUIT (finish requests), gunicorn
+    TERM (graceful: workers finish in-flight requests), PostgreSQL INT (fast shutdown,
+    the postmaster stops its backends itself), Redis TERM."""
+    return {
+        "nginx": StopHow(signal.SIGQUIT, True, 15.0),
+        "gunicorn": StopHow(signal.SIGTERM, True, graceful + 5.0),
+        "postgres": StopHow(signal.SIGINT, False, 30.0),
+    }.get(name, StopHow(signal.SIGTERM, True, 10.0))
+
+
+@dataclass
+class UpOptions:
+    project: Path
+    https_port: int = DEFAULT_HTTPS_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+    embedded: bool = False
+    state_dir: Path | None = None
+    ready_timeout: float = READY_TIMEOUT
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def spec_path(project: Path) -> Path:
+    return project / SPEC_FILENAME
+
+
+def load_project_spec(project: Path) -> Spec:
+    from flaskprod.spec.load import load_spec
+
+    path = spec_path(project)
+    if not path.is_file():
+        raise NoSpec(
+            f"{path}: not found: this project has no deployment spec yet",
+            hint=f"run 'flaskprod init {project}' first",
+        )
+    return load_spec(path)
+
+
+# -- the kit ---------------------------------------------------------------------------
+
+
+def rendered_paths(spec: Spec, project: Path) -> tuple[Path, Path]:
+    """The rendered gunicorn config and nginx site ``up`` runs."""
+    deploy = project / "deploy"
+    return deploy / "gunicorn.conf.py", deploy / "nginx" / f"{spec.app.name}.conf"
+
+
+def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
+    """Render the kit when it is missing or stale, so ``up`` runs what would ship."""
+    try:
+        from flaskprod.kit import commands as kit_commands
+    except ImportError:  # the kit's commands are not there yet: run what is on disk
+        refresh = None
+    else:
+        refresh = getattr(kit_commands, "refresh_kit", None)
+    if refresh is not None:
+        for line in refresh(project, spec):
+            echo(line)
+    conf, site = rendered_paths(spec, project)
+    for path in (conf, site):
+        if not path.is_file():
+            raise SpecError(
+                f"{path}: the rendered kit is missing", hint="run 'flaskprod render' first"
+            )
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def ca_context(ca: Path) -> ssl.SSLContext:
+    """A client TLS context trusting only our CA (what `curl --cacert` does)."""
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def https_url(port: int, path: str = "/") -> str:
+    return f"https://localhost{'' if port == 443 else f':{port}'}{path}"
+
+
+def probe_https(url: str, ca: Path, timeout: float = 2.0) -> tuple[int | None, str]:
+    """(status, detail) of a GET through nginx; status None when no HTTP answer."""
+    import httpx
+
+    try:
+        response = httpx.get(url, verify=ca_context(ca), timeout=timeout)
+    except httpx.HTTPError as error:
+        return None, f"{type(error).__name__}: {error}"
+    return response.status_code, response.text[:200].replace("\n", " ")
+
+
+def tcp_accepts(port: int, host: str = LOOPBACK) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def project_lock(state_dir: StateDir) -> Iterator[None]:
+    """Held while a stack starts or stops, so two commands never race on one project."""
+    state_dir.root.mkdir(parents=True, exist_ok=True)
+    with state_dir.lock_file.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another flaskprod command is starting or stopping {state_dir.root.parent}",
+                hint="wait for it, then see 'flaskprod status'",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def live_state(state_dir: StateDir, echo: Echo | None = None) -> StackState | None:
+    """The recorded stack if any of its processes still runs; stale state (all gone,
+    or pids recycled by other processes) is removed, saying so."""
+    state = state_dir.read()
+    if state is None:
+        if state_dir.state_file.exists():
+            state_dir.clear()
+        return None
+    if any(record.alive() for record in state.services):
+        return state
+    if echo is not None and state.services:
+        pids = ", ".join(f"{r.name} {r.pid}" for r in state.services)
+        echo(f"removed stale state of a previous run (its processes are gone: {pids})")
+    state_dir.clear()
+    return None
+
+
+# -- starting ----------------------------------------------------------------------------
+
+
+class Stack:
+    """Starts the services of one project, recording each in ``state.json``."""
+
+    def __init__(self, spec: Spec, options: UpOptions, echo: Echo) -> None:
+        self.spec = spec
+        self.options = options
+        self.project = options.project.resolve()
+        self.echo = echo
+        self.dirs = StateDir.for_project(self.project, options.state_dir)
+        self.state = StackState(
+            project=str(self.project),
+            started_at=time.time(),
+            supervisor_pid=None,
+            url=https_url(options.https_port),
+            http_port=options.http_port,
+            https_port=options.https_port,
+            ready_path=spec.http.ready_path,
+        )
+        self.ca: LocalCA | None = None
+        self.nginx_files: NginxFiles | None = None
+        self._servers: list[object] = []
+
+    # -- what the stack would run --------------------------------------------------------
+    def socket_path(self) -> Path:
+        return self.dirs.socket_path("gunicorn.sock")
+
+    def overlay(self) -> Overlay:
+        tls = self.dirs.tls
+        folders = [(self.spec.static_dir, self.project / self.spec.paths.static_dir)]
+        folders.append((self.spec.media_dir, self.dirs.media))
+        return Overlay(
+            https_port=self.options.https_port,
+            http_port=self.options.http_port,
+            certificate=tls / "server.pem",
+            certificate_key=tls / "server-key.pem",
+            socket_from=self.spec.socket_path,
+            socket_to=self.socket_path(),
+            folders=tuple(folders),
+            logs=self.dirs.logs,
+            prefix=self.dirs.nginx,
+            canonical_domain=self.spec.app.domains[0],
+        )
+
+    def gunicorn_command(self) -> list[str]:
+        conf, _ = rendered_paths(self.spec, self.project)
+        return gunicorn.command(
+            self.spec,
+            conf=conf,
+            socket_path=self.socket_path(),
+            project=self.project,
+            pid_file=self.dirs.run / "gunicorn.pid",
+        )
+
+    def print_config(self) -> str:
+        """The overlay: gunicorn's overriding flags and nginx's effective config."""
+        _, site = rendered_paths(self.spec, self.project)
+        files = prepare_nginx(site, self.overlay(), write=False)
+        conf, _ = rendered_paths(self.spec, self.project)
+        flags = gunicorn.overlay_flags(
+            self.spec,
+            socket_path=self.socket_path(),
+            project=self.project,
+            pid_file=self.dirs.run / "gunicorn.pid",
+        )
+        rel_site = site.relative_to(self.project).as_posix()
+        rel_conf = conf.relative_to(self.project).as_posix()
+        pairs = [" ".join(flags[i : i + 2]) for i in range(0, len(flags), 2)]
+        return "\n".join(
+            [
+                f"# gunicorn: runs {rel_conf} as rendered, with these flags on top:",
+                *[f"#   {pair}" for pair in pairs],
+                "",
+                f"# nginx: {files.conf} (process settings for this machine)",
+                files.wrapper.rstrip(),
+                "",
+                f"# nginx: the site, changed against {rel_site}:",
+                files.diff(rel_site).rstrip(),
+                "",
+            ]
+        )
+
+    # -- start ---------------------------------------------------------------------------
+    def preflight(self) -> str:
+        """What must hold before anything starts; returns the nginx binary."""
+        if live_state(self.dirs, self.echo) is not None:
+            state = self.dirs.read()
+            assert state is not None
+            running = ", ".join(f"{r.name} (pid {r.pid})" for r in state.services if r.alive())
+            raise AlreadyRunning(
+                f"the stack of {self.project} already runs: {running}",
+                hint="see 'flaskprod status', or stop it with 'flaskprod down'",
+            )
+        nginx = find_nginx()
+        try:
+            import gunicorn as _gunicorn  # noqa: F401
+        except ImportError:
+            raise EnvironmentProblem(
+                "gunicorn is not installed in this Python", hint="pip install 'flaskprod[cli]'"
+            ) from None
+        for port, what in (
+            (self.options.https_port, "--https-port"),
+            (self.options.http_port, "--http-port"),
+        ):
+            if not port_is_free(port):
+                raise PortTaken(
+                    f"port {port} is already in use on {LOOPBACK}",
+                    hint=f"stop what holds it (ss -ltnp 'sport = :{port}') or pass {what}",
+                )
+        return nginx
+
+    def start(self) -> StackState:
+        """Start everything and wait until ready through nginx; on failure stop what
+        was started and raise with the failing service's log tail."""
+        with project_lock(self.dirs):
+            nginx = self.preflight()
+            self.dirs.prepare()
+            self.ca = ensure_ca(self.dirs.tls)
+            self.echo(f"local CA: {self.ca.ca_cert}  (curl --cacert {self.ca.ca_cert} ...)")
+            try:
+                database_url = self._database()
+                redis_url = self._redis()
+                env = gunicorn.app_environment(
+                    self.spec,
+                    self.options.environ,
+                    secret_key=self.dirs.secret_key(),
+                    database_url=database_url,
+                    redis_url=redis_url,
+                    media_root=self.dirs.media,
+                )
+                self.state.env = {
+                    k: v for k, v in env.items() if k in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT")
+                }
+                self._migrate(env)
+                self._gunicorn(env)
+                self._nginx(nginx)
+                self._wait_ready()
+            except BaseException:
+                self.stop()
+                raise
+            return self.state
+
+    def _record(self, name: str, proc: process.Process | None, pid: int | None, **kw: str) -> None:
+        pid = pid if pid is not None else (proc.pid if proc else None)
+        assert pid is not None
+        record = ServiceRecord(
+            name=name,
+            pid=pid,
+            started=process.start_time(pid),
+            address=kw.get("address", ""),
+            log=kw.get("log", ""),
+            command=[],
+            data=kw.get("data"),
+        )
+        self.state.services = [s for s in self.state.services if s.name != name] + [record]
+        self.dirs.write(self.state)
+
+    def _database(self) -> str:
+        given = self.options.environ.get("DATABASE_URL")
+        if given:
+            self.echo("database: DATABASE_URL is set: using it (no PostgreSQL started)")
+            return given
+        if self.options.embedded or self.spec.database.engine == "sqlite":
+            why = "--embedded" if self.options.embedded else 'database.engine = "sqlite"'
+            self.echo(f"database: SQLite in {self.dirs.sqlite} ({why})")
+            return f"sqlite:///{self.dirs.sqlite}"
+        from flaskprod.stack.postgres import PostgresCluster
+
+        cluster = PostgresCluster(
+            self.dirs.postgres,
+            log_path=self.dirs.log("postgres"),
+            max_connections=self.spec.database.max_connections,
+            ready_timeout=30.0,
+        )
+        first = not cluster.initialized
+        self.echo(
+            f"postgres: {'creating a new cluster in' if first else 'starting'} {self.dirs.postgres}"
+        )
+        cluster.start()
+        _outlive_this_process(cluster)
+        self._servers.append(cluster)
+        self._record(
+            "postgres",
+            None,
+            cluster.pid,
+            address=f"{LOOPBACK}:{cluster.port}",
+            log=str(cluster.log_path),
+            data=str(self.dirs.postgres),
+        )
+        database = self.spec.resolve(self.spec.database.name)
+        role = self.spec.resolve(self.spec.database.user)
+        _ensure_database(cluster, database, role)
+        return f"postgresql+psycopg://{role}@{LOOPBACK}:{cluster.port}/{database}"
+
+    def _redis(self) -> str | None:
+        given = self.options.environ.get("REDIS_URL")
+        if given:
+            self.echo("redis: REDIS_URL is set: using it (no Redis started)")
+            return given
+        if self.options.embedded or not self.spec.redis.enabled:
+            why = "--embedded" if self.options.embedded else "redis.enabled = false"
+            self.echo(f"redis: not started ({why})")
+            return None
+        from flaskprod.stack.redis import RedisServer
+
+        server = RedisServer(self.dirs.redis, persistence=True)
+        server.start()
+        _outlive_this_process(server)
+        self._servers.append(server)
+        self.echo(f"redis: {server.url()}")
+        self._record(
+            "redis",
+            None,
+            server.pid,
+            address=f"{LOOPBACK}:{server.port}",
+            log=str(server.log_path),
+            data=str(self.dirs.redis),
+        )
+        return server.url()
+
+    def _migrate(self, env: Mapping[str, str]) -> None:
+        """The release step: ``flask db upgrade``; its error stops ``up``."""
+        if not (self.project / "migrations" / "env.py").is_file():
+            self.echo("migrations: none (no migrations/env.py): release step skipped")
+            return
+        log = self.dirs.log("release")
+        self.echo("migrations: flask db upgrade")
+        with log.open("ab") as out:
+            result = subprocess.run(
+                [sys.executable, "-m", "flask", "--app", self.spec.app.target, "db", "upgrade"],
+                cwd=self.project,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=300,
+            )
+        if result.returncode != 0:
+            raise process.ServiceStartFailed(
+                f"migrations failed: 'flask db upgrade' exited with {result.returncode} "
+                f"(log: {log})",
+                log_path=log,
+                log_tail=process.log_tail(log, 15),
+            )
+
+    def _gunicorn(self, env: Mapping[str, str]) -> None:
+        sock = self.socket_path()
+        sock.unlink(missing_ok=True)  # left by a killed master; ours to replace (preflight)
+        proc = process.start(
+            self.gunicorn_command(),
+            name="gunicorn",
+            log_path=self.dirs.log("gunicorn"),
+            cwd=self.project,
+            env=env,
+        )
+        self._record("gunicorn", proc, None, address=f"unix:{sock}", log=str(proc.log_path))
+        self.echo(f"gunicorn: {self.spec.app.target} on unix:{sock} (pid {proc.pid})")
+        proc.wait_ready(lambda: gunicorn.socket_accepts(sock), timeout=self.options.ready_timeout)
+
+    def _nginx(self, binary: str) -> None:
+        _, site = rendered_paths(self.spec, self.project)
+        self.nginx_files = prepare_nginx(site, self.overlay())
+        from flaskprod.stack.nginx import test_config
+
+        test_config(binary, self.nginx_files)
+        proc = process.start(
+            nginx_command(binary, self.nginx_files),
+            name="nginx",
+            log_path=self.dirs.log("nginx"),
+            cwd=self.dirs.nginx,
+        )
+        ports = f"{LOOPBACK}:{self.options.https_port} (https), :{self.options.http_port} (http)"
+        error_log = str(self.dirs.logs / "nginx-error.log")
+        self._record("nginx", proc, None, address=ports, log=error_log)
+        self.echo(f"nginx: {ports} (pid {proc.pid})")
+        proc.wait_ready(
+            lambda: tcp_accepts(self.options.https_port), timeout=15.0, port=self.options.https_port
+        )
+
+    def _wait_ready(self) -> None:
+        assert self.ca is not None
+        url = https_url(self.options.https_port, self.spec.http.ready_path)
+        deadline = time.monotonic() + self.options.ready_timeout
+        status: int | None = None
+        detail = ""
+        delay = 0.05
+        while time.monotonic() < deadline:
+            for record in self.state.services:
+                if not record.alive():
+                    raise process.ServiceStartFailed(
+                        f"{record.name} stopped while the stack was starting (log: {record.log})",
+                        log_path=Path(record.log),
+                        log_tail=process.log_tail(Path(record.log)),
+                    )
+            status, detail = probe_https(url, self.ca.ca_cert)
+            if status == 200:
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        # Which layer failed: no HTTP answer is nginx's; an answer but not 200 is the app's.
+        failed = "nginx" if status is None else "gunicorn"
+        failing = self.state.service(failed)
+        log = Path(failing.log) if failing else self.dirs.log(failed)
+        raise process.ServiceStartFailed(
+            f"{failed}: {url} not ready within {self.options.ready_timeout:g}s "
+            f"(last: {status or detail}) (log: {log})",
+            log_path=log,
+            log_tail=process.log_tail(log),
+        )
+
+    # -- stop (a failed start) -----------------------------------------------------------
+    def stop(self) -> None:
+        stop_services(self.dirs, self.state, self.echo)
+
+
+def _outlive_this_process(server: object) -> None:
+    # PostgresCluster/RedisServer stop themselves when the Python process exits (right
+    # for tests); the stack's servers must outlive `up -d`, and `down` stops them by pid.
+    import atexit
+
+    hook = getattr(server, "_stop_at_exit", None)
+    if hook is not None:
+        atexit.unregister(hook)
+
+
+def _ensure_database(cluster: object, database: str, role: str) -> None:
+    from psycopg import sql
+
+    connect = getattr(cluster, "connect")  # noqa: B009 - typed as object to keep imports lazy
+    with connect() as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if exists.fetchone() is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(database), sql.Identifier(role)
+                )
+            )
+
+
+# -- stopping, reloading, status --------------------------------------------------------------
+
+
+def stop_services(
+    dirs: StateDir, state: StackState, echo: Echo, graceful: float = 30.0
+) -> list[str]:
+    """Stop the recorded services in reverse start order, each only if it is still the
+    process we started. Clears ``state.json``. Returns the names stopped."""
+    stopped: list[str] = []
+    order = sorted(
+        state.services,
+        key=lambda r: -SERVICES.index(r.name) if r.name in SERVICES else 0,
+    )
+    for record in order:
+        how = stop_how(record.name, graceful)
+        if record.stop(how.timeout, how.signum, group=how.group):
+            stopped.append(record.name)
+            echo(f"{record.name}: stopped (pid {record.pid})")
+        state.services = [s for s in state.services if s is not record]
+        if state.services:
+            dirs.write(state)
+    dirs.clear()
+    return stopped
+
+
+def remove_data(dirs: StateDir) -> list[Path]:
+    """The data ``down --volumes`` deletes: database, Redis, uploads, SQLite."""
+    removed: list[Path] = []
+    for path in (dirs.postgres, dirs.redis, dirs.media, dirs.sqlite):
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(path)
+        elif path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
+    """Zero-downtime reload: new gunicorn workers before the old ones leave, then
+    ``nginx -s reload`` (new workers, old ones finish their requests). Returns seconds."""
+    began = time.monotonic()
+    stack = Stack(spec, options, echo)
+    state = live_state(stack.dirs)
+    if state is None:
+        raise NotRunning(
+            f"the stack of {stack.project} is not running", hint="start it with 'flaskprod up'"
+        )
+    master = state.service("gunicorn")
+    nginx = state.service("nginx")
+    if master is None or nginx is None or not master.alive() or not nginx.alive():
+        raise NotRunning(
+            f"gunicorn or nginx of {stack.project} is not running",
+            hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
+        )
+    stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
+    ensure_kit(spec, stack.project, echo)
+    _, site = rendered_paths(spec, stack.project)
+    files = prepare_nginx(site, stack.overlay())
+    from flaskprod.stack.nginx import test_config
+
+    test_config(find_nginx(), files)
+    expected = len(gunicorn.workers(master.pid))
+    try:
+        new = gunicorn.graceful_reload(master.pid, expected)
+    except TimeoutError as error:
+        raise ServiceFailed(f"gunicorn: {error}", hint=f"see {master.log}") from None
+    echo(f"gunicorn: {len(new)} new workers serving (pids {', '.join(map(str, new))})")
+    old_nginx = set(children_of(nginx.pid))
+    nginx.send(signal.SIGHUP)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        current = set(children_of(nginx.pid))
+        if current and not current & old_nginx:
+            break
+        time.sleep(0.05)
+    echo("nginx: configuration reloaded")
+    ca = stack.dirs.tls / "ca.pem"
+    status, detail = probe_https(https_url(state.https_port, spec.http.ready_path), ca)
+    if status != 200:
+        raise ServiceFailed(f"after the reload, readiness answers {status or detail}")
+    return time.monotonic() - began
+
+
+def wait_forever(dirs: StateDir, state: StackState, on_tick: Callable[[], None], echo: Echo) -> int:
+    """Foreground mode: call ``on_tick`` (log following) until SIGINT/SIGTERM or a
+    service dies; then stop the stack. Returns the exit code."""
+    stop = {"signal": 0}
+
+    def handler(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        while not stop["signal"]:
+            on_tick()
+            dead = [r for r in state.services if not r.alive()]
+            if dead:
+                names = ", ".join(r.name for r in dead)
+                echo(f"{names} stopped unexpectedly: stopping the stack (logs: {dirs.logs})")
+                code = int(ExitCode.SERVICE)
+                break
+            time.sleep(0.2)
+        on_tick()
+    finally:
+        # A second Ctrl-C while stopping must not leave half the stack running.
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        echo("stopping (data is kept)...")
+        stop_services(dirs, state, echo)
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return code
+
+
+def log_files(dirs: StateDir, state: StackState | None) -> dict[str, list[Path]]:
+    """Each service's log files (nginx has its own error and access logs)."""
+    files: dict[str, list[Path]] = {}
+    for name in SERVICES:
+        record = state.service(name) if state else None
+        paths = [Path(record.log)] if record and record.log else [dirs.log(name)]
+        if name == "nginx":
+            paths = [dirs.log("nginx"), dirs.logs / "nginx-error.log"]
+            paths.append(dirs.logs / "nginx-access.log")
+        if name == "redis" and not record:
+            paths = [dirs.redis / "redis.log"]
+        files[name] = [p for p in paths if p.exists()]
+    release = dirs.log("release")
+    if release.exists():
+        files["release"] = [release]
+    return {k: v for k, v in files.items() if v}
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    return process.log_tail(path, count).splitlines() if count else []
+
+
+def open_follow(path: Path, from_end: bool) -> IO[bytes]:
+    handle = path.open("rb")
+    if from_end:
+        handle.seek(0, os.SEEK_END)
+    return handle
