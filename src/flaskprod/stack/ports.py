@@ -73,7 +73,12 @@ def retry_on_port_in_use(
         except PortInUse as error:
             last = error
     assert last is not None
+    if attempts == 1:
+        raise EnvironmentProblem(
+            f"{name}: port {last.port} on {LOOPBACK} is already in use",
+            hint="stop what listens there or choose another port",
+        )
     raise EnvironmentProblem(
         f"{name} could not bind a port after {attempts} attempts (last: {last.port})",
-        hint="another process keeps taking them; free the port or pass another one",
+        hint="another process keeps taking them; free a port or pass one explicitly",
     )

@@ -95,7 +95,14 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def _wait_gone(pid: int, timeout: float, popen: subprocess.Popen[bytes] | None = None) -> bool:
+    if popen is not None:
+        # Our own child: let Popen reap it, so that its exit status is kept.
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
@@ -109,6 +116,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 def _leads_group(pid: int) -> bool:
+    # Whether pid's process group is its own (true for everything `start` runs).
     try:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
@@ -132,6 +140,7 @@ def stop_pid(
     sig: int = signal.SIGTERM,
     timeout: float = STOP_TIMEOUT,
     group: bool = True,
+    popen: subprocess.Popen[bytes] | None = None,
 ) -> bool:
     """Stop the process ``pid``: ``sig``, wait up to ``timeout``, then SIGKILL.
 
@@ -141,25 +150,42 @@ def stop_pid(
     only, for servers that stop their children themselves (PostgreSQL). The SIGKILL
     after the timeout, and the sweep of leftovers, always cover the group we started.
     Returns whether a process was stopped; ``False`` when it was gone or is not ours.
+    ``popen``: the handle when ``pid`` is our child, so that it reaps its exit status.
     """
-    if not is_alive(pid):
+    if (popen is not None and popen.poll() is not None) or not is_alive(pid):
+        # Already exited; what it started may still run in its group.
         _reap(pid)
+        _sweep_group(pid, expected_start)
         return False
-    if expected_start is not None and start_time(pid) != expected_start:
+    started = start_time(pid)
+    if expected_start is not None and started != expected_start:
         return False
-    leader = _leads_group(pid)
     # A paused (SIGSTOPped) process would not act on the signal until continued.
     _signal(pid, signal.SIGCONT, group=True)
     _signal(pid, sig, group=group)
-    if not _wait_gone(pid, timeout):
+    if not _wait_gone(pid, timeout, popen):
         _signal(pid, signal.SIGKILL, group=True)
-        _wait_gone(pid, 5.0)
-    if leader:
-        # Leftover children of a leader that exited: a group id cannot be recycled
-        # while any member lives, so this only reaches what we started.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0, popen)
+    _sweep_group(pid, started)
     return True
+
+
+def _sweep_group(pid: int, started: int | None) -> None:
+    """SIGKILL what is left of the process group ``pid`` led, once ``pid`` has exited.
+
+    While any member lives, the kernel does not hand out ``pid`` again, so the group
+    can only be ours — unless ``pid`` itself now is another process (recycled after its
+    exit), checked by its start time. Without a known start time, nothing is swept.
+    """
+    if started is None:
+        return
+    current = start_time(pid)
+    if current is not None and current != started:
+        return
+    if current is not None and is_alive(pid):
+        return  # still running (it ignored SIGKILL?): never sweep under a live leader
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 # -- pid files --------------------------------------------------------------------------
@@ -319,11 +345,13 @@ class Process:
     ) -> bool:
         """Stop it (see :func:`stop_pid`); returns whether it was still running."""
         stopped = stop_pid(
-            self.pid, expected_start=self.started, sig=sig, timeout=timeout, group=group
+            self.pid,
+            expected_start=self.started,
+            sig=sig,
+            timeout=timeout,
+            group=group,
+            popen=self._popen,
         )
-        if self._popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(timeout=1.0)
         if self.pid_file is not None:
             self.pid_file.unlink(missing_ok=True)
         return stopped
