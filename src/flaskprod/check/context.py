@@ -54,6 +54,8 @@ class AppInfo:
     engines: list[dict[str, Any]] = field(default_factory=list)
     #: Headers of one HTTPS GET on the liveness route (lower-cased names), if any.
     headers: dict[str, str] = field(default_factory=dict)
+    #: ``app.run()`` calls reached while importing: [{"host": ..., "port": ..., "debug": ...}]
+    run_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def paths(self) -> list[str]:

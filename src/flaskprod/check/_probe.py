@@ -1,0 +1,255 @@
+"""Import a Flask app and describe it as JSON: run as a script in a subprocess.
+
+Usage: ``python _probe.py PROJECT_DIR TARGET OUTPUT_JSON``. Standalone on purpose
+(imports nothing from flaskprod) so it runs under the project's own interpreter, and
+in a subprocess so that a crashing, exiting or hanging app cannot take the checker
+with it. It writes ``{"ok": true, ...}`` or ``{"ok": false, "error": "first line"}``.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import inspect
+import io
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import textwrap
+from typing import Any
+
+_FORM_MARKERS = ("request.form", "request.files", "validate_on_submit", "Form(")
+
+
+class _Tee(io.TextIOBase):
+    """Keep what the app writes to stderr (its fail-fast message) and pass it on."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.kept: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.kept.append(text)
+        return int(self.stream.write(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if depth < 3 and isinstance(value, list | tuple | set | frozenset):
+        items = [_json_safe(item, depth + 1) for item in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if depth < 3 and isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return {"__type__": "bytes", "length": len(value), "text": value.decode("latin-1")}
+    return {"__type__": type(value).__name__}
+
+
+def _load(target: str) -> Any:
+    module_name, _, expression = target.partition(":")
+    module = __import__(module_name, fromlist=["_"])
+    expression = expression or "app"
+    if "(" in expression:
+        name, _, args = expression.partition("(")
+        factory = getattr(module, name)
+        # Arguments are literals only, as gunicorn accepts them.
+        call = ast.parse(f"f({args}", mode="eval").body
+        assert isinstance(call, ast.Call)
+        positional = [ast.literal_eval(arg) for arg in call.args]
+        keywords = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+        return factory(*positional, **keywords)
+    return getattr(module, expression)
+
+
+def _wsgi_chain(app: Any) -> list[Any]:
+    chain, current = [], app.wsgi_app
+    for _ in range(20):
+        chain.append(current)
+        nxt = getattr(current, "app", None) or getattr(current, "wsgi_app", None)
+        if nxt is None or nxt is current or not callable(nxt):
+            break
+        current = nxt
+    return chain
+
+
+def _is_form_view(view: Any) -> bool:
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(view)))
+    except (OSError, TypeError):
+        return False
+    return any(marker in source for marker in _FORM_MARKERS)
+
+
+def _routes(app: Any) -> list[dict[str, Any]]:
+    csrf = app.extensions.get("csrf")
+    exempt: set[str] = getattr(csrf, "_exempt_views", set()) or set()
+    routes = []
+    for url_rule in app.url_map.iter_rules():
+        methods = sorted((url_rule.methods or set()) - {"HEAD", "OPTIONS"})
+        view = app.view_functions.get(url_rule.endpoint)
+        qualified = f"{getattr(view, '__module__', '')}.{getattr(view, '__name__', '')}"
+        routes.append(
+            {
+                "rule": url_rule.rule,
+                "endpoint": url_rule.endpoint,
+                "methods": methods,
+                "form": "POST" in methods and view is not None and _is_form_view(view),
+                "csrf_exempt": qualified in exempt,
+            }
+        )
+    return routes
+
+
+def _handlers(app: Any) -> list[dict[str, Any]]:
+    found = []
+    for logger_name, logger in (("app", app.logger), ("root", logging.getLogger())):
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            stream_name = None
+            if stream is sys.__stdout__ or stream is sys.stdout:
+                stream_name = "stdout"
+            elif stream is sys.__stderr__ or isinstance(stream, _Tee):
+                stream_name = "stderr"
+            elif stream is not None and getattr(stream, "name", None) in ("<stderr>", "<stdout>"):
+                stream_name = str(stream.name).strip("<>")
+            rotated = isinstance(
+                handler,
+                logging.handlers.RotatingFileHandler
+                | logging.handlers.TimedRotatingFileHandler
+                | logging.handlers.WatchedFileHandler,
+            )
+            found.append(
+                {
+                    "logger": logger_name,
+                    "class": type(handler).__name__,
+                    "stream": stream_name,
+                    "file": getattr(handler, "baseFilename", None),
+                    "rotated": rotated,
+                    "wsgi_errors": "wsgi_errors_stream" in repr(stream)
+                    or type(stream).__name__ == "LocalProxy",
+                }
+            )
+    return found
+
+
+def _engines(app: Any) -> list[dict[str, Any]]:
+    ext = app.extensions.get("sqlalchemy")
+    if ext is None:
+        return []
+    found = []
+    try:
+        with app.app_context():
+            engines = getattr(ext, "engines", None) or {None: ext.engine}
+            for engine in engines.values():
+                found.append(
+                    {
+                        "backend": engine.url.get_backend_name(),
+                        "pre_ping": bool(getattr(engine.pool, "_pre_ping", False)),
+                        "recycle": getattr(engine.pool, "_recycle", -1),
+                    }
+                )
+    except Exception as error:  # an engine that cannot be built is reported, not fatal
+        found.append({"backend": None, "pre_ping": False, "error": str(error)[:200]})
+    return found
+
+
+def _headers(app: Any, routes: list[dict[str, Any]]) -> dict[str, str]:
+    paths = [r["rule"] for r in routes if "GET" in r["methods"] and "<" not in r["rule"]]
+    for candidate in ("/health", "/healthz", "/livez", "/ping", "/"):
+        if candidate in paths:
+            try:
+                response = app.test_client().get(candidate, base_url="https://localhost")
+            except Exception:
+                return {}
+            return {k.lower(): v for k, v in response.headers.items()}
+    return {}
+
+
+def describe(app: Any) -> dict[str, Any]:
+    chain = _wsgi_chain(app)
+    proxy_fix = None
+    debugger = False
+    for layer in chain:
+        kind = type(layer).__name__
+        if kind == "ProxyFix":
+            proxy_fix = {
+                key: int(getattr(layer, key, 0))
+                for key in ("x_for", "x_proto", "x_host", "x_port", "x_prefix")
+            }
+        if kind == "DebuggedApplication":
+            debugger = True
+    routes = _routes(app)
+    return {
+        "ok": True,
+        "config": {str(k): _json_safe(v) for k, v in app.config.items()},
+        "routes": routes,
+        "extensions": sorted(app.extensions),
+        "debug": bool(app.debug),
+        "debugger": debugger,
+        "proxy_fix": proxy_fix,
+        "csrf": "csrf" in app.extensions and bool(app.config.get("WTF_CSRF_ENABLED", True)),
+        "log_handlers": _handlers(app),
+        "modules": sorted({name.partition(".")[0] for name in sys.modules}),
+        "engines": _engines(app),
+        "headers": _headers(app, routes),
+    }
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+_RUN_CALLS: list[dict[str, Any]] = []
+
+
+def _disarm_run() -> None:
+    """Make ``Flask.run`` record its call and return: an ``app.run()`` reached at import
+    would otherwise start a dev server here and hang the probe."""
+    try:
+        import flask
+    except ImportError:
+        return
+
+    def run(self: Any, host: Any = None, port: Any = None, debug: Any = None, **_: Any) -> None:
+        _RUN_CALLS.append({"host": _json_safe(host), "port": _json_safe(port), "debug": debug})
+
+    flask.Flask.run = run  # type: ignore[method-assign,assignment]
+
+
+def main() -> int:
+    project, target, output = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.chdir(project)
+    sys.path.insert(0, project)
+    _disarm_run()
+    tee = _Tee(sys.stderr)
+    sys.stderr = tee
+    result: dict[str, Any]
+    try:
+        app = _load(target)
+        if not hasattr(app, "url_map") or not hasattr(app, "config"):
+            raise TypeError(f"{target} is a {type(app).__name__}, not a Flask app")
+        result = describe(app)
+        result["run_calls"] = _RUN_CALLS
+    except SystemExit as stop:
+        said = _first_line("".join(tee.kept)) or f"exited with status {stop.code}"
+        result = {"ok": False, "error": said, "exit": stop.code}
+    except BaseException as error:
+        result = {"ok": False, "error": _first_line(f"{type(error).__name__}: {error}")}
+    with open(output, "w", encoding="utf-8") as handle:  # noqa: PTH123 - stays stdlib-only
+        json.dump(result, handle, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

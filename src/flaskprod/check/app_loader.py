@@ -1,0 +1,157 @@
+"""Import the Flask app under production's environment, in a subprocess, and describe it.
+
+The target is what production runs (the gunicorn argument in ExecStart / CMD /
+compose ``command`` / Procfile), else the spec's ``app.target``, else what detection
+finds. The probe (:mod:`flaskprod.check._probe`) runs under the project's own
+interpreter when it has a virtualenv, with a clean environment: production's
+variables, ``FLASKPROD_ENV=production`` unless they say otherwise, and nothing from
+the shell running the check. A refusal to start is a result, not a tool failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flaskprod.check.context import AppInfo, Context
+from flaskprod.check.envsource import EnvSource
+from flaskprod.errors import ProjectError
+from flaskprod.spec.detect import detect_project
+
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$")
+#: gunicorn options that take a value (so the value is not mistaken for the target).
+_VALUE_OPTIONS = frozenset(
+    {"-b", "--bind", "-w", "--workers", "-k", "--worker-class", "-c", "--config", "-t"}
+    | {"--timeout", "--threads", "--chdir", "--log-level", "--access-logfile", "-u", "-g"}
+    | {"--error-logfile", "--pid", "--user", "--group", "-e", "--env", "--name", "-n"}
+)
+PROBE_TIMEOUT = 30.0
+#: Variables passed through from the checker's own environment (never secrets).
+_PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+@dataclass
+class ProbeResult:
+    info: AppInfo | None
+    error: str | None
+
+
+def target_from_command(command: str | None) -> str | None:
+    """The ``module:app`` a gunicorn (or waitress, granian) command line serves."""
+    if not command:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in _VALUE_OPTIONS:
+            skip = True
+            continue
+        if word.startswith("-"):
+            continue
+        if _TARGET.match(word):
+            return word
+    return None
+
+
+def _detect_target(root: Path) -> str | None:
+    """The app's import target as ``flaskprod init`` finds it (static, no import)."""
+    try:
+        return detect_project(root, introspect=False).target
+    except ProjectError:
+        return None
+
+
+def find_target(ctx: Context, source: EnvSource) -> str | None:
+    from_command = target_from_command(source.command)
+    if from_command:
+        return from_command
+    if ctx.spec is not None:
+        return ctx.spec.app.target
+    return _detect_target(ctx.root)
+
+
+def _interpreter(root: Path) -> str:
+    for venv in (".venv", "venv", "env"):
+        candidate = root / venv / "bin" / "python"
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable
+
+
+def probe(
+    root: Path, target: str, env: dict[str, str], timeout: float = PROBE_TIMEOUT
+) -> ProbeResult:
+    """Import ``target`` in a subprocess under ``env`` and describe the app."""
+    clean = {key: os.environ[key] for key in _PASS_THROUGH if key in os.environ}
+    clean.update(env)
+    clean.setdefault("FLASKPROD_ENV", "production")
+    clean["PYTHONDONTWRITEBYTECODE"] = "1"
+    script = Path(__file__).with_name("_probe.py")
+    with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
+        output = Path(tmp) / "app.json"
+        try:
+            completed = subprocess.run(
+                [_interpreter(root), str(script), str(root), target, str(output)],
+                cwd=root,
+                env=clean,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return ProbeResult(None, f"importing {target} did not finish in {timeout:.0f} s")
+        if not output.is_file():
+            last = [line for line in completed.stderr.splitlines() if line.strip()]
+            said = last[-1].strip() if last else f"exit status {completed.returncode}"
+            return ProbeResult(None, said[:300])
+        data: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
+    if not data.get("ok"):
+        return ProbeResult(None, str(data.get("error") or "unknown error"))
+    info = AppInfo(
+        target=target,
+        config=data.get("config", {}),
+        routes=data.get("routes", []),
+        extensions=data.get("extensions", []),
+        debug=bool(data.get("debug")),
+        debugger=bool(data.get("debugger")),
+        proxy_fix=data.get("proxy_fix"),
+        csrf=bool(data.get("csrf")),
+        log_handlers=data.get("log_handlers", []),
+        modules=data.get("modules", []),
+        engines=data.get("engines", []),
+        headers=data.get("headers", {}),
+        run_calls=data.get("run_calls", []),
+    )
+    return ProbeResult(info, None)
+
+
+def load_app(ctx: Context, source: EnvSource) -> None:
+    """Import the app for ``ctx`` under ``source`` and fill ``ctx.app`` (or
+    ``ctx.app_error``). Results are cached on disk by nothing: one import per run."""
+    target = find_target(ctx, source)
+    ctx.cache["app_target"] = target
+    if target is None:
+        ctx.app_error = "no Flask app found (no gunicorn target, spec or app module)"
+        return
+    result = probe(ctx.root, target, source.env)
+    if result.info is None:
+        ctx.app_error = result.error
+        return
+    ctx.app = result.info
+    ctx.app_config = result.info.config
+    ctx.app_routes = result.info.paths

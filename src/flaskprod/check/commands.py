@@ -1,0 +1,132 @@
+"""``flaskprod check``: the preflight over a project's files and its app."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from flaskprod.check.model import REGISTRY, Level
+from flaskprod.errors import UserError
+
+_LEVELS = [str(level) for level in Level]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write the whole report or nothing (temp file in the same folder + os.replace)."""
+    folder = path.parent if str(path.parent) else Path()
+    if not folder.is_dir():
+        raise UserError(f"--output {path}: folder {folder} does not exist")
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _list(fmt: str) -> str:
+    from flaskprod.check.runner import INTERNAL, load_rules
+
+    if fmt == "markdown":
+        from flaskprod.check.docs import render_markdown
+
+        return render_markdown()
+    load_rules()
+    if fmt == "json":
+        import json
+
+        rules = [
+            {"id": r.id, "layer": r.layer, "level": str(r.level), "title": r.title, "help": r.help}
+            for r in REGISTRY
+        ]
+        return json.dumps({"rules": rules}, indent=2) + "\n"
+    lines = [f"{r.id:8} {r.layer:9} {r.level!s:9} {r.title}" for r in REGISTRY]
+    lines += [f"{c.id:8} {'flaskprod':9} {c.level!s:9} {c.title}" for c in INTERNAL.values()]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("check")
+@click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="The environment production has (KEY=VALUE lines).",
+)
+@click.option("--no-import", is_flag=True, help="Do not import the app (file checks only).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "html", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Report format (markdown: only with --list).",
+)
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), help="Write the report to this file."
+)
+@click.option(
+    "--fail-level",
+    type=click.Choice(_LEVELS),
+    default="warning",
+    show_default=True,
+    help="Exit 1 when a finding is at or above this level.",
+)
+@click.option("--select", multiple=True, help="Only these ids or prefixes (NGX004,APP).")
+@click.option("--ignore", "ignore_ids", multiple=True, help="Leave out these ids or prefixes.")
+@click.option("--list", "list_rules", is_flag=True, help="Print every rule and exit.")
+def check_command(
+    path: Path,
+    env_file: Path | None,
+    no_import: bool,
+    fmt: str,
+    output: Path | None,
+    fail_level: str,
+    select: tuple[str, ...],
+    ignore_ids: tuple[str, ...],
+    list_rules: bool,
+) -> None:
+    """Check a Flask project's app, files and dependencies before production.
+
+    Exit status: 0 nothing at or above --fail-level, 1 findings, 2 the check could
+    not run. The report goes to stdout (or --output); progress goes to stderr.
+    """
+    if list_rules:
+        text = _list(fmt)
+        if output:
+            _write_atomic(output, text)
+        else:
+            click.echo(text, nl=False)
+        return
+    if fmt == "markdown":
+        raise UserError(
+            "--format markdown is only for --list", hint="use text, json, sarif or html"
+        )
+    from flaskprod.check.report import render
+    from flaskprod.check.runner import CheckOptions, parse_ids, run_checks
+    from flaskprod.check.summary import summarize
+
+    options = CheckOptions(
+        root=path,
+        env_file=env_file,
+        no_import=no_import,
+        select=parse_ids(select, "--select"),
+        ignore=parse_ids(ignore_ids, "--ignore"),
+    )
+    click.echo(f"flaskprod: checking {path}", err=True)
+    result = run_checks(options)
+    level = Level.parse(fail_level)
+    summary = summarize(result, level)
+    color = fmt == "text" and output is None and sys.stdout.isatty()
+    report = render(result, summary, fmt, color=color)
+    if output:
+        _write_atomic(output, report)
+        click.echo(f"flaskprod: report written to {output}", err=True)
+    else:
+        click.echo(report, nl=False)
+    sys.exit(summary["exit_code"])

@@ -1,0 +1,80 @@
+"""The checks reference (docs/checks.md), generated from the registry.
+
+Each rule gets an anchor equal to its id lower-cased (``#ngx004``), the target of
+``Finding.url``. ``python -m flaskprod.check.docs > docs/checks.md`` or
+``flaskprod check --list --format markdown`` writes it; a test fails when the
+committed file differs from what this module renders.
+"""
+
+from __future__ import annotations
+
+import sys
+from itertools import groupby
+
+from flaskprod.check.model import REGISTRY
+from flaskprod.check.runner import INTERNAL, load_rules
+from flaskprod.check.summary import GRADES, PENALTY
+
+_INTRO = """\
+# Checks reference
+
+Generated from the registry by `flaskprod check --list --format markdown`: do not edit.
+
+`flaskprod check [PATH]` reads a project's files (and imports its app under the
+environment production will really have: the systemd unit's `EnvironmentFile`, the
+compose service's `environment`/`env_file`, or `--env-file`) and reports findings.
+Each finding has an id, a level (info, warning, error, critical), a layer, a message,
+a hint and, when it comes from a file, the file and line.
+
+- **Exit status**: 0 when nothing is at or above `--fail-level` (default `warning`),
+  1 when something is, 2 when the check could not run (bad arguments, unreadable
+  project, invalid `flaskprod.toml`).
+- **Score**: 100 minus {penalties} per finding that is not silenced, never below 0.
+  Grades: {grades}, F below.
+- **Silencing**, always with a reason (kept in every report; a silence without one is
+  FP001): `[ignore]` in `flaskprod.toml` (`NGX004 = "TLS ends at the load balancer"`),
+  `[tool.flaskprod] ignore = {{NGX004 = "..."}}` in `pyproject.toml`, or a comment in
+  the config file: `# flaskprod: ignore=NGX004 reason` on the offending line or the
+  line above it, or in the comment block at the top of the file for the whole file.
+  Ids may be layer prefixes (`NGX`).
+- `--select` / `--ignore` take ids or prefixes, comma-separated.
+"""
+
+
+def render_markdown() -> str:
+    load_rules()
+    penalties = ", ".join(f"{points} per {level}" for level, points in PENALTY.items())
+    grades = ", ".join(f"{letter} >= {floor}" for floor, letter in GRADES if floor)
+    out = [_INTRO.format(penalties=penalties, grades=grades)]
+    out.append("## Index\n")
+    out.append("| id | level | layer | title |\n|---|---|---|---|")
+    for rule in REGISTRY:
+        out.append(
+            f"| [{rule.id}](#{rule.id.lower()}) | {rule.level} | {rule.layer} | {rule.title} |"
+        )
+    for check in INTERNAL.values():
+        out.append(
+            f"| [{check.id}](#{check.id.lower()}) | {check.level} | flaskprod | {check.title} |"
+        )
+    out.append("")
+    for layer, rules in groupby(REGISTRY, key=lambda r: r.layer):
+        out.append(f"## Layer: {layer}\n")
+        for rule in rules:
+            out.append(f'<a id="{rule.id.lower()}"></a>\n')
+            out.append(f"### {rule.id}: {rule.title}\n")
+            needs = f" Needs: {', '.join(sorted(rule.requires))}." if rule.requires else ""
+            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}\n")
+            out.append(f"{rule.help}\n")
+            if rule.example:
+                out.append(f"Example:\n\n```\n{rule.example.strip()}\n```\n")
+    out.append("## Internal\n")
+    for check in INTERNAL.values():
+        out.append(f'<a id="{check.id.lower()}"></a>\n')
+        out.append(f"### {check.id}: {check.title}\n")
+        out.append(f"Level **{check.level}**.\n")
+        out.append(f"{check.help}\n")
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())

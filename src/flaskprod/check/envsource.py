@@ -1,0 +1,319 @@
+"""The environment production will really give the app, read from the project's files.
+
+In order: ``--env-file`` (the user says so); the systemd unit that runs the app
+(``Environment=`` and ``EnvironmentFile=``, the file found inside the project by
+following ``WorkingDirectory`` or by name); the compose service that runs it
+(``environment``, ``env_file``, ``${VAR}`` from the compose ``.env``); the
+Dockerfile's ``ENV``. When the real values live only on the server, the result says
+so (``known=False``) and carries a stand-in (the project's ``.env.example``), so that
+rules judging values stay quiet instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from flaskprod.check.context import Context
+
+_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_INTERPOLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+#: Commands that run the web app (as opposed to a backup or a worker).
+_APP_COMMAND = re.compile(r"\b(gunicorn|uwsgi|waitress-serve|granian|flask\s+run|python)\b")
+_EXAMPLE_NAMES = (".env.example", ".env.sample", ".env.template", "env.example", ".env.dist")
+
+
+@dataclass
+class EnvSource:
+    env: dict[str, str] = field(default_factory=dict)
+    #: How reports name it: "deploy/shop.service (EnvironmentFile deploy/shop.env)".
+    description: str | None = None
+    known: bool = False
+    #: The command production runs the app with (ExecStart, CMD, compose command).
+    command: str | None = None
+    #: The file the command was found in (relative), for findings.
+    command_file: str | None = None
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """A dotenv / systemd EnvironmentFile: KEY=VALUE lines, quotes, comments, export."""
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        match = _ASSIGN.match(stripped)
+        if not match:
+            continue
+        key, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        env[key] = value
+    return env
+
+
+def parse_unit(text: str) -> dict[str, list[str]]:
+    """The [Service] keys of a systemd unit (repeated keys kept in order)."""
+    keys: dict[str, list[str]] = {}
+    section = ""
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section == "Service" and "=" in line:
+            key, _, value = line.partition("=")
+            keys.setdefault(key.strip(), []).append(value.strip())
+    return keys
+
+
+def _unit_environment(values: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for value in values:
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = value.split()
+        for word in words:
+            key, sep, val = word.partition("=")
+            if sep:
+                env[key] = val
+    return env
+
+
+def _map_into_project(ctx: Context, server_path: str, workdir: str | None) -> Path | None:
+    """Where a server path lives in the project: under WorkingDirectory (or the spec's
+    install dir) it maps onto the project root; otherwise an env file of that name."""
+    bases = [b for b in (workdir, ctx.spec.app.install_dir if ctx.spec else None) if b]
+    for base in bases:
+        try:
+            relative = PurePosixPath(server_path).relative_to(base)
+        except ValueError:
+            continue
+        candidate = ctx.root / relative
+        if candidate.is_file():
+            return candidate
+    name = PurePosixPath(server_path).name
+    for path in ctx.of_kind("env"):
+        if path.name == name:
+            return path
+    return None
+
+
+def _stand_in(ctx: Context) -> dict[str, str]:
+    for path in ctx.of_kind("env"):
+        if path.name in _EXAMPLE_NAMES or path.name.endswith(".example"):
+            return parse_env_file(ctx.read(path))
+    return {}
+
+
+def app_unit(ctx: Context) -> tuple[Path, dict[str, list[str]]] | None:
+    """The systemd service that runs the web app, parsed."""
+    for path in ctx.of_kind("systemd"):
+        if path.suffix != ".service":
+            continue
+        keys = parse_unit(ctx.read(path))
+        command = " ".join(keys.get("ExecStart", []))
+        if _APP_COMMAND.search(command):
+            return path, keys
+    return None
+
+
+def _from_systemd(ctx: Context) -> EnvSource | None:
+    found = app_unit(ctx)
+    if found is None:
+        return None
+    path, keys = found
+    unit = ctx.relative(path)
+    env = _unit_environment(keys.get("Environment", []))
+    workdirs = keys.get("WorkingDirectory") or []
+    workdir = workdirs[-1] if workdirs else None
+    known = True
+    parts: list[str] = []
+    for value in keys.get("EnvironmentFile", []):
+        optional = value.startswith("-")
+        server_path = value.lstrip("-")
+        local = _map_into_project(ctx, server_path, workdir)
+        if local is not None:
+            env.update(parse_env_file(ctx.read(local)))
+            parts.append(f"EnvironmentFile {ctx.relative(local)}")
+        elif not optional:
+            known = False
+            parts.append(f"EnvironmentFile {server_path}, on the server only")
+    if not known:
+        env = {**_stand_in(ctx), **env}
+    suffix = f" ({'; '.join(parts)})" if parts else ""
+    return EnvSource(
+        env=env,
+        description=f"{unit}{suffix}",
+        known=known,
+        command=" ".join(keys.get("ExecStart", [])),
+        command_file=unit,
+    )
+
+
+def _constant(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: text
+
+
+def compose_app_service(ctx: Context) -> tuple[Path, str, dict[str, Any]] | None:
+    """The compose service that runs the web app: built from the project, or running
+    gunicorn; never a database, cache or proxy image."""
+    for path in ctx.of_kind("compose"):
+        try:
+            data = yaml.safe_load(ctx.read(path))
+        except yaml.YAMLError:
+            continue
+        services = data.get("services") if isinstance(data, dict) else None
+        if not isinstance(services, dict):
+            continue
+        ranked = []
+        for name, service in services.items():
+            if not isinstance(service, dict):
+                continue
+            command = service.get("command") or ""
+            command = " ".join(command) if isinstance(command, list) else str(command)
+            score = 2 if _APP_COMMAND.search(command) else 1 if "build" in service else 0
+            if score:
+                ranked.append((score, str(name), service))
+        if ranked:
+            ranked.sort(key=lambda item: -item[0])
+            return path, ranked[0][1], ranked[0][2]
+    return None
+
+
+def _from_compose(ctx: Context) -> EnvSource | None:
+    found = compose_app_service(ctx)
+    if found is None:
+        return None
+    path, name, service = found
+    folder = path.parent
+    dot_env = folder / ".env"
+    shell = parse_env_file(ctx.read(dot_env)) if dot_env.is_file() else {}
+    env: dict[str, str] = {}
+    known = True
+    parts: list[str] = []
+    env_files = service.get("env_file") or []
+    for item in [env_files] if isinstance(env_files, str | dict) else env_files:
+        file_name = item.get("path") if isinstance(item, dict) else item
+        required = not (isinstance(item, dict) and item.get("required") is False)
+        local = folder / str(file_name)
+        if local.is_file():
+            env.update(parse_env_file(ctx.read(local)))
+            parts.append(f"env_file {ctx.relative(local)}")
+        elif required:
+            known = False
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        pairs = [str(item).partition("=") for item in environment]
+        environment = {key: (value if sep else None) for key, sep, value in pairs}
+    for key, value in environment.items():
+        if value is None:  # passed through from the shell running compose
+            known = known and key in shell
+            env[str(key)] = shell.get(str(key), "")
+            continue
+        text = str(value)
+        for var, op, default in _INTERPOLATE.findall(text):
+            if var not in shell and op not in (":-", "-"):
+                known = False
+            replacement = shell.get(var, default if op in (":-", "-") else "")
+            text = re.sub(r"\$\{" + var + r"[^}]*\}", _constant(replacement), text)
+        env[str(key)] = text
+    if not known:
+        env = {**_stand_in(ctx), **env}
+    command = service.get("command")
+    suffix = f" ({'; '.join(parts)})" if parts else ""
+    return EnvSource(
+        env=env,
+        description=f"{ctx.relative(path)} service {name}{suffix}",
+        known=known,
+        command=" ".join(command) if isinstance(command, list) else command,
+        command_file=ctx.relative(path),
+    )
+
+
+def dockerfile_env_and_cmd(ctx: Context) -> tuple[dict[str, str], str | None]:
+    """ENV values and the CMD (joined) of the project's main Dockerfile."""
+    env: dict[str, str] = {}
+    command: str | None = None
+    files = ctx.of_kind("dockerfile")
+    if not files:
+        return env, None
+    main = next((p for p in files if p.name == "Dockerfile"), files[0])
+    for line in ctx.read(main).replace("\\\n", " ").splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word.upper() == "ENV":
+            try:
+                tokens = shlex.split(rest)
+            except ValueError:
+                continue
+            if tokens and "=" not in tokens[0] and len(tokens) >= 2:
+                env[tokens[0]] = " ".join(tokens[1:])
+            else:
+                env.update(t.split("=", 1) for t in tokens if "=" in t)  # type: ignore[misc]
+        elif word.upper() in ("CMD", "ENTRYPOINT"):
+            try:
+                parsed = json.loads(rest)
+                command = " ".join(map(str, parsed)) if isinstance(parsed, list) else rest
+            except ValueError:
+                command = rest
+    return env, command
+
+
+def production_env(ctx: Context, env_file: Path | None = None) -> EnvSource:
+    """The environment the app will have in production (see the module docstring)."""
+    docker_env, docker_cmd = dockerfile_env_and_cmd(ctx)
+    if env_file is not None:
+        source = EnvSource(
+            env={**docker_env, **parse_env_file(env_file.read_text(encoding="utf-8"))},
+            description=f"--env-file {env_file}",
+            known=True,
+        )
+        for fallback in (_from_systemd(ctx), _from_compose(ctx)):
+            if fallback is not None and fallback.command:
+                source.command, source.command_file = fallback.command, fallback.command_file
+                break
+        return source
+    unit = _from_systemd(ctx)
+    if unit is not None:  # a VM deploy: the Dockerfile's ENV does not apply
+        return unit
+    compose = _from_compose(ctx)
+    if compose is not None:
+        compose.env = {**docker_env, **compose.env}
+        compose.command = compose.command or docker_cmd
+        return compose
+    if ctx.of_kind("dockerfile"):
+        return EnvSource(
+            env={**_stand_in(ctx), **docker_env},
+            description=ctx.relative(ctx.of_kind("dockerfile")[0]),
+            known=False,
+            command=docker_cmd,
+            command_file=ctx.relative(ctx.of_kind("dockerfile")[0]),
+        )
+    for path in ctx.of_kind("procfile"):
+        for line in ctx.read(path).splitlines():
+            if line.startswith("web:"):
+                return EnvSource(
+                    env=_stand_in(ctx),
+                    description=ctx.relative(path),
+                    known=False,
+                    command=line[4:].strip(),
+                    command_file=ctx.relative(path),
+                )
+    return EnvSource(env=_stand_in(ctx), description=None, known=False)

@@ -1,0 +1,259 @@
+"""Run the checks: build the context once, run every selected rule, silence, summarise.
+
+A rule that raises never takes the run down: it becomes an FP000 finding in its own
+layer and the other rules' results stand. Rules whose preconditions (``requires=``)
+are not met are not called, so one root cause gives one finding. The layers ``live``
+and ``host`` plug in as more rules in the registry; a run chooses its layers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flaskprod.check import rules as rules_package
+from flaskprod.check import silence
+from flaskprod.check.app_loader import load_app
+from flaskprod.check.context import Context
+from flaskprod.check.discover import discover
+from flaskprod.check.envsource import production_env
+from flaskprod.check.model import LAYERS, REGISTRY, Finding, Level, Rule
+from flaskprod.errors import ProjectError, SpecError, UserError
+from flaskprod.spec import load as spec_load
+from flaskprod.spec.model import SPEC_FILENAME, Spec
+
+#: Layers a file-level ``flaskprod check`` runs; ``live`` and ``host`` need a URL or
+#: the server itself and are run by their own options.
+FILE_LAYERS = tuple(layer for layer in LAYERS if layer not in ("live", "host"))
+
+
+@dataclass(frozen=True)
+class InternalCheck:
+    """A finding the framework itself produces (not a registered rule)."""
+
+    id: str
+    level: Level
+    title: str
+    help: str
+
+
+INTERNAL = {
+    check.id: check
+    for check in (
+        InternalCheck(
+            "FP000",
+            Level.ERROR,
+            "A rule crashed",
+            "A bug in flaskprod (or the rule met a file it cannot read): the other rules' "
+            "results stand. Please report it with the file that triggered it.",
+        ),
+        InternalCheck(
+            "FP001",
+            Level.WARNING,
+            "Silenced without a reason",
+            "Every silence says why, so the next reader can judge it: "
+            "'# flaskprod: ignore=NGX004 TLS ends at the load balancer'.",
+        ),
+        InternalCheck(
+            "FP002",
+            Level.WARNING,
+            "Silence of an unknown id",
+            "An [ignore] entry names no known check (a typo silences nothing). "
+            "'flaskprod check --list' shows the ids.",
+        ),
+    )
+}
+
+
+@dataclass
+class CheckOptions:
+    root: Path
+    env_file: Path | None = None
+    no_import: bool = False
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    layers: tuple[str, ...] = FILE_LAYERS
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    findings: list[Finding]
+    rules_run: list[str]
+    #: Rules not called because a precondition failed: id -> the precondition.
+    rules_skipped: dict[str, str]
+    context: Context
+    duration: float
+
+
+def load_rules() -> list[Finding]:
+    """Import every module of flaskprod.check.rules (each registers its rules).
+    A module that fails to import is reported, not fatal."""
+    problems = []
+    for module in pkgutil.iter_modules(rules_package.__path__):
+        name = f"{rules_package.__name__}.{module.name}"
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            problems.append(
+                Finding(
+                    id="FP000",
+                    level=Level.ERROR,
+                    layer=module.name if module.name in LAYERS else "project",
+                    message=f"rule module {name} failed to load: {type(error).__name__}: {error}",
+                    hint=INTERNAL["FP000"].help,
+                )
+            )
+    return problems
+
+
+def known_ids() -> set[str]:
+    load_rules()
+    return {r.id for r in REGISTRY} | set(INTERNAL)
+
+
+def parse_ids(values: Iterable[str], option: str) -> tuple[str, ...]:
+    """``NGX004,APP`` -> ids and prefixes; anything matching nothing is a usage error."""
+    known = known_ids()
+    parsed: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            item = part.strip().upper()
+            if not item:
+                continue
+            if item not in known and not any(k.startswith(item) for k in known if item.isalpha()):
+                raise UserError(
+                    f"{option}: unknown check id {item!r}",
+                    hint="'flaskprod check --list' shows every id",
+                )
+            parsed.append(item)
+    return tuple(parsed)
+
+
+def _matches(rule_id: str, patterns: tuple[str, ...]) -> bool:
+    return any(rule_id == p or (p.isalpha() and rule_id.startswith(p)) for p in patterns)
+
+
+def load_spec(root: Path) -> Spec | None:
+    """The project's spec (flaskprod.toml), or None when it has none."""
+    path = root / SPEC_FILENAME
+    return spec_load.load_spec(path) if path.is_file() else None
+
+
+def _pyproject_ignores(root: Path) -> dict[str, str]:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError):
+        return {}  # PRJ rules report a broken pyproject; silencing just finds nothing
+    ignore = data.get("tool", {}).get("flaskprod", {}).get("ignore", {})
+    if not isinstance(ignore, dict):
+        raise SpecError(f"{path}: [tool.flaskprod] ignore must be a table {{ID = 'reason'}}")
+    return {str(k): str(v) for k, v in ignore.items()}
+
+
+def build_context(options: CheckOptions) -> Context:
+    root = options.root
+    if not root.exists():
+        raise ProjectError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise ProjectError(f"{root}: not a folder (give the project's root)")
+    try:
+        next(root.iterdir(), None)
+    except OSError as error:
+        raise ProjectError(f"{root}: cannot be read ({error.strerror})") from None
+    if options.env_file is not None and not options.env_file.is_file():
+        raise UserError(f"--env-file {options.env_file}: no such file")
+    root = root.resolve()
+    spec = load_spec(root)
+    ctx = Context(root=root, spec=spec, files=discover(root), options=dict(options.options))
+    source = production_env(ctx, options.env_file)
+    ctx.env, ctx.env_source, ctx.env_known = source.env, source.description, source.known
+    ctx.cache["env_command"] = (source.command, source.command_file)
+    ctx.cache["no_import"] = options.no_import
+    if not options.no_import:
+        load_app(ctx, source)
+    return ctx
+
+
+def _precondition_failed(rule: Rule, ctx: Context) -> str | None:
+    if "app" in rule.requires and ctx.app is None:
+        return "app"
+    if "spec" in rule.requires and ctx.spec is None:
+        return "spec"
+    return None
+
+
+def select_rules(options: CheckOptions) -> list[Rule]:
+    return [
+        r
+        for r in REGISTRY
+        if r.layer in options.layers
+        and (not options.select or _matches(r.id, options.select))
+        and not _matches(r.id, options.ignore)
+    ]
+
+
+def run_rule(rule: Rule, ctx: Context) -> list[Finding]:
+    try:
+        return list(rule.function(ctx))
+    except Exception as error:
+        return [
+            Finding(
+                id="FP000",
+                level=Level.ERROR,
+                layer=rule.layer,
+                message=f"rule {rule.id} crashed: {type(error).__name__}: {error}",
+                hint=INTERNAL["FP000"].help,
+            )
+        ]
+
+
+def run_checks(options: CheckOptions, ctx: Context | None = None) -> CheckResult:
+    started = time.perf_counter()
+    findings = load_rules()
+    ctx = ctx or build_context(options)
+    rules_run: list[str] = []
+    skipped: dict[str, str] = {}
+    for selected in select_rules(options):
+        missing = _precondition_failed(selected, ctx)
+        if missing:
+            skipped[selected.id] = missing
+            continue
+        rules_run.append(selected.id)
+        findings.extend(run_rule(selected, ctx))
+    configured = silence.config_silences(ctx.spec.ignore if ctx.spec else {}, SPEC_FILENAME)
+    configured += silence.config_silences(_pyproject_ignores(ctx.root), "pyproject.toml")
+    known = {r.id for r in REGISTRY} | set(INTERNAL)
+    for entry in configured:
+        unknown = [
+            i for i in entry.ids if i not in known and not any(k.startswith(i) for k in known)
+        ]
+        if unknown:
+            findings.append(
+                Finding(
+                    id="FP002",
+                    level=Level.WARNING,
+                    layer="project",
+                    message=f"{entry.where} silences {', '.join(unknown)}, which is no check id",
+                    hint=INTERNAL["FP002"].help,
+                    file=entry.where,
+                )
+            )
+    findings = silence.apply(ctx, findings, configured)
+    findings = [f for f in findings if not _matches(f.id, options.ignore)]
+    findings.sort(key=_order)
+    return CheckResult(findings, rules_run, skipped, ctx, time.perf_counter() - started)
+
+
+def _order(finding: Finding) -> tuple[int, int, str, str, int]:
+    layer = LAYERS.index(finding.layer) if finding.layer in LAYERS else len(LAYERS)
+    return (layer, -int(finding.level), finding.id, finding.file or "", finding.line or 0)
