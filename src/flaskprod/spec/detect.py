@@ -63,6 +63,9 @@ class ProjectInfo(Mapping[str, Any]):
     uses_migrate: bool = False
     migrations_dir: str = "migrations"
     migrations_present: bool = False
+    #: Render the migration steps (release phase, compose one-off, k8s Job): Flask-Migrate
+    #: is used or a migrations folder exists. The kit's name for it (PROJECT_DEFAULTS).
+    migrations: bool = False
     uses_redis: bool = False
     routes: tuple[str, ...] = ()
     max_content_length: int | None = None
@@ -136,6 +139,7 @@ def detect_project(
         migrations_dir = live["migrations_dir"] or migrations_dir
     info["migrations_dir"] = migrations_dir
     info["migrations_present"] = (root / migrations_dir / "env.py").is_file()
+    info["migrations"] = info["uses_migrate"] or info["migrations_present"]
     return ProjectInfo(**info)
 
 

@@ -29,6 +29,8 @@ _PATTERNS: dict[str, str] = {
     "starting with a letter, at most 31 characters",
     r"^\d+r/[sm]$": "must be a rate like '10r/s' or '5r/m'",
     r"^3\.\d+$": "must be a Python version like '3.11'",
+    r"^python:3\.\d+\.\d+-slim-[a-z]+$": "must be a pinned slim Python image like "
+    "'python:3.11.11-slim-bookworm'",
 }
 
 _TYPES: dict[str, str] = {
@@ -73,7 +75,9 @@ def spec_from_data(data: Mapping[str, Any], filename: str = "flaskprod.toml") ->
         return Spec.model_validate(data, strict=True)
     except ValidationError as error:
         first = error.errors()[0]
-        raise SpecError(f"{filename}: {_key_path(first['loc'])}: {describe(first)}") from None
+        # A check across sections (loc empty) names its keys in its own message.
+        where = f"{_key_path(first['loc'])}: " if first["loc"] else ""
+        raise SpecError(f"{filename}: {where}{describe(first)}") from None
 
 
 def _toml_error(filename: str, message: str) -> str:

@@ -52,9 +52,9 @@ def workers_reasoning(worker_class: str, cpus: int | None = None) -> str:
     cores = cpus or os.cpu_count() or 1
     chosen = default_workers(worker_class, cores)
     if worker_class == "sync":
-        rule = "2 x cores + 1 for sync (each worker blocks on its request)"
+        rule = "2 x cores + 1 for sync"  # each sync worker blocks on its request
     else:
-        rule = f"one per core, at least 2, for {worker_class} (threads overlap the I/O)"
+        rule = f"one per core, at least 2, for {worker_class}"  # threads overlap the I/O
     return f"workers: unset = {rule} (this machine: {cores} cores -> {chosen})"
 
 
