@@ -8,7 +8,7 @@ setup:
 	@scripts/bootstrap.sh
 
 run: setup
-	@$(BIN)/python -m flaskprod.devserver examples/shop
+	@$(BIN)/python examples/shop/run_local.py
 
 lint: setup
 	$(BIN)/ruff check src tests examples bench

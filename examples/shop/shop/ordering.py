@@ -1,0 +1,144 @@
+"""Placing an order, shared by the HTML form and the JSON API.
+
+Idempotency: with a key, the first request creates the order and every retry with the
+same key (same user) gets that order back. The UNIQUE (user_id, idempotency_key)
+constraint makes this hold for concurrent retries too: the loser of the race gets an
+IntegrityError, rolls back and returns the winner's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shop.extensions import db
+from shop.models import Order, OrderItem, Product, User
+
+MAX_QUANTITY = 100
+MAX_ITEMS = 50
+MAX_KEY_LENGTH = 255
+
+
+class OrderInvalid(Exception):
+    """Bad input; ``fields`` maps a field path (``items[0].quantity``) to its problem."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class UnknownProduct(Exception):
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"product {product_id} does not exist")
+        self.product_id = product_id
+
+
+class KeyReused(Exception):
+    """The idempotency key was already used for a different order."""
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: Order
+    created: bool  # False: an earlier request with the same key created it
+
+
+def parse_items(payload: object) -> list[tuple[int, int]]:
+    """Validate ``{"items": [{"product_id": 1, "quantity": 2}, ...]}`` into pairs."""
+    if not isinstance(payload, dict):
+        raise OrderInvalid({"body": "must be a JSON object with an 'items' list"})
+    items = payload.get("items")
+    if not isinstance(items, list) or not items:
+        raise OrderInvalid({"items": "must be a non-empty list"})
+    if len(items) > MAX_ITEMS:
+        raise OrderInvalid({"items": f"at most {MAX_ITEMS} items per order"})
+    errors: dict[str, str] = {}
+    pairs: list[tuple[int, int]] = []
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, dict):
+            errors[where] = "must be an object with product_id and quantity"
+            continue
+        product_id, quantity = item.get("product_id"), item.get("quantity")
+        # bool is an int in Python; true is not a product id.
+        if not isinstance(product_id, int) or isinstance(product_id, bool) or product_id < 1:
+            errors[f"{where}.product_id"] = "must be a positive integer"
+        if (
+            not isinstance(quantity, int)
+            or isinstance(quantity, bool)
+            or not 1 <= quantity <= MAX_QUANTITY
+        ):
+            errors[f"{where}.quantity"] = f"must be an integer from 1 to {MAX_QUANTITY}"
+        if not any(key.startswith(where) for key in errors):
+            pairs.append((product_id, quantity))
+    if errors:
+        raise OrderInvalid(errors)
+    return pairs
+
+
+def check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise OrderInvalid(
+            {"Idempotency-Key": f"must be 1 to {MAX_KEY_LENGTH} printable characters"}
+        )
+    return key
+
+
+def _digest(pairs: list[tuple[int, int]]) -> str:
+    return hashlib.sha256(json.dumps(sorted(pairs)).encode()).hexdigest()
+
+
+def _existing(user: User, key: str) -> Order | None:
+    return db.session.scalars(
+        select(Order).where(Order.user_id == user.id, Order.idempotency_key == key)
+    ).first()
+
+
+def _replay(order: Order, digest: str) -> Placed:
+    if order.request_digest != digest:
+        raise KeyReused
+    return Placed(order, created=False)
+
+
+def place_order(user: User, pairs: list[tuple[int, int]], key: str | None = None) -> Placed:
+    """Create the order (or return the one an earlier request with ``key`` created)."""
+    digest = _digest(pairs)
+    if key is not None and (earlier := _existing(user, key)) is not None:
+        return _replay(earlier, digest)
+
+    ids = {product_id for product_id, _ in pairs}
+    products = {p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(ids)))}
+    for product_id, _ in pairs:
+        if product_id not in products:
+            raise UnknownProduct(product_id)
+
+    order = Order(user=user, idempotency_key=key, request_digest=digest, total_cents=0)
+    for product_id, quantity in pairs:
+        price = products[product_id].price_cents
+        order.items.append(
+            OrderItem(product_id=product_id, quantity=quantity, unit_price_cents=price)
+        )
+        order.total_cents += price * quantity
+    db.session.add(order)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if key is None or (winner := _existing(user, key)) is None:
+            raise
+        return _replay(winner, digest)
+    return Placed(order, created=True)
+
+
+def orders_of(user: User) -> list[Order]:
+    return list(
+        db.session.scalars(
+            select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(100)
+        )
+    )

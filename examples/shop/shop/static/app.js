@@ -1,0 +1,24 @@
+// flaskprod shop: a little progressive enhancement (the site works without it).
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Forms marked data-once disable their button on submit: no accidental double
+  // orders (the server's idempotency key makes them harmless anyway).
+  for (const form of document.querySelectorAll("form[data-once]")) {
+    form.addEventListener("submit", () => {
+      for (const button of form.querySelectorAll("button[type=submit]")) {
+        button.disabled = true;
+      }
+    });
+  }
+  // Preview the chosen image before uploading it.
+  for (const input of document.querySelectorAll("input[type=file][data-preview]")) {
+    const img = document.getElementById(input.dataset.preview);
+    input.addEventListener("change", () => {
+      const file = input.files && input.files[0];
+      if (!img || !file) return;
+      img.src = URL.createObjectURL(file);
+      img.hidden = false;
+    });
+  }
+});
