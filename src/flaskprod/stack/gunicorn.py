@@ -10,6 +10,7 @@ logs (to our log file, not ``/var/log/<name>``). See :func:`overlay_flags`.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -21,10 +22,24 @@ from flaskprod.spec.model import Spec
 from flaskprod.stack.state import children_of
 
 
-def overlay_flags(spec: Spec, *, socket_path: Path, project: Path, pid_file: Path) -> list[str]:
-    """The settings ``up`` overrides, as gunicorn flags (each one a machine difference)."""
+def overlay_flags(
+    spec: Spec,
+    *,
+    socket_path: Path,
+    project: Path,
+    pid_file: Path,
+    proxy_group: str | None = None,
+) -> list[str]:
+    """The settings ``up`` overrides, as gunicorn flags (each one a machine difference).
+
+    ``proxy_group``: on a server nginx joins the app's group to reach the socket
+    (0660 through the rendered umask); here, as root, the app runs with nginx's
+    workers' group instead, so the same socket mode works.
+    """
     control = socket_path.with_name("gunicorn.ctl")
+    group = ["--group", proxy_group] if proxy_group else []
     return [
+        *group,
         # gunicorn >= 24 opens a control socket at one per-user path by default: two
         # stacks on one machine would fight over it.
         "--control-socket",
@@ -45,7 +60,13 @@ def overlay_flags(spec: Spec, *, socket_path: Path, project: Path, pid_file: Pat
 
 
 def command(
-    spec: Spec, *, conf: Path, socket_path: Path, project: Path, pid_file: Path
+    spec: Spec,
+    *,
+    conf: Path,
+    socket_path: Path,
+    project: Path,
+    pid_file: Path,
+    proxy_group: str | None = None,
 ) -> list[str]:
     """``python -m gunicorn -c <rendered conf> <overlay flags> <app target>``."""
     return [
@@ -54,7 +75,13 @@ def command(
         "gunicorn",
         "--config",
         str(conf),
-        *overlay_flags(spec, socket_path=socket_path, project=project, pid_file=pid_file),
+        *overlay_flags(
+            spec,
+            socket_path=socket_path,
+            project=project,
+            pid_file=pid_file,
+            proxy_group=proxy_group,
+        ),
         spec.app.target,
     ]
 
@@ -130,6 +157,4 @@ def graceful_reload(master: int, expected: int, timeout: float = 60.0) -> list[i
 
 
 def _send(pid: int, signum: int) -> None:
-    import os
-
     os.kill(pid, signum)

@@ -29,8 +29,15 @@ from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFaile
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.stack import gunicorn, process
 from flaskprod.stack.ca import LocalCA, ensure_ca
-from flaskprod.stack.nginx import NginxFiles, Overlay, find_nginx, nginx_command, prepare_nginx
-from flaskprod.stack.ports import LOOPBACK, port_is_free
+from flaskprod.stack.nginx import (
+    NginxFiles,
+    Overlay,
+    find_nginx,
+    nginx_command,
+    nginx_user,
+    prepare_nginx,
+)
+from flaskprod.stack.ports import LOOPBACK
 from flaskprod.stack.state import ServiceRecord, StackState, StateDir, children_of
 
 DEFAULT_HTTPS_PORT = 8443
@@ -116,16 +123,23 @@ def rendered_paths(spec: Spec, project: Path) -> tuple[Path, Path]:
 
 
 def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
-    """Render the kit when it is missing or stale, so ``up`` runs what would ship."""
-    try:
-        from flaskprod.kit import commands as kit_commands
-    except ImportError:  # the kit's commands are not there yet: run what is on disk
-        refresh = None
-    else:
-        refresh = getattr(kit_commands, "refresh_kit", None)
-    if refresh is not None:
-        for line in refresh(project, spec):
-            echo(line)
+    """Render the kit when it is missing or stale, so ``up`` runs what would ship.
+
+    Files edited by hand are not overwritten: ``up`` runs them as they are and says so
+    (``flaskprod render --force`` replaces them)."""
+    from flaskprod.kit.commands import render_files
+    from flaskprod.kit.write import plan_kit, write_plan
+    from flaskprod.spec.detect import detect_project
+
+    info = detect_project(project, spec.app.target)
+    files, modes = render_files(spec, info)
+    plan = plan_kit(project, files, modes)
+    if plan.conflicts:
+        for change in plan.conflicts:
+            echo(f"kit: {change.path} {change.detail}: running it as it is")
+    elif plan.drift:
+        write_plan(plan)
+        echo(f"kit: rendered {len(plan.drift)} stale file(s) from {SPEC_FILENAME}")
     conf, site = rendered_paths(spec, project)
     for path in (conf, site):
         if not path.is_file():
@@ -256,6 +270,7 @@ class Stack:
             socket_path=self.socket_path(),
             project=self.project,
             pid_file=self.dirs.run / "gunicorn.pid",
+            proxy_group=_proxy_group(),
         )
 
     def print_config(self) -> str:
@@ -268,6 +283,7 @@ class Stack:
             socket_path=self.socket_path(),
             project=self.project,
             pid_file=self.dirs.run / "gunicorn.pid",
+            proxy_group=_proxy_group(),
         )
         rel_site = site.relative_to(self.project).as_posix()
         rel_conf = conf.relative_to(self.project).as_posix()
@@ -308,7 +324,7 @@ class Stack:
             (self.options.https_port, "--https-port"),
             (self.options.http_port, "--http-port"),
         ):
-            if not port_is_free(port):
+            if not _can_listen(port):
                 raise PortTaken(
                     f"port {port} is already in use on {LOOPBACK}",
                     hint=f"stop what holds it (ss -ltnp 'sport = :{port}') or pass {what}",
@@ -518,6 +534,26 @@ class Stack:
     # -- stop (a failed start) -----------------------------------------------------------
     def stop(self) -> None:
         stop_services(self.dirs, self.state, self.echo)
+
+
+def _can_listen(port: int) -> bool:
+    """Whether nginx could listen on ``port``: bound as nginx binds (SO_REUSEADDR), so
+    connections of a previous run still in TIME_WAIT do not count as a taken port."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+            sock.listen(1)
+        except OSError:
+            return False
+    return True
+
+
+def _proxy_group() -> str | None:
+    user = nginx_user()
+    return user[1] if user else None
 
 
 def _outlive_this_process(server: object) -> None:
