@@ -1,0 +1,310 @@
+"""Compose rules: the services around the app and how they are wired."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from flaskprod.check.context import Context
+from flaskprod.check.model import Finding, Level, rule
+from flaskprod.check.parsers.compose import ComposeFile, LineDict, parse_compose_files
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.parsers.proxy import compose_proxies
+from flaskprod.check.rules.docker import SECRET_NAME
+
+_DATA_IMAGES = (
+    "postgres",
+    "postgis",
+    "mysql",
+    "mariadb",
+    "redis",
+    "valkey",
+    "keydb",
+    "mongo",
+    "memcached",
+)
+_LOOPBACK = ("127.0.0.1:", "localhost:", "[::1]:", "::1:")
+_INTERPOLATED = re.compile(r"^\$\{?[A-Za-z_]\w*(:?[-?][^}]*)?\}?$")
+_URL_PASSWORD = re.compile(r"^[a-z][\w+.-]*://[^:/@\s]+:([^@\s]+)@")
+
+
+def _files(ctx: Context) -> list[ComposeFile]:
+    return [c for c in parse_compose_files(ctx) if c.error is None]
+
+
+def _is_data(name: str, service: LineDict) -> str | None:
+    label = f"{service.get('image') or ''} {name}".lower()
+    return next((kind for kind in _DATA_IMAGES if kind in label), None)
+
+
+def _published_ports(service: LineDict) -> list[str]:
+    """Ports published on a non-loopback host address (short or long syntax)."""
+    out = []
+    ports = service.get("ports")
+    for port in ports if isinstance(ports, list) else []:
+        if isinstance(port, dict):
+            host_ip = str(port.get("host_ip") or "")
+            if port.get("published") is not None and host_ip not in (
+                "127.0.0.1",
+                "::1",
+                "localhost",
+            ):
+                out.append(f"{port.get('published')}:{port.get('target')}")
+        elif not str(port).startswith(_LOOPBACK):
+            out.append(str(port))
+    return out
+
+
+@rule(
+    "CMP001",
+    layer="compose",
+    level=Level.ERROR,
+    title="compose file cannot be parsed",
+    help="Fix the YAML (check with 'docker compose config'); compose refuses to start "
+    "anything from a broken file.",
+)
+def unreadable(ctx: Context) -> Iterator[Finding]:
+    for compose in parse_compose_files(ctx):
+        if compose.error is not None:
+            where = ctx.relative(compose.path)
+            yield unreadable.finding(
+                f"{where}: {compose.error[1]}", file=where, line=compose.error[0]
+            )
+
+
+@rule(
+    "CMP002",
+    layer="compose",
+    level=Level.ERROR,
+    title="database or Redis port published to the host",
+    help="Remove 'ports:' from the database and Redis services (the app reaches them "
+    "over the compose network by service name); if you need them from the host, publish "
+    "on loopback only: '127.0.0.1:5432:5432'.",
+)
+def data_ports(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            kind = _is_data(name, service)
+            published = _published_ports(service)
+            if kind and published:
+                yield data_ports.finding(
+                    f"service {name!r} ({kind}) publishes {', '.join(published)} on every "
+                    "interface of the host",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name, "ports"),
+                )
+
+
+def _depends(service: LineDict) -> dict[str, Any]:
+    depends = service.get("depends_on")
+    if isinstance(depends, list):
+        return {str(d): None for d in depends}
+    if isinstance(depends, dict):
+        return {str(k): v for k, v in depends.items()}
+    return {}
+
+
+@rule(
+    "CMP003",
+    layer="compose",
+    level=Level.WARNING,
+    title="depends_on a database without waiting for it to be healthy",
+    help='Give the database a healthcheck (test: ["CMD-SHELL", "pg_isready -U $$POSTGRES_USER"]; '
+    'redis: ["CMD", "redis-cli", "ping"]) and depend on it with \'depends_on: {db: '
+    "{condition: service_healthy}}'.",
+)
+def unhealthy_depends(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        services = compose.services
+        for name, service in services.items():
+            for dependency, options in _depends(service).items():
+                target = services.get(dependency)
+                if target is None or not _is_data(dependency, target):
+                    continue
+                condition = options.get("condition") if isinstance(options, dict) else None
+                has_check = isinstance(target.get("healthcheck"), dict) and not target[
+                    "healthcheck"
+                ].get("disable")
+                if condition == "service_healthy" and has_check:
+                    continue
+                why = (
+                    f"{dependency!r} has no healthcheck"
+                    if condition == "service_healthy"
+                    else f"it only waits for {dependency!r} to start, not to accept connections"
+                )
+                yield unhealthy_depends.finding(
+                    f"service {name!r} depends on {dependency!r} but {why}",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name, "depends_on"),
+                )
+
+
+def _environment(service: LineDict) -> list[tuple[str, str, int]]:
+    env = service.get("environment")
+    out: list[tuple[str, str, int]] = []
+    if isinstance(env, LineDict):
+        out = [(str(k), "" if v is None else str(v), env.line_of(str(k))) for k, v in env.items()]
+    elif isinstance(env, list):
+        start = service.line_of("environment")
+        for index, item in enumerate(env, start=1):
+            key, sep, value = str(item).partition("=")
+            if sep:
+                out.append((key, value, start + index))
+    return out
+
+
+def literal_secret(key: str, value: str) -> bool:
+    value = value.strip()
+    if not value or _INTERPOLATED.match(value) or key.upper().endswith("_FILE"):
+        return False
+    if SECRET_NAME.search(key):
+        return True
+    match = _URL_PASSWORD.match(value)
+    return bool(match and not _INTERPOLATED.match(match.group(1)))
+
+
+@rule(
+    "CMP004",
+    layer="compose",
+    level=Level.ERROR,
+    title="plaintext password or secret in the compose file",
+    help="Write '${POSTGRES_PASSWORD}' (compose reads it from the environment or an "
+    "untracked .env next to the file), or use env_file: / secrets: instead of a literal.",
+)
+def plaintext_secret(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            for key, value, line in _environment(service):
+                if literal_secret(key, value):
+                    yield plaintext_secret.finding(
+                        f"service {name!r} sets {key} to a literal value",
+                        file=ctx.relative(compose.path),
+                        line=line,
+                    )
+
+
+@rule(
+    "CMP005",
+    layer="compose",
+    level=Level.WARNING,
+    title="no restart policy",
+    help="Add 'restart: unless-stopped' to every long-running service (or "
+    "deploy.restart_policy in swarm), so a crash or a host reboot brings it back.",
+)
+def no_restart(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        missing = [
+            name
+            for name, service in compose.services.items()
+            if not service.get("restart")
+            and not (
+                isinstance(service.get("deploy"), dict) and service["deploy"].get("restart_policy")
+            )
+            and str(service.get("restart", "")) != "no"
+            and not _one_shot(service)
+        ]
+        if missing:
+            yield no_restart.finding(
+                f"{', '.join(repr(m) for m in missing)} "
+                + ("is" if len(missing) == 1 else "are")
+                + " not restarted after a crash or reboot",
+                file=ctx.relative(compose.path),
+                line=compose.line(missing[0]),
+            )
+
+
+def _one_shot(service: LineDict) -> bool:
+    """Jobs (migrations, backups) that are meant to exit."""
+    profiles = service.get("profiles")
+    return bool(profiles) or str(service.get("restart", "")) == "no"
+
+
+@rule(
+    "CMP006",
+    layer="compose",
+    level=Level.INFO,
+    title="obsolete 'version:' key",
+    help="Delete the top-level 'version:' line: Compose v2 ignores it and warns.",
+)
+def version_key(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        if "version" in compose.data:
+            yield version_key.finding(
+                f"{ctx.relative(compose.path)} still declares version: {compose.data['version']}",
+                file=ctx.relative(compose.path),
+                line=compose.data.line_of("version"),
+            )
+
+
+@rule(
+    "CMP007",
+    layer="compose",
+    level=Level.CRITICAL,
+    title="Docker socket mounted into a container",
+    help="Do not mount /var/run/docker.sock: whoever controls the container controls the "
+    "host as root. If a tool needs the Docker API, put a filtering proxy "
+    "(tecnativa/docker-socket-proxy) in between.",
+)
+def docker_socket(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            volumes = service.get("volumes")
+            for volume in volumes if isinstance(volumes, list) else []:
+                text = str(volume.get("source", "")) if isinstance(volume, dict) else str(volume)
+                if "docker.sock" in text:
+                    yield docker_socket.finding(
+                        f"service {name!r} mounts the Docker socket ({text.split(':')[0]})",
+                        file=ctx.relative(compose.path),
+                        line=compose.line(name, "volumes"),
+                    )
+                    break
+
+
+@rule(
+    "CMP008",
+    layer="compose",
+    level=Level.CRITICAL,
+    title="privileged container",
+    help="Remove 'privileged: true'; grant the one capability needed with cap_add: instead.",
+)
+def privileged(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            if service.get("privileged") is True:
+                yield privileged.finding(
+                    f"service {name!r} runs privileged: root on the host",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name, "privileged"),
+                )
+
+
+@rule(
+    "CMP009",
+    layer="compose",
+    level=Level.WARNING,
+    title="app published directly, bypassing the proxy",
+    help="Remove the app service's 'ports:' (use 'expose: [\"8000\"]') and reach it only "
+    "through the proxy service (proxy_pass http://web:8000); publish on 127.0.0.1 if you "
+    "need it from the host.",
+)
+def app_published(ctx: Context) -> Iterator[Finding]:
+    proxies = {(c.path, name) for c, name in compose_proxies(ctx)}
+    if not proxies:
+        return
+    app_services = {(s.file, s.service) for s in gunicorn_setups(ctx) if s.service}
+    for compose in _files(ctx):
+        if not any(path == compose.path for path, _ in proxies):
+            continue
+        for name, service in compose.services.items():
+            if (compose.path, name) in proxies or _is_data(name, service):
+                continue
+            is_app = (compose.path, name) in app_services or "build" in service
+            published = _published_ports(service)
+            if is_app and published:
+                yield app_published.finding(
+                    f"service {name!r} publishes {', '.join(published)} next to the proxy: "
+                    "clients can skip its TLS, limits and buffering",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name, "ports"),
+                )

@@ -1,0 +1,367 @@
+"""systemd rules: the units that run the app on a VM."""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from flaskprod.check.context import Context
+from flaskprod.check.model import Finding, Level, rule
+from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups, split_command
+from flaskprod.check.parsers.proxy import proxy_targets
+from flaskprod.check.parsers.systemd import Unit, parse_units
+from flaskprod.check.rules._exposure import exposure
+
+#: Exposure above this is systemd-analyze's EXPOSED/UNSAFE: a warning.
+EXPOSURE_WARNING = 7.0
+#: Above this (systemd's MEDIUM), an info with the settings to add.
+EXPOSURE_INFO = 4.5
+_DATABASES = ("postgresql", "mysql", "mariadb", "redis")
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _services(ctx: Context) -> list[Unit]:
+    return [u for u in parse_units(ctx) if u.path.suffix == ".service" and u.error is None]
+
+
+def _is_app(unit: Unit) -> bool:
+    start = unit.value("Service", "ExecStart")
+    return find_gunicorn(split_command(start)) is not None
+
+
+def _long_running(unit: Unit) -> bool:
+    return unit.value("Service", "Type", "simple").lower() != "oneshot"
+
+
+def _line(unit: Unit, key: str, section: str = "Service") -> int:
+    found = unit.get(section, key)
+    return found.line if found else unit.first_line(section)
+
+
+@rule(
+    "SYS001",
+    layer="systemd",
+    level=Level.ERROR,
+    title="systemd unit cannot be parsed",
+    help="Write the unit as [Section] headers with Key=value lines (check with "
+    "'systemd-analyze verify FILE'); a .service needs a [Service] section.",
+)
+def unit_unreadable(ctx: Context) -> Iterator[Finding]:
+    for unit in parse_units(ctx):
+        where = ctx.relative(unit.path)
+        if unit.error is not None:
+            yield unit_unreadable.finding(
+                f"{where}: {unit.error[1]}", file=where, line=unit.error[0]
+            )
+        elif unit.path.suffix == ".service" and not unit.has_section("Service"):
+            yield unit_unreadable.finding(f"{where} has no [Service] section", file=where, line=1)
+
+
+@rule(
+    "SYS002",
+    layer="systemd",
+    level=Level.ERROR,
+    title="service runs as root",
+    help="Add 'User=APP' and 'Group=APP' (a system user that owns nothing but what the "
+    "app writes: useradd --system --no-create-home APP), or DynamicUser=yes.",
+)
+def runs_as_root(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        user = unit.get("Service", "User")
+        if unit.value("Service", "DynamicUser").lower() in ("yes", "true", "1", "on"):
+            continue
+        if user is None or user.value in ("root", "0"):
+            where = ctx.relative(unit.path)
+            yield runs_as_root.finding(
+                f"{where} runs its process as root" + ("" if user else " (no User= line)"),
+                file=where,
+                line=user.line if user else unit.first_line("Service"),
+            )
+
+
+@rule(
+    "SYS003",
+    layer="systemd",
+    level=Level.ERROR,
+    title="ExecStart missing or not an absolute path",
+    help="Give the full path of the program in the virtualenv: "
+    "'ExecStart=/srv/APP/.venv/bin/gunicorn -c /srv/APP/gunicorn.conf.py wsgi:app'.",
+)
+def exec_start(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        where = ctx.relative(unit.path)
+        start = unit.get("Service", "ExecStart")
+        if start is None:
+            yield exec_start.finding(
+                f"{where} has no ExecStart=", file=where, line=unit.first_line("Service")
+            )
+            continue
+        words = split_command(start.value.lstrip("-@:+!|"))
+        program = words[0] if words else ""
+        if not program.startswith(("/", "%", "$")):
+            yield exec_start.finding(
+                f"ExecStart runs {program!r}, not an absolute path: systemd will not find "
+                "the virtualenv's programs",
+                file=where,
+                line=start.line,
+            )
+
+
+@rule(
+    "SYS004",
+    layer="systemd",
+    level=Level.WARNING,
+    title="no Restart= policy",
+    help="Add 'Restart=on-failure' and 'RestartSec=2' to [Service], so a crash is not "
+    "an outage until someone notices.",
+)
+def no_restart(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        if not _long_running(unit):
+            continue
+        restart = unit.get("Service", "Restart")
+        if restart is None or restart.value == "no":
+            where = ctx.relative(unit.path)
+            yield no_restart.finding(
+                f"{where} is not restarted when it crashes",
+                file=where,
+                line=restart.line if restart else _line(unit, "ExecStart"),
+            )
+
+
+def _bases(ctx: Context, unit: Unit) -> list[str]:
+    bases = [ctx.spec.app.install_dir] if ctx.spec else []
+    workdir = unit.value("Service", "WorkingDirectory").lstrip("-")
+    if workdir.startswith("/"):
+        bases.append(workdir)
+    return bases
+
+
+def in_project(ctx: Context, unit: Unit, server_path: str) -> Path | None:
+    """A server path inside the installed project -> the same path in the checkout."""
+    path = PurePosixPath(server_path)
+    for base in sorted(_bases(ctx, unit), key=len, reverse=True):
+        if path == PurePosixPath(base):
+            return ctx.root
+        if path.is_relative_to(base):
+            return ctx.root / path.relative_to(base)
+    return None
+
+
+@rule(
+    "SYS005",
+    layer="systemd",
+    level=Level.ERROR,
+    title="WorkingDirectory or EnvironmentFile missing or unreadable",
+    help="Use absolute paths that exist on the server: WorkingDirectory=/srv/APP and "
+    "EnvironmentFile=/etc/APP/APP.env (prefix with '-' only if the file is optional); "
+    "without WorkingDirectory gunicorn starts in / and cannot import the app.",
+)
+def paths_missing(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        where = ctx.relative(unit.path)
+        workdir = unit.get("Service", "WorkingDirectory")
+        if workdir is None:
+            setup = next(
+                (s for s in gunicorn_setups(ctx) if s.origin == "systemd" and s.file == unit.path),
+                None,
+            )
+            if setup is not None and setup.get("chdir") is None:
+                yield paths_missing.finding(
+                    f"{where} sets no WorkingDirectory= and gunicorn no --chdir: it starts "
+                    "in / and cannot import the app",
+                    file=where,
+                    line=_line(unit, "ExecStart"),
+                )
+        items = ([(workdir, True)] if workdir else []) + [
+            (env, False) for env in unit.all("Service", "EnvironmentFile")
+        ]
+        for item, is_dir in items:
+            key = "WorkingDirectory" if is_dir else "EnvironmentFile"
+            optional = item.value.startswith("-")
+            path = item.value.lstrip("-")
+            if path == "~" or path.startswith("%"):
+                continue
+            if not path.startswith("/"):
+                yield paths_missing.finding(
+                    f"{key}={item.value} is relative: systemd needs an absolute path",
+                    file=where,
+                    line=item.line,
+                )
+                continue
+            local = in_project(ctx, unit, path) if not is_dir else None
+            if local is None or optional:
+                continue  # on the server only: cannot be checked from here
+            if not local.is_file():
+                yield paths_missing.finding(
+                    f"{key}={path} is {ctx.relative(local)} in the project, which does not "
+                    "exist: the service will not start",
+                    file=where,
+                    line=item.line,
+                )
+
+
+@rule(
+    "SYS006",
+    layer="systemd",
+    level=Level.WARNING,
+    title="environment file is world-readable",
+    help="chmod 600 the EnvironmentFile (owned by root or the service user): it holds "
+    "SECRET_KEY and database passwords.",
+)
+def env_world_readable(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        for item in unit.all("Service", "EnvironmentFile"):
+            local = in_project(ctx, unit, item.value.lstrip("-"))
+            if local is None or not local.is_file():
+                continue
+            mode = local.stat().st_mode
+            if mode & stat.S_IROTH:
+                yield env_world_readable.finding(
+                    f"{ctx.relative(local)} (EnvironmentFile) is readable by every user "
+                    f"(mode {stat.filemode(mode)})",
+                    file=ctx.relative(unit.path),
+                    line=item.line,
+                )
+
+
+@rule(
+    "SYS007",
+    layer="systemd",
+    level=Level.ERROR,
+    title="gunicorn's socket is not the one nginx proxies to",
+    help="Use one socket path everywhere: the unit's --bind unix:/run/APP/gunicorn.sock "
+    "(or the .socket unit's ListenStream=) and nginx's proxy_pass "
+    "http://unix:/run/APP/gunicorn.sock.",
+)
+def socket_mismatch(ctx: Context) -> Iterator[Finding]:
+    nginx = {t.port: t for t in proxy_targets(ctx) if t.host == "unix"}
+    if not nginx:
+        return
+    sockets: list[tuple[str, Path, int]] = []
+    for setup in gunicorn_setups(ctx):
+        if setup.origin == "systemd":
+            file, line = setup.where("bind")
+            sockets += [(b[5:], file, line) for b in setup.binds if b.startswith("unix:")]
+    for unit in parse_units(ctx):
+        if unit.path.suffix == ".socket":
+            sockets += [
+                (a.value, unit.path, a.line)
+                for a in unit.all("Socket", "ListenStream")
+                if a.value.startswith("/")
+            ]
+    if not sockets or any(path in nginx for path, _, _ in sockets):
+        return
+    path, file, line = sockets[0]
+    target = next(iter(nginx.values()))
+    yield socket_mismatch.finding(
+        f"gunicorn listens on {path} but nginx proxies to {target.port} "
+        f"({ctx.relative(target.directive.file)}:{target.directive.line}): every request "
+        "is a 502",
+        file=ctx.relative(file),
+        line=line,
+    )
+
+
+def _database_host(url: str) -> tuple[str, str] | None:
+    match = re.match(r"^([a-z0-9+]+)://(?:[^@/]*@)?(\[[^\]]*\]|[^:/?]*)", url)
+    if not match:
+        return None
+    return match.group(1).split("+")[0], match.group(2)
+
+
+def _unit_env(unit: Unit) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in unit.all("Service", "Environment"):
+        for word in split_command(item.value):
+            key, sep, value = word.partition("=")
+            if sep:
+                env[key] = value
+    return env
+
+
+@rule(
+    "SYS008",
+    layer="systemd",
+    level=Level.WARNING,
+    title="no ordering after a local database",
+    help="Add 'After=postgresql.service' and 'Wants=postgresql.service' to [Unit] "
+    "(redis-server.service for Redis) so that at boot the app starts once the database "
+    "is up.",
+)
+def no_after_database(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        if not _is_app(unit):
+            continue
+        env = {**ctx.env, **_unit_env(unit)}
+        order = " ".join(
+            a.value
+            for key in ("After", "Requires", "Wants", "BindsTo")
+            for a in unit.all("Unit", key)
+        ).lower()
+        for key in ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "REDIS_URL"):
+            parsed = _database_host(env.get(key, ""))
+            if parsed is None:
+                continue
+            scheme, host = parsed
+            kind = next((d for d in _DATABASES if scheme.startswith(d[:5])), None)
+            if kind is None or host not in _LOCAL_HOSTS:
+                continue
+            if kind[:5] in order or (kind == "mariadb" and "mysql" in order):
+                continue
+            where = ctx.relative(unit.path)
+            yield no_after_database.finding(
+                f"{key} points at a local {kind} but {where} is not ordered after it",
+                file=where,
+                line=_line(unit, "After", "Unit") if unit.get("Unit", "After") else 1,
+            )
+
+
+@rule(
+    "SYS009",
+    layer="systemd",
+    level=Level.INFO,
+    title="no ExecReload for a graceful reload",
+    help="Add 'ExecReload=/bin/kill -s HUP $MAINPID': 'systemctl reload APP' then "
+    "replaces gunicorn's workers without dropping a request.",
+)
+def no_reload(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        if _is_app(unit) and unit.get("Service", "ExecReload") is None:
+            where = ctx.relative(unit.path)
+            yield no_reload.finding(
+                f"{where} has no ExecReload=: deploys must restart, dropping requests",
+                file=where,
+                line=_line(unit, "ExecStart"),
+            )
+
+
+@rule(
+    "SYS010",
+    layer="systemd",
+    level=Level.WARNING,
+    title="weak sandboxing (high exposure score)",
+    help="Add systemd's hardening to [Service]: NoNewPrivileges=yes, ProtectSystem=strict "
+    "(with ReadWritePaths= for what the app writes), ProtectHome=yes, PrivateTmp=yes, "
+    "PrivateDevices=yes, ProtectKernelTunables=yes, ProtectKernelModules=yes, "
+    "ProtectControlGroups=yes, RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6, "
+    "RestrictNamespaces=yes, LockPersonality=yes, SystemCallFilter=@system-service, "
+    "CapabilityBoundingSet=; check with 'systemd-analyze security UNIT'.",
+)
+def weak_hardening(ctx: Context) -> Iterator[Finding]:
+    for unit in _services(ctx):
+        if not _long_running(unit):
+            continue
+        score, missing = exposure(unit)
+        if score <= EXPOSURE_INFO:
+            continue
+        where = ctx.relative(unit.path)
+        yield weak_hardening.finding(
+            f"{where} has an exposure score of {score}/10 (systemd-analyze security "
+            f"style); most open: {', '.join(missing[:5])}",
+            file=where,
+            line=unit.first_line("Service"),
+            level=None if score > EXPOSURE_WARNING else Level.INFO,
+        )
