@@ -1,0 +1,366 @@
+"""The kit's artifacts and the one context every template renders from.
+
+Templates never compute anything that two of them must agree on: every shared value
+(the upstream address, the body limit in bytes, the static folder, the health paths,
+the environment the app reads) is computed once here from the spec, so the files
+cannot disagree. Project facts detected from the app arrive in ``project``; its keys
+and their defaults are :data:`PROJECT_DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flaskprod.kit.render import Artifact
+from flaskprod.spec.model import Spec, format_size
+
+#: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
+#: value assumed when a key is missing.
+PROJECT_DEFAULTS: dict[str, Any] = {
+    # Dependency file the image and CI install from, relative to the project root;
+    # None: the project is installed from its pyproject.toml (``pip install .``).
+    "requirements_file": "requirements.txt",
+    # Flask-Migrate is used (a ``migrations/`` folder or the extension): render the
+    # release/migrate steps (Procfile release, compose migrate, Kubernetes Job, CI).
+    "migrations": True,
+    # The app talks to Redis; Redis is in the stack only if this and redis.enabled.
+    "uses_redis": True,
+}
+
+#: gunicorn may take this much longer than its own timeout before nginx gives up:
+#: nginx must never cut a request gunicorn is still allowed to finish.
+PROXY_TIMEOUT_MARGIN = 5
+
+#: Mozilla's "intermediate" TLS configuration (guidelines 5.7): TLS 1.2 and 1.3.
+#: The DHE suites stay unused without ssl_dhparam, which is fine for modern clients.
+MOZILLA_INTERMEDIATE_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One variable of the environment the app or the stack reads."""
+
+    name: str
+    example: str  # what .env.example shows: a safe value or empty for secrets
+    comment: str
+    secret: bool = False
+
+
+def _artifacts() -> tuple[Artifact, ...]:
+    return (
+        Artifact("gunicorn.conf.py.j2", "deploy/gunicorn.conf.py"),
+        Artifact("nginx_site.conf.j2", "deploy/nginx/{name}.conf"),
+        Artifact("nginx_compose.conf.j2", "deploy/nginx/{name}.compose.conf"),
+        Artifact("app.service.j2", "deploy/systemd/{name}.service"),
+        Artifact("backup.service.j2", "deploy/systemd/{name}-backup.service"),
+        Artifact("backup.timer.j2", "deploy/systemd/{name}-backup.timer"),
+        Artifact("Dockerfile.j2", "deploy/Dockerfile"),
+        # The build context is the project root, and Docker reads .dockerignore only
+        # from the context's root: it cannot live in deploy/.
+        Artifact("dockerignore.j2", ".dockerignore"),
+        Artifact("compose.yaml.j2", "deploy/compose.yaml"),
+        Artifact("env.example.j2", "deploy/.env.example"),
+        # Rendered where GitHub runs it; the deploy job waits for vars.DEPLOY_HOST.
+        Artifact("github-workflow.yml.j2", ".github/workflows/{name}.yml"),
+        Artifact("backup.sh.j2", "deploy/scripts/backup.sh", mode=0o755),
+        Artifact("restore.sh.j2", "deploy/scripts/restore.sh", mode=0o755),
+        Artifact("deploy.sh.j2", "deploy/scripts/deploy.sh", mode=0o755),
+        Artifact("Procfile.j2", "deploy/Procfile"),
+        Artifact("k8s/deployment.yaml.j2", "deploy/k8s/deployment.yaml"),
+        Artifact("k8s/service.yaml.j2", "deploy/k8s/service.yaml"),
+        Artifact("k8s/ingress.yaml.j2", "deploy/k8s/ingress.yaml"),
+        Artifact("k8s/hpa.yaml.j2", "deploy/k8s/hpa.yaml"),
+        Artifact("k8s/pdb.yaml.j2", "deploy/k8s/pdb.yaml"),
+        Artifact("k8s/migrate-job.yaml.j2", "deploy/k8s/migrate-job.yaml"),
+        Artifact("k8s/media-pvc.yaml.j2", "deploy/k8s/media-pvc.yaml"),
+    )
+
+
+#: Every file of the kit. Output paths may contain ``{name}`` (the spec's app name);
+#: :func:`artifacts_for` resolves them.
+ARTIFACTS: tuple[Artifact, ...] = _artifacts()
+
+
+def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
+    """The artifacts with ``{name}`` in their output paths replaced."""
+    return tuple(
+        Artifact(a.template, a.output.replace("{name}", spec.app.name), a.comment, a.mode)
+        for a in ARTIFACTS
+    )
+
+
+def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
+    """What the app reads from its environment, in .env.example order."""
+    name = spec.app.name
+    db_user = spec.resolve(spec.database.user)
+    db_name = spec.resolve(spec.database.name)
+    variables = [
+        EnvVar("FLASKPROD_ENV", "production", "Profile: production, development or testing."),
+        EnvVar(
+            "SECRET_KEY",
+            "",
+            "At least 32 random characters; the app refuses to start without it. Generate: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+            secret=True,
+        ),
+        EnvVar(
+            "DATABASE_URL",
+            f"postgresql+psycopg://{db_user}:CHANGE-ME@localhost:5432/{db_name}"
+            if spec.database.engine == "postgresql"
+            else f"sqlite:////var/lib/{name}/{name}.sqlite3",
+            "SQLAlchemy URL of the database (compose builds its own from POSTGRES_PASSWORD).",
+            secret=True,
+        ),
+    ]
+    if redis:
+        variables.append(
+            EnvVar(
+                "REDIS_URL",
+                "redis://:CHANGE-ME@localhost:6379/0",
+                "Redis for sessions and cache (compose builds its own from REDIS_PASSWORD).",
+                secret=True,
+            )
+        )
+    variables += [
+        EnvVar("SENTRY_DSN", "", "Error reporting; empty disables Sentry.", secret=True),
+        EnvVar(
+            "TRUSTED_PROXIES",
+            str(spec.http.trusted_proxies),
+            "Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.",
+        ),
+        EnvVar(
+            "MAX_CONTENT_LENGTH",
+            str(spec.http.max_body_bytes),
+            f"Largest request body in bytes; equals nginx's client_max_body_size "
+            f"({format_size(spec.http.max_body_bytes)}).",
+        ),
+        EnvVar(
+            "FLASKPROD_HEALTH_PATH",
+            spec.http.health_path,
+            "Liveness route (Docker HEALTHCHECK, compose, Kubernetes liveness probe).",
+        ),
+        EnvVar(
+            "FLASKPROD_READY_PATH",
+            spec.http.ready_path,
+            "Readiness route: checks the database and Redis (Kubernetes readiness probe).",
+        ),
+        EnvVar(
+            "FLASKPROD_SECURITY_HEADERS",
+            spec.http.security_headers,
+            "Which layer sends HSTS, CSP and the other security headers: nginx or app.",
+        ),
+    ]
+    return variables
+
+
+def stack_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
+    """What compose and the scripts read (not the app)."""
+    variables = []
+    if spec.database.engine == "postgresql":
+        variables.append(
+            EnvVar(
+                "POSTGRES_PASSWORD",
+                "",
+                "Password of the database role (compose: PostgreSQL and the app's URL).",
+                secret=True,
+            )
+        )
+    if redis:
+        variables.append(
+            EnvVar("REDIS_PASSWORD", "", "Redis password (compose: requirepass).", secret=True)
+        )
+    variables += [
+        EnvVar(
+            "IMAGE_TAG",
+            spec.container.tag,
+            "Image tag compose runs; deploy.sh sets it to the commit being deployed.",
+        ),
+        EnvVar(
+            "GUNICORN_BIND",
+            "",
+            f"Overrides gunicorn's bind (empty: {spec.bind}; the image sets "
+            f"0.0.0.0:{spec.container.port}).",
+        ),
+        EnvVar(
+            "WEB_CONCURRENCY",
+            "",
+            f"Overrides the number of gunicorn workers (empty: {spec.server.effective_workers}).",
+        ),
+    ]
+    return variables
+
+
+def _security_headers(spec: Spec) -> list[tuple[str, str]]:
+    """Headers nginx adds when the spec gives it the job (never together with the app)."""
+    if spec.http.security_headers != "nginx":
+        return []
+    headers = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Content-Security-Policy", spec.http.csp),
+    ]
+    if spec.http.hsts_max_age:
+        headers.insert(0, ("Strict-Transport-Security", f"max-age={spec.http.hsts_max_age}"))
+    return headers
+
+
+def _rate_limits(spec: Spec, ident: str) -> list[dict[str, Any]]:
+    """nginx limit_req zones, with the location each applies to."""
+    where = {"api": ("^~", spec.http.api_prefix), "login": ("=", spec.http.login_path)}
+    limits = []
+    for key in sorted(spec.http.rate_limits):
+        limit = spec.http.rate_limits[key]
+        modifier, path = where.get(key, ("", ""))
+        limits.append(
+            {
+                "key": key,
+                "zone": f"{ident}_{key}",
+                "rate": limit.rate,
+                "burst": limit.burst,
+                "modifier": modifier,
+                "path": path,
+            }
+        )
+    return limits
+
+
+def _worker_reasoning(spec: Spec) -> str:
+    server = spec.server
+    if server.workers:
+        return f"{server.workers} workers, set in flaskprod.toml (server.workers)."
+    if server.worker_class == "sync":
+        return (
+            f"{server.effective_workers} workers = 2 x CPU cores + 1 (computed when rendered): "
+            "a sync worker blocks on each request, so spare processes cover I/O waits."
+        )
+    return (
+        f"{server.effective_workers} workers = one per CPU core, at least 2 (computed when "
+        f"rendered): each {server.worker_class} worker overlaps I/O itself "
+        f"({server.threads} threads), and two processes keep serving while one restarts."
+    )
+
+
+def _cert_mounts(spec: Spec) -> list[str]:
+    """Host folders compose's nginx needs for the certificate and key (read-only)."""
+    paths = [spec.resolve(spec.tls.certificate), spec.resolve(spec.tls.certificate_key)]
+    mounts: list[str] = []
+    for path in paths:
+        # Let's Encrypt's live/ files are symlinks into archive/: mount the whole tree.
+        folder = "/etc/letsencrypt" if path.startswith("/etc/letsencrypt/") else None
+        folder = folder or posixpath.dirname(path)
+        if folder not in mounts:
+            mounts.append(folder)
+    return mounts
+
+
+def _registry(image: str) -> str:
+    """The registry host of an image name ("docker.io" when it names none)."""
+    first = image.split("/", 1)[0]
+    return first if "/" in image and ("." in first or ":" in first) else "docker.io"
+
+
+def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
+    """Every value the templates use, computed once."""
+    facts = {**PROJECT_DEFAULTS, **project}
+    name = spec.app.name
+    ident = name.replace("-", "_")  # nginx variable and zone names
+    root = spec.app.install_dir
+    redis = bool(spec.redis.enabled and facts["uses_redis"])
+    socket_path = spec.socket_path
+    bind = spec.bind
+    socket_dir = posixpath.dirname(socket_path) if socket_path else None
+    runtime_dir = f"/run/{name}"
+    media_dir = spec.media_dir.rstrip("/")
+    log_dir = spec.resolve(spec.deploy.log_dir).rstrip("/")
+    app_rw = [media_dir, log_dir]
+    if socket_dir and socket_dir != runtime_dir:
+        app_rw.append(socket_dir)  # ProtectSystem=strict: the socket's folder must be writable
+    container_bind = f"0.0.0.0:{spec.container.port}"
+    server = spec.server
+    return {
+        "spec": spec,
+        "name": name,
+        "ident": ident,
+        "target": spec.app.target,
+        "domains": spec.app.domains,
+        "domain": spec.app.domains[0],
+        "root": root,
+        "user": spec.resolve(spec.deploy.user),
+        "venv": spec.resolve(spec.deploy.venv).rstrip("/"),
+        "env_file": spec.resolve(spec.deploy.env_file),
+        "log_dir": log_dir,
+        "backup_dir": spec.resolve(spec.backup.dir).rstrip("/"),
+        "media_dir": media_dir,
+        "static_dir": spec.static_dir,
+        "static_src": spec.paths.static_dir.rstrip("/"),
+        "app_rw_paths": app_rw,
+        # gunicorn
+        "bind": bind,
+        "socket_path": socket_path,
+        "runtime_dir": runtime_dir,
+        "workers": server.effective_workers,
+        "worker_reasoning": _worker_reasoning(spec),
+        "forwarded_allow_ips": "127.0.0.1,::1",
+        "container_bind": container_bind,
+        # nginx: the upstream is exactly gunicorn's bind (TCP "host:port" or "unix:/path")
+        "upstream_server": bind,
+        "compose_upstream_server": f"web:{spec.container.port}",
+        "max_body": format_size(spec.http.max_body_bytes),
+        "max_body_bytes": spec.http.max_body_bytes,
+        "proxy_read_timeout": server.timeout + PROXY_TIMEOUT_MARGIN,
+        "ciphers": MOZILLA_INTERMEDIATE_CIPHERS,
+        "certificate": spec.resolve(spec.tls.certificate),
+        "certificate_key": spec.resolve(spec.tls.certificate_key),
+        "cert_mounts": _cert_mounts(spec),
+        "acme_webroot": spec.resolve(spec.tls.acme_webroot).rstrip("/"),
+        "security_headers": _security_headers(spec),
+        "rate_limits": _rate_limits(spec, ident),
+        # database / redis
+        "postgres": spec.database.engine == "postgresql",
+        "db_name": spec.resolve(spec.database.name),
+        "db_user": spec.resolve(spec.database.user),
+        "redis": redis,
+        "after_units": [
+            unit
+            for unit, wanted in (
+                (
+                    "postgresql.service",
+                    spec.database.engine == "postgresql" and spec.database.local,
+                ),
+                ("redis-server.service", redis and spec.redis.local),
+            )
+            if wanted
+        ],
+        # containers
+        "image": f"{spec.resolve(spec.container.image)}:{spec.container.tag}",
+        "image_repo": spec.resolve(spec.container.image),
+        "registry": _registry(spec.resolve(spec.container.image)),
+        "termination_grace": spec.container.pre_stop_seconds + server.graceful_timeout + 5,
+        # project facts
+        "requirements_file": facts["requirements_file"],
+        "migrations": bool(facts["migrations"]),
+        "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
+        # for shells (Procfile, CI): "module:create_app()" has parentheses
+        "target_sh": shlex.quote(spec.app.target),
+        "migrate_sh": shlex.join(["flask", "--app", spec.app.target, "db", "upgrade"]),
+        # environment
+        "app_env": app_environment(spec, redis=redis),
+        "stack_env": stack_environment(spec, redis=redis),
+    }

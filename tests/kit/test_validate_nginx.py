@@ -1,0 +1,356 @@
+"""The rendered nginx site passes ``nginx -t`` and, started for real in front of the
+rendered gunicorn.conf.py, behaves as the spec says.
+
+The site is included inside ``http {}`` by a tiny wrapper config, as on a server. For
+the live run only what must change on this machine is overlaid: the listen ports
+(free loopback ports instead of 80/443). Everything else is the rendered file.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ToolFinder = Callable[[str, str], Path]
+
+WRAPPER = """\
+{user}
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 128; }}
+http {{
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    access_log off;
+    default_type application/octet-stream;
+    types {{ text/css css; image/svg+xml svg; text/plain txt; }}
+    include {site};
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def nginx(tool: ToolFinder) -> str:
+    for candidate in ("/usr/sbin/nginx", "/usr/local/sbin/nginx"):
+        if Path(candidate).exists():
+            return candidate
+    return str(tool("nginx", "apt-get install nginx"))
+
+
+def site_of(kit: Any) -> Path:
+    return kit.path(f"deploy/nginx/{kit.spec.app.name}.conf")  # type: ignore[no-any-return]
+
+
+def write_wrapper(prefix: Path, site: Path, *, as_root: bool = False) -> Path:
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    # Workers run as "nobody" when the master is root: let them reach the socket
+    # (mode 0770 from gunicorn's umask), as www-data does through the app's group.
+    user = "user root;" if as_root else ""
+    conf = prefix / "nginx.conf"
+    conf.write_text(WRAPPER.format(user=user, prefix=prefix, site=site))
+    return conf
+
+
+def test_nginx_t_accepts_the_site(kit: Any, nginx: str, tmp_path: Path) -> None:
+    site = site_of(kit)
+    conf = write_wrapper(tmp_path, site)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
+    # nginx reports unknown/deprecated things as [warn] while still succeeding.
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
+
+
+def test_nginx_t_accepts_the_compose_site(kit: Any, nginx: str, tmp_path: Path) -> None:
+    """The compose variant too: its upstream "web" must resolve, so point it at loopback."""
+    text = kit.path(f"deploy/nginx/{kit.spec.app.name}.compose.conf").read_text()
+    site = tmp_path / "compose-site.conf"
+    site.write_text(text.replace("server web:", "server 127.0.0.1:"))
+    conf = write_wrapper(tmp_path, site)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
+
+
+def test_nginx_t_rejects_a_broken_site(nginx: str, tmp_path: Path) -> None:
+    """The harness can fail: a site with an unknown directive is refused."""
+    site = tmp_path / "broken.conf"
+    site.write_text("server { listen 127.0.0.1:1; frobnicate on; }\n")
+    conf = write_wrapper(tmp_path, site)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert "frobnicate" in result.stderr
+
+
+# ---- live: the real nginx in front of the real gunicorn -----------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def overlay_ports(text: str, http_port: int, https_port: int) -> str:
+    """Listen on loopback ports instead of 80/443 (and no IPv6 sockets)."""
+    text = re.sub(r"^\s*listen \[::\]:.*\n", "", text, flags=re.M)
+    text = re.sub(r"listen 80\b", f"listen 127.0.0.1:{http_port}", text)
+    return re.sub(r"listen 443\b", f"listen 127.0.0.1:{https_port}", text)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}", pytrace=False)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+class _LoopbackHTTPS(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 with the host's name in SNI (as a browser would send it)."""
+
+    def connect(self) -> None:
+        raw = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class Stack:
+    def __init__(self, http_port: int, https_port: int, gunicorn_log: Path) -> None:
+        self.http_port = http_port
+        self.https_port = https_port
+        self.gunicorn_log = gunicorn_log
+
+    def https(
+        self, method: str, path: str, host: str = "sample.test", body: bytes | None = None
+    ) -> http.client.HTTPResponse:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connection = _LoopbackHTTPS(host, self.https_port, timeout=10, context=context)
+        connection.request(method, path, body=body, headers={"Host": host})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response
+
+    def http(self, path: str, host: str = "sample.test") -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        response.data = response.read()  # type: ignore[attr-defined]
+        connection.close()
+        return response
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, as systemd's EnvironmentFile reads the rendered .env.example."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value
+    return values
+
+
+@pytest.fixture(scope="module")
+def production_env(
+    kit: Any, sample_env: dict[str, str], postgres_cluster: Any, redis_server: Any
+) -> dict[str, str]:
+    """The environment systemd would give gunicorn: the rendered env file, its secrets
+    filled in, pointing at the suite's throwaway PostgreSQL and Redis."""
+    values = read_env_file(Path(kit.spec.resolve(kit.spec.deploy.env_file)))
+    assert values["SECRET_KEY"] == "", "the example must not carry a secret"
+    values["SECRET_KEY"] = "k" * 48
+    values["DATABASE_URL"] = postgres_cluster.create_database(f"kit_live_{os.getpid()}")
+    values["REDIS_URL"] = redis_server.url()
+    env = {**sample_env, **{key: value for key, value in values.items() if value}}
+    env["FLASKPROD_ENV"] = values["FLASKPROD_ENV"]
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kit: Any,
+    nginx: str,
+    tool: ToolFinder,
+    production_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    prefix = tmp_path_factory.mktemp("nginx-live")
+    socket_path = Path(kit.spec.socket_path or "")
+    socket_path.unlink(missing_ok=True)
+    gunicorn_log = prefix / "gunicorn.log"
+    with gunicorn_log.open("wb") as log:
+        gunicorn = subprocess.Popen(
+            [
+                str(tool("gunicorn", "pip install gunicorn (make setup)")),
+                "-c",
+                "deploy/gunicorn.conf.py",
+                kit.spec.app.target,
+            ],
+            cwd=kit.root,
+            env=production_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    http_port, https_port = free_port(), free_port()
+    site = prefix / "site.conf"
+    site.write_text(overlay_ports(site_of(kit).read_text(), http_port, https_port))
+    conf = write_wrapper(prefix, site, as_root=True)
+    server = None
+    try:
+        wait_for(
+            lambda: socket_path.exists() or gunicorn.poll() is not None, 20, "gunicorn's socket"
+        )
+        assert gunicorn.poll() is None, gunicorn_log.read_text()
+        server = subprocess.Popen(
+            [nginx, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", https_port), timeout=0.2).close()
+                return True
+            except OSError:
+                return server.poll() is not None
+
+        wait_for(listening, 10, "nginx")
+        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        yield Stack(http_port, https_port, gunicorn_log)
+    finally:
+        if server is not None:
+            stop(server)
+        stop(gunicorn)
+
+
+def test_live_socket_is_group_only(stack: Stack, kit: Any) -> None:
+    mode = Path(kit.spec.socket_path or "").stat().st_mode & 0o777
+    assert mode == 0o770, oct(mode)  # umask 0o007: owner and group (nginx), nobody else
+
+
+def test_live_app_through_nginx(stack: Stack) -> None:
+    response = stack.https("GET", "/")
+    assert response.status == 200
+    assert response.getheader("Server") == "nginx"  # server_tokens off: no version
+    assert response.getheader("Strict-Transport-Security") == "max-age=63072000"
+    assert response.getheader("X-Request-ID")
+
+
+def test_live_health_paths_are_routes(stack: Stack, kit: Any) -> None:
+    assert stack.https("GET", kit.spec.http.health_path).status == 200
+    # readiness checks the suite's PostgreSQL and Redis
+    assert stack.https("GET", kit.spec.http.ready_path).status == 200
+
+
+def test_live_static_from_alias_with_long_cache(stack: Stack) -> None:
+    response = stack.https("GET", "/static/app.css")
+    assert response.status == 200
+    assert "immutable" in (response.getheader("Cache-Control") or "")
+    # the location has its own add_header: the security headers must still be there
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert response.getheader("Strict-Transport-Security")
+    assert stack.https("GET", "/static/img/dot.svg").status == 200
+    assert stack.https("GET", "/static/missing.css").status == 404
+    assert stack.https("GET", "/static/img/").status in (403, 404)  # no listing
+
+
+def test_live_media_from_alias(stack: Stack) -> None:
+    response = stack.https("GET", "/media/hello.txt")
+    assert response.status == 200
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+
+
+def test_live_body_limit(stack: Stack, kit: Any) -> None:
+    limit = kit.spec.http.max_body_bytes
+    assert stack.https("POST", "/upload", body=b"x" * 1024).status == 200
+    assert stack.https("POST", "/upload", body=b"x" * (limit + 1)).status == 413
+
+
+def test_live_http_redirects_but_serves_acme(stack: Stack) -> None:
+    redirect = stack.http("/products?page=2")
+    assert redirect.status == 301
+    assert redirect.getheader("Location") == "https://sample.test/products?page=2"
+    challenge = stack.http("/.well-known/acme-challenge/token123")
+    assert challenge.status == 200
+    assert challenge.data == b"challenge-ok\n"  # type: ignore[attr-defined]
+
+
+def test_live_unknown_host_is_dropped(stack: Stack) -> None:
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        stack.http("/", host="evil.example")
+    with pytest.raises(ssl.SSLError):  # ssl_reject_handshake
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection(("127.0.0.1", stack.https_port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname="evil.example"),
+        ):
+            pass
+
+
+def test_live_login_rate_limited(stack: Stack, kit: Any) -> None:
+    burst = kit.spec.http.rate_limits["login"].burst
+    statuses = [stack.https("GET", "/login").status for _ in range(burst + 3)]
+    assert statuses[0] == 200
+    assert 429 in statuses, statuses
+
+
+def test_live_access_log_is_json_with_request_id(stack: Stack, kit: Any) -> None:
+    import json
+
+    stack.https("GET", "/api/items")
+    log = Path(kit.spec.resolve(kit.spec.deploy.log_dir)) / "nginx.access.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any(entry["uri"] == "/api/items" and entry["request_id"] for entry in lines)
+    # gunicorn's access log (stdout) is JSON too, with the same request id
+    gunicorn_lines = [
+        json.loads(line)
+        for line in stack.gunicorn_log.read_text().splitlines()
+        if line.startswith("{") and '"path": "/api/items"' in line
+    ]
+    assert gunicorn_lines and gunicorn_lines[-1]["request_id"]
