@@ -38,6 +38,9 @@ NO_DB = (
     "flaskprod: DATABASE_URL is not set: put the database URL in the environment, e.g. "
     "DATABASE_URL=postgresql://user:password@host/dbname"
 )
+# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default, one path
+# for every gunicorn of the user: tests must not take it from each other.
+GUNICORN = ("--no-control-socket", "--bind")
 READ = {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SENTRY_DSN", "TRUSTED_PROXIES"}
 
 
@@ -94,7 +97,7 @@ PLACEHOLDER = (
 
 
 def refused_gunicorn(project: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    argv = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{free_port()}", *flags, "refapp:app"]
+    argv = [str(BIN / "gunicorn"), *GUNICORN, f"127.0.0.1:{free_port()}", *flags, "refapp:app"]
     env = environment(SECRET_KEY="dev", DATABASE_URL="sqlite://")
     return run(argv, project, env)
 
@@ -133,7 +136,7 @@ def test_gunicorn_serves_json_logs(project: Path, tmp_path: Path) -> None:
     port = free_port()
     out = (tmp_path / "stdout.log").open("w+")
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "refapp:app"],
+        [str(BIN / "gunicorn"), *GUNICORN, f"127.0.0.1:{port}", "--workers", "1", "refapp:app"],
         cwd=project,
         env=environment(SECRET_KEY=GOOD_KEY, DATABASE_URL="sqlite://"),
         stdout=out,

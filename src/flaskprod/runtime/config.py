@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -327,6 +328,10 @@ def build_config(
         problems += coerce(merged)
         if profile == "production":
             problems += production_problems(merged)
+        elif not merged.get("SECRET_KEY"):
+            # Development and tests work without one: a random key per process
+            # (sessions end at each restart, which is fine there).
+            merged["SECRET_KEY"] = secrets.token_hex(32)
         if problems:
             raise StartupRefused(problems)
     except StartupRefused as refused:
