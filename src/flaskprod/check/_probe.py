@@ -1,9 +1,9 @@
 """Import a Flask app and describe it as JSON: run as a script in a subprocess.
 
-Usage: ``python _probe.py PROJECT_DIR TARGET OUTPUT_JSON``. Standalone on purpose
-(imports nothing from flaskprod) so it runs under the project's own interpreter, and
-in a subprocess so that a crashing, exiting or hanging app cannot take the checker
-with it. It writes ``{"ok": true, ...}`` or ``{"ok": false, "error": "first line"}``.
+Usage: ``python _probe.py PROJECT_DIR TARGET OUTPUT_JSON [HEALTH_PATHS_JSON]``.
+Standalone on purpose (imports nothing from flaskprod) so it runs under the project's own
+interpreter, and in a subprocess so that a crashing, exiting or hanging app cannot take
+the checker with it. It writes ``{"ok": true, ...}`` or ``{"ok": false, "error": "first line"}``.
 """
 
 from __future__ import annotations
@@ -69,12 +69,25 @@ def _load(target: str) -> Any:
     return getattr(module, expression)
 
 
+def _is_flask(thing: Any) -> bool:
+    owner = getattr(thing, "__self__", thing)  # a bound Flask.wsgi_app is the app itself
+    return hasattr(owner, "url_map")
+
+
 def _wsgi_chain(app: Any) -> list[Any]:
+    """The middlewares around the app, outermost first (ProxyFix, debugger, ...)."""
     chain, current = [], app.wsgi_app
     for _ in range(20):
+        if _is_flask(current):
+            break
         chain.append(current)
-        nxt = getattr(current, "app", None) or getattr(current, "wsgi_app", None)
-        if nxt is None or nxt is current or not callable(nxt):
+        nxt = None
+        for attribute in ("app", "wsgi_app", "application"):
+            candidate = getattr(current, attribute, None)
+            if callable(candidate) and candidate is not current and not _is_flask(candidate):
+                nxt = candidate
+                break
+        if nxt is None:
             break
         current = nxt
     return chain
@@ -161,19 +174,27 @@ def _engines(app: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _headers(app: Any, routes: list[dict[str, Any]]) -> dict[str, str]:
-    paths = [r["rule"] for r in routes if "GET" in r["methods"] and "<" not in r["rule"]]
-    for candidate in ("/health", "/healthz", "/livez", "/ping", "/"):
-        if candidate in paths:
-            try:
-                response = app.test_client().get(candidate, base_url="https://localhost")
-            except Exception:
-                return {}
-            return {k.lower(): v for k, v in response.headers.items()}
-    return {}
+def _health(app: Any, candidates: list[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """GET each liveness candidate over HTTPS (as behind the proxy): status by path,
+    and the headers of the first that answers 200 (or of "/" when none does)."""
+    statuses: dict[str, int] = {}
+    headers: dict[str, str] = {}
+    client = app.test_client()
+    for path in [*candidates, "/"]:
+        try:
+            response = client.get(path, base_url="https://localhost")
+        except Exception:  # a view that raises is a 500, as it would be in production
+            statuses[path] = 500
+            continue
+        if path != "/":
+            statuses[path] = response.status_code
+        if response.status_code == 200 and not headers:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+        response.close()
+    return statuses, headers
 
 
-def describe(app: Any) -> dict[str, Any]:
+def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
     chain = _wsgi_chain(app)
     proxy_fix = None
     debugger = False
@@ -187,6 +208,7 @@ def describe(app: Any) -> dict[str, Any]:
         if kind == "DebuggedApplication":
             debugger = True
     routes = _routes(app)
+    health, headers = _health(app, health_candidates)
     return {
         "ok": True,
         "config": {str(k): _json_safe(v) for k, v in app.config.items()},
@@ -199,7 +221,8 @@ def describe(app: Any) -> dict[str, Any]:
         "log_handlers": _handlers(app),
         "modules": sorted({name.partition(".")[0] for name in sys.modules}),
         "engines": _engines(app),
-        "headers": _headers(app, routes),
+        "health": health,
+        "headers": headers,
     }
 
 
@@ -229,6 +252,7 @@ def _disarm_run() -> None:
 
 def main() -> int:
     project, target, output = sys.argv[1], sys.argv[2], sys.argv[3]
+    health_candidates = json.loads(sys.argv[4]) if len(sys.argv) > 4 else []
     os.chdir(project)
     sys.path.insert(0, project)
     _disarm_run()
@@ -239,7 +263,7 @@ def main() -> int:
         app = _load(target)
         if not hasattr(app, "url_map") or not hasattr(app, "config"):
             raise TypeError(f"{target} is a {type(app).__name__}, not a Flask app")
-        result = describe(app)
+        result = describe(app, health_candidates)
         result["run_calls"] = _RUN_CALLS
     except SystemExit as stop:
         said = _first_line("".join(tee.kept)) or f"exited with status {stop.code}"

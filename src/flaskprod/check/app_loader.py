@@ -92,8 +92,16 @@ def _interpreter(root: Path) -> str:
     return sys.executable
 
 
+#: Paths a liveness endpoint commonly has; the spec's health_path is added first.
+LIVENESS_PATHS = ("/health", "/healthz", "/livez", "/health/live", "/ping", "/_health", "/status")
+
+
 def probe(
-    root: Path, target: str, env: dict[str, str], timeout: float = PROBE_TIMEOUT
+    root: Path,
+    target: str,
+    env: dict[str, str],
+    timeout: float = PROBE_TIMEOUT,
+    health_paths: tuple[str, ...] = LIVENESS_PATHS,
 ) -> ProbeResult:
     """Import ``target`` in a subprocess under ``env`` and describe the app."""
     clean = {key: os.environ[key] for key in _PASS_THROUGH if key in os.environ}
@@ -105,7 +113,14 @@ def probe(
         output = Path(tmp) / "app.json"
         try:
             completed = subprocess.run(
-                [_interpreter(root), str(script), str(root), target, str(output)],
+                [
+                    _interpreter(root),
+                    str(script),
+                    str(root),
+                    target,
+                    str(output),
+                    json.dumps(list(health_paths)),
+                ],
                 cwd=root,
                 env=clean,
                 capture_output=True,
@@ -134,10 +149,15 @@ def probe(
         log_handlers=data.get("log_handlers", []),
         modules=data.get("modules", []),
         engines=data.get("engines", []),
+        health=data.get("health", {}),
         headers=data.get("headers", {}),
         run_calls=data.get("run_calls", []),
     )
     return ProbeResult(info, None)
+
+
+def _spec_health(ctx: Context) -> list[str]:
+    return [ctx.spec.http.health_path] if ctx.spec else []
 
 
 def load_app(ctx: Context, source: EnvSource) -> None:
@@ -148,7 +168,8 @@ def load_app(ctx: Context, source: EnvSource) -> None:
     if target is None:
         ctx.app_error = "no Flask app found (no gunicorn target, spec or app module)"
         return
-    result = probe(ctx.root, target, source.env)
+    paths = tuple(dict.fromkeys([*_spec_health(ctx), *LIVENESS_PATHS]))
+    result = probe(ctx.root, target, source.env, health_paths=paths)
     if result.info is None:
         ctx.app_error = result.error
         return

@@ -52,6 +52,8 @@ class AppInfo:
     modules: list[str] = field(default_factory=list)
     #: SQLAlchemy engines: [{"backend": "postgresql", "pre_ping": True}]
     engines: list[dict[str, Any]] = field(default_factory=list)
+    #: Status of an HTTPS GET on each liveness candidate path ({"/health": 200}).
+    health: dict[str, int] = field(default_factory=dict)
     #: Headers of one HTTPS GET on the liveness route (lower-cased names), if any.
     headers: dict[str, str] = field(default_factory=dict)
     #: ``app.run()`` calls reached while importing: [{"host": ..., "port": ..., "debug": ...}]

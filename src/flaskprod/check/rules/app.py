@@ -1,0 +1,581 @@
+"""Rules of the ``app`` layer: the Flask app's configuration under production's env.
+
+Most rules need the app imported (``requires=("app",)``); when it could not be, APP000
+says why, once. APP008/APP009 read the source instead (``app.run`` is static).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flaskprod.check.context import AppInfo, Context
+from flaskprod.check.discover import SKIP_DIRS
+from flaskprod.check.model import Finding, Level, rule
+from flaskprod.check.parsers.proxy import has_proxy
+from flaskprod.runtime.config import _MIN_SECRET, _is_placeholder
+
+_GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+def _app(ctx: Context) -> AppInfo:
+    assert ctx.app is not None  # guaranteed by requires=("app",)
+    return ctx.app
+
+
+def app_file(ctx: Context) -> str | None:
+    """The file of the app's module (relative), where config findings point."""
+    target = ctx.app.target if ctx.app else ctx.cache.get("app_target")
+    if not target:
+        return None
+    module = str(target).partition(":")[0].replace(".", "/")
+    for candidate in (f"{module}.py", f"{module}/__init__.py"):
+        if (ctx.root / candidate).is_file():
+            return candidate
+    return None
+
+
+# -- APP000 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP000",
+    layer="app",
+    level=Level.ERROR,
+    title="The app does not start under production's environment",
+    help="Import the app the way production will (same environment: the systemd "
+    "EnvironmentFile, the compose env_file, or --env-file) and fix what it says; a "
+    "missing variable belongs in the environment file production reads.",
+    example="EnvironmentFile=/srv/shop/shop.env  # without SECRET_KEY: the app exits 3",
+)
+def app_does_not_start(ctx: Context) -> Iterator[Finding]:
+    if ctx.app is not None or ctx.cache.get("no_import"):
+        return
+    error = ctx.app_error or "unknown error"
+    where = ctx.env_source or "an empty environment"
+    if ctx.cache.get("app_target") is None:
+        yield app_does_not_start.finding(
+            f"no Flask app found to import ({error})",
+            level=Level.INFO,
+            hint="Give the app in flaskprod.toml ([app] target) or a gunicorn command, or "
+            "use --no-import for file checks only.",
+        )
+    elif error.startswith(("ModuleNotFoundError", "ImportError")) and not ctx.env_known:
+        yield app_does_not_start.finding(
+            f"could not import the app here: {error}",
+            level=Level.INFO,
+            hint="Run flaskprod from the project's virtualenv (or give the project a .venv) "
+            "so its dependencies import, or use --no-import.",
+            file=app_file(ctx),
+        )
+    elif ctx.env_known:
+        yield app_does_not_start.finding(
+            f"the app will not start under {where}: {error}", file=app_file(ctx)
+        )
+    else:
+        yield app_does_not_start.finding(
+            f"the app could not be evaluated under {where}: {error}",
+            level=Level.INFO,
+            hint="Production's values are not in the project: pass them with "
+            "--env-file FILE to check the app under the environment it will really have.",
+            file=app_file(ctx),
+        )
+
+
+# -- APP001 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP001",
+    layer="app",
+    level=Level.CRITICAL,
+    title="Debug mode or the Werkzeug debugger is on",
+    help="Never run debug in production: the debugger runs any Python a visitor types. "
+    "Remove FLASK_DEBUG / DEBUG=True from production's environment and config, and "
+    "do not wrap the app in DebuggedApplication.",
+    requires=("app",),
+    example="FLASK_DEBUG=1 in the EnvironmentFile",
+)
+def debug_on(ctx: Context) -> Iterator[Finding]:
+    app = _app(ctx)
+    if app.debugger:
+        yield debug_on.finding("the Werkzeug debugger wraps the app", file=app_file(ctx))
+    elif app.debug or app.config.get("DEBUG"):
+        source = f" (under {ctx.env_source})" if ctx.env_source else ""
+        yield debug_on.finding(f"debug mode is on{source}", file=app_file(ctx))
+
+
+# -- APP002 ----------------------------------------------------------------------------
+
+
+def _entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def secret_problem(value: Any) -> str | None:
+    """Why a secret key is weak, or None."""
+    if value is None or value == "":
+        return "is not set"
+    if isinstance(value, dict) and value.get("__type__") == "bytes":
+        text = str(value.get("text", ""))
+    elif isinstance(value, str):
+        text = value
+    else:
+        return f"is a {type(value).__name__}, not a string"
+    if _is_placeholder(text):
+        return "is a placeholder"
+    if len(text) < _MIN_SECRET:
+        return f"is {len(text)} characters (fewer than {_MIN_SECRET})"
+    if _entropy(text) < 3.0 or len(set(text)) < 10:
+        return "has low entropy (too few distinct characters)"
+    return None
+
+
+@rule(
+    "APP002",
+    layer="app",
+    level=Level.CRITICAL,
+    title="SECRET_KEY missing, short, low-entropy or a placeholder",
+    help=f"Generate a key with  {_GENERATE}  and put it in production's environment "
+    "(never in the code); every SECRET_KEY_FALLBACKS entry must be as strong.",
+    requires=("app",),
+    example='SECRET_KEY = "dev"',
+)
+def weak_secret(ctx: Context) -> Iterator[Finding]:
+    config = _app(ctx).config
+    stand_ins = set(ctx.cache.get("stand_ins", {}).values())
+    keys: list[tuple[str, Any]] = [("SECRET_KEY", config.get("SECRET_KEY"))]
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, list):
+        keys += [(f"SECRET_KEY_FALLBACKS[{i}]", v) for i, v in enumerate(fallbacks)]
+    for name, value in keys:
+        if isinstance(value, str) and value in stand_ins:
+            continue  # a stand-in for a value that lives on the server: not ours to judge
+        problem = secret_problem(value)
+        if problem:
+            level = Level.CRITICAL if problem in ("is not set", "is a placeholder") else Level.ERROR
+            yield weak_secret.finding(f"{name} {problem}", level=level, file=app_file(ctx))
+
+
+# -- APP003 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP003",
+    layer="app",
+    level=Level.WARNING,
+    title="Session cookie without Secure, HttpOnly or SameSite",
+    help="Set SESSION_COOKIE_SECURE = True, SESSION_COOKIE_HTTPONLY = True and "
+    "SESSION_COOKIE_SAMESITE = 'Lax' so the session never travels over plain HTTP, "
+    "cannot be read by scripts, and is not sent by cross-site forms.",
+    requires=("app",),
+    example="SESSION_COOKIE_SECURE = False",
+)
+def session_cookie(ctx: Context) -> Iterator[Finding]:
+    config = _app(ctx).config
+    missing = []
+    if not config.get("SESSION_COOKIE_SECURE"):
+        missing.append("Secure (SESSION_COOKIE_SECURE)")
+    if config.get("SESSION_COOKIE_HTTPONLY") is False:
+        missing.append("HttpOnly (SESSION_COOKIE_HTTPONLY)")
+    if config.get("SESSION_COOKIE_SAMESITE") in (None, "None", ""):
+        missing.append("SameSite (SESSION_COOKIE_SAMESITE)")
+    if missing:
+        yield session_cookie.finding(
+            f"the session cookie is sent without {', '.join(missing)}", file=app_file(ctx)
+        )
+
+
+# -- APP004 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP004",
+    layer="app",
+    level=Level.ERROR,
+    title="No CSRF protection on form routes",
+    help="Protect every form with Flask-WTF: CSRFProtect(app) (or FlaskForm with "
+    "{{ form.csrf_token }}); exempt only views that take no cookies (token-auth APIs).",
+    requires=("app",),
+    example="@app.post('/login') reading request.form, without CSRFProtect",
+)
+def no_csrf(ctx: Context) -> Iterator[Finding]:
+    app = _app(ctx)
+    forms = [r for r in app.routes if r.get("form") and (not app.csrf or r.get("csrf_exempt"))]
+    if forms:
+        shown = ", ".join(str(r["rule"]) for r in forms[:3])
+        more = f" and {len(forms) - 3} more" if len(forms) > 3 else ""
+        yield no_csrf.finding(
+            f"routes take form posts without CSRF protection: {shown}{more}",
+            file=app_file(ctx),
+        )
+
+
+# -- APP005, APP006: the database -------------------------------------------------------
+
+
+def _database_uri(config: dict[str, Any]) -> str:
+    uri = config.get("SQLALCHEMY_DATABASE_URI")
+    return uri if isinstance(uri, str) else ""
+
+
+@rule(
+    "APP005",
+    layer="app",
+    level=Level.WARNING,
+    title="SQLite in production",
+    help="SQLite allows one writer at a time and lives on one machine's disk: use "
+    "PostgreSQL (DATABASE_URL=postgresql://...), or say so in flaskprod.toml "
+    "([database] engine = 'sqlite') for a deliberate single small box.",
+    requires=("app",),
+    example="SQLALCHEMY_DATABASE_URI = 'sqlite:///app.db'",
+)
+def sqlite_in_production(ctx: Context) -> Iterator[Finding]:
+    if ctx.spec is not None and ctx.spec.database.engine == "sqlite":
+        return  # chosen, and written down
+    app = _app(ctx)
+    backends = {e.get("backend") for e in app.engines}
+    if _database_uri(app.config).startswith("sqlite") or "sqlite" in backends:
+        yield sqlite_in_production.finding("the app uses SQLite in production", file=app_file(ctx))
+
+
+@rule(
+    "APP006",
+    layer="app",
+    level=Level.WARNING,
+    title="No connection-pool pre-ping",
+    help="Set SQLALCHEMY_ENGINE_OPTIONS = {'pool_pre_ping': True, 'pool_recycle': 1800}: "
+    "without it, the first request after the database restarts (or a firewall drops "
+    "idle connections) fails with 'server closed the connection unexpectedly'.",
+    requires=("app",),
+    example="SQLALCHEMY_ENGINE_OPTIONS = {}  # with PostgreSQL",
+)
+def no_pre_ping(ctx: Context) -> Iterator[Finding]:
+    app = _app(ctx)
+    networked = [e for e in app.engines if e.get("backend") not in (None, "sqlite")]
+    if networked:
+        if not all(e.get("pre_ping") for e in networked):
+            yield no_pre_ping.finding(
+                "the SQLAlchemy pool does not pre-ping its connections", file=app_file(ctx)
+            )
+        return
+    uri = _database_uri(app.config)
+    options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+    pre_ping = isinstance(options, dict) and options.get("pool_pre_ping")
+    if uri and not uri.startswith("sqlite") and not app.engines and not pre_ping:
+        yield no_pre_ping.finding(
+            "SQLALCHEMY_ENGINE_OPTIONS has no pool_pre_ping", file=app_file(ctx)
+        )
+
+
+# -- APP007 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP007",
+    layer="app",
+    level=Level.WARNING,
+    title="No MAX_CONTENT_LENGTH",
+    help="Set MAX_CONTENT_LENGTH (e.g. 10 * 1024 * 1024) equal to nginx's "
+    "client_max_body_size, so an oversized upload is refused before it fills memory "
+    "or disk, whichever way the request arrives.",
+    requires=("app",),
+    example="no MAX_CONTENT_LENGTH: Flask reads any body size",
+)
+def no_max_content_length(ctx: Context) -> Iterator[Finding]:
+    if _app(ctx).config.get("MAX_CONTENT_LENGTH") is None:
+        yield no_max_content_length.finding(
+            "the app accepts request bodies of any size", file=app_file(ctx)
+        )
+
+
+# -- APP008, APP009: app.run ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunCall:
+    file: str
+    line: int
+    host: str | None
+    guarded: bool  # inside ``if __name__ == "__main__":`` or a function body
+
+
+_SOURCE_SKIP = SKIP_DIRS | {"tests", "test", "migrations", "deploy", "docs", "node_modules"}
+
+
+def _python_sources(root: Path, limit: int = 400) -> Iterator[Path]:
+    count = 0
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if any(part in _SOURCE_SKIP or part.startswith(".") for part in parts[:-1]):
+            continue
+        if path.name.startswith(("test_", "conftest", "gunicorn")) or path.name == "setup.py":
+            continue
+        count += 1
+        if count > limit:
+            return
+        yield path
+
+
+def _is_main_guard(node: ast.If) -> bool:
+    test = node.test
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
+
+
+def _flask_names(tree: ast.Module) -> set[str]:
+    """Names bound at module level to Flask(...) or a factory call, plus app/application."""
+    names = {"app", "application"}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if called == "Flask" or "app" in called.lower():
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _run_calls_in(tree: ast.Module, file: str) -> Iterator[RunCall]:
+    names = _flask_names(tree)
+
+    def visit(node: ast.AST, guarded: bool) -> Iterator[RunCall]:
+        for child in ast.iter_child_nodes(node):
+            inner = guarded or isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
+            )
+            if isinstance(child, ast.If) and _is_main_guard(child):
+                inner = True
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Attribute)
+                and child.func.attr == "run"
+                and isinstance(child.func.value, ast.Name)
+                and child.func.value.id in names
+            ):
+                host = next(
+                    (
+                        kw.value.value
+                        for kw in child.keywords
+                        if kw.arg == "host" and isinstance(kw.value, ast.Constant)
+                    ),
+                    None,
+                )
+                if host is None and child.args and isinstance(child.args[0], ast.Constant):
+                    host = child.args[0].value
+                yield RunCall(file, child.lineno, str(host) if host else None, guarded)
+            yield from visit(child, inner)
+
+    yield from visit(tree, False)
+
+
+def run_calls(ctx: Context) -> list[RunCall]:
+    """Every ``app.run(...)`` in the project's Python sources (cached per run)."""
+    if "app_run_calls" not in ctx.cache:
+        found: list[RunCall] = []
+        for path in _python_sources(ctx.root):
+            try:
+                tree = ast.parse(ctx.read(path))
+            except (SyntaxError, ValueError):
+                continue
+            found.extend(_run_calls_in(tree, ctx.relative(path)))
+        ctx.cache["app_run_calls"] = found
+    calls: list[RunCall] = ctx.cache["app_run_calls"]
+    return calls
+
+
+def _runs_file_directly(ctx: Context, file: str) -> bool:
+    """Production's command runs this file as a script (``python app.py``)."""
+    command, _ = ctx.cache.get("env_command") or (None, None)
+    if not command:
+        return False
+    module = file.removesuffix(".py").replace("/", ".")
+    return bool(
+        re.search(rf"\bpython[\d.]*\s+(-\S+\s+)*{re.escape(file)}\b", command)
+        or re.search(rf"\bpython[\d.]*\s+-m\s+{re.escape(module)}\b", command)
+    )
+
+
+_PUBLIC_HOSTS = ("0.0.0.0", "::", "[::]")
+
+
+@rule(
+    "APP008",
+    layer="app",
+    level=Level.ERROR,
+    title="app.run() is reachable in production",
+    help="Put app.run(...) under  if __name__ == '__main__':  (or delete it) and serve "
+    "the app with gunicorn: the development server is single-process, unhardened and "
+    "runs whenever the module is imported.",
+    example="app.run(host='0.0.0.0')  # at module level",
+)
+def run_reachable(ctx: Context) -> Iterator[Finding]:
+    for call in run_calls(ctx):
+        if not call.guarded:
+            public = " on all interfaces" if call.host in _PUBLIC_HOSTS else ""
+            yield run_reachable.finding(
+                f"app.run(){public} runs whenever the module is imported (also under gunicorn)",
+                file=call.file,
+                line=call.line,
+            )
+
+
+@rule(
+    "APP009",
+    layer="app",
+    level=Level.WARNING,
+    title="The development server is run on 0.0.0.0 in production",
+    help="Production runs this file as a script, so app.run(host='0.0.0.0') serves the "
+    "public with Flask's development server: run gunicorn instead "
+    "(gunicorn -c gunicorn.conf.py module:app).",
+    example="CMD python app.py, with app.run(host='0.0.0.0') under __main__",
+)
+def run_public(ctx: Context) -> Iterator[Finding]:
+    for call in run_calls(ctx):
+        if call.guarded and call.host in _PUBLIC_HOSTS and _runs_file_directly(ctx, call.file):
+            yield run_public.finding(
+                f"production runs {call.file} directly: the development server listens on "
+                f"{call.host}",
+                file=call.file,
+                line=call.line,
+            )
+
+
+# -- APP010 ----------------------------------------------------------------------------
+
+
+def _proxies(ctx: Context) -> int | None:
+    """How many proxies are in front: the spec says, or 1 when one is found in the
+    project's files; None when unknown (nothing found: maybe a platform router)."""
+    if ctx.spec is not None:
+        return ctx.spec.http.trusted_proxies
+    return 1 if has_proxy(ctx) else None
+
+
+@rule(
+    "APP010",
+    layer="app",
+    level=Level.WARNING,
+    title="ProxyFix missing behind a proxy, or trusting more hops than there are proxies",
+    help="Behind N reverse proxies, wrap the app once: app.wsgi_app = ProxyFix("
+    "app.wsgi_app, x_for=N, x_proto=N, x_host=N); never trust more hops than there are "
+    "proxies, or clients can forge their address with X-Forwarded-For.",
+    requires=("app",),
+    example="nginx proxy_pass in front, no ProxyFix: every request comes from 127.0.0.1",
+)
+def proxy_fix(ctx: Context) -> Iterator[Finding]:
+    count = _proxies(ctx)
+    fix = _app(ctx).proxy_fix
+    if count is None:
+        return
+    if fix is None and count > 0:
+        yield proxy_fix.finding(
+            f"{count} reverse prox{'y is' if count == 1 else 'ies are'} in front but the app "
+            "has no ProxyFix: request.remote_addr is the proxy's address",
+            file=app_file(ctx),
+        )
+    elif fix is not None and fix.get("x_for", 0) > count:
+        yield proxy_fix.finding(
+            f"ProxyFix trusts {fix['x_for']} X-Forwarded-For hops but {count} "
+            f"prox{'y is' if count == 1 else 'ies are'} in front: clients can forge "
+            "their address",
+            level=Level.ERROR,
+            file=app_file(ctx),
+        )
+
+
+# -- APP011 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP011",
+    layer="app",
+    level=Level.WARNING,
+    title="No liveness or readiness route",
+    help="Serve a liveness route (/health: 200 without touching dependencies) and a "
+    "readiness route (/health/ready: checks the database and Redis), for the load "
+    "balancer, the container's HEALTHCHECK and deploys gated on health; "
+    "flaskprod.Production(app) adds both.",
+    requires=("app",),
+    example="no /health, /healthz or /livez route",
+)
+def no_health(ctx: Context) -> Iterator[Finding]:
+    app = _app(ctx)
+    if ctx.spec is not None:
+        wanted = ctx.spec.http.health_path
+        if app.health.get(wanted) != 200:
+            status = app.health.get(wanted)
+            said = f"answers {status}" if status else "is not served"
+            yield no_health.finding(f"the spec's health_path {wanted} {said}", file=app_file(ctx))
+        return
+    if not any(status == 200 for status in app.health.values()):
+        yield no_health.finding(
+            "no liveness route answers 200 (tried " + ", ".join(sorted(app.health)) + ")",
+            file=app_file(ctx),
+        )
+
+
+# -- APP012 ----------------------------------------------------------------------------
+
+
+@rule(
+    "APP012",
+    layer="app",
+    level=Level.WARNING,
+    title="Logging to an unrotated file, or not to stdout/stderr",
+    help="Log to stderr (journald and docker collect it and rotate it) or use a "
+    "RotatingFileHandler / WatchedFileHandler with logrotate; a plain FileHandler grows "
+    "until the disk is full.",
+    requires=("app",),
+    example="app.logger.addHandler(logging.FileHandler('app.log'))",
+)
+def logging_setup(ctx: Context) -> Iterator[Finding]:
+    handlers = _app(ctx).log_handlers
+    for handler in handlers:
+        if handler.get("file") and not handler.get("rotated"):
+            yield logging_setup.finding(
+                f"logs go to {handler['file']} with a plain {handler['class']}, never rotated",
+                file=app_file(ctx),
+            )
+            return
+    files_only = handlers and all(h.get("file") for h in handlers)
+    if files_only and ctx.in_container:
+        yield logging_setup.finding(
+            "in a container the app logs only to files: 'docker logs' shows nothing and the "
+            "files die with the container",
+            file=app_file(ctx),
+        )
+
+
+# -- APP013 ----------------------------------------------------------------------------
+
+_TRACKERS = ("sentry_sdk", "rollbar", "bugsnag", "honeybadger", "airbrake", "newrelic")
+_TRACKERS_MORE = ("ddtrace", "elasticapm", "opentelemetry", "raygun4py", "scout_apm")
+
+
+@rule(
+    "APP013",
+    layer="app",
+    level=Level.INFO,
+    title="No error tracking (Sentry)",
+    help="Report exceptions to an error tracker: pip install 'sentry-sdk[flask]' and set "
+    "SENTRY_DSN (flaskprod.Production(app) starts Sentry when SENTRY_DSN is set); "
+    "otherwise a 500 is a line in a log nobody reads.",
+    requires=("app",),
+    example="no sentry_sdk (or other tracker) imported by the app",
+)
+def no_error_tracking(ctx: Context) -> Iterator[Finding]:
+    modules = set(_app(ctx).modules)
+    if modules.isdisjoint(_TRACKERS + _TRACKERS_MORE):
+        yield no_error_tracking.finding("no error tracker is loaded by the app", file=app_file(ctx))
