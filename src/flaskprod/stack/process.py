@@ -115,6 +115,21 @@ def _wait_gone(pid: int, timeout: float, popen: subprocess.Popen[bytes] | None =
         delay = min(delay * 2, 0.05)
 
 
+def descendants(pid: int) -> list[int]:
+    """Children of ``pid``, their children, and so on (from /proc)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    children = [int(c) for c in (task / "children").read_text().split()]
+                    found += children
+                    todo += children
+    return found
+
+
 def _leads_group(pid: int) -> bool:
     # Whether pid's process group is its own (true for everything `start` runs).
     try:
@@ -164,7 +179,13 @@ def stop_pid(
     _signal(pid, signal.SIGCONT, group=True)
     _signal(pid, sig, group=group)
     if not _wait_gone(pid, timeout, popen):
+        # Descendants that left the group (PostgreSQL backends setsid()) are ours too:
+        # collect them before the leader dies and they are re-parented.
+        stragglers = descendants(pid)
         _signal(pid, signal.SIGKILL, group=True)
+        for child in stragglers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         _wait_gone(pid, 5.0, popen)
     _sweep_group(pid, started)
     return True
@@ -334,11 +355,24 @@ class Process:
             _signal(self.pid, sig, group=group)
 
     def pause(self) -> None:
-        """SIGSTOP the whole group: the server hangs as a frozen host would."""
-        self.send(signal.SIGSTOP)
+        """SIGSTOP it, its group and every descendant: the server hangs as a frozen
+        host would, open sessions included (PostgreSQL's backends, which setsid() into
+        groups of their own, are descendants)."""
+        if not self.alive():
+            return
+        # The leader first, so that it cannot fork while we walk its descendants.
+        _signal(self.pid, signal.SIGSTOP, group=True)
+        for pid in descendants(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.send(signal.SIGCONT)
+        if not self.alive():
+            return
+        for pid in descendants(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        _signal(self.pid, signal.SIGCONT, group=True)
 
     def stop(
         self, *, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT, group: bool = True
