@@ -1,0 +1,239 @@
+"""``flaskprod init`` and ``flaskprod render``: detect → spec → render → write.
+
+``init`` describes the deployment once (``flaskprod.toml``, every setting visible) and
+renders the kit into ``deploy/``; ``render`` re-renders it after the spec changed, and
+``render --check`` reports drift without writing. Both check every file before writing
+any, so a refusal leaves the project exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flaskprod.errors import ProjectError, Refused, SpecError
+from flaskprod.kit.write import Change, plan_kit, refuse_conflicts, write_atomic, write_plan
+from flaskprod.spec.detect import ProjectInfo, detect_project
+from flaskprod.spec.load import load_spec, parse_spec, spec_from_data
+from flaskprod.spec.model import SPEC_FILENAME, Spec, format_size
+from flaskprod.spec.write import render_spec
+
+
+def build_spec(
+    project: ProjectInfo, *, name: str | None = None, domains: Sequence[str] = ()
+) -> Spec:
+    """The spec ``init`` writes: the model's defaults, plus what detection found."""
+    paths: dict[str, Any] = {"static_url": project.static_url}
+    if project.static_dir and not Path(project.static_dir).is_absolute():
+        paths["static_dir"] = project.static_dir
+    http: dict[str, Any] = {}
+    if project.max_content_length:
+        http["max_body"] = format_size(project.max_content_length)
+    data: dict[str, Any] = {
+        "app": {"target": project.target, "name": name or project.name},
+        "paths": paths,
+        "http": http,
+        "redis": {"enabled": project.uses_redis},
+    }
+    if domains:
+        data["app"]["domains"] = list(domains)
+    # Options and detection feed the same validation as the file.
+    return spec_from_data(data, f"{SPEC_FILENAME} (from init's options and detection)")
+
+
+def render_files(spec: Spec, project: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+    """The kit as text, and each file's mode (from its Artifact)."""
+    from flaskprod.kit.artifacts import artifacts_for
+    from flaskprod.kit.render import render_kit
+
+    files = render_kit(spec, project)
+    modes = {artifact.output: artifact.mode for artifact in artifacts_for(spec)}
+    return files, modes
+
+
+# -- output ------------------------------------------------------------------------------
+
+_VERBS = {
+    "create": "created",
+    "update": "updated",
+    "unchanged": "unchanged",
+    "edited": "overwritten (was edited by hand)",
+    "foreign": "overwritten (was not flaskprod's)",
+    "remove": "removed",
+    "orphan": "kept",
+}
+_STYLES = {
+    "create": "green",
+    "update": "yellow",
+    "remove": "red",
+    "edited": "red",
+    "foreign": "red",
+}
+
+
+class _Printer:
+    """Rich on a terminal, plain lines in pipes and CI (stable, greppable output)."""
+
+    def __init__(self) -> None:
+        self.rich = sys.stdout.isatty() and not os.environ.get("CI")
+        if self.rich:
+            from rich.console import Console
+
+            self.console = Console(highlight=False)
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        if self.rich:
+            self.console.print(text, style=style, markup=False)
+        else:
+            click.echo(text)
+
+    def changes(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            verb = _VERBS[change.action]
+            detail = f"  ({change.detail})" if change.detail and change.action != "edited" else ""
+            text = f"  {verb:<10} {change.path}{detail}"
+            self.line(text, _STYLES.get(change.action))
+
+
+def _describe(project: ProjectInfo) -> str:
+    facts = [f"static {project.static_url} -> {project.static_dir or '(none)'}"]
+    if project.uses_sqlalchemy:
+        facts.append("Flask-SQLAlchemy")
+    if project.uses_migrate:
+        state = "present" if project.migrations_present else "missing"
+        facts.append(f"Flask-Migrate ({project.migrations_dir}/ {state})")
+    if project.uses_redis:
+        facts.append("Redis")
+    if project.imported:
+        facts.append(f"{len(project.routes)} routes")
+    facts.append(f"dependencies: {', '.join(project.dependency_files) or 'none declared'}")
+    return "; ".join(facts)
+
+
+def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
+    """Things worth fixing that are not errors."""
+    notes = []
+    if project.imported:
+        for path in (spec.http.health_path, spec.http.ready_path):
+            if path not in project.routes:
+                notes.append(
+                    f"the app has no {path} route: wrap it with flaskprod.Production(app), "
+                    "or set http.health_path / http.ready_path to routes it has"
+                )
+    if not project.dependency_files:
+        notes.append("no requirements*.txt or pyproject.toml: the image cannot install deps")
+    if project.uses_migrate and not project.migrations_present:
+        notes.append(
+            f"Flask-Migrate is used but {project.migrations_dir}/ is missing: flask db init"
+        )
+    return notes
+
+
+def _root(path: Path) -> Path:
+    root = path.resolve()
+    if not root.is_dir():
+        raise ProjectError(f"{path}: not a directory")
+    return root
+
+
+# -- commands ----------------------------------------------------------------------------
+
+_PATH = click.argument(
+    "path", default=".", type=click.Path(path_type=Path, file_okay=False, exists=False)
+)
+_NO_IMPORT = click.option(
+    "--no-import",
+    is_flag=True,
+    help="Detect from the source only; do not import the app (routes stay unknown).",
+)
+
+
+@click.command("init")
+@_PATH
+@click.option(
+    "--app", "target", metavar="TARGET", help="module:app, module:create_app() or module."
+)
+@click.option("--name", help="Short name (system user, service, socket); default: the folder's.")
+@click.option("--domain", "domains", multiple=True, help="A domain nginx serves (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite flaskprod.toml and hand-edited files.")
+@_NO_IMPORT
+def init_command(
+    path: Path,
+    target: str | None,
+    name: str | None,
+    domains: tuple[str, ...],
+    force: bool,
+    no_import: bool,
+) -> None:
+    """Detect the Flask app, write flaskprod.toml and render the kit into deploy/."""
+    root = _root(path)
+    spec_path = root / SPEC_FILENAME
+    if spec_path.exists() and not force:
+        raise Refused(
+            f"{spec_path}: already exists",
+            hint="edit it and run 'flaskprod render', or pass --force to write a new one",
+        )
+    project = detect_project(root, target, introspect=not no_import)
+    spec = build_spec(project, name=name, domains=domains)
+    spec_text = render_spec(spec)
+    if parse_spec(spec_text) != spec:  # the writer must round-trip; never ship a lie
+        raise SpecError(f"{SPEC_FILENAME}: internal error: the written spec does not round-trip")
+    files, modes = render_files(spec, project)
+    plan = plan_kit(root, files, modes)
+    if not force:
+        refuse_conflicts(plan)  # before the spec is written: all or nothing
+    write_atomic(spec_path, spec_text)
+    changes = write_plan(plan, force=force)
+
+    out = _Printer()
+    out.line(f"Detected {project.target} in {project.app_file}: {_describe(project)}")
+    out.line(f"Wrote {SPEC_FILENAME} (every setting, with what it does)")
+    out.line(f"Rendered the kit ({len(files)} files):")
+    out.changes(changes)
+    for note in _notes(spec, project):
+        out.line(f"note: {note}", "yellow")
+    out.line(f"Next: review {SPEC_FILENAME}; after each change run 'flaskprod render'.")
+
+
+@click.command("render")
+@_PATH
+@click.option("--force", is_flag=True, help="Overwrite files edited by hand.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when files on disk drifted.")
+@_NO_IMPORT
+@click.pass_context
+def render_command(
+    ctx: click.Context, path: Path, force: bool, check: bool, no_import: bool
+) -> None:
+    """Re-render the kit from flaskprod.toml (after the spec changed)."""
+    root = _root(path)
+    spec = load_spec(root / SPEC_FILENAME)
+    project = detect_project(root, spec.app.target, introspect=not no_import)
+    files, modes = render_files(spec, project)
+    plan = plan_kit(root, files, modes)
+    out = _Printer()
+    if check:
+        drift = plan.drift
+        if not drift:
+            out.line(f"The kit is up to date with {SPEC_FILENAME} ({len(files)} files).")
+            return
+        out.line(f"{len(drift)} file(s) differ from a fresh render of {SPEC_FILENAME}:")
+        for change in drift:
+            reason = change.detail or {"create": "missing"}.get(change.action, change.action)
+            out.line(f"  {change.path}: {reason}", "red")
+        if any(change.action in {"edited", "foreign"} for change in drift):
+            out.line("Run 'flaskprod render' to update them (hand-edited files need --force:")
+            out.line(f"move those edits into {SPEC_FILENAME} first).")
+        else:
+            out.line("Run 'flaskprod render' to update them.")
+        ctx.exit(1)
+    changes = write_plan(plan, force=force)
+    written = [change for change in changes if change.action != "unchanged"]
+    out.line(
+        f"Rendered the kit from {SPEC_FILENAME}: {len(written)} of {len(files)} files changed."
+    )
+    out.changes(written)
