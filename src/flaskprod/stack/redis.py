@@ -140,7 +140,8 @@ class RedisServer:
     def _ready(self) -> bool:
         # INFO's process_id proves we reached our server, not another on the same port.
         try:
-            reply = self.command("INFO", "server")
+            # Short: if another server holds the port, it may accept and never answer.
+            reply = self.command("INFO", "server", timeout=0.25)
         except OSError:
             return False
         return self._process is not None and f"process_id:{self._process.pid}\r".encode() in reply
