@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from flaskprod.stack.ports import free_port
 
 BIN = Path(sys.executable).parent
 APP = """
-from flask import Flask
+from flask import Flask, request
 from flaskprod import Production
 
 app = Flask(__name__)
@@ -29,6 +30,11 @@ Production(app)
 def index():
     app.logger.info("hello from the view")
     return "ok"
+
+
+@app.post("/upload")
+def upload():
+    return str(len(request.get_data()))
 """
 NO_KEY = (
     'flaskprod: SECRET_KEY is not set: generate one with  python -c "import secrets; '
@@ -132,13 +138,28 @@ def test_gunicorn_many_workers_without_preload_still_halts(project: Path) -> Non
     assert done.stderr.count("Booting worker") == 3
 
 
+def chunked_post(port: int, chunks: list[bytes]) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(
+            "POST", "/upload", body=iter(chunks), headers={"Accept": "application/json"}
+        )
+        response = connection.getresponse()
+        body = response.read().decode()
+    finally:
+        connection.close()
+    if response.status == 413:
+        return response.status, json.loads(body)["error"]["code"]
+    return response.status, body
+
+
 def test_gunicorn_serves_json_logs(project: Path, tmp_path: Path) -> None:
     port = free_port()
     out = (tmp_path / "stdout.log").open("w+")
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), *GUNICORN, f"127.0.0.1:{port}", "--workers", "1", "refapp:app"],
         cwd=project,
-        env=environment(SECRET_KEY=GOOD_KEY, DATABASE_URL="sqlite://"),
+        env=environment(SECRET_KEY=GOOD_KEY, DATABASE_URL="sqlite://", MAX_CONTENT_LENGTH="1k"),
         stdout=out,
         stderr=subprocess.PIPE,
         text=True,
@@ -160,6 +181,9 @@ def test_gunicorn_serves_json_logs(project: Path, tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.read() == b"ok"
             assert response.headers["X-Request-ID"] == "gunicorn-test-1"
+        # Chunked uploads (no Content-Length) are held to MAX_CONTENT_LENGTH too.
+        assert chunked_post(port, [b"x" * 700, b"y" * 700]) == (413, "request_entity_too_large")
+        assert chunked_post(port, [b"x" * 500, b"y" * 500]) == (200, "1000")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -108,7 +108,9 @@ def reject_oversized_body() -> None:
     """413 as soon as a declared body is over ``MAX_CONTENT_LENGTH``, read or not."""
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     length = request.content_length
-    if limit is not None and length is not None and length > limit:
+    if request.environ.get("flaskprod.body_too_large") or (
+        limit is not None and length is not None and length > limit
+    ):
         abort(413)
 
 

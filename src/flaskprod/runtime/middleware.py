@@ -9,6 +9,7 @@ server-side session), never meet CSRF or the app's login hooks, and touch nothin
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -29,6 +30,38 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 error_log = logging.getLogger("flaskprod.errors")
 
 
+#: Set in the environ when a chunked body was over the limit; the app answers 413.
+BODY_TOO_LARGE = "flaskprod.body_too_large"
+
+
+def buffer_chunked_body(environ: WSGIEnvironment, limit: int) -> None:
+    """Read a chunked body (no Content-Length) up to ``limit`` + 1 bytes.
+
+    Werkzeug 3.1 silently truncates such a body at ``MAX_CONTENT_LENGTH`` when it is
+    read whole (``LimitedStream.readall`` stops at the limit without raising), so an
+    oversized upload would arrive cut short instead of being refused. Buffered here,
+    the body is either refused (413) or handed on with its real length.
+    """
+    stream = environ["wsgi.input"]
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        part = stream.read(limit + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        environ[BODY_TOO_LARGE] = True
+        environ["wsgi.input"] = io.BytesIO()
+        environ["CONTENT_LENGTH"] = "0"
+    else:
+        environ["wsgi.input"] = io.BytesIO(b"".join(parts))
+        environ["CONTENT_LENGTH"] = str(size)
+    # The body is now plain bytes of a known length (the encoding was hop-by-hop).
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
 class FlaskprodMiddleware:
     """Wraps ``app.wsgi_app``; ProxyFix (when used) wraps this, so addresses and the
     scheme are already the client's when we look at them."""
@@ -40,6 +73,8 @@ class FlaskprodMiddleware:
         self.health_path = str(config["HEALTH_PATH"])
         self.ready_path = str(config["READY_PATH"])
         self.headers, self.hsts = security_headers(config)
+        limit = config.get("MAX_CONTENT_LENGTH")
+        self.max_body: int | None = int(limit) if limit is not None else None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         start = time.perf_counter()
@@ -61,6 +96,8 @@ class FlaskprodMiddleware:
             path = environ.get("PATH_INFO")
             if path == self.health_path or path == self.ready_path:
                 return self._health(environ, _start_response, path == self.ready_path)
+            if self.max_body is not None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
+                buffer_chunked_body(environ, self.max_body)
             return self.wsgi_app(environ, _start_response)
         except Exception:
             # Only reached when Flask propagates (testing/debug): it did not log it.
