@@ -76,7 +76,7 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("dockerignore.j2", ".dockerignore"),
         Artifact("compose.yaml.j2", "deploy/compose.yaml"),
         Artifact("env.example.j2", "deploy/.env.example"),
-        # Rendered where GitHub runs it; the deploy job waits for vars.DEPLOY_HOST.
+        # Rendered where GitHub runs it; the deploy job waits for secret DEPLOY_HOST.
         Artifact("github-workflow.yml.j2", ".github/workflows/{name}.yml"),
         Artifact("backup.sh.j2", "deploy/scripts/backup.sh", mode=0o755),
         Artifact("restore.sh.j2", "deploy/scripts/restore.sh", mode=0o755),

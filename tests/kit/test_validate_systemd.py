@@ -1,0 +1,95 @@
+"""The rendered units pass ``systemd-analyze verify`` with nothing on stderr (it exits 0
+even for unknown keys and bad values), and their exposure score stays low."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ToolFinder = Callable[[str, str], Path]
+
+#: Measured when written: app 1.1, backup 1.1 ("OK"). The app keeps UMask=0007 (nginx
+#: reaches the socket through the group) and needs the network: it cannot reach 0.
+MAX_EXPOSURE = 2.0
+
+
+def units(kit: Any) -> list[Path]:
+    name = kit.spec.app.name
+    folder = kit.path("deploy/systemd")
+    return [folder / f"{name}.service", folder / f"{name}-backup.service",
+            folder / f"{name}-backup.timer"]  # fmt: skip
+
+
+def verify(analyze: Path, unit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(analyze), "verify", "--man=no", unit.name],
+        cwd=unit.parent,  # the timer finds its service next to it
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def analyze(tool: ToolFinder) -> Path:
+    return tool("systemd-analyze", "apt-get install systemd")
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["app", "backup", "timer"])
+def test_verify_is_silent(kit: Any, analyze: Path, index: int) -> None:
+    unit = units(kit)[index]
+    result = verify(analyze, unit)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+
+
+def test_verify_would_complain(analyze: Path, tmp_path: Path) -> None:
+    """The harness can fail: an unknown key and a missing binary reach stderr."""
+    unit = tmp_path / "broken.service"
+    unit.write_text("[Service]\nExecStart=/nonexistent/bin/app\nFrobnicate=yes\n")
+    result = verify(analyze, unit)
+    assert "Frobnicate" in result.stderr
+
+
+def exposure(analyze: Path, unit: Path) -> float:
+    result = subprocess.run(
+        [str(analyze), "security", "--offline=true", "--no-pager", unit.name],
+        cwd=unit.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["app", "backup"])
+def test_exposure_score(kit: Any, analyze: Path, index: int) -> None:
+    unit = units(kit)[index]
+    score = exposure(analyze, unit)
+    print(f"systemd-analyze security --offline=true {unit.name}: {score}")
+    assert score <= MAX_EXPOSURE, f"{unit.name}: exposure {score} > {MAX_EXPOSURE}"
+
+
+def test_units_name_the_rendered_paths(kit: Any) -> None:
+    """ExecStart runs the venv's gunicorn with the rendered config; the backup runs the
+    rendered script; the runtime directory holds the socket."""
+    spec = kit.spec
+    app = units(kit)[0].read_text()
+    root = spec.app.install_dir
+    assert (
+        f"ExecStart={spec.resolve(spec.deploy.venv)}/bin/gunicorn -c {root}/deploy/gunicorn.conf.py"
+        f" {spec.app.target}\n" in app
+    )
+    assert f"EnvironmentFile={spec.resolve(spec.deploy.env_file)}\n" in app
+    assert "User=root" not in app and f"User={spec.resolve(spec.deploy.user)}\n" in app
+    backup = units(kit)[1].read_text()
+    assert f"ExecStart={root}/deploy/scripts/backup.sh\n" in backup
+    timer = units(kit)[2].read_text()
+    assert f"OnCalendar={spec.backup.schedule}\n" in timer and "Persistent=true" in timer
