@@ -107,6 +107,11 @@ class _Evaluator:
                 return _BINOPS[type(node.op)](left, right)
             except Exception:
                 return UNKNOWN
+        if isinstance(node, ast.IfExp):
+            test = self.eval(node.test)
+            if isinstance(test, Unknown | CpuBased):
+                return UNKNOWN
+            return self.eval(node.body if test else node.orelse)
         if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
             for value_node in node.values:
                 value = self.eval(value_node)
@@ -188,14 +193,18 @@ def parse_config_text(path: Path, text: str, env: Mapping[str, str]) -> Gunicorn
     return config
 
 
-def parse_config(ctx: Context, path: Path) -> GunicornConfig:
+def parse_config(ctx: Context, path: Path, env: Mapping[str, str] | None = None) -> GunicornConfig:
+    """The config as it evaluates under ``env`` (a Dockerfile's ENV, a compose
+    service's environment, or production's environment by default)."""
+    env = ctx.env if env is None else env
+
     def build() -> GunicornConfig:
         text, problem = read_text(path)
         if text is None:
             return GunicornConfig(path, error=(None, problem or "unreadable"))
-        return parse_config_text(path, text, ctx.env)
+        return parse_config_text(path, text, env)
 
-    return cached(ctx, f"parsers.gunicorn:{path}", build)
+    return cached(ctx, f"parsers.gunicorn:{path}:{hash(frozenset(env.items()))}", build)
 
 
 # -- command lines -----------------------------------------------------------------
@@ -309,8 +318,16 @@ class GunicornSetup:
     env: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str, default: Any = None) -> Any:
+        """A setting's value, ``default`` when unset, UNKNOWN when not statically known."""
         found = self.settings.get(name)
         return default if found is None else found.value
+
+    @property
+    def bind_known(self) -> bool:
+        value = self.get("bind")
+        return not isinstance(value, Unknown) and not (
+            isinstance(value, list) and any(isinstance(v, Unknown) for v in value)
+        )
 
     def where(self, name: str) -> tuple[Path, int]:
         found = self.settings.get(name)
@@ -405,10 +422,8 @@ def _setup_from_command(
             (p for p in ctx.of_kind("gunicorn") if p.name == "gunicorn.conf.py"), None
         )
     if config_path is not None:
-        setup.config = parse_config(ctx, config_path)
-        setup.settings.update(
-            {k: v for k, v in setup.config.settings.items() if not isinstance(v.value, Unknown)}
-        )
+        setup.config = parse_config(ctx, config_path, env)
+        setup.settings.update(setup.config.settings)
     setup.settings.update(flags)
     if setup.target is None and isinstance(setup.get("wsgi_app"), str):
         setup.target = setup.get("wsgi_app")
@@ -443,15 +458,17 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         for number, raw in enumerate((text or "").splitlines(), start=1):
             _name, sep, command = raw.partition(":")
             if sep and "gunicorn" in command:
+                # A Procfile runs on a PaaS (Heroku, Dokku, Scalingo): a container
+                # behind the platform's router, with PORT set by the platform.
                 setup = _setup_from_command(
                     ctx,
                     "procfile",
                     split_command(command),
                     procfile,
                     number,
-                    False,
+                    True,
                     bases,
-                    dict(ctx.env),
+                    {"PORT": "$PORT", **ctx.env},
                 )
                 if setup:
                     setups.append(setup)
@@ -498,9 +515,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         config = parse_config(ctx, path)
         in_container = bool(ctx.of_kind("dockerfile")) and not ctx.of_kind("systemd")
         setup = GunicornSetup("config", path, 1, in_container, config=config, env=dict(ctx.env))
-        setup.settings.update(
-            {k: v for k, v in config.settings.items() if not isinstance(v.value, Unknown)}
-        )
+        setup.settings.update(config.settings)
         if isinstance(setup.get("wsgi_app"), str):
             setup.target = setup.get("wsgi_app")
         setups.append(setup)

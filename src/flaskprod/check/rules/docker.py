@@ -320,12 +320,9 @@ def copy_before_install(ctx: Context) -> Iterator[Finding]:
                 words = [w for w in instruction.value.split() if not w.startswith("--")]
                 if instruction.name in ("COPY", "ADD") and words[:1] == ["."]:
                     copied_all = copied_all or instruction
-                elif (
-                    instruction.name == "RUN"
-                    and _INSTALL.search(instruction.value)
-                    and copied_all is not None
-                    and not re.search(r"install\s+(-e\s+)?\.($|\s)|--no-deps", instruction.value)
-                ):
+                elif instruction.name == "RUN" and _INSTALL.search(instruction.value):
+                    if copied_all is None or "--no-deps" in instruction.value:
+                        break  # dependencies were installed before the code came in
                     yield copy_before_install.finding(
                         f"COPY . (line {copied_all.line}) comes before installing "
                         "dependencies: every code change busts the install cache",

@@ -95,8 +95,8 @@ def _defines(path: Path, name: str) -> bool | None:
     "factory; check it locally with 'gunicorn --check-config TARGET'.",
 )
 def target_missing(ctx: Context) -> Iterator[Finding]:
-    if ctx.app_error:
-        return  # APP000 already says the app does not import
+    # A static check, so it also works with --no-import and names the exact line;
+    # when the app was imported under this very target, there is nothing to find.
     for setup in gunicorn_setups(ctx):
         target = setup.target
         if not target or "$" in target or (":" not in target and "." in target):
@@ -329,11 +329,16 @@ def timeout_mismatch(ctx: Context) -> Iterator[Finding]:
             continue  # gthread/gevent: the timeout is a heartbeat, not a request limit
         proxy = _read_timeout(ctx, setup)
         if proxy is not None and proxy[0] > timeout:
+            # Raising proxy_read_timeout on purpose and forgetting gunicorn is a real
+            # bug (long requests die anyway); the two defaults (60 s vs 30 s) only
+            # turn a clean 504 into a 502, so that is worth a note, not a warning.
+            explicit = proxy[1] != "nginx's default proxy_read_timeout"
             yield timeout_mismatch.finding(
                 f"gunicorn kills a sync worker after {timeout} s, before the proxy gives up "
                 f"({proxy[0]} s, {proxy[1]}): slow requests end in a 502 and a killed worker",
                 file=ctx.relative(file),
                 line=line,
+                level=None if explicit else Level.INFO,
             )
 
 

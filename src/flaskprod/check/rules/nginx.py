@@ -118,8 +118,8 @@ def _systemd_socket_setup(ctx: Context) -> bool:
 def proxy_misses_gunicorn(ctx: Context) -> Iterator[Finding]:
     binds = _known_binds(ctx)
     targets = proxy_targets(ctx)
-    if not binds or not targets:
-        return
+    if not binds or not targets or not all(s.bind_known for s in gunicorn_setups(ctx)):
+        return  # a bind we cannot work out statically might be the one
     if any(reaches(target, bind) for target in targets for bind in binds):
         return  # the app is reached; other targets are other services
     first: Target = targets[0]
@@ -244,9 +244,12 @@ def _redirects_to_https(block: Directive) -> bool:
 
 
 def _serves_content(server: Directive) -> bool:
-    return any(d.name in ("proxy_pass", "uwsgi_pass", "root", "alias") for d in server.walk()) or (
-        server.first("root") is not None
-    )
+    """The server answers with pages (not only a redirect, 444 or a refused handshake)."""
+    return any(d.name in ("proxy_pass", "uwsgi_pass", "root", "alias") for d in server.walk())
+
+
+def _content_servers(tree: NginxTree) -> list[Directive]:
+    return [s for s in tree.servers() if _serves_content(s)]
 
 
 @rule(
@@ -343,7 +346,7 @@ def _max_age(value: str) -> int | None:
     'so with [http] security_headers = "app" in flaskprod.toml).',
 )
 def no_hsts(ctx: Context) -> Iterator[Finding]:
-    for server in (s for s in _tree(ctx).servers() if _is_tls(s)):
+    for server in (s for s in _content_servers(_tree(ctx)) if _is_tls(s)):
         header = _headers(server).get("strict-transport-security")
         if header is None:
             if _app_sends_hsts(ctx) or server.unresolved_include():
@@ -490,7 +493,7 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
 )
 def server_tokens(ctx: Context) -> Iterator[Finding]:
     tree = _tree(ctx)
-    for server in tree.servers():
+    for server in _content_servers(tree):
         setting = server.setting("server_tokens")
         if setting is not None and setting.args[:1] != ["off"]:
             yield server_tokens.finding(
