@@ -111,6 +111,9 @@ def test_wsgi_entry_point_importing_the_package_is_not_a_rival(tmp_path: Path) -
     info = detect_project(tmp_path)
     assert info.target == "wsgi:app"
     assert info.static_dir == "blog/static"
+    # Statically too, with the target given: the Flask(...) call is in the imported package.
+    static = detect_project(tmp_path, "wsgi:app", introspect=False)
+    assert (static.static_dir, static.static_url) == ("blog/static", "/assets/")
 
 
 def test_static_only_detection_reads_the_source(tmp_path: Path) -> None:

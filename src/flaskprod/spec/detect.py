@@ -164,7 +164,8 @@ def _explicit(root: Path, app: str) -> Candidate:
             f"{base}/__init__.py)"
         )
     if attribute:
-        return Candidate(module, _rel(file, root), app)
+        imports = frozenset(_top_imports(_parse(root, file)))
+        return Candidate(module, _rel(file, root), app, imports)
     found = _scan_module(root, module, file)
     if found is None:
         raise ProjectError(
@@ -246,13 +247,8 @@ def _scan_module(root: Path, module: str, file: Path) -> Candidate | None:
     named: list[str] = []
     instances: list[str] = []
     factories: list[str] = []
-    imports: set[str] = set()
     for node in tree.body:
-        if isinstance(node, ast.Import):
-            imports.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module:
-                imports.add(node.module.split(".")[0])
+        if isinstance(node, ast.ImportFrom):
             named += [a.asname or a.name for a in node.names if (a.asname or a.name) in _APP_NAMES]
         elif isinstance(node, ast.FunctionDef) and node.name in _FACTORIES:
             factories.append(node.name)
@@ -271,7 +267,18 @@ def _scan_module(root: Path, module: str, file: Path) -> Candidate | None:
         target = f"{module}:{factories[0]}()"
     if target is None:
         return None
-    return Candidate(module, _rel(file, root), target, frozenset(imports))
+    return Candidate(module, _rel(file, root), target, frozenset(_top_imports(tree)))
+
+
+def _top_imports(tree: ast.Module) -> set[str]:
+    """Top-level names of the modules a module imports at its top level."""
+    imports: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            imports.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imports.add(node.module.split(".")[0])
+    return imports
 
 
 # -- what the sources say, statically ----------------------------------------------

@@ -1,0 +1,37 @@
+"""The committed kit of examples/shop is exactly what rendering its spec gives today.
+
+When a template, the spec model or the shop changes, this fails until the kit is
+re-rendered and committed: ``flaskprod render examples/shop`` (then review the diff).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flaskprod.kit.commands import render_files
+from flaskprod.kit.write import MANIFEST, manifest_text, plan_kit
+from flaskprod.spec.detect import detect_project
+from flaskprod.spec.load import load_spec
+
+SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
+
+
+def test_the_committed_shop_kit_matches_a_fresh_render() -> None:
+    spec = load_spec(SHOP / "flaskprod.toml")
+    project = detect_project(SHOP, spec.app.target)
+    files, modes = render_files(spec, project)
+    drift = plan_kit(SHOP, files, modes).drift
+    listed = ", ".join(f"{change.path} ({change.detail or change.action})" for change in drift)
+    assert not drift, (
+        f"examples/shop's kit is stale: {listed}. Run 'flaskprod render examples/shop' "
+        "and commit the result."
+    )
+    assert (SHOP / MANIFEST).read_text() == manifest_text(files)
+
+
+def test_the_shop_spec_is_what_init_detects() -> None:
+    spec = load_spec(SHOP / "flaskprod.toml")
+    project = detect_project(SHOP, spec.app.target, introspect=False)
+    assert spec.app.target == project.target == "wsgi:app"
+    assert spec.app.name == "shop"
+    assert spec.paths.static_dir == project.static_dir == "shop/static"
