@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +103,29 @@ def test_a_taken_port_is_retried_unless_it_was_given(tmp_path: Path) -> None:
             assert client(moving).ping()
         finally:
             moving.stop()
+
+
+@pytest.mark.parametrize("stop_at_exit", [True, False])
+def test_stopped_when_the_interpreter_exits_unless_asked_to_outlive_it(
+    tmp_path: Path, stop_at_exit: bool
+) -> None:
+    pid_file = tmp_path / "pid"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from flaskprod.stack.redis import RedisServer\n"
+            f"s = RedisServer(Path({str(tmp_path / 'r')!r}), stop_at_exit={stop_at_exit})\n"
+            f"s.start(); Path({str(pid_file)!r}).write_text(f'{{s.pid}}')\n",
+        ],
+        check=True,
+        timeout=30,
+    )
+    pid = int(pid_file.read_text())
+    if stop_at_exit:
+        assert not process.is_alive(pid)
+    else:
+        try:
+            assert process.is_alive(pid)  # outlived the command that started it
+        finally:
+            assert process.stop_pid(pid) is True

@@ -115,7 +115,9 @@ class PostgresCluster:
 
     ``port=None`` picks a free one (a taken port is retried on a fresh one unless the
     port was given). ``fsync=False`` trades crash safety for speed: tests only.
-    ``die_with_parent`` stops the server if this Python process dies (tests).
+    ``die_with_parent`` stops the server if this Python process dies (tests);
+    ``stop_at_exit`` (default) stops it when this interpreter exits normally — turn it
+    off for servers that must outlive the command that started them (``up -d``).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class PostgresCluster:
         log_path: Path | None = None,
         ready_timeout: float = process.READY_TIMEOUT,
         die_with_parent: bool = False,
+        stop_at_exit: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.bin_dir = find_bin_dir(bin_dir)
@@ -139,6 +142,7 @@ class PostgresCluster:
         self.log_path = log_path or self.data_dir.with_name(self.data_dir.name + ".log")
         self.ready_timeout = ready_timeout
         self.die_with_parent = die_with_parent
+        self.stop_at_exit = stop_at_exit
         self.user = _run_as()
         self._process: process.Process | None = None
 
@@ -227,7 +231,8 @@ class PostgresCluster:
             attempts=1 if self._fixed_port else 3,
             name="postgres",
         )
-        atexit.register(self._stop_at_exit)
+        if self.stop_at_exit:
+            atexit.register(self._stop_at_exit)
 
     def _start_on(self, port: int) -> None:
         self.port = port

@@ -37,7 +37,8 @@ class RedisServer:
 
     No persistence unless ``persistence=True`` (append-only file in ``dir``), so a
     restart starts empty by default. ``port=None`` picks a free one (retried on a fresh
-    one if taken; a given port is not changed).
+    one if taken; a given port is not changed). ``die_with_parent`` and
+    ``stop_at_exit`` as for :class:`~flaskprod.stack.postgres.PostgresCluster`.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class RedisServer:
         binary: Path | None = None,
         ready_timeout: float = process.READY_TIMEOUT,
         die_with_parent: bool = False,
+        stop_at_exit: bool = True,
     ) -> None:
         self.dir = Path(dir).absolute()
         self.binary = find_redis_server(binary)
@@ -59,6 +61,7 @@ class RedisServer:
         self.persistence = persistence
         self.ready_timeout = ready_timeout
         self.die_with_parent = die_with_parent
+        self.stop_at_exit = stop_at_exit
         self.config_path = self.dir / "redis.conf"
         self.log_path = self.dir / "redis.log"
         self._process: process.Process | None = None
@@ -105,7 +108,8 @@ class RedisServer:
             attempts=1 if self._fixed_port else 3,
             name="redis-server",
         )
-        atexit.register(self._stop_at_exit)
+        if self.stop_at_exit:
+            atexit.register(self._stop_at_exit)
 
     def _start_on(self, port: int) -> None:
         self.port = port
