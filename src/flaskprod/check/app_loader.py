@@ -175,4 +175,7 @@ def load_app(ctx: Context, source: EnvSource) -> None:
         return
     ctx.app = result.info
     ctx.app_config = result.info.config
-    ctx.app_routes = result.info.paths
+    # Paths the app answers, URL rules or not (flaskprod's health endpoints live in a
+    # middleware, outside url_map): other layers compare their paths with these.
+    served = [path for path, status in result.info.health.items() if status == 200]
+    ctx.app_routes = list(dict.fromkeys([*result.info.paths, *served]))

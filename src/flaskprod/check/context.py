@@ -77,7 +77,8 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     #: The Flask app's config evaluated under ``env``; None with --no-import or on failure.
     app_config: Mapping[str, Any] | None = None
-    #: The app's URL rules (paths), when it was imported.
+    #: Paths the app serves, when it was imported: its URL rules, plus health paths
+    #: answered by middleware (probed with a GET; see AppInfo.health).
     app_routes: list[str] | None = None
     #: Why the app could not be imported, when it could not (one line).
     app_error: str | None = None

@@ -128,3 +128,25 @@ def discover(root: Path, *, extra_dirs: tuple[str, ...] = ()) -> dict[str, list[
 
 def _sorted(found: dict[str, list[Path]]) -> dict[str, list[Path]]:
     return {kind: sorted(paths) for kind, paths in found.items()}
+
+
+#: Folders that hold no production code or config (tests, migrations' generated code).
+NOT_SOURCE_DIRS = frozenset({"tests", "test", "migrations", "docs", "node_modules", "static"})
+
+
+def source_files(root: Path, suffixes: tuple[str, ...], *, limit: int = 1000) -> list[Path]:
+    """Files of the project with these suffixes, outside skipped, test, docs and
+    migration folders (pruned, so a big tree is not read), sorted; at most ``limit``."""
+    found: list[Path] = []
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in SKIP_DIRS and d not in NOT_SOURCE_DIRS and not d.startswith(".")
+        )
+        for filename in sorted(filenames):
+            if filename.lower().endswith(suffixes):
+                found.append(Path(directory) / filename)
+                if len(found) >= limit:
+                    return sorted(found)
+    return sorted(found)

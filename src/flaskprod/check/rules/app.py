@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
-from flaskprod.check.discover import SKIP_DIRS
+from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.proxy import has_proxy
 from flaskprod.runtime.config import _MIN_SECRET, _is_placeholder
@@ -308,21 +308,13 @@ class RunCall:
     guarded: bool  # inside ``if __name__ == "__main__":`` or a function body
 
 
-_SOURCE_SKIP = SKIP_DIRS | {"tests", "test", "migrations", "deploy", "docs", "node_modules"}
-
-
-def _python_sources(root: Path, limit: int = 400) -> Iterator[Path]:
-    count = 0
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).parts
-        if any(part in _SOURCE_SKIP or part.startswith(".") for part in parts[:-1]):
-            continue
-        if path.name.startswith(("test_", "conftest", "gunicorn")) or path.name == "setup.py":
-            continue
-        count += 1
-        if count > limit:
-            return
-        yield path
+def _python_sources(ctx: Context) -> list[Path]:
+    """The project's own Python modules (no tests, migrations, gunicorn configs)."""
+    return [
+        path
+        for path in source_files(ctx.root, (".py",), limit=400)
+        if not path.name.startswith(("test_", "conftest", "gunicorn")) and path.name != "setup.py"
+    ]
 
 
 def _is_main_guard(node: ast.If) -> bool:
@@ -384,7 +376,7 @@ def run_calls(ctx: Context) -> list[RunCall]:
     """Every ``app.run(...)`` in the project's Python sources (cached per run)."""
     if "app_run_calls" not in ctx.cache:
         found: list[RunCall] = []
-        for path in _python_sources(ctx.root):
+        for path in _python_sources(ctx):
             try:
                 tree = ast.parse(ctx.read(path))
             except (SyntaxError, ValueError):

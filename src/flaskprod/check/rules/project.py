@@ -1,0 +1,413 @@
+"""Rules of the ``project`` layer: what the repository itself gets right or wrong
+(secrets in git, ignore files, pinning, migrations)."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from flaskprod.check.context import Context
+from flaskprod.check.discover import source_files
+from flaskprod.check.model import Finding, Level, rule
+from flaskprod.check.requirements import dependencies
+from flaskprod.runtime.config import _is_placeholder
+
+_TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tmpl", ".in")
+
+
+def is_template(path: Path) -> bool:
+    """An env file meant to be copied (``.env.example``), not one holding values."""
+    name = path.name.lower()
+    return name.endswith(_TEMPLATE_SUFFIXES) or name in ("env.example", "example.env")
+
+
+# -- git --------------------------------------------------------------------------------
+
+
+def _git(ctx: Context, *args: str) -> str | None:
+    """Output of a git command in the project, or None when it is not a git work tree
+    (or git is missing): rules about git then say nothing rather than guess."""
+    if shutil.which("git") is None:
+        return None
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(ctx.root), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return completed.stdout if completed.returncode == 0 else None
+
+
+def tracked_files(ctx: Context) -> set[str] | None:
+    """Files git tracks under the project root (relative), or None outside git."""
+    if "git_tracked" not in ctx.cache:
+        inside = _git(ctx, "rev-parse", "--is-inside-work-tree")
+        output = _git(ctx, "ls-files", "-z", "--full-name", ".") if inside else None
+        prefix = (_git(ctx, "rev-parse", "--show-prefix") or "").strip() if inside else ""
+        ctx.cache["git_tracked"] = (
+            None if output is None else {f.removeprefix(prefix) for f in output.split("\0") if f}
+        )
+    tracked: set[str] | None = ctx.cache["git_tracked"]
+    return tracked
+
+
+@rule(
+    "PRJ001",
+    layer="project",
+    level=Level.CRITICAL,
+    title="An environment file with secrets is committed",
+    help="Remove it from git (git rm --cached .env), add it to .gitignore, and rotate "
+    "every secret it held: they are in the history for anyone with a clone. Commit a "
+    ".env.example with placeholders instead.",
+    example="git ls-files  ->  .env",
+)
+def env_tracked(ctx: Context) -> Iterator[Finding]:
+    tracked = tracked_files(ctx)
+    if tracked is None:
+        return
+    for path in ctx.of_kind("env"):
+        relative = ctx.relative(path)
+        if relative in tracked and not is_template(path):
+            yield env_tracked.finding(f"{relative} is tracked by git", file=relative)
+
+
+# -- PRJ002: secret literals ------------------------------------------------------------
+
+_SECRET_WORDS = "SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|APIKEY|PRIVATE_KEY|ACCESS_KEY"  # noqa: S105
+_SECRET_NAME = rf"[A-Za-z0-9_]*(?:{_SECRET_WORDS})[A-Za-z0-9_]*"
+_ASSIGNMENT = re.compile(
+    rf"""(?ix)^\s*(?:export\s+)?["']?({_SECRET_NAME})["']?\s*[:=]\s*(?:[rbuf]?)(["'])(.+?)\2"""
+)
+_BARE_ASSIGNMENT = re.compile(rf"(?i)^\s*({_SECRET_NAME})\s*[:=]\s*([^\s\"'#;]+)\s*$")
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+]*://[^:/\s@]+:([^@\s/]+)@")
+_CONFIG_DIRS = ("config", "conf", "instance", "settings")
+_CONFIG_SUFFIXES = (".py", ".ini", ".cfg", ".toml", ".yaml", ".yml", ".json", ".conf")
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def looks_secret(value: str) -> bool:
+    """A literal that looks like a real secret: long, varied, not a placeholder or a
+    reference to somewhere else (``${VAR}``, ``{{ }}``, ``%(x)s``, ``os.environ``)."""
+    if len(value) < 12 or any(mark in value for mark in ("${", "{{", "%(", "$(", "<", "environ")):
+        return False
+    if _is_placeholder(value) or value.lower().startswith(("your", "example", "dummy", "fake")):
+        return False
+    return _entropy(value) >= 3.0 and len(set(value)) >= 8
+
+
+def _config_files(ctx: Context) -> Iterator[Path]:
+    """Committed config-like files: named config/settings/conf, in a config folder,
+    or ini/cfg (compose files are the compose layer's, env files PRJ001's)."""
+    tracked = tracked_files(ctx)
+    compose = set(ctx.of_kind("compose"))
+    for path in source_files(ctx.root, _CONFIG_SUFFIXES, limit=2000):
+        relative = path.relative_to(ctx.root)
+        if path in compose:
+            continue
+        name = path.name.lower()
+        configish = any(w in name for w in ("config", "settings", "conf", "secret", "credential"))
+        in_config_dir = any(p.lower() in _CONFIG_DIRS for p in relative.parts[:-1])
+        if not (configish or in_config_dir or path.suffix in (".ini", ".cfg")):
+            continue
+        if tracked is not None and relative.as_posix() not in tracked:
+            continue  # not committed: a local file, not a leak
+        yield path
+
+
+@rule(
+    "PRJ002",
+    layer="project",
+    level=Level.ERROR,
+    title="A secret is written in a config file",
+    help="Read secrets from the environment (os.environ['SECRET_KEY'], or the systemd "
+    "EnvironmentFile / compose env_file) and rotate the one that was committed.",
+    example='SECRET_KEY = "8f2c9a51e7b04d3f96a1c0e2b7d45f18"  # in config.py',
+)
+def secret_literals(ctx: Context) -> Iterator[Finding]:
+    for path in _config_files(ctx):
+        relative = ctx.relative(path)
+        for number, line in enumerate(ctx.read(path).splitlines(), start=1):
+            match = _ASSIGNMENT.match(line)
+            if match and looks_secret(match.group(3)):
+                yield secret_literals.finding(
+                    f"{match.group(1)} has a literal secret value in {relative}",
+                    file=relative,
+                    line=number,
+                )
+                continue
+            bare = _BARE_ASSIGNMENT.match(line)
+            if bare and path.suffix in (".ini", ".cfg", ".conf") and looks_secret(bare.group(2)):
+                yield secret_literals.finding(
+                    f"{bare.group(1)} has a literal secret value in {relative}",
+                    file=relative,
+                    line=number,
+                )
+                continue
+            url = _URL_PASSWORD.search(line)
+            if url and looks_secret(url.group(1)):
+                yield secret_literals.finding(
+                    f"a URL with a password is written in {relative}", file=relative, line=number
+                )
+
+
+# -- PRJ003: .gitignore -------------------------------------------------------------------
+
+
+def _ignore_patterns(text: str) -> list[tuple[str, bool]]:
+    patterns = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        patterns.append((line.lstrip("!").strip(), negated))
+    return patterns
+
+
+def ignored_by(patterns: list[tuple[str, bool]], path: str) -> bool:
+    """Whether ``path`` (relative, POSIX) is excluded by gitignore/dockerignore-style
+    patterns; the last matching pattern wins, ``!`` re-includes."""
+    result = False
+    parts = PurePosixPath(path).parts
+    for pattern, negated in patterns:
+        clean = pattern.strip("/")
+        clean = clean.removeprefix("**/")
+        if not clean:
+            continue
+        candidates = [path, *["/".join(parts[: i + 1]) for i in range(len(parts))]]
+        anchored = pattern.startswith("/") or "/" in clean.rstrip("/")
+        if not anchored:
+            candidates += list(parts)
+        if any(
+            fnmatch.fnmatchcase(c, clean) or fnmatch.fnmatchcase(c, clean + "/**")
+            for c in candidates
+        ):
+            result = not negated
+    return result
+
+
+@rule(
+    "PRJ003",
+    layer="project",
+    level=Level.WARNING,
+    title=".env is not in .gitignore",
+    help="Add '.env' (and '*.env', keeping '!.env.example') to .gitignore before anyone "
+    "runs git add . with real secrets in the folder.",
+    example=".gitignore without a line matching .env",
+)
+def env_not_ignored(ctx: Context) -> Iterator[Finding]:
+    in_git = tracked_files(ctx) is not None
+    gitignore = ctx.root / ".gitignore"
+    if not in_git and not gitignore.is_file():
+        return  # not a repository: nothing to commit it to
+    if in_git:
+        if _git(ctx, "check-ignore", "-q", "--no-index", ".env") is not None:
+            return
+        ignored = False
+    else:
+        ignored = ignored_by(_ignore_patterns(ctx.read(gitignore)), ".env")
+    if not ignored:
+        exists = (ctx.root / ".env").is_file()
+        yield env_not_ignored.finding(
+            ".env is not ignored by git" + (" and the folder has one" if exists else ""),
+            level=Level.ERROR if exists else Level.WARNING,
+            file=".gitignore" if gitignore.is_file() else None,
+        )
+
+
+# -- PRJ004: pinning ------------------------------------------------------------------------
+
+
+@rule(
+    "PRJ004",
+    layer="project",
+    level=Level.WARNING,
+    title="Dependencies unpinned, without a lock",
+    help="Pin what production installs: a lock file (uv lock, poetry lock, pip-compile "
+    "requirements.in > requirements.txt with ==versions), so every deploy installs the "
+    "versions you tested.",
+    example="requirements.txt: flask>=2  (no ==, no lock file)",
+)
+def unpinned(ctx: Context) -> Iterator[Finding]:
+    if ctx.of_kind("lock"):
+        return
+    deps = dependencies(ctx)
+    if not deps:
+        if ctx.of_kind("requirements") or ctx.of_kind("pyproject"):
+            return  # declared elsewhere (setup.py) or empty on purpose
+        yield unpinned.finding(
+            "no requirements file or [project] dependencies: the server installs whatever "
+            "is current"
+        )
+        return
+    by_file: dict[str, list[Any]] = {}
+    for dep in deps:
+        by_file.setdefault(dep.file, []).append(dep)
+    if any(
+        all(d.pinned_version for d in file_deps)
+        for file, file_deps in by_file.items()
+        if file.endswith(".txt")
+    ):
+        return  # a fully pinned requirements file is a lock
+    loose = [d for d in deps if d.production and not d.pinned_version]
+    if loose:
+        shown = ", ".join(f"{d.name}{d.specifier}" for d in loose[:4])
+        yield unpinned.finding(
+            f"{len(loose)} production dependencies are not pinned and there is no lock: {shown}",
+            file=loose[0].file,
+            line=loose[0].line,
+        )
+
+
+# -- PRJ005: .dockerignore ------------------------------------------------------------------
+
+
+def _build_contexts(ctx: Context) -> dict[Path, Path]:
+    """Dockerfile -> its build context folder (compose build.context, else its folder)."""
+    contexts = {path: path.parent for path in ctx.of_kind("dockerfile")}
+    for compose in ctx.of_kind("compose"):
+        try:
+            data = yaml.safe_load(ctx.read(compose))
+        except yaml.YAMLError:
+            continue
+        services = data.get("services") if isinstance(data, dict) else None
+        for service in (services or {}).values():
+            build = service.get("build") if isinstance(service, dict) else None
+            if build is None:
+                continue
+            folder = compose.parent / (
+                build if isinstance(build, str) else build.get("context", ".")
+            )
+            name = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            dockerfile = (folder / name).resolve()
+            if dockerfile in contexts:
+                contexts[dockerfile] = folder.resolve()
+    return contexts
+
+
+_COPY_ALL = re.compile(r"^\s*(COPY|ADD)\s+(--\S+\s+)*(\.|\./|\*)\s", re.IGNORECASE | re.MULTILINE)
+
+
+@rule(
+    "PRJ005",
+    layer="project",
+    level=Level.WARNING,
+    title="No .dockerignore next to a Dockerfile, or one that lets .env or .git in",
+    help="Put a .dockerignore in the build context with at least .git, .env, .venv, "
+    "__pycache__ and *.pyc: otherwise COPY . . bakes your secrets and history into "
+    "every image layer.",
+    example="Dockerfile with COPY . . and no .dockerignore",
+)
+def dockerignore(ctx: Context) -> Iterator[Finding]:
+    for dockerfile, folder in _build_contexts(ctx).items():
+        copies_all = bool(_COPY_ALL.search(ctx.read(dockerfile)))
+        candidates = [
+            dockerfile.parent / f"{dockerfile.name}.dockerignore",
+            folder / ".dockerignore",
+        ]
+        ignore_file = next((c for c in candidates if c.is_file()), None)
+        relative = ctx.relative(dockerfile)
+        if ignore_file is None:
+            if copies_all:
+                yield dockerignore.finding(
+                    f"{relative} copies its whole build context ({ctx.relative(folder) or '.'}) "
+                    "and there is no .dockerignore: .env and .git go into the image",
+                    file=relative,
+                )
+            continue
+        patterns = _ignore_patterns(ctx.read(ignore_file))
+        let_in = [name for name in (".env", ".git") if not ignored_by(patterns, name)]
+        if let_in and copies_all:
+            yield dockerignore.finding(
+                f"{ctx.relative(ignore_file)} lets {' and '.join(let_in)} into the image",
+                file=ctx.relative(ignore_file),
+            )
+
+
+# -- PRJ006: .env.example -------------------------------------------------------------------
+
+_READS_ENV = re.compile(r"os\.environ|os\.getenv|environ\.get|from_prefixed_env|Production\(")
+
+
+@rule(
+    "PRJ006",
+    layer="project",
+    level=Level.INFO,
+    title="No .env.example",
+    help="Commit a .env.example listing every variable production needs, with "
+    "placeholders: it is the checklist for whoever writes the server's environment file.",
+    example="the app reads os.environ['DATABASE_URL'], no .env.example",
+)
+def no_env_example(ctx: Context) -> Iterator[Finding]:
+    if any(is_template(path) for path in ctx.of_kind("env")):
+        return
+    reads_env = bool(ctx.of_kind("env")) or any(
+        _READS_ENV.search(ctx.read(path)) for path in source_files(ctx.root, (".py",), limit=300)
+    )
+    if reads_env:
+        yield no_env_example.finding(
+            "the app reads its settings from the environment but no .env.example documents them"
+        )
+
+
+# -- PRJ007: migrations ---------------------------------------------------------------------
+
+
+def _uses_migrate(ctx: Context) -> bool:
+    if ctx.app is not None and "migrate" in ctx.app.extensions:
+        return True
+    if any(d.name == "flask-migrate" and d.production for d in dependencies(ctx)):
+        return True
+    for path in source_files(ctx.root, (".py",), limit=300):
+        if re.search(r"^\s*(from|import)\s+flask_migrate\b", ctx.read(path), re.MULTILINE):
+            return True
+    return False
+
+
+def _has_migrations(ctx: Context) -> bool:
+    if ctx.app is not None:
+        directory = ctx.app.config.get("MIGRATIONS_DIR")
+        if isinstance(directory, str) and (ctx.root / directory / "env.py").is_file():
+            return True
+    return any(
+        (folder / "env.py").is_file()
+        for folder in [
+            ctx.root / "migrations",
+            *ctx.root.glob("*/migrations"),
+            *ctx.root.glob("*/*/migrations"),
+        ]
+    )
+
+
+@rule(
+    "PRJ007",
+    layer="project",
+    level=Level.ERROR,
+    title="Flask-Migrate is used but there is no migrations folder",
+    help="Run 'flask db init' and 'flask db migrate -m initial', commit migrations/, and "
+    "run 'flask db upgrade' on every deploy: without it production's schema is never "
+    "created or changed.",
+    example="Migrate(app, db) and no migrations/env.py",
+)
+def no_migrations(ctx: Context) -> Iterator[Finding]:
+    if _uses_migrate(ctx) and not _has_migrations(ctx):
+        yield no_migrations.finding(
+            "Flask-Migrate is used but no migrations folder (migrations/env.py) is in the project"
+        )
