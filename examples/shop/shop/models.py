@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
+from flask import current_app
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -35,7 +36,10 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     orders: Mapped[list[Order]] = relationship(back_populates="user")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        # PASSWORD_HASH_METHOD: werkzeug's default (scrypt) unless configured (tests
+        # use a cheap one). Old hashes keep verifying: the method is in the hash.
+        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

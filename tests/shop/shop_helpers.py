@@ -1,0 +1,69 @@
+"""Helpers for the shop tests: CSRF tokens as a browser gets them, sign-up, images."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+
+_emails = itertools.count(1)
+PASSWORD = "s3cret-pass"
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    """The CSRF token of the form on ``path`` (as a browser would get it)."""
+    page = client.get(path)
+    assert page.status_code == 200, (path, page.status_code)
+    match = _CSRF.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token in {path}"
+    return match.group(1)
+
+
+def signup(client: FlaskClient, email: str | None = None, password: str = PASSWORD) -> str:
+    email = email or f"user{next(_emails)}@example.com"
+    response = client.post(
+        "/signup",
+        data={
+            "csrf_token": csrf_token(client, "/signup"),
+            "email": email,
+            "password": password,
+            "confirm": password,
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return email
+
+
+def png_bytes(size: tuple[int, int] = (32, 24), color: str = "teal") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def api_token(app: Flask, email: str) -> str:
+    """Issue an API token for ``email`` (as the account page does)."""
+    from shop.extensions import db
+    from shop.models import User
+    from sqlalchemy import select
+
+    with app.app_context():
+        user = db.session.scalars(select(User).where(User.email == email)).one()
+        token = user.issue_api_token()
+        db.session.commit()
+    return token
+
+
+def create_product(app: Flask, name: str = "Mug", price_cents: int = 1250) -> int:
+    from shop.extensions import db
+    from shop.models import Product
+
+    with app.app_context():
+        product = Product(name=name, description="", price_cents=price_cents)
+        db.session.add(product)
+        db.session.commit()
+        return product.id
