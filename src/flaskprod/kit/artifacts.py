@@ -105,9 +105,13 @@ def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
     )
 
 
+def sqlite_path(spec: Spec) -> str:
+    """Where a SQLite database lives on the server (outside the code, writable)."""
+    return f"/var/lib/{spec.app.name}/{spec.app.name}.sqlite3"
+
+
 def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
     """What the app reads from its environment, in .env.example order."""
-    name = spec.app.name
     db_user = spec.resolve(spec.database.user)
     db_name = spec.resolve(spec.database.name)
     variables = [
@@ -123,8 +127,10 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             "DATABASE_URL",
             f"postgresql+psycopg://{db_user}:CHANGE-ME@localhost:5432/{db_name}"
             if spec.database.engine == "postgresql"
-            else f"sqlite:////var/lib/{name}/{name}.sqlite3",
-            "SQLAlchemy URL of the database (compose builds its own from POSTGRES_PASSWORD).",
+            else f"sqlite:///{sqlite_path(spec)}",
+            "SQLAlchemy URL of the database (compose builds its own from POSTGRES_PASSWORD)."
+            if spec.database.engine == "postgresql"
+            else "SQLAlchemy URL of the SQLite file (its folder is writable by the service).",
             secret=True,
         ),
     ]
@@ -290,6 +296,8 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     media_dir = spec.media_dir.rstrip("/")
     log_dir = spec.resolve(spec.deploy.log_dir).rstrip("/")
     app_rw = [media_dir, log_dir]
+    if spec.database.engine == "sqlite":
+        app_rw.append(posixpath.dirname(sqlite_path(spec)))  # the file and its journal
     if socket_dir and socket_dir != runtime_dir:
         app_rw.append(socket_dir)  # ProtectSystem=strict: the socket's folder must be writable
     container_bind = f"0.0.0.0:{spec.container.port}"
