@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -79,3 +80,22 @@ class HangingServer:
         self.sock.close()
         for conn in self.accepted:
             conn.close()
+
+
+def in_child(work: Any) -> int:
+    """Fork; run ``work()`` in the child; return the int it wrote back."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.write(write, str(work()).encode())
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return int(answer)

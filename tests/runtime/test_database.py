@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from runtime_helpers import GOOD_KEY, in_child
+from sqlalchemy import text
+
+from flaskprod import Production
+from flaskprod.runtime.database import dispose_engines, engine_options
+from flaskprod.runtime.fork import after_fork
+
+
+def prepare(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> None:
+    base = {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": url}
+    for name, value in (base | env).items():
+        monkeypatch.setenv(name, value)
+
+
+def test_engine_options_for_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    prepare(monkeypatch, "postgres://u@db/x", FLASK_SQLALCHEMY_POOL_SIZE="3")
+    app = Flask("db")
+    Production(app)
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {
+        "pool_pre_ping": True,
+        "pool_size": 3,
+        "max_overflow": 5,
+        "pool_recycle": 1800,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 3, "options": "-c statement_timeout=30000"},
+    }
+
+
+def test_app_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    prepare(monkeypatch, "postgresql://u@db/x")
+    app = Flask("db")
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_size": 20,
+        "connect_args": {"application_name": "x"},
+    }
+    Production(app)
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_size"] == 20 and options["pool_pre_ping"] is True
+    assert options["connect_args"] == {
+        "connect_timeout": 3,
+        "options": "-c statement_timeout=30000",
+        "application_name": "x",
+    }
+
+
+def test_sqlite_gets_no_pool_options() -> None:
+    assert engine_options({"SQLALCHEMY_DATABASE_URI": "sqlite://"}) == {}
+    assert engine_options({"SQLALCHEMY_DATABASE_URI": "sqlite:////tmp/x.db"}) == {}
+
+
+@pytest.mark.services
+def test_real_postgres_engine_has_the_options(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    prepare(monkeypatch, postgres_url, FLASK_SQLALCHEMY_STATEMENT_TIMEOUT_MS="1500")
+    app = Flask("db")
+    Production(app)
+    db = SQLAlchemy(app)
+    with app.app_context():
+        assert db.engine.pool.size() == 5
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "1500ms"
+            # The timeout is real: a slow statement is cancelled by the server.
+            with pytest.raises(Exception, match="statement timeout"):
+                connection.execute(text("SELECT pg_sleep(3)"))
+
+
+@pytest.mark.services
+def test_called_after_flask_sqlalchemy_rebuilds_the_engine(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    prepare(monkeypatch, postgres_url, FLASK_SQLALCHEMY_POOL_SIZE="2")
+    app = Flask("late")
+    app.config["SQLALCHEMY_DATABASE_URI"] = postgres_url
+    db = SQLAlchemy(app)
+    with app.app_context():
+        before = db.engine
+    caplog.set_level(logging.WARNING)
+    Production(app)
+    with app.app_context():
+        assert db.engine is not before
+        assert db.engine.pool.size() == 2
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "30s"
+    assert any("called after SQLAlchemy(app)" in r.getMessage() for r in caplog.records)
+
+
+def backend_pid(db: SQLAlchemy, app: Flask) -> int:
+    with app.app_context(), db.engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.services
+def test_after_fork_gives_the_child_its_own_connections(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    prepare(monkeypatch, postgres_url)
+    app = Flask("forked")
+    Production(app)
+    db = SQLAlchemy(app)
+    parent = backend_pid(db, app)  # now pooled in the parent
+
+    # Control: without after_fork the child checks out the parent's very connection.
+    assert in_child(lambda: backend_pid(db, app)) == parent
+
+    def fresh() -> int:
+        after_fork()
+        return backend_pid(db, app)
+
+    child = in_child(fresh)
+    assert child != parent
+    # close=False: the child did not close the parent's socket.
+    assert backend_pid(db, app) == parent
+
+
+@pytest.mark.services
+def test_dispose_engines_keeps_the_parent_working(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    prepare(monkeypatch, postgres_url)
+    app = Flask("dispose")
+    Production(app)
+    db = SQLAlchemy(app)
+    parent = backend_pid(db, app)
+
+    def child() -> int:
+        dispose_engines(app)
+        return backend_pid(db, app)
+
+    assert in_child(child) != parent
+    assert backend_pid(db, app) == parent
