@@ -8,26 +8,50 @@ any, so a refusal leaves the project exactly as it was.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flaskprod.errors import ProjectError, Refused, SpecError
 from flaskprod.kit.write import Change, plan_kit, refuse_conflicts, write_atomic, write_plan
-from flaskprod.spec.detect import ProjectInfo, detect_project
-from flaskprod.spec.load import load_spec, parse_spec, spec_from_data
-from flaskprod.spec.model import SPEC_FILENAME, Spec, format_size
-from flaskprod.spec.write import render_spec
+from flaskprod.spec.detect import Detection, ProjectInfo
+
+# The spec model (pydantic) and the renderer (jinja2) are imported inside the commands,
+# after the app's import has started in its child process: the two then overlap.
+if TYPE_CHECKING:
+    from flaskprod.spec.model import Spec
+
+_HEAVY = (
+    "flaskprod.spec.load",
+    "flaskprod.spec.write",
+    "flaskprod.kit.render",
+    "flaskprod.kit.artifacts",
+)
+
+
+def _detect(root: Path, target: str | None, *, introspect: bool) -> ProjectInfo:
+    """Detect the project, loading flaskprod's heavier modules while the app imports."""
+    detection = Detection(root, target, introspect=introspect)
+    try:
+        for module in _HEAVY:
+            importlib.import_module(module)
+        return detection.result()
+    finally:
+        detection.cancel()
 
 
 def build_spec(
     project: ProjectInfo, *, name: str | None = None, domains: Sequence[str] = ()
 ) -> Spec:
     """The spec ``init`` writes: the model's defaults, plus what detection found."""
+    from flaskprod.spec.load import spec_from_data
+    from flaskprod.spec.model import SPEC_FILENAME, format_size
+
     paths: dict[str, Any] = {"static_url": project.static_url}
     if project.static_dir and not Path(project.static_dir).is_absolute():
         paths["static_dir"] = project.static_dir
@@ -172,13 +196,17 @@ def init_command(
 ) -> None:
     """Detect the Flask app, write flaskprod.toml and render the kit into deploy/."""
     root = _root(path)
-    spec_path = root / SPEC_FILENAME
+    spec_path = root / "flaskprod.toml"  # SPEC_FILENAME, without loading pydantic yet
     if spec_path.exists() and not force:
         raise Refused(
             f"{spec_path}: already exists",
             hint="edit it and run 'flaskprod render', or pass --force to write a new one",
         )
-    project = detect_project(root, target, introspect=not no_import)
+    project = _detect(root, target, introspect=not no_import)
+    from flaskprod.spec.load import parse_spec
+    from flaskprod.spec.model import SPEC_FILENAME
+    from flaskprod.spec.write import render_spec
+
     spec = build_spec(project, name=name, domains=domains)
     spec_text = render_spec(spec)
     if parse_spec(spec_text) != spec:  # the writer must round-trip; never ship a lie
@@ -210,9 +238,12 @@ def render_command(
     ctx: click.Context, path: Path, force: bool, check: bool, no_import: bool
 ) -> None:
     """Re-render the kit from flaskprod.toml (after the spec changed)."""
+    from flaskprod.spec.load import load_spec
+    from flaskprod.spec.model import SPEC_FILENAME
+
     root = _root(path)
     spec = load_spec(root / SPEC_FILENAME)
-    project = detect_project(root, spec.app.target, introspect=not no_import)
+    project = _detect(root, spec.app.target, introspect=not no_import)
     files, modes = render_files(spec, project)
     plan = plan_kit(root, files, modes)
     out = _Printer()

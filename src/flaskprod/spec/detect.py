@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -97,17 +98,108 @@ def detect_project(
     timeout: float = PROBE_TIMEOUT,
 ) -> ProjectInfo:
     """Detect the Flask app of ``root`` (or use ``app``, in Flask's ``--app`` syntax)."""
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise ProjectError(f"{root}: not a directory")
-    candidate = _explicit(root, app) if app else _automatic(root)
+    detection = Detection(root, app, introspect=introspect, timeout=timeout)
+    try:
+        return detection.result()
+    finally:
+        detection.cancel()
+
+
+class Detection:
+    """A detection under way: the app is found statically at once, and its import
+    starts in a child process, so the caller can do other work (load its renderer)
+    while the app imports. :meth:`result` waits for it; :meth:`cancel` stops it."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        app: str | None = None,
+        *,
+        introspect: bool = True,
+        timeout: float = PROBE_TIMEOUT,
+    ) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise ProjectError(f"{self.root}: not a directory")
+        self.candidate = _explicit(self.root, app) if app else _automatic(self.root)
+        self.timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._process = _start_probe(self.root, self.candidate) if introspect else None
+        try:
+            self._facts = _static_facts(self.root, self.candidate)  # while the child imports
+        except BaseException:
+            self.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs (it is ours: we know its pid)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+    def result(self) -> ProjectInfo:
+        info = dict(self._facts)
+        root = self.root
+        migrations_dir = "migrations"
+        if self._process is not None:
+            live = self._wait()
+            static = live["static_dir"]
+            info.update(
+                static_dir=static if static and (root / static).is_dir() else None,
+                static_url=(live["static_url_path"] or "") + "/",
+                static_dirs=tuple(live["static_dirs"]),
+                uses_sqlalchemy=live["uses_sqlalchemy"] or info["uses_sqlalchemy"],
+                uses_migrate=live["uses_migrate"] or info["uses_migrate"],
+                uses_redis=live["uses_redis"] or info["uses_redis"],
+                routes=tuple(live["routes"]),
+                max_content_length=live["max_content_length"],
+                imported=True,
+            )
+            migrations_dir = live["migrations_dir"] or migrations_dir
+        info["migrations_dir"] = migrations_dir
+        info["migrations_present"] = (root / migrations_dir / "env.py").is_file()
+        info["migrations"] = info["uses_migrate"] or info["migrations_present"]
+        return ProjectInfo(**info)
+
+    def _wait(self) -> dict[str, Any]:
+        assert self._process is not None
+        target = self.candidate.target
+        try:
+            stdout, stderr = self._process.communicate(
+                timeout=max(0.0, self._deadline - time.monotonic())
+            )
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise ProjectError(
+                f"importing {target} took more than {self.timeout:g} s "
+                "(does it connect to something or wait at import time?)",
+                hint="fix it, or pass --no-import to detect without importing",
+            ) from None
+        lines = stdout.strip().splitlines()
+        try:
+            result: dict[str, Any] = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            last = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise ProjectError(
+                f"importing {target} crashed (exit status {self._process.returncode}): {last}"
+            ) from None
+        if not result["ok"]:
+            where = result.get("where") or self.candidate.file
+            raise ProjectError(
+                f"cannot import the app {target}: {where}: {result['error']}",
+                hint="fix it, or pass --no-import to detect without importing",
+            )
+        return result
+
+
+def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
+    """What the sources say without importing anything."""
     sources = _scan_sources(root)
     imports = set().union(*(imported for imported, _ in sources.values())) if sources else set()
     mentions_redis = any(redis for _, redis in sources.values())
     static_dir, static_url = _static_guess(root, candidate)
-    migrations_dir = "migrations"
     dependency_files = _dependency_files(root)
-    info: dict[str, Any] = {
+    return {
         "root": root,
         "target": candidate.target,
         "name": _slug(root.name),
@@ -122,25 +214,6 @@ def detect_project(
         "requirements_file": _main_requirements(dependency_files),
         "dependency_files": dependency_files,
     }
-    if introspect:
-        live = _probe(root, candidate, timeout)
-        static = live["static_dir"]
-        info.update(
-            static_dir=static if static and (root / static).is_dir() else None,
-            static_url=(live["static_url_path"] or "") + "/",
-            static_dirs=tuple(live["static_dirs"]),
-            uses_sqlalchemy=live["uses_sqlalchemy"] or info["uses_sqlalchemy"],
-            uses_migrate=live["uses_migrate"] or info["uses_migrate"],
-            uses_redis=live["uses_redis"] or info["uses_redis"],
-            routes=tuple(live["routes"]),
-            max_content_length=live["max_content_length"],
-            imported=True,
-        )
-        migrations_dir = live["migrations_dir"] or migrations_dir
-    info["migrations_dir"] = migrations_dir
-    info["migrations_present"] = (root / migrations_dir / "env.py").is_file()
-    info["migrations"] = info["uses_migrate"] or info["migrations_present"]
-    return ProjectInfo(**info)
 
 
 # -- finding the app ------------------------------------------------------------------
@@ -413,51 +486,28 @@ def _main_requirements(files: tuple[str, ...]) -> str | None:
 # -- importing, in a child process ----------------------------------------------------
 
 
-def _probe(root: Path, candidate: Candidate, timeout: float) -> dict[str, Any]:
+def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
     environment = {
         **os.environ,
         # Detection is not production: the app's fail-fast gate must not block it.
         "FLASKPROD_ENV": "development",
         "PYTHONDONTWRITEBYTECODE": "1",  # leave no __pycache__ in the user's project
     }
-    environment.pop("PYTHONPATH", None)
     command = [
         sys.executable,
         "-c",
         "from flaskprod.spec.probe import main; main()",
         candidate.target,
     ]
-    try:
-        completed = subprocess.run(
-            command,
-            cwd=root,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ProjectError(
-            f"importing {candidate.target} took more than {timeout:g} s "
-            "(does it connect to something or wait at import time?)",
-            hint="fix it, or pass --no-import to detect without importing",
-        ) from None
-    lines = completed.stdout.strip().splitlines()
-    try:
-        result: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ProjectError(
-            f"importing {candidate.target} crashed (exit status {completed.returncode}): {last}"
-        ) from None
-    if not result["ok"]:
-        where = result.get("where") or candidate.file
-        raise ProjectError(
-            f"cannot import the app {candidate.target}: {where}: {result['error']}",
-            hint="fix it, or pass --no-import to detect without importing",
-        )
-    return result
+    return subprocess.Popen(
+        command,
+        cwd=root,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # -- small helpers ----------------------------------------------------------------------
