@@ -128,10 +128,14 @@ def dev_server(ctx: Context) -> Iterator[Finding]:
 
 
 def _health_paths(ctx: Context) -> list[str] | None:
+    """Paths the app answers: its routes, plus the health paths flaskprod's runtime
+    serves from its WSGI middleware (not routes, so only in the config)."""
+    config = ctx.app_config or {}
+    served = [str(config[k]) for k in ("HEALTH_PATH", "READY_PATH") if config.get(k)]
     if ctx.app is not None and ctx.app.paths:
-        return ctx.app.paths
+        return [*ctx.app.paths, *served]
     if ctx.app_routes is not None:
-        return ctx.app_routes
+        return [*ctx.app_routes, *served]
     if ctx.spec is not None:
         return [ctx.spec.http.health_path, ctx.spec.http.ready_path]
     return None

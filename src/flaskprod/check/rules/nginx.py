@@ -320,6 +320,8 @@ def _headers(block: Directive) -> dict[str, Directive]:
 
 
 def _app_sends_hsts(ctx: Context) -> bool:
+    """The app sends HSTS itself: the spec says so, the probe saw it, Talisman is
+    there, or flaskprod's runtime has its security headers on."""
     if ctx.spec is not None and ctx.spec.http.security_headers == "app":
         return True
     if ctx.app is not None:
@@ -328,7 +330,10 @@ def _app_sends_hsts(ctx: Context) -> bool:
         if any("talisman" in e.lower() for e in ctx.app.extensions):
             return True
     config = ctx.app_config or {}
-    return any("HSTS" in str(key).upper() and config.get(key) for key in config)
+    if "SECURITY_HEADERS" in config:  # flaskprod.Production's switch
+        on = config["SECURITY_HEADERS"] not in (False, None, "", "nginx", "off")
+        return on and bool(config.get("HSTS_MAX_AGE"))
+    return False
 
 
 def _max_age(value: str) -> int | None:
@@ -347,8 +352,15 @@ def _max_age(value: str) -> int | None:
 )
 def no_hsts(ctx: Context) -> Iterator[Finding]:
     for server in (s for s in _content_servers(_tree(ctx)) if _is_tls(s)):
-        header = _headers(server).get("strict-transport-security")
-        if header is None:
+        # What each content block really sends (a location may set its own headers).
+        blocks = [
+            d.parent
+            for d in server.walk()
+            if d.name in ("proxy_pass", "uwsgi_pass", "alias", "root") and d.parent is not None
+        ] or [server]
+        headers = [_headers(b).get("strict-transport-security") for b in blocks]
+        present = [h for h in headers if h is not None]
+        if not present:
             if _app_sends_hsts(ctx) or server.unresolved_include():
                 continue
             yield no_hsts.finding(
@@ -357,12 +369,13 @@ def no_hsts(ctx: Context) -> Iterator[Finding]:
                 **_at(ctx, server),
             )
             continue
-        age = _max_age(" ".join(header.args[1:]))
-        if age is not None and age < SIX_MONTHS:
-            yield no_hsts.finding(
-                f"HSTS max-age is {age} s, under six months ({SIX_MONTHS} s)",
-                **_at(ctx, header),
-            )
+        for header in {id(h): h for h in present}.values():
+            age = _max_age(" ".join(header.args[1:]))
+            if age is not None and age < SIX_MONTHS:
+                yield no_hsts.finding(
+                    f"HSTS max-age is {age} s, under six months ({SIX_MONTHS} s)",
+                    **_at(ctx, header),
+                )
 
 
 @rule(

@@ -1,0 +1,46 @@
+"""Helpers for the deployment-file rule tests (nginx, gunicorn, systemd, docker,
+compose): write a small project, check it the way ``flaskprod check`` does (without
+importing the app unless asked), and look at the findings."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from flaskprod.check.context import Context
+from flaskprod.check.model import Finding
+from flaskprod.check.runner import CheckOptions, build_context, run_checks
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+#: The rule-id prefixes of the deployment-file layers.
+PREFIXES = ("NGX", "GUN", "SYS", "DOC", "CMP")
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def context(root: Path) -> Context:
+    return build_context(CheckOptions(root=root, no_import=True))
+
+
+def check(root: Path, *, no_import: bool = True) -> list[Finding]:
+    """Every finding of the deployment layers (and rule crashes, FP000)."""
+    result = run_checks(CheckOptions(root=root, no_import=no_import))
+    return [f for f in result.findings if f.id.startswith((*PREFIXES, "FP000"))]
+
+
+def ids(findings: list[Finding]) -> set[str]:
+    return {f.id for f in findings}
+
+
+def fixture_cases(prefix: str) -> list[tuple[str, str]]:
+    return [
+        (folder.name, side)
+        for folder in sorted(FIXTURES.glob(f"{prefix}*"))
+        for side in ("fail", "pass")
+    ]

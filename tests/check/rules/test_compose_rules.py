@@ -1,0 +1,140 @@
+"""compose rules, the YAML reader, and a mixed compose project judged in context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from deploy_helpers import FIXTURES, check, fixture_cases, ids, write
+
+from flaskprod.check.model import Level
+from flaskprod.check.parsers.compose import parse_compose_text
+
+
+@pytest.mark.parametrize(("rule_id", "side"), fixture_cases("CMP"))
+def test_fixture(rule_id: str, side: str) -> None:
+    found = check(FIXTURES / rule_id / side)
+    assert "FP000" not in ids(found), found
+    if side == "fail":
+        assert rule_id in ids(found), found
+        assert all(f.file and f.line for f in found if f.id == rule_id)
+    else:
+        assert rule_id not in ids(found), [f for f in found if f.id == rule_id]
+
+
+def test_anchors_merge_keys_and_lines(tmp_path: Path) -> None:
+    text = (
+        "x-common: &common\n  restart: unless-stopped\n  environment:\n    LOG: info\n"
+        "services:\n  web:\n    <<: *common\n    image: app:1\n  worker:\n    <<: *common\n"
+    )
+    compose = parse_compose_text(tmp_path / "compose.yaml", text)
+    assert compose.error is None
+    assert compose.services["worker"]["restart"] == "unless-stopped"
+    assert compose.line("web", "image") == 8
+    assert compose.line("worker") == 9
+
+
+def test_bad_yaml_is_one_finding(tmp_path: Path) -> None:
+    write(tmp_path, {"compose.yaml": "services:\n  web:\n    image: a\n   bad: [\n"})
+    found = [f for f in check(tmp_path) if f.id == "CMP001"]
+    assert len(found) == 1 and found[0].line is not None
+
+
+def test_interpolated_and_file_secrets_are_fine(tmp_path: Path) -> None:
+    text = """
+services:
+  db:
+    image: postgres:16
+    restart: always
+    environment:
+      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?set it}
+      - POSTGRES_PASSWORD_FILE=/run/secrets/pg
+  web:
+    image: app:1
+    restart: always
+    environment:
+      DATABASE_URL: postgresql://app:hunter2@db/app
+      SECRET_KEY: "${SECRET_KEY}"
+"""
+    write(tmp_path, {"compose.yaml": text})
+    found = [f for f in check(tmp_path) if f.id == "CMP004"]
+    assert [(f.line, "DATABASE_URL" in f.message) for f in found] == [(13, True)]
+
+
+MIXED = {
+    "wsgi.py": "from flask import Flask\napp = Flask(__name__)\n",
+    "requirements.txt": "flask==3.1.3\ngunicorn==23.0.0\n",
+    "Dockerfile": """\
+        FROM python:3.11-slim
+        WORKDIR /app
+        COPY requirements.txt .
+        RUN pip install --no-cache-dir -r requirements.txt
+        COPY . .
+        USER 10001
+        HEALTHCHECK CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/')"
+        CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "3", "--forwarded-allow-ips", "*", \
+             "--max-requests", "1000", "--max-requests-jitter", "100", "wsgi:app"]
+        """,
+    "compose.yaml": """\
+        services:
+          web:
+            build: .
+            expose: ["8000"]
+            restart: unless-stopped
+          nginx:
+            image: nginx:1.27
+            ports: ["80:80"]
+            volumes: ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
+            depends_on: [web]
+            restart: unless-stopped
+        """,
+    "nginx.conf": """\
+        server {
+            listen 80 default_server;
+            server_tokens off;
+            location / {
+                proxy_pass http://web:8000;
+                proxy_set_header Host $host;
+                proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                proxy_set_header X-Forwarded-Proto $scheme;
+            }
+        }
+        """,
+}
+
+
+def test_mixed_project_binding_all_interfaces_inside_the_container(tmp_path: Path) -> None:
+    write(tmp_path, MIXED)
+    found = check(tmp_path)
+    # gunicorn on 0.0.0.0:8000 in the container, reached as web:8000 by the compose
+    # nginx, trusting '*' (only the proxy can reach it): all right.
+    assert not {"GUN003", "GUN004", "GUN007", "NGX002", "CMP009", "FP000"} & ids(found), found
+    # Plain HTTP only is still worth a warning (TLS may end at a load balancer).
+    assert ids([f for f in found if f.level >= Level.WARNING]) == {"NGX005"}
+
+
+def test_mixed_project_publishing_the_app_port(tmp_path: Path) -> None:
+    write(tmp_path, MIXED)
+    compose = (tmp_path / "compose.yaml").read_text()
+    (tmp_path / "compose.yaml").write_text(
+        compose.replace('expose: ["8000"]', 'ports: ["8000:8000"]')
+    )
+    (tmp_path / "Dockerfile").unlink()
+    write(
+        tmp_path,
+        {
+            "compose.yaml": (tmp_path / "compose.yaml")
+            .read_text()
+            .replace(
+                "build: .",
+                (
+                    "build: .\n"
+                    '    command: ["gunicorn", "-b", "0.0.0.0:8000",'
+                    ' "--forwarded-allow-ips=*", "wsgi:app"]'
+                ),
+            )
+        },
+    )
+    found = ids(check(tmp_path))
+    assert {"CMP009", "GUN004"} <= found
+    assert "GUN003" not in found

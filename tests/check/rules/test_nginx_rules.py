@@ -1,0 +1,123 @@
+"""nginx rules: every fixture folder, then the cross-layer judgements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from deploy_helpers import FIXTURES, check, fixture_cases, ids, write
+
+from flaskprod.check.model import Level
+
+
+@pytest.mark.parametrize(("rule_id", "side"), fixture_cases("NGX"))
+def test_fixture(rule_id: str, side: str) -> None:
+    found = check(FIXTURES / rule_id / side)
+    assert "FP000" not in ids(found), found
+    if side == "fail":
+        assert rule_id in ids(found), found
+        assert all(f.file and f.line for f in found if f.id == rule_id)
+    else:
+        assert rule_id not in ids(found), [f for f in found if f.id == rule_id]
+
+
+PROXY = """
+server {
+    listen 443 ssl default_server;
+    server_name example.com;
+    server_tokens off;
+    client_max_body_size 10m;
+    location / {
+        %s
+        proxy_pass %s;
+    }
+}
+"""
+
+
+def test_proxy_pass_through_upstream_matches_the_socket(tmp_path: Path) -> None:
+    conf = "upstream app { server unix:/run/app/g.sock; }\n" + PROXY % ("", "http://app")
+    write(tmp_path, {"site.conf": conf, "gunicorn.conf.py": 'bind = "unix:/run/app/g.sock"\n'})
+    assert "NGX002" not in ids(check(tmp_path))
+    write(tmp_path, {"gunicorn.conf.py": 'bind = "unix:/run/app/other.sock"\n'})
+    found = [f for f in check(tmp_path) if f.id == "NGX002"]
+    assert len(found) == 1
+    assert "unix:/run/app/other.sock" in found[0].message
+
+
+def test_debian_proxy_params_counts_as_forwarded_headers(tmp_path: Path) -> None:
+    write(tmp_path, {"site.conf": PROXY % ("include proxy_params;", "http://127.0.0.1:8000")})
+    assert "NGX010" not in ids(check(tmp_path))
+
+
+def test_no_hsts_is_fine_when_the_app_sends_it(tmp_path: Path) -> None:
+    write(tmp_path, {"site.conf": PROXY % ("", "http://127.0.0.1:8000")})
+    assert "NGX007" in ids(check(tmp_path))
+    write(
+        tmp_path,
+        {
+            "flaskprod.toml": '[app]\ntarget = "wsgi:app"\nname = "app"\n'
+            '[http]\nsecurity_headers = "app"\n'
+        },
+    )
+    assert "NGX007" not in ids(check(tmp_path))
+
+
+def test_short_hsts_max_age(tmp_path: Path) -> None:
+    header = 'add_header Strict-Transport-Security "max-age=86400" always;'
+    write(tmp_path, {"site.conf": PROXY % (header, "http://127.0.0.1:8000")})
+    found = [f for f in check(tmp_path) if f.id == "NGX007"]
+    assert len(found) == 1 and "86400" in found[0].message
+
+
+def test_body_size_default_is_1m_against_the_spec(tmp_path: Path) -> None:
+    conf = (PROXY % ("", "http://127.0.0.1:8000")).replace("client_max_body_size 10m;", "")
+    write(
+        tmp_path,
+        {
+            "site.conf": conf,
+            "flaskprod.toml": '[app]\ntarget = "wsgi:app"\nname = "app"\n[http]\nmax_body = "5M"\n',
+        },
+    )
+    found = [f for f in check(tmp_path) if f.id == "NGX011"]
+    assert len(found) == 1
+    assert "1m (nginx's default" in found[0].message and "5242880" in found[0].message
+
+
+def test_server_tokens_in_a_fragment_is_only_info(tmp_path: Path) -> None:
+    conf = (PROXY % ("", "http://127.0.0.1:8000")).replace("server_tokens off;", "")
+    write(tmp_path, {"site.conf": conf})
+    found = [f for f in check(tmp_path) if f.id == "NGX012"]
+    assert [f.level for f in found] == [Level.INFO]
+
+
+def test_alias_traversal_both_directions(tmp_path: Path) -> None:
+    conf = """
+    server {
+        listen 80 default_server;
+        location /static { alias /srv/app/static/; }
+        location /media/ { alias /srv/app/media; }
+        location ~ ^/x/(.*)$ { alias /srv/app/x/$1; }
+    }
+    """
+    write(tmp_path, {"site.conf": conf})
+    found = sorted(f.line or 0 for f in check(tmp_path) if f.id == "NGX003")
+    assert found == [4, 5]
+
+
+def test_static_alias_judged_through_the_systemd_working_directory(tmp_path: Path) -> None:
+    unit = (
+        "[Service]\n"
+        "User=app\n"
+        "WorkingDirectory=/opt/site\n"
+        "ExecStart=/opt/site/venv/bin/gunicorn app:app\n"
+    )
+    conf = (
+        "server { listen 80 default_server; location /static/ { alias /opt/site/pkg/static/; } }\n"
+    )
+    write(tmp_path, {"app.service": unit, "site.conf": conf, "pkg/static/app.css": "a{}"})
+    assert "NGX004" not in ids(check(tmp_path))
+    (tmp_path / "pkg/static/app.css").unlink()
+    (tmp_path / "pkg/static").rmdir()
+    found = [f for f in check(tmp_path) if f.id == "NGX004"]
+    assert len(found) == 1 and "pkg/static" in found[0].message

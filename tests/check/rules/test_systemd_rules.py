@@ -1,0 +1,123 @@
+"""systemd rules, the unit parser, and the exposure score against systemd's own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from deploy_helpers import FIXTURES, check, fixture_cases, ids, write
+
+from flaskprod.check.model import Level
+from flaskprod.check.parsers.systemd import parse_unit_text
+from flaskprod.check.rules._exposure import exposure
+
+
+@pytest.mark.parametrize(("rule_id", "side"), fixture_cases("SYS"))
+def test_fixture(rule_id: str, side: str) -> None:
+    found = check(FIXTURES / rule_id / side)
+    assert "FP000" not in ids(found), found
+    if side == "fail":
+        assert rule_id in ids(found), found
+        assert all(f.file and f.line for f in found if f.id == rule_id)
+    else:
+        assert rule_id not in ids(found), [f for f in found if f.id == rule_id]
+
+
+def test_parser_repeated_keys_continuations_and_resets(tmp_path: Path) -> None:
+    unit = parse_unit_text(
+        tmp_path / "a.service",
+        "# comment\n[Unit]\nAfter=a.service\nAfter=b.service\n\n[Service]\n"
+        "ExecStart=/v/bin/gunicorn \\\n    --bind unix:/s \\\n    wsgi:app\n"
+        "Environment=A=1\nEnvironment=\nEnvironment=B=2\n; other comment\n",
+    )
+    assert unit.error is None
+    assert [a.value for a in unit.all("Unit", "After")] == ["a.service", "b.service"]
+    start = unit.get("Service", "ExecStart")
+    assert start is not None
+    assert start.value == "/v/bin/gunicorn --bind unix:/s wsgi:app" and start.line == 7
+    assert [a.value for a in unit.all("Service", "Environment")] == ["B=2"]
+
+
+def test_garbage_and_binary_units_do_not_crash(tmp_path: Path) -> None:
+    (tmp_path / "a.service").write_bytes(b"\x00\xff\xfe[Service\n" * 20)
+    write(tmp_path, {"b.service": "", "c.service": "[Service]\nExecStart=/bin/true \\"})
+    found = check(tmp_path)
+    assert "FP000" not in ids(found)
+    assert {f.file for f in found if f.id == "SYS001"} == {"a.service", "b.service"}
+
+
+def test_world_readable_env_file_in_the_project(tmp_path: Path) -> None:
+    unit = (
+        "[Service]\n"
+        "User=a\n"
+        "WorkingDirectory=/srv/a\n"
+        "EnvironmentFile=/srv/a/prod.env\n"
+        "ExecStart=/srv/a/v/bin/gunicorn wsgi:app\n"
+    )
+    write(tmp_path, {"a.service": unit, "prod.env": "SECRET_KEY=x\n"})
+    os.chmod(tmp_path / "prod.env", 0o644)
+    assert "SYS006" in ids(check(tmp_path))
+    os.chmod(tmp_path / "prod.env", 0o600)
+    assert "SYS006" not in ids(check(tmp_path))
+
+
+def test_env_file_outside_the_project_is_not_checked(tmp_path: Path) -> None:
+    unit = (
+        "[Service]\n"
+        "User=a\n"
+        "WorkingDirectory=/srv/a\n"
+        "EnvironmentFile=/etc/a/a.env\n"
+        "ExecStart=/srv/a/v/bin/gunicorn wsgi:app\n"
+    )
+    write(tmp_path, {"a.service": unit})
+    assert not {"SYS005", "SYS006"} & ids(check(tmp_path))
+
+
+def test_no_working_directory_for_gunicorn(tmp_path: Path) -> None:
+    write(tmp_path, {"a.service": "[Service]\nUser=a\nExecStart=/v/bin/gunicorn wsgi:app\n"})
+    assert "SYS005" in ids(check(tmp_path))
+    write(
+        tmp_path,
+        {"a.service": "[Service]\nUser=a\nExecStart=/v/bin/gunicorn --chdir /srv/a wsgi:app\n"},
+    )
+    assert "SYS005" not in ids(check(tmp_path))
+
+
+def test_hardening_levels(tmp_path: Path) -> None:
+    bare = "[Service]\nUser=a\nExecStart=/bin/true\n"
+    write(tmp_path, {"a.service": bare})
+    found = [f for f in check(tmp_path) if f.id == "SYS010"]
+    assert [f.level for f in found] == [Level.WARNING]
+    assert "/10" in found[0].message
+
+
+UNITS = {
+    "bare": "[Service]\nExecStart=/usr/bin/true\n",
+    "user": "[Service]\nUser=app\nExecStart=/usr/bin/true\nNoNewPrivileges=yes\n",
+    "some": "[Service]\nUser=app\nExecStart=/usr/bin/true\nNoNewPrivileges=yes\n"
+    "PrivateTmp=yes\nProtectSystem=full\nProtectHome=yes\n",
+    "hard": (FIXTURES / "SYS010" / "pass" / "deploy" / "app.service").read_text(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNITS))
+def test_exposure_tracks_systemd_analyze(tmp_path: Path, name: str) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze is missing: install the 'systemd' package")
+    path = tmp_path / f"{name}.service"
+    path.write_text(UNITS[name])
+    output = subprocess.run(
+        [analyze, "security", "--offline=true", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    line = next(line for line in output.splitlines() if "Overall exposure level" in line)
+    theirs = float(line.split(":")[-1].split()[0])
+    ours, _ = exposure(parse_unit_text(path, UNITS[name]))
+    assert abs(ours - theirs) <= 1.0, (ours, theirs)
