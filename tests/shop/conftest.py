@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from shop_helpers import SECRET, clean_environment
 
 from flaskprod.stack.postgres import PostgresCluster
 
@@ -32,22 +33,10 @@ SHOP_DIR = Path(__file__).resolve().parents[2] / "examples" / "shop"
 if str(SHOP_DIR) not in sys.path:
     sys.path.insert(0, str(SHOP_DIR))
 
-SECRET = "k" * 16 + "test-only-secret-key-0123456789"
 TEMPLATE_DB = "shop_template"
 # Password hashing at full strength (scrypt) costs ~0.1 s per sign-up or log-in.
 FAST_HASHES = {"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"}
 _databases = itertools.count(1)
-
-
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("FLASK_", "FLASKPROD_")) or name in {
-            "DATABASE_URL",
-            "REDIS_URL",
-            "SECRET_KEY",
-            "SENTRY_DSN",
-        }:
-            monkeypatch.delenv(name)
 
 
 def _migrate(database_url: str) -> None:
@@ -57,7 +46,7 @@ def _migrate(database_url: str) -> None:
     from shop.extensions import db
 
     with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as instance:
-        _clean_environment(monkeypatch)
+        clean_environment(monkeypatch)
         monkeypatch.setenv("FLASKPROD_ENV", "testing")
         monkeypatch.setenv("SECRET_KEY", SECRET)
         monkeypatch.setenv("DATABASE_URL", database_url)
@@ -122,7 +111,7 @@ def make_shop(
     numbers = itertools.count(1)
 
     def make(config: dict[str, Any] | None = None, **env: str) -> Flask:
-        _clean_environment(monkeypatch)
+        clean_environment(monkeypatch)
         monkeypatch.setenv("FLASKPROD_ENV", "testing")
         monkeypatch.setenv("SECRET_KEY", SECRET)
         for name, value in env.items():

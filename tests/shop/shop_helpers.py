@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import re
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
 _emails = itertools.count(1)
 PASSWORD = "s3cret-pass"
+SECRET = "k" * 16 + "test-only-secret-key-0123456789"
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
@@ -67,3 +70,15 @@ def create_product(app: Flask, name: str = "Mug", price_cents: int = 1250) -> in
         db.session.add(product)
         db.session.commit()
         return product.id
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from the caller's environment reaches the app under test."""
+    for name in list(os.environ):
+        if name.startswith(("FLASK_", "FLASKPROD_")) or name in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "SENTRY_DSN",
+        }:
+            monkeypatch.delenv(name)

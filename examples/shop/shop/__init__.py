@@ -30,6 +30,7 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
     _embedded_defaults(app, production.profile)
 
     from shop import api, auth, orders, products
+    from shop.errors import init_errors
     from shop.extensions import csrf, db, migrate
     from shop.seed import init_seed
     from shop.sessions import init_sessions
@@ -53,6 +54,7 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
             products.serve_media,
         )
     init_seed(app)
+    init_errors(app)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

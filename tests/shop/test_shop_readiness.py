@@ -1,0 +1,56 @@
+"""Readiness follows PostgreSQL: stop it and /health/ready says 503 within 2 s; start
+it again and it says 200, without restarting the app. Meanwhile the shop degrades:
+cached product reads keep answering, pages that need the database give a 503."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask
+from shop_helpers import create_product
+
+from flaskprod.stack.postgres import PostgresCluster
+
+
+def test_readiness_follows_postgres_stop_and_start(
+    make_shop,  # type: ignore[no-untyped-def]
+    postgres_cluster: PostgresCluster,
+    shop_postgres_url: str,
+    redis_url: str,
+) -> None:
+    app: Flask = make_shop(DATABASE_URL=shop_postgres_url, REDIS_URL=redis_url)
+    create_product(app, name="Cached")
+    client = app.test_client()
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200, ready.get_json()
+    assert ready.get_json()["checks"]["database"]["status"] == "ok"
+    assert client.get("/api/products").status_code == 200  # now in the Redis cache
+
+    postgres_cluster.stop()
+    try:
+        started = time.monotonic()
+        down = client.get("/health/ready")
+        elapsed = time.monotonic() - started
+        assert down.status_code == 503
+        assert down.get_json()["checks"]["database"]["status"] == "fail"
+        assert elapsed < 2.0, f"readiness took {elapsed:.2f}s with PostgreSQL down"
+        assert client.get("/health").status_code == 200  # liveness touches nothing
+
+        cached = client.get("/api/products")
+        assert cached.status_code == 200 and cached.headers["X-Cache"] == "HIT"
+        page = client.get("/")
+        assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+        assert "Traceback" not in page.get_data(as_text=True)
+        api = client.get("/api/products/1")
+        assert api.status_code == 503
+        assert api.get_json()["error"]["code"] == "service_unavailable"
+    finally:
+        postgres_cluster.start()
+
+    # The same app (same pools) recovers by itself: pool_pre_ping drops dead connections.
+    deadline = time.monotonic() + 10
+    while (status := client.get("/health/ready").status_code) != 200:
+        assert time.monotonic() < deadline, f"/health/ready still {status} after restart"
+        time.sleep(0.05)
+    assert client.get("/").status_code == 200
+    assert client.get("/api/products/1").status_code == 200
