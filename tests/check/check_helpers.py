@@ -1,0 +1,91 @@
+"""Running the checker on the rule fixtures: ``tests/check/fixtures/<ID>/{fail,pass}/``.
+
+A fixture folder is a small project. It is checked from a copy in a temporary folder,
+outside this repository (whose git and .gitignore would otherwise judge it). A
+``GIT_TRACK`` file in it lists paths to track: the copy is then made a git repository
+with those files added (fixture folders cannot hold a ``.git`` of their own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+from flaskprod.check import app_loader
+from flaskprod.check.model import REGISTRY, Finding
+from flaskprod.check.runner import CheckOptions, load_rules, run_checks
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: The layers whose fixtures this suite runs (the deployment-file layers run theirs in
+#: tests/check/rules/).
+OWN_PREFIXES = ("APP", "PRJ", "DEP")
+
+
+def prepare(source: Path, scratch: Path) -> Path:
+    """A copy of the fixture to check, git-initialised when it says so."""
+    target = scratch / source.parent.name / source.name
+    shutil.copytree(source, target)
+    track = source / "GIT_TRACK"
+    if not track.is_file():
+        return target
+    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    paths = [line.strip() for line in track.read_text().splitlines() if line.strip()]
+    subprocess.run([*git, "add", "-f", "--", *paths], check=True)
+    return target
+
+
+def needs_import(rule_id: str) -> bool:
+    """Import the app only for rules that judge it (APP000 reports the import itself)."""
+    load_rules()
+    return rule_id == "APP000" or "app" in REGISTRY[rule_id].requires
+
+
+class MemoProbe:
+    """The real probe, run once per distinct input (the Python sources, the target and
+    the environment): many fixtures share their app, and each import costs a
+    subprocess."""
+
+    def __init__(self) -> None:
+        self.real = app_loader.probe
+        self.results: dict[tuple[object, ...], app_loader.ProbeResult] = {}
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def __call__(
+        self, root: Path, target: str, env: dict[str, str], *args: object, **kw: object
+    ) -> app_loader.ProbeResult:
+        sources = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            sources.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        key = (
+            sources.hexdigest(),
+            target,
+            tuple(sorted(env.items())),
+            args,
+            tuple(sorted(kw.items())),
+        )
+        with self.lock:
+            if key not in self.results:
+                self.calls += 1
+                self.results[key] = self.real(root, target, env, *args, **kw)  # type: ignore[arg-type]
+            return self.results[key]
+
+
+def check_fixture(rule_id: str, side: str, scratch: Path) -> list[Finding]:
+    """The findings of one rule (and crashes) on one side of its fixture."""
+    root = prepare(FIXTURES / rule_id / side, scratch)
+    options = CheckOptions(root=root, select=(rule_id,), no_import=not needs_import(rule_id))
+    return run_checks(options).findings
+
+
+def own_cases() -> list[tuple[str, str]]:
+    return [
+        (folder.name, side)
+        for folder in sorted(FIXTURES.iterdir())
+        if folder.name.startswith(OWN_PREFIXES)
+        for side in ("fail", "pass")
+    ]
