@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
 import struct
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,25 +14,16 @@ import pytest
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
-from flaskprod.stack.postgres import PG_USER, PostgresCluster, find_bin_dir, temp_cluster_dir
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PostgresCluster]:
-    """A cluster of this module's own: these tests stop, restart and pause it."""
-    data_dir = temp_cluster_dir()
-    cluster = PostgresCluster(data_dir, fsync=False, die_with_parent=True)
-    cluster.start()
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(data_dir.parent)
+from flaskprod.stack.postgres import PG_USER, PostgresCluster, find_bin_dir
 
 
 @pytest.fixture
-def running(cluster: PostgresCluster) -> PostgresCluster:
-    cluster.resume()
-    cluster.start()
-    return cluster
+def running(postgres_cluster: PostgresCluster) -> PostgresCluster:
+    """The suite's cluster (initdb costs a second or more): these tests stop, restart,
+    pause it and move its port, and leave it running where it was."""
+    postgres_cluster.resume()
+    postgres_cluster.start()
+    return postgres_cluster
 
 
 def select_one(cluster: PostgresCluster, dbname: str = "postgres", timeout: int = 5) -> object:
@@ -55,7 +44,7 @@ def test_runs_on_loopback_with_our_settings_and_the_right_user(running: Postgres
     assert settings == {
         "listen_addresses": "127.0.0.1",
         "port": str(running.port),
-        "fsync": "off",
+        "fsync": "off",  # the suite's cluster trades safety for speed
         "data_directory": str(running.data_dir),
         "server_encoding": "UTF8",
     }
@@ -151,8 +140,8 @@ def test_the_newest_installed_version_is_found() -> None:
 
 
 def test_a_port_held_by_someone_else(running: PostgresCluster) -> None:
-    running.stop()
     original = running.port
+    running.stop()
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
@@ -170,7 +159,11 @@ def test_a_port_held_by_someone_else(running: PostgresCluster) -> None:
             assert running.port not in (port, original)
             assert select_one(running) == 1
         finally:
-            running._fixed_port = False
+            # Back where the rest of the suite expects it.
+            running.stop()
+            running.port, running._fixed_port = original, False
+            running.start()
+    assert running.port == original
 
 
 def test_data_folder_reachability_depends_on_who_runs_it(tmp_path: Path) -> None:
