@@ -316,6 +316,10 @@ class GunicornSetup:
     #: Compose service name, when it runs in one.
     service: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: The working directory on the server (systemd WorkingDirectory), if known.
+    cwd: str | None = None
+    #: Where the code it runs lives in the project (a Docker build context).
+    source: Path | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         """A setting's value, ``default`` when unset, UNKNOWN when not statically known."""
@@ -339,11 +343,16 @@ class GunicornSetup:
         if value is None:
             port = self.env.get("PORT")
             return [f"0.0.0.0:{port}"] if port else ["127.0.0.1:8000"]
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, list):
-            return [str(v) for v in value if isinstance(v, str)]
-        return []
+        binds = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return [self._absolute(b) for b in binds if isinstance(b, str)]
+
+    def _absolute(self, bind: str) -> str:
+        """``unix:app.sock`` is relative to gunicorn's working directory."""
+        if not bind.startswith("unix:") or bind[5:].startswith("/"):
+            return bind
+        chdir = self.get("chdir")
+        base = chdir if isinstance(chdir, str) and chdir.startswith("/") else self.cwd
+        return f"unix:{PurePosixPath(base) / bind[5:]}" if base else bind
 
     @property
     def worker_class(self) -> str:
@@ -452,6 +461,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
             ctx, "systemd", words, unit.path, start.line, False, bases, dict(ctx.env)
         )
         if setup:
+            setup.cwd = unit.value("Service", "WorkingDirectory").lstrip("-") or None
             setups.append(setup)
     for procfile in ctx.of_kind("procfile"):
         text, _ = read_text(procfile)
@@ -493,6 +503,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
             env,
         )
         if setup:
+            setup.source = dockerfile.path.parent
             setups.append(setup)
     for compose in parse_compose_files(ctx):
         for name, service in compose.services.items():
@@ -507,6 +518,10 @@ def _build(ctx: Context) -> list[GunicornSetup]:
             setup = _setup_from_command(ctx, "compose", words, compose.path, line, True, bases, env)
             if setup:
                 setup.service = name
+                build = service.get("build")
+                context = build.get("context", ".") if isinstance(build, dict) else build
+                if isinstance(context, str) and "://" not in context:
+                    setup.source = (compose.path.parent / context).resolve()
                 setups.append(setup)
     used = {s.config.path for s in setups if s.config}
     for path in ctx.of_kind("gunicorn"):

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from flaskprod.check.context import Context
 
 _MAX_DEPTH = 10
+_HARMLESS_INCLUDES = frozenset(
+    {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params",
+     "koi-utf", "koi-win", "win-utf", "*.conf"}
+)  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -65,13 +69,18 @@ class Directive:
             node = node.parent
         return []
 
-    def unresolved_include(self, hint: str = "") -> bool:
-        """An include we could not follow at this level or above (mentioning ``hint``)."""
-        node: Directive | None = self
-        while node is not None:
-            if any(hint in " ".join(d.args) for d in node.find("include")):
-                return True
-            node = node.parent
+    def unresolved_include(self, hint: str = "", *, inside: bool = False) -> bool:
+        """An include we could not follow (its name containing ``hint``) at this level
+        or above, or with ``inside`` in this block and below. Type maps and the stock
+        *_params files never set headers or limits, so they do not count."""
+        nodes = list(self.walk()) if inside else [self, *self.ancestors()]
+        for node in nodes:
+            for include in node.find("include") if not inside else [node]:
+                if include.name != "include" or not include.args:
+                    continue
+                name = include.args[0].rsplit("/", 1)[-1]
+                if (hint and hint in name) or (not hint and name not in _HARMLESS_INCLUDES):
+                    return True
         return False
 
     def setting(self, name: str) -> Directive | None:

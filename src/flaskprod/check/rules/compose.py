@@ -69,7 +69,7 @@ def unreadable(ctx: Context) -> Iterator[Finding]:
         if compose.error is not None:
             where = ctx.relative(compose.path)
             yield unreadable.finding(
-                f"{where}: {compose.error[1]}", file=where, line=compose.error[0]
+                f"{where}: {compose.error[1]}", file=where, line=compose.error[0] or 1
             )
 
 

@@ -11,6 +11,7 @@ from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import Dockerfile, Instruction, parse_dockerfiles
 from flaskprod.check.parsers.gunicorn import split_command
+from flaskprod.check.parsers.proxy import PROXY_IMAGES
 
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|_KEY$)", re.I)
 #: Values that are obviously not secrets (empty, placeholders, interpolations).
@@ -34,7 +35,7 @@ def unreadable(ctx: Context) -> Iterator[Finding]:
         if dockerfile.error is not None:
             line, message = dockerfile.error
             where = ctx.relative(dockerfile.path)
-            yield unreadable.finding(f"{where}: {message}", file=where, line=line)
+            yield unreadable.finding(f"{where}: {message}", file=where, line=line or 1)
 
 
 @rule(
@@ -48,8 +49,8 @@ def unreadable(ctx: Context) -> Iterator[Finding]:
 def runs_as_root(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
         final = dockerfile.final
-        if final is None:
-            continue
+        if final is None or final.base.split("/")[-1].startswith(PROXY_IMAGES):
+            continue  # nginx & co. start as root and drop to their own user
         user = final.last("USER")
         name = user.value.split(":", 1)[0].strip() if user else "root"
         if name in ("root", "0"):
@@ -244,7 +245,7 @@ def pip_cache(ctx: Context) -> Iterator[Finding]:
             continue
         for run in _runs(dockerfile):
             if re.search(r"\bpip3?\s+install\b", run.value) and not re.search(
-                r"--no-cache-dir|type=cache|uv pip", run.value
+                r"--no-cache\b|type=cache|uv pip", run.value
             ):
                 yield pip_cache.finding(
                     "pip install keeps its cache in the layer (tens of MB)",

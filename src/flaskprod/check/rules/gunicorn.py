@@ -46,12 +46,16 @@ def config_unreadable(ctx: Context) -> Iterator[Finding]:
         seen.add(config.path)
         line, message = config.error
         yield config_unreadable.finding(
-            f"{ctx.relative(config.path)}: {message}", file=ctx.relative(config.path), line=line
+            f"{ctx.relative(config.path)}: {message}",
+            file=ctx.relative(config.path),
+            line=line or 1,
         )
 
 
 def _module_file(ctx: Context, module: str, setup: GunicornSetup) -> Path | None:
     bases = [ctx.root, ctx.root / "src"]
+    if setup.source is not None:
+        bases[:0] = [setup.source, setup.source / "src"]
     chdir = setup.get("chdir")
     if isinstance(chdir, str):
         bases.insert(0, ctx.root / chdir.lstrip("/"))

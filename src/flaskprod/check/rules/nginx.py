@@ -87,7 +87,7 @@ def _proxy_passes(tree: NginxTree) -> list[Directive]:
 def parse_error(ctx: Context) -> Iterator[Finding]:
     for path, line, message in _tree(ctx).errors:
         yield parse_error.finding(
-            f"{ctx.relative(path)}: {message}", file=ctx.relative(path), line=line
+            f"{ctx.relative(path)}: {message}", file=ctx.relative(path), line=line or 1
         )
 
 
@@ -361,7 +361,7 @@ def no_hsts(ctx: Context) -> Iterator[Finding]:
         headers = [_headers(b).get("strict-transport-security") for b in blocks]
         present = [h for h in headers if h is not None]
         if not present:
-            if _app_sends_hsts(ctx) or server.unresolved_include():
+            if _app_sends_hsts(ctx) or server.unresolved_include(inside=True):
                 continue
             yield no_hsts.finding(
                 "this TLS server sends no Strict-Transport-Security header, and the app "
@@ -539,24 +539,33 @@ def no_default_server(ctx: Context) -> Iterator[Finding]:
     for server in _tree(ctx).servers():
         for port in _ports(server):
             by_port.setdefault(port, []).append(server)
-    for port, servers in sorted(by_port.items()):
+    ports: list[str] = []
+    first: Directive | None = None
+    for port, servers in sorted(by_port.items(), key=lambda item: item[0].zfill(5)):
         default = any(
             "default_server" in listen.args or "default" in listen.args[1:]
             for server in servers
             for listen in server.find("listen")
             if _ports_of_listen(listen) == port
         )
-        if default:
-            continue
-        first = servers[0]
-        names = [a for d in first.find("server_name") for a in d.args]
-        if not names or set(names) <= {"_", "", "localhost", "127.0.0.1"}:
-            continue  # a catch-all already
-        yield no_default_server.finding(
-            f"no default_server on port {port}: requests for any host name are answered "
-            f"by the server for {names[0]}",
-            **_at(ctx, first),
-        )
+        names = [a for d in servers[0].find("server_name") for a in d.args]
+        if default or not names or set(names) <= {"_", "", "localhost", "127.0.0.1"}:
+            continue  # an explicit default, or the first server is a catch-all already
+        ports.append(port)
+        first = first or servers[0]
+    if first is None:
+        return
+    # In a site file (no http block) the server's nginx.conf may still hold a default
+    # site (Debian's sites-enabled/default): worth a note only.
+    full = _tree(ctx).has_http_block
+    names = [a for d in first.find("server_name") for a in d.args]
+    yield no_default_server.finding(
+        f"no default_server on port {', '.join(ports)}: requests for any host name are "
+        f"answered by the server for {names[0]}"
+        + ("" if full else " (unless another site is the default)"),
+        level=None if full else Level.INFO,
+        **_at(ctx, first),
+    )
 
 
 def _ports_of_listen(listen: Directive) -> str:

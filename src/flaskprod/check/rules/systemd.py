@@ -53,7 +53,7 @@ def unit_unreadable(ctx: Context) -> Iterator[Finding]:
         where = ctx.relative(unit.path)
         if unit.error is not None:
             yield unit_unreadable.finding(
-                f"{where}: {unit.error[1]}", file=where, line=unit.error[0]
+                f"{where}: {unit.error[1]}", file=where, line=unit.error[0] or 1
             )
         elif unit.path.suffix == ".service" and not unit.has_section("Service"):
             yield unit_unreadable.finding(f"{where} has no [Service] section", file=where, line=1)
