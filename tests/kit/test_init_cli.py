@@ -121,7 +121,7 @@ def test_init_prints_what_it_wrote(tmp_path: Path) -> None:
     assert lines[1] == "Wrote flaskprod.toml (every setting, with what it does)"
     for path in read_manifest(root):
         assert f"  created    {path}" in lines
-    assert "note: the app has no /health route" in result.output
+    assert "note: the app has no /health or /health/ready route: " in result.output
 
 
 def test_init_on_a_package_with_a_factory(tmp_path: Path) -> None:
@@ -245,7 +245,7 @@ def test_render_check_reports_drift_and_writes_nothing(project: Path) -> None:
     # Render, and the drift is gone.
     result = run("render", str(project))
     assert result.exit_code == 0, result.output
-    assert "  updated    deploy/gunicorn.conf.py  (differs from a fresh render)" in result.output
+    assert "  updated    deploy/gunicorn.conf.py" in result.output.splitlines()
     assert "45" in (project / "deploy/gunicorn.conf.py").read_text()
     assert run("render", str(project), "--check").exit_code == 0
 
@@ -275,6 +275,8 @@ def test_render_never_overwrites_a_hand_edit_without_force(project: Path) -> Non
     assert snapshot(project) == before  # gunicorn.conf.py was safe to update, and was not
     result = run("render", str(project), "--force")
     assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "  replaced   deploy/Procfile  (edited by hand since the last render)" in lines
     assert "worker: celery" not in procfile.read_text()
     assert "45" in (project / "deploy/gunicorn.conf.py").read_text()
 

@@ -86,8 +86,8 @@ _VERBS = {
     "create": "created",
     "update": "updated",
     "unchanged": "unchanged",
-    "edited": "overwritten (was edited by hand)",
-    "foreign": "overwritten (was not flaskprod's)",
+    "edited": "replaced",
+    "foreign": "replaced",
     "remove": "removed",
     "orphan": "kept",
 }
@@ -119,7 +119,9 @@ class _Printer:
     def changes(self, changes: Iterable[Change]) -> None:
         for change in changes:
             verb = _VERBS[change.action]
-            detail = f"  ({change.detail})" if change.detail and change.action != "edited" else ""
+            # "differs from a fresh render" is what "updated" means; other details inform.
+            shown = change.detail and change.detail != "differs from a fresh render"
+            detail = f"  ({change.detail})" if shown else ""
             text = f"  {verb:<10} {change.path}{detail}"
             self.line(text, _STYLES.get(change.action))
 
@@ -143,12 +145,15 @@ def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
     """Things worth fixing that are not errors."""
     notes = []
     if project.imported:
-        for path in (spec.http.health_path, spec.http.ready_path):
-            if path not in project.routes:
-                notes.append(
-                    f"the app has no {path} route: wrap it with flaskprod.Production(app), "
-                    "or set http.health_path / http.ready_path to routes it has"
-                )
+        missing = [
+            p for p in (spec.http.health_path, spec.http.ready_path) if p not in project.routes
+        ]
+        if missing:
+            notes.append(
+                f"the app has no {' or '.join(missing)} route: wrap it with "
+                "flaskprod.Production(app), or point http.health_path / http.ready_path at "
+                "routes it has"
+            )
     if not project.dependency_files:
         notes.append("no requirements*.txt or pyproject.toml: the image cannot install deps")
     if project.uses_migrate and not project.migrations_present:
