@@ -135,25 +135,36 @@ def workers(master: int) -> list[int]:
     return children_of(master)
 
 
-def graceful_reload(master: int, expected: int, timeout: float = 60.0) -> list[int]:
-    """HUP the master and wait until every worker is a new one.
+def start_new_workers(
+    master: int, expected: int, timeout: float = 60.0
+) -> tuple[list[int], set[int]]:
+    """HUP the master; return once ``expected`` new workers run: (new pids, old pids).
 
-    On HUP gunicorn starts new workers first and only then stops the old ones
-    gracefully (each finishes its requests in flight), so the pool never empties.
+    On HUP gunicorn forks the new workers first and only then asks the old ones to
+    stop gracefully (each finishes the requests it has), so the pool never empties.
     With ``preload_app`` the new workers fork from the master's already imported app:
     configuration changes apply, code changes need ``flaskprod down && flaskprod up``.
-    Returns the new worker pids.
     """
     old = set(workers(master))
     with contextlib.suppress(ProcessLookupError):
         _send(master, signal.SIGHUP)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = set(workers(master))
-        if current and not current & old and len(current) >= expected:
-            return sorted(current)
-        time.sleep(0.05)
-    raise TimeoutError(f"gunicorn did not replace its workers within {timeout:g}s")
+        new = set(workers(master)) - old
+        if len(new) >= expected:
+            return sorted(new), old
+        time.sleep(0.02)
+    raise TimeoutError(f"gunicorn did not start new workers within {timeout:g}s")
+
+
+def wait_gone(master: int, pids: set[int], timeout: float = 60.0) -> bool:
+    """Wait until none of ``pids`` is a worker of ``master`` any more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pids & set(workers(master)):
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def _send(pid: int, signum: int) -> None:

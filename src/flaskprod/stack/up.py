@@ -131,6 +131,8 @@ def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
     from flaskprod.kit.write import plan_kit, write_plan
     from flaskprod.spec.detect import detect_project
 
+    if _kit_is_fresh(spec, project):
+        return
     info = detect_project(project, spec.app.target)
     files, modes = render_files(spec, info)
     plan = plan_kit(project, files, modes)
@@ -146,6 +148,32 @@ def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
             raise SpecError(
                 f"{path}: the rendered kit is missing", hint="run 'flaskprod render' first"
             )
+
+
+def _kit_is_fresh(spec: Spec, project: Path) -> bool:
+    """Cheap staleness check (rendering imports the app, seconds): the kit is fresh when
+    its manifest is newer than the spec and than flaskprod's templates, and the two
+    files up runs are still byte-for-byte what the manifest recorded."""
+    from flaskprod.kit.write import MANIFEST, read_manifest, sha256
+
+    manifest = project / MANIFEST
+    templates = Path(__file__).resolve().parents[1] / "kit" / "templates"
+    try:
+        rendered_at = manifest.stat().st_mtime
+        newest = max(
+            [spec_path(project).stat().st_mtime]
+            + [t.stat().st_mtime for t in templates.rglob("*") if t.is_file()]
+        )
+    except (OSError, ValueError):
+        return False
+    if newest > rendered_at:
+        return False
+    known = read_manifest(project)
+    for path in rendered_paths(spec, project):
+        relative = path.relative_to(project).as_posix()
+        if not path.is_file() or known.get(relative) != sha256(path.read_bytes()):
+            return False
+    return True
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -646,19 +674,25 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
     test_config(find_nginx(), files)
     expected = len(gunicorn.workers(master.pid))
     try:
-        new = gunicorn.graceful_reload(master.pid, expected)
+        new, old = gunicorn.start_new_workers(master.pid, expected)
     except TimeoutError as error:
         raise ServiceFailed(f"gunicorn: {error}", hint=f"see {master.log}") from None
     echo(f"gunicorn: {len(new)} new workers serving (pids {', '.join(map(str, new))})")
+    # nginx next: its new workers open fresh upstream connections, and its old ones
+    # drop their idle keepalive connections, which lets the old gunicorn workers leave.
     old_nginx = set(children_of(nginx.pid))
     nginx.send(signal.SIGHUP)
-    deadline = time.monotonic() + 10.0
+    deadline = time.monotonic() + 15.0
     while time.monotonic() < deadline:
         current = set(children_of(nginx.pid))
         if current and not current & old_nginx:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     echo("nginx: configuration reloaded")
+    graceful = float(spec.server.graceful_timeout) + 5.0
+    if not gunicorn.wait_gone(master.pid, old, graceful):
+        raise ServiceFailed(f"gunicorn: old workers {sorted(old)} still run after {graceful:g}s")
+    echo("gunicorn: old workers finished their requests and left")
     ca = stack.dirs.tls / "ca.pem"
     status, detail = probe_https(https_url(state.https_port, spec.http.ready_path), ca)
     if status != 200:
