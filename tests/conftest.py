@@ -25,6 +25,9 @@ from flaskprod.errors import UserError
 from flaskprod.stack.postgres import PostgresCluster, temp_cluster_dir
 from flaskprod.stack.redis import RedisServer
 
+# pytester: tests/stack checks that these fixtures fail (not skip) without a binary.
+pytest_plugins = ["pytester"]
+
 _database_numbers = itertools.count(1)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import redis
 import sqlalchemy
 
@@ -43,3 +46,18 @@ def test_redis_url_flushes_what_a_previous_test_left(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     assert client.get("left-behind") is None
     client.close()
+
+
+def test_a_missing_binary_fails_the_fixture_never_skips(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The suite's own conftest, in a run where redis-server is not on PATH.
+    pytester.makeconftest((Path(__file__).parents[1] / "conftest.py").read_text())
+    pytester.makepyfile("def test_needs_redis(redis_url):\n    assert redis_url\n")
+    monkeypatch.setenv("PATH", str(pytester.mkdir("empty-bin")))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*Redis for the tests: redis-server not found in PATH (apt-get install redis-server)*"]
+    )
+    assert "skipped" not in result.stdout.str()
