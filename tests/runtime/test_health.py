@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -175,9 +176,19 @@ def test_real_postgres_and_redis(
 
 
 @pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
-def test_migrations_at_head(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_migrations_at_head(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     import flask_migrate
 
+    # Alembic's env.py runs logging.config.fileConfig, which disables every logger
+    # it does not name: give them back to the other tests afterwards.
+    enabled = [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.disabled
+    ]
+    request.addfinalizer(lambda: [setattr(logger, "disabled", False) for logger in enabled])
     app = production_app(monkeypatch, {"DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"})
     db = with_db(app)
     directory = str(tmp_path / "migrations")
