@@ -138,3 +138,16 @@ def test_mixed_project_publishing_the_app_port(tmp_path: Path) -> None:
     found = ids(check(tmp_path))
     assert {"CMP009", "GUN004"} <= found
     assert "GUN003" not in found
+
+
+def test_app_from_an_image_without_healthcheck_is_noted(tmp_path: Path) -> None:
+    text = (
+        "services:\n  web:\n    image: ghcr.io/acme/app:1.2\n    restart: always\n"
+        "    command: gunicorn -b 0.0.0.0:8000 -w 3 wsgi:app\n"
+    )
+    write(tmp_path, {"compose.yaml": text})
+    found = [f for f in check(tmp_path) if f.id == "CMP003"]
+    assert [(f.level, f.line) for f in found] == [(Level.INFO, 2)]
+    healthy = text + "    healthcheck:\n      test: [CMD, curl, -f, http://localhost:8000/health]\n"
+    write(tmp_path, {"compose.yaml": healthy})
+    assert "CMP003" not in ids(check(tmp_path))

@@ -17,6 +17,7 @@ from flaskprod.check.parsers.gunicorn import (
     parse_flags,
     split_command,
 )
+from flaskprod.check.runner import CheckOptions, run_checks
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("GUN"))
@@ -146,3 +147,20 @@ def test_preload_without_reset_depends_on_connections(tmp_path: Path) -> None:
     assert [f.level for f in check(tmp_path) if f.id == "GUN010"] == [Level.INFO]
     write(tmp_path, {"flaskprod.toml": '[app]\ntarget = "wsgi:app"\nname = "app"\n'})
     assert [f.level for f in check(tmp_path) if f.id == "GUN010"] == [Level.WARNING]
+
+
+def test_wrong_target_is_one_finding_when_the_app_is_imported(tmp_path: Path) -> None:
+    # Without importing, GUN002 names the line; importing the same target fails too,
+    # and then APP000 alone reports it (one root cause, one finding).
+    write(
+        tmp_path,
+        {
+            "Procfile": "web: gunicorn wsgi:application -k gthread\n",
+            "wsgi.py": "from flask import Flask\n\napp = Flask(__name__)\n",
+        },
+    )
+    assert "GUN002" in ids(check(tmp_path))
+    result = run_checks(CheckOptions(root=tmp_path))
+    found = {f.id for f in result.findings}
+    assert "GUN002" not in found
+    assert "APP000" in found

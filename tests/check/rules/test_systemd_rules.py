@@ -101,6 +101,9 @@ UNITS = {
     "PrivateTmp=yes\nProtectSystem=full\nProtectHome=yes\n",
     "hard": (FIXTURES / "SYS010" / "pass" / "deploy" / "app.service").read_text(),
 }
+_KIT_UNIT = Path(__file__).resolve().parents[3] / "examples/shop/deploy/systemd/shop.service"
+if _KIT_UNIT.is_file():
+    UNITS["kit"] = _KIT_UNIT.read_text()
 
 
 @pytest.mark.parametrize("name", sorted(UNITS))

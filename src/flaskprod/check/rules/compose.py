@@ -63,6 +63,7 @@ def _published_ports(service: LineDict) -> list[str]:
     title="compose file cannot be parsed",
     help="Fix the YAML (check with 'docker compose config'); compose refuses to start "
     "anything from a broken file.",
+    example="services:\n  web:\n    image: [unclosed",
 )
 def unreadable(ctx: Context) -> Iterator[Finding]:
     for compose in parse_compose_files(ctx):
@@ -81,6 +82,7 @@ def unreadable(ctx: Context) -> Iterator[Finding]:
     help="Remove 'ports:' from the database and Redis services (the app reaches them "
     "over the compose network by service name); if you need them from the host, publish "
     "on loopback only: '127.0.0.1:5432:5432'.",
+    example='db:\n  image: postgres:16\n  ports: ["5432:5432"]',
 )
 def data_ports(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -109,14 +111,31 @@ def _depends(service: LineDict) -> dict[str, Any]:
     "CMP003",
     layer="compose",
     level=Level.WARNING,
-    title="depends_on a database without waiting for it to be healthy",
+    title="no health check, or depends_on a database without waiting for it to be healthy",
     help='Give the database a healthcheck (test: ["CMD-SHELL", "pg_isready -U $$POSTGRES_USER"]; '
     'redis: ["CMD", "redis-cli", "ping"]) and depend on it with \'depends_on: {db: '
     "{condition: service_healthy}}'.",
+    example="web:\n  depends_on: [db]   # starts before PostgreSQL accepts connections",
 )
 def unhealthy_depends(ctx: Context) -> Iterator[Finding]:
+    app_services = {(s.file, s.service) for s in gunicorn_setups(ctx) if s.service}
     for compose in _files(ctx):
         services = compose.services
+        for name, service in services.items():
+            # An app service from a ready-made image: no Dockerfile HEALTHCHECK that
+            # DOC005 could judge, so the compose file is the only place for one.
+            if (
+                (compose.path, name) in app_services
+                and "build" not in service
+                and not isinstance(service.get("healthcheck"), dict)
+            ):
+                yield unhealthy_depends.finding(
+                    f"service {name!r} runs the app without a healthcheck: a hung app "
+                    "keeps receiving traffic",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name),
+                    level=Level.INFO,
+                )
         for name, service in services.items():
             for dependency, options in _depends(service).items():
                 target = services.get(dependency)
@@ -171,6 +190,7 @@ def literal_secret(key: str, value: str) -> bool:
     title="plaintext password or secret in the compose file",
     help="Write '${POSTGRES_PASSWORD}' (compose reads it from the environment or an "
     "untracked .env next to the file), or use env_file: / secrets: instead of a literal.",
+    example="environment:\n  POSTGRES_PASSWORD: hunter2",
 )
 def plaintext_secret(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -191,6 +211,7 @@ def plaintext_secret(ctx: Context) -> Iterator[Finding]:
     title="no restart policy",
     help="Add 'restart: unless-stopped' to every long-running service (or "
     "deploy.restart_policy in swarm), so a crash or a host reboot brings it back.",
+    example="web:\n  build: .   # no restart: unless-stopped",
 )
 def no_restart(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -226,6 +247,7 @@ def _one_shot(service: LineDict) -> bool:
     level=Level.INFO,
     title="obsolete 'version:' key",
     help="Delete the top-level 'version:' line: Compose v2 ignores it and warns.",
+    example='version: "3.8"',
 )
 def version_key(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -245,6 +267,7 @@ def version_key(ctx: Context) -> Iterator[Finding]:
     help="Do not mount /var/run/docker.sock: whoever controls the container controls the "
     "host as root. If a tool needs the Docker API, put a filtering proxy "
     "(tecnativa/docker-socket-proxy) in between.",
+    example="volumes:\n  - /var/run/docker.sock:/var/run/docker.sock",
 )
 def docker_socket(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -267,6 +290,7 @@ def docker_socket(ctx: Context) -> Iterator[Finding]:
     level=Level.CRITICAL,
     title="privileged container",
     help="Remove 'privileged: true'; grant the one capability needed with cap_add: instead.",
+    example="privileged: true",
 )
 def privileged(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -287,6 +311,7 @@ def privileged(ctx: Context) -> Iterator[Finding]:
     help="Remove the app service's 'ports:' (use 'expose: [\"8000\"]') and reach it only "
     "through the proxy service (proxy_pass http://web:8000); publish on 127.0.0.1 if you "
     "need it from the host.",
+    example='web:\n  ports: ["8000:8000"]   # next to an nginx service',
 )
 def app_published(ctx: Context) -> Iterator[Finding]:
     proxies = {(c.path, name) for c, name in compose_proxies(ctx)}

@@ -29,6 +29,7 @@ def _files(ctx: Context) -> list[Dockerfile]:
     title="Dockerfile cannot be parsed",
     help="Start the Dockerfile with FROM and keep one instruction per line (continue "
     "with a trailing backslash); check with 'docker build --check .'.",
+    example="RUN pip install -r requirements.txt   # no FROM",
 )
 def unreadable(ctx: Context) -> Iterator[Finding]:
     for dockerfile in parse_dockerfiles(ctx):
@@ -45,6 +46,7 @@ def unreadable(ctx: Context) -> Iterator[Finding]:
     title="container runs as root",
     help="Create a user and switch to it at the end of the final stage: 'RUN useradd "
     "--system --uid 10001 app' then 'USER app' before CMD.",
+    example='FROM python:3.11-slim\nCMD ["gunicorn", "wsgi:app"]   # no USER',
 )
 def runs_as_root(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -69,6 +71,7 @@ def runs_as_root(ctx: Context) -> Iterator[Finding]:
     title="base image not pinned",
     help="Pin the base image to a version tag (python:3.11-slim-bookworm), ideally with "
     "its digest (python:3.11-slim@sha256:...), so rebuilds get the same system.",
+    example="FROM python:latest",
 )
 def unpinned_base(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -113,6 +116,7 @@ def _runs_dev_server(ctx: Context, dockerfile: Dockerfile, words: list[str]) -> 
     title="the image runs Flask's development server",
     help='Run gunicorn instead: CMD ["gunicorn", "--bind", "0.0.0.0:8000", '
     '"wsgi:app"]; the Werkzeug server is single-process, unhardened and says so.',
+    example='CMD ["flask", "run", "--host", "0.0.0.0"]',
 )
 def dev_server(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -133,10 +137,10 @@ def _health_paths(ctx: Context) -> list[str] | None:
     serves from its WSGI middleware (not routes, so only in the config)."""
     config = ctx.app_config or {}
     served = [str(config[k]) for k in ("HEALTH_PATH", "READY_PATH") if config.get(k)]
-    if ctx.app is not None and ctx.app.paths:
-        return [*ctx.app.paths, *served]
     if ctx.app_routes is not None:
         return [*ctx.app_routes, *served]
+    if ctx.app is not None and ctx.app.paths:
+        return [*ctx.app.paths, *served]
     if ctx.spec is not None:
         return [ctx.spec.http.health_path, ctx.spec.http.ready_path]
     return None
@@ -161,6 +165,7 @@ def _compose_healthcheck(ctx: Context, dockerfile: Path) -> bool:
     title="no HEALTHCHECK, or one on a path the app does not serve",
     help="Add a HEALTHCHECK on the app's liveness route: 'HEALTHCHECK --interval=10s "
     "CMD python -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')\"'.",
+    example="HEALTHCHECK CMD curl -f http://localhost:8000/healthz   # the app serves /health",
 )
 def healthcheck(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -206,6 +211,7 @@ def _route_matches(rule_path: str, path: str) -> bool:
     help='Use the exec form, CMD ["gunicorn", "-c", "gunicorn.conf.py", '
     '"wsgi:app"]: in shell form /bin/sh is PID 1 and docker stop\'s SIGTERM never '
     "reaches gunicorn, so every stop waits 10 s and kills mid-request.",
+    example="CMD gunicorn --bind 0.0.0.0:8000 wsgi:app",
 )
 def shell_form(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -237,6 +243,7 @@ def _runs(dockerfile: Dockerfile) -> list[Instruction]:
     title="pip's download cache is kept in the image",
     help="Use 'pip install --no-cache-dir ...' (or ENV PIP_NO_CACHE_DIR=1, or a "
     "'--mount=type=cache,target=/root/.cache/pip' build cache).",
+    example="RUN pip install -r requirements.txt",
 )
 def pip_cache(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -262,6 +269,7 @@ def pip_cache(ctx: Context) -> Iterator[Finding]:
     title="apt lists are kept in the image",
     help="End the same RUN with '&& rm -rf /var/lib/apt/lists/*' (and use "
     "--no-install-recommends).",
+    example="RUN apt-get update && apt-get install -y libpq5",
 )
 def apt_lists(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -284,6 +292,7 @@ def apt_lists(ctx: Context) -> Iterator[Finding]:
     help="Never bake secrets into the image (they stay in its history): pass them at "
     "run time (compose env_file, 'docker run --env-file', a secrets manager) or use "
     "'RUN --mount=type=secret' at build time.",
+    example="ENV SECRET_KEY=9f8e7d6c5b4a39281706f5e4d3c2b1a0",
 )
 def baked_secret(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -316,6 +325,7 @@ _INSTALL = re.compile(
     help="Copy the requirements first, install, then copy the code: 'COPY "
     "requirements.txt .' + 'RUN pip install -r requirements.txt' + 'COPY . .', so a code "
     "change does not reinstall every dependency.",
+    example="COPY . .\nRUN pip install -r requirements.txt",
 )
 def copy_before_install(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):
@@ -343,6 +353,7 @@ def copy_before_install(ctx: Context) -> Iterator[Finding]:
     level=Level.WARNING,
     title="ADD used to copy local files",
     help="Use COPY for local files; ADD also fetches URLs and unpacks archives, which surprises.",
+    example="ADD requirements.txt .",
 )
 def add_not_copy(ctx: Context) -> Iterator[Finding]:
     for dockerfile in _files(ctx):

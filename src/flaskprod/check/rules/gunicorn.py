@@ -36,6 +36,7 @@ def _public_binds(setup: GunicornSetup) -> list[str]:
     title="gunicorn config file cannot be read",
     help="Fix the Python syntax of gunicorn.conf.py (run 'python -m py_compile "
     "gunicorn.conf.py'); gunicorn refuses to start with a broken config.",
+    example="workers = = 3",
 )
 def config_unreadable(ctx: Context) -> Iterator[Finding]:
     seen: set[Path] = set()
@@ -97,6 +98,7 @@ def _defines(path: Path, name: str) -> bool | None:
     help="Point gunicorn at the module and variable that hold the app, e.g. "
     "'wsgi:app' for app = create_app() in wsgi.py, or 'package:create_app()' for a "
     "factory; check it locally with 'gunicorn --check-config TARGET'.",
+    example="web: gunicorn wsgi:application   # wsgi.py defines app",
 )
 def target_missing(ctx: Context) -> Iterator[Finding]:
     # A static check, so it also works with --no-import and names the exact line;
@@ -105,6 +107,8 @@ def target_missing(ctx: Context) -> Iterator[Finding]:
         target = setup.target
         if not target or "$" in target or (":" not in target and "." in target):
             continue
+        if ctx.app_error and ctx.cache.get("app_target") == target:
+            continue  # the import of this very target failed: APP000 says why, once
         module, _, variable = target.partition(":")
         name = (variable or "application").split("(", 1)[0].strip()
         path = _module_file(ctx, module, setup)
@@ -136,6 +140,7 @@ def target_missing(ctx: Context) -> Iterator[Finding]:
     help="Bind gunicorn to a unix socket (--bind unix:/run/APP/gunicorn.sock) or to "
     "127.0.0.1:8000 and let nginx be the only public listener; only inside a container "
     "is 0.0.0.0 right.",
+    example="ExecStart=/srv/shop/.venv/bin/gunicorn --bind 0.0.0.0:8000 wsgi:app",
 )
 def public_bind(ctx: Context) -> Iterator[Finding]:
     for setup in gunicorn_setups(ctx):
@@ -179,6 +184,7 @@ def _published(ctx: Context, service: str | None) -> bool:
     help="Set forwarded_allow_ips to the proxy's address (the default 127.0.0.1 is "
     "right for nginx on the same host over a socket or loopback), or keep gunicorn "
     "unreachable except from the proxy.",
+    example="--bind 0.0.0.0:8000 --forwarded-allow-ips '*'   # on the VM itself",
 )
 def trusts_everyone(ctx: Context) -> Iterator[Finding]:
     for setup in gunicorn_setups(ctx):
@@ -208,6 +214,7 @@ def trusts_everyone(ctx: Context) -> Iterator[Finding]:
     title="gunicorn reload is on",
     help="Remove --reload / reload = True in production: it watches files, restarts "
     "workers on any change and costs CPU; deploy with 'systemctl reload' (HUP) instead.",
+    example="reload = True",
 )
 def reload_on(ctx: Context) -> Iterator[Finding]:
     for setup in gunicorn_setups(ctx):
@@ -228,6 +235,7 @@ def reload_on(ctx: Context) -> Iterator[Finding]:
     help="Use 2 x cores + 1 sync workers, or about one gthread/gevent worker per core "
     "(at least 2); compute it on the server: "
     "workers = multiprocessing.cpu_count() * 2 + 1.",
+    example="workers = 1   # sync",
 )
 def worker_count(ctx: Context) -> Iterator[Finding]:
     cores = os.cpu_count() or 1
@@ -269,6 +277,7 @@ def worker_count(ctx: Context) -> Iterator[Finding]:
     help="Put nginx (with proxy_buffering on, its default) in front of gunicorn, or "
     "use --worker-class gthread: a sync worker is held for the whole time a slow client "
     "takes to send its request or read the answer.",
+    example="web: gunicorn --workers 3 wsgi:app   # sync workers, nothing in front",
 )
 def sync_unbuffered(ctx: Context) -> Iterator[Finding]:
     if has_proxy(ctx):
@@ -313,6 +322,7 @@ def _seconds(text: str) -> int | None:
     help="With sync workers, set gunicorn's timeout at least as long as nginx's "
     "proxy_read_timeout (or lower proxy_read_timeout), and keep both at most a few "
     "minutes: move long jobs to a queue.",
+    example="timeout = 30   # nginx: proxy_read_timeout 300s;",
 )
 def timeout_mismatch(ctx: Context) -> Iterator[Finding]:
     parse_nginx(ctx)
@@ -353,6 +363,7 @@ def timeout_mismatch(ctx: Context) -> Iterator[Finding]:
     title="gunicorn workers are never recycled",
     help="Set max_requests = 2000 and max_requests_jitter = 200, so that a slow memory "
     "leak cannot grow forever and workers do not all restart at once.",
+    example="# gunicorn.conf.py without max_requests",
 )
 def no_max_requests(ctx: Context) -> Iterator[Finding]:
     for setup in gunicorn_setups(ctx):
@@ -396,6 +407,7 @@ def _uses_connections(ctx: Context) -> bool | None:
     help="Define post_fork(server, worker) in gunicorn.conf.py that disposes the "
     "connection pools inherited from the master (db.engine.dispose(close=False), or "
     "flaskprod.runtime.database.dispose_engines(app)), or drop preload_app.",
+    example="preload_app = True   # and no def post_fork(server, worker)",
 )
 def preload_without_reset(ctx: Context) -> Iterator[Finding]:
     for setup in gunicorn_setups(ctx):

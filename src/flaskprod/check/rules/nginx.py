@@ -83,6 +83,12 @@ def _proxy_passes(tree: NginxTree) -> list[Directive]:
     title="nginx config cannot be parsed",
     help="Fix the syntax nginx reports (test with 'nginx -t -c FILE'); nginx refuses "
     "to start or reload with a broken config.",
+    example=(
+        "server {\n"
+        "    location / {\n"
+        "        proxy_pass http://app;\n"
+        "# end of file: the blocks are never closed"
+    ),
 )
 def parse_error(ctx: Context) -> Iterator[Finding]:
     for path, line, message in _tree(ctx).errors:
@@ -114,6 +120,7 @@ def _systemd_socket_setup(ctx: Context) -> bool:
     help="Make proxy_pass (or its upstream's server) name exactly gunicorn's bind: "
     "'proxy_pass http://unix:/run/APP/gunicorn.sock;' for --bind unix:/run/APP/gunicorn.sock, "
     "or the same host:port; every request otherwise ends in a 502.",
+    example='proxy_pass http://127.0.0.1:8000;   # gunicorn: bind = "unix:/run/shop/gunicorn.sock"',
 )
 def proxy_misses_gunicorn(ctx: Context) -> Iterator[Finding]:
     binds = _known_binds(ctx)
@@ -139,6 +146,7 @@ def proxy_misses_gunicorn(ctx: Context) -> Iterator[Finding]:
     help="End both the location and the alias with '/': 'location /static/ { alias "
     "/srv/app/static/; }'. 'location /static { alias .../static/; }' serves "
     "/static../ (gixy's alias_traversal).",
+    example="location /static {\n    alias /srv/shop/static/;   # GET /static../app.env",
 )
 def alias_traversal(ctx: Context) -> Iterator[Finding]:
     for alias in (d for d in _tree(ctx).walk() if d.name == "alias" and d.args):
@@ -212,6 +220,11 @@ def _static_locations(ctx: Context, tree: NginxTree) -> Iterator[tuple[Directive
     help="Point the static location at the app's static folder as installed on the "
     "server: 'location /static/ { alias /srv/APP/PACKAGE/static/; }' (check the "
     "install dir, systemd WorkingDirectory or compose volume), or every CSS/JS is a 404.",
+    example=(
+        "location /static/ {\n"
+        "    alias /srv/shop/assets/;"
+        "   # the app's files are in /srv/shop/shop/static"
+    ),
 )
 def static_elsewhere(ctx: Context) -> Iterator[Finding]:
     bases = _server_bases(ctx)
@@ -260,6 +273,12 @@ def _content_servers(tree: NginxTree) -> list[Directive]:
     help="Serve the app only over TLS and answer plain HTTP with a redirect: "
     "'server { listen 80; server_name example.com; location / { return 301 "
     "https://$host$request_uri; } }' (keep /.well-known/acme-challenge/ if you use it).",
+    example=(
+        "server {\n"
+        "    listen 80;\n"
+        "    location / { proxy_pass http://app; }"
+        "   # no return 301 https://..."
+    ),
 )
 def no_https_redirect(ctx: Context) -> Iterator[Finding]:
     servers = _tree(ctx).servers()
@@ -291,6 +310,7 @@ def no_https_redirect(ctx: Context) -> Iterator[Finding]:
     help="Use 'ssl_protocols TLSv1.2 TLSv1.3;' and Mozilla's intermediate cipher list "
     "(ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:...), "
     "or leave ssl_ciphers at nginx's default.",
+    example="ssl_protocols TLSv1 TLSv1.1 TLSv1.2;",
 )
 def weak_tls(ctx: Context) -> Iterator[Finding]:
     for directive in _tree(ctx).walk():
@@ -349,6 +369,7 @@ def _max_age(value: str) -> int | None:
     help="In the TLS server add: 'add_header Strict-Transport-Security "
     '"max-age=63072000; includeSubDomains" always;\' (or let the app send it, and say '
     'so with [http] security_headers = "app" in flaskprod.toml).',
+    example="server {\n    listen 443 ssl;\n    # no add_header Strict-Transport-Security ...",
 )
 def no_hsts(ctx: Context) -> Iterator[Finding]:
     for server in (s for s in _content_servers(_tree(ctx)) if _is_tls(s)):
@@ -386,6 +407,12 @@ def no_hsts(ctx: Context) -> Iterator[Finding]:
     help="nginx's add_header is all-or-nothing per level: repeat the security headers in "
     "the block (or put them all in a snippet and include it in every block that adds a "
     "header).",
+    example=(
+        'add_header Strict-Transport-Security "max-age=63072000" always;\n'
+        "location /static/ {\n"
+        '    add_header Cache-Control "public";'
+        "   # HSTS no longer sent here"
+    ),
 )
 def headers_dropped(ctx: Context) -> Iterator[Finding]:
     for block in _tree(ctx).walk():
@@ -412,6 +439,7 @@ def headers_dropped(ctx: Context) -> Iterator[Finding]:
     title="Host forwarded as $http_host",
     help="Use 'proxy_set_header Host $host;': $http_host is the raw client header (may "
     "be empty or carry a port) while $host is normalised and falls back to server_name.",
+    example="proxy_set_header Host $http_host;",
 )
 def http_host(ctx: Context) -> Iterator[Finding]:
     for directive in _tree(ctx).walk():
@@ -435,6 +463,11 @@ def http_host(ctx: Context) -> Iterator[Finding]:
     help="In every proxied location (or once at server level) add: 'proxy_set_header "
     "X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto "
     "$scheme;' so the app (ProxyFix) knows the client's IP and that it came over HTTPS.",
+    example=(
+        "location / {\n"
+        "    proxy_pass http://app;"
+        "   # no X-Forwarded-Proto: the app thinks it is on http"
+    ),
 )
 def forwarded_missing(ctx: Context) -> Iterator[Finding]:
     for proxy_pass in _proxy_passes(_tree(ctx)):
@@ -469,6 +502,9 @@ def _app_body_limit(ctx: Context) -> tuple[int, str] | None:
     help="Set client_max_body_size to the app's MAX_CONTENT_LENGTH (nginx's default is "
     "1m when unset): otherwise uploads the app accepts are refused by nginx with a bare "
     "413, or nginx buffers bodies the app will refuse.",
+    example=(
+        "# nothing set: nginx refuses bodies over 1m, the app accepts 10 MB\nproxy_pass http://app;"
+    ),
 )
 def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     limit = _app_body_limit(ctx)
@@ -503,6 +539,7 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     title="server_tokens on",
     help="Add 'server_tokens off;' in the http block (or each server): nginx otherwise "
     "shows its exact version on every error page and in the Server header.",
+    example="http {\n    # no server_tokens off;",
 )
 def server_tokens(ctx: Context) -> Iterator[Finding]:
     tree = _tree(ctx)
@@ -533,6 +570,10 @@ def server_tokens(ctx: Context) -> Iterator[Finding]:
     help="Add a catch-all per port that drops requests for other host names: 'server "
     "{ listen 80 default_server; listen 443 ssl default_server; server_name _; "
     "ssl_reject_handshake on; return 444; }'.",
+    example=(
+        "server { listen 80; server_name shop.example.com; ... }"
+        "   # also answers Host: evil.example"
+    ),
 )
 def no_default_server(ctx: Context) -> Iterator[Finding]:
     by_port: dict[str, list[Directive]] = {}
@@ -586,6 +627,7 @@ def _setups_behind(ctx: Context, proxy_pass: Directive) -> list[GunicornSetup]:
     help="Remove 'proxy_buffering off' (and 'proxy_request_buffering off') for "
     "locations served by sync workers, or switch gunicorn to gthread: nginx's buffering "
     "is what protects sync workers from slow clients.",
+    example="proxy_buffering off;   # in front of gunicorn's sync workers",
 )
 def buffering_off(ctx: Context) -> Iterator[Finding]:
     for proxy_pass in _proxy_passes(_tree(ctx)):
@@ -612,6 +654,9 @@ def buffering_off(ctx: Context) -> Iterator[Finding]:
     help="Proxy through 'upstream app { server unix:/run/APP/gunicorn.sock; keepalive "
     "16; }' with 'proxy_http_version 1.1; proxy_set_header Connection \"\";' so nginx "
     "reuses connections to gthread/gevent workers.",
+    example=(
+        "proxy_pass http://unix:/run/shop/gunicorn.sock;   # gthread workers, no upstream keepalive"
+    ),
 )
 def no_keepalive(ctx: Context) -> Iterator[Finding]:
     tree = _tree(ctx)

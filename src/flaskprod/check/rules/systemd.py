@@ -47,6 +47,7 @@ def _line(unit: Unit, key: str, section: str = "Service") -> int:
     title="systemd unit cannot be parsed",
     help="Write the unit as [Section] headers with Key=value lines (check with "
     "'systemd-analyze verify FILE'); a .service needs a [Service] section.",
+    example="ExecStart=/srv/shop/.venv/bin/gunicorn wsgi:app   # no [Service] header above",
 )
 def unit_unreadable(ctx: Context) -> Iterator[Finding]:
     for unit in parse_units(ctx):
@@ -66,6 +67,7 @@ def unit_unreadable(ctx: Context) -> Iterator[Finding]:
     title="service runs as root",
     help="Add 'User=APP' and 'Group=APP' (a system user that owns nothing but what the "
     "app writes: useradd --system --no-create-home APP), or DynamicUser=yes.",
+    example="[Service]\nExecStart=/srv/shop/.venv/bin/gunicorn wsgi:app   # no User=",
 )
 def runs_as_root(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -88,6 +90,7 @@ def runs_as_root(ctx: Context) -> Iterator[Finding]:
     title="ExecStart missing or not an absolute path",
     help="Give the full path of the program in the virtualenv: "
     "'ExecStart=/srv/APP/.venv/bin/gunicorn -c /srv/APP/gunicorn.conf.py wsgi:app'.",
+    example="ExecStart=gunicorn wsgi:app",
 )
 def exec_start(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -116,6 +119,7 @@ def exec_start(ctx: Context) -> Iterator[Finding]:
     title="no Restart= policy",
     help="Add 'Restart=on-failure' and 'RestartSec=2' to [Service], so a crash is not "
     "an outage until someone notices.",
+    example="[Service]\nExecStart=...   # no Restart=on-failure",
 )
 def no_restart(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -158,6 +162,7 @@ def in_project(ctx: Context, unit: Unit, server_path: str) -> Path | None:
     help="Use absolute paths that exist on the server: WorkingDirectory=/srv/APP and "
     "EnvironmentFile=/etc/APP/APP.env (prefix with '-' only if the file is optional); "
     "without WorkingDirectory gunicorn starts in / and cannot import the app.",
+    example="EnvironmentFile=/srv/shop/.env.production   # not in the project",
 )
 def paths_missing(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -210,6 +215,7 @@ def paths_missing(ctx: Context) -> Iterator[Finding]:
     title="environment file is world-readable",
     help="chmod 600 the EnvironmentFile (owned by root or the service user): it holds "
     "SECRET_KEY and database passwords.",
+    example="EnvironmentFile=/srv/shop/deploy/shop.env   # mode -rw-r--r--",
 )
 def env_world_readable(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -235,6 +241,10 @@ def env_world_readable(ctx: Context) -> Iterator[Finding]:
     help="Use one socket path everywhere: the unit's --bind unix:/run/APP/gunicorn.sock "
     "(or the .socket unit's ListenStream=) and nginx's proxy_pass "
     "http://unix:/run/APP/gunicorn.sock.",
+    example=(
+        "ExecStart=... --bind unix:/run/shop/app.sock"
+        "   # nginx: http://unix:/run/shop/gunicorn.sock"
+    ),
 )
 def socket_mismatch(ctx: Context) -> Iterator[Finding]:
     nginx = {t.port: t for t in proxy_targets(ctx) if t.host == "unix"}
@@ -290,6 +300,9 @@ def _unit_env(unit: Unit) -> dict[str, str]:
     help="Add 'After=postgresql.service' and 'Wants=postgresql.service' to [Unit] "
     "(redis-server.service for Redis) so that at boot the app starts once the database "
     "is up.",
+    example=(
+        "Environment=DATABASE_URL=postgresql://shop@localhost/shop   # no After=postgresql.service"
+    ),
 )
 def no_after_database(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -326,6 +339,7 @@ def no_after_database(ctx: Context) -> Iterator[Finding]:
     title="no ExecReload for a graceful reload",
     help="Add 'ExecReload=/bin/kill -s HUP $MAINPID': 'systemctl reload APP' then "
     "replaces gunicorn's workers without dropping a request.",
+    example="# no ExecReload=/bin/kill -s HUP $MAINPID",
 )
 def no_reload(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -349,6 +363,7 @@ def no_reload(ctx: Context) -> Iterator[Finding]:
     "ProtectControlGroups=yes, RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6, "
     "RestrictNamespaces=yes, LockPersonality=yes, SystemCallFilter=@system-service, "
     "CapabilityBoundingSet=; check with 'systemd-analyze security UNIT'.",
+    example="[Service]\nUser=shop\nExecStart=...   # nothing else: exposure 9.2/10",
 )
 def weak_hardening(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
