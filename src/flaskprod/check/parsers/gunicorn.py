@@ -344,7 +344,7 @@ class GunicornSetup:
             port = self.env.get("PORT")
             return [f"0.0.0.0:{port}"] if port else ["127.0.0.1:8000"]
         binds = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-        return [self._absolute(b) for b in binds if isinstance(b, str)]
+        return [self._absolute(b) for b in binds if isinstance(b, str) and b.strip()]
 
     def _absolute(self, bind: str) -> str:
         """``unix:app.sock`` is relative to gunicorn's working directory."""

@@ -222,6 +222,8 @@ def shell_form(ctx: Context) -> Iterator[Finding]:
             instruction = final.last(name)
             if instruction is None or instruction.exec_form is not None:
                 continue
+            if not instruction.value.strip():
+                continue  # an empty CMD: nothing runs from it
             if instruction.value.strip().startswith("exec "):
                 continue
             yield shell_form.finding(
