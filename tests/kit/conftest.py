@@ -168,15 +168,56 @@ def sample_spec(tmp: Path, **sections: dict[str, object]) -> Spec:
     return Spec.model_validate(data)
 
 
-def write_kit(root: Path, files: dict[str, str]) -> None:
-    from flaskprod.kit.artifacts import ARTIFACTS
+def write_kit(root: Path, files: dict[str, str], spec: Spec) -> None:
+    from flaskprod.kit.artifacts import artifacts_for
 
-    modes = {a.output.replace("{name}", NAME): a.mode for a in ARTIFACTS}
+    modes = {artifact.output: artifact.mode for artifact in artifacts_for(spec)}
     for relative, text in files.items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         target.chmod(modes.get(relative, 0o644))
+
+
+def build_kit(
+    tmp: Path, sections: dict[str, dict[str, object]], project: dict[str, object]
+) -> RenderedKit:
+    """Render the sample project's kit for a spec variant into ``tmp``, with the
+    server folders, certificate and ExecStart stub the tools look for."""
+    root = tmp / "project"
+    for relative, text in INSTALLS.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    spec = sample_spec(tmp, **sections)
+    files = render_kit(spec, project)
+    write_kit(root, files, spec)
+    for folder in ("run", "media", "log", "backups", "acme/.well-known/acme-challenge", "etc"):
+        (tmp / folder).mkdir(parents=True, exist_ok=True)
+    (tmp / "media/hello.txt").write_text("uploaded\n")
+    (tmp / "acme/.well-known/acme-challenge/token123").write_text("challenge-ok\n")
+    make_certificate(tmp / "tls", DOMAINS)
+    shutil.copy(root / "deploy/.env.example", tmp / "etc" / f"{spec.app.name}.env")
+    # ExecStart must name an existing executable for systemd-analyze verify.
+    stub = tmp / "venv/bin/gunicorn"
+    stub.parent.mkdir(parents=True, exist_ok=True)
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return RenderedKit(root=root, spec=spec, files=files, tmp=tmp)
+
+
+@pytest.fixture(scope="session")
+def make_kit() -> Callable[..., RenderedKit]:
+    """``make_kit(tmp, sections={...}, project={...})``: a rendered spec variant."""
+
+    def make(
+        tmp: Path,
+        sections: dict[str, dict[str, object]] | None = None,
+        project: dict[str, object] | None = None,
+    ) -> RenderedKit:
+        return build_kit(tmp, sections or {}, project or {})
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -186,22 +227,9 @@ def kit_spec(sample_project: Path) -> Spec:
 
 @pytest.fixture(scope="session")
 def kit(sample_project: Path, kit_spec: Spec) -> RenderedKit:
-    tmp = sample_project.parent
-    files = render_kit(kit_spec, {"requirements_file": "requirements.txt", "migrations": True})
-    write_kit(sample_project, files)
-    # The "server" around the project: the folders the units and the site name.
-    for folder in ("run", "media", "log", "backups", "acme/.well-known/acme-challenge", "etc"):
-        (tmp / folder).mkdir(parents=True, exist_ok=True)
-    (tmp / "media/hello.txt").write_text("uploaded\n")
-    (tmp / "acme/.well-known/acme-challenge/token123").write_text("challenge-ok\n")
-    make_certificate(tmp / "tls", DOMAINS)
-    shutil.copy(sample_project / "deploy/.env.example", tmp / "etc" / f"{NAME}.env")
-    # ExecStart must name an existing executable for systemd-analyze verify.
-    stub = tmp / "venv/bin/gunicorn"
-    stub.parent.mkdir(parents=True, exist_ok=True)
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(stub.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return RenderedKit(root=sample_project, spec=kit_spec, files=files, tmp=tmp)
+    return build_kit(
+        sample_project.parent, {}, {"requirements_file": "requirements.txt", "migrations": True}
+    )
 
 
 @pytest.fixture(scope="session")
