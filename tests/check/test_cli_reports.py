@@ -1,0 +1,197 @@
+"""``flaskprod check`` as a user runs it: exit statuses, stdout purity, formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from flaskprod.check.docs import render_markdown
+from flaskprod.check.model import REGISTRY
+from flaskprod.check.runner import INTERNAL, load_rules
+from flaskprod.cli import cli
+
+FLASKPROD = str(Path(sys.executable).with_name("flaskprod"))
+REPO = Path(__file__).resolve().parents[2]
+SARIF_SCHEMA = Path(__file__).with_name("data") / "sarif-schema-2.1.0-subset.json"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """Findings at several levels, one silenced inline, no app import needed."""
+    return write(
+        tmp_path / "proj",
+        {
+            "requirements.txt": "flask==2.2.2\nwerkzeug==2.2.2\n"
+            "flask-debugtoolbar==0.16.0  # flaskprod: ignore=DEP003 <b>staging</b> image\n",
+            "Dockerfile": "FROM python:3.11.11-slim\nCOPY . .\nUSER 1000\n"
+            'CMD ["gunicorn", "-b", "0.0.0.0:8000", "app:app"]\n',
+            "app.py": "import os\nKEY = os.environ['SECRET_KEY']\n",
+        },
+    )
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console script: what a user's shell and CI see."""
+    return subprocess.run(
+        [FLASKPROD, "check", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same command in-process (fast); stdout and stderr kept apart."""
+    result = CliRunner().invoke(cli, ["check", *args])
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def test_json_is_all_stdout_carries(project: Path) -> None:
+    done = run(str(project), "--no-import", "--format", "json")
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)  # nothing else on stdout, or this fails
+    assert set(document) == {"findings", "summary"}
+    summary = document["summary"]
+    assert summary["exit_code"] == 1 and summary["fail_level"] == "warning"
+    assert summary["counts"]["critical"] >= 1  # werkzeug 2.2.2: the debugger CVE
+    assert summary["score"] == max(
+        0,
+        100
+        - sum(
+            {"critical": 25, "error": 10, "warning": 4, "info": 0}[f["level"]]
+            for f in document["findings"]
+            if not f["ignored"]
+        ),
+    )
+    ignored = [f for f in document["findings"] if f["ignored"]]
+    assert [(f["id"], f["ignored_reason"]) for f in ignored] == [("DEP003", "<b>staging</b> image")]
+    first = document["findings"][0]
+    assert first["url"].endswith("#" + first["id"].lower())
+    assert "checking" in done.stderr  # progress goes to stderr
+
+
+def test_exit_2_from_the_console_script(tmp_path: Path) -> None:
+    done = run(str(tmp_path / "missing"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].startswith("flaskprod: error: ")
+
+
+def test_fail_level_decides_the_exit_status(project: Path) -> None:
+    assert invoke(str(project), "--no-import", "--select", "PRJ005").returncode == 1
+    lenient = invoke(str(project), "--no-import", "--select", "PRJ005", "--fail-level", "error")
+    assert lenient.returncode == 0, lenient.stdout
+    assert "PRJ005" in lenient.stdout  # still reported, just not failing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--select", "NOPE9"], "--select: unknown check id 'NOPE9'"),
+        (["--fail-level", "fatal"], "Invalid value for '--fail-level'"),
+        (["/nonexistent/project"], "/nonexistent/project: no such folder"),
+        (["--env-file", "/nonexistent.env"], "--env-file /nonexistent.env: no such file"),
+        (["--format", "markdown"], "--format markdown is only for --list"),
+    ],
+)
+def test_the_tool_could_not_run_is_exit_2(project: Path, args: list[str], message: str) -> None:
+    if not args[0].startswith("/"):
+        args = [str(project), *args]
+    done = invoke(*args, "--no-import")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_invalid_spec_is_exit_2_naming_the_key(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"flaskprod.toml": '[app]\ntarget = "app:app"\nname = "x"\n[server]\nworkers = 0\n'},
+    )
+    done = invoke(str(tmp_path), "--no-import")
+    assert done.returncode == 2
+    assert "server.workers" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_output_file_and_nothing_on_stdout(project: Path, tmp_path: Path) -> None:
+    target = tmp_path / "report.sarif"
+    done = invoke(str(project), "--no-import", "--format", "sarif", "--output", str(target))
+    assert done.returncode == 1 and done.stdout == ""
+    assert json.loads(target.read_text())["version"] == "2.1.0"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no temp left
+    missing = invoke(str(project), "--no-import", "--output", str(tmp_path / "no" / "r.txt"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_sarif_validates_against_the_2_1_0_schema(project: Path) -> None:
+    done = invoke(str(project), "--no-import", "--format", "sarif")
+    document = json.loads(done.stdout)
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    jsonschema.validate(document, schema, format_checker=jsonschema.FormatChecker())
+    run_ = document["runs"][0]
+    rules = run_["tool"]["driver"]["rules"]
+    load_rules()
+    assert {r["id"] for r in rules} == {r.id for r in REGISTRY} | set(INTERNAL)
+    for result in run_["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] and location["region"]["startLine"] >= 1
+    suppressed = [r for r in run_["results"] if "suppressions" in r]
+    assert [s["suppressions"][0]["justification"] for s in suppressed] == ["<b>staging</b> image"]
+    levels = {r["ruleId"]: r["level"] for r in run_["results"]}
+    assert levels["DEP001"] == "error" and levels["PRJ005"] == "warning"
+    assert levels["DEP002"] == "note"
+
+
+def test_sarif_schema_rejects_what_github_would(project: Path) -> None:
+    """The vendored schema is not a rubber stamp: a bad level or a missing message fails."""
+    schema = json.loads(SARIF_SCHEMA.read_text())
+    document = json.loads(invoke(str(project), "--no-import", "--format", "sarif").stdout)
+    document["runs"][0]["results"][0]["level"] = "critical"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
+    del document["runs"][0]["results"][0]["message"]
+    document["runs"][0]["results"][0]["level"] = "error"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
+
+
+def test_text_report_is_plain_when_piped(project: Path) -> None:
+    done = invoke(str(project), "--no-import")
+    assert "\x1b[" not in done.stdout
+    assert "[deps]" in done.stdout and "DEP001" in done.stdout
+    assert "requirements.txt:2" in done.stdout  # file:line
+    assert "ignored: <b>staging</b> image" in done.stdout
+    assert "score " in done.stdout and "grade " in done.stdout
+
+
+def test_list_prints_every_rule() -> None:
+    result = CliRunner().invoke(cli, ["check", "--list"])
+    assert result.exit_code == 0
+    load_rules()
+    listed = [line.split()[0] for line in result.output.splitlines()]
+    assert listed == [r.id for r in REGISTRY] + list(INTERNAL)
+    app001 = next(line for line in result.output.splitlines() if line.startswith("APP001"))
+    assert app001.split()[1:3] == ["app", "critical"]
+
+
+def test_docs_checks_md_is_generated_and_current() -> None:
+    """docs/checks.md is the registry rendered; regenerate it with
+    .venv/bin/flaskprod check --list --format markdown -o docs/checks.md"""
+    committed = (REPO / "docs" / "checks.md").read_text()
+    assert committed == render_markdown(), "docs/checks.md is stale: regenerate it"
+    load_rules()
+    for rule in REGISTRY:
+        assert f'<a id="{rule.id.lower()}"></a>' in committed
+        assert rule.title in committed
