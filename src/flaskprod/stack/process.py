@@ -276,9 +276,14 @@ def as_user(argv: Sequence[str], user: str, *, pdeathsig: bool = False) -> list[
     return [*prefix, *argv]
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def arm() -> None:  # runs in the child, between fork and exec
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: too late to be told
+            os._exit(1)
+
+    return arm
 
 
 @dataclass
@@ -337,8 +342,7 @@ class Process:
 
     def _died(self, port: int | None) -> None:
         tail = self.log_tail()
-        if self.pid_file is not None:
-            self.pid_file.unlink(missing_ok=True)
+        self.stop()  # nothing to signal; sweeps what it may have left in its group
         if port is not None and any(marker in tail for marker in _PORT_IN_USE_MARKERS):
             raise PortInUse(f"{self.name}: port {port} is already in use", port=port)
         code = self.returncode()
@@ -407,6 +411,9 @@ def start(
     ``user`` runs it as that user via ``setpriv`` (we must be root). ``die_with_parent``
     makes the kernel send it SIGTERM if this process dies, so a crashed test run does
     not leave servers behind; `flaskprod up` leaves it off so servers outlive the CLI.
+    Beware: the kernel ties that signal to the *thread* that started the process, so
+    with ``die_with_parent`` start servers from a thread that lives as long as they do
+    (the main thread), not from a short-lived worker thread.
     """
     command = list(argv)
     if user is not None:
@@ -422,7 +429,9 @@ def start(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if die_with_parent and user is None else None,
+                preexec_fn=(
+                    _die_with_parent(os.getpid()) if die_with_parent and user is None else None
+                ),
             )
         except FileNotFoundError as error:
             raise EnvironmentProblem(f"{name}: cannot run {command[0]!r}: not found") from error
