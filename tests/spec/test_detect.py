@@ -6,6 +6,7 @@ suite, which has Flask, Flask-SQLAlchemy and Flask-Migrate installed).
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -263,3 +264,15 @@ def test_project_info_is_the_mapping_the_kit_reads(tmp_path: Path) -> None:
     # The local folder is not a fact the rendered files may depend on.
     assert "root" not in info
     assert dict(info)["target"] == "app:app"
+
+
+def test_the_app_is_imported_by_the_projects_own_virtualenv(tmp_path: Path) -> None:
+    project = make(tmp_path / "p", {"app.py": "from flask import Flask\napp = Flask('a')\n"})
+    marker = tmp_path / "used"
+    python = project / ".venv/bin/python"
+    python.parent.mkdir(parents=True)
+    # A stand-in for the project's interpreter: it says it was used, then runs Python.
+    python.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    assert detect_project(project).imported
+    assert marker.exists()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flaskprod.errors import ProjectError
+from flaskprod.spec import probe
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
 CANDIDATE_FILES = ("wsgi.py", "app.py", "application.py")
@@ -486,6 +487,16 @@ def _main_requirements(files: tuple[str, ...]) -> str | None:
 # -- importing, in a child process ----------------------------------------------------
 
 
+def project_python(root: Path) -> str:
+    """The interpreter that has the project's dependencies: its own virtual environment
+    when it has one, else the one running flaskprod."""
+    for venv in (".venv", "venv", "env"):
+        python = root / venv / "bin" / "python"
+        if python.is_file():
+            return str(python)
+    return sys.executable
+
+
 def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
     environment = {
         **os.environ,
@@ -493,14 +504,11 @@ def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
         "FLASKPROD_ENV": "development",
         "PYTHONDONTWRITEBYTECODE": "1",  # leave no __pycache__ in the user's project
     }
-    command = [
-        sys.executable,
-        "-c",
-        "from flaskprod.spec.probe import main; main()",
-        candidate.target,
-    ]
+    # The probe's source is passed with -c: it needs only Flask, not flaskprod, in the
+    # project's interpreter, and the project folder (cwd) comes first on sys.path.
+    source = Path(probe.__file__).read_text(encoding="utf-8") + "\nmain()\n"
     return subprocess.Popen(
-        command,
+        [project_python(root), "-c", source, candidate.target],
         cwd=root,
         env=environment,
         stdin=subprocess.DEVNULL,

@@ -1,7 +1,8 @@
 """Import a Flask app and describe it, as JSON: run in a child process by detection.
 
-Run as ``python -c "from flaskprod.spec.probe import main; main()" TARGET`` with the
-project directory as the working directory (so it is ``sys.path[0]``, as for gunicorn).
+Its source is run as ``python -c SOURCE TARGET`` by the project's own interpreter, with
+the project directory as the working directory (so it is ``sys.path[0]``, as for
+gunicorn): it must import nothing but the standard library and Flask.
 Importing someone's app runs their code: it happens here, in a throwaway process with
 a timeout, never in flaskprod's own. Anything the app prints goes to stderr; stdout
 carries only the one JSON line. A failure is reported as JSON too (``ok: false``) with
@@ -29,6 +30,8 @@ def _one_line(error: BaseException) -> str:
 
 
 def _in_project(filename: str, root: Path) -> str | None:
+    if filename.startswith("<"):  # "<string>" (this probe), "<frozen ...>"
+        return None
     path = Path(filename).resolve()
     try:
         relative = path.relative_to(root)
