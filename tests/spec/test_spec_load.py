@@ -84,6 +84,11 @@ def test_a_minimal_spec_loads_with_the_model_defaults() -> None:
             "flaskprod.toml: http.rate_limits.api.rate: must be a rate like '10r/s' or '5r/m' "
             '(got "10/s")',
         ),
+        (
+            '[container]\npython_image = "python:latest"',
+            "flaskprod.toml: container.python_image: must be a pinned slim Python image like "
+            "'python:3.11.11-slim-bookworm' (got \"python:latest\")",
+        ),
         # value_error: the validator's own message
         (
             '[server]\nbind = "localhost"',
