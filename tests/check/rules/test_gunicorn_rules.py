@@ -164,3 +164,17 @@ def test_wrong_target_is_one_finding_when_the_app_is_imported(tmp_path: Path) ->
     found = {f.id for f in result.findings}
     assert "GUN002" not in found
     assert "APP000" in found
+
+
+def test_gunicorn_cmd_args_sit_between_config_file_and_command_line(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "gunicorn.conf.py": "workers = 2\ntimeout = 20\n",
+            "Dockerfile": "FROM python:3.11-slim\n"
+            'ENV GUNICORN_CMD_ARGS="--workers 5 --timeout 40 --reload"\n'
+            'CMD ["gunicorn", "--timeout", "60", "wsgi:app"]\n',
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.workers, setup.get("timeout"), setup.get("reload")) == (5, 60, True)

@@ -124,3 +124,21 @@ def test_exposure_tracks_systemd_analyze(tmp_path: Path, name: str) -> None:
     theirs = float(line.split(":")[-1].split()[0])
     ours, _ = exposure(parse_unit_text(path, UNITS[name]))
     assert abs(ours - theirs) <= 1.0, (ours, theirs)
+
+
+def test_socket_folder_made_by_a_socket_unit_or_runtime_directory(tmp_path: Path) -> None:
+    unit = (
+        "[Service]\nUser=app\nWorkingDirectory=/srv/app\n"
+        "ExecStart=/srv/app/v/bin/gunicorn --bind unix:/run/app/g.sock wsgi:app\n"
+    )
+    write(tmp_path, {"app.service": unit})
+    found = [f for f in check(tmp_path) if f.id == "SYS011"]
+    assert len(found) == 1 and "RuntimeDirectory=app" in found[0].message
+    write(tmp_path, {"app.socket": "[Socket]\nListenStream=/run/app/g.sock\n"})
+    assert "SYS011" not in ids(check(tmp_path))
+    (tmp_path / "app.socket").unlink()
+    write(tmp_path, {"app.service": unit.replace("User=app\n", "User=app\nRuntimeDirectory=app\n")})
+    assert "SYS011" not in ids(check(tmp_path))
+    # A relative socket lives in the working directory, which survives reboots.
+    write(tmp_path, {"app.service": unit.replace("unix:/run/app/g.sock", "unix:app.sock")})
+    assert "SYS011" not in ids(check(tmp_path))

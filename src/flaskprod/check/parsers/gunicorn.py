@@ -433,6 +433,11 @@ def _setup_from_command(
     if config_path is not None:
         setup.config = parse_config(ctx, config_path, env)
         setup.settings.update(setup.config.settings)
+    # gunicorn's order: config file, then GUNICORN_CMD_ARGS, then the command line.
+    env_args = env.get("GUNICORN_CMD_ARGS", "")
+    if env_args.strip():
+        env_flags, _ = parse_flags(split_command(env_args), file, line)
+        setup.settings.update(env_flags)
     setup.settings.update(flags)
     if setup.target is None and isinstance(setup.get("wsgi_app"), str):
         setup.target = setup.get("wsgi_app")

@@ -380,3 +380,60 @@ def weak_hardening(ctx: Context) -> Iterator[Finding]:
             line=unit.first_line("Service"),
             level=None if score > EXPOSURE_WARNING else Level.INFO,
         )
+
+
+@rule(
+    "SYS011",
+    layer="systemd",
+    level=Level.ERROR,
+    title="gunicorn's socket folder does not exist after a reboot",
+    help="Let systemd create the socket's folder: 'RuntimeDirectory=APP' for "
+    "--bind unix:/run/APP/gunicorn.sock (owned by User=, removed on stop), or use a "
+    ".socket unit; /run is empty after every boot and the service user cannot create "
+    "folders in it.",
+    example=(
+        "User=shop\n"
+        "ExecStart=/srv/shop/.venv/bin/gunicorn --bind unix:/run/shop/gunicorn.sock wsgi:app\n"
+        "# no RuntimeDirectory=shop"
+    ),
+)
+def socket_folder(ctx: Context) -> Iterator[Finding]:
+    socket_units = {
+        a.value
+        for unit in parse_units(ctx)
+        if unit.path.suffix == ".socket"
+        for a in unit.all("Socket", "ListenStream")
+    }
+    units = {u.path: u for u in _services(ctx)}
+    for setup in gunicorn_setups(ctx):
+        unit = units.get(setup.file)
+        if setup.origin != "systemd" or unit is None:
+            continue
+        user = unit.value("Service", "User")
+        if user in ("", "root", "0"):
+            continue  # root can create it (and SYS002 already objects to root)
+        runtime = {
+            word for a in unit.all("Service", "RuntimeDirectory") for word in a.value.split()
+        }
+        for bind in setup.binds:
+            if not bind.startswith("unix:") or bind[5:] in socket_units:
+                continue
+            path = PurePosixPath(bind[5:])
+            run = next((r for r in ("/run", "/var/run") if path.is_relative_to(r)), None)
+            if run is None:
+                continue  # a socket elsewhere (e.g. in the app's folder) survives reboots
+            folder = path.relative_to(run).parent.as_posix().removeprefix(".")
+            if folder and any(folder == r or folder.startswith(f"{r}/") for r in runtime):
+                continue
+            file, line = setup.where("bind")
+            what = f"the folder /run/{folder}" if folder else "/run itself"
+            yield socket_folder.finding(
+                f"gunicorn binds {path} as {user}, but nothing creates {what} at boot "
+                + (
+                    f"(add RuntimeDirectory={folder})"
+                    if folder
+                    else "(use /run/APP/ and RuntimeDirectory=APP)"
+                ),
+                file=ctx.relative(file),
+                line=line,
+            )
