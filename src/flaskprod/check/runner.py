@@ -19,7 +19,7 @@ from typing import Any
 
 from flaskprod.check import rules as rules_package
 from flaskprod.check import silence
-from flaskprod.check.app_loader import load_app
+from flaskprod.check.app_loader import find_target, load_app
 from flaskprod.check.context import Context
 from flaskprod.check.discover import discover
 from flaskprod.check.envsource import production_env
@@ -179,7 +179,9 @@ def build_context(options: CheckOptions) -> Context:
     ctx.env, ctx.env_source, ctx.env_known = source.env, source.description, source.known
     ctx.cache["env_command"] = (source.command, source.command_file)
     ctx.cache["no_import"] = options.no_import
-    if not options.no_import:
+    if options.no_import:
+        ctx.cache["app_target"] = find_target(ctx, source)
+    else:
         load_app(ctx, source)
     return ctx
 

@@ -39,6 +39,7 @@ h2{font-size:17px;text-transform:uppercase;letter-spacing:.06em;color:#3b4456;
 .l-warning{border-left-color:#d99a00}.l-info{border-left-color:#2a7fc1}
 .p-critical{background:#8e1b16;color:#fff}.p-error{background:#d13b32;color:#fff}
 .p-warning{background:#f5c84c;color:#3a2a00}.p-info{background:#d4e8f7;color:#114a75}
+.pill.muted{background:#e3e7ee;color:#3b4456}
 .none{background:#e7f6ec;border:1px solid #b9e2c6;padding:16px;border-radius:6px}
 a{color:#1f5fb0}
 """
@@ -76,8 +77,13 @@ def render_html(result: CheckResult, summary: dict[str, Any]) -> str:
     if not [f for f in result.findings if f.ignored_reason is None]:
         sections.insert(0, '<p class="none">No findings: nothing to fix before production.</p>')
     env = summary.get("env_source") or "unknown"
+    app = str(summary.get("app_target") or "not found")
+    if summary.get("app_target") and not summary.get("app_imported"):
+        app += " (not imported)"
     ignored = (
-        f'<span class="pill">{summary["ignored"]} ignored</span>' if summary["ignored"] else ""
+        f'<span class="pill muted">{summary["ignored"]} ignored</span>'
+        if summary["ignored"]
+        else ""
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -89,7 +95,7 @@ def render_html(result: CheckResult, summary: dict[str, Any]) -> str:
 <span>{summary["score"]}/100</span></div>
 <div><h1>flaskprod check</h1>
 <div class="meta">{escape(str(summary["project"]))} &middot; {summary["rules_run"]} rules run
-&middot; app: {escape(str(summary.get("app_target") or "not found"))}
+&middot; app: {escape(app)}
 &middot; environment: {escape(str(env))}</div>
 <div class="counts">{pills}{ignored}</div>
 </div></header>
