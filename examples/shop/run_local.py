@@ -9,6 +9,7 @@ with TLS in front), so the session cookie is not marked Secure here and the app
 serves the uploads itself.
 
 Usage: python examples/shop/run_local.py [--host H] [--port P] [--instance DIR]
+(``PORT=8001 make run`` picks another port.)
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def environment(instance: Path, secret: str) -> dict[str, str]:
     return env
 
 
+def gunicorn_argv(bind: str, workers: int = 2) -> list[str]:
+    """The gunicorn command (run it with ``cwd=HERE``); also used by the tests and
+    bench/shop_memory.py, so that they measure what ``make run`` serves."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--config", str(HERE / "gunicorn_local.py"),
+        "--bind", bind,
+        "--workers", str(workers),
+    ]  # fmt: skip
+
+
 def flask(env: dict[str, str], *args: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *args],
@@ -73,13 +85,23 @@ def wait_ready(url: str, server: subprocess.Popen[bytes]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--instance", type=Path, default=HERE / "instance")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
     from shop.secret import instance_secret
+
+    from flaskprod.stack.ports import port_is_free
+
+    if not port_is_free(args.port, args.host):
+        print(
+            f"run: port {args.port} on {args.host} is in use: stop what uses it, or pick "
+            "another port:  PORT=8001 make run",
+            file=sys.stderr,
+        )
+        return 3
 
     instance: Path = args.instance.resolve()
     env = environment(instance, instance_secret(instance))
@@ -95,18 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
     url = f"http://{args.host}:{args.port}"
     server = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn",
-            "--bind", f"{args.host}:{args.port}",
-            "--workers", str(args.workers),
-            "--worker-class", "gthread",
-            "--threads", "4",
-            "--log-config-json", str(HERE / "gunicorn-logging.json"),
-            "wsgi:app",
-        ],
-        cwd=HERE,
-        env=env,
-    )  # fmt: skip
+        gunicorn_argv(f"{args.host}:{args.port}", args.workers), cwd=HERE, env=env
+    )
     # Ctrl-C reaches gunicorn too (same process group); TERM from a supervisor is passed on.
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:

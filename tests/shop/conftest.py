@@ -17,7 +17,6 @@ import itertools
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from shop_helpers import SECRET, clean_environment
+from shop_helpers import SECRET, SHOP_DIR, clean_environment, in_shop
 
 from flaskprod.stack.postgres import PostgresCluster
 
-SHOP_DIR = Path(__file__).resolve().parents[2] / "examples" / "shop"
 if str(SHOP_DIR) not in sys.path:
     sys.path.insert(0, str(SHOP_DIR))
 
@@ -42,18 +40,8 @@ _databases = itertools.count(1)
 def _migrate(database_url: str) -> None:
     """Run the shop's migrations (the code of ``flask db upgrade``) on ``database_url``."""
     from flask_migrate import upgrade
-    from shop import create_app
-    from shop.extensions import db
 
-    with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as instance:
-        clean_environment(monkeypatch)
-        monkeypatch.setenv("FLASKPROD_ENV", "testing")
-        monkeypatch.setenv("SECRET_KEY", SECRET)
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        app = create_app(instance_path=instance)
-        with app.app_context():
-            upgrade()
-            db.engine.dispose()
+    in_shop(database_url, upgrade)
 
 
 @pytest.fixture(scope="session")

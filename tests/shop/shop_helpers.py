@@ -6,12 +6,16 @@ import io
 import itertools
 import os
 import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+SHOP_DIR = Path(__file__).resolve().parents[2] / "examples" / "shop"
 _emails = itertools.count(1)
 PASSWORD = "s3cret-pass"
 SECRET = "k" * 16 + "test-only-secret-key-0123456789"
@@ -82,3 +86,23 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "SENTRY_DSN",
         }:
             monkeypatch.delenv(name)
+
+
+def in_shop(database_url: str, work: Callable[[], object], **env: str) -> None:
+    """Run ``work()`` in an app context of a shop on ``database_url`` (testing profile)."""
+    from shop import create_app
+    from shop.extensions import db
+
+    with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as instance:
+        clean_environment(monkeypatch)
+        monkeypatch.setenv("FLASKPROD_ENV", "testing")
+        monkeypatch.setenv("SECRET_KEY", SECRET)
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        app = create_app(instance_path=instance)
+        with app.app_context():
+            try:
+                work()
+            finally:
+                db.engine.dispose()
