@@ -112,11 +112,12 @@ def test_hung_database_gives_503_within_the_deadline(
     response = app.test_client().get("/health/ready")
     elapsed = time.monotonic() - start
     assert response.status_code == 503
-    assert response.json == {
-        "status": "fail",
-        "checks": {"database": {"status": "fail", "ms": 2000.0, "error": "timeout"}},
-    }
-    assert 1.9 < elapsed < 2.5
+    assert response.json["status"] == "fail"
+    assert response.json["checks"]["database"]["status"] == "fail"
+    assert response.json["checks"]["database"]["error"] == "timeout"
+    assert 1900 < response.json["checks"]["database"]["ms"] < 2000
+    # The whole answer within HEALTH_TIMEOUT, and not much sooner.
+    assert 1.9 < elapsed < 2.0
     assert hanging_server.accepted  # the check really tried
 
 

@@ -86,18 +86,30 @@ def readiness_checks(app: Flask) -> dict[str, Check]:
     return checks
 
 
-def readiness(app: Flask, timeout: float | None = None) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 200 when every check passed within the deadline, else 503."""
-    deadline = float(app.config.get("HEALTH_TIMEOUT", 2.0) if timeout is None else timeout)
+#: Kept from the deadline to write the answer, so that it leaves within HEALTH_TIMEOUT.
+_MARGIN = 0.05
+
+
+def readiness(
+    app: Flask, timeout: float | None = None, started: float | None = None
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 200 when every check passed within the deadline, else 503.
+
+    The deadline is ``timeout`` (default ``HEALTH_TIMEOUT``) counted from ``started``
+    (a ``time.perf_counter()`` value, default now): the whole answer, not each check.
+    """
+    budget = float(app.config.get("HEALTH_TIMEOUT", 2.0) if timeout is None else timeout)
+    start = time.perf_counter() if started is None else started
     checks = readiness_checks(app)
     futures = {name: POOL.submit(check) for name, check in checks.items()}
-    wait(futures.values(), timeout=deadline)
+    wait(futures.values(), timeout=max(0.0, start + budget - _MARGIN - time.perf_counter()))
+    waited = round((time.perf_counter() - start) * 1000, 1)
     results: dict[str, dict[str, Any]] = {}
     for name, future in futures.items():
         if not future.done():
             future.cancel()
-            results[name] = {"status": "fail", "ms": round(deadline * 1000, 1), "error": "timeout"}
-            log.warning("readiness check %s timed out after %.1f s", name, deadline)
+            results[name] = {"status": "fail", "ms": waited, "error": "timeout"}
+            log.warning("readiness check %s timed out after %.0f ms", name, waited)
             continue
         error = future.exception()
         if error is None:

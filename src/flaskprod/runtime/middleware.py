@@ -95,7 +95,7 @@ class FlaskprodMiddleware:
         try:
             path = environ.get("PATH_INFO")
             if path == self.health_path or path == self.ready_path:
-                return self._health(environ, _start_response, path == self.ready_path)
+                return self._health(environ, _start_response, path == self.ready_path, start)
             if self.max_body is not None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
                 buffer_chunked_body(environ, self.max_body)
             return self.wsgi_app(environ, _start_response)
@@ -126,7 +126,11 @@ class FlaskprodMiddleware:
                 )
 
     def _health(
-        self, environ: WSGIEnvironment, start_response: StartResponse, ready: bool
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        ready: bool,
+        started: float,
     ) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             body = b'{"error":{"status":405,"code":"method_not_allowed","message":"GET only"}}'
@@ -142,7 +146,7 @@ class FlaskprodMiddleware:
         status = 200
         body = LIVE_BODY
         if ready:
-            status, data = readiness(self.app)
+            status, data = readiness(self.app, started=started)
             body = json.dumps(data, separators=(",", ":")).encode()
         start_response(
             "200 OK" if status == 200 else "503 SERVICE UNAVAILABLE",
