@@ -178,3 +178,17 @@ def test_gunicorn_cmd_args_sit_between_config_file_and_command_line(tmp_path: Pa
     )
     (setup,) = gunicorn_setups(context(tmp_path))
     assert (setup.workers, setup.get("timeout"), setup.get("reload")) == (5, 60, True)
+
+
+def test_a_config_no_launcher_uses_is_not_production(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "gunicorn_local.py": "reload = True\nworkers = 1\n",
+            "Procfile": "web: gunicorn -k gthread --max-requests 9 --max-requests-jitter 3 w:app\n",
+        },
+    )
+    found = ids(check(tmp_path))
+    assert not {"GUN005", "GUN006"} & found
+    write(tmp_path, {"gunicorn_local.py": "reload = (\n"})
+    assert "GUN001" in ids(check(tmp_path))  # still read, and a broken one still reported

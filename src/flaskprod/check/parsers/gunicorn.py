@@ -528,8 +528,10 @@ def _build(ctx: Context) -> list[GunicornSetup]:
                 if isinstance(context, str) and "://" not in context:
                     setup.source = (compose.path.parent / context).resolve()
                 setups.append(setup)
+    # A config file no launcher uses is judged on its own only when nothing starts
+    # gunicorn at all; otherwise it is some other config (a local one, a test one).
     used = {s.config.path for s in setups if s.config}
-    for path in ctx.of_kind("gunicorn"):
+    for path in ctx.of_kind("gunicorn") if not setups else []:
         if path in used:
             continue
         config = parse_config(ctx, path)

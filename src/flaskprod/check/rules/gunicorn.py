@@ -15,7 +15,13 @@ from pathlib import Path
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
-from flaskprod.check.parsers.gunicorn import CpuBased, GunicornSetup, gunicorn_setups, parse_bind
+from flaskprod.check.parsers.gunicorn import (
+    CpuBased,
+    GunicornSetup,
+    gunicorn_setups,
+    parse_bind,
+    parse_config,
+)
 from flaskprod.check.parsers.nginx import parse_nginx
 from flaskprod.check.parsers.proxy import has_proxy, proxy_targets, reaches
 from flaskprod.spec.model import default_workers
@@ -40,9 +46,10 @@ def _public_binds(setup: GunicornSetup) -> list[str]:
 )
 def config_unreadable(ctx: Context) -> Iterator[Finding]:
     seen: set[Path] = set()
-    for setup in gunicorn_setups(ctx):
-        config = setup.config
-        if config is None or config.error is None or config.path in seen:
+    configs = [s.config for s in gunicorn_setups(ctx) if s.config]
+    configs += [parse_config(ctx, path) for path in ctx.of_kind("gunicorn")]
+    for config in configs:
+        if config.error is None or config.path in seen:
             continue
         seen.add(config.path)
         line, message = config.error
