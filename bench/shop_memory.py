@@ -1,0 +1,117 @@
+"""Per-worker memory of the reference shop under gunicorn, as ``make run`` serves it.
+
+Starts the shop with ``examples/shop/gunicorn_local.py`` (gthread, preload) on a
+throwaway SQLite database (migrated and seeded), sends a bounded number of requests
+over loopback to every kind of page, then reads each worker's ``VmRSS`` (resident
+memory, shared pages included) and ``Pss`` (its fair share of shared pages) from
+/proc. Prints one line per process and a JSON summary.
+
+    .venv/bin/python bench/shop_memory.py [--workers 2] [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from flaskprod.stack import process
+from flaskprod.stack.ports import free_port, retry_on_port_in_use
+from flaskprod.stack.state import children_of
+
+SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop"
+sys.path.insert(0, str(SHOP))
+import run_local  # noqa: E402  (examples/shop is not a package)
+
+PATHS = ["/", "/api/products", "/api/products/1", "/products/1", "/login", "/health/ready"]
+
+
+def kib(pid: int, file: str, field: str) -> int:
+    for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(f"{field} not in /proc/{pid}/{file}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=400, help="total, bounded")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="shop-memory-") as folder:
+        instance = Path(folder)
+        env = run_local.environment(instance, "m" * 64)
+        for command in (["db", "upgrade"], ["seed"]):
+            subprocess.run(
+                [sys.executable, "-m", "flask", "--app", "wsgi", *command],
+                cwd=SHOP, env=env, check=True, capture_output=True,
+            )  # fmt: skip
+
+        def start(port: int) -> tuple[process.Process, int]:
+            server = process.start(
+                run_local.gunicorn_argv(f"127.0.0.1:{port}", args.workers),
+                name="gunicorn (shop)", log_path=instance / "gunicorn.log", cwd=SHOP, env=env,
+                die_with_parent=True,
+            )  # fmt: skip
+
+            def up() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).is_success
+                except httpx.HTTPError:
+                    return False
+
+            server.wait_ready(up, timeout=60, port=port)
+            return server, port
+
+        server, port = retry_on_port_in_use(start, port=free_port(), name="gunicorn (shop)")
+        try:
+            started = time.monotonic()
+            failures = 0
+            # Several connections, so that both workers (and their threads) serve.
+            clients = [
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) for _ in range(4)
+            ]
+            for number in range(args.requests):
+                response = clients[number % 4].get(PATHS[number % len(PATHS)])
+                failures += response.status_code != 200
+            for client in clients:
+                client.close()
+            elapsed = time.monotonic() - started
+            workers = children_of(server.pid)
+            rows = [("master", server.pid)] + [("worker", pid) for pid in workers]
+            print(f"{'process':8} {'pid':>7} {'VmRSS MiB':>10} {'Pss MiB':>8}")
+            rss: list[int] = []
+            pss: list[int] = []
+            for role, pid in rows:
+                r, p = kib(pid, "status", "VmRSS"), kib(pid, "smaps_rollup", "Pss")
+                if role == "worker":
+                    rss.append(r)
+                    pss.append(p)
+                print(f"{role:8} {pid:>7} {r / 1024:>10.1f} {p / 1024:>8.1f}")
+        finally:
+            server.stop()
+
+    summary = {
+        "workers": len(rss),
+        "requests": args.requests,
+        "failed": failures,
+        "seconds": round(elapsed, 2),
+        "worker_rss_mib_each": [round(r / 1024, 1) for r in rss],
+        "worker_rss_mib_sum": round(sum(rss) / 1024, 1),
+        "worker_rss_mib_mean": round(sum(rss) / 1024 / max(1, len(rss)), 1),
+        "worker_pss_mib_mean": round(sum(pss) / 1024 / max(1, len(pss)), 1),
+        "python": sys.version.split()[0],
+    }
+    print(json.dumps(summary))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
