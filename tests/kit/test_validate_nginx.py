@@ -163,13 +163,18 @@ class Stack:
         self.gunicorn_log = gunicorn_log
 
     def https(
-        self, method: str, path: str, host: str = "sample.test", body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        host: str = "sample.test",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> http.client.HTTPResponse:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         connection = _LoopbackHTTPS(host, self.https_port, timeout=10, context=context)
-        connection.request(method, path, body=body, headers={"Host": host})
+        connection.request(method, path, body=body, headers={"Host": host, **(headers or {})})
         response = connection.getresponse()
         response.read()
         connection.close()
@@ -343,7 +348,8 @@ def test_live_login_rate_limited(stack: Stack, kit: Any) -> None:
 def test_live_access_log_is_json_with_request_id(stack: Stack, kit: Any) -> None:
     import json
 
-    stack.https("GET", "/api/items")
+    agent = 'probe "quoted" back\\slash'
+    stack.https("GET", "/api/items", headers={"User-Agent": agent})
     log = Path(kit.spec.resolve(kit.spec.deploy.log_dir)) / "nginx.access.log"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert any(entry["uri"] == "/api/items" and entry["request_id"] for entry in lines)
@@ -354,3 +360,8 @@ def test_live_access_log_is_json_with_request_id(stack: Stack, kit: Any) -> None
         if line.startswith("{") and '"path": "/api/items"' in line
     ]
     assert gunicorn_lines and gunicorn_lines[-1]["request_id"]
+    # quotes and backslashes in headers cannot break either JSON line
+    assert gunicorn_lines[-1]["user_agent"] == agent
+    assert any(entry["user_agent"] == agent for entry in lines)
+    nginx_entry = next(e for e in reversed(lines) if e["uri"] == "/api/items")
+    assert nginx_entry["request_id"] == gunicorn_lines[-1]["request_id"]

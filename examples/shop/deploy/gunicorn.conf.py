@@ -5,7 +5,10 @@
 Run: gunicorn -c deploy/gunicorn.conf.py wsgi:app   (from /srv/shop)
 """
 
+import json
 import os
+
+from gunicorn.glogging import Logger, SafeAtoms
 
 from flaskprod.runtime.fork import after_fork
 
@@ -55,6 +58,24 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
+
+
+class _JsonAtoms(SafeAtoms):
+    """gunicorn escapes only double quotes: a backslash or a control character in a
+    header would still break the line, so escape every string the way JSON does."""
+
+    def __init__(self, atoms):
+        dict.__init__(
+            self,
+            {k: json.dumps(v)[1:-1] if isinstance(v, str) else v for k, v in atoms.items()},
+        )
+
+
+class JsonAccessLogger(Logger):
+    atoms_wrapper_class = _JsonAtoms
+
+
+logger_class = JsonAccessLogger
 access_log_format = (
     '{"time": "%(t)s", "request_id": "%({x-request-id}i)s", "remote": "%(h)s", '
     '"method": "%(m)s", "path": "%(U)s", "query": "%(q)s", "status": %(s)s, '
