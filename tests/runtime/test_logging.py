@@ -163,3 +163,13 @@ def test_text_formatter() -> None:
         TextFormatter().format(record(request_id="r1")).endswith("WARNING app.x [r1] hello world")
     )
     assert TextFormatter().format(record()).endswith("WARNING app.x hello world")
+
+
+def test_access_log_can_be_left_to_gunicorn(
+    make_app: MakeApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = make_app("production", env={"FLASKPROD_ACCESS_LOG": "off"}).test_client()
+    capsys.readouterr()
+    client.get("/")
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["logger"] for line in lines] == ["testapp"]

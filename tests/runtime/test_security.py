@@ -84,3 +84,10 @@ def test_session_cookie_flags_in_production(make_app: MakeApp) -> None:
 def test_session_cookie_not_secure_in_development(make_app: MakeApp) -> None:
     cookie = make_app("development").test_client().get("/login").headers["Set-Cookie"]
     assert "Secure" not in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_config_changed_after_production_is_honoured(make_app: MakeApp) -> None:
+    # Factories often finish their config after Production(app): read at first request.
+    app = make_app("production")
+    app.config["SECURITY_HEADERS"] = False
+    assert "X-Frame-Options" not in app.test_client().get("/").headers

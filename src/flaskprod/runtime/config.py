@@ -98,6 +98,7 @@ _COMMON: dict[str, Any] = {
     "REDIS_SOCKET_TIMEOUT": 1.0,
     "REDIS_CONNECT_TIMEOUT": 1.0,
     "LOG_LEVEL": "INFO",
+    "ACCESS_LOG": True,
     "DATABASE_REQUIRED": True,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -186,10 +187,9 @@ def parse_switch(raw: Any) -> bool:
     return str(raw).strip().lower() not in {"nginx", "proxy", "off", "false", "0", "no", ""}
 
 
-def environment_config(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """Config keys read from the environment, and problems with their values."""
+def environment_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Config keys read from the environment (values checked later by :func:`coerce`)."""
     values: dict[str, Any] = {}
-    problems: list[str] = []
     for name in sorted(environ):
         for prefix in ("FLASK_", "FLASKPROD_"):
             if (
@@ -206,7 +206,7 @@ def environment_config(environ: Mapping[str, str]) -> tuple[dict[str, Any], list
     for name in ("MAX_CONTENT_LENGTH", "TRUSTED_PROXIES"):
         if name in environ:
             values[name] = environ[name]
-    return values, problems
+    return values
 
 
 def coerce(config: dict[str, Any]) -> list[str]:
@@ -237,6 +237,7 @@ def coerce(config: dict[str, Any]) -> list[str]:
             f"HEALTH_TIMEOUT={config['HEALTH_TIMEOUT']!r} is not a number of seconds: use e.g. 2"
         )
     config["SECURITY_HEADERS"] = parse_switch(config["SECURITY_HEADERS"])
+    config["ACCESS_LOG"] = parse_switch(config["ACCESS_LOG"])
     uri = config.get("SQLALCHEMY_DATABASE_URI")
     if isinstance(uri, str):
         config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(uri)
@@ -320,12 +321,11 @@ def build_config(
                 continue
             merged[key] = value
         merged.update(overrides)
-        from_env, problems = environment_config(environ)
-        merged.update(from_env)
+        merged.update(environment_config(environ))
         if merged.get("DEBUG") is None:
             merged["DEBUG"] = app.debug
         merged["FLASKPROD_ENV"] = profile
-        problems += coerce(merged)
+        problems = coerce(merged)
         if profile == "production":
             problems += production_problems(merged)
         elif not merged.get("SECRET_KEY"):

@@ -69,15 +69,29 @@ class FlaskprodMiddleware:
     def __init__(self, wsgi_app: WSGIApplication, app: Flask) -> None:
         self.wsgi_app = wsgi_app
         self.app = app
-        config = app.config
+        self.configured = False
+        self.health_path = self.ready_path = ""
+        self.headers: list[tuple[str, str]] = []
+        self.hsts: tuple[str, str] | None = None
+        self.max_body: int | None = None
+        self.access_log = True
+
+    def configure(self) -> None:
+        """Read the settings once, at the first request: the factory may still change
+        ``app.config`` after ``Production(app)`` (idempotent, so a race is harmless)."""
+        config = self.app.config
         self.health_path = str(config["HEALTH_PATH"])
         self.ready_path = str(config["READY_PATH"])
         self.headers, self.hsts = security_headers(config)
         limit = config.get("MAX_CONTENT_LENGTH")
-        self.max_body: int | None = int(limit) if limit is not None else None
+        self.max_body = int(limit) if limit is not None else None
+        self.access_log = bool(config.get("ACCESS_LOG", True))
+        self.configured = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         start = time.perf_counter()
+        if not self.configured:
+            self.configure()
         rid = request_id_from(environ)
         status_line = "500"
         extra = self.headers
@@ -104,7 +118,7 @@ class FlaskprodMiddleware:
             error_log.exception("unhandled exception", extra={"request_id": rid})
             raise
         finally:
-            if access_log.isEnabledFor(logging.INFO):
+            if self.access_log and access_log.isEnabledFor(logging.INFO):
                 method = environ.get("REQUEST_METHOD")
                 path = environ.get("PATH_INFO")
                 status = int(status_line[:3])
