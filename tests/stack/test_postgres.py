@@ -6,7 +6,10 @@ import os
 import pwd
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -182,3 +185,34 @@ def test_data_folder_reachability_depends_on_who_runs_it(tmp_path: Path) -> None
             assert select_one(cluster) == 1
         finally:
             cluster.stop()
+
+
+def test_a_crashed_run_does_not_leave_the_server_running(running: PostgresCluster) -> None:
+    # Another "test run" starts a server on the same data with die_with_parent and is
+    # SIGKILLed: no finalizer, no atexit. The kernel's parent-death signal must stop it.
+    running.stop()
+    pid_file = running.data_dir.with_name("crashed-run.pid")
+    code = (
+        "import time; from pathlib import Path\n"
+        "from flaskprod.stack.postgres import PostgresCluster\n"
+        f"c = PostgresCluster(Path({str(running.data_dir)!r}), die_with_parent=True)\n"
+        f"c.start(); Path({str(pid_file)!r}).write_text(str(c.pid)); time.sleep(600)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert runner.poll() is None, "the run died before its server was ready"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        postmaster = int(pid_file.read_text())
+        assert process.is_alive(postmaster)
+    finally:
+        runner.kill()
+        runner.wait()
+    try:
+        assert process._wait_gone(postmaster, 10.0), "postgres outlived the crashed run"
+    finally:
+        pid_file.unlink(missing_ok=True)
+        running.start()  # the suite's cluster, back on its data
+    assert select_one(running) == 1

@@ -250,6 +250,7 @@ class PostgresCluster:
             cwd=Path("/"),
             user=self.user,
             die_with_parent=self.die_with_parent,
+            death_signal=signal.SIGINT,  # fast shutdown: do not wait for clients
         )
         try:
             self._process.wait_ready(self._ready, timeout=self.ready_timeout, port=port)

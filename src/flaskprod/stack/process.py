@@ -267,19 +267,19 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
 # -- starting ---------------------------------------------------------------------------
 
 
-def as_user(argv: Sequence[str], user: str, *, pdeathsig: bool = False) -> list[str]:
+def as_user(argv: Sequence[str], user: str, *, pdeathsig: int | None = None) -> list[str]:
     """``argv`` run as ``user`` through ``setpriv`` (exec, so the pid stays the same)."""
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-    if pdeathsig:
+    if pdeathsig is not None:
         # A change of uid clears the parent-death signal: setpriv sets it again after.
-        prefix += ["--pdeathsig", "SIGTERM"]
+        prefix += ["--pdeathsig", signal.Signals(pdeathsig).name]
     return [*prefix, *argv]
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
+def _die_with_parent(parent: int, sig: int) -> Callable[[], None]:
     def arm() -> None:  # runs in the child, between fork and exec
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl: too late to be told
             os._exit(1)
 
@@ -405,19 +405,21 @@ def start(
     user: str | None = None,
     pid_file: Path | None = None,
     die_with_parent: bool = False,
+    death_signal: int = signal.SIGTERM,
 ) -> Process:
     """Start ``argv`` in its own session with its output appended to ``log_path``.
 
     ``user`` runs it as that user via ``setpriv`` (we must be root). ``die_with_parent``
-    makes the kernel send it SIGTERM if this process dies, so a crashed test run does
-    not leave servers behind; `flaskprod up` leaves it off so servers outlive the CLI.
+    makes the kernel send it ``death_signal`` if this process dies (SIGINT suits
+    PostgreSQL: fast shutdown), so a crashed test run does not leave servers behind;
+    `flaskprod up` leaves it off so its servers outlive the CLI.
     Beware: the kernel ties that signal to the *thread* that started the process, so
     with ``die_with_parent`` start servers from a thread that lives as long as they do
     (the main thread), not from a short-lived worker thread.
     """
     command = list(argv)
     if user is not None:
-        command = as_user(command, user, pdeathsig=die_with_parent)
+        command = as_user(command, user, pdeathsig=death_signal if die_with_parent else None)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         try:
@@ -430,7 +432,9 @@ def start(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=(
-                    _die_with_parent(os.getpid()) if die_with_parent and user is None else None
+                    _die_with_parent(os.getpid(), death_signal)
+                    if die_with_parent and user is None
+                    else None
                 ),
             )
         except FileNotFoundError as error:
