@@ -117,6 +117,16 @@ def _with_port(target: str, overlay: Overlay) -> str:
     return target
 
 
+def _host_header(args: list[str], overlay: Overlay) -> list[str]:
+    # $host has no port: on 443 that is the whole origin, here the app would build
+    # URLs and check same-origin Referers (CSRF) against the wrong origin.
+    header, value = args
+    needs_port = overlay.https_port != 443 and value == "$host"
+    if needs_port and header.lower() in ("host", "x-forwarded-host"):
+        return [header, "$host:$server_port"]
+    return args
+
+
 def _paths(arg: str, overlay: Overlay) -> str:
     if overlay.socket_from and overlay.socket_to and overlay.socket_from in arg:
         arg = arg.replace(overlay.socket_from, str(overlay.socket_to))
@@ -155,9 +165,9 @@ def overlay_site(parsed: list[Directive], overlay: Overlay) -> list[Directive]:
     """A transformed deep copy of the site; the input is left untouched.
 
     Changed: listen (ports, loopback), ssl_certificate(_key) (the local CA's), the
-    upstream socket path, static/media folders, log paths, HTTPS redirect targets
-    (they need the port), ``localhost`` added next to the canonical domain. Dropped:
-    OCSP stapling. Nothing else.
+    upstream socket path, static/media folders, log paths, HTTPS redirect targets and
+    the Host header sent to the app (both need the port), ``localhost`` added next to
+    the canonical domain. Dropped: OCSP stapling. Nothing else.
     """
     site = copy.deepcopy(parsed)
     rewrite: dict[str, Callable[[Directive], list[Directive]]] = {
@@ -180,7 +190,9 @@ def overlay_site(parsed: list[Directive], overlay: Overlay) -> list[Directive]:
             index = block.index(directive)
             block[index : index + 1] = rewrite[name](directive)
             continue
-        if name in ("return", "rewrite"):
+        if name == "proxy_set_header" and len(directive["args"]) == 2:
+            directive["args"] = _host_header(directive["args"], overlay)
+        elif name in ("return", "rewrite"):
             directive["args"] = [_with_port(a, overlay) for a in directive["args"]]
         elif name in ("alias", "root", "server", "proxy_pass", "uwsgi_pass"):
             directive["args"] = [_paths(a, overlay) for a in directive["args"]]
