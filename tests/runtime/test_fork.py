@@ -1,0 +1,87 @@
+"""after_fork() in a real gunicorn: with preload_app the master imports the app (and
+here even connects) before forking; post_fork must give each worker its own
+connections."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from runtime_helpers import GOOD_KEY
+
+from flaskprod.stack.ports import free_port
+
+APP = """
+import os, sys
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import text
+from flaskprod import Production
+
+app = Flask(__name__)
+Production(app)
+db = SQLAlchemy(app)
+
+def backend():
+    return db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+with app.app_context():
+    print("MASTER_BACKEND", backend(), file=sys.stderr, flush=True)
+
+@app.get("/who")
+def who():
+    return {"worker": os.getpid(), "backend": backend()}
+"""
+CONF = """
+from flaskprod.runtime.fork import after_fork
+
+def post_fork(server, worker):
+    after_fork()
+"""
+
+
+@pytest.mark.services
+def test_preloaded_gunicorn_workers_get_their_own_connections(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    (tmp_path / "forkapp.py").write_text(APP)
+    (tmp_path / "gunicorn_conf.py").write_text(CONF)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FLASKPROD_"))}
+    env |= {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": postgres_url}
+    err = (tmp_path / "stderr.log").open("w+")
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    argv = [str(gunicorn), "--no-control-socket", "--bind", f"127.0.0.1:{port}", "--workers"]
+    argv += ["2", "--preload", "-c", "gunicorn_conf.py", "forkapp:app"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    seen: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 20
+        attempts = 0
+        while len(seen) < 2 and attempts < 200:
+            attempts += 1
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/who", timeout=2) as r:
+                    data = json.load(r)
+                seen[data["worker"]] = data["backend"]
+            except OSError:
+                assert proc.poll() is None, "gunicorn died"
+                assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    err.seek(0)
+    log = err.read()
+    master = next(int(line.split()[1]) for line in log.splitlines() if line.startswith("MASTER_"))
+    assert len(seen) == 2, f"only saw workers {seen} in 200 requests"
+    backends = set(seen.values())
+    assert len(backends) == 2 and master not in backends
+    assert "Traceback" not in log
