@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploy_helpers import FIXTURES, check, fixture_cases, ids, write
+from deploy_helpers import FIXTURES, check, context, fixture_cases, ids, write
 
 from flaskprod.check.model import Level
 from flaskprod.check.parsers.compose import parse_compose_text
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("CMP"))
@@ -151,3 +152,20 @@ def test_app_from_an_image_without_healthcheck_is_noted(tmp_path: Path) -> None:
     healthy = text + "    healthcheck:\n      test: [CMD, curl, -f, http://localhost:8000/health]\n"
     write(tmp_path, {"compose.yaml": healthy})
     assert "CMP003" not in ids(check(tmp_path))
+
+
+def test_a_built_service_runs_the_image_command_under_its_own_environment(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, MIXED)
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    (tmp_path / "Dockerfile").write_text(dockerfile.replace('"--forwarded-allow-ips", "*", ', ""))
+    compose = (tmp_path / "compose.yaml").read_text()
+    published = compose.replace(
+        'expose: ["8000"]', 'ports: ["8000:8000"]\n    environment: {FORWARDED_ALLOW_IPS: "*"}'
+    )
+    (tmp_path / "compose.yaml").write_text(published)
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.origin, setup.service, setup.file.name) == ("compose", "web", "Dockerfile")
+    found = [f for f in check(tmp_path) if f.id in ("GUN004", "CMP009")]
+    assert {(f.id, f.file) for f in found} == {("GUN004", "Dockerfile"), ("CMP009", "compose.yaml")}

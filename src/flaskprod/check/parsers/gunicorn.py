@@ -454,8 +454,25 @@ def _compose_env(service: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
+def _built_from(compose_file: Path, service: Mapping[str, Any]) -> Path | None:
+    """The Dockerfile a compose service is built from (resolved), if it says."""
+    build = service.get("build")
+    if isinstance(build, str):
+        context, dockerfile = build, "Dockerfile"
+    elif isinstance(build, dict):
+        context = str(build.get("context", "."))
+        dockerfile = str(build.get("dockerfile", "Dockerfile"))
+    else:
+        return None
+    if "://" in context:
+        return None
+    return (compose_file.parent / context / dockerfile).resolve()
+
+
 def _build(ctx: Context) -> list[GunicornSetup]:
     setups: list[GunicornSetup] = []
+    #: Dockerfile (resolved) -> how its image starts gunicorn, for compose services.
+    images: dict[Path, tuple[list[str], Path, int, list[str], dict[str, str]]] = {}
     bases = _install_bases(ctx)
     for unit in parse_units(ctx):
         start = unit.get("Service", "ExecStart")
@@ -497,22 +514,29 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         for env_line in final.find("ENV"):
             for key, _, value in (p.partition("=") for p in split_command(env_line.value)):
                 env[key] = value
-        setup = _setup_from_command(
-            ctx,
-            "dockerfile",
-            instruction.argv(),
-            dockerfile.path,
-            instruction.line,
-            True,
-            [*workdirs, *bases],
-            env,
-        )
+        launch = (instruction.argv(), dockerfile.path, instruction.line, [*workdirs, *bases], env)
+        setup = _setup_from_command(ctx, "dockerfile", *launch[:3], True, *launch[3:])
         if setup:
             setup.source = dockerfile.path.parent
             setups.append(setup)
+            images[dockerfile.path.resolve()] = launch
+    replaced: set[Path] = set()
     for compose in parse_compose_files(ctx):
         for name, service in compose.services.items():
             given = service.get("command") or service.get("entrypoint")
+            built = _built_from(compose.path, service)
+            if not given and built in images:
+                # The service runs the image's CMD, under its own environment.
+                argv, path, line, image_bases, image_env = images[built]
+                env = {**image_env, **_compose_env(service)}
+                setup = _setup_from_command(
+                    ctx, "compose", argv, path, line, True, image_bases, env
+                )
+                if setup:
+                    setup.service, setup.source = name, path.parent
+                    setups.append(setup)
+                    replaced.add(path)
+                continue
             if not given:
                 continue
             words = (
@@ -528,6 +552,8 @@ def _build(ctx: Context) -> list[GunicornSetup]:
                 if isinstance(context, str) and "://" not in context:
                     setup.source = (compose.path.parent / context).resolve()
                 setups.append(setup)
+    # A Dockerfile run by compose services is judged as those services.
+    setups = [s for s in setups if not (s.origin == "dockerfile" and s.file in replaced)]
     # A config file no launcher uses is judged on its own only when nothing starts
     # gunicorn at all; otherwise it is some other config (a local one, a test one).
     used = {s.config.path for s in setups if s.config}
