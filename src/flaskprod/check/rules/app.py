@@ -167,6 +167,22 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
 
 # -- APP003 ----------------------------------------------------------------------------
 
+_SESSION_USE = re.compile(
+    r"^\s*from\s+flask\s+import\s+[^\n]*\bsession\b|\bflask\.session\b"
+    r"|^\s*(from|import)\s+(flask_login|flask_wtf|flask_session)\b",
+    re.MULTILINE,
+)
+#: Extensions that keep state in the session cookie.
+_SESSION_EXTENSIONS = ("login_manager", "csrf", "session", "security")
+
+
+def uses_session(ctx: Context) -> bool:
+    """The app sets a session cookie: it imports flask.session or an extension that
+    keeps state there (login, CSRF, server-side sessions)."""
+    if ctx.app is not None and set(ctx.app.extensions) & set(_SESSION_EXTENSIONS):
+        return True
+    return any(_SESSION_USE.search(ctx.read(path)) for path in _python_sources(ctx))
+
 
 @rule(
     "APP003",
@@ -175,11 +191,14 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
     title="Session cookie without Secure, HttpOnly or SameSite",
     help="Set SESSION_COOKIE_SECURE = True, SESSION_COOKIE_HTTPONLY = True and "
     "SESSION_COOKIE_SAMESITE = 'Lax' so the session never travels over plain HTTP, "
-    "cannot be read by scripts, and is not sent by cross-site forms.",
+    "cannot be read by scripts, and is not sent by cross-site forms. (Only judged when "
+    "the app uses the session: flask.session, Flask-Login, Flask-WTF, Flask-Session.)",
     requires=("app",),
     example="SESSION_COOKIE_SECURE = False",
 )
 def session_cookie(ctx: Context) -> Iterator[Finding]:
+    if not uses_session(ctx):
+        return  # a cookie the app never sets cannot leak: no finding for pure JSON APIs
     config = _app(ctx).config
     missing = []
     if not config.get("SESSION_COOKIE_SECURE"):
@@ -310,11 +329,15 @@ class RunCall:
 
 def _python_sources(ctx: Context) -> list[Path]:
     """The project's own Python modules (no tests, migrations, gunicorn configs)."""
-    return [
-        path
-        for path in source_files(ctx.root, (".py",), limit=400)
-        if not path.name.startswith(("test_", "conftest", "gunicorn")) and path.name != "setup.py"
-    ]
+    if "app_python_sources" not in ctx.cache:
+        ctx.cache["app_python_sources"] = [
+            path
+            for path in source_files(ctx.root, (".py",), limit=400)
+            if not path.name.startswith(("test_", "conftest", "gunicorn"))
+            and path.name != "setup.py"
+        ]
+    sources: list[Path] = ctx.cache["app_python_sources"]
+    return sources
 
 
 def _is_main_guard(node: ast.If) -> bool:
