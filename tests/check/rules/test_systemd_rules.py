@@ -142,3 +142,17 @@ def test_socket_folder_made_by_a_socket_unit_or_runtime_directory(tmp_path: Path
     # A relative socket lives in the working directory, which survives reboots.
     write(tmp_path, {"app.service": unit.replace("unix:/run/app/g.sock", "unix:app.sock")})
     assert "SYS011" not in ids(check(tmp_path))
+
+
+def test_local_database_from_the_spec(tmp_path: Path) -> None:
+    unit = (
+        "[Unit]\nAfter=network.target\n[Service]\nUser=app\nWorkingDirectory=/srv/app\n"
+        "ExecStart=/srv/app/v/bin/gunicorn wsgi:app\n"
+    )
+    spec = '[app]\ntarget = "wsgi:app"\nname = "app"\n'
+    write(tmp_path, {"app.service": unit, "flaskprod.toml": spec})
+    found = [f for f in check(tmp_path) if f.id == "SYS008"]
+    assert len(found) == 1 and "postgresql" in found[0].message and "redis" in found[0].message
+    remote = spec + "[database]\nlocal = false\n[redis]\nlocal = false\n"
+    write(tmp_path, {"flaskprod.toml": remote})
+    assert "SYS008" not in ids(check(tmp_path))

@@ -19,6 +19,7 @@ EXPOSURE_WARNING = 7.0
 #: Above this (systemd's MEDIUM), an info with the settings to add.
 EXPOSURE_INFO = 4.5
 _DATABASES = ("postgresql", "mysql", "mariadb", "redis")
+_URL_KEYS = ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "REDIS_URL")
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
 
 
@@ -282,6 +283,19 @@ def _database_host(url: str) -> tuple[str, str] | None:
     return match.group(1).split("+")[0], match.group(2)
 
 
+def _spec_urls(ctx: Context) -> dict[str, str]:
+    """Stand-in URLs for what the spec says runs on the app's own server."""
+    urls: dict[str, str] = {}
+    if ctx.spec is None:
+        return urls
+    database, redis = ctx.spec.database, ctx.spec.redis
+    if getattr(database, "local", False) and database.engine == "postgresql":
+        urls["flaskprod.toml [database] local"] = "postgresql://localhost/"
+    if getattr(redis, "local", False) and redis.enabled:
+        urls["flaskprod.toml [redis] local"] = "redis://localhost/"
+    return urls
+
+
 def _unit_env(unit: Unit) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in unit.all("Service", "Environment"):
@@ -308,14 +322,19 @@ def no_after_database(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
         if not _is_app(unit):
             continue
-        env = {**ctx.env, **_unit_env(unit)}
+        # The production environment only counts when it is really known (not a
+        # stand-in such as .env.example); the unit's own Environment= always does.
+        env = {**(ctx.env if ctx.env_known else {}), **_unit_env(unit), **_spec_urls(ctx)}
         order = " ".join(
             a.value
             for key in ("After", "Requires", "Wants", "BindsTo")
             for a in unit.all("Unit", key)
         ).lower()
-        for key in ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "REDIS_URL"):
-            parsed = _database_host(env.get(key, ""))
+        missing: dict[str, str] = {}
+        for key, url in env.items():
+            if key not in _URL_KEYS and not key.startswith("flaskprod.toml"):
+                continue
+            parsed = _database_host(url)
             if parsed is None:
                 continue
             scheme, host = parsed
@@ -324,9 +343,13 @@ def no_after_database(ctx: Context) -> Iterator[Finding]:
                 continue
             if kind[:5] in order or (kind == "mariadb" and "mysql" in order):
                 continue
+            missing.setdefault(kind, key)
+        if missing:
             where = ctx.relative(unit.path)
+            said = "; ".join(f"{kind} ({key})" for kind, key in missing.items())
             yield no_after_database.finding(
-                f"{key} points at a local {kind} but {where} is not ordered after it",
+                f"{where} is not ordered after the local {said}: at boot the app may start "
+                "before it accepts connections",
                 file=where,
                 line=_line(unit, "After", "Unit") if unit.get("Unit", "After") else 1,
             )
