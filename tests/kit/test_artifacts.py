@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from flaskprod.kit.artifacts import ARTIFACTS, PROJECT_DEFAULTS, artifacts_for, build_context
@@ -175,10 +176,14 @@ def test_hyphenated_name_gives_valid_nginx_identifiers() -> None:
     assert "deploy/systemd/my-shop.service" in files
 
 
-def test_worker_count_reasoning_is_written() -> None:
+def test_worker_count_reasoning_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
     sync = render_kit(spec(server={"workers": None, "worker_class": "sync"}))
     text = sync["deploy/gunicorn.conf.py"]
     assert "2 x CPU cores + 1" in text
+    # counted where gunicorn runs: the rendering machine's cores are not in the kit
+    assert "default_workers(worker_class)" in text
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert render_kit(spec(server={"workers": None, "worker_class": "sync"})) == sync
     fixed = render_kit(spec())["deploy/gunicorn.conf.py"]
     assert "3 workers, set in flaskprod.toml" in fixed
     assert 'int(os.environ.get("WEB_CONCURRENCY") or 3)' in fixed

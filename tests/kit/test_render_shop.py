@@ -40,13 +40,6 @@ def test_the_shop_spec_is_what_init_detects() -> None:
     assert spec.paths.static_dir == project.static_dir == "shop/static"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kit.artifacts.build_context renders spec.server.effective_workers, i.e. the "
-    "rendering machine's core count, when server.workers is unset: a kit rendered on a "
-    "laptop carries the laptop's cores to the server, and the committed shop kit drifts "
-    "on machines with 3+ cores. Remove this mark once workers are computed at start-up.",
-)
 def test_the_kit_does_not_depend_on_the_machine_that_renders_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -11,6 +11,7 @@ import os
 from gunicorn.glogging import Logger, SafeAtoms
 
 from flaskprod.runtime.fork import after_fork
+from flaskprod.spec.workers import default_workers
 
 # -- where to listen --------------------------------------------------------------
 # The spec's bind, unless the environment says otherwise: the image sets
@@ -23,12 +24,12 @@ bind = os.environ.get("GUNICORN_BIND") or (
 umask = 0o007
 
 # -- workers ------------------------------------------------------------------------
-# 2 workers = one per CPU core, at least 2 (computed when rendered): each gthread
-# worker overlaps I/O itself (4 threads), and two processes keep serving while one
-# restarts.
-# WEB_CONCURRENCY overrides it where the machine differs (containers, PaaS).
+# Workers = one per CPU core, at least 2, counted on the machine that runs gunicorn:
+# each gthread worker overlaps I/O itself (4 threads), and two processes keep serving
+# while one restarts.
+# WEB_CONCURRENCY overrides it (containers, PaaS).
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers(worker_class))
 threads = 4
 # Workers heartbeat through a file: on tmpfs, so a slow disk never looks like a hang.
 worker_tmp_dir = "/dev/shm"

@@ -206,7 +206,12 @@ def stack_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
         EnvVar(
             "WEB_CONCURRENCY",
             "",
-            f"Overrides the number of gunicorn workers (empty: {spec.server.effective_workers}).",
+            "Overrides the number of gunicorn workers (empty: "
+            + (
+                f"{spec.server.workers}, from flaskprod.toml)."
+                if spec.server.workers
+                else "computed from the CPU cores)."
+            ),
         ),
     ]
     return variables
@@ -253,12 +258,12 @@ def _worker_reasoning(spec: Spec) -> str:
         return f"{server.workers} workers, set in flaskprod.toml (server.workers)."
     if server.worker_class == "sync":
         return (
-            f"{server.effective_workers} workers = 2 x CPU cores + 1 (computed when rendered): "
+            "Workers = 2 x CPU cores + 1, counted on the machine that runs gunicorn: "
             "a sync worker blocks on each request, so spare processes cover I/O waits."
         )
     return (
-        f"{server.effective_workers} workers = one per CPU core, at least 2 (computed when "
-        f"rendered): each {server.worker_class} worker overlaps I/O itself "
+        f"Workers = one per CPU core, at least 2, counted on the machine that runs "
+        f"gunicorn: each {server.worker_class} worker overlaps I/O itself "
         f"({server.threads} threads), and two processes keep serving while one restarts."
     )
 
@@ -323,7 +328,6 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "bind": bind,
         "socket_path": socket_path,
         "runtime_dir": runtime_dir,
-        "workers": server.effective_workers,
         "worker_reasoning": _worker_reasoning(spec),
         "forwarded_allow_ips": "127.0.0.1,::1",
         "container_bind": container_bind,

@@ -7,12 +7,13 @@ Field descriptions double as the reference documentation of the file.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flaskprod.spec.workers import default_workers as default_workers  # re-exported
 
 SPEC_FILENAME = "flaskprod.toml"
 
@@ -70,17 +71,6 @@ class AppSection(_Section):
 
 
 WorkerClass = Literal["sync", "gthread", "gevent"]
-
-
-def default_workers(worker_class: str, cpus: int | None = None) -> int:
-    """Workers for this machine: the classic 2 x cores + 1 for sync workers, which
-    block on every request; threaded and async workers overlap I/O themselves, so
-    one process per core (at least 2, so that a reload or crash never empties the
-    pool) gives the same concurrency with far less memory."""
-    cores = cpus or os.cpu_count() or 1
-    if worker_class == "sync":
-        return 2 * cores + 1
-    return max(2, cores)
 
 
 class ServerSection(_Section):
