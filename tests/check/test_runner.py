@@ -179,3 +179,36 @@ def test_score_and_grade() -> None:
     assert exit_code([f(Level.INFO)], Level.WARNING) == 0
     assert exit_code([f(Level.WARNING)], Level.WARNING) == 1
     assert exit_code([f(Level.ERROR)], Level.CRITICAL) == 0
+
+
+ODD = {
+    "empty": {},
+    "broken": {
+        "compose.yaml": "services:\n  web: [unclosed\n",
+        "pyproject.toml": "[project\nname=",
+        "nginx.conf": "server { location / { proxy_pass http://x; \n",
+        "x.service": "[Service\nExecStart=\n",
+        "Dockerfile": "FROM\nCMD [\n",
+        "requirements.txt": "flask==\n-e .\n--hash=sha256:abc\ngit+https://x/y\nfoo @ https://x\n",
+        "app.py": "def broken(:\n",
+        "wsgi.py": "from app import app\n",
+    },
+    "weird": {
+        "compose.yml": "version: 3\n",
+        "docker-compose.yml": "services: null\n",
+        "requirements.txt": "# flaskprod: ignore=\n# flaskprod: ignore=,,, \n",
+        ".env": "",
+        "gunicorn.conf.py": "",
+        "sites-available/empty": "",
+    },
+}
+
+
+@pytest.mark.parametrize("shape", sorted(ODD))
+def test_odd_projects_never_crash(shape: str, tmp_path: Path) -> None:
+    write(tmp_path, ODD[shape])
+    (tmp_path / "binary.conf").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "requirements-bin.txt").write_bytes(b"\x00\xff" * 500)
+    result = run_checks(CheckOptions(root=tmp_path))
+    assert not [f for f in result.findings if f.id.startswith("FP")], result.findings
+    assert "PRJ004" not in ids(result.findings) or shape == "empty"

@@ -32,6 +32,9 @@ class Dependency:
     #: ``(name, version)`` from a lock file; ``specifier`` is then "==version".
     locked: bool = False
 
+    #: Installed from a URL (``name @ https://...``): pinned by the URL itself.
+    url: bool = False
+
     @property
     def pinned_version(self) -> str | None:
         spec = self.specifier.strip()
@@ -47,11 +50,19 @@ def is_dev_file(relative: str) -> bool:
     )
 
 
+def looks_binary(text: str) -> bool:
+    """Undecodable or NUL bytes: not a text file (other rules report it)."""
+    return "\x00" in text or text.count("\ufffd") > max(2, len(text) // 100)
+
+
 def _parse_requirements(ctx: Context, path: Path) -> list[Dependency]:
     relative = ctx.relative(path)
     production = not is_dev_file(relative)
     out = []
-    for number, raw in enumerate(ctx.read(path).splitlines(), start=1):
+    text = ctx.read(path)
+    if looks_binary(text):
+        return []
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith(("#", "-", "git+", "http:", "https:", ".", "/")):
             continue
@@ -68,6 +79,7 @@ def _parse_requirements(ctx: Context, path: Path) -> list[Dependency]:
                 relative,
                 number,
                 production,
+                url=req.url is not None,
             )
         )
     return out

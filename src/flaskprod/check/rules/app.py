@@ -61,7 +61,8 @@ def app_does_not_start(ctx: Context) -> Iterator[Finding]:
     where = ctx.env_source or "an empty environment"
     if ctx.cache.get("app_target") is None:
         yield app_does_not_start.finding(
-            f"no Flask app found to import ({error})",
+            "no Flask app found to import: no gunicorn target in the deploy files, no "
+            "flaskprod.toml, no app module (wsgi.py, app.py, a create_app factory)",
             level=Level.INFO,
             hint="Give the app in flaskprod.toml ([app] target) or a gunicorn command, or "
             "use --no-import for file checks only.",

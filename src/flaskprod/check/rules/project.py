@@ -261,12 +261,12 @@ def unpinned(ctx: Context) -> Iterator[Finding]:
     for dep in deps:
         by_file.setdefault(dep.file, []).append(dep)
     if any(
-        all(d.pinned_version for d in file_deps)
+        all(d.pinned_version or d.url for d in file_deps)
         for file, file_deps in by_file.items()
         if file.endswith(".txt")
     ):
         return  # a fully pinned requirements file is a lock
-    loose = [d for d in deps if d.production and not d.pinned_version]
+    loose = [d for d in deps if d.production and not d.pinned_version and not d.url]
     if loose:
         shown = ", ".join(f"{d.name}{d.specifier}" for d in loose[:4])
         yield unpinned.finding(
