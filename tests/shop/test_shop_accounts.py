@@ -23,6 +23,17 @@ def test_signup_login_logout_flow(client: FlaskClient) -> None:
     assert wrong.status_code == 400
     assert "Wrong email or password." in wrong.get_data(as_text=True)
 
+    unknown = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(client, "/login"),
+            "email": "nobody@example.com",
+            "password": PASSWORD,
+        },
+    )
+    assert unknown.status_code == 400  # same answer as a wrong password
+    assert "Wrong email or password." in unknown.get_data(as_text=True)
+
     right = client.post(
         "/login?next=/orders",
         data={"csrf_token": csrf_token(client, "/login"), "email": email, "password": PASSWORD},

@@ -35,6 +35,7 @@ def _media_files(app: Flask) -> list[Path]:
 
 def test_create_product_with_png_upload(shop_app: Flask, client: FlaskClient) -> None:
     signup(client)
+    assert client.get("/api/products").get_json() == []  # (cached, with Redis)
     image = png_bytes()
     response = _post_product(client, name="Teal mug", image=image, filename="../../etc/x.png")
     assert response.status_code == 302, response.get_data(as_text=True)[:400]
@@ -51,7 +52,7 @@ def test_create_product_with_png_upload(shop_app: Flask, client: FlaskClient) ->
     served = client.get(f"/media/{files[0].name}")  # development/testing serves media
     assert served.status_code == 200 and served.data == image
 
-    listed = client.get("/api/products").get_json()
+    listed = client.get("/api/products").get_json()  # creating invalidated the cache
     assert [p["name"] for p in listed] == ["Teal mug"]
     assert listed[0]["price_cents"] == 1250
 

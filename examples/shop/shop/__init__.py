@@ -27,7 +27,7 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
     """Build the shop. ``config`` holds overrides (tests); the environment wins over it."""
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     production = Production(app, **(SHOP_DEFAULTS | (config or {})))
-    _embedded_defaults(app, production.profile)
+    _embedded_defaults(app, production.profile or "production")
 
     from shop import api, auth, orders, products
     from shop.errors import init_errors

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -23,7 +24,10 @@ RETRY_AFTER = 5
 
 def init_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
-    def _database_unavailable(error: OperationalError) -> object:
+    def _database_unavailable(error: OperationalError) -> ResponseReturnValue:
         log.error("database unavailable: %s", error.orig or error)
         db.session.rollback()
-        return handle_http_error(ServiceUnavailable(retry_after=RETRY_AFTER))
+        response: ResponseReturnValue = handle_http_error(
+            ServiceUnavailable(retry_after=RETRY_AFTER)
+        )
+        return response

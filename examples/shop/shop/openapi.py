@@ -27,7 +27,7 @@ def _error(description: str) -> dict[str, Any]:
 _ID = {"type": "integer", "minimum": 1}
 _TIME = {"type": "string", "format": "date-time"}
 _CENTS = {"type": "integer", "minimum": 0}
-_SECURED = [{"bearerToken": []}, {"sessionCookie": []}]
+_SECURED: list[dict[str, list[str]]] = [{"bearerToken": []}, {"sessionCookie": []}]
 _PATH_ID = {
     "in": "path",
     "required": True,

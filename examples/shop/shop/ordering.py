@@ -74,6 +74,7 @@ def parse_items(payload: object) -> list[tuple[int, int]]:
         ):
             errors[f"{where}.quantity"] = f"must be an integer from 1 to {MAX_QUANTITY}"
         if not any(key.startswith(where) for key in errors):
+            assert isinstance(product_id, int) and isinstance(quantity, int)
             pairs.append((product_id, quantity))
     if errors:
         raise OrderInvalid(errors)
