@@ -60,6 +60,10 @@ def create_app():
     def items():
         return jsonify(items=[1, 2, 3])
 
+    @app.get("/whoami")
+    def whoami():
+        return jsonify(scheme=request.scheme, remote=request.remote_addr, host=request.host)
+
     @app.post("/upload")
     def upload():
         return jsonify(size=len(request.get_data()))

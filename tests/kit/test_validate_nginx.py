@@ -8,7 +8,9 @@ the live run only what must change on this machine is overlaid: the listen ports
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -148,6 +150,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
+def _insecure_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the test's self-signed certificate
+    return context
+
+
 class _LoopbackHTTPS(http.client.HTTPSConnection):
     """HTTPS to 127.0.0.1 with the host's name in SNI (as a browser would send it)."""
 
@@ -215,40 +224,34 @@ def production_env(
     return env
 
 
-@pytest.fixture(scope="module")
-def stack(
+@contextlib.contextmanager
+def running_stack(
     kit: Any,
     nginx: str,
-    tool: ToolFinder,
-    production_env: dict[str, str],
-    tmp_path_factory: pytest.TempPathFactory,
+    gunicorn_bin: Path,
+    site_text: str,
+    env: dict[str, str],
+    prefix: Path,
+    ready: Callable[[], bool],
 ) -> Iterator[Stack]:
-    prefix = tmp_path_factory.mktemp("nginx-live")
-    socket_path = Path(kit.spec.socket_path or "")
-    socket_path.unlink(missing_ok=True)
+    """gunicorn with the rendered config, then nginx with ``site_text`` (ports overlaid);
+    both stopped by pid at the end."""
     gunicorn_log = prefix / "gunicorn.log"
     with gunicorn_log.open("wb") as log:
         gunicorn = subprocess.Popen(
-            [
-                str(tool("gunicorn", "pip install gunicorn (make setup)")),
-                "-c",
-                "deploy/gunicorn.conf.py",
-                kit.spec.app.target,
-            ],
+            [str(gunicorn_bin), "-c", "deploy/gunicorn.conf.py", kit.spec.app.target],
             cwd=kit.root,
-            env=production_env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     http_port, https_port = free_port(), free_port()
     site = prefix / "site.conf"
-    site.write_text(overlay_ports(site_of(kit).read_text(), http_port, https_port))
+    site.write_text(overlay_ports(site_text, http_port, https_port))
     conf = write_wrapper(prefix, site, as_root=True)
     server = None
     try:
-        wait_for(
-            lambda: socket_path.exists() or gunicorn.poll() is not None, 20, "gunicorn's socket"
-        )
+        wait_for(lambda: ready() or gunicorn.poll() is not None, 20, "gunicorn to listen")
         assert gunicorn.poll() is None, gunicorn_log.read_text()
         server = subprocess.Popen(
             [nginx, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
@@ -272,6 +275,83 @@ def stack(
         stop(gunicorn)
 
 
+def tcp_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(
+    kit: Any,
+    nginx: str,
+    tool: ToolFinder,
+    production_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The server layout: nginx -> unix socket -> gunicorn, as systemd runs it."""
+    socket_path = Path(kit.spec.socket_path or "")
+    socket_path.unlink(missing_ok=True)
+    with running_stack(
+        kit,
+        nginx,
+        tool("gunicorn", "pip install gunicorn (make setup)"),
+        site_of(kit).read_text(),
+        production_env,
+        tmp_path_factory.mktemp("nginx-live"),
+        socket_path.exists,
+    ) as running:
+        yield running
+
+
+def test_live_compose_layout_over_tcp(
+    kit: Any,
+    nginx: str,
+    tool: ToolFinder,
+    production_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The compose layout: nginx -> TCP -> gunicorn bound by GUNICORN_BIND, with the
+    environment compose gives web (FORWARDED_ALLOW_IPS, GUNICORN_BIND)."""
+    import yaml
+
+    web_env = yaml.safe_load(kit.path("deploy/compose.yaml").read_text())["services"]["web"][
+        "environment"
+    ]
+    port = free_port()
+    env = {
+        **production_env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",  # compose: 0.0.0.0:PORT inside the container
+        "FORWARDED_ALLOW_IPS": web_env["FORWARDED_ALLOW_IPS"],
+    }
+    site = kit.path(f"deploy/nginx/{kit.spec.app.name}.compose.conf").read_text()
+    compose_port = web_env["GUNICORN_BIND"].rpartition(":")[2]
+    assert f"server web:{compose_port} " in site
+    site = site.replace(f"server web:{compose_port} ", f"server 127.0.0.1:{port} ")
+    with running_stack(
+        kit,
+        nginx,
+        tool("gunicorn", "pip install gunicorn (make setup)"),
+        site,
+        env,
+        tmp_path,
+        lambda: tcp_open(port),
+    ) as running:
+        connection = _LoopbackHTTPS(
+            "sample.test", running.https_port, timeout=10, context=_insecure_context()
+        )
+        connection.request("GET", "/whoami", headers={"Host": "sample.test"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        assert response.status == 200
+        assert body == {"scheme": "https", "remote": "127.0.0.1", "host": "sample.test"}
+        assert running.https("GET", kit.spec.http.health_path).status == 200
+        assert running.https("GET", "/static/app.css").status == 200
+
+
 def test_live_socket_is_group_only(stack: Stack, kit: Any) -> None:
     mode = Path(kit.spec.socket_path or "").stat().st_mode & 0o777
     assert mode == 0o770, oct(mode)  # umask 0o007: owner and group (nginx), nobody else
@@ -283,6 +363,19 @@ def test_live_app_through_nginx(stack: Stack) -> None:
     assert response.getheader("Server") == "nginx"  # server_tokens off: no version
     assert response.getheader("Strict-Transport-Security") == "max-age=63072000"
     assert response.getheader("X-Request-ID")
+
+
+def test_live_app_sees_the_client_through_the_proxy(stack: Stack) -> None:
+    """X-Forwarded-Proto/For from nginx, trusted over the socket (gunicorn) and by
+    ProxyFix (TRUSTED_PROXIES=1): the app knows it is served over HTTPS, to whom."""
+    connection = _LoopbackHTTPS(
+        "sample.test", stack.https_port, timeout=10, context=_insecure_context()
+    )
+    connection.request("GET", "/whoami", headers={"Host": "sample.test"})
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert body == {"scheme": "https", "remote": "127.0.0.1", "host": "sample.test"}
 
 
 def test_live_health_paths_are_routes(stack: Stack, kit: Any) -> None:
