@@ -209,6 +209,11 @@ def test_an_app_that_exits_or_prints_at_import(tmp_path: Path) -> None:
     assert detect_project(tmp_path).target == "app:app"
 
 
+def test_an_unguarded_app_run_does_not_serve(tmp_path: Path) -> None:
+    make(tmp_path, {"app.py": "from flask import Flask\napp = Flask('a')\napp.run(port=1)\n"})
+    assert detect_project(tmp_path, timeout=20).imported
+
+
 def test_an_app_that_hangs_at_import_is_cut_off(tmp_path: Path) -> None:
     make(
         tmp_path,

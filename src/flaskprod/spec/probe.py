@@ -94,9 +94,20 @@ def describe(app: Any, root: Path) -> dict[str, Any]:
     }
 
 
+def _disarm_run() -> None:
+    """An unguarded ``app.run()`` at import time must not start a server here."""
+    import flask
+
+    def run(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    setattr(flask.Flask, "run", run)  # noqa: B010 - mypy forbids assigning a method
+
+
 def probe(target: str, root: Path) -> dict[str, Any]:
     from flask.cli import find_app_by_string, find_best_app
 
+    _disarm_run()
     module_name, _, attribute = target.partition(":")
     try:
         module = importlib.import_module(module_name)
