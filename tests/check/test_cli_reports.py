@@ -195,3 +195,24 @@ def test_docs_checks_md_is_generated_and_current() -> None:
     for rule in REGISTRY:
         assert f'<a id="{rule.id.lower()}"></a>' in committed
         assert rule.title in committed
+
+
+def test_text_report_is_coloured_on_a_terminal(project: Path) -> None:
+    from flaskprod.check.model import Level
+    from flaskprod.check.report import render
+    from flaskprod.check.runner import CheckOptions, run_checks
+    from flaskprod.check.summary import summarize
+
+    result = run_checks(CheckOptions(root=project, no_import=True))
+    coloured = render(result, summarize(result, Level.WARNING), "text", color=True)
+    plain = render(result, summarize(result, Level.WARNING), "text", color=False)
+    assert "\x1b[" in coloured and "\x1b[" not in plain
+    assert "DEP001" in coloured and "[deps]" in coloured
+
+
+def test_list_as_json() -> None:
+    result = CliRunner().invoke(cli, ["check", "--list", "--format", "json"])
+    rules = json.loads(result.stdout)["rules"]
+    load_rules()
+    assert [r["id"] for r in rules] == [r.id for r in REGISTRY]
+    assert {"id", "layer", "level", "title", "help"} == set(rules[0])
