@@ -121,3 +121,24 @@ def test_static_alias_judged_through_the_systemd_working_directory(tmp_path: Pat
     (tmp_path / "pkg/static").rmdir()
     found = [f for f in check(tmp_path) if f.id == "NGX004"]
     assert len(found) == 1 and "pkg/static" in found[0].message
+
+
+def test_other_services_behind_the_same_nginx_are_not_the_app(tmp_path: Path) -> None:
+    conf = """
+    server {
+        listen 443 ssl default_server;
+        server_tokens off;
+        add_header Strict-Transport-Security "max-age=63072000" always;
+        location / {
+            proxy_pass http://unix:/run/app/g.sock;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }
+        location /grafana/ { proxy_pass http://127.0.0.1:3000; }
+    }
+    """
+    write(tmp_path, {"site.conf": conf, "gunicorn.conf.py": 'bind = "unix:/run/app/g.sock"\n'})
+    assert not {"NGX002", "NGX010"} & ids(check(tmp_path))
+    # Without any gunicorn bind known, every proxy_pass is judged.
+    (tmp_path / "gunicorn.conf.py").unlink()
+    assert "NGX010" in ids(check(tmp_path))

@@ -97,6 +97,18 @@ def parse_error(ctx: Context) -> Iterator[Finding]:
         )
 
 
+def _app_proxy_passes(ctx: Context) -> list[Directive]:
+    """The proxy_pass lines that reach the app: those reaching a known gunicorn bind,
+    or every one when no bind is known (other services behind the same nginx, e.g.
+    Grafana, are not the app's concern)."""
+    everything = _proxy_passes(_tree(ctx))
+    binds = _known_binds(ctx)
+    if not binds or not all(s.bind_known for s in gunicorn_setups(ctx)):
+        return everything
+    reaching = {id(t.directive) for t in proxy_targets(ctx) if any(reaches(t, b) for b in binds)}
+    return [d for d in everything if id(d) in reaching] or everything
+
+
 def _known_binds(ctx: Context) -> list[str]:
     binds = [b for setup in gunicorn_setups(ctx) for b in setup.binds]
     if ctx.spec is not None:
@@ -470,7 +482,7 @@ def http_host(ctx: Context) -> Iterator[Finding]:
     ),
 )
 def forwarded_missing(ctx: Context) -> Iterator[Finding]:
-    for proxy_pass in _proxy_passes(_tree(ctx)):
+    for proxy_pass in _app_proxy_passes(ctx):
         block = proxy_pass.parent
         if block is None or block.unresolved_include():
             continue  # e.g. Debian's proxy_params, which sets both
@@ -511,7 +523,7 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     if limit is None:
         return
     reported: set[int] = set()
-    for proxy_pass in _proxy_passes(_tree(ctx)):
+    for proxy_pass in _app_proxy_passes(ctx):
         block, server = proxy_pass.parent, _enclosing_server(proxy_pass)
         if block is None or id(server) in reported:
             continue
