@@ -1,0 +1,237 @@
+"""`flaskprod up/down/status/logs` as a user runs them, on a tiny app (SQLite, no
+Redis: fast), and each way they refuse: no spec, missing nginx, a taken port, a second
+`up`, a failing migration, an app that never gets ready. Real nginx and gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flaskprod.errors import ExitCode
+from flaskprod.stack.ports import free_port
+from flaskprod.stack.process import is_alive
+from flaskprod.stack.state import StateDir
+
+pytestmark = pytest.mark.services
+
+FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
+
+APP = """
+import os
+from flask import Flask
+from flaskprod import Production
+
+app = Flask(__name__)
+Production(app)
+
+
+@app.get("/")
+def index():
+    return "<h1>tiny</h1>"
+"""
+
+
+def run(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FLASKPROD, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_template() -> Iterator[Path]:
+    """A tiny app with its spec (SQLite, no Redis) and rendered kit, made once."""
+    base = Path(tempfile.mkdtemp(prefix="flaskprod-up-tpl-"))
+    project = base / "tiny"
+    (project / "static").mkdir(parents=True)
+    (project / "app.py").write_text(APP)
+    (project / "static" / "site.css").write_text("h1 { color: red }\n")
+    result = run("init", str(project), "--name", "tiny")
+    assert result.returncode == 0, result.stderr
+    spec = project / "flaskprod.toml"
+    text = spec.read_text().replace('engine = "postgresql"', 'engine = "sqlite"')
+    spec.write_text(text.replace("[redis]\nenabled = true", "[redis]\nenabled = false"))
+    assert run("render", str(project)).returncode == 0
+    yield project
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny(tiny_template: Path) -> Iterator[Path]:
+    """A fresh copy (own state folder) in a folder nginx's workers can traverse."""
+    base = Path(tempfile.mkdtemp(prefix="flaskprod-up-"))
+    base.chmod(0o755)
+    project = base / "tiny"
+    shutil.copytree(tiny_template, project)
+    yield project
+    state = StateDir(project / ".flaskprod").read()
+    if state is not None:  # a test failed half-way: stop exactly what it started
+        run("down", str(project))
+        for record in state.services:
+            assert not record.alive(), f"{record.name} still runs"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _ports() -> list[str]:
+    return ["--https-port", str(free_port()), "--http-port", str(free_port())]
+
+
+def test_up_detached_status_logs_reload_down(tiny: Path) -> None:
+    ports = _ports()
+    up = run("up", str(tiny), "-d", *ports)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "SQLite" in up.stdout and "ca.pem" in up.stdout
+    url = f"https://localhost:{ports[1]}"
+    assert "ready in" in up.stdout and url in up.stdout
+    ca = tiny / ".flaskprod" / "tls" / "ca.pem"
+    trust = ssl.create_default_context(cafile=str(ca))
+    assert httpx.get(url + "/", verify=trust).text == "<h1>tiny</h1>"
+
+    status = run("status", str(tiny))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert (
+        "gunicorn" in status.stdout and "nginx" in status.stdout and "ready (200)" in status.stdout
+    )
+
+    again = run("up", str(tiny), "-d", *_ports())
+    assert again.returncode == ExitCode.REFUSED
+    assert "already runs" in again.stderr and again.stderr.count("\n") == 1
+
+    logs = run("logs", str(tiny), "gunicorn", "-n", "5")
+    assert logs.returncode == 0 and "gunicorn |" in logs.stdout
+
+    reload = run("reload", str(tiny))
+    assert reload.returncode == 0, reload.stderr
+    assert "new workers" in reload.stdout
+
+    pids = [r.pid for r in StateDir(tiny / ".flaskprod").read().services]  # type: ignore[union-attr]
+    down = run("down", str(tiny))
+    assert down.returncode == 0
+    assert not [pid for pid in pids if is_alive(pid)]
+    assert run("status", str(tiny)).returncode == ExitCode.SERVICE
+    assert (tiny / ".flaskprod" / "app.sqlite3").exists()  # data is kept
+
+
+def test_foreground_up_stops_cleanly_on_ctrl_c(tiny: Path) -> None:
+    ports = _ports()
+    process = subprocess.Popen(
+        [FLASKPROD, "up", str(tiny), *ports],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if "Ctrl-C" in line or not line:
+            break
+    assert any("ready in" in line for line in lines), "".join(lines)
+    ca = tiny / ".flaskprod" / "tls" / "ca.pem"
+    trust = ssl.create_default_context(cafile=str(ca))
+    httpx.get(f"https://localhost:{ports[1]}/", verify=trust).raise_for_status()
+    pids = [r.pid for r in StateDir(tiny / ".flaskprod").read().services]  # type: ignore[union-attr]
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, rest
+    assert "gunicorn | " in rest  # merged logs, prefixed by service
+    assert "nginx: stopped" in rest and "gunicorn: stopped" in rest
+    assert not [pid for pid in pids if is_alive(pid)]
+    assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
+def test_no_spec_explains_instead_of_prompting(tmp_path: Path) -> None:
+    result = run("up", str(tmp_path), "--yes")
+    assert result.returncode == ExitCode.USAGE
+    assert "flaskprod init" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_nginx_says_how_to_install_it(tiny: Path, tmp_path: Path) -> None:
+    # A PATH without nginx, and a python that pretends the usual places are empty.
+    code = (
+        "import flaskprod.stack.nginx as n; n.NGINX_CANDIDATES = ();"
+        "from flaskprod.cli import main; main()"
+    )
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    result = subprocess.run(
+        [sys.executable, "-c", code, "up", str(tiny), "-d", *_ports()],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.ENVIRONMENT, result.stderr
+    assert "apt-get install nginx" in result.stderr
+
+
+def test_a_taken_port_is_named(tiny: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        result = run(
+            "up", str(tiny), "-d", "--https-port", str(port), "--http-port", str(free_port())
+        )
+    assert result.returncode == ExitCode.ENVIRONMENT
+    assert f"port {port} is already in use" in result.stderr
+    assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
+def test_a_failing_migration_stops_up_with_its_error(tiny: Path) -> None:
+    migrations = tiny / "migrations"
+    migrations.mkdir()
+    (migrations / "env.py").write_text("raise RuntimeError('the migration is broken on purpose')\n")
+    result = run("up", str(tiny), "-d", *_ports())
+    assert result.returncode == ExitCode.SERVICE
+    assert "migrations failed" in result.stderr
+    assert "broken on purpose" in result.stderr or "db" in result.stderr
+    assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
+def test_an_app_that_never_gets_ready_is_named_with_its_log(tiny: Path) -> None:
+    app = tiny / "app.py"
+    app.write_text(
+        app.read_text().replace(
+            "Production(app)", "Production(app, READY_PATH='/not-here', HEALTH_PATH='/hz')"
+        )
+    )
+    result = run("up", str(tiny), "-d", "--timeout", "3", *_ports())
+    assert result.returncode == ExitCode.SERVICE, result.stdout + result.stderr
+    assert "gunicorn" in result.stderr and "not ready within 3s" in result.stderr
+    assert "  | " in result.stderr  # the tail of its log follows
+    assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
+def test_down_volumes_needs_confirmation_without_a_terminal(tiny: Path) -> None:
+    (tiny / ".flaskprod").mkdir()
+    result = run("down", str(tiny), "--volumes")
+    assert result.returncode == ExitCode.REFUSED
+    assert "--yes" in result.stderr
+
+
+def test_print_config_shows_the_overlay_and_starts_nothing(tiny: Path) -> None:
+    result = run("up", str(tiny), "--print-config", "--https-port", "9443", "--http-port", "9080")
+    assert result.returncode == 0, result.stderr
+    assert "--bind unix:" in result.stdout
+    assert "+    listen 127.0.0.1:9443 ssl http2;" in result.stdout
+    assert "-    listen 443 ssl http2;" in result.stdout
+    assert not (tiny / ".flaskprod" / "state.json").exists()
