@@ -120,6 +120,9 @@ def _map_into_project(ctx: Context, server_path: str, workdir: str | None) -> Pa
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 
 
+_DEVELOPMENT_ONLY = ("FLASK_DEBUG", "DEBUG", "FLASK_ENV")
+
+
 def _stand_in(ctx: Context) -> dict[str, str]:
     """The project's env template, its secrets replaced by random values: production's
     real secrets are on the server, and judging the template's placeholders would be
@@ -129,6 +132,8 @@ def _stand_in(ctx: Context) -> dict[str, str]:
     for path in ctx.of_kind("env"):
         if path.name in _EXAMPLE_NAMES or path.name.endswith(".example"):
             env = parse_env_file(ctx.read(path))
+            for key in _DEVELOPMENT_ONLY:  # a template's FLASK_DEBUG=1 is for laptops
+                env.pop(key, None)
             for key in env:
                 if _SECRET_NAME.search(key):
                     env[key] = stand_ins.setdefault(key, secrets.token_urlsafe(48))

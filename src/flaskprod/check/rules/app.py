@@ -161,7 +161,15 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
         if isinstance(value, str) and value in stand_ins:
             continue  # a stand-in for a value that lives on the server: not ours to judge
         problem = secret_problem(value)
-        if problem:
+        if problem == "is not set" and not ctx.env_known:
+            # Production's environment is on the server: it may well set it there.
+            yield weak_secret.finding(
+                f"{name} is not set in the environment flaskprod could see "
+                f"({ctx.env_source or 'none'}): make sure production's environment sets it",
+                level=Level.INFO,
+                file=app_file(ctx),
+            )
+        elif problem:
             level = Level.CRITICAL if problem in ("is not set", "is a placeholder") else Level.ERROR
             yield weak_secret.finding(f"{name} {problem}", level=level, file=app_file(ctx))
 
@@ -303,7 +311,7 @@ def no_pre_ping(ctx: Context) -> Iterator[Finding]:
     "APP007",
     layer="app",
     level=Level.WARNING,
-    title="No MAX_CONTENT_LENGTH",
+    title="No MAX_CONTENT_LENGTH, or one different from the spec's max_body",
     help="Set MAX_CONTENT_LENGTH (e.g. 10 * 1024 * 1024) equal to nginx's "
     "client_max_body_size, so an oversized upload is refused before it fills memory "
     "or disk, whichever way the request arrives.",
@@ -311,9 +319,17 @@ def no_pre_ping(ctx: Context) -> Iterator[Finding]:
     example="no MAX_CONTENT_LENGTH: Flask reads any body size",
 )
 def no_max_content_length(ctx: Context) -> Iterator[Finding]:
-    if _app(ctx).config.get("MAX_CONTENT_LENGTH") is None:
+    limit = _app(ctx).config.get("MAX_CONTENT_LENGTH")
+    if limit is None:
         yield no_max_content_length.finding(
             "the app accepts request bodies of any size", file=app_file(ctx)
+        )
+    elif ctx.spec is not None and limit != ctx.spec.http.max_body_bytes:
+        yield no_max_content_length.finding(
+            f"MAX_CONTENT_LENGTH is {limit} bytes but flaskprod.toml says max_body = "
+            f"{ctx.spec.http.max_body} ({ctx.spec.http.max_body_bytes} bytes): nginx and "
+            "the app disagree on the largest upload",
+            file=app_file(ctx),
         )
 
 

@@ -1,0 +1,96 @@
+"""App rules judged in context: what production's environment is known to be, the
+spec, the proxies in front."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from flaskprod.check.model import Finding, Level
+from flaskprod.check.runner import CheckOptions, run_checks
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def app_findings(root: Path) -> list[Finding]:
+    result = run_checks(CheckOptions(root=root, select=("APP",)))
+    assert result.context.app is not None, result.context.app_error
+    return [f for f in result.findings if f.ignored_reason is None]
+
+
+APP = """\
+import os
+
+from flask import Flask
+
+app = Flask(__name__)
+app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY")
+app.config["MAX_CONTENT_LENGTH"] = 5 * 1024 * 1024
+{extra}
+
+@app.get("/health")
+def health():
+    return "ok"
+"""
+
+
+def test_server_only_environment_is_not_judged_as_if_known(tmp_path: Path) -> None:
+    """The EnvironmentFile lives on the server; the template's FLASK_DEBUG=1 is for
+    laptops and its missing SECRET_KEY may be set there: no critical finding."""
+    write(
+        tmp_path,
+        {
+            "app.py": APP.format(extra=""),
+            "app.service": "[Service]\nEnvironmentFile=/etc/app/app.env\n"
+            "ExecStart=/v/bin/gunicorn app:app\n",
+            ".env.example": "FLASK_DEBUG=1\nDATABASE_URL=\n",
+        },
+    )
+    found = {f.id: f for f in app_findings(tmp_path)}
+    assert "APP001" not in found
+    assert found["APP002"].level is Level.INFO
+    assert "make sure production's environment sets it" in found["APP002"].message
+
+
+def test_known_environment_without_secret_key_is_critical(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app.py": APP.format(extra=""),
+            "app.service": "[Service]\nWorkingDirectory=/srv/app\n"
+            "EnvironmentFile=/srv/app/prod.env\nExecStart=/v/bin/gunicorn app:app\n",
+            "prod.env": "DATABASE_URL=postgresql://db/app\n",
+        },
+    )
+    found = {f.id: f for f in app_findings(tmp_path)}
+    assert found["APP002"].level is Level.CRITICAL
+    assert found["APP002"].message == "SECRET_KEY is not set"
+
+
+def test_body_limit_must_match_the_spec_and_proxyfix_the_proxy_count(tmp_path: Path) -> None:
+    extra = (
+        "from werkzeug.middleware.proxy_fix import ProxyFix\n\n"
+        "app.wsgi_app = ProxyFix(app.wsgi_app, x_for=2, x_proto=1)"
+    )
+    write(
+        tmp_path,
+        {
+            "app.py": APP.format(extra=extra),
+            "flaskprod.toml": '[app]\ntarget = "app:app"\nname = "x"\n'
+            '[http]\nmax_body = "10M"\ntrusted_proxies = 1\n',
+            "prod.env": "SECRET_KEY=" + "k3Y-" * 12 + "\n",
+        },
+    )
+    result = run_checks(
+        CheckOptions(root=tmp_path, select=("APP007", "APP010"), env_file=tmp_path / "prod.env")
+    )
+    found = {f.id: f for f in result.findings}
+    assert "flaskprod.toml says max_body = 10M (10485760 bytes)" in found["APP007"].message
+    assert found["APP010"].level is Level.ERROR
+    assert "trusts 2 X-Forwarded-For hops but 1 proxy is in front" in found["APP010"].message
