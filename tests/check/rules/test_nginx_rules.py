@@ -142,3 +142,20 @@ def test_other_services_behind_the_same_nginx_are_not_the_app(tmp_path: Path) ->
     # Without any gunicorn bind known, every proxy_pass is judged.
     (tmp_path / "gunicorn.conf.py").unlink()
     assert "NGX010" in ids(check(tmp_path))
+
+
+def test_each_nginx_config_must_reach_gunicorn(tmp_path: Path) -> None:
+    vm = "server { listen 80 default_server; location / { proxy_pass http://unix:/run/a/g.sock; } }"
+    box = "server { listen 80 default_server; location / { proxy_pass http://web:9000; } }\n"
+    write(
+        tmp_path,
+        {
+            "deploy/nginx/vm.conf": vm,
+            "deploy/nginx/compose.conf": box,
+            "gunicorn.conf.py": 'bind = ["unix:/run/a/g.sock", "0.0.0.0:8000"]\n',
+        },
+    )
+    found = [f for f in check(tmp_path) if f.id == "NGX002"]
+    assert [(f.file, "web:9000" in f.message) for f in found] == [
+        ("deploy/nginx/compose.conf", True)
+    ]

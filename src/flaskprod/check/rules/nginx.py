@@ -139,15 +139,21 @@ def proxy_misses_gunicorn(ctx: Context) -> Iterator[Finding]:
     targets = proxy_targets(ctx)
     if not binds or not targets or not all(s.bind_known for s in gunicorn_setups(ctx)):
         return  # a bind we cannot work out statically might be the one
-    if any(reaches(target, bind) for target in targets for bind in binds):
-        return  # the app is reached; other targets are other services
-    first: Target = targets[0]
-    if first.host == "unix" and _systemd_socket_setup(ctx):
-        return
-    yield proxy_misses_gunicorn.finding(
-        f"proxy_pass goes to {first}, but gunicorn listens on {', '.join(sorted(set(binds)))}",
-        **_at(ctx, first.directive),
-    )
+    # Judged per top-level config: a project may ship one for a VM and one for compose.
+    by_config: dict[int, list[Target]] = {}
+    for target in targets:
+        top = [target.directive, *target.directive.ancestors()][-1]
+        by_config.setdefault(id(top), []).append(target)
+    for group in by_config.values():
+        if any(reaches(target, bind) for target in group for bind in binds):
+            continue  # the app is reached; other targets are other services
+        first: Target = group[0]
+        if first.host == "unix" and _systemd_socket_setup(ctx):
+            continue  # SYS007 names the unit's socket and nginx's together
+        yield proxy_misses_gunicorn.finding(
+            f"proxy_pass goes to {first}, but gunicorn listens on {', '.join(sorted(set(binds)))}",
+            **_at(ctx, first.directive),
+        )
 
 
 @rule(
