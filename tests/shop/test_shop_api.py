@@ -203,3 +203,14 @@ def test_session_pages_give_a_clear_503_when_redis_is_down(make_shop) -> None:  
     client.set_cookie("session", "some-session-id")
     assert client.get("/orders").status_code == 503
     assert client.get("/api/products").status_code == 200
+
+
+def test_huge_ids_are_not_found_not_errors(shop_app: Flask, client: FlaskClient) -> None:
+    huge = 2**70
+    for path in (f"/api/products/{huge}", f"/api/orders/{huge}", f"/products/{huge}"):
+        response = client.get(path, headers=_auth(shop_app, client))
+        assert response.status_code == 404, (path, response.status_code)
+    body = {"items": [{"product_id": 2**40, "quantity": 1}]}
+    response = client.post("/api/orders", json=body, headers=_auth(shop_app, client))
+    assert response.status_code == 400
+    assert "items[0].product_id" in response.get_json()["error"]["fields"]

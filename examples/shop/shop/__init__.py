@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
 from flaskprod import Production
 
@@ -35,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
     from shop.seed import init_seed
     from shop.sessions import init_sessions
 
+    app.url_map.converters["id"] = IdConverter
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     # Sessions before CSRF: their before_request answers 503 when Redis is down,
@@ -69,6 +71,16 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
         }
 
     return app
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a positive id that fits the INTEGER primary keys; anything else
+    does not match the route (404), so the database never sees it."""
+
+    def __init__(self, url_map: Map) -> None:
+        from shop.models import MAX_ID
+
+        super().__init__(url_map, min=1, max=MAX_ID)
 
 
 def _embedded_defaults(app: Flask, profile: str) -> None:

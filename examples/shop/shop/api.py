@@ -104,7 +104,7 @@ def products() -> Response:
     return response
 
 
-@bp.get("/products/<int:product_id>")
+@bp.get("/products/<id:product_id>")
 def product(product_id: int) -> Response:
     found = db.session.get(Product, product_id)
     if found is None:
@@ -160,7 +160,7 @@ def list_orders() -> Response:
     return jsonify([order_json(order) for order in orders_of(user)])
 
 
-@bp.get("/orders/<int:order_id>")
+@bp.get("/orders/<id:order_id>")
 def get_order(order_id: int) -> Response:
     user = _authenticated()
     if isinstance(user, Response):

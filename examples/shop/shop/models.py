@@ -13,6 +13,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from shop.extensions import db
 
+#: Primary keys are 32-bit INTEGER columns: a larger id can name nothing (and would
+#: make PostgreSQL raise "integer out of range" instead of answering 404).
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from shop.models import MAX_ID
 from shop.ordering import MAX_ITEMS, MAX_KEY_LENGTH, MAX_QUANTITY
 
 
@@ -24,14 +25,14 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_ID = {"type": "integer", "minimum": 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _TIME = {"type": "string", "format": "date-time"}
 _CENTS = {"type": "integer", "minimum": 0}
 _SECURED: list[dict[str, list[str]]] = [{"bearerToken": []}, {"sessionCookie": []}]
 _PATH_ID = {
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "schema": _ID,
 }
 
 _SCHEMAS: dict[str, Any] = {

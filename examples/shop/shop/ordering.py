@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shop.extensions import db
-from shop.models import Order, OrderItem, Product, User
+from shop.models import MAX_ID, Order, OrderItem, Product, User
 
 MAX_QUANTITY = 100
 MAX_ITEMS = 50
@@ -65,7 +65,11 @@ def parse_items(payload: object) -> list[tuple[int, int]]:
             continue
         product_id, quantity = item.get("product_id"), item.get("quantity")
         # bool is an int in Python; true is not a product id.
-        if not isinstance(product_id, int) or isinstance(product_id, bool) or product_id < 1:
+        if (
+            not isinstance(product_id, int)
+            or isinstance(product_id, bool)
+            or not 1 <= product_id <= MAX_ID
+        ):
             errors[f"{where}.product_id"] = "must be a positive integer"
         if (
             not isinstance(quantity, int)

@@ -14,7 +14,7 @@ from shop.ordering import KeyReused, OrderInvalid, check_key, orders_of, place_o
 bp = Blueprint("orders", __name__)
 
 
-@bp.route("/products/<int:product_id>/order", methods=["POST"])
+@bp.route("/products/<id:product_id>/order", methods=["POST"])
 @login_required
 def place(product_id: int) -> tuple[str, int] | Response:
     product = db.session.get(Product, product_id) or abort(404)

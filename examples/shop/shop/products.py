@@ -37,7 +37,7 @@ def index() -> str:
     return render_template("index.html", products=products)
 
 
-@bp.route("/products/<int:product_id>")
+@bp.route("/products/<id:product_id>")
 def detail(product_id: int) -> str:
     product = db.session.get(Product, product_id) or abort(404)
     form = OrderForm(idempotency_key=uuid.uuid4().hex) if current_user() else None
