@@ -38,6 +38,27 @@ a hint and, when it comes from a file, the file and line.
   line above it, or in the comment block at the top of the file for the whole file.
   Ids may be layer prefixes (`NGX`).
 - `--select` / `--ignore` take ids or prefixes, comma-separated.
+
+## How the app is evaluated
+
+Unless `--no-import` is given, the app is imported in a subprocess (the project's own
+`.venv` interpreter when it has one; 30 s timeout; the project folder on `sys.path`;
+`FLASKPROD_ENV=production` unless the environment says otherwise; nothing from the
+shell running the check). The target is what production runs (the gunicorn argument of
+the systemd `ExecStart`, the Dockerfile `CMD`, the compose `command` or the Procfile),
+else `flaskprod.toml`'s `[app] target`, else what `flaskprod init` would detect. The
+environment, in order: `--env-file`; the systemd unit running the app (`Environment=`
+and `EnvironmentFile=`, followed into the project through `WorkingDirectory` or by file
+name); the compose service running it (`env_file`, `environment`, `${{VAR}}` from the
+compose `.env`, plus the Dockerfile's `ENV`). When the real values live only on the
+server, the project's `.env.example` stands in, with its secrets replaced by random
+values and its `FLASK_DEBUG`/`DEBUG` dropped, and rules do not judge those values (a
+missing `SECRET_KEY` is then only info). An app that exits or raises under a known
+environment gives APP000, and the rules that need the app say nothing more. Only
+liveness paths are requested from the app (never anything that touches a database).
+
+The `live` and `host` layers (a running URL, the server itself) are separate runs that
+add their rules to the same registry and reports.
 """
 
 

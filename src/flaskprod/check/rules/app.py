@@ -44,6 +44,17 @@ def app_file(ctx: Context) -> str | None:
 # -- APP000 ----------------------------------------------------------------------------
 
 
+_MISSING = re.compile(r"No module named '([\w.]+)'")
+
+
+def _own_module_missing(ctx: Context, error: str) -> bool:
+    """The module that is missing is the app's own (a wrong target), not a package."""
+    match = _MISSING.search(error)
+    target = str(ctx.cache.get("app_target") or "")
+    module = target.partition(":")[0]
+    return bool(match and module and module.startswith(match.group(1)))
+
+
 @rule(
     "APP000",
     layer="app",
@@ -67,7 +78,10 @@ def app_does_not_start(ctx: Context) -> Iterator[Finding]:
             hint="Give the app in flaskprod.toml ([app] target) or a gunicorn command, or "
             "use --no-import for file checks only.",
         )
-    elif error.startswith(("ModuleNotFoundError", "ImportError")) and not ctx.env_known:
+    elif error.startswith(("ModuleNotFoundError", "ImportError")) and not _own_module_missing(
+        ctx, error
+    ):
+        # A missing package says more about where flaskprod runs than about production.
         yield app_does_not_start.finding(
             f"could not import the app here: {error}",
             level=Level.INFO,
