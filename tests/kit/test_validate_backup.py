@@ -5,7 +5,9 @@ nothing left behind by a failed dump, and a restore into a new database."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,53 @@ def test_restore_rejects_a_corrupt_dump(
     assert result.returncode != 0
     usage = run(kit, "restore.sh", script_env)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+# ---- SQLite: the same scripts, rendered for a spec with database.engine = "sqlite" ----
+
+
+@pytest.fixture(scope="module")
+def sqlite_kit(make_kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return make_kit(
+        tmp_path_factory.mktemp("sqlite-kit"),
+        {"database": {"engine": "sqlite"}, "redis": {"enabled": False}},
+        {"uses_redis": False},
+    )
+
+
+def sqlite_env(tmp_path: Path, database: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": f"sqlite:///{database}",  # four slashes: an absolute path
+        "BACKUP_DIR": str(tmp_path / "backups"),
+        "PYTHON": sys.executable,
+    }
+
+
+def test_sqlite_backup_and_restore(sqlite_kit: Any, tmp_path: Path) -> None:
+    database = tmp_path / "live.sqlite3"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.executemany("INSERT INTO orders (note) VALUES (?)", [(f"o{n}",) for n in range(50)])
+    conn.close()
+    env = sqlite_env(tmp_path, database)
+    result = run(sqlite_kit, "backup.sh", env)
+    assert result.returncode == 0, result.stderr
+    (backup,) = dumps(tmp_path / "backups")
+    target = tmp_path / "restored.sqlite3"
+    result = run(sqlite_kit, "restore.sh", env, str(backup), str(target))
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (50,)
+    conn.close()
+    again = run(sqlite_kit, "restore.sh", env, str(backup), str(target))
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_sqlite_backup_of_a_broken_file_leaves_nothing(sqlite_kit: Any, tmp_path: Path) -> None:
+    database = tmp_path / "broken.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    result = run(sqlite_kit, "backup.sh", sqlite_env(tmp_path, database))
+    assert result.returncode != 0
+    folder = tmp_path / "backups"
+    assert not dumps(folder) and not list(folder.glob("*.partial"))
