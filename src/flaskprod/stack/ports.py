@@ -44,8 +44,13 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    """Whether ``port`` can be bound on ``host`` right now."""
+    """Whether a server could listen on ``port`` on ``host`` right now.
+
+    With SO_REUSEADDR, as servers (PostgreSQL, Redis, nginx, gunicorn) bind: connections
+    of a past server lingering in TIME_WAIT do not make the port taken, a listener does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

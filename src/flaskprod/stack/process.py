@@ -170,11 +170,12 @@ def stop_pid(
     if (popen is not None and popen.poll() is not None) or not is_alive(pid):
         # Already exited; what it started may still run in its group.
         _reap(pid)
-        _sweep_group(pid, expected_start)
+        _sweep_group(pid, expected_start, grace=0.0)
         return False
     started = start_time(pid)
     if expected_start is not None and started != expected_start:
         return False
+    deadline = time.monotonic() + timeout
     # A paused (SIGSTOPped) process would not act on the signal until continued.
     _signal(pid, signal.SIGCONT, group=True)
     _signal(pid, sig, group=group)
@@ -187,12 +188,39 @@ def stop_pid(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         _wait_gone(pid, 5.0, popen)
-    _sweep_group(pid, started)
+    # The rest of the group gets what is left of the timeout to finish.
+    _sweep_group(pid, started, grace=max(0.0, deadline - time.monotonic()))
     return True
 
 
-def _sweep_group(pid: int, started: int | None) -> None:
-    """SIGKILL what is left of the process group ``pid`` led, once ``pid`` has exited.
+def group_members(pgid: int) -> list[int]:
+    """The living processes (zombies excluded) whose process group is ``pgid``."""
+    members: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:  # fields 3 and 5
+            members.append(int(entry.name))
+    return members
+
+
+def _wait_group_empty(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _sweep_group(pid: int, started: int | None, *, grace: float) -> None:
+    """Once the leader ``pid`` has exited, give the rest of its process group ``grace``
+    seconds to exit, SIGKILL what is left, and wait until it is gone.
 
     While any member lives, the kernel does not hand out ``pid`` again, so the group
     can only be ours — unless ``pid`` itself now is another process (recycled after its
@@ -205,8 +233,11 @@ def _sweep_group(pid: int, started: int | None) -> None:
         return
     if current is not None and is_alive(pid):
         return  # still running (it ignored SIGKILL?): never sweep under a live leader
+    if _wait_group_empty(pid, grace):
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    _wait_group_empty(pid, 5.0)
 
 
 # -- pid files --------------------------------------------------------------------------
