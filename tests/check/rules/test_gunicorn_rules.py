@@ -192,3 +192,31 @@ def test_a_config_no_launcher_uses_is_not_production(tmp_path: Path) -> None:
     assert not {"GUN005", "GUN006"} & found
     write(tmp_path, {"gunicorn_local.py": "reload = (\n"})
     assert "GUN001" in ids(check(tmp_path))  # still read, and a broken one still reported
+
+
+def test_gunicorn_started_by_an_entrypoint_script(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM python:3.11-slim\nCOPY docker/start.sh /start.sh\n"
+            'CMD ["/start.sh"]\n',
+            "docker/start.sh": "#!/bin/sh\nset -e\nflask db upgrade\n"
+            "# gunicorn comes last\nexec gunicorn --bind 0.0.0.0:8000 --reload wsgi:app\n",
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.file.name, setup.line, setup.binds) == ("start.sh", 5, ["0.0.0.0:8000"])
+    found = [f for f in check(tmp_path) if f.id == "GUN005"]
+    assert [(f.file, f.line) for f in found] == [("docker/start.sh", 5)]
+
+
+def test_an_address_from_a_variable_is_unknown(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app.service": "[Service]\nUser=a\nWorkingDirectory=/srv/a\n"
+            "ExecStart=/srv/a/v/bin/gunicorn --bind ${BIND} wsgi:app\n",
+            "site.conf": "server { listen 80; location / { proxy_pass http://127.0.0.1:9999; } }",
+        },
+    )
+    assert not {"NGX002", "GUN003"} & ids(check(tmp_path))

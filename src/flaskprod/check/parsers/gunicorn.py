@@ -328,10 +328,11 @@ class GunicornSetup:
 
     @property
     def bind_known(self) -> bool:
+        """Every bind is statically known (a port from $PORT is fine, a whole
+        address from a variable is not)."""
         value = self.get("bind")
-        return not isinstance(value, Unknown) and not (
-            isinstance(value, list) and any(isinstance(v, Unknown) for v in value)
-        )
+        values = value if isinstance(value, list) else [value]
+        return not any(isinstance(v, Unknown) or _variable_address(v) for v in values)
 
     def where(self, name: str) -> tuple[Path, int]:
         found = self.settings.get(name)
@@ -406,6 +407,31 @@ def _install_bases(ctx: Context) -> list[str]:
     return bases
 
 
+def _from_script(
+    ctx: Context, words: list[str], bases: list[str]
+) -> tuple[list[str], Path, int] | None:
+    """gunicorn started by a shell script of the project (docker-entrypoint.sh,
+    start.sh): its gunicorn line, the script and the line number."""
+    script_word = next((w for w in words[:3] if w.endswith(".sh")), None)
+    if script_word is None:
+        return None
+    script = _to_project(ctx, script_word, bases)
+    if script is None:  # copied into the image under another folder: find it by name
+        name = PurePosixPath(script_word).name
+        found = [p for depth in ("", "*/", "*/*/") for p in sorted(ctx.root.glob(depth + name))]
+        script = next((p for p in found if p.is_file()), None)
+    if script is None:
+        return None
+    text, _ = read_text(script)
+    for number, raw in enumerate((text or "").splitlines(), start=1):
+        if raw.lstrip().startswith("#") or "gunicorn" not in raw:
+            continue
+        args = find_gunicorn(split_command(raw))
+        if args is not None:
+            return args, script, number
+    return None
+
+
 def _setup_from_command(
     ctx: Context,
     origin: str,
@@ -418,7 +444,10 @@ def _setup_from_command(
 ) -> GunicornSetup | None:
     args = find_gunicorn(words)
     if args is None:
-        return None
+        found = _from_script(ctx, words, bases)
+        if found is None:
+            return None
+        args, file, line = found
     flags, target = parse_flags(args, file, line)
     setup = GunicornSetup(origin, file, line, in_container, target=target, env=env)
     config_value = flags.get("config")
@@ -576,6 +605,14 @@ def gunicorn_setups(ctx: Context) -> list[GunicornSetup]:
 
 
 _UNIX = re.compile(r"^unix:(.+)$")
+
+
+def _variable_address(bind: object) -> bool:
+    if not isinstance(bind, str) or "$" not in bind:
+        return False
+    if bind.startswith("unix:") or ":" not in bind:
+        return True
+    return "$" in bind.rpartition(":")[0]
 
 
 def parse_bind(bind: str) -> tuple[str, str]:
