@@ -339,4 +339,5 @@ def test_the_console_script_end_to_end(tmp_path: Path) -> None:
     again = console("init", str(root))
     assert again.returncode == ExitCode.REFUSED
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
-    assert console("render", str(root), "--check").returncode == 0
+    checked = console("render", str(root), "--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -135,8 +135,18 @@ def test_two_candidates_ask_for_app(tmp_path: Path) -> None:
     assert detect_project(tmp_path, "app:app").target == "app:app"
 
 
+LIGHT_PACKAGE = {
+    "blog/__init__.py": """
+        from flask import Flask
+
+        def create_app():
+            return Flask(__name__, static_url_path="/assets")
+    """,
+}
+
+
 def test_app_option_in_flask_syntax(tmp_path: Path) -> None:
-    make(tmp_path, PACKAGE)
+    make(tmp_path, LIGHT_PACKAGE)
     assert detect_project(tmp_path, "blog").target == "blog:create_app()"
     assert detect_project(tmp_path, "blog:create_app()").routes[0] == "/assets/<path:filename>"
     assert project_error(tmp_path, "blog:nope") == (
