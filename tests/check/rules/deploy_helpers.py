@@ -4,6 +4,7 @@ importing the app unless asked), and look at the findings."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -36,6 +37,20 @@ def check(root: Path, *, no_import: bool = True) -> list[Finding]:
 
 def ids(findings: list[Finding]) -> set[str]:
     return {f.id for f in findings}
+
+
+#: File modes git cannot keep (it stores only the executable bit): set on the copy.
+FIXTURE_MODES = {"SYS006/fail/deploy/production.env": 0o644}
+
+
+def fixture_copy(rule_id: str, side: str, scratch: Path) -> Path:
+    """A copy of a fixture folder with the file modes it is about."""
+    target = scratch / rule_id / side
+    shutil.copytree(FIXTURES / rule_id / side, target)
+    for relative, mode in FIXTURE_MODES.items():
+        if relative.startswith(f"{rule_id}/{side}/"):
+            (scratch / relative).chmod(mode)
+    return target
 
 
 def fixture_cases(prefix: str) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploy_helpers import FIXTURES, check, context, fixture_cases, ids, write
+from deploy_helpers import check, context, fixture_cases, fixture_copy, ids, write
 
 from flaskprod.check.model import Level
 from flaskprod.check.parsers.gunicorn import (
@@ -21,8 +21,8 @@ from flaskprod.check.runner import CheckOptions, run_checks
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("GUN"))
-def test_fixture(rule_id: str, side: str) -> None:
-    found = check(FIXTURES / rule_id / side)
+def test_fixture(tmp_path: Path, rule_id: str, side: str) -> None:
+    found = check(fixture_copy(rule_id, side, tmp_path))
     assert "FP000" not in ids(found), found
     if side == "fail":
         assert rule_id in ids(found), found
