@@ -216,3 +216,23 @@ def test_a_crashed_run_does_not_leave_the_server_running(running: PostgresCluste
         pid_file.unlink(missing_ok=True)
         running.start()  # the suite's cluster, back on its data
     assert select_one(running) == 1
+
+
+def test_starts_despite_a_stale_lock_naming_a_recycled_pid(
+    running: PostgresCluster, tmp_path: Path
+) -> None:
+    # After a crash, postmaster.pid may name a pid that now belongs to some other
+    # process of the same user: PostgreSQL alone would refuse to start.
+    running.stop()
+    lock = running.data_dir / "postmaster.pid"
+    neighbour = process.start(
+        ["sleep", "60"], name="neighbour", log_path=tmp_path / "n.log", user=running.user
+    )
+    try:
+        lock.write_text(f"{neighbour.pid}\n{running.data_dir}\n0\n{running.port}\n\n\n\nready\n")
+        running.start()
+        assert select_one(running) == 1
+        assert neighbour.alive()  # and the neighbour was left alone
+    finally:
+        neighbour.stop()
+        running.start()

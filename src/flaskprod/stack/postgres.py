@@ -237,12 +237,7 @@ class PostgresCluster:
     def _start_on(self, port: int) -> None:
         self.port = port
         self._write_settings()
-        # A stale postmaster.pid from a killed server makes postgres check that pid; a
-        # recycled one could block the start, and the old server is gone (we own the dir).
-        pid_file = self.data_dir / "postmaster.pid"
-        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
-            if not process.is_alive(int(pid_file.read_text().split()[0])):
-                pid_file.unlink()
+        self._remove_stale_lock()
         self._process = process.start(
             [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)],
             name=f"postgres on port {port}",
@@ -257,6 +252,22 @@ class PostgresCluster:
         except PortInUse:
             self._process = None
             raise
+
+    def _remove_stale_lock(self) -> None:
+        # A killed server leaves postmaster.pid behind. PostgreSQL copes when that pid is
+        # gone, but refuses to start when it was recycled by another process; a postmaster
+        # really running on this folder still shows "postgres -D <folder>" as command.
+        lock = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            command = []
+        if not process.is_alive(pid) or str(self.data_dir).encode() not in command:
+            lock.unlink(missing_ok=True)
 
     def _ready(self) -> bool:
         # postmaster.pid's 8th line turns "ready" once the server accepts connections;
