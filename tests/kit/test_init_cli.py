@@ -211,6 +211,21 @@ def test_init_with_app_picks_one_of_two(tmp_path: Path) -> None:
     assert load_spec(root / "flaskprod.toml").app.target == "application:app"
 
 
+def test_init_notes_what_is_missing(tmp_path: Path) -> None:
+    root = make(tmp_path / "bare", {"app.py": "from flask import Flask\napp = Flask('a')\n"})
+    result = run("init", str(root))
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: the app has no /health or /health/ready route: wrap it with "
+        "flaskprod.Production(app), or point http.health_path / http.ready_path at routes "
+        "it has",
+        "note: the app has no static folder: nginx will serve /static/ from 'static', which "
+        "does not exist yet (set paths.static_dir)",
+        "note: no requirements*.txt or pyproject.toml: the image cannot install deps",
+    ]
+
+
 def test_init_with_a_bad_name_names_the_key(tmp_path: Path) -> None:
     root = make(tmp_path / "p", SINGLE)
     result = run("init", str(root), "--name", "Bad Name")

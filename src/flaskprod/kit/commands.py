@@ -154,6 +154,11 @@ def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
                 "flaskprod.Production(app), or point http.health_path / http.ready_path at "
                 "routes it has"
             )
+    if project.static_dir is None:
+        notes.append(
+            f"the app has no static folder: nginx will serve {spec.paths.static_url} from "
+            f"'{spec.paths.static_dir}', which does not exist yet (set paths.static_dir)"
+        )
     if not project.dependency_files:
         notes.append("no requirements*.txt or pyproject.toml: the image cannot install deps")
     if project.uses_migrate and not project.migrations_present:
