@@ -134,7 +134,7 @@ def create_order() -> Response | tuple[Response, int]:
         return error(404, "unknown_product", str(unknown), {where: "no such product"})
     except KeyReused:
         return error(
-            422,
+            409,
             "idempotency_key_reused",
             "this Idempotency-Key was already used for a different order",
         )

@@ -196,7 +196,7 @@ def openapi_document() -> dict[str, Any]:
                         "401": _error("Not authenticated."),
                         "404": _error("An item names an unknown product."),
                         "413": _error("The body is larger than the limit."),
-                        "422": _error("The key was used for a different order."),
+                        "409": _error("The key was already used for a different order."),
                     },
                 },
             },

@@ -38,7 +38,7 @@ class UnknownProduct(Exception):
 
 
 class KeyReused(Exception):
-    """The idempotency key was already used for a different order."""
+    """The idempotency key was already used for a different order (409 Conflict)."""
 
 
 @dataclass(frozen=True)
@@ -63,26 +63,28 @@ def parse_items(payload: object) -> list[tuple[int, int]]:
         if not isinstance(item, dict):
             errors[where] = "must be an object with product_id and quantity"
             continue
-        product_id, quantity = item.get("product_id"), item.get("quantity")
-        # bool is an int in Python; true is not a product id.
-        if (
-            not isinstance(product_id, int)
-            or isinstance(product_id, bool)
-            or not 1 <= product_id <= MAX_ID
-        ):
+        before = len(errors)
+        product_id, quantity = _as_int(item.get("product_id")), _as_int(item.get("quantity"))
+        if product_id is None or not 1 <= product_id <= MAX_ID:
             errors[f"{where}.product_id"] = "must be a positive integer"
-        if (
-            not isinstance(quantity, int)
-            or isinstance(quantity, bool)
-            or not 1 <= quantity <= MAX_QUANTITY
-        ):
+        if quantity is None or not 1 <= quantity <= MAX_QUANTITY:
             errors[f"{where}.quantity"] = f"must be an integer from 1 to {MAX_QUANTITY}"
-        if not any(key.startswith(where) for key in errors):
-            assert isinstance(product_id, int) and isinstance(quantity, int)
+        if len(errors) == before and product_id is not None and quantity is not None:
             pairs.append((product_id, quantity))
     if errors:
         raise OrderInvalid(errors)
     return pairs
+
+
+def _as_int(value: object) -> int | None:
+    """JSON's integers: 2 and 2.0 (JSON Schema counts both), never true or "2"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def check_key(key: str | None) -> str | None:
