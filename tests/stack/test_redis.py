@@ -24,14 +24,14 @@ def client(server: RedisServer, timeout: float = 2.0) -> redis.Redis:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", password="s3cret pass", die_with_parent=True)
+    server = RedisServer(tmp_path / "redis", password="s3cret p@ss/word", die_with_parent=True)
     server.start()
     yield server
     server.stop()
 
 
 def test_runs_on_loopback_with_a_password_and_no_persistence(server: RedisServer) -> None:
-    assert server.url() == f"redis://:s3cret pass@127.0.0.1:{server.port}/0"
+    assert server.url() == f"redis://:s3cret%20p%40ss%2Fword@127.0.0.1:{server.port}/0"
     assert server.port != 6379
     with socket.create_connection(("127.0.0.1", server.port), timeout=2) as anonymous:
         anonymous.sendall(b"PING\r\n")

@@ -8,6 +8,7 @@ import shutil
 import socket
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 from flaskprod.errors import EnvironmentProblem, ServiceFailed
 from flaskprod.stack import process
@@ -75,7 +76,7 @@ class RedisServer:
         return self._process is not None and self._process.alive()
 
     def url(self, db: int = 0) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}{LOOPBACK}:{self.port}/{db}"
 
     def _write_config(self) -> None:
