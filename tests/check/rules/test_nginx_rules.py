@@ -159,3 +159,16 @@ def test_each_nginx_config_must_reach_gunicorn(tmp_path: Path) -> None:
     assert [(f.file, "web:9000" in f.message) for f in found] == [
         ("deploy/nginx/compose.conf", True)
     ]
+
+
+def test_cipher_strings_and_unset_protocols(tmp_path: Path) -> None:
+    weak = "ssl_ciphers ALL:!ADH:RC4+RSA:+HIGH:+EXP;"
+    write(tmp_path, {"site.conf": PROXY % (weak, "http://127.0.0.1:8000")})
+    found = [f for f in check(tmp_path) if f.id == "NGX006"]
+    levels = sorted((f.level, f.message) for f in found)
+    assert [level for level, _ in levels] == [Level.INFO, Level.ERROR]
+    assert "RC4+RSA" in levels[1][1] and "+EXP" in levels[1][1]
+    strong = "server_tokens off; ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers HIGH:!aNULL:!3DES;"
+    conf = (PROXY % ("", "http://127.0.0.1:8000")).replace("server_tokens off;", strong)
+    write(tmp_path, {"site.conf": conf})
+    assert "NGX006" not in ids(check(tmp_path))

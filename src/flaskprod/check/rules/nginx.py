@@ -27,7 +27,7 @@ SECURITY_HEADERS = (
 )
 SIX_MONTHS = 15_768_000
 _WEAK_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
-_WEAK_CIPHERS = ("RC4", "DES", "MD5", "NULL", "EXPORT", "EXP-", "ADH", "AECDH", "LOW", "PSK")
+_WEAK_CIPHERS = ("RC4", "DES", "MD5", "NULL", "EXP", "ADH", "AECDH", "LOW", "PSK", "SSLV")
 
 
 def _at(ctx: Context, directive: Directive) -> dict[str, Any]:
@@ -351,6 +351,14 @@ def weak_tls(ctx: Context) -> Iterator[Finding]:
                     f"ssl_ciphers enables weak ciphers: {', '.join(weak[:4])}",
                     **_at(ctx, directive),
                 )
+    for server in (s for s in _content_servers(_tree(ctx)) if _is_tls(s)):
+        if server.setting("ssl_protocols") is None:
+            yield weak_tls.finding(
+                "ssl_protocols is not set: nginx before 1.23.4 (and distributions' "
+                "nginx.conf files) still allow TLSv1 and TLSv1.1",
+                level=Level.INFO,
+                **_at(ctx, server),
+            )
 
 
 def _headers(block: Directive) -> dict[str, Directive]:
