@@ -99,6 +99,10 @@ UNITS = {
     "user": "[Service]\nUser=app\nExecStart=/usr/bin/true\nNoNewPrivileges=yes\n",
     "some": "[Service]\nUser=app\nExecStart=/usr/bin/true\nNoNewPrivileges=yes\n"
     "PrivateTmp=yes\nProtectSystem=full\nProtectHome=yes\n",
+    "caps": "[Service]\nUser=app\nExecStart=/usr/bin/true\n"
+    "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n",
+    "dynamic": "[Service]\nDynamicUser=yes\nExecStart=/usr/bin/true\nPrivateTmp=yes\n"
+    "ProtectSystem=strict\nSystemCallFilter=~@mount @swap @reboot\n",
     "hard": (FIXTURES / "SYS010" / "pass" / "deploy" / "app.service").read_text(),
 }
 _KIT_UNIT = Path(__file__).resolve().parents[3] / "examples/shop/deploy/systemd/shop.service"
