@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from flaskprod.check.context import Context
+from flaskprod.check.parsers.compose import parse_compose
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _INTERPOLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -194,13 +193,7 @@ def compose_app_service(ctx: Context) -> tuple[Path, str, dict[str, Any]] | None
     """The compose service that runs the web app: built from the project, or running
     gunicorn; never a database, cache or proxy image."""
     for path in ctx.of_kind("compose"):
-        try:
-            data = yaml.safe_load(ctx.read(path))
-        except yaml.YAMLError:
-            continue
-        services = data.get("services") if isinstance(data, dict) else None
-        if not isinstance(services, dict):
-            continue
+        services = parse_compose(ctx, path).services  # parsed once per run, shared
         ranked = []
         for name, service in services.items():
             if not isinstance(service, dict):

@@ -431,8 +431,11 @@ def run_calls(ctx: Context) -> list[RunCall]:
     if "app_run_calls" not in ctx.cache:
         found: list[RunCall] = []
         for path in _python_sources(ctx):
+            text = ctx.read(path)
+            if ".run(" not in text:
+                continue  # parse only the files that could call it
             try:
-                tree = ast.parse(ctx.read(path))
+                tree = ast.parse(text)
             except (SyntaxError, ValueError):
                 continue
             found.extend(_run_calls_in(tree, ctx.relative(path)))

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from flaskprod.check.context import Context
 from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
+from flaskprod.check.parsers.compose import parse_compose
 from flaskprod.check.requirements import dependencies
 from flaskprod.runtime.config import _is_placeholder
 
@@ -283,13 +282,8 @@ def _build_contexts(ctx: Context) -> dict[Path, Path]:
     """Dockerfile -> its build context folder (compose build.context, else its folder)."""
     contexts = {path: path.parent for path in ctx.of_kind("dockerfile")}
     for compose in ctx.of_kind("compose"):
-        try:
-            data = yaml.safe_load(ctx.read(compose))
-        except yaml.YAMLError:
-            continue
-        services = data.get("services") if isinstance(data, dict) else None
-        for service in (services or {}).values():
-            build = service.get("build") if isinstance(service, dict) else None
+        for service in parse_compose(ctx, compose).services.values():
+            build = service.get("build")
             if build is None:
                 continue
             folder = compose.parent / (
