@@ -5,6 +5,7 @@ for systemd, gunicorn's own config loading): the layers cannot disagree."""
 from __future__ import annotations
 
 import configparser
+import functools
 import json
 import re
 import shlex
@@ -80,22 +81,29 @@ def block_value(block: list[dict[str, Any]], name: str) -> list[str]:
     return found[0]
 
 
-def gunicorn_settings(kit: Any, **env: str) -> dict[str, Any]:
-    """The config file as gunicorn evaluates it (a clean environment plus ``env``)."""
+@functools.cache
+def _gunicorn_settings(config: Path, env: tuple[tuple[str, str], ...]) -> str:
     code = (
         "import json, runpy, sys\n"
         "ns = runpy.run_path(sys.argv[1])\n"
         "print(json.dumps({k: v for k, v in ns.items() if isinstance(v, (str, int, bool))}))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(kit.path("deploy/gunicorn.conf.py"))],
+        [sys.executable, "-c", code, str(config)],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", **dict(env)},
     )
     assert result.returncode == 0, result.stderr
-    settings: dict[str, Any] = json.loads(result.stdout)
+    return result.stdout
+
+
+def gunicorn_settings(kit: Any, **env: str) -> dict[str, Any]:
+    """The config file as gunicorn evaluates it (a clean environment plus ``env``)."""
+    settings: dict[str, Any] = json.loads(
+        _gunicorn_settings(kit.path("deploy/gunicorn.conf.py"), tuple(sorted(env.items())))
+    )
     return settings
 
 

@@ -8,6 +8,7 @@ the ones the spec resolves). Writing files, and refusing to overwrite hand edits
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ def header(artifact: Artifact) -> str:
     )
 
 
+@functools.cache  # compiled templates are reused: rendering stays fast in loops
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("flaskprod.kit", "templates"),
