@@ -172,3 +172,28 @@ def test_cipher_strings_and_unset_protocols(tmp_path: Path) -> None:
     conf = (PROXY % ("", "http://127.0.0.1:8000")).replace("server_tokens off;", strong)
     write(tmp_path, {"site.conf": conf})
     assert "NGX006" not in ids(check(tmp_path))
+
+
+def test_static_alias_with_the_code_in_a_subfolder(tmp_path: Path) -> None:
+    # WorkingDirectory is the src/ folder on the server; the alias names the real
+    # folder, found by its tail in the project: no false alarm.
+    unit = (
+        "[Service]\nUser=app\nWorkingDirectory=/srv/site/src\n"
+        "ExecStart=/srv/site/venv/bin/gunicorn app:app\n"
+    )
+    conf = (
+        "server { listen 80 default_server; "
+        "location /static/ { alias /srv/site/src/pkg/static/; } }\n"
+    )
+    write(tmp_path, {"app.service": unit, "site.conf": conf, "src/pkg/static/a.css": "a{}"})
+    assert "NGX004" not in ids(check(tmp_path))
+    # A host folder mounted into a compose nginx is not the project's: not judged.
+    compose = (
+        "services:\n  nginx:\n    image: nginx:1.27\n    restart: always\n"
+        "    volumes: ['/srv/shared/static:/usr/share/nginx/static:ro']\n"
+    )
+    conf2 = (
+        "server { listen 80 default_server; location /static/ { alias /usr/share/nginx/static/; } }"
+    )
+    write(tmp_path / "two", {"compose.yaml": compose, "site.conf": conf2})
+    assert "NGX004" not in ids(check(tmp_path / "two"))

@@ -201,11 +201,15 @@ def _server_bases(ctx: Context) -> list[tuple[str, Path]]:
             bases.append((workdir, ctx.root))
     for compose in parse_compose_files(ctx):
         for service in compose.services.values():
-            for volume in service.get("volumes") or []:
+            volumes = service.get("volumes")
+            for volume in volumes if isinstance(volumes, list) else []:
                 if isinstance(volume, str) and volume.count(":") >= 1:
                     source, target = volume.split(":")[:2]
-                    if source.startswith((".", "/")):
-                        bases.append((target, (compose.path.parent / source).resolve()))
+                    folder = (compose.path.parent / source).resolve()
+                    # Only mounts of project folders say where the project's files are.
+                    if source.startswith(".") or folder.is_relative_to(ctx.root):
+                        bases.append((target, folder))
+    bases = [(prefix, folder) for prefix, folder in bases if prefix.rstrip("/")]
     return sorted(bases, key=lambda b: len(b[0]), reverse=True)
 
 
@@ -252,6 +256,12 @@ def static_elsewhere(ctx: Context) -> Iterator[Finding]:
         if local is None:
             continue  # a path we cannot relate to the project: nothing to compare
         local = local.resolve()
+        if not local.is_dir():
+            # The install folder may hold the project one level up or down (a src/
+            # layout, WorkingDirectory in a subfolder): the longest tail that exists.
+            parts = PurePosixPath(server_path).parts
+            tails = (ctx.root.joinpath(*parts[i:]) for i in range(1, len(parts) - 1))
+            local = next((t.resolve() for t in tails if t.is_dir()), local)
         if expected is not None and local == expected:
             continue
         if expected is None and local.is_dir():
@@ -304,7 +314,7 @@ def no_https_redirect(ctx: Context) -> Iterator[Finding]:
         return
     tls = [s for s in servers if _is_tls(s)]
     if not tls:
-        app_server = next((s for s in servers if s.walk() and _serves_content(s)), None)
+        app_server = next((s for s in servers if _serves_content(s)), None)
         if app_server is not None:
             yield no_https_redirect.finding(
                 "nginx serves the app over plain HTTP only: no server listens with TLS",
