@@ -61,7 +61,8 @@ def variant(
     return make_kit(tmp_path_factory.mktemp(request.param), sections, project)
 
 
-def test_nginx_t(variant: Any, tmp_path: Path) -> None:
+def test_nginx_t(variant: Any, tool: ToolFinder, tmp_path: Path) -> None:
+    nginx = tool("nginx", "apt-get install nginx")
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp_path / "tmp" / sub).mkdir(parents=True)
     name = variant.spec.app.name
@@ -71,7 +72,7 @@ def test_nginx_t(variant: Any, tmp_path: Path) -> None:
     for site in (variant.path(f"deploy/nginx/{name}.conf"), compose_site):
         conf = tmp_path / "nginx.conf"
         conf.write_text(WRAPPER.format(prefix=tmp_path, site=site))
-        result = run(["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)])
+        result = run([str(nginx), "-t", "-p", str(tmp_path), "-c", str(conf)])
         assert result.returncode == 0, result.stderr
         assert "[warn]" not in result.stderr, result.stderr
 
