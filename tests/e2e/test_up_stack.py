@@ -51,6 +51,13 @@ def test_security_headers_are_sent_exactly_once(shop_stack: ShopStack, path: str
     assert "max-age=" in response.headers["strict-transport-security"]
 
 
+def test_request_id_header_is_sent_exactly_once(shop_stack: ShopStack) -> None:
+    # Both nginx (add_header) and the app may set it; the client must get one value.
+    with shop_stack.client() as client:
+        response = client.get("/api/products", headers={"X-Request-ID": "once-1"})
+    assert response.headers.get_list("x-request-id") == ["once-1"]
+
+
 def _handshake(stack: ShopStack, version: ssl.TLSVersion) -> str:
     context = stack.ssl_context()
     context.minimum_version = version

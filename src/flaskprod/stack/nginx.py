@@ -47,7 +47,7 @@ def find_nginx() -> str:
             return candidate
     raise EnvironmentProblem(
         "nginx is not installed (needed by 'flaskprod up')",
-        hint="install it: apt-get install nginx (Debian/Ubuntu), or pass --no-nginx",
+        hint="install it: apt-get install nginx (Debian/Ubuntu), then run flaskprod up again",
     )
 
 
