@@ -22,6 +22,7 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.parsers.compose import parse_compose
+from flaskprod.check.parsers.systemd import Unit, parse_unit
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _INTERPOLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -59,28 +60,6 @@ def parse_env_file(text: str) -> dict[str, str]:
             value = value.split(" #", 1)[0].rstrip()
         env[key] = value
     return env
-
-
-def parse_unit(text: str) -> dict[str, list[str]]:
-    """The [Service] keys of a systemd unit (repeated keys kept in order)."""
-    keys: dict[str, list[str]] = {}
-    section = ""
-    pending = ""
-    for raw in text.splitlines():
-        line = pending + raw.strip()
-        pending = ""
-        if line.endswith("\\"):
-            pending = line[:-1] + " "
-            continue
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1]
-            continue
-        if section == "Service" and "=" in line:
-            key, _, value = line.partition("=")
-            keys.setdefault(key.strip(), []).append(value.strip())
-    return keys
 
 
 def _unit_environment(values: list[str]) -> dict[str, str]:
@@ -140,30 +119,28 @@ def _stand_in(ctx: Context) -> dict[str, str]:
     return {}
 
 
-def app_unit(ctx: Context) -> tuple[Path, dict[str, list[str]]] | None:
-    """The systemd service that runs the web app, parsed."""
+def app_unit(ctx: Context) -> Unit | None:
+    """The systemd service that runs the web app (parsed once, by the systemd parser)."""
     for path in ctx.of_kind("systemd"):
         if path.suffix != ".service":
             continue
-        keys = parse_unit(ctx.read(path))
-        command = " ".join(keys.get("ExecStart", []))
-        if _APP_COMMAND.search(command):
-            return path, keys
+        unit = parse_unit(ctx, path)
+        if _APP_COMMAND.search(unit.value("Service", "ExecStart")):
+            return unit
     return None
 
 
 def _from_systemd(ctx: Context) -> EnvSource | None:
-    found = app_unit(ctx)
-    if found is None:
+    unit = app_unit(ctx)
+    if unit is None:
         return None
-    path, keys = found
-    unit = ctx.relative(path)
-    env = _unit_environment(keys.get("Environment", []))
-    workdirs = keys.get("WorkingDirectory") or []
-    workdir = workdirs[-1] if workdirs else None
+    name = ctx.relative(unit.path)
+    env = _unit_environment([a.value for a in unit.all("Service", "Environment")])
+    workdir = unit.value("Service", "WorkingDirectory") or None
     known = True
     parts: list[str] = []
-    for value in keys.get("EnvironmentFile", []):
+    for assignment in unit.all("Service", "EnvironmentFile"):
+        value = assignment.value
         optional = value.startswith("-")
         server_path = value.lstrip("-")
         local = _map_into_project(ctx, server_path, workdir)
@@ -178,10 +155,10 @@ def _from_systemd(ctx: Context) -> EnvSource | None:
     suffix = f" ({'; '.join(parts)})" if parts else ""
     return EnvSource(
         env=env,
-        description=f"{unit}{suffix}",
+        description=f"{name}{suffix}",
         known=known,
-        command=" ".join(keys.get("ExecStart", [])),
-        command_file=unit,
+        command=unit.value("Service", "ExecStart"),
+        command_file=name,
     )
 
 
