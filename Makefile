@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up what is missing first (idempotently).
-.PHONY: run test lint typecheck pytest setup bench clean
+.PHONY: run run-local test lint typecheck pytest setup bench clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,13 @@ BIN := $(VENV)/bin
 setup:
 	@scripts/bootstrap.sh
 
+# The shop behind the production stack: nginx (TLS, https://localhost:8443) -> gunicorn,
+# PostgreSQL, Redis, from its rendered kit (Ctrl-C stops it; data kept in .flaskprod/).
 run: setup
+	@$(BIN)/flaskprod up examples/shop
+
+# The shop alone: gunicorn on SQLite at http://127.0.0.1:8000, seeded, no nginx/TLS.
+run-local: setup
 	@$(BIN)/python examples/shop/run_local.py
 
 lint: setup
