@@ -207,7 +207,9 @@ def _server_bases(ctx: Context) -> list[tuple[str, Path]]:
                     source, target = volume.split(":")[:2]
                     folder = (compose.path.parent / source).resolve()
                     # Only mounts of project folders say where the project's files are.
-                    if source.startswith(".") or folder.is_relative_to(ctx.root):
+                    if source.startswith(".") or (
+                        source.startswith("/") and folder.is_relative_to(ctx.root)
+                    ):  # a named volume ("static:/srv/static") is neither
                         bases.append((target, folder))
     bases = [(prefix, folder) for prefix, folder in bases if prefix.rstrip("/")]
     return sorted(bases, key=lambda b: len(b[0]), reverse=True)
