@@ -18,6 +18,10 @@ timeout = 30
 graceful_timeout = 30
 # Import the app once in the master, then fork: faster starts, shared memory.
 preload_app = True
+# gunicorn >= 24 opens a control socket at one path per user ($HOME/.gunicorn/
+# gunicorn.ctl): two servers of one user (tests, make run, up) would take it from each
+# other, and a user without a writable home fails. Nothing here uses it.
+control_socket_disable = True
 
 # gunicorn's own lines as JSON too (the app's come from flaskprod.Production). Its
 # access log stays off: the app writes one JSON line per request, with the request id.
