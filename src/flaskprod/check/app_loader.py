@@ -23,6 +23,7 @@ from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import ProjectError
 from flaskprod.spec.detect import detect_project
 
@@ -79,6 +80,10 @@ def find_target(ctx: Context, source: EnvSource) -> str | None:
     from_command = target_from_command(source.command)
     if from_command:
         return from_command
+    # gunicorn started some other way (an entrypoint script, a config's wsgi_app)
+    for setup in gunicorn_setups(ctx):
+        if setup.target and _TARGET.match(setup.target):
+            return setup.target
     if ctx.spec is not None:
         return ctx.spec.app.target
     return _detect_target(ctx.root)

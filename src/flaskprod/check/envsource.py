@@ -11,7 +11,6 @@ rules judging values stay quiet instead of guessing.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import shlex
@@ -22,6 +21,7 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.parsers.compose import parse_compose
+from flaskprod.check.parsers.dockerfile import parse_dockerfile
 from flaskprod.check.parsers.systemd import Unit, parse_unit
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
@@ -237,31 +237,28 @@ def _from_compose(ctx: Context) -> EnvSource | None:
 
 
 def dockerfile_env_and_cmd(ctx: Context) -> tuple[dict[str, str], str | None]:
-    """ENV values and the CMD (joined) of the project's main Dockerfile."""
+    """ENV values and the CMD/ENTRYPOINT (joined) of the final stage of the project's
+    main Dockerfile (parsed once, by the Dockerfile parser)."""
     env: dict[str, str] = {}
-    command: str | None = None
     files = ctx.of_kind("dockerfile")
     if not files:
         return env, None
     main = next((p for p in files if p.name == "Dockerfile"), files[0])
-    for line in ctx.read(main).replace("\\\n", " ").splitlines():
-        word, _, rest = line.strip().partition(" ")
-        if word.upper() == "ENV":
-            try:
-                tokens = shlex.split(rest)
-            except ValueError:
-                continue
-            if tokens and "=" not in tokens[0] and len(tokens) >= 2:
-                env[tokens[0]] = " ".join(tokens[1:])
-            else:
-                env.update(t.split("=", 1) for t in tokens if "=" in t)  # type: ignore[misc]
-        elif word.upper() in ("CMD", "ENTRYPOINT"):
-            try:
-                parsed = json.loads(rest)
-                command = " ".join(map(str, parsed)) if isinstance(parsed, list) else rest
-            except ValueError:
-                command = rest
-    return env, command
+    parsed = parse_dockerfile(ctx, main)
+    stage = parsed.final
+    if stage is None:
+        return env, None
+    for instruction in stage.find("ENV"):
+        try:
+            tokens = shlex.split(instruction.value)
+        except ValueError:
+            continue
+        if tokens and "=" not in tokens[0] and len(tokens) >= 2:  # legacy ENV KEY value
+            env[tokens[0]] = " ".join(tokens[1:])
+        else:
+            env.update(tuple(t.split("=", 1)) for t in tokens if "=" in t)  # type: ignore[misc]
+    command = parsed.command()
+    return env, " ".join(command.argv()) if command is not None else None
 
 
 def production_env(ctx: Context, env_file: Path | None = None) -> EnvSource:
