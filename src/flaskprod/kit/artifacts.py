@@ -22,8 +22,11 @@ from flaskprod.spec.model import Spec, format_size
 #: value assumed when a key is missing.
 PROJECT_DEFAULTS: dict[str, Any] = {
     # Dependency file the image and CI install from, relative to the project root;
-    # None: the project is installed from its pyproject.toml (``pip install .``).
+    # None: the project is installed from its pyproject.toml (``pip install .``) when
+    # dependency_files lists one, else the image build stops with a clear message.
     "requirements_file": "requirements.txt",
+    # Every file declaring dependencies, relative to the project root.
+    "dependency_files": ("requirements.txt",),
     # Flask-Migrate is used (a ``migrations/`` folder or the extension): render the
     # release/migrate steps (Procfile release, compose migrate, Kubernetes Job, CI).
     "migrations": True,
@@ -367,6 +370,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "termination_grace": spec.container.pre_stop_seconds + server.graceful_timeout + 5,
         # project facts
         "requirements_file": facts["requirements_file"],
+        "pyproject": "pyproject.toml" in tuple(facts["dependency_files"]),
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses
