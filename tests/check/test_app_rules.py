@@ -94,3 +94,40 @@ def test_body_limit_must_match_the_spec_and_proxyfix_the_proxy_count(tmp_path: P
     assert "flaskprod.toml says max_body = 10M (10485760 bytes)" in found["APP007"].message
     assert found["APP010"].level is Level.ERROR
     assert "trusts 2 X-Forwarded-For hops but 1 proxy is in front" in found["APP010"].message
+
+
+def test_flaskform_routes_carry_their_own_csrf_token(tmp_path: Path) -> None:
+    extra = """
+from flask import request
+from flask_wtf import FlaskForm
+from wtforms import StringField
+
+
+class NameForm(FlaskForm):
+    name = StringField()
+
+
+@app.route("/name", methods=["GET", "POST"])
+def name():
+    form = NameForm()
+    if form.validate_on_submit():
+        return form.name.data
+    return "<form method=post>{}</form>".format(form.csrf_token)
+
+
+@app.post("/raw")
+def raw():
+    return request.form["x"]
+"""
+    write(
+        tmp_path,
+        {
+            "app.py": APP.format(extra=extra),
+            "prod.env": "SECRET_KEY=" + "k3Y-" * 12 + "\n",
+        },
+    )
+    result = run_checks(
+        CheckOptions(root=tmp_path, select=("APP004",), env_file=tmp_path / "prod.env")
+    )
+    messages = [f.message for f in result.findings]
+    assert messages == ["routes take form posts without CSRF protection: /raw"]

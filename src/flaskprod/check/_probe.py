@@ -93,12 +93,11 @@ def _wsgi_chain(app: Any) -> list[Any]:
     return chain
 
 
-def _is_form_view(view: Any) -> bool:
+def _view_source(view: Any) -> str:
     try:
-        source = textwrap.dedent(inspect.getsource(inspect.unwrap(view)))
+        return textwrap.dedent(inspect.getsource(inspect.unwrap(view)))
     except (OSError, TypeError):
-        return False
-    return any(marker in source for marker in _FORM_MARKERS)
+        return ""
 
 
 def _routes(app: Any) -> list[dict[str, Any]]:
@@ -108,13 +107,16 @@ def _routes(app: Any) -> list[dict[str, Any]]:
     for url_rule in app.url_map.iter_rules():
         methods = sorted((url_rule.methods or set()) - {"HEAD", "OPTIONS"})
         view = app.view_functions.get(url_rule.endpoint)
+        source = _view_source(view) if view is not None and "POST" in methods else ""
         qualified = f"{getattr(view, '__module__', '')}.{getattr(view, '__name__', '')}"
         routes.append(
             {
                 "rule": url_rule.rule,
                 "endpoint": url_rule.endpoint,
                 "methods": methods,
-                "form": "POST" in methods and view is not None and _is_form_view(view),
+                "form": any(marker in source for marker in _FORM_MARKERS),
+                # a FlaskForm validates its own CSRF token, CSRFProtect or not
+                "flaskform": "validate_on_submit" in source,
                 "csrf_exempt": qualified in exempt,
             }
         )

@@ -251,7 +251,14 @@ def session_cookie(ctx: Context) -> Iterator[Finding]:
 )
 def no_csrf(ctx: Context) -> Iterator[Finding]:
     app = _app(ctx)
-    forms = [r for r in app.routes if r.get("form") and (not app.csrf or r.get("csrf_exempt"))]
+    form_tokens = app.config.get("WTF_CSRF_ENABLED", True) is not False
+
+    def protected(route: dict[str, Any]) -> bool:
+        if route.get("csrf_exempt"):
+            return False
+        return app.csrf or bool(route.get("flaskform") and form_tokens)
+
+    forms = [r for r in app.routes if r.get("form") and not protected(r)]
     if forms:
         shown = ", ".join(str(r["rule"]) for r in forms[:3])
         more = f" and {len(forms) - 3} more" if len(forms) > 3 else ""
