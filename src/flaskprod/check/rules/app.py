@@ -341,7 +341,15 @@ def no_pre_ping(ctx: Context) -> Iterator[Finding]:
 )
 def no_max_content_length(ctx: Context) -> Iterator[Finding]:
     limit = _app(ctx).config.get("MAX_CONTENT_LENGTH")
-    if limit is None:
+    if limit is None and has_proxy(ctx):
+        # The proxy limits bodies already (nginx: client_max_body_size, 1m by default);
+        # only requests that bypass it are unlimited.
+        yield no_max_content_length.finding(
+            "the app accepts request bodies of any size (the proxy in front limits them)",
+            level=Level.INFO,
+            file=app_file(ctx),
+        )
+    elif limit is None:
         yield no_max_content_length.finding(
             "the app accepts request bodies of any size", file=app_file(ctx)
         )
