@@ -17,6 +17,9 @@ from PIL import Image
 
 SHOP_DIR = Path(__file__).resolve().parents[2] / "examples" / "shop"
 _emails = itertools.count(1)
+
+#: For tests whose subject does not depend on the database: run them on SQLite only.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 PASSWORD = "s3cret-pass"
 SECRET = "k" * 16 + "test-only-secret-key-0123456789"
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')

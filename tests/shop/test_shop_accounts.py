@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
-from shop_helpers import PASSWORD, csrf_token, signup
+from shop_helpers import PASSWORD, csrf_token, signup, sqlite_only
 
 
 def test_signup_login_logout_flow(client: FlaskClient) -> None:
@@ -42,6 +42,7 @@ def test_signup_login_logout_flow(client: FlaskClient) -> None:
     assert client.get("/orders").status_code == 200
 
 
+@sqlite_only
 def test_login_rejects_offsite_next(client: FlaskClient) -> None:
     email = signup(client)
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
@@ -52,6 +53,7 @@ def test_login_rejects_offsite_next(client: FlaskClient) -> None:
     assert response.headers["Location"] == "/"
 
 
+@sqlite_only
 def test_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
     client.get("/login")
     response = client.post("/login", data={"email": "a@example.com", "password": "whatever1"})
@@ -60,6 +62,7 @@ def test_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
     assert "Traceback" not in response.get_data(as_text=True)
 
 
+@sqlite_only
 def test_duplicate_email_is_a_form_error(client: FlaskClient) -> None:
     email = signup(client)
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
@@ -76,6 +79,7 @@ def test_duplicate_email_is_a_form_error(client: FlaskClient) -> None:
     assert "already exists" in again.get_data(as_text=True)
 
 
+@sqlite_only
 def test_pages_that_need_an_account_redirect_to_login(client: FlaskClient) -> None:
     for path in ("/orders", "/products/new", "/account"):
         response = client.get(path)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from shop_helpers import api_token, create_product, signup
+from shop_helpers import api_token, create_product, signup, sqlite_only
 from sqlalchemy import func, select
-
-sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def _auth(app: Flask, client: FlaskClient) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
-from shop_helpers import api_token, create_product, signup
+from shop_helpers import api_token, create_product, signup, sqlite_only
 from werkzeug.test import TestResponse
 
 
@@ -85,7 +85,7 @@ def test_real_responses_match_the_documented_schemas(
     assert documented == set(seen)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@sqlite_only
 def test_document_lists_exactly_the_api_routes(shop_app: Flask, document: dict[str, Any]) -> None:
     routes = set()
     for rule in shop_app.url_map.iter_rules():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
-from shop_helpers import csrf_token, png_bytes, signup
+from shop_helpers import csrf_token, png_bytes, signup, sqlite_only
 from sqlalchemy import inspect, select
 
 SQL_SHAPED = "'); DROP TABLE products;--"
@@ -57,6 +57,7 @@ def test_create_product_with_png_upload(shop_app: Flask, client: FlaskClient) ->
     assert listed[0]["price_cents"] == 1250
 
 
+@sqlite_only
 def test_a_file_that_is_not_an_image_is_a_form_error(shop_app: Flask, client: FlaskClient) -> None:
     signup(client)
     fake = b"<?php system($_GET['c']); ?>" + b"\x00" * 100
@@ -67,6 +68,7 @@ def test_a_file_that_is_not_an_image_is_a_form_error(shop_app: Flask, client: Fl
     assert client.get("/api/products").get_json() == []
 
 
+@sqlite_only
 def test_a_truncated_png_is_refused(shop_app: Flask, client: FlaskClient) -> None:
     signup(client)
     response = _post_product(client, name="Half", image=png_bytes()[:60], filename="half.png")
@@ -74,6 +76,7 @@ def test_a_truncated_png_is_refused(shop_app: Flask, client: FlaskClient) -> Non
     assert _media_files(shop_app) == []
 
 
+@sqlite_only
 def test_an_image_format_outside_the_list_is_refused(shop_app: Flask, client: FlaskClient) -> None:
     from PIL import Image
 
@@ -114,6 +117,7 @@ def test_sql_shaped_text_is_stored_verbatim(shop_app: Flask, client: FlaskClient
     assert "&#39;); DROP TABLE products;--" in page  # escaped in HTML, not interpreted
 
 
+@sqlite_only
 def test_bad_price_is_a_form_error(client: FlaskClient) -> None:
     signup(client)
     for price in ("abc", "-1", "1.234", "NaN"):
@@ -121,6 +125,7 @@ def test_bad_price_is_a_form_error(client: FlaskClient) -> None:
         assert response.status_code == 400, price
 
 
+@sqlite_only
 def test_unknown_product_page_is_404_html(client: FlaskClient) -> None:
     response = client.get("/products/999999")
     assert response.status_code == 404

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 from flask import Flask
+from shop_helpers import sqlite_only
 from sqlalchemy import func, select
 
 
@@ -39,7 +39,7 @@ def test_seed_is_idempotent_and_prints_a_working_token(shop_app: Flask) -> None:
     assert response.status_code == 201
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@sqlite_only
 def test_seed_token_option_sets_a_known_token(shop_app: Flask) -> None:
     runner = shop_app.test_cli_runner()
     runner.invoke(args=["seed"])
