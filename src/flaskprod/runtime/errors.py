@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from jinja2 import TemplateNotFound
 from markupsafe import escape
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from flaskprod.runtime.request_id import current_request_id
@@ -104,18 +104,15 @@ def _html(status: int, title: str, message: str, rid: str, code: str) -> str:
     )
 
 
-def reject_oversized_body() -> None:
-    """413 as soon as a declared body is over ``MAX_CONTENT_LENGTH``, read or not."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    length = request.content_length
-    if request.environ.get("flaskprod.body_too_large") or (
-        limit is not None and length is not None and length > limit
-    ):
-        abort(413)
+def too_large_response(app: Flask, environ: dict[str, Any]) -> Response:
+    """The app's own 413 answer (JSON or HTML, its handlers), without running the view:
+    used by the middleware for a body over ``MAX_CONTENT_LENGTH`` that the view might
+    never read (Werkzeug only refuses a body when it is read)."""
+    with app.request_context(environ):
+        return app.make_response(app.handle_user_exception(RequestEntityTooLarge()))
 
 
 def register_error_handlers(app: Flask) -> None:
     """Handle every HTTP error unless the app already handles them all itself."""
     if HTTPException not in app.error_handler_spec.get(None, {}).get(None, {}):
         app.register_error_handler(HTTPException, handle_http_error)
-    app.before_request_funcs.setdefault(None, []).insert(0, reject_oversized_body)

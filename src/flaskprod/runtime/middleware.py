@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from flaskprod.runtime.errors import too_large_response
 from flaskprod.runtime.health import LIVE_BODY, readiness
 from flaskprod.runtime.logging import ACCESS_LOGGER
 from flaskprod.runtime.request_id import HEADER, request_id_from
@@ -30,17 +31,26 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 error_log = logging.getLogger("flaskprod.errors")
 
 
-#: Set in the environ when a chunked body was over the limit; the app answers 413.
-BODY_TOO_LARGE = "flaskprod.body_too_large"
+def body_too_large(environ: WSGIEnvironment, limit: int) -> bool:
+    """Whether the request body is over ``limit``; a chunked one is buffered to know."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
+        return buffer_chunked_body(environ, limit)
+    length = environ.get("CONTENT_LENGTH")
+    if not length:
+        return False
+    try:
+        return int(length) > limit
+    except ValueError:
+        return False  # Werkzeug treats a malformed length as none: so do we.
 
 
-def buffer_chunked_body(environ: WSGIEnvironment, limit: int) -> None:
+def buffer_chunked_body(environ: WSGIEnvironment, limit: int) -> bool:
     """Read a chunked body (no Content-Length) up to ``limit`` + 1 bytes.
 
     Werkzeug 3.1 silently truncates such a body at ``MAX_CONTENT_LENGTH`` when it is
     read whole (``LimitedStream.readall`` stops at the limit without raising), so an
     oversized upload would arrive cut short instead of being refused. Buffered here,
-    the body is either refused (413) or handed on with its real length.
+    the body is either refused (True: 413) or handed on with its real length.
     """
     stream = environ["wsgi.input"]
     parts: list[bytes] = []
@@ -51,15 +61,12 @@ def buffer_chunked_body(environ: WSGIEnvironment, limit: int) -> None:
             break
         parts.append(part)
         size += len(part)
-    if size > limit:
-        environ[BODY_TOO_LARGE] = True
-        environ["wsgi.input"] = io.BytesIO()
-        environ["CONTENT_LENGTH"] = "0"
-    else:
-        environ["wsgi.input"] = io.BytesIO(b"".join(parts))
-        environ["CONTENT_LENGTH"] = str(size)
+    too_large = size > limit
+    environ["wsgi.input"] = io.BytesIO(b"" if too_large else b"".join(parts))
+    environ["CONTENT_LENGTH"] = "0" if too_large else str(size)
     # The body is now plain bytes of a known length (the encoding was hop-by-hop).
     environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return too_large
 
 
 class FlaskprodMiddleware:
@@ -110,8 +117,8 @@ class FlaskprodMiddleware:
             path = environ.get("PATH_INFO")
             if path == self.health_path or path == self.ready_path:
                 return self._health(environ, _start_response, path == self.ready_path, start)
-            if self.max_body is not None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
-                buffer_chunked_body(environ, self.max_body)
+            if self.max_body is not None and body_too_large(environ, self.max_body):
+                return too_large_response(self.app, environ)(environ, _start_response)
             return self.wsgi_app(environ, _start_response)
         except Exception:
             # Only reached when Flask propagates (testing/debug): it did not log it.
@@ -123,12 +130,16 @@ class FlaskprodMiddleware:
                 path = environ.get("PATH_INFO")
                 status = int(status_line[:3])
                 duration = round((time.perf_counter() - start) * 1000, 2)
-                access_log.info(
+                # makeRecord + handle: what .info() does, minus the stack walk
+                # that finds the caller's file and line (useless here, and costly).
+                record = access_log.makeRecord(
+                    ACCESS_LOGGER,
+                    logging.INFO,
+                    __file__,
+                    0,
                     "%s %s %s %sms",
-                    method,
-                    path,
-                    status,
-                    duration,
+                    (method, path, status, duration),
+                    None,
                     extra={
                         "request_id": rid,
                         "method": method,
@@ -138,6 +149,7 @@ class FlaskprodMiddleware:
                         "remote_addr": environ.get("REMOTE_ADDR"),
                     },
                 )
+                access_log.handle(record)
 
     def _health(
         self,
