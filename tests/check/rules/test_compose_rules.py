@@ -169,3 +169,22 @@ def test_a_built_service_runs_the_image_command_under_its_own_environment(
     assert (setup.origin, setup.service, setup.file.name) == ("compose", "web", "Dockerfile")
     found = [f for f in check(tmp_path) if f.id in ("GUN004", "CMP009")]
     assert {(f.id, f.file) for f in found} == {("GUN004", "Dockerfile"), ("CMP009", "compose.yaml")}
+
+
+def test_lines_of_list_items(tmp_path: Path) -> None:
+    text = (
+        "services:\n"  # 1
+        "  app:\n"  # 2
+        "    image: app:1\n"  # 3
+        "    restart: always\n"  # 4
+        "    environment:\n"  # 5
+        "      - LOG_LEVEL=info\n"  # 6
+        "      # the key comes from the vault in production\n"  # 7
+        "      - API_TOKEN=abc123def456\n"  # 8
+        "    volumes:\n"  # 9
+        "      - ./data:/data\n"  # 10
+        "      - /var/run/docker.sock:/var/run/docker.sock\n"  # 11
+    )
+    write(tmp_path, {"compose.yaml": text})
+    found = {f.id: f.line for f in check(tmp_path) if f.id in ("CMP004", "CMP007")}
+    assert found == {"CMP004": 8, "CMP007": 11}

@@ -30,8 +30,29 @@ class LineDict(dict[str, Any]):
         return self.lines.get(key, self.start)
 
 
+class LineList(list[Any]):
+    """A sequence that knows the (1-based) line of each item."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+        self.start = 1
+
+    def line_at(self, index: int) -> int:
+        return self.lines[index] if 0 <= index < len(self.lines) else self.start
+
+
 class _Loader(yaml.SafeLoader):
     pass
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    sequence = LineList()
+    sequence.start = node.start_mark.line + 1
+    for item in node.value:
+        sequence.append(loader.construct_object(item, deep=True))
+        sequence.lines.append(item.start_mark.line + 1)
+    return sequence
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -46,6 +67,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
-from flaskprod.check.parsers.compose import ComposeFile, LineDict, parse_compose_files
+from flaskprod.check.parsers.compose import ComposeFile, LineDict, LineList, parse_compose_files
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.check.parsers.proxy import compose_proxies
 from flaskprod.check.rules.docker import SECRET_NAME
@@ -159,17 +159,21 @@ def unhealthy_depends(ctx: Context) -> Iterator[Finding]:
                 )
 
 
+def env_line(service: LineDict) -> int:
+    return service.line_of("environment")
+
+
 def _environment(service: LineDict) -> list[tuple[str, str, int]]:
     env = service.get("environment")
     out: list[tuple[str, str, int]] = []
     if isinstance(env, LineDict):
         out = [(str(k), "" if v is None else str(v), env.line_of(str(k))) for k, v in env.items()]
     elif isinstance(env, list):
-        start = service.line_of("environment")
-        for index, item in enumerate(env, start=1):
+        for index, item in enumerate(env):
             key, sep, value = str(item).partition("=")
+            line = env.line_at(index) if isinstance(env, LineList) else env_line(service)
             if sep:
-                out.append((key, value, start + index))
+                out.append((key, value, line))
     return out
 
 
@@ -273,13 +277,18 @@ def docker_socket(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
         for name, service in compose.services.items():
             volumes = service.get("volumes")
-            for volume in volumes if isinstance(volumes, list) else []:
+            for index, volume in enumerate(volumes if isinstance(volumes, list) else []):
                 text = str(volume.get("source", "")) if isinstance(volume, dict) else str(volume)
                 if "docker.sock" in text:
+                    line = (
+                        volumes.line_at(index)
+                        if isinstance(volumes, LineList)
+                        else compose.line(name, "volumes")
+                    )
                     yield docker_socket.finding(
                         f"service {name!r} mounts the Docker socket ({text.split(':')[0]})",
                         file=ctx.relative(compose.path),
-                        line=compose.line(name, "volumes"),
+                        line=line,
                     )
                     break
 
