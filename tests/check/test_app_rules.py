@@ -4,8 +4,10 @@ spec, the proxies in front."""
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
+from flaskprod.check.app_loader import probe
 from flaskprod.check.model import Finding, Level
 from flaskprod.check.runner import CheckOptions, run_checks
 
@@ -131,3 +133,22 @@ def raw():
     )
     messages = [f.message for f in result.findings]
     assert messages == ["routes take form posts without CSRF protection: /raw"]
+
+
+def test_an_app_that_leaves_threads_running_is_still_described(tmp_path: Path) -> None:
+    extra = (
+        "import threading\nimport time\n\n"
+        "threading.Thread(target=time.sleep, args=(600,)).start()  # not a daemon"
+    )
+    write(tmp_path, {"app.py": APP.format(extra=extra)})
+    started = time.monotonic()
+    result = probe(tmp_path, "app:app", {"SECRET_KEY": "x"}, timeout=20)
+    assert result.info is not None, result.error
+    assert time.monotonic() - started < 15
+
+
+def test_an_app_that_hangs_at_import_is_stopped(tmp_path: Path) -> None:
+    write(tmp_path, {"app.py": "import time\n\ntime.sleep(600)\n"})
+    result = probe(tmp_path, "app:app", {}, timeout=3)
+    assert result.info is None
+    assert result.error == "importing app:app did not finish in 3 s"

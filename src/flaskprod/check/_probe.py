@@ -16,6 +16,7 @@ import json
 import logging
 import logging.handlers
 import os
+import pathlib
 import sys
 import textwrap
 from typing import Any
@@ -272,10 +273,15 @@ def main() -> int:
         result = {"ok": False, "error": said, "exit": stop.code}
     except BaseException as error:
         result = {"ok": False, "error": _first_line(f"{type(error).__name__}: {error}")}
-    with open(output, "w", encoding="utf-8") as handle:  # noqa: PTH123 - stays stdlib-only
-        json.dump(result, handle, default=str)
+    partial = pathlib.Path(output + ".part")
+    partial.write_text(json.dumps(result, default=str), encoding="utf-8")
+    partial.replace(output)  # whole or absent, even if we are killed while writing
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit now, whatever the app started at import (non-daemon threads, schedulers).
+    os._exit(status)

@@ -10,10 +10,12 @@ the shell running the check. A refusal to start is a result, not a tool failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +103,15 @@ def _interpreter(root: Path) -> str:
 LIVENESS_PATHS = ("/health", "/healthz", "/livez", "/health/live", "/ping", "/_health", "/status")
 
 
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    """Stop the probe's process group (the probe and anything the app spawned) while
+    the probe is still running, so the group id is certainly the one we created."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
 def probe(
     root: Path,
     target: str,
@@ -116,28 +127,33 @@ def probe(
     script = Path(__file__).with_name("_probe.py")
     with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
         output = Path(tmp) / "app.json"
+        # Own session, so that whatever the app spawns at import is stopped with it.
+        process = subprocess.Popen(
+            [
+                _interpreter(root),
+                str(script),
+                str(root),
+                target,
+                str(output),
+                json.dumps(list(health_paths)),
+            ],
+            cwd=root,
+            env=clean,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            completed = subprocess.run(
-                [
-                    _interpreter(root),
-                    str(script),
-                    str(root),
-                    target,
-                    str(output),
-                    json.dumps(list(health_paths)),
-                ],
-                cwd=root,
-                env=clean,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
+            _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            return ProbeResult(None, f"importing {target} did not finish in {timeout:.0f} s")
+            _stop_group(process)
+            if not output.is_file():
+                return ProbeResult(None, f"importing {target} did not finish in {timeout:.0f} s")
+            stderr = ""
         if not output.is_file():
-            last = [line for line in completed.stderr.splitlines() if line.strip()]
-            said = last[-1].strip() if last else f"exit status {completed.returncode}"
+            last = [line for line in stderr.splitlines() if line.strip()]
+            said = last[-1].strip() if last else f"exit status {process.returncode}"
             return ProbeResult(None, said[:300])
         data: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
     if not data.get("ok"):
