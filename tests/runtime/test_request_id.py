@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from flask import Flask
 from runtime_helpers import MakeApp
@@ -22,6 +23,8 @@ def test_id_is_generated_when_missing(make_app: MakeApp) -> None:
     second = client.get("/").headers["X-Request-ID"]
     assert HEX32.match(first) and HEX32.match(second)
     assert first != second
+    # A real UUID4: version and variant bits.
+    assert uuid.UUID(first).version == 4 and uuid.UUID(first).variant == uuid.RFC_4122
 
 
 def test_invalid_ids_are_replaced(make_app: MakeApp) -> None:
