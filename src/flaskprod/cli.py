@@ -52,7 +52,9 @@ class _LazyGroup(click.Group):
 class _UserFacingError(click.ClickException):
     def __init__(self, error: UserError) -> None:
         super().__init__(str(error))
-        self.exit_code = int(error.exit_code)
+        # click declares exit_code as a class variable; this instance carries the
+        # code of the UserError it wraps.
+        object.__setattr__(self, "exit_code", int(error.exit_code))
 
     def show(self, file: Any = None) -> None:
         click.echo(f"flaskprod: error: {self.message}", err=True)
