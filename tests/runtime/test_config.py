@@ -161,6 +161,9 @@ def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
             "TRUSTED_PROXIES": "lots",
             "MAX_CONTENT_LENGTH": "big",
             "FLASK_HEALTH_TIMEOUT": "soon",
+            "FLASKPROD_LOG_LEVEL": "LOUD",
+            "FLASKPROD_LOG_FORMAT": "xml",
+            "FLASKPROD_HEALTH_PATH": "health",
         },
     )
     assert error.problems == [
@@ -168,6 +171,9 @@ def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         "TRUSTED_PROXIES='lots' is not a count of proxies: use 0 (no proxy) to 5, "
         "usually 1 behind nginx",
         "HEALTH_TIMEOUT='soon' is not a number of seconds: use e.g. 2",
+        "LOG_LEVEL='LOUD' is not a level: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+        "LOG_FORMAT='xml' is not a format: use json or text",
+        "HEALTH_PATH='health' is not a path: use one like /health",
     ]
 
 

@@ -155,6 +155,7 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)\s*$")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -236,6 +237,16 @@ def coerce(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"HEALTH_TIMEOUT={config['HEALTH_TIMEOUT']!r} is not a number of seconds: use e.g. 2"
         )
+    level = config["LOG_LEVEL"]
+    if isinstance(level, str) and level.upper() in _LEVELS:
+        config["LOG_LEVEL"] = level.upper()
+    elif not (isinstance(level, int) and not isinstance(level, bool)):
+        problems.append(f"LOG_LEVEL={level!r} is not a level: use one of {', '.join(_LEVELS)}")
+    if config["LOG_FORMAT"] not in ("json", "text"):
+        problems.append(f"LOG_FORMAT={config['LOG_FORMAT']!r} is not a format: use json or text")
+    for key in ("HEALTH_PATH", "READY_PATH"):
+        if not str(config[key]).startswith("/"):
+            problems.append(f"{key}={config[key]!r} is not a path: use one like /health")
     config["SECURITY_HEADERS"] = parse_switch(config["SECURITY_HEADERS"])
     config["ACCESS_LOG"] = parse_switch(config["ACCESS_LOG"])
     uri = config.get("SQLALCHEMY_DATABASE_URI")

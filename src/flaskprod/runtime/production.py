@@ -16,6 +16,11 @@ security headers and the health endpoints (:mod:`flaskprod.runtime.middleware`);
 installs the error pages; sets SQLAlchemy engine options; starts Sentry when
 ``SENTRY_DSN`` is set. Keyword ``overrides`` are config keys that the app sets in
 code (the environment still wins over them), e.g. ``Production(app, HEALTH_PATH="/hz")``.
+
+Validation happens here, once, at app creation. The middleware's settings (health
+paths, security headers, body limit, access log) are read at the first request, so
+the factory may still adjust ``app.config`` after this call. The reference of every
+setting is ``docs/runtime.md``.
 """
 
 from __future__ import annotations
