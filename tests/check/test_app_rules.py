@@ -152,3 +152,22 @@ def test_an_app_that_hangs_at_import_is_stopped(tmp_path: Path) -> None:
     result = probe(tmp_path, "app:app", {}, timeout=3)
     assert result.info is None
     assert result.error == "importing app:app did not finish in 3 s"
+
+
+def test_spec_health_and_ready_paths_must_be_served(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app.py": APP.format(extra=""),
+            "flaskprod.toml": '[app]\ntarget = "app:app"\nname = "x"\n'
+            '[http]\nhealth_path = "/health"\nready_path = "/ready"\n',
+            "prod.env": "SECRET_KEY=x\n",
+        },
+    )
+    options = CheckOptions(root=tmp_path, select=("APP011",), env_file=tmp_path / "prod.env")
+    assert [f.message for f in run_checks(options).findings] == [
+        "the spec's ready_path /ready is not served"
+    ]
+    ready = '@app.get("/ready")\ndef ready():\n    return "ready"\n'
+    (tmp_path / "app.py").write_text(APP.format(extra=ready))
+    assert run_checks(options).findings == []

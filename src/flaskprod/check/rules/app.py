@@ -582,6 +582,16 @@ def no_health(ctx: Context) -> Iterator[Finding]:
             status = app.health.get(wanted)
             said = f"answers {status}" if status else "is not served"
             yield no_health.finding(f"the spec's health_path {wanted} {said}", file=app_file(ctx))
+        ready = ctx.spec.http.ready_path
+        # Readiness touches the database: never requested here, found by its route
+        # (or flaskprod's middleware, which serves READY_PATH).
+        served_by_flaskprod = (
+            "flaskprod" in app.extensions and app.config.get("READY_PATH") == ready
+        )
+        if ready not in app.paths and not served_by_flaskprod:
+            yield no_health.finding(
+                f"the spec's ready_path {ready} is not served", file=app_file(ctx)
+            )
         return
     if not any(status == 200 for status in app.health.values()):
         yield no_health.finding(
