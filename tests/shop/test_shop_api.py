@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from shop_helpers import api_token, create_product, signup, sqlite_only
 from sqlalchemy import func, select
+
+from flaskprod.stack.redis import RedisServer
 
 
 def _auth(app: Flask, client: FlaskClient) -> dict[str, str]:
@@ -216,3 +221,27 @@ def test_huge_ids_are_not_found_not_errors(shop_app: Flask, client: FlaskClient)
     response = client.post("/api/orders", json=body, headers=_auth(shop_app, client))
     assert response.status_code == 400
     assert "items[0].product_id" in response.get_json()["error"]["fields"]
+
+
+def test_a_stalled_redis_costs_one_timeout_not_one_per_request(
+    make_shop,  # type: ignore[no-untyped-def]
+    redis_server: RedisServer,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_shop(REDIS_URL=redis_url)
+    create_product(app, name="Frozen")
+    client = app.test_client()
+    redis_server.pause()  # SIGSTOP: connections hang, as with a frozen host
+    try:
+        with caplog.at_level(logging.WARNING, logger="shop.redis_guard"):
+            statuses = [client.get("/api/products").status_code for _ in range(5)]
+            statuses += [client.get("/login").status_code for _ in range(5)]
+    finally:
+        redis_server.resume()
+    assert statuses == [200] * 5 + [503] * 5
+    # Ten requests, one attempt that waited for the socket timeout: afterwards the
+    # circuit kept the requests away from the stalled Redis.
+    failures = [r for r in caplog.records if r.name == "shop.redis_guard"]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    assert "imeout" in failures[0].getMessage() or "timed out" in failures[0].getMessage()

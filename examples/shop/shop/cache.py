@@ -1,15 +1,13 @@
 """The product list cache in Redis, which must never turn into an error.
 
 Redis is an optimisation here: when it is not configured, down or stalled, the list is
-served from the database. After a failure we leave Redis alone for a few seconds
-(per worker) so that a stalled Redis costs one timeout, not one per request.
+served from the database (and :mod:`shop.redis_guard` keeps a stalled Redis from
+costing a timeout on every request).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,25 +15,21 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from flaskprod.runtime.redis import redis_client
-
-log = logging.getLogger(__name__)
+from shop.redis_guard import redis_failed, redis_usable
 
 PRODUCTS_KEY = "shop:products:v1"
-BACKOFF_SECONDS = 5.0
-_BACKOFF_KEY = "shop.cache_skip_until"  # per app (and per worker process)
 
 
 def _client(*, backoff: bool = True) -> Any:
     if not current_app.config.get("REDIS_URL"):
         return None
-    if backoff and time.monotonic() < current_app.extensions.get(_BACKOFF_KEY, 0.0):
+    if backoff and not redis_usable(current_app):
         return None
     return redis_client(current_app)
 
 
 def _failed(action: str, error: Exception) -> None:
-    current_app.extensions[_BACKOFF_KEY] = time.monotonic() + BACKOFF_SECONDS
-    log.warning("product cache %s failed, using the database: %s", action, error)
+    redis_failed(current_app, f"product cache {action}", error)
 
 
 def cached_products(load: Callable[[], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], str]:

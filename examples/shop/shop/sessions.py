@@ -10,7 +10,6 @@ that need a session ask :func:`require_session_store` and answer 503.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -19,8 +18,7 @@ from flask_session.redis import RedisSessionInterface
 from redis.exceptions import RedisError
 
 from flaskprod.runtime.redis import redis_client
-
-log = logging.getLogger(__name__)
+from shop.redis_guard import redis_failed, redis_usable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,14 +29,13 @@ class SessionStoreDown(Exception):
 
 class _ResilientRedisSessions(RedisSessionInterface):
     def open_session(self, app: Flask, request: Any) -> Any:
-        try:
-            return super().open_session(app, request)
-        except RedisError as error:
-            log.warning("session store unreachable: %s", error)
-            g.session_store_down = True
-            return self.session_class(
-                sid=self._generate_sid(self.sid_length), permanent=self.permanent
-            )
+        if redis_usable(app):
+            try:
+                return super().open_session(app, request)
+            except RedisError as error:
+                redis_failed(app, "session read", error)
+        g.session_store_down = True
+        return self.session_class(sid=self._generate_sid(self.sid_length), permanent=self.permanent)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
         if g.get("session_store_down"):
@@ -48,7 +45,7 @@ class _ResilientRedisSessions(RedisSessionInterface):
         except RedisError as error:
             # The view ran, but its session change is lost: say so instead of
             # pretending (e.g. a login redirect that would not actually log in).
-            log.error("session store unreachable while saving: %s", error)
+            redis_failed(app, "session write", error)
             _turn_into_503(response)
 
     def regenerate(self, session: Any) -> None:
@@ -95,10 +92,13 @@ def session_store_available() -> bool:
         return False
     if "session_store_ok" not in g:
         try:
+            if not redis_usable(current_app):
+                raise RedisError("skipped after a recent failure")
             interface.client.ping()
             g.session_store_ok = True
         except RedisError as error:
-            log.warning("session store unreachable: %s", error)
+            if redis_usable(current_app):
+                redis_failed(current_app, "session PING", error)
             g.session_store_down = True
             return False
     return True
