@@ -377,3 +377,43 @@ def test_security_headers_sent_by_nginx_only(kit: Any, site: list[dict[str, Any]
             assert not own or headers <= own, (d["args"], headers - own)
     assert env_example(kit)["FLASKPROD_SECURITY_HEADERS"] == "nginx"
     assert compose(kit)["services"]["web"]["environment"]["FLASKPROD_SECURITY_HEADERS"] == "nginx"
+
+
+APP_HEADERS = """
+import json
+from sample import create_app
+app = create_app()
+response = app.test_client().get("/", base_url="https://sample.test")
+print(json.dumps(dict(response.headers)))
+"""
+
+
+def test_the_app_sends_the_headers_nginx_would(
+    kit: Any, make_kit: Any, sample_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Moving the security headers from nginx to the app changes who sends them, not
+    what is sent: the app, configured by the rendered env file, sends nginx's values."""
+    server = app_server(nginx_directives(kit.path(f"deploy/nginx/{kit.spec.app.name}.conf")))
+    nginx_headers = {
+        args[0]: args[1]
+        for args in values(server["block"], "add_header")
+        if args[0] != "X-Request-ID"
+    }
+    app_kit = make_kit(tmp_path, {"http": {"security_headers": "app"}}, {})
+    env = dict(sample_env)
+    for line in app_kit.path("deploy/.env.example").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if line and not line.startswith("#") and value and key != "FLASKPROD_ENV":
+            env[key] = value[1:-1] if value.startswith('"') else value
+    assert env["FLASKPROD_SECURITY_HEADERS"] == "app"
+    result = subprocess.run(
+        [sys.executable, "-c", APP_HEADERS],
+        cwd=app_kit.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    sent = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {name: sent.get(name) for name in nginx_headers} == nginx_headers

@@ -174,8 +174,34 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             spec.http.security_headers,
             "Which layer sends HSTS, CSP and the other security headers: nginx or app.",
         ),
+        # The same header values whichever layer sends them (runtime config keys).
+        EnvVar(
+            "FLASKPROD_HSTS_MAX_AGE",
+            str(spec.http.hsts_max_age),
+            "HSTS max-age in seconds (0: no HSTS header).",
+        ),
+        EnvVar(
+            "FLASKPROD_HSTS_INCLUDE_SUBDOMAINS",
+            "true" if spec.http.hsts_include_subdomains else "false",
+            "HSTS covers subdomains too.",
+        ),
+        EnvVar("FLASKPROD_CONTENT_SECURITY_POLICY", spec.http.csp, "Content-Security-Policy."),
+        EnvVar(
+            "FLASKPROD_PERMISSIONS_POLICY",
+            spec.http.permissions_policy,
+            "Permissions-Policy: browser features the pages may use.",
+        ),
     ]
     return variables
+
+
+def env_file_value(value: str) -> str:
+    """A value as systemd's EnvironmentFile and compose's env_file both read it back:
+    double quotes around anything with spaces, quotes or backslashes."""
+    if value and not any(c in value for c in " \t'\"\\$#"):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"' if value else ""
 
 
 def stack_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
@@ -229,10 +255,16 @@ def _security_headers(spec: Spec) -> list[tuple[str, str]]:
         ("X-Frame-Options", "DENY"),
         ("Referrer-Policy", "strict-origin-when-cross-origin"),
         ("Content-Security-Policy", spec.http.csp),
+        ("Permissions-Policy", spec.http.permissions_policy),
     ]
     if spec.http.hsts_max_age:
-        headers.insert(0, ("Strict-Transport-Security", f"max-age={spec.http.hsts_max_age}"))
-    return headers
+        headers.insert(0, ("Strict-Transport-Security", hsts_value(spec)))
+    return [(name, value) for name, value in headers if value]
+
+
+def hsts_value(spec: Spec) -> str:
+    value = f"max-age={spec.http.hsts_max_age}"
+    return value + "; includeSubDomains" if spec.http.hsts_include_subdomains else value
 
 
 def _rate_limits(spec: Spec, ident: str) -> list[dict[str, Any]]:
@@ -378,5 +410,6 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "migrate_sh": shlex.join(["flask", "--app", spec.app.target, "db", "upgrade"]),
         # environment
         "app_env": app_environment(spec, redis=redis),
+        "env_value": env_file_value,
         "stack_env": stack_environment(spec, redis=redis),
     }

@@ -179,7 +179,15 @@ class HttpSection(_Section):
         description="Which layer sends HSTS, CSP and the other security headers (never both).",
     )
     hsts_max_age: int = Field(default=63072000, ge=0, description="HSTS max-age in seconds.")
+    hsts_include_subdomains: bool = Field(
+        default=False,
+        description="HSTS for every subdomain too (only when all of them serve HTTPS).",
+    )
     csp: str = Field(default="default-src 'self'", description="Content-Security-Policy.")
+    permissions_policy: str = Field(
+        default="camera=(), microphone=(), geolocation=()",
+        description="Permissions-Policy: browser features the pages may use.",
+    )
     health_path: UrlPath = Field(
         default="/health", description="Liveness: answers without dependencies."
     )
