@@ -43,10 +43,12 @@ class _ResilientRedisSessions(RedisSessionInterface):
         try:
             super().save_session(app, session, response)
         except RedisError as error:
-            # The view ran, but its session change is lost: say so instead of
-            # pretending (e.g. a login redirect that would not actually log in).
             redis_failed(app, "session write", error)
-            _turn_into_503(response)
+            if session.modified:
+                # The view changed the session and that change is lost: say so
+                # instead of pretending (a login redirect that did not log in).
+                # A lost expiry refresh of an unchanged session is harmless.
+                _turn_into_503(response)
 
     def regenerate(self, session: Any) -> None:
         try:
@@ -90,18 +92,18 @@ def session_store_available() -> bool:
         return True
     if g.get("session_store_down"):
         return False
-    if "session_store_ok" not in g:
+    if g.get("session_store_ok"):
+        return True
+    if redis_usable(current_app):
         try:
-            if not redis_usable(current_app):
-                raise RedisError("skipped after a recent failure")
             interface.client.ping()
-            g.session_store_ok = True
         except RedisError as error:
-            if redis_usable(current_app):
-                redis_failed(current_app, "session PING", error)
-            g.session_store_down = True
-            return False
-    return True
+            redis_failed(current_app, "session PING", error)
+        else:
+            g.session_store_ok = True
+            return True
+    g.session_store_down = True
+    return False
 
 
 def require_session_store(view: F) -> F:
