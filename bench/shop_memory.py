@@ -1,4 +1,4 @@
-"""Per-worker memory of the reference shop under gunicorn, as ``make run`` serves it.
+"""Per-worker memory of the reference shop under gunicorn, as ``make run-local`` serves it.
 
 Starts the shop with ``examples/shop/gunicorn_local.py`` (gthread, preload) on a
 throwaway SQLite database (migrated and seeded), sends a bounded number of requests

@@ -1,4 +1,4 @@
-"""gunicorn settings of ``make run`` (run_local.py), the tests and bench/shop_memory.py.
+"""gunicorn settings of ``make run-local`` (run_local.py), the tests and bench/shop_memory.py.
 
 The deployment's own config is rendered into deploy/ from flaskprod.toml; this one
 is for serving the shop from a checkout. The bind is given on the command line.
@@ -19,7 +19,7 @@ graceful_timeout = 30
 # Import the app once in the master, then fork: faster starts, shared memory.
 preload_app = True
 # gunicorn >= 24 opens a control socket at one path per user ($HOME/.gunicorn/
-# gunicorn.ctl): two servers of one user (tests, make run, up) would take it from each
+# gunicorn.ctl): two servers of one user (tests, make run-local, up) would take it from each
 # other, and a user without a writable home fails. Nothing here uses it.
 control_socket_disable = True
 

@@ -1,4 +1,4 @@
-"""``make run``: serve the shop with gunicorn on SQLite at http://127.0.0.1:8000.
+"""``make run-local``: serve the shop with gunicorn on SQLite at http://127.0.0.1:8000.
 
 Production-shaped, not a development server: the production profile (JSON logs, the
 startup checks), a generated SECRET_KEY kept in the instance folder (mode 0600,
@@ -9,7 +9,7 @@ with TLS in front), so the session cookie is not marked Secure here and the app
 serves the uploads itself.
 
 Usage: python examples/shop/run_local.py [--host H] [--port P] [--instance DIR]
-(``PORT=8001 make run`` picks another port.)
+(``PORT=8001 make run-local`` picks another port.)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def environment(instance: Path, secret: str) -> dict[str, str]:
 
 def gunicorn_argv(bind: str, workers: int = 2) -> list[str]:
     """The gunicorn command (run it with ``cwd=HERE``); also used by the tests and
-    bench/shop_memory.py, so that they measure what ``make run`` serves."""
+    bench/shop_memory.py, so that they measure what ``make run-local`` serves."""
     return [
         sys.executable, "-m", "gunicorn",
         "--config", str(HERE / "gunicorn_local.py"),
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if not port_is_free(args.port, args.host):
         print(
             f"run: port {args.port} on {args.host} is in use: stop what uses it, or pick "
-            "another port:  PORT=8001 make run",
+            "another port:  PORT=8001 make run-local",
             file=sys.stderr,
         )
         return 3

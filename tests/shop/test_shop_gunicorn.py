@@ -1,6 +1,6 @@
-"""The shop under a real gunicorn, as ``make run`` starts it and on PostgreSQL + Redis.
+"""The shop under a real gunicorn, as ``make run-local`` starts it and on PostgreSQL + Redis.
 
-- ``run_local.py`` (what ``make run`` runs): production profile on SQLite, secret
+- ``run_local.py`` (what ``make run-local`` runs): production profile on SQLite, secret
   created once with mode 0600, migrations and seed first, the URL printed when ready;
   /health, /health/ready with a database check, /api/products; every response has
   X-Request-ID; every line gunicorn and the app print is JSON.
@@ -53,10 +53,10 @@ def _start_make_run(instance: Path, out: Path, err: Path) -> tuple[subprocess.Po
         process.stop_pid(server.pid, popen=server)
         if "in use" not in err.read_text():
             break
-    pytest.fail(f"make run did not become ready:\n{err.read_text()[-3000:]}")
+    pytest.fail(f"make run-local did not become ready:\n{err.read_text()[-3000:]}")
 
 
-def test_make_run_serves_the_shop_with_json_logs(tmp_path: Path) -> None:
+def test_make_run_local_serves_the_shop_with_json_logs(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     server, port = _start_make_run(instance, out, err)
