@@ -290,6 +290,11 @@ def _is_placeholder(key: str) -> bool:
     return lowered in _PLACEHOLDERS or any(part in lowered for part in _PLACEHOLDER_FRAGMENTS)
 
 
+#: Public names for the check rules (which judge apps that do not use Production).
+MIN_SECRET_LENGTH = _MIN_SECRET
+is_placeholder_secret = _is_placeholder
+
+
 def _importable(module: str) -> bool:
     from importlib.util import find_spec
 
