@@ -25,6 +25,8 @@ _COMMANDS: dict[str, str] = {
     "status": "flaskprod.stack.commands:status_command",
     "logs": "flaskprod.stack.commands:logs_command",
     "reload": "flaskprod.stack.commands:reload_command",
+    "backup": "flaskprod.ops.commands:backup_command",
+    "restore": "flaskprod.ops.commands:restore_command",
 }
 
 

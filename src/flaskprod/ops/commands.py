@@ -1,0 +1,224 @@
+"""The ``backup`` and ``restore`` commands.
+
+stdout carries only machine output (the new backup's path, or JSON with ``--json``);
+what happens on the way — progress, removals, the drill's result — goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flaskprod.errors import UserError, VerificationFailed
+from flaskprod.ops import restore as restoring
+from flaskprod.ops import target
+from flaskprod.ops.backup import apply_retention, make_backup, remove
+from flaskprod.ops.database import NAME_PATTERN, POSTGRESQL, SQLITE, Database, parse_url
+from flaskprod.ops.files import human_size
+from flaskprod.ops.manifest import Backup, TableStats, read_backup
+from flaskprod.ops.restore import RestoreResult, describe, restore_backup
+from flaskprod.spec.model import BackupSection
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _rows(tables: dict[str, TableStats]) -> str:
+    return f"{len(tables)} tables, {sum(t.rows for t in tables.values())} rows"
+
+
+def _summary(backup: Backup) -> dict[str, Any]:
+    manifest = backup.manifest
+    return {
+        "path": str(backup.database_path),
+        "manifest": str(backup.manifest_path),
+        "media": str(backup.media_path) if backup.media_path else None,
+        "size": manifest.size,
+        "created_at": manifest.created_at,
+        "tables": {name: stats.rows for name, stats in manifest.tables.items()},
+        "schema_revision": manifest.schema_revision,
+    }
+
+
+@click.command("backup")
+@click.argument(
+    "path",
+    required=False,
+    default=".",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
+@click.option("--database-url", metavar="URL", help="Default: DATABASE_URL, else the local stack.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Backup folder (default: the spec's backup.dir; .flaskprod/backups for the stack).",
+)
+@click.option(
+    "--media/--no-media",
+    default=None,
+    help="Also archive the media folder (default: when it exists).",
+)
+@click.option("--keep", type=click.IntRange(min=1), help="Newest backups always kept.")
+@click.option(
+    "--max-age", type=click.IntRange(min=1), metavar="DAYS", help="Older ones beyond --keep go."
+)
+@click.option(
+    "--verify-restore",
+    is_flag=True,
+    help="Then restore it into a scratch database and compare every table.",
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
+def backup_command(
+    path: Path,
+    database_url: str | None,
+    output: Path | None,
+    media: bool | None,
+    keep: int | None,
+    max_age: int | None,
+    verify_restore: bool,
+    as_json: bool,
+) -> None:
+    """Back up the app's database (and media), verified, then apply retention.
+
+    PostgreSQL: pg_dump's custom format, checked with pg_restore. SQLite: the online
+    backup API, checked with PRAGMA integrity_check. Each backup gets a .sha256 and
+    a JSON manifest (row counts and checksums per table).
+    """
+    setup = target.load_setup(path, os.environ)
+    url, source = target.database_url(database_url, os.environ, setup)
+    db = parse_url(url, source=source)
+    folder = target.backup_folder(output, setup, source)
+    media_dir = target.media_folder(media, setup)
+    section = setup.spec.backup if setup.spec is not None else BackupSection()
+
+    made = make_backup(db, app=setup.app, folder=folder, media=media_dir)
+    manifest = made.manifest
+    extra = f" + media {made.media_path.name}" if made.media_path else ""
+    _say(
+        f"backup: wrote {made.database_path} ({human_size(manifest.size)}, "
+        f"{_rows(manifest.tables)}{extra}); verified"
+    )
+    summary: dict[str, Any] = {"backup": _summary(made)}
+    if verify_restore:
+        try:
+            drilled = restoring.verify_restore(made, db)
+        except VerificationFailed:
+            remove(made)
+            _say(f"backup: removed {made.database_path.name}: it did not restore identically")
+            raise
+        _say(
+            f"backup: restore drill passed: {_rows(drilled.tables)} restored into a scratch "
+            "copy, identical to the manifest (row counts and checksums); scratch copy dropped"
+        )
+        summary["verify_restore"] = {"tables": len(drilled.tables), "identical": True}
+
+    removed = apply_retention(
+        folder,
+        setup.app,
+        keep=keep or section.keep,
+        max_age_days=max_age or section.max_age_days,
+        on_remove=lambda old: _say(
+            f"backup: removed {old.database_path} (from {old.manifest.created_at}: older than "
+            f"{max_age or section.max_age_days} days and beyond the newest "
+            f"{keep or section.keep})"
+        ),
+    )
+    summary["removed"] = [str(old.database_path) for old in removed]
+    click.echo(json.dumps(summary, indent=2) if as_json else str(made.database_path))
+
+
+@click.command("restore")
+@click.argument("backup", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--database-url", metavar="URL", help="Default: DATABASE_URL, else the local stack.")
+@click.option(
+    "--into",
+    metavar="NAME",
+    help="Another database on the same server (created if absent); a file for SQLite.",
+)
+@click.option("--yes", is_flag=True, help="Replace the data of a database that is not empty.")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=".",
+    help="The project whose local stack to use when no URL is given.",
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
+def restore_command(
+    backup: Path,
+    database_url: str | None,
+    into: str | None,
+    yes: bool,
+    project: Path,
+    as_json: bool,
+) -> None:
+    """Restore BACKUP (its .dump, .sqlite3 or .json) and compare it with its manifest.
+
+    Checks the checksum first; refuses to replace data without --yes; afterwards
+    compares every table's row count and checksum with the manifest (exit 6 if any
+    differs).
+    """
+    found = read_backup(backup)
+    kind = found.manifest.database_kind
+    configured = _configured(database_url, project, needed=not (into and kind == SQLITE))
+    create_from = None
+    if into is not None:
+        if kind == SQLITE:
+            goal = Database(kind=SQLITE, path=Path(into).absolute())
+        else:
+            if not NAME_PATTERN.match(into):
+                raise UserError(
+                    f"--into {into!r}: a database name is letters, digits and _ "
+                    "(starting with a letter or _)"
+                )
+            assert configured is not None
+            goal, create_from = configured.with_name(into), configured
+    else:
+        assert configured is not None
+        goal = configured
+    _say(f"restore: {found.database_path.name} ({found.manifest.created_at}) into {describe(goal)}")
+    result = restore_backup(found, goal, yes=yes, create_from=create_from)
+    _report(found, result)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "target": describe(goal),
+                    "tables": {name: s.rows for name, s in result.tables.items()},
+                    "replaced": result.replaced,
+                    "differences": result.differences,
+                },
+                indent=2,
+            )
+        )
+
+
+def _configured(option: str | None, project: Path, *, needed: bool) -> Database | None:
+    try:
+        setup = target.load_setup(project, os.environ)
+        url, source = target.database_url(option, os.environ, setup)
+    except UserError:
+        if needed:
+            raise
+        return None
+    return parse_url(url, source=source)
+
+
+def _report(found: Backup, result: RestoreResult) -> None:
+    if result.differences:
+        for line in result.differences:
+            _say(f"restore: differs: {line}")
+        raise VerificationFailed(
+            f"{describe(result.target)} differs from the manifest of "
+            f"{found.database_path.name} in {len(result.differences)} table(s): "
+            f"{result.differences[0]}"
+        )
+    kind = "PostgreSQL" if found.manifest.database_kind == POSTGRESQL else "SQLite"
+    _say(
+        f"restore: {kind} {describe(result.target)} restored: {_rows(result.tables)}, "
+        "identical to the manifest (row counts and checksums)"
+    )
