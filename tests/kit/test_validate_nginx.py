@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -352,6 +353,35 @@ def test_live_compose_layout_over_tcp(
         assert body == {"scheme": "https", "remote": "127.0.0.1", "host": "sample.test"}
         assert running.https("GET", kit.spec.http.health_path).status == 200
         assert running.https("GET", "/static/app.css").status == 200
+        # The container health checks, run as written (python, no curl) against this
+        # gunicorn: they pass while it serves...
+        checks = healthchecks(kit, compose_port, port)
+        for command in checks:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            assert result.returncode == 0, (command, result.stderr)
+    # ...and fail once it is gone.
+    for command in checks:
+        assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
+
+
+def healthchecks(kit: Any, container_port: str, port: int) -> list[list[str]]:
+    """The Dockerfile HEALTHCHECK and compose's web healthcheck, aimed at ``port``."""
+    import yaml
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(path=str(kit.path("deploy/Dockerfile")))
+    (instruction,) = [i["value"] for i in parser.structure if i["instruction"] == "HEALTHCHECK"]
+    docker = json.loads(instruction[instruction.index("CMD") + 3 :])
+    compose = yaml.safe_load(kit.path("deploy/compose.yaml").read_text())
+    test = compose["services"]["web"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    commands = []
+    for command in (docker, test[1:]):
+        assert command[0] == "python"
+        commands.append(
+            [sys.executable, *(a.replace(f":{container_port}/", f":{port}/") for a in command[1:])]
+        )
+    return commands
 
 
 def test_live_socket_is_group_only(stack: Stack, kit: Any) -> None:
