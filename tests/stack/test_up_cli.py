@@ -119,9 +119,13 @@ def test_up_detached_status_logs_reload_down(tiny: Path) -> None:
     logs = run("logs", str(tiny), "gunicorn", "-n", "5")
     assert logs.returncode == 0 and "gunicorn |" in logs.stdout
 
+    # New code is served after a reload (preload_app: a new master imports it).
+    app = tiny / "app.py"
+    app.write_text(app.read_text().replace("<h1>tiny</h1>", "<h1>tiny v2</h1>"))
     reload = run("reload", str(tiny))
     assert reload.returncode == 0, reload.stderr
-    assert "new workers" in reload.stdout
+    assert "serving" in reload.stdout and "left" in reload.stdout
+    assert httpx.get(url + "/", verify=trust).text == "<h1>tiny v2</h1>"
 
     pids = [r.pid for r in StateDir(tiny / ".flaskprod").read().services]  # type: ignore[union-attr]
     down = run("down", str(tiny))

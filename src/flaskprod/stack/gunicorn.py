@@ -36,14 +36,10 @@ def overlay_flags(
     (0660 through the rendered umask); here, as root, the app runs with nginx's
     workers' group instead, so the same socket mode works.
     """
-    control = socket_path.with_name("gunicorn.ctl")
     group = ["--group", proxy_group] if proxy_group else []
     return [
         *group,
-        # gunicorn >= 24 opens a control socket at one per-user path by default: two
-        # stacks on one machine would fight over it.
-        "--control-socket",
-        str(control),
+        *_no_control_socket(),
         "--bind",
         f"unix:{socket_path}",
         "--chdir",
@@ -59,6 +55,15 @@ def overlay_flags(
     ]
 
 
+def _no_control_socket() -> list[str]:
+    # gunicorn >= 24 opens a control socket at one per-user path by default: two stacks
+    # on one machine would fight over it, and up does not use it.
+    from importlib.metadata import version
+
+    major = int(version("gunicorn").split(".")[0])
+    return ["--no-control-socket"] if major >= 24 else []
+
+
 def command(
     spec: Spec,
     *,
@@ -68,11 +73,10 @@ def command(
     pid_file: Path,
     proxy_group: str | None = None,
 ) -> list[str]:
-    """``python -m gunicorn -c <rendered conf> <overlay flags> <app target>``."""
+    """``gunicorn -c <rendered conf> <overlay flags> <app target>``, with the gunicorn
+    of this Python."""
     return [
-        sys.executable,
-        "-m",
-        "gunicorn",
+        *gunicorn_executable(),
         "--config",
         str(conf),
         *overlay_flags(
@@ -84,6 +88,17 @@ def command(
         ),
         spec.app.target,
     ]
+
+
+def gunicorn_executable() -> list[str]:
+    """The ``gunicorn`` script beside this Python. Not ``python -m gunicorn``: on USR2
+    gunicorn re-executes its own argv, and ``python .../gunicorn/__main__.py`` puts the
+    package folder first on sys.path, where ``gunicorn/http`` hides the stdlib ``http``
+    and the new master dies on import."""
+    script = Path(sys.executable).parent / "gunicorn"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "gunicorn"]
 
 
 def app_environment(
@@ -169,3 +184,57 @@ def wait_gone(master: int, pids: set[int], timeout: float = 60.0) -> bool:
 
 def _send(pid: int, signum: int) -> None:
     os.kill(pid, signum)
+
+
+def _pid_in(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def upgrade_master(master: int, pid_file: Path, expected: int, timeout: float = 90.0) -> int:
+    """Start a new master with the new code next to the old one (USR2); return its pid
+    once ``expected`` of its workers run. The old master keeps serving meanwhile.
+
+    gunicorn's binary upgrade: on USR2 the old master forks and execs a new master that
+    inherits the listening socket, imports the app afresh (which HUP cannot do with
+    ``preload_app``) and writes ``<pidfile>.2`` until the old master is gone. If the new
+    code does not start, the new master exits and the old one keeps serving: this
+    raises :class:`RuntimeError` and nothing changed for the clients.
+    """
+    from flaskprod.stack.process import is_alive
+
+    new_pid_file = pid_file.with_name(pid_file.name + ".2")
+    old_workers = set(workers(master))
+    _send(master, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    forked: set[int] = set()
+    while time.monotonic() < deadline:
+        new = _pid_in(new_pid_file)
+        if new is not None and is_alive(new) and len(workers(new)) >= expected:
+            return new
+        # The new master is the old one's child until it takes over.
+        spawned = set(workers(master)) - old_workers
+        if forked and not spawned & forked and new is None:
+            raise RuntimeError("the new code did not start; the old workers keep serving")
+        forked |= spawned
+        time.sleep(0.05)
+    raise RuntimeError(f"the new master did not start its workers within {timeout:g}s")
+
+
+def retire_master(master: int, timeout: float) -> bool:
+    """Gracefully stop the old master (TERM: its workers finish their requests); the new
+    master, its child, then promotes itself. True when it left within ``timeout``."""
+    from flaskprod.stack.process import is_alive
+
+    with contextlib.suppress(ProcessLookupError):
+        _send(master, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(master, os.WNOHANG)  # reaped here when `up` runs in the foreground
+        if not is_alive(master):
+            return True
+        time.sleep(0.05)
+    return False

@@ -315,7 +315,12 @@ class Stack:
         )
         rel_site = site.relative_to(self.project).as_posix()
         rel_conf = conf.relative_to(self.project).as_posix()
-        pairs = [" ".join(flags[i : i + 2]) for i in range(0, len(flags), 2)]
+        pairs: list[str] = []
+        for flag in flags:  # "--name value" on one line, a lone "--switch" on its own
+            if pairs and not flag.startswith("--") and " " not in pairs[-1]:
+                pairs[-1] += f" {flag}"
+            else:
+                pairs.append(flag)
         return "\n".join(
             [
                 f"# gunicorn: runs {rel_conf} as rendered, with these flags on top:",
@@ -649,55 +654,107 @@ def remove_data(dirs: StateDir) -> list[Path]:
 
 
 def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
-    """Zero-downtime reload: new gunicorn workers before the old ones leave, then
-    ``nginx -s reload`` (new workers, old ones finish their requests). Returns seconds."""
+    """Zero-downtime reload of gunicorn (new code and config) and nginx (the re-applied
+    overlay). New workers serve before old ones leave; requests in flight finish.
+    Returns the seconds it took, until the old workers were gone."""
     began = time.monotonic()
     stack = Stack(spec, options, echo)
-    state = live_state(stack.dirs)
-    if state is None:
-        raise NotRunning(
-            f"the stack of {stack.project} is not running", hint="start it with 'flaskprod up'"
-        )
-    master = state.service("gunicorn")
-    nginx = state.service("nginx")
-    if master is None or nginx is None or not master.alive() or not nginx.alive():
-        raise NotRunning(
-            f"gunicorn or nginx of {stack.project} is not running",
-            hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
-        )
-    stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
-    ensure_kit(spec, stack.project, echo)
-    _, site = rendered_paths(spec, stack.project)
-    files = prepare_nginx(site, stack.overlay())
-    from flaskprod.stack.nginx import test_config
+    with project_lock(stack.dirs):
+        state = live_state(stack.dirs)
+        if state is None:
+            raise NotRunning(
+                f"the stack of {stack.project} is not running", hint="start it with 'flaskprod up'"
+            )
+        master = state.service("gunicorn")
+        nginx = state.service("nginx")
+        if master is None or nginx is None or not master.alive() or not nginx.alive():
+            raise NotRunning(
+                f"gunicorn or nginx of {stack.project} is not running",
+                hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
+            )
+        stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
+        ensure_kit(spec, stack.project, echo)
+        _, site = rendered_paths(spec, stack.project)
+        files = prepare_nginx(site, stack.overlay())
+        from flaskprod.stack.nginx import test_config
 
-    test_config(find_nginx(), files)
+        test_config(find_nginx(), files)
+        graceful = float(spec.server.graceful_timeout) + 5.0
+        if spec.server.preload_app:
+            _upgrade_gunicorn(stack.dirs, state, master, nginx, graceful, echo)
+        else:
+            _hup_gunicorn(master, nginx, graceful, echo)
+    ca = stack.dirs.tls / "ca.pem"
+    status, detail = probe_https(https_url(state.https_port, spec.http.ready_path), ca)
+    if status != 200:
+        raise ServiceFailed(f"after the reload, readiness answers {status or detail}")
+    return time.monotonic() - began
+
+
+def _hup_gunicorn(master: ServiceRecord, nginx: ServiceRecord, graceful: float, echo: Echo) -> None:
+    """Without preload_app, HUP is enough: each new worker imports the app (new code)."""
     expected = len(gunicorn.workers(master.pid))
     try:
         new, old = gunicorn.start_new_workers(master.pid, expected)
     except TimeoutError as error:
         raise ServiceFailed(f"gunicorn: {error}", hint=f"see {master.log}") from None
     echo(f"gunicorn: {len(new)} new workers serving (pids {', '.join(map(str, new))})")
-    # nginx next: its new workers open fresh upstream connections, and its old ones
-    # drop their idle keepalive connections, which lets the old gunicorn workers leave.
-    old_nginx = set(children_of(nginx.pid))
+    _reload_nginx(nginx, echo)
+    if not gunicorn.wait_gone(master.pid, old, graceful):
+        raise ServiceFailed(f"gunicorn: old workers {sorted(old)} still run after {graceful:g}s")
+    echo("gunicorn: old workers finished their requests and left")
+
+
+def _upgrade_gunicorn(
+    dirs: StateDir,
+    state: StackState,
+    master: ServiceRecord,
+    nginx: ServiceRecord,
+    graceful: float,
+    echo: Echo,
+) -> None:
+    """With preload_app, workers fork from the master's imported app, so HUP would keep
+    the old code: a new master is started next to the old one (USR2), then the old one
+    retires gracefully."""
+    expected = len(gunicorn.workers(master.pid))
+    try:
+        new = gunicorn.upgrade_master(master.pid, dirs.run / "gunicorn.pid", expected)
+    except RuntimeError as error:
+        raise ServiceFailed(
+            f"gunicorn: {error}",
+            hint=f"see {master.log}",
+        ) from None
+    workers = gunicorn.workers(new)
+    echo(f"gunicorn: new master {new} (code loaded afresh), {len(workers)} workers serving")
+    # Recorded before the old master leaves: `down` must always find the live one.
+    record = ServiceRecord(
+        name="gunicorn",
+        pid=new,
+        started=process.start_time(new),
+        address=master.address,
+        log=master.log,
+        data=master.data,
+    )
+    state.services = [record if s.name == "gunicorn" else s for s in state.services]
+    dirs.write(state)
+    _reload_nginx(nginx, echo)
+    if not gunicorn.retire_master(master.pid, graceful):
+        raise ServiceFailed(f"gunicorn: the old master {master.pid} still runs after {graceful:g}s")
+    echo(f"gunicorn: old master {master.pid} and its workers finished their requests and left")
+
+
+def _reload_nginx(nginx: ServiceRecord, echo: Echo) -> None:
+    # nginx's new workers open fresh upstream connections; its old ones finish their
+    # requests and drop their idle keepalive connections to the old gunicorn workers.
+    old = set(children_of(nginx.pid))
     nginx.send(signal.SIGHUP)
     deadline = time.monotonic() + 15.0
     while time.monotonic() < deadline:
         current = set(children_of(nginx.pid))
-        if current and not current & old_nginx:
+        if current and not current & old:
             break
         time.sleep(0.02)
     echo("nginx: configuration reloaded")
-    graceful = float(spec.server.graceful_timeout) + 5.0
-    if not gunicorn.wait_gone(master.pid, old, graceful):
-        raise ServiceFailed(f"gunicorn: old workers {sorted(old)} still run after {graceful:g}s")
-    echo("gunicorn: old workers finished their requests and left")
-    ca = stack.dirs.tls / "ca.pem"
-    status, detail = probe_https(https_url(state.https_port, spec.http.ready_path), ca)
-    if status != 200:
-        raise ServiceFailed(f"after the reload, readiness answers {status or detail}")
-    return time.monotonic() - began
 
 
 def wait_forever(dirs: StateDir, state: StackState, on_tick: Callable[[], None], echo: Echo) -> int:
@@ -713,6 +770,10 @@ def wait_forever(dirs: StateDir, state: StackState, on_tick: Callable[[], None],
     try:
         while not stop["signal"]:
             on_tick()
+            # `reload` may have replaced gunicorn's master: state.json has the live pid.
+            fresh = dirs.read()
+            if fresh is not None:
+                state.services = fresh.services
             dead = [r for r in state.services if not r.alive()]
             if dead:
                 names = ", ".join(r.name for r in dead)
