@@ -93,3 +93,19 @@ def test_units_name_the_rendered_paths(kit: Any) -> None:
     assert f"ExecStart={root}/deploy/scripts/backup.sh\n" in backup
     timer = units(kit)[2].read_text()
     assert f"OnCalendar={spec.backup.schedule}\n" in timer and "Persistent=true" in timer
+
+
+def test_backup_schedule_is_a_calendar_systemd_understands(kit: Any, analyze: Path) -> None:
+    timer = units(kit)[2].read_text()
+    (schedule,) = [
+        line[len("OnCalendar=") :] for line in timer.splitlines() if "OnCalendar=" in line
+    ]
+    good = subprocess.run(
+        [str(analyze), "calendar", schedule], capture_output=True, text=True, timeout=30
+    )
+    assert good.returncode == 0, good.stderr
+    assert "Next elapse:" in good.stdout
+    bad = subprocess.run(
+        [str(analyze), "calendar", "every other tuesday"], capture_output=True, timeout=30
+    )
+    assert bad.returncode != 0
