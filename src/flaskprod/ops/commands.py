@@ -61,7 +61,7 @@ def _summary(backup: Backup) -> dict[str, Any]:
 @click.option(
     "--media/--no-media",
     default=None,
-    help="Also archive the media folder (default: when it exists).",
+    help="Also archive the media folder, MEDIA_ROOT (default: when it exists).",
 )
 @click.option("--keep", type=click.IntRange(min=1), help="Newest backups always kept.")
 @click.option(
@@ -93,7 +93,7 @@ def backup_command(
     url, source = target.database_url(database_url, os.environ, setup)
     db = parse_url(url, source=source)
     folder = target.backup_folder(output, setup, source)
-    media_dir = target.media_folder(media, setup)
+    media_dir = target.media_folder(media, setup, os.environ)
     section = setup.spec.backup if setup.spec is not None else BackupSection()
 
     made = make_backup(db, app=setup.app, folder=folder, media=media_dir)

@@ -85,7 +85,9 @@ def connect(db: Database, *, autocommit: bool = True) -> Iterator[psycopg.Connec
         yield conn
 
 
-def _scalar(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> Any:
+def _scalar(
+    conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] | None = None
+) -> Any:
     """The first column of the first row (None without rows)."""
     row = conn.execute(query, params).fetchone()
     return None if row is None else row[0]

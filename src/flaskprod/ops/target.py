@@ -75,12 +75,16 @@ def backup_folder(option: Path | None, setup: Setup, source: str) -> Path:
     )
 
 
-def media_folder(choice: bool | None, setup: Setup) -> Path | None:
-    """``--media``: the folder must exist; ``--no-media``: none; default: if it exists."""
+def media_folder(choice: bool | None, setup: Setup, environ: Mapping[str, str]) -> Path | None:
+    """The app's ``MEDIA_ROOT`` (environment, else the local stack's, else the spec's
+    paths.media_dir). ``--media``: it must exist; ``--no-media``: none; default: if
+    it exists."""
     if choice is False:
         return None
-    candidate = setup.stack_env.get("MEDIA_ROOT") or (
-        setup.spec.media_dir if setup.spec is not None else None
+    candidate = (
+        environ.get("MEDIA_ROOT")
+        or setup.stack_env.get("MEDIA_ROOT")
+        or (setup.spec.media_dir if setup.spec is not None else None)
     )
     if candidate and Path(candidate).is_dir():
         return Path(candidate)
