@@ -6,7 +6,10 @@ path points into a temp folder, and the kit rendered from it and written there.
 - ``kit_spec`` (session): the :class:`Spec` of that project (paths in the temp folder,
   own self-signed certificate made with ``cryptography``).
 - ``kit`` (session): :class:`RenderedKit`, the kit rendered and written into the project.
-- ``tool(name)``: the path of a validation tool, or the test FAILS saying what to install.
+- ``make_kit(tmp, sections, project)`` (session factory): the same for a spec variant.
+- ``sample_env`` (session): an environment in which the sample app imports.
+- ``tool(name, install)``: the path of a validation tool, or the test FAILS saying what
+  to install.
 """
 
 from __future__ import annotations
