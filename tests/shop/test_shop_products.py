@@ -130,3 +130,6 @@ def test_unknown_product_page_is_404_html(client: FlaskClient) -> None:
     response = client.get("/products/999999")
     assert response.status_code == 404
     assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "This page does not exist" in page and 'href="/static/style.css' in page
+    assert response.headers["X-Request-ID"] in page

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from flask import Flask
-from shop_helpers import create_product
+from shop_helpers import create_product, signup
 
 from flaskprod.stack.postgres import PostgresCluster
 
@@ -21,6 +21,7 @@ def test_readiness_follows_postgres_stop_and_start(
     app: Flask = make_shop(DATABASE_URL=shop_postgres_url, REDIS_URL=redis_url)
     create_product(app, name="Cached")
     client = app.test_client()
+    email = signup(client)  # logged in: the layout looks the user up in the database
     ready = client.get("/health/ready")
     assert ready.status_code == 200, ready.get_json()
     assert ready.get_json()["checks"]["database"]["status"] == "ok"
@@ -40,7 +41,9 @@ def test_readiness_follows_postgres_stop_and_start(
         assert cached.status_code == 200 and cached.headers["X-Cache"] == "HIT"
         page = client.get("/")
         assert page.status_code == 503 and page.headers["Retry-After"] == "5"
-        assert "Traceback" not in page.get_data(as_text=True)
+        html = page.get_data(as_text=True)
+        assert "We are back in a moment" in html and "Traceback" not in html
+        assert page.headers["X-Request-ID"] in html
         api = client.get("/api/products/1")
         assert api.status_code == 503
         assert api.get_json()["error"]["code"] == "service_unavailable"
@@ -52,5 +55,6 @@ def test_readiness_follows_postgres_stop_and_start(
     while (status := client.get("/health/ready").status_code) != 200:
         assert time.monotonic() < deadline, f"/health/ready still {status} after restart"
         time.sleep(0.05)
-    assert client.get("/").status_code == 200
+    home = client.get("/")
+    assert home.status_code == 200 and email in home.get_data(as_text=True)  # still logged in
     assert client.get("/api/products/1").status_code == 200

@@ -60,12 +60,10 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        from shop.forms import EmptyForm
         from shop.media import media_url
 
         return {
-            "current_user": auth.current_user(),
-            "logout_form": EmptyForm,
+            "current_user": auth.current_user_for_page(),
             "media_url": media_url,
             "price": lambda cents: f"€{cents // 100}.{cents % 100:02d}",
         }

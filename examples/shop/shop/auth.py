@@ -17,7 +17,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from shop.extensions import db
@@ -39,6 +39,17 @@ def current_user() -> User | None:
     if "user" not in g:
         g.user = _user_from_token() or _user_from_session()
     return cast(User | None, g.user)
+
+
+def current_user_for_page() -> User | None:
+    """``current_user`` for the layout, which error pages use too: an error page must
+    render while the database is down (it shows the visitor as logged out)."""
+    try:
+        return current_user()
+    except SQLAlchemyError:
+        db.session.rollback()
+        g.user = None
+        return None
 
 
 def _user_from_token() -> User | None:
