@@ -207,3 +207,21 @@ def test_migrations_at_head(
     at_head = client.get("/health/ready")
     assert at_head.status_code == 200
     assert at_head.json["checks"]["migrations"]["status"] == "ok"
+
+
+def test_stuck_checks_never_pile_up_into_a_hung_worker(
+    monkeypatch: pytest.MonkeyPatch, hanging_server: HangingServer
+) -> None:
+    # The first probe leaves a check thread stuck in connect (3 s connect_timeout);
+    # the next ones wait for that same check instead of sticking more threads.
+    env = {"DATABASE_URL": hanging_pg(hanging_server), "FLASK_HEALTH_TIMEOUT": "0.2"}
+    app = production_app(monkeypatch, env)
+    with_db(app)
+    client = app.test_client()
+    for _ in range(6):
+        start = time.monotonic()
+        response = client.get("/health/ready")
+        assert time.monotonic() - start < 0.4
+        assert response.status_code == 503
+    assert len(hanging_server.accepted) == 1
+    assert client.get("/health").status_code == 200

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future, wait
 from queue import SimpleQueue
 from typing import Any
@@ -28,19 +28,29 @@ LIVE_BODY = b'{"status":"ok"}'
 
 class CheckPool:
     """A few daemon threads (unlike ThreadPoolExecutor's, a stuck one never blocks
-    the process from exiting). Recreated in a forked child, where threads are gone."""
+    the process from exiting). Recreated in a forked child, where threads are gone.
+
+    A check still running from an earlier probe is joined, not started again: a hung
+    dependency holds one thread, however often it is probed, so it can never take
+    the whole pool (and make the other checks time out with it)."""
 
     def __init__(self, size: int = 4) -> None:
         self._size = size
         self._queue: SimpleQueue[tuple[Future[float], Check]] = SimpleQueue()
         self._lock = threading.Lock()
+        self._running: dict[Hashable, Future[float]] = {}
         self._pid = 0
 
-    def submit(self, check: Check) -> Future[float]:
-        """Run ``check`` on a pool thread; the future holds its duration in ms."""
+    def submit(self, key: Hashable, check: Check) -> Future[float]:
+        """Run ``check`` on a pool thread, unless the one under ``key`` still runs;
+        the future holds its duration in ms."""
         self._ensure_threads()
-        future: Future[float] = Future()
-        self._queue.put((future, check))
+        with self._lock:
+            future = self._running.get(key)
+            if future is None or future.done():
+                future = Future()
+                self._running[key] = future
+                self._queue.put((future, check))
         return future
 
     def _ensure_threads(self) -> None:
@@ -49,6 +59,7 @@ class CheckPool:
         with self._lock:
             if self._pid != os.getpid():
                 self._queue = SimpleQueue()
+                self._running = {}
                 for number in range(self._size):
                     thread = threading.Thread(
                         target=self._work, name=f"flaskprod-health-{number}", daemon=True
@@ -101,13 +112,12 @@ def readiness(
     budget = float(app.config.get("HEALTH_TIMEOUT", 2.0) if timeout is None else timeout)
     start = time.perf_counter() if started is None else started
     checks = readiness_checks(app)
-    futures = {name: POOL.submit(check) for name, check in checks.items()}
+    futures = {name: POOL.submit((id(app), name), check) for name, check in checks.items()}
     wait(futures.values(), timeout=max(0.0, start + budget - _MARGIN - time.perf_counter()))
     waited = round((time.perf_counter() - start) * 1000, 1)
     results: dict[str, dict[str, Any]] = {}
     for name, future in futures.items():
         if not future.done():
-            future.cancel()
             results[name] = {"status": "fail", "ms": waited, "error": "timeout"}
             log.warning("readiness check %s timed out after %.0f ms", name, waited)
             continue
