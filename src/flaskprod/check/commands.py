@@ -6,11 +6,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from flaskprod.check.model import REGISTRY, Level
 from flaskprod.errors import UserError
+
+if TYPE_CHECKING:
+    from flaskprod.check.runner import CheckOptions
 
 _LEVELS = [str(level) for level in Level]
 
@@ -51,6 +55,27 @@ def _list(fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _live_host_options(
+    options: CheckOptions, url: str | None, ca: Path | None, crawl: int, timeout: float, host: bool
+) -> None:
+    """--url and --host: their layers only, no app import (the app is the server's)."""
+    if url is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserError(f"--url {url}: not an http(s) URL", hint="e.g. https://example.com")
+        options.options.update(url=url, crawl=crawl, timeout=timeout)
+    if ca is not None:
+        if not ca.is_file():
+            raise UserError(f"--ca {ca}: no such file", hint="give the CA certificate (PEM)")
+        options.options["ca"] = str(ca)
+    options.layers = tuple(
+        layer for layer, wanted in (("live", url is not None), ("host", host)) if wanted
+    )
+    options.no_import = True
+
+
 @click.command("check")
 @click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
 @click.option(
@@ -80,6 +105,27 @@ def _list(fmt: str) -> str:
 @click.option("--select", multiple=True, help="Only these ids or prefixes (NGX004,APP).")
 @click.option("--ignore", "ignore_ids", multiple=True, help="Leave out these ids or prefixes.")
 @click.option("--list", "list_rules", is_flag=True, help="Print every rule and exit.")
+@click.option("--url", help="Probe this running deployment (layer live), e.g. https://example.com.")
+@click.option(
+    "--ca", type=click.Path(path_type=Path), help="Trust this CA file for --url (a private CA)."
+)
+@click.option(
+    "--crawl",
+    type=click.IntRange(0, 500),
+    default=0,
+    show_default=True,
+    help="With --url: follow up to N same-origin links from the home page.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.5, 300),
+    default=10.0,
+    show_default=True,
+    help="With --url: one total timeout for all probes, in seconds.",
+)
+@click.option(
+    "--host", "host", is_flag=True, help="Check the server this runs on (layer host; read-only)."
+)
 def check_command(
     path: Path,
     env_file: Path | None,
@@ -90,6 +136,11 @@ def check_command(
     select: tuple[str, ...],
     ignore_ids: tuple[str, ...],
     list_rules: bool,
+    url: str | None,
+    ca: Path | None,
+    crawl: int,
+    timeout: float,
+    host: bool,
 ) -> None:
     """Check a Flask project's app, files and dependencies before production.
 
@@ -118,6 +169,8 @@ def check_command(
         select=parse_ids(select, "--select"),
         ignore=parse_ids(ignore_ids, "--ignore"),
     )
+    if url or host:  # the live/host layers replace the file checks for this run
+        _live_host_options(options, url, ca, crawl, timeout, host)
     click.echo(f"flaskprod: checking {path}", err=True)
     result = run_checks(options)
     level = Level.parse(fail_level)

@@ -59,5 +59,8 @@ def summarize(result: CheckResult, fail_level: Level) -> dict[str, Any]:
         "env_known": ctx.env_known,
         "files": {kind: len(paths) for kind, paths in ctx.files.items() if paths},
         "duration_ms": round(result.duration * 1000, 1),
+        # The live layer's HTTP Observatory score ({"score", "grade", "modifiers"}),
+        # when --url ran (see flaskprod.check.live.observatory).
+        "observatory": ctx.cache.get("observatory"),
         "flaskprod": __version__,
     }

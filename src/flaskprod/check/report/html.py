@@ -42,6 +42,7 @@ h2{font-size:17px;text-transform:uppercase;letter-spacing:.06em;color:#3b4456;
 .pill.muted{background:#e3e7ee;color:#3b4456}
 .none{background:#e7f6ec;border:1px solid #b9e2c6;padding:16px;border-radius:6px}
 a{color:#1f5fb0}
+.obs{margin-top:10px;font-size:13px;color:#3b4456}.obs ul{margin:4px 0 0;padding-left:18px}
 """
 
 
@@ -61,6 +62,21 @@ def _finding(finding: Finding) -> str:
         f'<div class="top"><a class="id" href="{escape(finding.url)}">{escape(finding.id)}</a>'
         f'<span class="pill p-{level}">{level}</span>{location}</div>'
         f'<div class="msg">{escape(finding.message)}</div>{tail}</div>'
+    )
+
+
+def _observatory(summary: dict[str, Any]) -> str:
+    """The live layer's HTTP Observatory score and its modifiers, when --url ran."""
+    found = summary.get("observatory")
+    if not found:
+        return ""
+    items = "".join(
+        f"<li><code>{escape(m['name'])}</code> {m['points']:+d}: {escape(m['meaning'])}</li>"
+        for m in found["modifiers"]
+    )
+    return (
+        f'<div class="obs"><b>HTTP Observatory: {escape(found["grade"])} '
+        f"({found['score']})</b><ul>{items}</ul></div>"
     )
 
 
@@ -97,7 +113,7 @@ def render_html(result: CheckResult, summary: dict[str, Any]) -> str:
 <div class="meta">{escape(str(summary["project"]))} &middot; {summary["rules_run"]} rules run
 &middot; app: {escape(app)}
 &middot; environment: {escape(str(env))}</div>
-<div class="counts">{pills}{ignored}</div>
+<div class="counts">{pills}{ignored}</div>{_observatory(summary)}
 </div></header>
 <main>{"".join(sections)}</main></body></html>
 """

@@ -57,6 +57,16 @@ def _plain(result: CheckResult, summary: dict[str, Any]) -> list[tuple[str, str]
             f" ({summary['rules_run']} rules run)",
         )
     )
+    observatory = summary.get("observatory")
+    if observatory:
+        applied = ", ".join(f"{m['name']} {m['points']:+d}" for m in observatory["modifiers"])
+        lines.append(
+            (
+                "bold",
+                f"HTTP Observatory score {observatory['score']}, grade {observatory['grade']}"
+                f" ({applied or 'no modifiers'})",
+            )
+        )
     if not [f for f in result.findings if f.ignored_reason is None]:
         lines.append(("green", "No findings."))
     return lines
