@@ -1,0 +1,215 @@
+"""``flaskprod check --url`` against real servers: the shop under ``flaskprod up`` (the
+passing case of every live rule) and one nginx with deliberately misconfigured sites in
+front of a careless gunicorn app (the failing cases). Each test declares the rule cases
+it proves with ``@pytest.mark.covers("LIV001:fail", ...)``; the meta-test in
+tests/check/test_rule_fixtures.py requires a failing and a passing case per rule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from live_support import (
+    BadSites,
+    Shop,
+    describe,
+    flaskprod,
+    ids,
+    run_live,
+    start_bad_sites,
+    start_shop,
+)
+
+from flaskprod.check.model import REGISTRY, Finding, Level
+from flaskprod.check.runner import CheckResult, load_rules
+
+load_rules()
+LIVE_IDS = sorted(r.id for r in REGISTRY if r.layer == "live")
+ALL_PASS = [f"{rule_id}:pass" for rule_id in LIVE_IDS]
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[Shop]:
+    yield from start_shop("flaskprod-live-shop-")
+
+
+@pytest.fixture(scope="module")
+def bad() -> Iterator[BadSites]:
+    yield from start_bad_sites()
+
+
+@pytest.fixture(scope="module")
+def shop_result(shop: Shop) -> CheckResult:
+    return run_live(shop.project, url=shop.url, ca=str(shop.ca), crawl=10)
+
+
+@pytest.fixture(scope="module")
+def careless(bad: BadSites, shop: Shop) -> list[Finding]:
+    """The careless site, checked with the shop's spec (its health paths, 10m limit)."""
+    result = run_live(
+        shop.project,
+        url=bad.url("careless_https"),
+        ca=str(bad.ca),
+        crawl=5,
+        http_url=bad.http("careless_http"),
+    )
+    return result.findings
+
+
+@pytest.mark.covers(*ALL_PASS)
+def test_the_shop_under_up_gives_nothing_at_warning_or_above(shop_result: CheckResult) -> None:
+    findings = shop_result.findings
+    assert not ids(findings, Level.WARNING), describe(findings)
+    # every live rule really ran (nothing skipped for a missing precondition)
+    assert sorted(shop_result.rules_run) == LIVE_IDS
+    observatory = shop_result.context.cache["observatory"]
+    assert observatory["grade"] in ("A+", "A"), observatory
+
+
+@pytest.mark.covers(
+    "LIV001:fail",
+    "LIV014:fail",
+    "LIV015:fail",
+    "LIV020:fail",
+    "LIV021:fail",
+    "LIV023:fail",
+    "LIV024:fail",
+    "LIV025:fail",
+    "LIV042:fail",
+    "LIV043:fail",
+)
+def test_careless_nginx_headers_redirect_and_tls(careless: list[Finding]) -> None:
+    found = {f.id: f for f in careless}
+    text = describe(careless)
+    assert "LIV001" in found, text  # http answers 200, no redirect
+    assert "TLSv1" in found["LIV014"].message, text
+    assert "LIV015" in found, text
+    assert found["LIV020"].message == "no Strict-Transport-Security header"
+    assert "unsafe-inline" in found["LIV021"].message
+    assert "LIV023" in found, text
+    assert found["LIV024"].level == Level.WARNING  # unsafe-url
+    assert "x-frame-options" in found["LIV025"].message  # DENY from nginx, SAMEORIGIN app
+    assert found["LIV025"].level == Level.ERROR
+    assert found["LIV042"].message.startswith("Server: nginx/1.")  # server_tokens on
+    assert found["LIV043"].message == "X-Powered-By: Flask/3"
+
+
+@pytest.mark.covers("LIV022:fail")
+def test_no_frame_protection(bad: BadSites, shop: Shop) -> None:
+    # the "good" site answers with nginx's return: none of the security headers
+    findings = run_live(shop.project, url=bad.url("good_https"), ca=str(bad.ca)).findings
+    assert "LIV022" in ids(findings), describe(findings)
+
+
+@pytest.mark.covers(
+    "LIV030:fail", "LIV040:fail", "LIV041:fail", "LIV050:fail", "LIV051:fail", "LIV080:fail"
+)
+def test_careless_app_debugger_cookie_health_and_crawl(careless: list[Finding]) -> None:
+    found: dict[str, list[Finding]] = {}
+    for finding in careless:
+        found.setdefault(finding.id, []).append(finding)
+    text = describe(careless)
+    cookie = found["LIV030"][0]
+    assert "'sessionid'" in cookie.message and cookie.level == Level.ERROR, text
+    assert "Secure, HttpOnly, SameSite" in cookie.message
+    assert found["LIV040"][0].level == Level.CRITICAL, text
+    assert any("/boom" in f.message for f in found["LIV041"]), text
+    assert any(f.message == "/health did not answer within 1 s" for f in found["LIV050"]), text
+    assert "database failed" in found["LIV051"][0].message, text
+    assert any("/boom answers 500" in f.message for f in found["LIV080"]), text
+
+
+@pytest.mark.covers("LIV060:fail", "LIV061:fail", "LIV062:fail", "LIV070:fail")
+def test_careless_static_files_and_body_limit(careless: list[Finding]) -> None:
+    found = {f.id: f for f in careless}
+    text = describe(careless)
+    assert "/static/site.css" in found["LIV060"].message, text
+    assert "not compressed" in found["LIV061"].message, text
+    assert "content-disposition" in found["LIV062"].message, text
+    assert "waited for the body" in found["LIV070"].message, text
+
+
+@pytest.mark.covers("LIV002:fail", "LIV003:fail", "LIV010:fail", "LIV013:fail")
+def test_off_host_redirect_losing_the_path_to_an_expired_certificate(
+    bad: BadSites, shop: Shop
+) -> None:
+    findings = run_live(
+        shop.project,
+        url=bad.url("expired_https"),
+        ca=str(bad.ca),
+        http_url=bad.http("offhost_http"),
+    ).findings
+    found = {f.id: f for f in findings}
+    text = describe(findings)
+    assert "another host: https://127.0.0.1" in found["LIV002"].message, text
+    assert "LIV003" in found, text
+    assert "expired" in found["LIV010"].message, text
+    assert found["LIV013"].level == Level.ERROR, text  # already past: within 7 days
+
+
+@pytest.mark.covers("LIV013:fail")
+def test_certificate_expiring_in_three_days(bad: BadSites, shop: Shop) -> None:
+    findings = run_live(shop.project, url=bad.url("soon_https"), ca=str(bad.ca)).findings
+    soon = [f for f in findings if f.id == "LIV013"]
+    assert soon and soon[0].level == Level.ERROR, describe(findings)
+    assert "LIV010" not in ids(findings)
+
+
+def test_redirect_through_an_http_hop(bad: BadSites, shop: Shop) -> None:
+    findings = run_live(
+        shop.project, url=bad.url("good_https"), ca=str(bad.ca), http_url=bad.http("hop_http")
+    ).findings
+    hop = [f for f in findings if f.id == "LIV002"]
+    assert hop and "still plain http" in hop[0].message, describe(findings)
+    assert "LIV003" not in ids(findings)  # $request_uri kept the path
+
+
+@pytest.mark.covers("LIV012:fail")
+def test_certificate_for_another_name(bad: BadSites, shop: Shop) -> None:
+    findings = run_live(shop.project, url=bad.url("wrong_name_https"), ca=str(bad.ca)).findings
+    wrong = [f for f in findings if f.id == "LIV012"]
+    assert wrong and "wrong.example" in wrong[0].message, describe(findings)
+    assert "LIV010" not in ids(findings)
+
+
+@pytest.mark.covers("LIV011:fail")
+def test_self_signed_without_ca(shop: Shop) -> None:
+    findings = run_live(shop.project, url=shop.url).findings
+    assert ids(findings, Level.WARNING) == {"LIV011"}, describe(findings)
+
+
+@pytest.mark.covers("LIV000:fail")
+@pytest.mark.parametrize("site", ["dead_upstream_https", "wrong_socket_https"])
+def test_dead_upstream_and_wrong_socket_give_502(bad: BadSites, shop: Shop, site: str) -> None:
+    findings = run_live(shop.project, url=bad.url(site), ca=str(bad.ca)).findings
+    down = [f for f in findings if f.id == "LIV000"]
+    assert down and down[0].message.endswith("answers 502"), describe(findings)
+
+
+def test_a_probe_that_times_out_is_reported_never_passed(bad: BadSites, shop: Shop) -> None:
+    # /health sleeps 1.5 s; the upload probe waits 2 s: a 1 s budget cuts them off
+    findings = run_live(
+        shop.project, url=bad.url("careless_https"), ca=str(bad.ca), timeout=1.0
+    ).findings
+    timed_out = [f for f in findings if "did not finish within the total timeout" in f.message]
+    assert {f.id for f in timed_out} >= {"LIV050", "LIV070"}, describe(findings)
+    assert all(f.level == Level.WARNING for f in timed_out)
+
+
+def test_cli_url_json_has_the_observatory_score(shop: Shop, tmp_path: object) -> None:
+    result = flaskprod(
+        "check", str(shop.project), "--url", shop.url, "--ca", str(shop.ca), "--format", "json"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["observatory"]["grade"] in ("A+", "A")
+    assert summary["rules_run"] == len(LIVE_IDS)
+
+
+def test_cli_url_errors_are_one_line(shop: Shop) -> None:
+    bad_url = flaskprod("check", str(shop.project), "--url", "ftp://x")
+    missing_ca = flaskprod("check", str(shop.project), "--url", shop.url, "--ca", "/nope.pem")
+    for result, needle in ((bad_url, "not an http(s) URL"), (missing_ca, "--ca /nope.pem")):
+        assert result.returncode == 2, result.stderr
+        assert needle in result.stderr and "Traceback" not in result.stderr
