@@ -144,7 +144,7 @@ def up_command(
         ready_timeout=ready_timeout,
     )
     stack = stack_up.Stack(spec, options, _say)
-    stack_up.ensure_kit(spec, project, _say)
+    stack_up.ensure_kit(spec, project, _say, stack.dirs)
     if print_config:
         click.echo(stack.print_config(), nl=False)
         return

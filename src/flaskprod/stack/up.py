@@ -122,7 +122,7 @@ def rendered_paths(spec: Spec, project: Path) -> tuple[Path, Path]:
     return deploy / "gunicorn.conf.py", deploy / "nginx" / f"{spec.app.name}.conf"
 
 
-def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
+def ensure_kit(spec: Spec, project: Path, echo: Echo, dirs: StateDir) -> None:
     """Render the kit when it is missing or stale, so ``up`` runs what would ship.
 
     Files edited by hand are not overwritten: ``up`` runs them as they are and says so
@@ -131,7 +131,8 @@ def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
     from flaskprod.kit.write import plan_kit, write_plan
     from flaskprod.spec.detect import detect_project
 
-    if _kit_is_fresh(spec, project):
+    stamp = dirs.root / "kit.sha256"
+    if stamp.is_file() and stamp.read_text().strip() == _kit_fingerprint(spec, project):
         return
     info = detect_project(project, spec.app.target)
     files, modes = render_files(spec, info)
@@ -148,32 +149,32 @@ def ensure_kit(spec: Spec, project: Path, echo: Echo) -> None:
             raise SpecError(
                 f"{path}: the rendered kit is missing", hint="run 'flaskprod render' first"
             )
+    if not plan.conflicts:
+        from flaskprod.stack.state import write_atomic
+
+        write_atomic(stamp, _kit_fingerprint(spec, project) + "\n")
 
 
-def _kit_is_fresh(spec: Spec, project: Path) -> bool:
-    """Cheap staleness check (rendering imports the app, seconds): the kit is fresh when
-    its manifest is newer than the spec and than flaskprod's templates, and the two
-    files up runs are still byte-for-byte what the manifest recorded."""
-    from flaskprod.kit.write import MANIFEST, read_manifest, sha256
+def _kit_fingerprint(spec: Spec, project: Path) -> str:
+    """What a render depends on and what up runs, hashed: the spec, flaskprod's version
+    and templates, the render manifest and the two files up runs. Rendering imports the
+    app (seconds); when this is unchanged since the last check, the kit is fresh."""
+    import hashlib
 
-    manifest = project / MANIFEST
+    from flaskprod import __version__
+    from flaskprod.kit.write import MANIFEST
+
+    digest = hashlib.sha256(__version__.encode())
     templates = Path(__file__).resolve().parents[1] / "kit" / "templates"
-    try:
-        rendered_at = manifest.stat().st_mtime
-        newest = max(
-            [spec_path(project).stat().st_mtime]
-            + [t.stat().st_mtime for t in templates.rglob("*") if t.is_file()]
-        )
-    except (OSError, ValueError):
-        return False
-    if newest > rendered_at:
-        return False
-    known = read_manifest(project)
-    for path in rendered_paths(spec, project):
-        relative = path.relative_to(project).as_posix()
-        if not path.is_file() or known.get(relative) != sha256(path.read_bytes()):
-            return False
-    return True
+    inputs = [spec_path(project), project / MANIFEST, *rendered_paths(spec, project)]
+    inputs += sorted(t for t in templates.rglob("*") if t.is_file())
+    for path in inputs:
+        digest.update(str(path).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<missing>")
+    return digest.hexdigest()
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -673,7 +674,7 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
                 hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
             )
         stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
-        ensure_kit(spec, stack.project, echo)
+        ensure_kit(spec, stack.project, echo, stack.dirs)
         _, site = rendered_paths(spec, stack.project)
         files = prepare_nginx(site, stack.overlay())
         from flaskprod.stack.nginx import test_config
