@@ -135,7 +135,9 @@ def test_gunicorn_many_workers_without_preload_still_halts(project: Path) -> Non
     assert done.returncode in (1, 3), done.stderr
     ours = [line for line in done.stderr.splitlines() if line.startswith("flaskprod:")]
     assert 1 <= len(ours) <= 3 and set(ours) == {PLACEHOLDER}
-    assert done.stderr.count("Booting worker") == 3
+    # Never more than the three first workers: nothing was respawned. (Fewer when the
+    # master halted before it had spawned them all.)
+    assert 1 <= done.stderr.count("Booting worker") <= 3
 
 
 def chunked_post(port: int, chunks: list[bytes]) -> tuple[int, str]:
