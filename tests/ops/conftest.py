@@ -8,7 +8,7 @@
 - ``table_rows(url)``: every row of every table, read independently of flaskprod's
   own code (SQLAlchemy reflection, ordered by primary key) — what the tests compare.
 - ``run_cli(*args)``: ``flaskprod ...`` in-process, with stdout and stderr apart and
-  none of the caller's DATABASE_URL / FLASKPROD_* environment.
+  none of the caller's DATABASE_URL / FLASKPROD_* environment, from an empty folder.
 """
 
 from __future__ import annotations
@@ -216,7 +216,12 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run_cli() -> Callable[..., Result]:
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
+    # An empty current folder: no flaskprod.toml or .flaskprod/ of the checkout leaks in.
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
     def run(*args: str, env: dict[str, str] | None = None) -> Result:
         clean = {
             "DATABASE_URL": None,

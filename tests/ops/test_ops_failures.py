@@ -29,6 +29,11 @@ def _final_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
+def _leftovers(folder: Path) -> list[str]:
+    """Everything in ``folder`` but the backup lock (an empty file, kept on purpose)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
 def _flip_a_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
@@ -88,12 +93,12 @@ def test_an_unreachable_server_is_one_line_with_host_and_port(
 ) -> None:
     port = free_port()
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/shop"
-    result = run_cli("backup", "--database-url", url, "--output", str(tmp_path))
+    result = run_cli("backup", "--database-url", url, "--output", str(tmp_path / "b"))
     assert result.exit_code == 3, result.stderr
     assert f"cannot connect to PostgreSQL at 127.0.0.1:{port} (database shop)" in result.stderr
     assert "refused" in result.stderr.lower()  # the driver's own first line
     assert result.stderr.count("\n") == 1
-    assert _final_files(tmp_path) == []
+    assert _leftovers(tmp_path / "b") == []
 
 
 def _wrapper_bin(folder: Path, after_dump: str) -> Path:
@@ -124,18 +129,19 @@ def test_a_truncated_dump_fails_verification_and_is_removed(
     )
     assert result.exit_code == 6, result.stderr
     assert "is not a readable pg_dump archive" in result.stderr
-    assert list(out.iterdir()) == []  # the bad file is gone, temp name included
+    assert _leftovers(out) == []  # the bad file is gone, temp name included
 
 
 def test_a_backup_killed_mid_write_leaves_no_file_under_a_final_name(
-    shop_postgres: ShopData, tmp_path: Path, run_cli: Callable[..., Result]
+    shop_postgres: ShopData, project: Path, tmp_path: Path, run_cli: Callable[..., Result]
 ) -> None:
     marker = tmp_path / "dumped"
     bin_dir = _wrapper_bin(tmp_path / "bin", f'touch "{marker}"; sleep 30')
     out = tmp_path / "b"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MEDIA_ROOT")}
+    argv = [str(FLASKPROD), "backup", str(project), "--database-url", shop_postgres.url]
     proc = subprocess.Popen(
-        [str(FLASKPROD), "backup", "--database-url", shop_postgres.url, "--output", str(out)],
+        [*argv, "--output", str(out)],
         env=env | {"FLASKPROD_PG_BIN": str(bin_dir)},
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -155,16 +161,18 @@ def test_a_backup_killed_mid_write_leaves_no_file_under_a_final_name(
             proc.wait(timeout=10)
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
-    leftovers = [p.name for p in out.iterdir()]
+    leftovers = _leftovers(out)
     assert _final_files(out) == [], leftovers
     assert len(leftovers) == 1 and leftovers[0].endswith(f".{proc.pid}.tmp")
     assert (out / leftovers[0]).stat().st_size > 0  # it was written, just never published
 
     # The next backup removes the dead writer's leftover and publishes its own.
-    again = run_cli("backup", "--database-url", shop_postgres.url, "--output", str(out))
+    again = run_cli(
+        "backup", str(project), "--database-url", shop_postgres.url, "--output", str(out)
+    )
     assert again.exit_code == 0, again.stderr
     assert not (out / leftovers[0]).exists()
-    assert all(not name.startswith(".") for name in os.listdir(out))
+    assert all(not name.startswith(".") for name in _leftovers(out))
 
 
 def test_no_space_is_one_line_naming_the_folder_and_leaves_nothing(
@@ -185,6 +193,6 @@ def test_no_space_is_one_line_naming_the_folder_and_leaves_nothing(
         assert result.exit_code == 3, result.stderr
         assert f"no space left on the device of {small}" in result.stderr
         assert result.stderr.count("\n") == 1
-        assert list(small.iterdir()) == []
+        assert _leftovers(small) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)

@@ -52,7 +52,7 @@ def test_keep_is_a_floor_and_max_age_removes_the_rest(
     removed = [line for line in result.stderr.splitlines() if "removed" in line]
     assert len(removed) == 3 and all("older than 7 days" in line for line in removed)
     # Every file of a removed backup is gone (dump, checksum, manifest).
-    assert len(list(out.iterdir())) == 2 * 3
+    assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 2 * 3
 
 
 def test_young_backups_beyond_keep_stay(database: str, tmp_path: Path) -> None:

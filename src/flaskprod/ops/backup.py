@@ -23,6 +23,7 @@ from flaskprod.ops import postgres, sqlite
 from flaskprod.ops.database import POSTGRESQL, Database
 from flaskprod.ops.files import (
     Progress,
+    folder_lock,
     fsync_dir,
     no_space_message,
     publish,
@@ -137,7 +138,20 @@ def make_backup(
     """Back up ``db`` (and the ``media`` folder) into ``folder``; return the verified
     backup. ``tool_dirs`` overrides where pg_dump is looked for."""
     prepare_folder(folder)
-    remove_stale_temps(folder)
+    with folder_lock(folder, app):
+        remove_stale_temps(folder, app)
+        return _make_backup(db, app, folder, media, now, tool_dirs, stream)
+
+
+def _make_backup(
+    db: Database,
+    app: str,
+    folder: Path,
+    media: Path | None,
+    now: datetime | None,
+    tool_dirs: list[Path] | None,
+    stream: TextIO | None,
+) -> Backup:
     moment = _free_moment(folder, app, now)
     name = stem(app, moment)
     final_db = folder / f"{name}{SUFFIXES[db.kind]}"

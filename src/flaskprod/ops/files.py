@@ -68,10 +68,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete temp files whose writer is gone (killed mid-backup); return them."""
+def remove_stale_temps(folder: Path, app: str) -> list[Path]:
+    """Delete ``app``'s temp files whose writer is gone (killed mid-backup)."""
     removed = []
-    for path in folder.glob(".*.tmp"):
+    candidates = [*folder.glob(f".{app}-*.tmp"), *folder.glob(f".verify-{app}-*.tmp")]
+    for path in candidates:
         pid_text = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else ""
         if not pid_text.isdigit():
             continue
@@ -80,6 +81,20 @@ def remove_stale_temps(folder: Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, app: str) -> Iterator[None]:
+    """One backup of ``app`` at a time in ``folder`` (two in the same second would
+    otherwise pick the same name); the lock goes with the process if it dies."""
+    import fcntl
+
+    with (folder / f".{app}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _alive(pid: int) -> bool:
