@@ -351,7 +351,10 @@ def build_config(
         if problems:
             raise StartupRefused(problems)
     except StartupRefused as refused:
-        print(refused, file=sys.stderr, flush=True)
+        # One write for all the lines: gunicorn workers refusing at the same moment
+        # share stderr, and print()'s separate newline write lets their lines mix.
+        sys.stderr.write(f"{refused}\n")
+        sys.stderr.flush()
         raise
     app.config.update(merged)
     app.debug = bool(merged["DEBUG"])
