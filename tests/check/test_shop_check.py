@@ -14,12 +14,8 @@ from flaskprod.check.runner import CheckOptions, CheckResult, run_checks
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 
 #: Real findings on the shop, reported to the shop/kit owners instead of silenced.
-KNOWN_REAL = {
-    # examples/shop declares no dependencies (no requirements.txt, no pyproject.toml):
-    # deploy/Dockerfile's 'pip install .' cannot build and the server's venv has no
-    # source of truth for versions.
-    "PRJ004",
-}
+#: Empty: PRJ004 (no declared dependencies) was fixed by examples/shop/requirements.txt.
+KNOWN_REAL: set[str] = set()
 
 
 @pytest.fixture(scope="module")
