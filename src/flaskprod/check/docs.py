@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from itertools import groupby
 
+from flaskprod.check.live.docs import live_host_section
 from flaskprod.check.model import REGISTRY
 from flaskprod.check.runner import INTERNAL, load_rules
 from flaskprod.check.summary import GRADES, PENALTY
@@ -67,6 +68,7 @@ def render_markdown() -> str:
     penalties = ", ".join(f"{points} per {level}" for level, points in PENALTY.items())
     grades = ", ".join(f"{letter} >= {floor}" for floor, letter in GRADES if floor)
     out = [_INTRO.format(penalties=penalties, grades=grades)]
+    out.append(live_host_section())  # --url and --host: probes, Observatory score, 502 walk
     out.append("## Index\n")
     out.append("| id | level | layer | title |\n|---|---|---|---|")
     for rule in REGISTRY:

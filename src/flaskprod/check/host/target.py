@@ -1,0 +1,130 @@
+"""What ``check --host`` looks at: the deployment's files and processes on this server.
+
+Two shapes: the project's local stack when ``flaskprod up`` runs it (state.json names
+every pid, socket and file), else the server layout the kit installs (from the spec:
+/etc/nginx, the unix socket, /etc/<name>/<name>.env, the backup folder, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flaskprod.check.context import Context
+from flaskprod.stack.state import StateDir
+
+
+def etc(ctx: Context) -> Path:
+    """The /etc the host rules read: ``options["host_root"]`` lets them read a mounted
+    image or a test's stand-in tree instead of this machine's."""
+    return Path(str(ctx.options.get("host_root") or "/")) / "etc"
+
+
+@dataclass
+class HostTarget:
+    kind: str  # "local stack" or "server"
+    nginx_conf: Path
+    #: nginx's -p prefix (the local stack runs nginx outside /etc).
+    nginx_prefix: Path | None = None
+    nginx_pid: int | None = None
+    gunicorn_pid: int | None = None
+    #: The upstream the app listens on: "unix:/path" or "host:port"; None when unknown.
+    bind: str | None = None
+    #: The site as nginx has it enabled, and the kit's rendering of it on disk.
+    enabled_site: Path | None = None
+    kit_site: Path | None = None
+    env_files: list[Path] = field(default_factory=list)
+    certificates: list[Path] = field(default_factory=list)
+    log_dirs: list[Path] = field(default_factory=list)
+    data_dirs: list[Path] = field(default_factory=list)
+    backup_dir: Path | None = None
+    app_name: str | None = None
+    #: The site's https URL, for the 502 walk.
+    url: str | None = None
+    ca: Path | None = None
+    services: list[str] = field(default_factory=list)
+    #: Where system configuration is read (nginx, logrotate, certbot's timer).
+    etc: Path = Path("/etc")
+
+    @property
+    def socket(self) -> Path | None:
+        return Path(self.bind[5:]) if self.bind and self.bind.startswith("unix:") else None
+
+
+def _alive(pid: int | None, started: int | None) -> bool:
+    from flaskprod.stack.process import is_alive, start_time
+
+    return pid is not None and is_alive(pid) and (started is None or start_time(pid) == started)
+
+
+def resolve(ctx: Context) -> HostTarget:
+    target = _local_stack(ctx)
+    target = target if target is not None else _server(ctx)
+    target.etc = etc(ctx)
+    return target
+
+
+def _local_stack(ctx: Context) -> HostTarget | None:
+    dirs = StateDir(ctx.root / ".flaskprod")
+    state = dirs.read()
+    if state is None:
+        return None
+    nginx = state.service("nginx")
+    gunicorn = state.service("gunicorn")
+    if nginx is None:
+        return None
+    spec = ctx.spec
+    kit_site = None
+    if spec is not None:
+        candidate = ctx.root / "deploy" / "nginx" / f"{spec.app.name}.conf"
+        kit_site = candidate if candidate.is_file() else None
+    return HostTarget(
+        kind="local stack",
+        nginx_conf=dirs.nginx / "nginx.conf",
+        nginx_prefix=dirs.nginx,
+        nginx_pid=nginx.pid if _alive(nginx.pid, nginx.started) else None,
+        gunicorn_pid=(
+            gunicorn.pid if gunicorn and _alive(gunicorn.pid, gunicorn.started) else None
+        ),
+        bind=gunicorn.address if gunicorn else None,
+        enabled_site=dirs.nginx / "site.conf",
+        kit_site=kit_site,
+        env_files=[dirs.root / "secret_key"],
+        certificates=[dirs.tls / "server.pem"],
+        log_dirs=[dirs.logs],
+        data_dirs=[dirs.logs, dirs.media],
+        backup_dir=dirs.root / "backups",  # where 'flaskprod backup' writes for the stack
+        app_name=spec.app.name if spec is not None else None,
+        url=f"https://localhost:{state.https_port}/",
+        ca=dirs.tls / "ca.pem",
+        services=[s.name for s in state.services],
+    )
+
+
+def _server(ctx: Context) -> HostTarget:
+    spec = ctx.spec
+    nginx_root = etc(ctx) / "nginx"
+    target = HostTarget(kind="server", nginx_conf=nginx_root / "nginx.conf")
+    if spec is None:
+        target.log_dirs = [Path("/var/log/nginx")]
+        return target
+    name = spec.app.name
+    target.app_name = name
+    target.bind = spec.bind
+    for folder in ("sites-enabled", "conf.d"):
+        for candidate in (nginx_root / folder / n for n in (name, f"{name}.conf")):
+            if candidate.exists():
+                target.enabled_site = candidate
+    kit = ctx.root / "deploy" / "nginx" / f"{name}.conf"
+    target.kit_site = kit if kit.is_file() else None
+    target.env_files = [Path(spec.resolve(spec.deploy.env_file))]
+    domain = spec.app.domains[0] if spec.app.domains else None
+    if domain:
+        target.certificates = [Path(spec.resolve(spec.tls.certificate))]
+        target.url = f"https://{domain}/"
+    target.log_dirs = [Path("/var/log/nginx"), Path(f"/var/log/{name}")]
+    target.data_dirs = [Path("/var/log"), Path(spec.media_dir)]
+    target.backup_dir = Path(spec.resolve(spec.backup.dir))
+    target.data_dirs.append(target.backup_dir)
+    target.services = [name, "nginx"]
+    return target

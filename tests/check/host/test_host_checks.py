@@ -1,0 +1,288 @@
+"""``flaskprod check --host`` on this machine: against the shop under ``flaskprod up``
+(started by this module), against a hand-made "careless" deployment (a gunicorn run as
+nobody on a public port, a broken nginx config, a world-readable secret, a certificate
+expiring in three days, a dead nginx), and in server mode against a stand-in /etc.
+The 502 walk runs LAST: it stops the stack's gunicorn. Cases are declared with
+``@pytest.mark.covers`` (see tests/check/test_rule_fixtures.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))  # live_support
+
+from live_support import (
+    SHOP,
+    Shop,
+    _leaf,
+    _traversable_dir,
+    describe,
+    flaskprod,
+    ids,
+    run_live,
+    start_shop,
+)
+
+from flaskprod.check.model import Finding, Level
+from flaskprod.stack import process
+from flaskprod.stack.ca import ensure_ca
+from flaskprod.stack.gunicorn import gunicorn_executable
+from flaskprod.stack.ports import free_port
+from flaskprod.stack.state import ServiceRecord, StackState, StateDir
+
+PLAIN_APP = Path(__file__).resolve().parent / "plainapp"
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[Shop]:
+    yield from start_shop("flaskprod-host-shop-")
+
+
+def host(root: Path, **options: object) -> list[Finding]:
+    return run_live(root, host=True, **options).findings
+
+
+def by_id(findings: list[Finding]) -> dict[str, list[Finding]]:
+    found: dict[str, list[Finding]] = {}
+    for finding in findings:
+        found.setdefault(finding.id, []).append(finding)
+    return found
+
+
+@pytest.fixture(scope="module")
+def healthy(shop: Shop) -> list[Finding]:
+    return host(shop.project)
+
+
+@pytest.mark.covers(
+    "HST001:pass",
+    "HST003:pass",
+    "HST004:pass",
+    "HST005:pass",
+    "HST007:pass",
+    "HST009:pass",
+    "HST020:pass",
+    "HST006:fail",
+    "HST010:fail",
+    "HST012:fail",
+)
+def test_the_running_stack(healthy: list[Finding], shop: Shop) -> None:
+    found = by_id(healthy)
+    text = describe(healthy)
+    for rule_id in ("HST001", "HST003", "HST004", "HST005", "HST007", "HST009", "HST020"):
+        assert rule_id not in found, text
+    if os.geteuid() == 0:  # gunicorn of `flaskprod up` keeps the user that started it
+        assert "gunicorn pid" in found["HST006"][0].message, text
+    assert str(shop.dirs.logs / "gunicorn.log") in found["HST010"][0].message, text
+    assert "no backup folder" in found["HST012"][0].message, text
+    # what this machine cannot show is said, at info level, with the reason
+    assert found["HST008"][0].level == Level.INFO, text
+    assert found["HST008"][0].message.startswith("could not check: ")
+    assert found["HST002"][0].message.startswith("could not check: ")
+
+
+@pytest.mark.covers("HST012:pass")
+def test_a_fresh_backup_satisfies_the_schedule(shop: Shop) -> None:
+    made = flaskprod("backup", str(shop.project), "--no-media")
+    assert made.returncode == 0, made.stdout + made.stderr
+    findings = host(shop.project)
+    assert "HST012" not in ids(findings), describe(findings)
+
+
+@pytest.mark.covers("HST010:pass")
+def test_a_logrotate_entry_covers_the_logs(shop: Shop, tmp_path: Path) -> None:
+    rotate = tmp_path / "etc" / "logrotate.d"
+    rotate.mkdir(parents=True)
+    (rotate / "shop").write_text(f"{shop.dirs.logs}/*.log {{\n    daily\n    rotate 14\n}}\n")
+    findings = host(shop.project, host_root=str(tmp_path))
+    assert "HST010" not in ids(findings), describe(findings)
+
+
+@pytest.mark.covers("HST011:fail", "HST011:pass")
+def test_disk_threshold(shop: Shop) -> None:
+    usage = shutil.disk_usage(shop.dirs.logs)
+    used = 100 * (usage.total - usage.free) / usage.total
+    over = host(shop.project, disk_full_percent=max(used - 1, 0.5))
+    under = host(shop.project, disk_full_percent=min(used + 5, 99.9))
+    full = [f for f in over if f.id == "HST011"]
+    assert full and f"{used:.0f}% used" in full[0].message, describe(over)
+    assert "HST011" not in ids(under), describe(under)
+
+
+# -- a careless deployment, made by hand ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def careless() -> Iterator[Path]:
+    """A project whose state.json records a gunicorn running as nobody on 0.0.0.0, an
+    nginx that is gone, a broken nginx.conf, a world-readable secret and a certificate
+    expiring in three days."""
+    base = _traversable_dir("flaskprod-host-careless-")
+    project = base / "project"
+    dirs = StateDir(project / ".flaskprod")
+    dirs.prepare()
+    port = free_port()
+    # as nobody (Debian's group for it is nogroup), via setpriv like stack.process does
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    app = process.start(
+        [
+            *(as_nobody if os.geteuid() == 0 else []),
+            *gunicorn_executable(),
+            "--bind",
+            f"0.0.0.0:{port}",
+            "--workers",
+            "1",
+            "--chdir",
+            str(PLAIN_APP),
+            "--no-control-socket",
+            "app:app",
+        ],
+        name="plainapp",
+        log_path=base / "gunicorn.log",
+        die_with_parent=True,
+    )
+    try:
+        app.wait_ready(lambda: _listening(port), timeout=30)
+        (dirs.nginx / "nginx.conf").write_text("events {}\nhttp { server { listen x; } }\n")
+        secret = dirs.root / "secret_key"
+        secret.write_text("not-so-secret\n")
+        secret.chmod(0o644)
+        ca = ensure_ca(base / "ca")
+        cert, _ = _leaf(ca, base / "ca", "soon", names=["localhost"], days=3)
+        dirs.tls.mkdir(exist_ok=True)
+        shutil.copy(cert, dirs.tls / "server.pem")
+        dead = process.start(["true"], name="gone", log_path=base / "gone.log")
+        dead.stop()
+        state = StackState(
+            project=str(project),
+            started_at=0.0,
+            supervisor_pid=None,
+            url=f"https://localhost:{free_port()}/",
+            http_port=free_port(),
+            https_port=free_port(),
+            services=[
+                ServiceRecord("gunicorn", app.pid, app.started, f"0.0.0.0:{port}", ""),
+                ServiceRecord("nginx", dead.pid, dead.started, "127.0.0.1:1", ""),
+            ],
+        )
+        dirs.write(state)
+        yield project
+    finally:
+        app.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.covers(
+    "HST001:fail",
+    "HST003:fail",
+    "HST005:fail",
+    "HST006:pass",
+    "HST007:fail",
+    "HST009:fail",
+)
+def test_the_careless_deployment(careless: Path) -> None:
+    findings = host(careless)
+    found = by_id(findings)
+    text = describe(findings)
+    assert "nginx -t:" in found["HST001"][0].message, text
+    assert "nginx of the local stack is not running" in found["HST003"][0].message, text
+    assert "listens on 0.0.0.0:" in found["HST005"][0].message, text
+    assert "HST006" not in found, text  # gunicorn runs as nobody, no nginx workers
+    assert "secret_key is mode 0o644" in found["HST007"][0].message, text
+    soon = found["HST009"][0]
+    assert "expires in 2." in soon.message or "expires in 3." in soon.message, text
+    assert soon.level == Level.ERROR
+    # the site is down: the 502 walk names nginx as the first broken link
+    assert "HST020" in found, text
+    assert found["HST020"][0].message.startswith("nginx: nothing answers"), text
+
+
+# -- server mode: a stand-in /etc -------------------------------------------------------
+
+
+@pytest.fixture
+def server_project(tmp_path: Path) -> Path:
+    project = tmp_path / "shop"
+    shutil.copytree(
+        SHOP, project, ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__")
+    )
+    return project
+
+
+@pytest.mark.covers("HST002:fail", "HST002:pass")
+def test_enabled_site_drift(server_project: Path, tmp_path: Path) -> None:
+    enabled = tmp_path / "root" / "etc" / "nginx" / "sites-enabled" / "shop.conf"
+    enabled.parent.mkdir(parents=True)
+    kit = (server_project / "deploy" / "nginx" / "shop.conf").read_text()
+    enabled.write_text(kit)
+    same = host(server_project, host_root=str(tmp_path / "root"))
+    assert "HST002" not in ids(same), describe(same)
+    enabled.write_text(kit.replace("client_max_body_size 10m;", "client_max_body_size 500m;"))
+    drifted = [
+        f for f in host(server_project, host_root=str(tmp_path / "root")) if f.id == "HST002"
+    ]
+    assert drifted and "client_max_body_size 500m;" in drifted[0].message, describe(drifted)
+
+
+def _stand_in_ufw(folder: Path, allowed: list[str]) -> None:
+    """A recording stand-in for ufw (no firewall may be changed on this machine)."""
+    lines = "\n".join(f"{port:<27}ALLOW       Anywhere" for port in allowed)
+    script = folder / "ufw"
+    script.write_text(
+        "#!/bin/sh\ncat <<'EOF'\nStatus: active\n\nTo                         Action      From\n"
+        f"--                         ------      ----\n{lines}\nEOF\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.mark.covers("HST008:fail", "HST008:pass")
+def test_firewall_ports(
+    server_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    _stand_in_ufw(bin_dir, ["22/tcp", "80/tcp", "443/tcp", "5432/tcp"])
+    wide = [f for f in host(server_project) if f.id == "HST008"]
+    assert wide and wide[0].message == "ufw allows ports 5432", describe(wide)
+    _stand_in_ufw(bin_dir, ["22/tcp", "80/tcp", "443"])
+    narrow = [f for f in host(server_project) if f.id == "HST008"]
+    assert not narrow, describe(narrow)
+
+
+# -- LAST: the 502 walk (stops the stack's gunicorn) ------------------------------------
+
+
+@pytest.mark.covers("HST020:fail", "HST004:fail")
+def test_the_502_walk_with_the_upstream_stopped(shop: Shop) -> None:
+    state = shop.dirs.read()
+    assert state is not None
+    gunicorn = state.service("gunicorn")
+    assert gunicorn is not None and gunicorn.stop(15)
+    findings = host(shop.project)
+    found = by_id(findings)
+    text = describe(findings)
+    walk = found["HST020"][0]
+    assert walk.message.startswith("socket: "), text
+    assert "gunicorn.sock does not exist" in walk.message
+    assert "after: nginx ok -> upstream ok" in walk.message
+    assert "start gunicorn" in walk.hint
+    assert "does not exist" in found["HST004"][0].message, text
+    assert "gunicorn of the local stack is not running" in found["HST003"][0].message
