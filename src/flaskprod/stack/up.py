@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
 from flaskprod.spec.model import SPEC_FILENAME, Spec
@@ -39,6 +39,10 @@ from flaskprod.stack.nginx import (
 )
 from flaskprod.stack.ports import LOOPBACK
 from flaskprod.stack.state import ServiceRecord, StackState, StateDir, children_of
+
+if TYPE_CHECKING:
+    from flaskprod.stack.postgres import PostgresCluster
+    from flaskprod.stack.redis import RedisServer
 
 DEFAULT_HTTPS_PORT = 8443
 DEFAULT_HTTP_PORT = 8080
@@ -432,7 +436,7 @@ class Stack:
         self.echo(
             f"postgres: {'creating a new cluster in' if first else 'starting'} {self.dirs.postgres}"
         )
-        cluster.start()
+        _start_or_stop(cluster)
         _outlive_this_process(cluster)
         self._servers.append(cluster)
         self._record(
@@ -460,7 +464,7 @@ class Stack:
         from flaskprod.stack.redis import RedisServer
 
         server = RedisServer(self.dirs.redis, persistence=True)
-        server.start()
+        _start_or_stop(server)
         _outlive_this_process(server)
         self._servers.append(server)
         self.echo(f"redis: {server.url()}")
@@ -585,6 +589,16 @@ def _can_listen(port: int) -> bool:
     return True
 
 
+def _start_or_stop(server: PostgresCluster | RedisServer) -> None:
+    # Interrupted (Ctrl-C) while it starts, the server is not recorded yet: stop it
+    # here, or it would outlive `up` unnoticed.
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+
+
 def _proxy_group() -> str | None:
     user = nginx_user()
     return user[1] if user else None
@@ -600,11 +614,11 @@ def _outlive_this_process(server: object) -> None:
         atexit.unregister(hook)
 
 
-def _ensure_database(cluster: object, database: str, role: str) -> None:
+def _ensure_database(cluster: PostgresCluster, database: str, role: str) -> None:
+    """The spec's role and database, made on the first run (trust auth on loopback)."""
     from psycopg import sql
 
-    connect = getattr(cluster, "connect")  # noqa: B009 - typed as object to keep imports lazy
-    with connect() as conn:
+    with cluster.connect() as conn:
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
