@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from live_support import (
@@ -213,3 +214,47 @@ def test_cli_url_errors_are_one_line(shop: Shop) -> None:
     for result, needle in ((bad_url, "not an http(s) URL"), (missing_ca, "--ca /nope.pem")):
         assert result.returncode == 2, result.stderr
         assert needle in result.stderr and "Traceback" not in result.stderr
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+
+
+@pytest.mark.browser
+def test_html_report_shows_live_and_host_findings_with_the_score(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """--url (without --ca: the local CA is not trusted) and --host in one report, opened
+    in headless Chromium; the screenshot is kept in test-artifacts/check-live-host.png."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    from flaskprod.check.report import render
+    from flaskprod.check.summary import summarize
+
+    result = run_live(shop.project, url=shop.url, host=True)
+    summary = summarize(result, Level.WARNING)
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render(result, summary, "html"))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.goto(page_file.as_uri())
+            layers = [h.lower() for h in page.locator("main h2").all_inner_texts()]
+            assert layers == ["live", "host"], layers
+            ids_shown = page.locator(".f .id").all_inner_texts()
+            assert "LIV011" in ids_shown and "HST010" in ids_shown, ids_shown
+            assert page.locator(".grade b").inner_text() == summary["grade"]
+            observatory = page.locator(".obs b").inner_text()
+            grade = summary["observatory"]["grade"]
+            assert observatory == f"HTTP Observatory: {grade} ({summary['observatory']['score']})"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "check-live-host.png"), full_page=True)
+        finally:
+            browser.close()
