@@ -9,7 +9,6 @@ checked once more. A failure at any step leaves no file under a final name.
 from __future__ import annotations
 
 import os
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ from flaskprod.ops.manifest import (
     list_backups,
     stem,
 )
+from flaskprod.ops.media import archive as media_archive
 from flaskprod.ops.pgtools import find_tools, for_server
-from flaskprod.ops.verify import check_backup_files, check_tar
+from flaskprod.ops.verify import check_backup_files
 
 
 @dataclass
@@ -115,12 +115,6 @@ def _copy_sqlite(db: Database, temp: Path, progress: Progress) -> _Dumped:
     return _Dumped(version, f"sqlite3 backup API {version}", tables, revision)
 
 
-def _tar_media(media: Path, temp: Path) -> None:
-    with no_space_message(temp.parent), tarfile.open(temp, "w") as archive:
-        archive.add(media, arcname="media")
-    check_tar(temp)
-
-
 def _entry(final: Path, temp: Path) -> FileEntry:
     return FileEntry(name=final.name, size=temp.stat().st_size, sha256=sha256_file(temp))
 
@@ -166,7 +160,7 @@ def _make_backup(
         db_entry = _entry(final_db, temps[0])
         media_entry = None
         if media is not None:
-            _tar_media(media, temps[1])
+            media_archive(media, temps[1])
             media_entry = _entry(final_media, temps[1])
         manifest = Manifest(
             app=app,

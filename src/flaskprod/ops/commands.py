@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from flaskprod.errors import UserError, VerificationFailed
+from flaskprod.ops import media as media_files
 from flaskprod.ops import restore as restoring
 from flaskprod.ops import target
 from flaskprod.ops.backup import apply_retention, make_backup, remove
@@ -142,6 +143,12 @@ def backup_command(
 )
 @click.option("--yes", is_flag=True, help="Replace the data of a database that is not empty.")
 @click.option(
+    "--media",
+    "with_media",
+    is_flag=True,
+    help="Also restore the media archive into MEDIA_ROOT (replaced as a whole).",
+)
+@click.option(
     "--project",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=".",
@@ -153,6 +160,7 @@ def restore_command(
     database_url: str | None,
     into: str | None,
     yes: bool,
+    with_media: bool,
     project: Path,
     as_json: bool,
 ) -> None:
@@ -164,6 +172,9 @@ def restore_command(
     """
     found = read_backup(backup)
     kind = found.manifest.database_kind
+    media_root = _media_root(found, project) if with_media else None
+    if media_root is not None:  # refuse before the database is touched
+        media_files.check_replaceable(media_root, yes=yes)
     configured = _configured(database_url, project, needed=not (into and kind == SQLITE))
     create_from = None
     if into is not None:
@@ -183,6 +194,11 @@ def restore_command(
     _say(f"restore: {found.database_path.name} ({found.manifest.created_at}) into {describe(goal)}")
     result = restore_backup(found, goal, yes=yes, create_from=create_from)
     _report(found, result)
+    if media_root is not None and found.media_path is not None:
+        files = media_files.restore(found.media_path, media_root, yes=yes)
+        _say(f"restore: media folder {media_root} restored ({files} files)")
+    elif found.media_path is not None:
+        _say(f"restore: the backup has media ({found.media_path.name}): --media restores it")
     if as_json:
         click.echo(
             json.dumps(
@@ -191,10 +207,23 @@ def restore_command(
                     "tables": {name: s.rows for name, s in result.tables.items()},
                     "replaced": result.replaced,
                     "differences": result.differences,
+                    "media": str(media_root) if media_root is not None else None,
                 },
                 indent=2,
             )
         )
+
+
+def _media_root(found: Backup, project: Path) -> Path:
+    """Where --media restores to; checked before the database is touched."""
+    if found.media_path is None:
+        raise UserError(f"--media: {found.database_path.name} has no media archive")
+    root = target.media_root(target.load_setup(project, os.environ), os.environ)
+    if not root:
+        raise UserError(
+            "--media: no media folder known", hint="set MEDIA_ROOT or run from the project"
+        )
+    return Path(root)
 
 
 def _configured(option: str | None, project: Path, *, needed: bool) -> Database | None:

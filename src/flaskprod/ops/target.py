@@ -75,17 +75,21 @@ def backup_folder(option: Path | None, setup: Setup, source: str) -> Path:
     )
 
 
-def media_folder(choice: bool | None, setup: Setup, environ: Mapping[str, str]) -> Path | None:
-    """The app's ``MEDIA_ROOT`` (environment, else the local stack's, else the spec's
-    paths.media_dir). ``--media``: it must exist; ``--no-media``: none; default: if
-    it exists."""
-    if choice is False:
-        return None
-    candidate = (
+def media_root(setup: Setup, environ: Mapping[str, str]) -> str | None:
+    """The app's ``MEDIA_ROOT``: the environment's, else the local stack's, else the
+    spec's paths.media_dir."""
+    return (
         environ.get("MEDIA_ROOT")
         or setup.stack_env.get("MEDIA_ROOT")
         or (setup.spec.media_dir if setup.spec is not None else None)
     )
+
+
+def media_folder(choice: bool | None, setup: Setup, environ: Mapping[str, str]) -> Path | None:
+    """``--media``: MEDIA_ROOT must exist; ``--no-media``: none; default: if it exists."""
+    if choice is False:
+        return None
+    candidate = media_root(setup, environ)
     if candidate and Path(candidate).is_dir():
         return Path(candidate)
     if choice:
