@@ -1,0 +1,710 @@
+"""The seven fault scenarios. Each runs a bounded load against a running stack,
+injects one fault, and returns its figures and the checks it makes (each check says
+what was expected and what was observed; the scenario passes when all of them hold).
+
+Every scenario gets a :class:`Size`: ``TEST`` (make test: a few seconds of load),
+``QUICK`` (``--quick``) or ``FULL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.faults.load import (
+    Load,
+    LoadPlan,
+    LoadRecord,
+    latency_ms,
+    recovery_seconds,
+    summarize,
+    verify_orders,
+)
+from bench.faults.probes import Poller
+from bench.faults.slow import SlowClients
+from bench.faults.stack import FaultStack, flaskprod
+from flaskprod.stack import process
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    rate: float  # first attempts per second
+    before: float  # seconds of load before the fault
+    after: float  # seconds of load after recovery
+    outage: float  # seconds a service stays down / paused
+    slow_clients: int
+    slow_seconds: float
+    stall: float  # seconds PostgreSQL stays SIGSTOPped
+
+
+TEST = Size(
+    "test", rate=30, before=1.5, after=1.5, outage=2.5, slow_clients=40, slow_seconds=4, stall=4
+)
+QUICK = Size(
+    "quick", rate=40, before=3, after=3, outage=3, slow_clients=150, slow_seconds=10, stall=8
+)
+FULL = Size(
+    "full", rate=50, before=10, after=10, outage=5, slow_clients=400, slow_seconds=25, stall=40
+)
+
+
+def check(name: str, passed: bool, expected: str, observed: Any) -> dict[str, Any]:
+    return {"check": name, "passed": bool(passed), "expected": expected, "observed": observed}
+
+
+def _plan(size: Size, budget: float, **kw: Any) -> LoadPlan:
+    return LoadPlan(
+        rate=size.rate,
+        duration=budget,
+        max_requests=int(size.rate * budget) + 10,
+        **kw,
+    )
+
+
+def _prefix(number: int) -> str:
+    return f"fault{number}-{uuid.uuid4().hex[:8]}-"
+
+
+def _finish(
+    number: int,
+    title: str,
+    fault: str,
+    load: Load,
+    stack: FaultStack,
+    checks: list[dict[str, Any]],
+    recover: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    record = load.stop()
+    orders = verify_orders(stack, record)
+    summary = summarize(record)
+    return {
+        "scenario": number,
+        "title": title,
+        "fault": fault,
+        "load": summary,
+        "orders": orders,
+        "time_to_recover_s": recover,
+        "extra": extra or {},
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
+def _order_checks(stack: FaultStack, record: LoadRecord) -> list[dict[str, Any]]:
+    orders = verify_orders(stack, record)
+    return [
+        check(
+            "every acknowledged order is in the database",
+            orders["lost"] == 0 and orders["wrong_id"] == 0,
+            "0 lost",
+            f"{orders['lost']} lost, {orders['wrong_id']} with another id "
+            f"({orders['acknowledged']} acknowledged)",
+        ),
+        check(
+            "no order is stored twice",
+            orders["duplicated"] == 0,
+            "0 duplicated",
+            orders["duplicated"],
+        ),
+        check(
+            "orders were placed during the run",
+            orders["acknowledged"] > 0,
+            "> 0 acknowledged",
+            orders["acknowledged"],
+        ),
+    ]
+
+
+def _run_for(load: Load, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and load.running():
+        time.sleep(0.02)
+
+
+# -- 1. reload ----------------------------------------------------------------------------
+
+
+def reload_under_load(stack: FaultStack, size: Size) -> dict[str, Any]:
+    load = Load(stack, _plan(size, size.before + size.after + 60), _prefix(1)).start()
+    _run_for(load, size.before)
+    load.mark("reload")
+    began = time.monotonic()
+    output = flaskprod("reload", str(stack.project), timeout=90).stdout
+    took = round(time.monotonic() - began, 3)
+    load.mark("reloaded")
+    _run_for(load, size.after)
+    load.stop()
+    summary = summarize(load.record)
+    checks = [
+        check(
+            "no request failed",
+            summary["failed_total_first_attempt"] == 0,
+            "0 failed",
+            summary["failed_gets"] | summary["failed_posts_first_attempt"],
+        ),
+        check("the reload finished", "reloaded" in output, "'reloaded' in its output", took),
+        *_order_checks(stack, load.record),
+    ]
+    return _finish(
+        1,
+        "flaskprod reload during load",
+        f"flaskprod reload (took {took} s)",
+        load,
+        stack,
+        checks,
+        recovery_seconds(load.record, load.record.events["reload"]),
+        {"reload_seconds": took},
+    )
+
+
+# -- 2. a worker killed ---------------------------------------------------------------------
+
+
+def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
+    expected = len(stack.workers())
+    load = Load(stack, _plan(size, size.before + size.after + 60), _prefix(2)).start()
+    _run_for(load, size.before)
+    fault_at = load.mark("kill")
+    victim = stack.kill_worker()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = stack.workers()
+        if victim not in workers and len(workers) >= expected:
+            break
+        time.sleep(0.02)
+    replaced = round(load.mark("replaced") - fault_at, 3)
+    _run_for(load, size.after)
+    load.stop()
+    summary = summarize(load.record)
+    checks = [
+        check("no GET failed", not summary["failed_gets"], "0 failed", summary["failed_gets"]),
+        check(
+            "no order failed in the end (retried with the same key)",
+            not summary["failed_posts_final"],
+            "0 final failures",
+            summary["failed_posts_final"],
+        ),
+        check(
+            "gunicorn replaced the worker",
+            victim not in stack.workers() and len(stack.workers()) >= expected,
+            f"{expected} workers, {victim} not among them",
+            f"{len(stack.workers())} workers after {replaced} s",
+        ),
+        *_order_checks(stack, load.record),
+    ]
+    return _finish(
+        2,
+        "a gunicorn worker killed (SIGKILL)",
+        f"SIGKILL to worker {victim}",
+        load,
+        stack,
+        checks,
+        recovery_seconds(load.record, fault_at),
+        {
+            "worker_replaced_after_s": replaced,
+            "first_attempt_post_failures": summary["failed_posts_first_attempt"],
+        },
+    )
+
+
+# -- 3. the master killed, restarted by a supervisor -----------------------------------------
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """The restart settings of the rendered systemd unit (``deploy/systemd/<name>.service``)."""
+
+    restart: str
+    restart_sec: float
+    kill_mode: str
+    timeout_stop_sec: float
+
+    @classmethod
+    def of(cls, stack: FaultStack) -> RestartPolicy:
+        from flaskprod.check.parsers.systemd import parse_unit_text
+
+        path = stack.project / "deploy" / "systemd" / f"{stack.spec().app.name}.service"
+        unit = parse_unit_text(path, path.read_text())
+        return cls(
+            restart=unit.value("Service", "Restart", "no"),
+            restart_sec=_seconds(unit.value("Service", "RestartSec", "100ms")),
+            kill_mode=unit.value("Service", "KillMode", "control-group"),
+            timeout_stop_sec=_seconds(unit.value("Service", "TimeoutStopSec", "90")),
+        )
+
+
+def _seconds(value: str) -> float:
+    """systemd time spans as the unit writes them: "2", "2s", "100ms", "1min"."""
+    for suffix, factor in (("ms", 0.001), ("min", 60.0), ("s", 1.0)):
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
+
+
+class Supervisor:
+    """Stands in for the server's systemd, following the rendered unit: when gunicorn's
+    main process is gone, the rest of the service (its process group here, its cgroup
+    there) is stopped as ``KillMode`` says — ``mixed``/``control-group``: the leftovers
+    get up to ``TimeoutStopSec`` to exit (``control-group`` sends them SIGTERM first),
+    then SIGKILL — and after ``RestartSec`` gunicorn is started again, exactly as ``up``
+    started it. ``flaskprod up`` has no restart loop of its own (in the foreground it
+    stops the stack when a service dies; detached, nothing watches)."""
+
+    def __init__(self, stack: FaultStack, load: Load, policy: RestartPolicy) -> None:
+        self.stack = stack
+        self.load = load
+        self.policy = policy
+        self.restarts: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.policy.timeout_stop_sec + 60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            old = self.stack.record("gunicorn")
+            if old.alive():
+                continue
+            noticed = self.load.mark("supervisor noticed")
+            if self.policy.kill_mode == "control-group":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(old.pid, signal.SIGTERM)  # the group we started, leader gone
+            # The orphaned workers notice their master is gone and leave gracefully.
+            deadline = time.monotonic() + self.policy.timeout_stop_sec
+            while process.group_members(old.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left = len(process.group_members(old.pid))
+            process.stop_pid(old.pid, expected_start=old.started, timeout=1)  # SIGKILL the rest
+            emptied = self.load.mark("service stopped")
+            time.sleep(self.policy.restart_sec)
+            pid = self.stack.start_gunicorn()
+            started = self.load.mark("supervisor restarted")
+            self.restarts.append(
+                {
+                    "old": old.pid,
+                    "new": pid,
+                    "noticed": round(noticed, 3),
+                    "leftovers_gone": round(emptied, 3),
+                    "leftovers_killed": left,
+                    "started": round(started, 3),
+                }
+            )
+
+
+def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
+    policy = RestartPolicy.of(stack)
+    budget = size.before + size.after + policy.timeout_stop_sec + policy.restart_sec + 60
+    load = Load(stack, _plan(size, budget), _prefix(3)).start()
+    supervisor = Supervisor(stack, load, policy).start()
+    try:
+        _run_for(load, size.before)
+        fault_at = load.mark("kill master")
+        killed = stack.kill_master()
+        deadline = time.monotonic() + policy.timeout_stop_sec + policy.restart_sec + 30
+        while time.monotonic() < deadline and not supervisor.restarts:
+            time.sleep(0.05)
+        stack.wait_ready(60)
+        load.mark("ready again")
+        _run_for(load, size.after)
+        load.stop()
+    finally:
+        supervisor.stop()
+    record = load.record
+    failed = [a for a in record.attempts if a.attempt == 0 and not a.ok]
+    ok_after = [a for a in record.attempts if a.ok and a.at >= fault_at]
+    statuses = sorted({a.outcome() for a in failed})
+    gap_end = max((a.at + a.latency for a in failed), default=fault_at)
+    gap = round(gap_end - fault_at, 3) if failed else 0.0
+    outside = [a for a in failed if a.at < fault_at]
+    checks = [
+        check("failures are 502/503 only", set(statuses) <= {"502", "503"}, "502/503", statuses),
+        check("no failure before the fault", not outside, "0", len(outside)),
+        check(
+            "restarted without manual action",
+            bool(supervisor.restarts),
+            "the supervisor restarted gunicorn",
+            supervisor.restarts,
+        ),
+        check(
+            "requests succeed after the gap",
+            bool(ok_after) and ok_after[-1].at > gap_end,
+            "successes after the last failure",
+            len(ok_after),
+        ),
+        *_order_checks(stack, record),
+    ]
+    return _finish(
+        3,
+        "the gunicorn master killed, restarted by a supervisor",
+        f"SIGKILL to the master {killed}; restarted as the rendered systemd unit says "
+        f"(Restart={policy.restart}, KillMode={policy.kill_mode}, "
+        f"TimeoutStopSec={policy.timeout_stop_sec:g}, RestartSec={policy.restart_sec:g})",
+        load,
+        stack,
+        checks,
+        gap,
+        {
+            "gap_s": gap,
+            "failed_statuses": statuses,
+            "ready_after_kill_s": round(load.record.events["ready again"] - fault_at, 3),
+            "supervisor": supervisor.restarts,
+            "policy": policy.__dict__,
+        },
+    )
+
+
+# -- 4. PostgreSQL restarted ---------------------------------------------------------------
+
+
+def _answer_time(poller: Poller, status: int, after: float) -> float | None:
+    probe = poller.first(status, after)
+    return None if probe is None else round(probe.at + probe.latency - after, 3)
+
+
+def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
+    with stack.client() as client:  # the product list is in the cache before the fault
+        client.get("/api/products").raise_for_status()
+    plan = _plan(size, size.before + size.outage + size.after + 60, get_paths=("/api/products",))
+    load = Load(stack, plan, _prefix(4)).start()
+    ready = Poller(stack, "/health/ready", load.t0, source="127.0.9.1").start()
+    page = Poller(stack, "/", load.t0, interval=0.25, source="127.0.9.2").start()
+    try:
+        _run_for(load, size.before)
+        stopped_at = load.mark("stop postgres")
+        stack.stop_postgres()
+        load.mark("postgres stopped")
+        time.sleep(size.outage)
+        load.mark("start postgres")
+        stack.start_postgres()
+        started_at = load.mark("postgres accepts connections")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and ready.first(200, started_at) is None:
+            time.sleep(0.05)
+        _run_for(load, size.after)
+        load.stop()
+    finally:
+        ready.stop()
+        page.stop()
+    summary = summarize(load.record)
+    to_503 = _answer_time(ready, 503, stopped_at)
+    to_200 = _answer_time(ready, 200, started_at)
+    page_statuses = page.statuses(stopped_at, started_at)
+    tracebacks = summary["tracebacks"] + sum(p.traceback for p in ready.probes + page.probes)
+    checks = [
+        check(
+            "readiness turns 503 within 2 s",
+            to_503 is not None and to_503 <= 2.0,
+            "<= 2 s after the stop",
+            to_503,
+        ),
+        check(
+            "readiness back to 200 within 2 s of the restart",
+            to_200 is not None and to_200 <= 2.0,
+            "<= 2 s",
+            to_200,
+        ),
+        check(
+            "cached product reads keep answering",
+            not summary["failed_gets"],
+            "0 failed",
+            summary["failed_gets"],
+        ),
+        check("no page shows a traceback", tracebacks == 0, "0", tracebacks),
+        check(
+            "pages that need the database answer 503, not 500",
+            "500" not in page_statuses,
+            "no 500",
+            page_statuses,
+        ),
+        *_order_checks(stack, load.record),
+    ]
+    down = round(started_at - stopped_at, 3)
+    return _finish(
+        4,
+        "PostgreSQL restarted",
+        f"PostgreSQL stopped (fast shutdown) for {down} s, then started",
+        load,
+        stack,
+        checks,
+        to_200 if to_200 is not None else -1.0,
+        {
+            "readiness_503_after_s": to_503,
+            "readiness_200_after_restart_s": to_200,
+            "readiness": ready.statuses(),
+            "page_during_outage": page_statuses,
+            "first_attempt_post_failures": summary["failed_posts_first_attempt"],
+        },
+    )
+
+
+# -- 5. Redis stopped ----------------------------------------------------------------------
+
+
+def redis_stopped(stack: FaultStack, size: Size) -> dict[str, Any]:
+    plan = _plan(size, size.before + size.outage + size.after + 60, get_paths=("/api/products",))
+    load = Load(stack, plan, _prefix(5)).start()
+    signup = Poller(stack, "/signup", load.t0, interval=0.2, source="127.0.9.3").start()
+    ready = Poller(stack, "/health/ready", load.t0, interval=0.2, source="127.0.9.4").start()
+    login: dict[str, Any] = {}
+    try:
+        _run_for(load, size.before)
+        stopped_at = load.mark("stop redis")
+        stack.stop_redis()
+        time.sleep(size.outage / 2)
+        with stack.client("127.0.9.5") as client:  # one log-in page (its own rate limit)
+            response = client.get("/login")
+            login = {
+                "status": response.status_code,
+                "traceback": "Traceback" in response.text,
+                "says": response.text[:2000].count("503") > 0
+                or "unavailable" in response.text.lower(),
+            }
+        time.sleep(size.outage / 2)
+        load.mark("start redis")
+        stack.start_redis()
+        started_at = load.mark("redis accepts connections")
+        deadline = time.monotonic() + 20  # each worker leaves Redis alone 5 s after an error
+        while time.monotonic() < deadline and signup.first(200, started_at) is None:
+            time.sleep(0.05)
+        _run_for(load, size.after)
+        load.stop()
+    finally:
+        signup.stop()
+        ready.stop()
+    summary = summarize(load.record)
+    during = signup.statuses(stopped_at + 0.5, started_at)
+    recovered = _answer_time(signup, 200, started_at)
+    tracebacks = summary["tracebacks"] + sum(p.traceback for p in signup.probes)
+    checks = [
+        check(
+            "product reads fall back to the database",
+            not summary["failed_gets"],
+            "0 failed",
+            summary["failed_gets"],
+        ),
+        check(
+            "orders (token, no session) keep working",
+            not summary["failed_posts_final"],
+            "0 final failures",
+            summary["failed_posts_final"],
+        ),
+        check(
+            "session pages answer a clear 503, never 500",
+            bool(during) and set(during) <= {"503"},
+            "503 only",
+            during,
+        ),
+        check(
+            "the log-in page answers 503 without a traceback",
+            login.get("status") == 503 and not login.get("traceback"),
+            "503",
+            login,
+        ),
+        check("no traceback in any answer", tracebacks == 0, "0", tracebacks),
+        check(
+            "sessions recover when Redis returns",
+            recovered is not None,
+            "/signup 200 again",
+            recovered,
+        ),
+        *_order_checks(stack, load.record),
+    ]
+    down = round(started_at - stopped_at, 3)
+    return _finish(
+        5,
+        "Redis stopped",
+        f"Redis stopped for {down} s, then started",
+        load,
+        stack,
+        checks,
+        recovered if recovered is not None else -1.0,
+        {
+            "session_page_during_outage": during,
+            "login_page": login,
+            "readiness": ready.statuses(stopped_at, started_at),
+            "sessions_back_after_restart_s": recovered,
+        },
+    )
+
+
+# -- 6. slow clients -----------------------------------------------------------------------
+
+
+def slow_clients(stack: FaultStack, size: Size) -> dict[str, Any]:
+    seconds = size.slow_seconds
+    reads = ("/api/products", "/")
+    baseline = Load(
+        stack, _plan(size, seconds, get_paths=reads, post_every=0), _prefix(6), block=4
+    ).start()
+    base = baseline.join()
+    slow = SlowClients(stack, size.slow_clients, seconds + 4)
+    slow.start()
+    slow.wait_connected(timeout=30)
+    under = Load(
+        stack, _plan(size, seconds, get_paths=reads, post_every=0), _prefix(6), block=5
+    ).start()
+    under.mark("slow clients connected")
+    loaded = under.join()
+    held = slow.open_now()
+    slow_result = slow.finish(timeout=seconds + 30)
+    base_summary, load_summary = summarize(base), summarize(loaded)
+    base_lat = latency_ms([a for a in base.attempts if a.attempt == 0])
+    load_lat = latency_ms([a for a in loaded.attempts if a.attempt == 0])
+    bound = max(2 * base_lat["p99"], base_lat["p99"] + 25.0)
+    checks = [
+        check(
+            "no request failed without slow clients",
+            not base_summary["failed_gets"],
+            "0",
+            base_summary["failed_gets"],
+        ),
+        check(
+            "no request failed with slow clients",
+            not load_summary["failed_gets"],
+            "0",
+            load_summary["failed_gets"],
+        ),
+        check(
+            "the slow connections were held open during the load",
+            held >= 0.9 * size.slow_clients,
+            f">= {0.9 * size.slow_clients:g}",
+            held,
+        ),
+        check(
+            "p99 keeps its level (<= max(2x, +25 ms) of the baseline)",
+            load_lat["p99"] <= bound,
+            f"<= {bound:g} ms",
+            load_lat["p99"],
+        ),
+    ]
+    return {
+        "scenario": 6,
+        "title": "slow clients (slowloris-style)",
+        "fault": f"{size.slow_clients} connections sending their request slowly for "
+        f"{seconds + 4:g} s (half the headers, half a body)",
+        "load": load_summary,
+        "orders": None,
+        "time_to_recover_s": 0.0,
+        "extra": {
+            "latency_without_ms": base_lat,
+            "latency_with_ms": load_lat,
+            "baseline": base_summary,
+            "slow_clients": slow_result,
+            "held_open_during_load": held,
+        },
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }
+
+
+# -- 7. PostgreSQL stalled -----------------------------------------------------------------
+
+
+def _gunicorn_timeouts(stack: FaultStack, offset: int) -> int:
+    with stack.log("gunicorn").open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().count(b"WORKER TIMEOUT")
+
+
+def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
+    spec = stack.spec()
+    worker_timeout = float(spec.server.timeout)
+    log_offset = stack.log("gunicorn").stat().st_size
+    with stack.client() as client:
+        client.get("/api/products").raise_for_status()
+    plan = _plan(size, size.before + size.stall + size.after + 60, get_paths=("/api/products", "/"))
+    load = Load(stack, plan, _prefix(7)).start()
+    ready = Poller(
+        stack, "/health/ready", load.t0, interval=0.25, timeout=40, source="127.0.9.6"
+    ).start()
+    try:
+        _run_for(load, size.before)
+        paused_at = load.mark("SIGSTOP postgres")
+        stack.pause_postgres()
+        time.sleep(size.stall)
+        resumed_at = load.mark("SIGCONT postgres")
+        stack.resume_postgres()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ready.first(200, resumed_at) is None:
+            time.sleep(0.05)
+        _run_for(load, size.after)
+        load.stop()
+    finally:
+        stack.resume_postgres()
+        ready.stop()
+    summary = summarize(load.record)
+    first_probe = ready.first_answer(paused_at)
+    to_503 = _answer_time(ready, 503, paused_at)
+    to_200 = _answer_time(ready, 200, resumed_at)
+    longest = max((a.latency for a in load.record.attempts), default=0.0)
+    bound = worker_timeout + 5.0  # nginx's proxy_read_timeout: the worker timeout + 5 s
+    timeouts = _gunicorn_timeouts(stack, log_offset)
+    after = [a for a in load.record.attempts if to_200 is not None and a.at > resumed_at + to_200]
+    checks = [
+        check(
+            "no request hangs beyond the configured timeouts",
+            longest <= bound,
+            f"<= {bound:g} s (gunicorn timeout {worker_timeout:g} s + nginx margin)",
+            round(longest, 3),
+        ),
+        check(
+            "readiness reports the stall (503) within its 2 s deadline + 0.5 s",
+            to_503 is not None and to_503 <= 2.5,
+            "<= 2.5 s",
+            to_503,
+        ),
+        check("readiness back to 200 after SIGCONT", to_200 is not None, "200", to_200),
+        check(
+            "requests succeed again after recovery",
+            bool(after) and all(a.ok for a in after if a.kind == "get"),
+            "all GETs 200",
+            len(after),
+        ),
+        *_order_checks(stack, load.record),
+    ]
+    return _finish(
+        7,
+        "PostgreSQL stalled (SIGSTOP)",
+        f"PostgreSQL SIGSTOPped for {size.stall:g} s, then SIGCONT",
+        load,
+        stack,
+        checks,
+        to_200 if to_200 is not None else -1.0,
+        {
+            "readiness_503_after_s": to_503,
+            "first_readiness_answer": first_probe
+            and {"status": first_probe.status, "latency": first_probe.latency},
+            "readiness_200_after_resume_s": to_200,
+            "longest_request_s": round(longest, 3),
+            "worker_timeouts_in_log": timeouts,
+            "readiness": ready.statuses(),
+            "first_attempt_failures": summary["failed_gets"]
+            | summary["failed_posts_first_attempt"],
+        },
+    )
+
+
+SCENARIOS: dict[int, Callable[[FaultStack, Size], dict[str, Any]]] = {
+    1: reload_under_load,
+    2: worker_killed,
+    3: master_killed,
+    4: postgres_restarted,
+    5: redis_stopped,
+    6: slow_clients,
+    7: postgres_stalled,
+}

@@ -1,0 +1,344 @@
+"""The stack under test: a real ``flaskprod up -d`` of the reference shop, and the
+faults one can do to it.
+
+The shop is copied to a temp folder other users can traverse (nginx workers and
+PostgreSQL do not run as root), started with ``flaskprod up -d`` on free ports and
+seeded once (the demo user gets a known API token). Every fault acts on a process
+recorded in the stack's ``state.json`` — by pid, checked against its kernel start
+time — and a service the harness restarts is recorded back into ``state.json``, so
+``flaskprod down`` always stops exactly what runs. Nothing here touches another
+process of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flaskprod.stack import process
+from flaskprod.stack.ports import LOOPBACK, free_port
+from flaskprod.stack.state import ServiceRecord, StateDir, children_of
+
+REPO = Path(__file__).resolve().parents[2]
+SHOP = REPO / "examples" / "shop"
+FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
+TOKEN = "faults-demo-token-0123456789abcdef0123456789"  # noqa: S105 - a throwaway stack
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or a fault could not be applied."""
+
+
+def flaskprod(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the flaskprod CLI as a user would; raise with its output when it fails."""
+    result = subprocess.run(
+        [FLASKPROD, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise StackError(
+            f"flaskprod {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass
+class FaultStack:
+    """One running stack of the shop (see :func:`running_stack`)."""
+
+    project: Path
+    https_port: int
+    http_port: int
+    dirs: StateDir
+    token: str = TOKEN
+    env: dict[str, str] = field(default_factory=dict)
+
+    # -- where -----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.dirs.tls / "ca.pem"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def client(self, source: str | None = None, timeout: float = 10.0) -> httpx.Client:
+        """An HTTPS client through nginx; ``source``: the loopback address to send from
+        (nginx limits /api/ per client address, as it would per real client)."""
+        transport = httpx.HTTPTransport(verify=self.ssl_context(), local_address=source)
+        return httpx.Client(transport=transport, base_url=self.url, timeout=timeout)
+
+    def record(self, name: str) -> ServiceRecord:
+        state = self.dirs.read()
+        found = state.service(name) if state else None
+        if found is None:
+            raise StackError(f"{name} is not in {self.dirs.state_file}")
+        return found
+
+    def pid(self, name: str) -> int:
+        return self.record(name).pid
+
+    def log(self, name: str) -> Path:
+        return self.dirs.log(name)
+
+    def database_dsn(self) -> str:
+        return self.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+
+    def spec(self) -> Any:
+        from flaskprod.stack.up import load_project_spec
+
+        return load_project_spec(self.project)
+
+    # -- gunicorn --------------------------------------------------------------------
+    def workers(self) -> list[int]:
+        return children_of(self.pid("gunicorn"))
+
+    def kill_worker(self) -> int:
+        """SIGKILL one gunicorn worker (a child of the master we started)."""
+        master = self.record("gunicorn")
+        if not master.alive():
+            raise StackError("gunicorn's master is not running")
+        victims = children_of(master.pid)
+        if not victims:
+            raise StackError("gunicorn has no worker to kill")
+        os.kill(victims[0], signal.SIGKILL)
+        return victims[0]
+
+    def kill_master(self) -> int:
+        """SIGKILL gunicorn's master (its orphaned workers exit by themselves once they
+        see their parent gone — gunicorn workers check it every second)."""
+        master = self.record("gunicorn")
+        if not master.send(signal.SIGKILL):
+            raise StackError("gunicorn's master is not running")
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(master.pid, os.WNOHANG)
+        return master.pid
+
+    def start_gunicorn(self) -> int:
+        """Start gunicorn again exactly as ``up`` does (same command, environment and
+        log), and record it in ``state.json``: what systemd's ``Restart=always`` does."""
+        from flaskprod.stack import gunicorn
+        from flaskprod.stack.up import Stack, UpOptions
+
+        spec = self.spec()
+        options = UpOptions(
+            project=self.project, https_port=self.https_port, http_port=self.http_port
+        )
+        starter = Stack(spec, options, lambda _message: None)
+        # The environment up gave it (state.json keeps only the URLs): what systemd's
+        # EnvironmentFile gives the restarted service on a server.
+        env = gunicorn.app_environment(
+            spec,
+            os.environ,
+            secret_key=self.dirs.secret_key(),
+            database_url=self.env["DATABASE_URL"],
+            redis_url=self.env.get("REDIS_URL"),
+            media_root=self.dirs.media,
+        )
+        socket_path = starter.socket_path()
+        socket_path.unlink(missing_ok=True)  # the dead master's; gunicorn binds afresh
+        proc = process.start(
+            starter.gunicorn_command(),
+            name="gunicorn",
+            log_path=self.dirs.log("gunicorn"),
+            cwd=self.project,
+            env=env,
+        )
+        self._replace("gunicorn", proc.pid)
+        return proc.pid
+
+    # -- PostgreSQL and Redis ----------------------------------------------------------
+    def stop_postgres(self) -> None:
+        """Fast shutdown (SIGINT), as ``systemctl stop postgresql`` does."""
+        self.record("postgres").stop(30.0, signal.SIGINT, group=False)
+
+    def start_postgres(self) -> int:
+        """Start the stack's cluster again on the same port, data and log."""
+        from flaskprod.stack.postgres import PostgresCluster
+
+        port = _port_of(self.record("postgres"))
+        cluster = PostgresCluster(
+            self.dirs.postgres,
+            port=port,
+            log_path=self.dirs.log("postgres"),
+            max_connections=int(self.spec().database.max_connections),
+            ready_timeout=30.0,
+            stop_at_exit=False,
+        )
+        cluster.start()
+        assert cluster.pid is not None
+        self._replace("postgres", cluster.pid)
+        return cluster.pid
+
+    def postgres_process(self) -> process.Process:
+        record = self.record("postgres")
+        return process.Process("postgres", record.pid, Path(record.log), record.started)
+
+    def pause_postgres(self) -> None:
+        """SIGSTOP the postmaster and every backend: a stalled database host."""
+        self.postgres_process().pause()
+
+    def resume_postgres(self) -> None:
+        self.postgres_process().resume()
+
+    def stop_redis(self) -> None:
+        self.record("redis").stop(10.0, signal.SIGTERM)
+
+    def start_redis(self) -> int:
+        from flaskprod.stack.redis import RedisServer
+
+        server = RedisServer(
+            self.dirs.redis,
+            port=_port_of(self.record("redis")),
+            persistence=True,
+            stop_at_exit=False,
+        )
+        server.start()
+        assert server.pid is not None
+        self._replace("redis", server.pid)
+        return server.pid
+
+    def _replace(self, name: str, pid: int) -> None:
+        """Record a restarted service under its new pid (so ``down`` stops it)."""
+        state = self.dirs.read()
+        if state is None:
+            raise StackError(f"{self.dirs.state_file} is gone")
+        old = state.service(name)
+        record = ServiceRecord(
+            name=name,
+            pid=pid,
+            started=process.start_time(pid),
+            address=old.address if old else "",
+            log=old.log if old else str(self.dirs.log(name)),
+            data=old.data if old else None,
+        )
+        state.services = [record if s.name == name else s for s in state.services]
+        self.dirs.write(state)
+
+    # -- the database, read directly ---------------------------------------------------
+    def orders_by_key(self, prefix: str) -> dict[str, list[int]]:
+        """Every order whose Idempotency-Key starts with ``prefix``: key -> order ids."""
+        import psycopg
+
+        with psycopg.connect(self.database_dsn(), connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT idempotency_key, id FROM orders WHERE idempotency_key LIKE %s",
+                (prefix.replace("%", r"\%").replace("_", r"\_") + "%",),
+            ).fetchall()
+        found: dict[str, list[int]] = {}
+        for key, order_id in rows:
+            found.setdefault(str(key), []).append(int(order_id))
+        return found
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        """Seconds until readiness through nginx answers 200 (raises after ``timeout``)."""
+        began = time.monotonic()
+        with self.client(timeout=3.0) as client:
+            while time.monotonic() - began < timeout:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/health/ready").status_code == 200:
+                        return time.monotonic() - began
+                time.sleep(0.05)
+        raise StackError(f"the stack was not ready within {timeout:g}s")
+
+
+def _port_of(record: ServiceRecord) -> int:
+    return int(record.address.rsplit(":", 1)[1])
+
+
+def _copy_shop() -> Path:
+    base = Path(tempfile.mkdtemp(prefix="flaskprod-faults-"))
+    base.chmod(0o755)  # nginx workers (nobody) and postgres must traverse it
+    project = base / "shop"
+    shutil.copytree(
+        SHOP,
+        project,
+        ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__", "*.pyc"),
+    )
+    return project
+
+
+def _seed(stack: FaultStack) -> None:
+    env = dict(os.environ)
+    env.update(stack.env)
+    env.update(FLASKPROD_ENV="production", SECRET_KEY=stack.dirs.secret_key())
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi:app", "seed", "--token", stack.token],
+        cwd=stack.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[FaultStack]:
+    """``flaskprod up -d`` of a fresh copy of the shop; ``flaskprod down`` afterwards,
+    then every recorded pid is checked gone (and stopped by pid if ``down`` failed)."""
+    project = _copy_shop()
+    stack = FaultStack(
+        project=project,
+        https_port=free_port(),
+        http_port=free_port(),
+        dirs=StateDir(project / ".flaskprod"),
+    )
+    try:
+        flaskprod(
+            "up",
+            str(project),
+            "-d",
+            "--https-port",
+            str(stack.https_port),
+            "--http-port",
+            str(stack.http_port),
+            "--timeout",
+            "90",
+        )
+        stack.env = dict(json.loads(stack.dirs.state_file.read_text())["env"])
+        _seed(stack)
+        yield stack
+    finally:
+        recorded = stack.dirs.read()
+        subprocess.run(
+            [FLASKPROD, "down", str(project)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        for record in recorded.services if recorded else []:
+            if record.alive():  # down failed: stop exactly what up (or we) started
+                record.stop(10)
+        shutil.rmtree(project.parent, ignore_errors=True)
+
+
+def loopback(block: int, number: int) -> str:
+    """A loopback source address of its own for load thread ``number`` (127.0.block.n)."""
+    return f"127.0.{block}.{number % 250 + 1}"
+
+
+__all__ = ["LOOPBACK", "FaultStack", "StackError", "flaskprod", "loopback", "running_stack"]
