@@ -146,10 +146,12 @@ def test_profile_defaults(make_app: MakeApp) -> None:
     assert prod.config["SESSION_COOKIE_SECURE"] is True
     assert prod.config["TRUSTED_PROXIES"] == 1
     assert prod.config["LOG_FORMAT"] == "json"
+    assert prod.config["PREFERRED_URL_SCHEME"] == "https"
     dev = make_app("development")
     assert dev.config["SESSION_COOKIE_SECURE"] is False
     assert dev.config["TRUSTED_PROXIES"] == 0
     assert dev.config["LOG_FORMAT"] == "text"
+    assert dev.config["PREFERRED_URL_SCHEME"] == "http"
     assert make_app("testing").testing is True
 
 

@@ -113,6 +113,8 @@ _PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
         "LOG_FORMAT": "json",
         "SESSION_COOKIE_SECURE": True,
         "REMEMBER_COOKIE_SECURE": True,
+        # url_for(_external=True) outside a request (mails, CLI): the public scheme.
+        "PREFERRED_URL_SCHEME": "https",
     },
 }
 
