@@ -10,11 +10,14 @@ an https URL on 443).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flaskprod.check.context import Context
 from flaskprod.check.live import observatory
-from flaskprod.check.live.probe import LiveReport, ProbeSettings, run_probes
+
+if TYPE_CHECKING:  # httpx and cryptography load only when a --url run needs them
+    from flaskprod.check.live.probe import LiveReport, ProbeSettings
 
 __all__ = ["DEFAULT_TIMEOUT", "http_entry", "live_report", "settings_for"]
 
@@ -40,6 +43,8 @@ def http_entry(ctx: Context, url: str) -> str | None:
 
 
 def settings_for(ctx: Context) -> ProbeSettings:
+    from flaskprod.check.live.probe import ProbeSettings
+
     url = str(ctx.options["url"])
     spec = ctx.spec
     health: tuple[str, ...] = ()
@@ -63,6 +68,8 @@ def live_report(ctx: Context) -> LiveReport:
     """The probes' results, run on first use and shared by every live rule. Also
     leaves the Observatory score in ``ctx.cache["observatory"]`` for the summary."""
     if "live" not in ctx.cache:
+        from flaskprod.check.live.probe import run_probes
+
         report = run_probes(settings_for(ctx))
         ctx.cache["live"] = report
         home = report.get("home")

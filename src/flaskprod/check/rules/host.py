@@ -13,8 +13,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from cryptography import x509
-
 from flaskprod.check.context import Context
 from flaskprod.check.host import host_target, probes
 from flaskprod.check.host.probes import CannotCheck
@@ -299,6 +297,8 @@ def firewall(ctx: Context) -> Iterator[Finding]:
     "hook reloading nginx. Warning within 30 days, error within 7.",
 )
 def certificate_on_disk(ctx: Context) -> Iterator[Finding]:
+    from cryptography import x509  # only when --host runs
+
     target = host_target(ctx)
     now = datetime.datetime.now(datetime.UTC)
     for path in target.certificates:
