@@ -245,3 +245,36 @@ def test_print_config_shows_the_overlay_and_starts_nothing(tiny: Path) -> None:
     assert "+    listen 127.0.0.1:9443 ssl http2;" in result.stdout
     assert "-    listen 443 ssl http2;" in result.stdout
     assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
+def test_no_spec_on_a_terminal_offers_init_then_goes_on(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    (tmp_path / "app.py").write_text(APP)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: flaskprod on a terminal
+        try:
+            os.execv(FLASKPROD, [FLASKPROD, "up", str(tmp_path), "--print-config"])  # noqa: S606
+        finally:
+            os._exit(127)  # never return into pytest in the child
+    output, answered = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 0.5)[0]:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+        if b"Run 'flaskprod init' now?" in output and not answered:
+            os.write(fd, b"y\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    assert answered, output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
+    assert (tmp_path / "flaskprod.toml").is_file()
+    assert b"--bind unix:" in output  # init ran, then up went on with the new spec

@@ -131,9 +131,17 @@ def up_command(
             raise
         if not click.confirm(f"{project} has no flaskprod.toml. Run 'flaskprod init' now?"):
             raise
-        from flaskprod.cli import cli
+        from flaskprod.kit.commands import init_command
 
-        cli.main(args=["init", str(project)], prog_name="flaskprod", standalone_mode=False)
+        click.get_current_context().invoke(
+            init_command,
+            path=project,
+            target=None,
+            name=None,
+            domains=(),
+            force=False,
+            no_import=False,
+        )
         spec = stack_up.load_project_spec(project)
     options = stack_up.UpOptions(
         project=project,
