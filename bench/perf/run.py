@@ -1,0 +1,209 @@
+"""The side-by-side benchmark (see docs/performance.md, which this renders).
+
+    .venv/bin/python -m bench.perf            # full run, about 8 minutes
+    .venv/bin/python -m bench.perf --quick    # a short run, under 2 minutes
+
+Loopback only; every run is bounded by wrk's -d and the open-loop client's count.
+Writes bench/results/<UTC timestamp>.json and latest.json, then docs/performance.md
+and its plots (docs/performance/*.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from bench.perf import procstat
+from bench.perf.measure import Settings, closed_loop, fixed_rate
+from bench.perf.stacks import (
+    REPO,
+    TOKEN,
+    Running,
+    Shared,
+    flaskprod_stack,
+    limit_stack,
+    load_spec,
+    product_ids,
+    shared_services,
+    usual_stack,
+)
+from bench.perf.targets import evaluate
+from bench.perf.workloads import MIX, Target
+
+RESULTS = REPO / "bench" / "results"
+APP_WORKLOADS = ("products", "product", "order", "static", "mix")
+QUICK = Settings(seconds=2.0, repeats=1, warmup=0.5, latency_seconds=2.0)
+
+
+_BEGAN = time.monotonic()
+
+
+def _say(message: str) -> None:
+    print(f"[{time.monotonic() - _BEGAN:5.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False)
+    return {
+        "python": platform.python_version(),
+        "gunicorn": version("gunicorn"),
+        "flask": version("flask"),
+        "nginx": nginx.stderr.strip().rpartition("/")[2],
+        "wrk": "4.1.0 (Debian)",
+    }
+
+
+StackFactory = Callable[[], AbstractContextManager[Running]]
+
+
+def _measure_stack(
+    make: StackFactory,
+    workloads: tuple[str, ...],
+    target: Target,
+    settings: Settings,
+    rates: dict[str, float],
+    results: dict[str, Any],
+) -> None:
+    with make() as stack:
+        ids = target.product_ids or (product_ids(stack) if "hello" not in workloads else ())
+        target = Target(stack.host, ids or (1,), target.token)
+        entry: dict[str, Any] = {"notes": stack.notes, "url": stack.url, "workloads": {}}
+        results["stacks"][stack.name] = entry
+        for workload in workloads:
+            load = procstat.load_average()[0]
+            _say(f"  {stack.name:<18} {workload:<9} max ...")
+            best = closed_loop(stack, workload, target, settings)
+            rate = rates.setdefault(
+                workload, max(1.0, min(settings.rate_cap, settings.rate_fraction * best["rps"]))
+            )
+            _say(f"  {stack.name:<18} {workload:<9} {best['rps']:8.0f} req/s; at {rate:.0f}/s ...")
+            latency = fixed_rate(stack, workload, target, rate, settings)
+            latency["fraction_of_max"] = rate / best["rps"] if best["rps"] else None
+            entry["workloads"][workload] = {
+                "max": best,
+                "fixed_rate": latency,
+                "load_average": load,
+            }
+
+
+def run(settings: Settings, variants: bool, command: str) -> dict[str, Any]:
+    started = datetime.datetime.now(datetime.UTC)
+    results: dict[str, Any] = {
+        "meta": {
+            "started": started.isoformat(timespec="seconds"),
+            "command": command,
+            "cores": os.cpu_count(),
+            "load_average_start": procstat.load_average(),
+            "settings": settings.__dict__,
+            "versions": _versions(),
+            "mix": [list(pair) for pair in MIX],
+        },
+        "stacks": {},
+    }
+    with shared_services() as shared:
+        spec = load_spec(shared.project)
+        workers = spec.server.effective_workers
+        logs = shared.base / "logs"
+        target = Target("localhost", (), TOKEN)
+        hello_rates: dict[str, float] = {}
+        app_rates: dict[str, float] = {}
+        plan: list[tuple[StackFactory, tuple[str, ...], dict[str, float]]] = [
+            (lambda: limit_stack(logs, workers), ("hello",), hello_rates),
+            (lambda: limit_stack(logs, workers, production=True), ("hello",), hello_rates),
+            (lambda: usual_stack(shared), APP_WORKLOADS, app_rates),
+            (lambda: flaskprod_stack(shared), APP_WORKLOADS, app_rates),
+        ]
+        if variants:
+            plan += _variants(shared, spec.server.worker_class, app_rates)
+        for make, workloads, rates in plan:
+            _say(f"stack {len(results['stacks']) + 1}/{len(plan)}")
+            _measure_stack(make, workloads, target, settings, rates, results)
+    results["meta"]["load_average_end"] = procstat.load_average()
+    results["meta"]["seconds"] = round(
+        (datetime.datetime.now(datetime.UTC) - started).total_seconds()
+    )
+    results["targets"] = evaluate(results)
+    return results
+
+
+def _variants(
+    shared: Shared, default: str, rates: dict[str, float]
+) -> list[tuple[StackFactory, tuple[str, ...], dict[str, float]]]:
+    """flaskprod's stack with the other worker models, on the mix and the DB read."""
+    plan: list[tuple[StackFactory, tuple[str, ...], dict[str, float]]] = []
+    for worker_class in ("sync", "gthread", "gevent"):
+        if worker_class == default:
+            continue
+
+        def make(kind: str = worker_class) -> AbstractContextManager[Running]:
+            return flaskprod_stack(
+                shared, name=f"flaskprod/{kind}", spec_edits={"worker_class": f'"{kind}"'}
+            )
+
+        plan.append((make, ("product", "mix"), rates))
+    return plan
+
+
+def write(results: dict[str, Any], results_dir: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = results["meta"]["started"].replace(":", "").replace("+0000", "Z")
+    path = results_dir / f"{stamp}.json"
+    text = json.dumps(results, indent=1) + "\n"
+    for destination in (path, results_dir / "latest.json"):
+        temp = destination.with_suffix(".tmp")
+        temp.write_text(text)
+        os.replace(temp, destination)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="flaskprod's side-by-side benchmark")
+    parser.add_argument("--quick", action="store_true", help="short runs (under 2 minutes)")
+    parser.add_argument("--seconds", type=float, help="each closed-loop run (default 6)")
+    parser.add_argument("--repeats", type=int, help="closed-loop runs per cell (default 3)")
+    parser.add_argument("--no-variants", action="store_true", help="skip the other worker models")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--docs", type=Path, default=REPO / "docs", help="where performance.md goes"
+    )
+    parser.add_argument("--no-docs", action="store_true", help="only write the JSON")
+    options = parser.parse_args(argv)
+    settings = QUICK if options.quick else Settings()
+    if options.seconds:
+        settings = Settings(**{**settings.__dict__, "seconds": options.seconds})
+    if options.repeats:
+        settings = Settings(**{**settings.__dict__, "repeats": options.repeats})
+    command = ".venv/bin/python -m bench.perf" + (
+        " " + shlex.join(argv if argv is not None else sys.argv[1:])
+        if (argv if argv is not None else sys.argv[1:])
+        else ""
+    )
+    began = time.monotonic()
+    results = run(settings, variants=not options.no_variants, command=command)
+    path = write(results, options.results_dir)
+    _say(f"results: {path} ({time.monotonic() - began:.0f}s)")
+    if not options.no_docs:
+        from bench.perf.report import render
+
+        page = render(results, options.docs)
+        _say(f"report: {page}")
+    for target in results["targets"]:
+        mark = "met" if target["met"] else "MISSED"
+        _say(f"  {mark:<6} {target['name']}: {target['detail']}")
+
+
+if __name__ == "__main__":
+    main()
