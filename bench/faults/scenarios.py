@@ -46,7 +46,7 @@ class Size:
 
 
 TEST = Size(
-    "test", rate=30, before=1.5, after=1.5, outage=2.5, slow_clients=40, slow_seconds=4, stall=4
+    "test", rate=20, before=1.5, after=1.5, outage=2.5, slow_clients=40, slow_seconds=4, stall=4
 )
 QUICK = Size(
     "quick", rate=40, before=3, after=3, outage=3, slow_clients=150, slow_seconds=10, stall=8

@@ -1,0 +1,80 @@
+"""docs/reliability.md is produced from the results JSON files, never typed by hand:
+the newest result of each scenario is shown, with its figures and a failed check as
+FAILED; the file is written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.faults.report import COMMAND, render, write_doc
+
+
+def _result(number: int, *, passed: bool, failed_gets: dict[str, int]) -> dict[str, Any]:
+    latency = {"p50": 1.0, "p99": 2.0, "max": 3.0}
+    return {
+        "scenario": number,
+        "title": f"scenario title {number}",
+        "fault": "a fault",
+        "load": {
+            "load": "20 req/s",
+            "sent": 100,
+            "gets": 75,
+            "posts": 25,
+            "retries": 1,
+            "failed_gets": failed_gets,
+            "failed_posts_first_attempt": {"502": 1},
+            "failed_posts_final": {},
+            "failed_total_first_attempt": sum(failed_gets.values()) + 1,
+            "failed_total_final": sum(failed_gets.values()),
+            "latency_ms": {"get": latency, "post": latency},
+        },
+        "orders": {
+            "acknowledged": 25,
+            "in_database": 25,
+            "stored_not_acknowledged": 0,
+            "lost": 0,
+            "duplicated": 0,
+        },
+        "time_to_recover_s": 1.25,
+        "extra": {"gap_s": 1.25},
+        "checks": [{"check": "a check", "passed": passed, "expected": "0", "observed": 7}],
+        "passed": passed,
+    }
+
+
+def _write(folder: Path, name: str, results: list[dict[str, Any]]) -> None:
+    run = {"command": COMMAND, "size": "quick", "started": name, "scenarios": results}
+    (folder / f"faults-{name}.json").write_text(json.dumps(run))
+
+
+def test_the_newest_result_of_each_scenario_is_rendered(tmp_path: Path, monkeypatch: Any) -> None:
+    import bench.faults.report as report
+
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    _write(tmp_path, "2026-01-01T000000Z", [_result(1, passed=True, failed_gets={})])
+    _write(tmp_path, "2026-01-02T000000Z", [_result(1, passed=False, failed_gets={"502": 4})])
+    _write(tmp_path, "2026-01-01T120000Z", [_result(2, passed=True, failed_gets={})])
+    text = render(tmp_path)
+    assert COMMAND in text
+    assert "## 1. scenario title 1 — **FAILED**" in text
+    assert "4 x 502" in text  # the newer run of scenario 1 wins
+    assert "faults-2026-01-02T000000Z.json" in text
+    assert "## 2. scenario title 2 — passed" in text
+    assert "| a check | 0 | 7 | FAIL |" in text
+
+
+def test_the_doc_is_written_atomically(tmp_path: Path, monkeypatch: Any) -> None:
+    import bench.faults.report as report
+
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    _write(tmp_path, "2026-01-01T000000Z", [_result(3, passed=True, failed_gets={})])
+    doc = tmp_path / "docs" / "reliability.md"
+    assert write_doc(tmp_path, doc) == doc
+    assert "## 3. scenario title 3 — passed" in doc.read_text()
+    assert [p.name for p in doc.parent.iterdir()] == ["reliability.md"]  # no temp file left
+
+
+def test_without_results_the_doc_says_how_to_make_them(tmp_path: Path) -> None:
+    assert "No results yet: run the command above." in render(tmp_path)
