@@ -158,6 +158,7 @@ def test_state_json_round_trips_and_is_replaced_atomically(tmp_path: Path) -> No
     dirs.write(state)
     assert dirs.read() == state
     assert [p.name for p in dirs.root.iterdir()] == ["state.json"]  # no temp file left
+    assert stat.S_IMODE(dirs.state_file.stat().st_mode) == 0o600  # may hold DATABASE_URL
 
 
 def test_secret_key_is_made_once_0600(tmp_path: Path) -> None:

@@ -203,7 +203,8 @@ class StateDir:
             return None  # half-understood state is treated as none; pids are re-checked
 
     def write(self, state: StackState) -> None:
-        write_atomic(self.state_file, state.to_json())
+        # 0600: it holds the app's DATABASE_URL / REDIS_URL, which may carry passwords.
+        write_atomic(self.state_file, state.to_json(), mode=0o600)
 
     def clear(self) -> None:
         self.state_file.unlink(missing_ok=True)

@@ -272,7 +272,6 @@ class Stack:
         )
         self.ca: LocalCA | None = None
         self.nginx_files: NginxFiles | None = None
-        self._servers: list[object] = []
 
     # -- what the stack would run --------------------------------------------------------
     def socket_path(self) -> Path:
@@ -438,7 +437,6 @@ class Stack:
         )
         _start_or_stop(cluster)
         _outlive_this_process(cluster)
-        self._servers.append(cluster)
         self._record(
             "postgres",
             None,
@@ -466,7 +464,6 @@ class Stack:
         server = RedisServer(self.dirs.redis, persistence=True)
         _start_or_stop(server)
         _outlive_this_process(server)
-        self._servers.append(server)
         self.echo(f"redis: {server.url()}")
         self._record(
             "redis",
