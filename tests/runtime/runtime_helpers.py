@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -77,7 +78,11 @@ class HangingServer:
             self.accepted.append(conn)
 
     def close(self) -> None:
+        # shutdown() wakes the blocked accept() (close() alone does not, on Linux).
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self._thread.join(timeout=5)
         for conn in self.accepted:
             conn.close()
 

@@ -80,6 +80,7 @@ def test_preloaded_gunicorn_workers_get_their_own_connections(
         proc.wait(timeout=30)
     err.seek(0)
     log = err.read()
+    err.close()
     master = next(int(line.split()[1]) for line in log.splitlines() if line.startswith("MASTER_"))
     assert len(seen) == 2, f"only saw workers {seen} in 200 requests"
     backends = set(seen.values())

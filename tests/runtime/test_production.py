@@ -158,12 +158,13 @@ def chunked_post(port: int, chunks: list[bytes]) -> tuple[int, str]:
 def test_gunicorn_serves_json_logs(project: Path, tmp_path: Path) -> None:
     port = free_port()
     out = (tmp_path / "stdout.log").open("w+")
+    err = (tmp_path / "stderr.log").open("w+")
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), *GUNICORN, f"127.0.0.1:{port}", "--workers", "1", "refapp:app"],
         cwd=project,
         env=environment(SECRET_KEY=GOOD_KEY, DATABASE_URL="sqlite://", MAX_CONTENT_LENGTH="1k"),
         stdout=out,
-        stderr=subprocess.PIPE,
+        stderr=err,
         text=True,
     )
     try:
@@ -174,7 +175,7 @@ def test_gunicorn_serves_json_logs(project: Path, tmp_path: Path) -> None:
                     assert json.load(r) == {"status": "ok"}
                     break
             except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert proc.poll() is None, (tmp_path / "stderr.log").read_text()
                 assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
                 time.sleep(0.05)
         request = urllib.request.Request(
@@ -190,7 +191,10 @@ def test_gunicorn_serves_json_logs(project: Path, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     out.seek(0)
-    lines = [json.loads(line) for line in out.read().splitlines() if line.strip()]
+    text = out.read()
+    out.close()
+    err.close()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     mine = [line for line in lines if line.get("request_id") == "gunicorn-test-1"]
     assert [line["logger"] for line in mine] == ["refapp", "flaskprod.access"]
     view, access = mine
