@@ -137,6 +137,21 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             secret=True,
         ),
     ]
+    if spec.database.engine == "postgresql":
+        pool_size, max_overflow = spec.pool
+        variables += [
+            EnvVar(
+                "FLASKPROD_SQLALCHEMY_POOL_SIZE",
+                str(pool_size),
+                "Database connections each worker keeps (database.pool_size; derived from "
+                "the worker model when unset).",
+            ),
+            EnvVar(
+                "FLASKPROD_SQLALCHEMY_MAX_OVERFLOW",
+                str(max_overflow),
+                "Extra connections a worker may open under load (database.max_overflow).",
+            ),
+        ]
     if redis:
         variables.append(
             EnvVar(

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flaskprod.spec.workers import default_pool
 from flaskprod.spec.workers import default_workers as default_workers  # re-exported
 
 SPEC_FILENAME = "flaskprod.toml"
@@ -224,9 +225,19 @@ class DatabaseSection(_Section):
     )
     name: str = Field(default="{name}", description="Database name ({name} is replaced).")
     user: str = Field(default="{name}", description="Database role ({name} is replaced).")
-    pool_size: int = Field(default=5, ge=1, le=100, description="SQLAlchemy pool size per worker.")
-    max_overflow: int = Field(
-        default=5, ge=0, le=100, description="Extra connections per worker under load."
+    pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="SQLAlchemy pool size per worker; unset: what the worker model uses at "
+        "once (sync 1, gthread one per thread, gevent 10).",
+    )
+    max_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Extra connections per worker under load; unset: 1 (the readiness "
+        "check), 5 for gevent.",
     )
     pool_recycle: int = Field(
         default=1800, ge=0, description="Seconds before a pooled connection is replaced."
@@ -386,8 +397,17 @@ class Spec(BaseModel):
         return f"{self.app.install_dir}/{self.paths.static_dir}".rstrip("/")
 
     @property
-    def pool_connections(self) -> int:
-        """Most connections the app can open: workers x threads-sharing pool + overflow."""
-        return self.server.effective_workers * (
-            self.database.pool_size + self.database.max_overflow
+    def pool(self) -> tuple[int, int]:
+        """(pool_size, max_overflow) per worker: the spec's, or derived from the worker
+        model (:func:`flaskprod.spec.workers.default_pool`)."""
+        size, overflow = default_pool(self.server.worker_class, self.server.threads)
+        database = self.database
+        return (
+            size if database.pool_size is None else database.pool_size,
+            overflow if database.max_overflow is None else database.max_overflow,
         )
+
+    @property
+    def pool_connections(self) -> int:
+        """Most connections the app can open: workers x (pool + overflow)."""
+        return self.server.effective_workers * sum(self.pool)

@@ -18,3 +18,22 @@ def default_workers(worker_class: str, cpus: int | None = None) -> int:
     if worker_class == "sync":
         return 2 * cores + 1
     return max(2, cores)
+
+
+#: Connections PostgreSQL keeps for others than the app's workers: its superuser
+#: reserve (3), a migration or backup, an operator's psql.
+RESERVED_CONNECTIONS = 5
+
+
+def default_pool(worker_class: str, threads: int) -> tuple[int, int]:
+    """(pool_size, max_overflow) per worker when the spec does not say: as many
+    connections as the worker can use at once, so that workers x (pool + overflow)
+    stays far below PostgreSQL's max_connections. A sync worker serves one request at
+    a time (1); a gthread worker one per thread; gevent has no such bound (10, and the
+    pool's timeout queues the rest). The overflow's 1 is the readiness check, which
+    runs in a thread of its own."""
+    if worker_class == "sync":
+        return 1, 1
+    if worker_class == "gthread":
+        return threads, 1
+    return 10, 5

@@ -124,6 +124,9 @@ def app_environment(
             # "nginx": the app leaves the security headers to nginx, so each is sent once.
             "FLASKPROD_SECURITY_HEADERS": spec.http.security_headers,
             "FLASK_APP": spec.app.target,
+            # The pool the worker model can use (as the kit's env file says).
+            "FLASKPROD_SQLALCHEMY_POOL_SIZE": str(spec.pool[0]),
+            "FLASKPROD_SQLALCHEMY_MAX_OVERFLOW": str(spec.pool[1]),
             "PYTHONUNBUFFERED": "1",
         }
     )

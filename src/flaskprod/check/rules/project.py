@@ -405,3 +405,33 @@ def no_migrations(ctx: Context) -> Iterator[Finding]:
         yield no_migrations.finding(
             "Flask-Migrate is used but no migrations folder (migrations/env.py) is in the project"
         )
+
+
+@rule(
+    "PRJ008",
+    layer="project",
+    level=Level.ERROR,
+    title="The app's connection pools can exceed PostgreSQL's max_connections",
+    help="Lower database.pool_size / max_overflow (unset, they follow the worker model: "
+    "one connection per thread) or server.workers, or raise database.max_connections: "
+    "workers x (pool_size + max_overflow) plus a few connections for migrations, backups "
+    "and psql must fit, or under load PostgreSQL refuses connections ('too many clients').",
+    example="workers = 9, pool_size = 10, max_overflow = 10, max_connections = 100",
+)
+def pool_exceeds_connections(ctx: Context) -> Iterator[Finding]:
+    from flaskprod.spec.workers import RESERVED_CONNECTIONS
+
+    spec = ctx.spec
+    if spec is None or spec.database.engine != "postgresql":
+        return
+    pool_size, max_overflow = spec.pool
+    workers = spec.server.effective_workers
+    needed = spec.pool_connections + RESERVED_CONNECTIONS
+    limit = spec.database.max_connections
+    if needed > limit:
+        yield pool_exceeds_connections.finding(
+            f"{workers} workers x (pool {pool_size} + overflow {max_overflow}) = "
+            f"{spec.pool_connections} connections, plus {RESERVED_CONNECTIONS} reserved, "
+            f"exceed database.max_connections = {limit}",
+            file="flaskprod.toml",
+        )
