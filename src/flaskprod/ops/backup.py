@@ -92,13 +92,13 @@ def _dump_postgres(
     with postgres.snapshot(db) as (conn, snapshot_id):
         major, version = postgres.server_version(conn)
         chosen = for_server(tools, major, version)
-        size = postgres.database_size(conn)
-        dump = postgres.DumpProcess(db, chosen, temp, snapshot_id)
+        dump = postgres.DumpProcess(db, chosen, temp, snapshot_id, progress)
         try:
             # The stats run while pg_dump works: both read the same snapshot.
-            tables = postgres.stats(conn, Progress(f"{progress.label} (row checksums)"))
+            checksums = Progress(f"{progress.label}: row checksums", stream=progress.stream)
+            tables = postgres.stats(conn, checksums)
             revision = postgres.schema_revision(conn)
-            dump.wait(progress, size)
+            dump.wait()
         finally:
             dump.kill()
     postgres.verify_archive(chosen, temp)
@@ -109,7 +109,8 @@ def _copy_sqlite(db: Database, temp: Path, progress: Progress) -> _Dumped:
     assert db.path is not None
     sqlite.copy(db.path, temp, progress)
     sqlite.integrity_check(temp)
-    tables = sqlite.stats(temp, immutable=True)
+    checksums = Progress(f"{progress.label}: row checksums", stream=progress.stream)
+    tables = sqlite.stats(temp, immutable=True, progress=checksums)
     revision = sqlite.schema_revision(temp, immutable=True)
     version = sqlite.sqlite_version()
     return _Dumped(version, f"sqlite3 backup API {version}", tables, revision)

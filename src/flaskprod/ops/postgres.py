@@ -35,7 +35,8 @@ _STABLE_SETTINGS = (
     "SET bytea_output = 'hex'",
 )
 _USER_TABLES = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT n.nspname, c.relname, c.oid, greatest(c.reltuples, 0)::bigint
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
 ORDER BY 1, 2
@@ -100,10 +101,36 @@ def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
     return major, f"{major}.{minor}"
 
 
-def tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
-    """(schema, table) of every ordinary table outside the system schemas."""
+_PRIMARY_KEY = """
+SELECT a.attname, t.typcollation <> 0 FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE i.indrelid = %s AND i.indisprimary
+ORDER BY array_position(i.indkey::int2[], a.attnum)
+"""
+
+
+def tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int, int]]:
+    """(schema, table, oid, estimated rows) of every ordinary table outside the
+    system schemas."""
     rows = conn.execute(_USER_TABLES).fetchall()
-    return [(str(schema), str(name)) for schema, name in rows]
+    return [(str(schema), str(name), int(oid), int(rows)) for schema, name, oid, rows in rows]
+
+
+def _order(conn: psycopg.Connection[Any], oid: int) -> Any:
+    """ORDER BY the primary key (cheap, and unique), else by the whole row's text.
+    Text is compared byte-wise (COLLATE "C") so that servers with another locale
+    still agree on the order."""
+    sql = _psycopg().sql
+    key = conn.execute(_PRIMARY_KEY, (oid,)).fetchall()
+    if not key:
+        return sql.SQL('{}::text COLLATE "C"').format(sql.Identifier(_ROW_ALIAS))
+    return sql.SQL(", ").join(
+        sql.SQL('{}.{} COLLATE "C"' if collatable else "{}.{}").format(
+            sql.Identifier(_ROW_ALIAS), sql.Identifier(str(column))
+        )
+        for column, collatable in key
+    )
 
 
 def relation_count(conn: psycopg.Connection[Any]) -> int:
@@ -116,7 +143,7 @@ def table_key(schema: str, name: str) -> str:
 
 
 def stats(conn: psycopg.Connection[Any], progress: Progress | None = None) -> dict[str, TableStats]:
-    """Rows and a sha256 over each table's rows (their text form, in byte order).
+    """Rows and a sha256 over each table's rows (their text form, in a fixed order).
 
     Must run inside a transaction (the server-side cursor needs one); in REPEATABLE
     READ every table is read at the same instant.
@@ -125,26 +152,29 @@ def stats(conn: psycopg.Connection[Any], progress: Progress | None = None) -> di
     for statement in _STABLE_SETTINGS:
         conn.execute(statement)
     found = tables(conn)
+    estimate = sum(table[3] for table in found)
+    seen = 0
     result: dict[str, TableStats] = {}
-    for done, (schema, name) in enumerate(found):
-        if progress is not None:
-            progress.update(done, len(found), unit="tables")
+    for number, (schema, name, oid, _) in enumerate(found):
         digest = hashlib.sha256()
         rows = 0
-        # Ordered by the bytes (COLLATE "C"), not the database's collation, so that
-        # servers with another locale still agree.
         query = sql.SQL("SELECT {alias}::text FROM {table} AS {alias} ORDER BY {order}").format(
             alias=sql.Identifier(_ROW_ALIAS),
             table=sql.Identifier(schema, name),
-            order=sql.SQL('{}::text COLLATE "C"').format(sql.Identifier(_ROW_ALIAS)),
+            order=_order(conn, oid),
         )
-        with conn.cursor(name=f"flaskprod_stats_{done}") as cursor:
-            cursor.itersize = 2000
+        with conn.cursor(name=f"flaskprod_stats_{number}") as cursor:
+            cursor.itersize = 5000
             cursor.execute(query)
             for (text,) in cursor:
                 digest.update(text.encode("utf-8"))
                 digest.update(b"\n")
                 rows += 1
+                if progress is not None and rows % 5000 == 0:
+                    # reltuples is an estimate (0 before the first ANALYZE)
+                    total = estimate if estimate > seen + rows else None
+                    progress.update(seen + rows, total, unit="rows")
+        seen += rows
         result[table_key(schema, name)] = TableStats(rows=rows, sha256=digest.hexdigest())
     return result
 
@@ -155,10 +185,6 @@ def schema_revision(conn: psycopg.Connection[Any]) -> str | None:
         return None
     rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     return ",".join(sorted(str(row[0]) for row in rows)) or None
-
-
-def database_size(conn: psycopg.Connection[Any]) -> int:
-    return int(_scalar(conn, "SELECT pg_database_size(current_database())"))
 
 
 @contextlib.contextmanager
@@ -182,7 +208,14 @@ def _tool_error(result_stderr: str) -> str:
 class DumpProcess:
     """``pg_dump`` running into ``out``; :meth:`wait` shows progress and checks it."""
 
-    def __init__(self, db: Database, tools: PgTools, out: Path, snapshot_id: str | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tools: PgTools,
+        out: Path,
+        snapshot_id: str | None,
+        progress: Progress,
+    ) -> None:
         argv = [
             str(tools.pg_dump),
             "--format=custom",
@@ -202,22 +235,24 @@ class DumpProcess:
             env={**os.environ, **db.environ()},
             text=True,
         )
+        self.progress = progress
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
 
-    def wait(self, progress: Progress, total: int | None) -> None:
-        stop = threading.Event()
+    def _watch(self) -> None:
+        # The compressed dump's size is all we can see of pg_dump's progress.
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(FileNotFoundError):
+                self.progress.update(self.out.stat().st_size)
 
-        def watch() -> None:
-            while not stop.wait(0.5):
-                with contextlib.suppress(FileNotFoundError):
-                    progress.update(self.out.stat().st_size, total)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+    def wait(self) -> None:
+        progress = self.progress
         try:
             _, stderr = self.proc.communicate()
         finally:
-            stop.set()
-            watcher.join()
+            self._stop.set()
+            self._watcher.join()
         if self.proc.returncode != 0:
             if "No space left on device" in stderr:
                 raise no_space(self.out.parent)
@@ -226,6 +261,7 @@ class DumpProcess:
             progress.line(f"dump written, {human_size(self.out.stat().st_size)}")
 
     def kill(self) -> None:
+        self._stop.set()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()

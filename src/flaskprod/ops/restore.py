@@ -67,20 +67,24 @@ def restore_backup(
         )
         with postgres.connect(target, autocommit=False) as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            tables = postgres.stats(conn)
+            tables = postgres.stats(conn, _checksums(progress))
             conn.rollback()
     else:
         assert target.path is not None
         occupied = not sqlite.is_empty(target.path)
         _refuse_unless(occupied, yes, target)
         sqlite.restore(backup.database_path, target.path, progress)
-        tables = sqlite.stats(target.path)
+        tables = sqlite.stats(target.path, progress=_checksums(progress))
     return RestoreResult(
         target=target,
         tables=tables,
         differences=compare(backup.manifest.tables, tables),
         replaced=occupied,
     )
+
+
+def _checksums(progress: Progress) -> Progress:
+    return Progress(f"{progress.label}: row checksums", stream=progress.stream)
 
 
 def _refuse_unless(occupied: bool, yes: bool, target: Database) -> None:

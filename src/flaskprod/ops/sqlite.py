@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from flaskprod.errors import EnvironmentProblem, VerificationFailed
@@ -91,37 +89,40 @@ def is_empty(path: Path) -> bool:
     return int(count) == 0
 
 
-def _encode(value: Any) -> Any:
-    # Typed, so 1, 1.0, '1' and x'31' all hash differently.
-    if isinstance(value, bytes):
-        return {"blob": value.hex()}
-    if isinstance(value, float):
-        return {"real": repr(value)}
-    return value
+def _order(conn: sqlite3.Connection, quoted: str) -> str:
+    """ORDER BY the primary key (unique: cheap and total), else every column."""
+    info = conn.execute(f"PRAGMA table_info({quoted})").fetchall()
+    key = sorted((row[5], row[0]) for row in info if row[5])  # (pk position, cid)
+    positions = [cid + 1 for _, cid in key] or [row[0] + 1 for row in info]
+    return " ORDER BY " + ", ".join(str(p) for p in positions) if positions else ""
 
 
-def stats_of(conn: sqlite3.Connection) -> dict[str, TableStats]:
+def stats_of(conn: sqlite3.Connection, progress: Progress | None = None) -> dict[str, TableStats]:
+    """Rows and a sha256 over each table's rows in a fixed order. ``repr`` of the row
+    keeps the types apart: 1, 1.0, '1' and b'1' hash differently."""
     result: dict[str, TableStats] = {}
+    seen = 0
     for name in tables(conn):
         quoted = '"' + name.replace('"', '""') + '"'
-        columns = len(conn.execute(f"SELECT * FROM {quoted} LIMIT 0").description or [])  # noqa: S608
-        # Every column, in order: the same rows give the same digest, whatever the
-        # order SQLite happens to return them in.
-        order = " ORDER BY " + ", ".join(str(i) for i in range(1, columns + 1))
-        query = f"SELECT * FROM {quoted}" + (order if columns else "")  # noqa: S608
+        query = f"SELECT * FROM {quoted}{_order(conn, quoted)}"  # noqa: S608
         digest = hashlib.sha256()
         rows = 0
         for row in conn.execute(query):
-            digest.update(json.dumps([_encode(v) for v in row]).encode())
+            digest.update(repr(row).encode("utf-8", "surrogatepass"))
             digest.update(b"\n")
             rows += 1
+            if progress is not None and rows % 5000 == 0:
+                progress.update(seen + rows, unit="rows")
+        seen += rows
         result[name] = TableStats(rows=rows, sha256=digest.hexdigest())
     return result
 
 
-def stats(path: Path, *, immutable: bool = False) -> dict[str, TableStats]:
+def stats(
+    path: Path, *, immutable: bool = False, progress: Progress | None = None
+) -> dict[str, TableStats]:
     with open_readonly(path, immutable=immutable) as conn:
-        return stats_of(conn)
+        return stats_of(conn, progress)
 
 
 def schema_revision(path: Path, *, immutable: bool = False) -> str | None:
