@@ -30,6 +30,8 @@ def http_entry(ctx: Context, url: str) -> str | None:
     if explicit:
         return str(explicit)
     parts = urlsplit(url)
+    if parts.scheme == "http":
+        return url  # the URL itself is the plain-http entry: it must redirect
     if parts.scheme != "https" or not parts.hostname:
         return None
     from flaskprod.stack.state import StateDir

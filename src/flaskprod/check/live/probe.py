@@ -29,6 +29,9 @@ from flaskprod.check.live.tls import certificate_facts, protocol_accepted, verif
 COMMON_HEALTH = ("/health", "/healthz", "/livez", "/health/live", "/ready", "/readyz")
 #: How long a health path may take (the issue's "within a second").
 HEALTH_BUDGET = 1.0
+#: How long we wait for a slow health path anyway, to still read its answer (a
+#: readiness document reporting a failed dependency matters even when it is slow).
+HEALTH_CAP = 5.0
 #: Static assets inspected from the home page.
 MAX_ASSETS = 6
 _ASSET = re.compile(r"\.(css|js|mjs|svg|png|jpe?g|gif|webp|ico|woff2?|ttf)$")
@@ -202,11 +205,12 @@ class Prober:
     async def _timed(self, path: str) -> tuple[str, dict[str, Any]]:
         started = time.perf_counter()
         try:
-            record = await asyncio.wait_for(self._get(self.base + path), HEALTH_BUDGET)
+            record = await asyncio.wait_for(self._get(self.base + path), HEALTH_CAP)
         except TimeoutError:
             return path, {"status": None, "elapsed": time.perf_counter() - started, "slow": True}
         except httpx.HTTPError as error:
             return path, {"status": None, "error": f"{type(error).__name__}: {error}"}
+        record["slow"] = record["elapsed"] > HEALTH_BUDGET
         return path, record
 
     async def assets(self) -> list[dict[str, Any]]:

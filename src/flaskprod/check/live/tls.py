@@ -88,5 +88,5 @@ def protocol_accepted(host: str, port: int, name: str) -> bool | None:
         if "no protocols available" in str(error).lower():
             return None
         return False
-    except (ConnectionError, TimeoutError):
-        return False
+    except (ConnectionResetError, ConnectionAbortedError):
+        return False  # refused during the handshake (some servers reset, not alert)

@@ -23,6 +23,8 @@ _LIVE = "live"
 def _value(ctx: Context, name: str, owner: Rule, out: list[Finding]) -> Any:
     """The probe's value, or None with a "could not check" finding appended."""
     report = live_report(ctx)
+    if not report.get("home").ok:
+        return None  # the site does not answer at all: LIV000 says so, once
     outcome = report.get(name)
     if outcome.ok:
         return outcome.value
@@ -521,7 +523,10 @@ def health(ctx: Context) -> Iterator[Finding]:
         return
     for path, record in paths.items():
         if record.get("slow"):
-            yield health.finding(f"{path} did not answer within 1 s")
+            late = f" (answered {record['status']} after {record['elapsed']:.1f} s)"
+            yield health.finding(
+                f"{path} did not answer within 1 s" + (late if record.get("status") else "")
+            )
         elif record.get("status") != 200:
             got = record.get("status") or record.get("error")
             yield health.finding(f"{path} answers {got}")
