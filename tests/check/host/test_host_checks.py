@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import sys
 from collections.abc import Iterator
@@ -267,7 +268,27 @@ def test_firewall_ports(
     assert not narrow, describe(narrow)
 
 
-# -- LAST: the 502 walk (stops the stack's gunicorn) ------------------------------------
+# -- LAST: the 502 walk (freezes, then stops the stack's gunicorn) ----------------------
+
+
+def test_the_walk_names_a_hung_gunicorn(shop: Shop) -> None:
+    """gunicorn frozen (SIGSTOP to its process group: master and workers): the socket
+    exists and accepts, nothing answers on it; nginx waits."""
+    state = shop.dirs.read()
+    assert state is not None
+    gunicorn = state.service("gunicorn")
+    assert gunicorn is not None and gunicorn.alive()
+    os.killpg(gunicorn.pid, signal.SIGSTOP)  # its own group: started in a new session
+    try:
+        findings = host(shop.project, select=("HST020",))
+    finally:
+        if gunicorn.alive():
+            os.killpg(gunicorn.pid, signal.SIGCONT)
+    walk = [f for f in findings if f.id == "HST020"]
+    assert walk, describe(findings)
+    assert walk[0].message.startswith("gunicorn: unix:"), describe(walk)
+    assert "no answer" in walk[0].message or "no HTTP answer" in walk[0].message
+    assert "after: nginx ok -> upstream ok" in walk[0].message
 
 
 @pytest.mark.covers("HST020:fail", "HST004:fail")

@@ -58,7 +58,10 @@ def run_live(root: Path, **options: Any) -> CheckResult:
         for layer, wanted in (("live", "url" in options), ("host", options.pop("host", False)))
         if wanted
     )
-    return run_checks(CheckOptions(root=root, no_import=True, layers=layers, options=options))
+    select = tuple(options.pop("select", ()))
+    return run_checks(
+        CheckOptions(root=root, no_import=True, layers=layers, select=select, options=options)
+    )
 
 
 def ids(findings: list[Finding], at_least: Level = Level.INFO) -> set[str]:

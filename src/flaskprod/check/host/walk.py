@@ -26,8 +26,14 @@ class Link:
     fix: str = ""
 
 
-def site_status(url: str, timeout: float = 5.0) -> int | None:
-    """The status of a GET on the site, or None when nothing answers."""
+#: A site that accepts the connection but sends no status line in time (nginx waiting
+#: on a hung upstream): the walk goes on as for a 504.
+TIMED_OUT = -1
+
+
+def site_status(url: str, timeout: float = 3.0) -> int | None:
+    """The status of a GET on the site; None when nothing accepts the connection,
+    TIMED_OUT when something accepts it but does not answer in time."""
     parts = urlsplit(url)
     host, port = parts.hostname or "localhost", parts.port or 443
     # No verification: the certificate is the live layer's concern, not the walk's.
@@ -35,11 +41,14 @@ def site_status(url: str, timeout: float = 5.0) -> int | None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with (
-            socket.create_connection((host, port), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname=host) as tls,
-        ):
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return None
+    try:
+        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
             return _status(tls, parts.netloc, parts.path or "/")
+    except TimeoutError:
+        return TIMED_OUT
     except (OSError, ValueError):
         return None
 
@@ -123,7 +132,7 @@ def walk(target: HostTarget) -> list[Link]:
     if target.url is None:
         return [Link(False, "site", "no URL known", "run from the project (flaskprod.toml)")]
     status = site_status(target.url)
-    if status is not None and status not in (502, 504):
+    if status is not None and status not in (502, 504, TIMED_OUT):
         return [Link(True, "site", f"{target.url} answers {status}")]
     if status is None:
         return [
@@ -134,7 +143,8 @@ def walk(target: HostTarget) -> list[Link]:
                 "start nginx (systemctl start nginx) and read its error log",
             )
         ]
-    links.append(Link(True, "nginx", f"nginx answers {status} on {target.url}"))
+    answer = "accepts but waits (a hung upstream?)" if status == TIMED_OUT else f"answers {status}"
+    links.append(Link(True, "nginx", f"nginx {answer} on {target.url}"))
     site = target.enabled_site
     if site is None or not site.is_file():
         links.append(Link(False, "upstream", "the enabled nginx site was not found", ""))
