@@ -14,12 +14,14 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))  # live_support
 
 from live_support import (
+    NGINX,
     SHOP,
     Shop,
     _leaf,
@@ -213,6 +215,123 @@ def test_the_careless_deployment(careless: Path) -> None:
     # the site is down: the 502 walk names nginx as the first broken link
     assert "HST020" in found, text
     assert found["HST020"][0].message.startswith("nginx: nothing answers"), text
+
+
+# -- hand-made nginx -> gunicorn pairs for the walk ---------------------------------------
+
+_PAIR_CONF = """
+daemon off;
+worker_processes 1;
+pid {nginx}/nginx.pid;
+error_log {nginx}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {nginx}/temp;
+    proxy_temp_path {nginx}/temp;
+    fastcgi_temp_path {nginx}/temp;
+    uwsgi_temp_path {nginx}/temp;
+    scgi_temp_path {nginx}/temp;
+    include {nginx}/site.conf;
+}}
+"""
+_PAIR_SITE = """
+upstream app {{ server unix:{upstream}; }}
+server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    location / {{ proxy_pass http://app; }}
+}}
+"""
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[object]:
+    """make(upstream_name, socket_folder_mode) -> project: nginx (workers as nobody when
+    root) proxying to ``run/<upstream_name>`` while gunicorn binds ``run/app.sock``; the
+    project's state.json records both, as `flaskprod up` would."""
+    started: list[process.Process] = []
+    base = _traversable_dir("flaskprod-host-pair-")
+
+    def make(upstream: str, socket_mode: int) -> Path:
+        project = base / f"p{len(started)}"
+        dirs = StateDir(project / ".flaskprod")
+        dirs.prepare()
+        (dirs.nginx / "temp").mkdir()
+        sock = dirs.run / "app.sock"
+        app = process.start(
+            [
+                *gunicorn_executable(),
+                "--bind",
+                f"unix:{sock}",
+                "--workers",
+                "1",
+                "--chdir",
+                str(PLAIN_APP),
+                "--no-control-socket",
+                "app:app",
+            ],
+            name="pair-gunicorn",
+            log_path=base / f"g{len(started)}.log",
+            die_with_parent=True,
+        )
+        started.append(app)
+        app.wait_ready(sock.exists, timeout=30)
+        dirs.run.chmod(socket_mode)
+        ca = ensure_ca(dirs.tls)
+        port = free_port()
+        (dirs.nginx / "site.conf").write_text(
+            _PAIR_SITE.format(
+                upstream=dirs.run / upstream, port=port, cert=ca.server_cert, key=ca.server_key
+            )
+        )
+        (dirs.nginx / "nginx.conf").write_text(_PAIR_CONF.format(nginx=dirs.nginx))
+        nginx = process.start(
+            [NGINX, "-p", str(dirs.nginx), "-c", str(dirs.nginx / "nginx.conf")],
+            name="pair-nginx",
+            log_path=base / f"n{len(started)}.log",
+            die_with_parent=True,
+        )
+        started.append(nginx)
+        nginx.wait_ready(lambda: _listening(port), timeout=15)
+        services = [
+            ServiceRecord("gunicorn", app.pid, app.started, f"unix:{sock}", ""),
+            ServiceRecord("nginx", nginx.pid, nginx.started, f"127.0.0.1:{port}", ""),
+        ]
+        dirs.write(StackState(str(project), 0.0, None, "", free_port(), port, services))
+        return project
+
+    try:
+        yield make
+    finally:
+        for server in reversed(started):
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_walk_names_a_wrong_socket_path(pair: Any) -> None:
+    project = pair("gunicorn.sock", 0o755)  # nginx looks for run/gunicorn.sock
+    findings = host(project)
+    walk = [f for f in findings if f.id == "HST020"]
+    assert walk, describe(findings)
+    assert "gunicorn.sock does not exist; gunicorn binds unix:" in walk[0].message
+    assert walk[0].hint.startswith("make nginx's upstream and gunicorn's bind the same")
+    assert "HST004" not in ids(findings), describe(findings)  # gunicorn's own socket is fine
+
+
+@pytest.mark.covers("HST004:fail")
+def test_a_socket_nginx_workers_cannot_reach(pair: Any) -> None:
+    # As root, nginx's workers drop to nobody: another user than gunicorn's (root).
+    assert os.geteuid() == 0, "this test runs nginx's workers as another user: run as root"
+    project = pair("app.sock", 0o700)  # run/ closed to nginx's workers (nobody)
+    findings = host(project)
+    found = by_id(findings)
+    text = describe(findings)
+    assert "cannot connect" in found["HST004"][0].message, text
+    assert "is not searchable by uid" in found["HST004"][0].message, text
+    walk = found["HST020"][0]
+    assert walk.message.startswith("proxy: gunicorn answers directly"), text
 
 
 # -- server mode: a stand-in /etc -------------------------------------------------------
