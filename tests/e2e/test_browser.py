@@ -61,10 +61,7 @@ def browser_page(shop_stack: ShopStack) -> Iterator[tuple[Any, dict[str, list[st
             lambda m: problems["console"].append(m.text) if m.type == "error" else None,
         )
         page.on("pageerror", lambda e: problems["console"].append(str(e)))
-        page.on(
-            "requestfailed",
-            lambda r: problems["failed"].append(f"{r.method} {r.url}: {r.failure}"),
-        )
+        page.on("requestfailed", lambda r: _failed(problems, r))
         page.on(
             "response",
             lambda r: problems["http"].append(f"{r.status} {r.url}") if r.status >= 400 else None,
@@ -74,6 +71,14 @@ def browser_page(shop_stack: ShopStack) -> Iterator[tuple[Any, dict[str, list[st
         finally:
             context.close()
             browser.close()
+
+
+def _failed(problems: dict[str, list[str]], request: Any) -> None:
+    # ERR_ABORTED is the browser cancelling a request because the page navigated away
+    # (a favicon still loading when a form is submitted), not the server failing; an
+    # error status from the server is caught by the "response" listener instead.
+    if request.failure != "net::ERR_ABORTED":
+        problems["failed"].append(f"{request.method} {request.url}: {request.failure}")
 
 
 def _png() -> bytes:
