@@ -66,10 +66,6 @@ class LogFollower:
             for path in paths:
                 self.handles[path] = (name, stack_up.open_follow(path, from_end))
 
-    def add(self, name: str, path: Path) -> None:
-        if path not in self.handles and path.exists():
-            self.handles[path] = (name, stack_up.open_follow(path, False))
-
     def line(self, name: str, text: str) -> None:
         from rich.text import Text
 
