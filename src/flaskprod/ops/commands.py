@@ -107,7 +107,7 @@ def backup_command(
     summary: dict[str, Any] = {"backup": _summary(made)}
     if verify_restore:
         try:
-            drilled = restoring.verify_restore(made, db)
+            drilled = restoring.verify_restore(made, target.admin(db, source))
         except VerificationFailed:
             remove(made)
             _say(f"backup: removed {made.database_path.name}: it did not restore identically")
@@ -175,7 +175,7 @@ def restore_command(
     media_root = _media_root(found, project) if with_media else None
     if media_root is not None:  # refuse before the database is touched
         media_files.check_replaceable(media_root, yes=yes)
-    configured = _configured(database_url, project, needed=not (into and kind == SQLITE))
+    configured, admin = _configured(database_url, project, needed=not (into and kind == SQLITE))
     create_from = None
     if into is not None:
         if kind == SQLITE:
@@ -188,6 +188,8 @@ def restore_command(
                 )
             assert configured is not None
             goal, create_from = configured.with_name(into), configured
+            if admin is not None:  # the local stack: its superuser creates the database
+                create_from = admin
     else:
         assert configured is not None
         goal = configured
@@ -226,15 +228,20 @@ def _media_root(found: Backup, project: Path) -> Path:
     return Path(root)
 
 
-def _configured(option: str | None, project: Path, *, needed: bool) -> Database | None:
+def _configured(
+    option: str | None, project: Path, *, needed: bool
+) -> tuple[Database | None, Database | None]:
+    """The configured database, and the local stack's superuser when it is the stack's."""
     try:
         setup = target.load_setup(project, os.environ)
         url, source = target.database_url(option, os.environ, setup)
     except UserError:
         if needed:
             raise
-        return None
-    return parse_url(url, source=source)
+        return None, None
+    db = parse_url(url, source=source)
+    admin = target.admin(db, source)
+    return db, (admin if admin is not db else None)
 
 
 def _report(found: Backup, result: RestoreResult) -> None:

@@ -54,6 +54,8 @@ def restore(tar_path: Path, root: Path, *, yes: bool) -> int:
         extracted.mkdir(exist_ok=True)  # an archive of an empty folder
         count = sum(1 for p in extracted.rglob("*") if p.is_file())
         if root.exists():
+            # The folder keeps its mode (the local stack opens it to nginx's workers).
+            extracted.chmod(root.stat().st_mode & 0o7777)
             root.rename(retired)
         extracted.rename(root)
     except tarfile.TarError as error:

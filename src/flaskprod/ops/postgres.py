@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flaskprod.errors import EnvironmentProblem, ServiceFailed, UserError, VerificationFailed
+from flaskprod.errors import EnvironmentProblem, ServiceFailed, VerificationFailed
 from flaskprod.ops.database import Database
 from flaskprod.ops.files import Progress, human_size, no_space
 from flaskprod.ops.manifest import TableStats
@@ -328,15 +328,23 @@ def database_exists(db: Database, name: str) -> bool:
         return row is not None
 
 
-def create_database(db: Database, name: str) -> None:
+def create_database(db: Database, name: str, owner: str | None = None) -> None:
+    """``CREATE DATABASE name`` through ``db``; ``owner``: the role that will own it
+    (restoring as that role needs it: PostgreSQL 15 lets only the owner create in
+    schema public)."""
     psycopg = _psycopg()
+    sql = psycopg.sql
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if owner and owner != db.user:
+        query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(owner))
     with connect(db) as conn:
         try:
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+            conn.execute(query)
         except psycopg.errors.InsufficientPrivilege:
-            raise UserError(
-                f"role {db.user or '(default)'} may not create database {name} at {db.where}",
-                hint="grant it CREATEDB, or create the database first",
+            role = db.user or "(default)"
+            raise EnvironmentProblem(
+                f"role {role} may not create database {name} at {db.where}",
+                hint=f"ALTER ROLE {role} CREATEDB, or use a URL of a role that may",
             ) from None
 
 

@@ -58,7 +58,7 @@ def restore_backup(
     if kind == POSTGRESQL:
         tools = find_tools(tool_dirs)[0]
         if create_from is not None and not postgres.database_exists(create_from, target.dbname):
-            postgres.create_database(create_from, target.dbname)
+            postgres.create_database(create_from, target.dbname, owner=target.user or None)
         with postgres.connect(target) as conn:
             occupied = postgres.relation_count(conn) > 0
         _refuse_unless(occupied, yes, target)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flaskprod.errors import UserError
+from flaskprod.ops.database import POSTGRESQL, Database
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 
 STACK = "the local stack"
@@ -60,6 +61,17 @@ def database_url(option: str | None, environ: Mapping[str, str], setup: Setup) -
         f"stack running in {setup.root}",
         hint="pass --database-url URL, set DATABASE_URL, or start the stack with 'flaskprod up'",
     )
+
+
+def admin(db: Database, source: str) -> Database:
+    """Who creates and drops scratch databases. On the local stack's own cluster that
+    is its superuser (trust authentication on loopback): the app's role there may
+    not create databases. Elsewhere, the configured role itself."""
+    from flaskprod.stack.postgres import PG_USER
+
+    if source == STACK and db.kind == POSTGRESQL:
+        return replace(db, user=PG_USER, password="")
+    return db
 
 
 def backup_folder(option: Path | None, setup: Setup, source: str) -> Path:
