@@ -139,6 +139,10 @@ def test_up_detached_status_logs_reload_down(tiny: Path) -> None:
     assert not [pid for pid in pids if is_alive(pid)]
     assert run("status", str(tiny)).returncode == ExitCode.SERVICE
     assert (tiny / ".flaskprod" / "app.sqlite3").exists()  # data is kept
+    wipe = run("down", str(tiny), "--volumes", "--yes")
+    assert wipe.returncode == 0 and "deleted" in wipe.stdout
+    assert not (tiny / ".flaskprod" / "app.sqlite3").exists()
+    assert (tiny / ".flaskprod" / "tls" / "ca.pem").exists()  # the CA is not data
 
 
 def test_foreground_up_stops_cleanly_on_ctrl_c(tiny: Path) -> None:
