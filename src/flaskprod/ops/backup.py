@@ -176,18 +176,22 @@ def _make_backup(
             flaskprod_version=__version__,
             tool=dumped.tool,
         )
-        with no_space_message(folder):
-            publish(temps[0], final_db)
-            if media_entry is not None:
-                publish(temps[1], final_media)
-            entries = [db_entry] + ([media_entry] if media_entry else [])
-            write_text_atomic(folder / f"{name}.sha256", checksum_text(entries))
-            write_text_atomic(folder / f"{name}.json", manifest.to_json())
-            fsync_dir(folder)
+        backup = Backup(folder / f"{name}.json", manifest)
+        try:
+            with no_space_message(folder):
+                publish(temps[0], final_db)
+                if media_entry is not None:
+                    publish(temps[1], final_media)
+                entries = [db_entry] + ([media_entry] if media_entry else [])
+                write_text_atomic(backup.checksum_path, checksum_text(entries))
+                write_text_atomic(backup.manifest_path, manifest.to_json())
+                fsync_dir(folder)
+        except BaseException:
+            remove(backup)  # no complete file may stay without its manifest
+            raise
     finally:
         for temp in temps:
             temp.unlink(missing_ok=True)
-    backup = Backup(folder / f"{name}.json", manifest)
     try:
         check_backup_files(backup)  # what is on disk under the final names
     except VerificationFailed:
