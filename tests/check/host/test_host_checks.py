@@ -7,6 +7,7 @@ The 502 walk runs LAST: it stops the stack's gunicorn. Cases are declared with
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -89,6 +90,19 @@ def test_the_running_stack(healthy: list[Finding], shop: Shop) -> None:
     assert found["HST008"][0].level == Level.INFO, text
     assert found["HST008"][0].message.startswith("could not check: ")
     assert found["HST002"][0].message.startswith("could not check: ")
+
+
+def test_cli_url_and_host_in_one_report(shop: Shop) -> None:
+    done = flaskprod(
+        "check", str(shop.project), "--host", "--url", shop.url, "--ca", str(shop.ca),
+        "--format", "json",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # HST010 (logs not rotated) is a warning
+    report = json.loads(done.stdout)
+    assert {f["layer"] for f in report["findings"]} == {"host"}  # the shop passes --url
+    assert report["summary"]["observatory"]["grade"] in ("A+", "A")
+    assert "HST010" in {f["id"] for f in report["findings"]}
+    assert all(f["url"].endswith("#" + f["id"].lower()) for f in report["findings"])
 
 
 @pytest.mark.covers("HST012:pass")

@@ -248,6 +248,9 @@ class Prober:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
             except TimeoutError:
                 return {"limit": limit, "status": None, "waited": True}
+            body = b""  # a little of the body: whose error page it is
+            with contextlib.suppress(TimeoutError):
+                body = await asyncio.wait_for(reader.read(1024), 1.0)
         finally:
             writer.close()
         lines = head.decode("latin-1").split("\r\n")
@@ -255,7 +258,9 @@ class Prober:
         server = next(
             (ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("server:")), ""
         )
-        return {"limit": limit, "status": status, "server": server}
+        # Werkzeug's own 413 page: the app refused it, after the proxy let it through.
+        by_app = b"<h1>Request Entity Too Large</h1>" in body
+        return {"limit": limit, "status": status, "server": server, "by_app": by_app}
 
     async def crawl(self) -> list[dict[str, Any]]:
         """Breadth-first over same-origin links, at most ``crawl`` pages."""

@@ -677,6 +677,11 @@ def body_limit(ctx: Context) -> Iterator[Finding]:
         yield body_limit.finding(
             f"a request announcing {value['limit'] + 1} bytes got {value['status']}, not 413"
         )
+    elif value.get("by_app"):
+        yield body_limit.finding(
+            f"a request announcing {value['limit'] + 1} bytes was refused by the app "
+            "(Werkzeug's 413 page), not by the proxy"
+        )
 
 
 @rule(
