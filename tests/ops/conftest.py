@@ -5,7 +5,7 @@
   (placed through the JSON API with idempotency keys); ``.url``, ``.media``.
 - ``shop_postgres`` (function): the same data in a fresh database on the suite's
   PostgreSQL (cloned from a template filled once per session).
-- ``table_rows(url)``: every row of every table, read independently of flaskprod's
+- ``ops_helpers.table_rows(url)``: every row of every table, read independently of flaskprod's
   own code (SQLAlchemy reflection, ordered by primary key) — what the tests compare.
 - ``run_cli(*args)``: ``flaskprod ...`` in-process, with stdout and stderr apart and
   none of the caller's DATABASE_URL / FLASKPROD_* environment, from an empty folder.
@@ -19,7 +19,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ SHOP_TESTS = Path(__file__).resolve().parents[1] / "shop"
 if str(SHOP_TESTS) not in sys.path:
     sys.path.insert(0, str(SHOP_TESTS))
 
+from ops_helpers import ShopData  # noqa: E402
 from shop_helpers import (  # noqa: E402
     SECRET,
     SHOP_DIR,
@@ -50,13 +50,6 @@ if str(SHOP_DIR) not in sys.path:
 TEMPLATE = "ops_shop_template"
 FAST_HASHES = {"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"}
 _numbers = itertools.count(1)
-
-
-@dataclass
-class ShopData:
-    url: str
-    media: Path
-    dbname: str = ""
 
 
 def _fill(database_url: str, media: Path) -> None:
@@ -168,42 +161,6 @@ def _running(cluster: PostgresCluster) -> None:
     cluster.resume()
     if not cluster.running:
         cluster.start()
-
-
-def table_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, by primary key (independent of flaskprod.ops)."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        meta = sa.MetaData()
-        meta.reflect(engine)
-        with engine.connect() as conn:
-            return {
-                name: [
-                    tuple(row)
-                    for row in conn.execute(
-                        sa.select(table).order_by(*(table.primary_key.columns or table.columns))
-                    )
-                ]
-                for name, table in sorted(meta.tables.items())
-            }
-    finally:
-        engine.dispose()
-
-
-def drop_all_tables(url: str) -> None:
-    """Destroy the data: every table gone (as after a bad migration or a DROP)."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        meta = sa.MetaData()
-        meta.reflect(engine)
-        meta.drop_all(engine)
-    finally:
-        engine.dispose()
-    assert table_rows(url) == {}
 
 
 @pytest.fixture

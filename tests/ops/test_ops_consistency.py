@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import ShopData
+from ops_helpers import ShopData
 
 from flaskprod.ops import postgres
 from flaskprod.ops.backup import make_backup

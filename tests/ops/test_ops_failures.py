@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import ShopData, table_rows
+from ops_helpers import ShopData, table_rows
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.ops.pgtools import find_tools, for_server

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import ShopData, drop_all_tables, table_rows
+from ops_helpers import ShopData, drop_all_tables, table_rows
 
 from flaskprod.errors import VerificationFailed
 from flaskprod.ops import media

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import table_rows
+from ops_helpers import table_rows
 
 from flaskprod.stack.postgres import PostgresCluster
 from flaskprod.stack.state import StackState, StateDir

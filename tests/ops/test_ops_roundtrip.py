@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import ShopData, drop_all_tables, table_rows
+from ops_helpers import ShopData, drop_all_tables, table_rows
 
 from flaskprod.ops.database import parse_url
 from flaskprod.ops.manifest import read_backup
