@@ -20,15 +20,36 @@ DOC = REPO / "docs" / "reliability.md"
 COMMAND = ".venv/bin/python -m bench.faults"
 
 
-def newest_results(folder: Path = RESULTS) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
-    """Scenario number -> (its newest result, the run it came from)."""
-    newest: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+Run = tuple[dict[str, Any], dict[str, Any]]  # (a scenario's result, the run it came from)
+
+
+def all_results(folder: Path = RESULTS) -> dict[int, list[Run]]:
+    """Scenario number -> every result of it, oldest first."""
+    found: dict[int, list[Run]] = {}
     for path in sorted(folder.glob("faults-*.json")):  # names sort by UTC time
         run = json.loads(path.read_text())
         run["file"] = path.relative_to(REPO).as_posix()
         for result in run["scenarios"]:
-            newest[int(result["scenario"])] = (result, run)
-    return newest
+            found.setdefault(int(result["scenario"]), []).append((result, run))
+    return found
+
+
+def newest_results(folder: Path = RESULTS) -> dict[int, Run]:
+    """Scenario number -> (its newest result, the run it came from)."""
+    return {number: runs[-1] for number, runs in all_results(folder).items()}
+
+
+def history(runs: list[Run]) -> list[str]:
+    """One line per run of a scenario, so that a difference between runs shows."""
+    lines = ["Every run of this scenario (time to recover, failed first/final, verdict):", ""]
+    for result, run in runs:
+        load = result["load"]
+        verdict = "passed" if result["passed"] else "FAILED"
+        lines.append(
+            f"- `{run['file']}` ({run['size']}): {result['time_to_recover_s']} s, "
+            f"{load['failed_total_first_attempt']} / {load['failed_total_final']}, {verdict}"
+        )
+    return [*lines, ""]
 
 
 def _statuses(counts: dict[str, int]) -> str:
@@ -126,7 +147,8 @@ none of them may be stored twice or acknowledged and lost.
 
 
 def render(folder: Path = RESULTS) -> str:
-    newest = newest_results(folder)
+    every = all_results(folder)
+    newest = {number: runs[-1] for number, runs in every.items()}
     lines = [*HEADER.splitlines(), ""]
     if not newest:
         lines.append("No results yet: run the command above.")
@@ -142,8 +164,10 @@ def render(folder: Path = RESULTS) -> str:
         )
     if newest:
         lines += [*summary, ""]
-    for _number, (result, run) in sorted(newest.items()):
+    for number, (result, run) in sorted(newest.items()):
         lines += scenario_section(result, run)
+        if len(every[number]) > 1:
+            lines += history(every[number])
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -63,6 +63,9 @@ def test_the_newest_result_of_each_scenario_is_rendered(tmp_path: Path, monkeypa
     assert "faults-2026-01-02T000000Z.json" in text
     assert "## 2. scenario title 2 — passed" in text
     assert "| a check | 0 | 7 | FAIL |" in text
+    # Both runs of scenario 1 are listed, so a difference between runs shows.
+    assert text.count("faults-2026-01-01T000000Z.json` (quick): 1.25 s, 1 / 0, passed") == 1
+    assert "faults-2026-01-02T000000Z.json` (quick): 1.25 s, 5 / 4, FAILED" in text
 
 
 def test_the_doc_is_written_atomically(tmp_path: Path, monkeypatch: Any) -> None:
