@@ -521,3 +521,21 @@ def test_live_access_log_is_json_with_request_id(stack: Stack, kit: Any) -> None
     )
     assert nginx_entry["request_id"]
     assert nginx_entry["request_id"] == gunicorn_entry["request_id"]
+
+
+def test_live_one_access_line_per_request(stack: Stack) -> None:
+    """gunicorn writes the access line; the app's own line is switched off by the
+    rendered config, so the app server's log has exactly one line per request."""
+    request_id = "one-line-per-request"
+    stack.https("GET", "/api/items", headers={"X-Request-ID": request_id})
+
+    def lines() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in json_lines(stack.gunicorn_log)
+            if e.get("request_id") == request_id and e.get("path") == "/api/items"
+        ]
+
+    wait_for(lambda: bool(lines()), 10, "the access log line")
+    time.sleep(0.3)  # a second (duplicate) line would follow within milliseconds
+    assert len(lines()) == 1, lines()
