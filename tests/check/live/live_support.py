@@ -251,6 +251,16 @@ http {{
         ssl_certificate_key {soon_key};
         return 200 "expires soon";
     }}
+    # the body limit left to the app: nginx streams the body through
+    server {{
+        listen 127.0.0.1:{app_limit_https} ssl;
+        server_name localhost;
+        ssl_certificate {good_cert};
+        ssl_certificate_key {good_key};
+        client_max_body_size 0;
+        proxy_request_buffering off;
+        location / {{ proxy_pass http://badapp; proxy_set_header Host $http_host; }}
+    }}
     # a good TLS setup whose upstreams are broken
     server {{
         listen 127.0.0.1:{good_https} ssl;
@@ -288,6 +298,7 @@ PORTS = (
     "dead_upstream_https",
     "wrong_socket_https",
     "dead_port",
+    "app_limit_https",
 )
 
 

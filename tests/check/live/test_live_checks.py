@@ -153,6 +153,16 @@ def test_careless_static_files_and_body_limit(careless: list[Finding]) -> None:
     assert "waited for the body" in found["LIV070"].message, text
 
 
+def test_a_body_limit_enforced_only_by_the_app(bad: BadSites, shop: Shop) -> None:
+    findings = run_live(
+        shop.project, url=bad.url("app_limit_https"), ca=str(bad.ca), select=("LIV070",)
+    ).findings
+    assert [f.message for f in findings] == [
+        "a request announcing 10485761 bytes was refused by the app (Werkzeug's 413 page), "
+        "not by the proxy"
+    ], describe(findings)
+
+
 @pytest.mark.covers("LIV002:fail", "LIV003:fail", "LIV010:fail", "LIV013:fail")
 def test_off_host_redirect_losing_the_path_to_an_expired_certificate(
     bad: BadSites, shop: Shop

@@ -1,15 +1,23 @@
 """A deliberately careless Flask app for the live checks: debug on (the Werkzeug
 debugger wraps it), an X-Powered-By header, a session-like cookie without flags, a
 readiness path that says 200 while reporting a failed database, a slow liveness path,
-a page that raises (500 with a stack trace) and static files served by Flask."""
+a page that raises (500 with a stack trace), static files served by Flask and a body
+limit enforced by the app only."""
 
 import time
 
-from flask import Flask, make_response
+from flask import Flask, make_response, request
 from werkzeug.debug import DebuggedApplication
 
 app = Flask(__name__)
 app.debug = True
+app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # the app's limit, not the proxy's
+
+
+@app.before_request
+def read_posted_bodies():  # type: ignore[no-untyped-def]
+    if request.method == "POST":
+        request.get_data()  # over MAX_CONTENT_LENGTH: Werkzeug's 413
 
 
 @app.after_request
