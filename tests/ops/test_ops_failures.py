@@ -196,3 +196,37 @@ def test_no_space_is_one_line_naming_the_folder_and_leaves_nothing(
         assert _leftovers(small) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_restore_that_differs_from_the_manifest_is_exit_6_naming_the_table(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, run_cli: Callable[..., Result]
+) -> None:
+    import json
+
+    from flaskprod.errors import VerificationFailed
+    from flaskprod.ops.database import parse_url
+    from flaskprod.ops.manifest import read_backup
+    from flaskprod.ops.restore import verify_restore
+
+    shop: ShopData = request.getfixturevalue(f"shop_{kind}")
+    made = run_cli("backup", "--database-url", shop.url, "--output", str(tmp_path / "b"))
+    assert made.exit_code == 0, made.stderr
+    path = Path(made.stdout.strip())
+    # The manifest says one order more than the dump holds (its files are intact).
+    manifest_path = path.with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["tables"]["orders"]["rows"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+
+    into = str(tmp_path / "copy.db") if kind == "sqlite" else f"{shop.dbname}_x"
+    result = run_cli("restore", str(path), "--database-url", shop.url, "--into", into)
+    try:
+        assert result.exit_code == 6, result.stderr
+        assert "restore: differs: orders: 8 rows, the backup has 9" in result.stderr
+        assert "differs from the manifest" in result.stderr.splitlines()[-1]
+        with pytest.raises(VerificationFailed, match="orders: 8 rows, the backup has 9"):
+            verify_restore(read_backup(path), parse_url(shop.url))
+    finally:
+        if kind == "postgres":
+            request.getfixturevalue("postgres_cluster").drop_database(f"{shop.dbname}_x")
