@@ -11,14 +11,4 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
-  // Preview the chosen image before uploading it.
-  for (const input of document.querySelectorAll("input[type=file][data-preview]")) {
-    const img = document.getElementById(input.dataset.preview);
-    input.addEventListener("change", () => {
-      const file = input.files && input.files[0];
-      if (!img || !file) return;
-      img.src = URL.createObjectURL(file);
-      img.hidden = false;
-    });
-  }
 });
