@@ -175,6 +175,8 @@ def build_context(options: CheckOptions) -> Context:
     root = root.resolve()
     spec = load_spec(root)
     ctx = Context(root=root, spec=spec, files=discover(root), options=dict(options.options))
+    if not set(options.layers) & set(FILE_LAYERS):
+        return ctx  # --url/--host alone: the project's env and app are not theirs to judge
     source = production_env(ctx, options.env_file)
     ctx.env, ctx.env_source, ctx.env_known = source.env, source.description, source.known
     ctx.cache["env_command"] = (source.command, source.command_file)
