@@ -31,6 +31,10 @@ umask = 0o007
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers(worker_class))
 threads = 4
+# gunicorn >= 24 opens a control socket at one path per user ($HOME/.gunicorn/):
+# a service user without a writable home (ProtectHome=) would fail, and two servers of
+# one user would take it from each other. Nothing in the kit uses it.
+control_socket_disable = True
 # Workers heartbeat through a file: on tmpfs, so a slow disk never looks like a hang.
 worker_tmp_dir = "/dev/shm"
 
@@ -56,6 +60,10 @@ limit_request_field_size = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # -- logs: JSON access log on stdout, errors on stderr (journald / docker collect both)
+# gunicorn writes the one access line per request; the app's own line
+# (flaskprod.Production) would repeat it, so it is switched off for every process
+# this config starts.
+os.environ.setdefault("FLASKPROD_ACCESS_LOG", "off")
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"

@@ -18,6 +18,7 @@ from flaskprod import Production
 #: FLASK_ / FLASKPROD_ prefix (e.g. FLASKPROD_PRODUCTS_CACHE_SECONDS=5).
 SHOP_DEFAULTS: dict[str, Any] = {
     "PRODUCTS_CACHE_SECONDS": 30,
+    "PRODUCTS_HTTP_CACHE_SECONDS": 2,
     "MEDIA_URL": "/media/",
     "SESSION_KEY_PREFIX": "shop:session:",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
@@ -101,6 +101,12 @@ def products() -> Response:
     items, source = cached_products(_load_products)
     response = jsonify(items)
     response.headers["X-Cache"] = "HIT" if source == "cache" else "MISS"
+    # The same list for everyone: nginx (and browsers) may keep it a few seconds. Bounded
+    # by PRODUCTS_HTTP_CACHE_SECONDS (0: not cacheable), on top of the Redis copy.
+    seconds = int(current_app.config["PRODUCTS_HTTP_CACHE_SECONDS"])
+    if seconds > 0:
+        response.cache_control.public = True
+        response.cache_control.max_age = seconds
     return response
 
 

@@ -392,6 +392,11 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "certificate_key": spec.resolve(spec.tls.certificate_key),
         "cert_mounts": _cert_mounts(spec),
         "acme_webroot": spec.resolve(spec.tls.acme_webroot).rstrip("/"),
+        # nginx's response cache (what the app marks Cache-Control: public, max-age=N).
+        # nginx creates only the last folder: /var/lib/nginx is the Debian package's; in
+        # the nginx container (a single-purpose, throwaway file system) /tmp will do.
+        "cache_dir": f"/var/lib/nginx/cache-{name}",
+        "compose_cache_dir": f"/tmp/nginx-cache-{name}",
         "security_headers": _security_headers(spec),
         "rate_limits": _rate_limits(spec, ident),
         # database / redis

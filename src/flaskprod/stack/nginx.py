@@ -167,7 +167,8 @@ def overlay_site(parsed: list[Directive], overlay: Overlay) -> list[Directive]:
     Changed: listen (ports, loopback), ssl_certificate(_key) (the local CA's), the
     upstream socket path, static/media folders, log paths, HTTPS redirect targets and
     the Host header sent to the app (both need the port), ``localhost`` added next to
-    the canonical domain. Dropped: OCSP stapling. Nothing else.
+    the canonical domain, the response cache's folder. Dropped: OCSP stapling. Nothing
+    else.
     """
     site = copy.deepcopy(parsed)
     rewrite: dict[str, Callable[[Directive], list[Directive]]] = {
@@ -196,6 +197,8 @@ def overlay_site(parsed: list[Directive], overlay: Overlay) -> list[Directive]:
             directive["args"] = [_with_port(a, overlay) for a in directive["args"]]
         elif name in ("alias", "root", "server", "proxy_pass", "uwsgi_pass"):
             directive["args"] = [_paths(a, overlay) for a in directive["args"]]
+        elif name == "proxy_cache_path" and directive["args"]:
+            directive["args"][0] = str(overlay.prefix / "cache")
         elif name == "server_name" and overlay.canonical_domain in directive["args"]:
             directive["args"] = [*dict.fromkeys([*directive["args"], "localhost"])]
     for directive in site:
