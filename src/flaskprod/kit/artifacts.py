@@ -396,7 +396,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         # nginx creates only the last folder: /var/lib/nginx is the Debian package's; in
         # the nginx container (a single-purpose, throwaway file system) /tmp will do.
         "cache_dir": f"/var/lib/nginx/cache-{name}",
-        "compose_cache_dir": f"/tmp/nginx-cache-{name}",
+        "compose_cache_dir": f"/tmp/nginx-cache-{name}",  # noqa: S108 - inside the container
         "security_headers": _security_headers(spec),
         "rate_limits": _rate_limits(spec, ident),
         # database / redis
