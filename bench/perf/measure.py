@@ -19,10 +19,10 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class Settings:
-    seconds: float = 6.0  # each closed-loop run
+    seconds: float = 5.0  # each closed-loop run
     repeats: int = 3  # closed-loop runs; medians reported
     warmup: float = 1.0
-    latency_seconds: float = 6.0  # the fixed-rate run
+    latency_seconds: float = 5.0  # the fixed-rate run
     connections: int = 64
     rate_fraction: float = 0.5  # fixed rate = this x the usual configuration's max
     rate_cap: float = 800.0  # what the Python open-loop client sustains on 2 shared cores

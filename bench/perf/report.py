@@ -39,7 +39,11 @@ def _write_atomic(path: Path, data: str) -> None:
 
 
 def plot_throughput(results: dict[str, Any], path: Path) -> None:
-    stacks = [s for s in results["stacks"] if s.startswith(("usual", "flaskprod"))]
+    stacks = [
+        s
+        for s, entry in results["stacks"].items()
+        if s.startswith(("usual", "flaskprod")) and entry["workloads"]
+    ]
     workloads = [w for w in ORDER if w not in ("hello", "static")]
     figure, axis = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / max(1, len(stacks))

@@ -282,6 +282,8 @@ def usual_stack(shared: Shared) -> Iterator[Running]:
     app_port, https_port = free_port(), free_port()
     spec = load_spec(shared.project)
     env = shared.app_env(spec, FLASKPROD_PRODUCTS_CACHE_SECONDS="0")
+    for tuned in ("FLASKPROD_SQLALCHEMY_POOL_SIZE", "FLASKPROD_SQLALCHEMY_MAX_OVERFLOW"):
+        env.pop(tuned)  # the app's default pool, as the tutorials leave it
     logs = shared.base / "logs"
     app = process.start(
         [

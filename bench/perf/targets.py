@@ -44,7 +44,8 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     static = _cell(results, "flaskprod", "static")
     app_cells: list[tuple[str, dict[str, Any]]] = []
-    for name in ("products", "product", "order"):
+    # Routes that reach the app (the product list may be answered by nginx's cache).
+    for name in ("product", "order"):
         found = _cell(results, "flaskprod", name)
         if found:
             app_cells.append((name, found))
@@ -57,7 +58,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             ">= 20",
             ratio >= 20,
             f"{static['max']['rps']:.0f} vs {fastest['max']['rps']:.0f} req/s "
-            f"(the app's fastest route, {name}) = {ratio:.1f}x",
+            f"(the app's faster route to the database, {name}) = {ratio:.1f}x",
         )
     rss = [
         cell["max"]["worker_rss_mib_max"]

@@ -64,7 +64,7 @@ def test_closed_and_fixed_rate_cells_are_well_formed(cell: dict[str, Any]) -> No
             "usual": {"notes": {"server": "y"}, "workloads": {"mix": cell, "static": cell}},
             "flaskprod": {
                 "notes": {"server": "z"},
-                "workloads": {"mix": cell, "products": cell, "static": cell},
+                "workloads": {"mix": cell, "products": cell, "product": cell, "static": cell},
             },
         },
     }
