@@ -375,6 +375,19 @@ def test_enabled_site_drift(server_project: Path, tmp_path: Path) -> None:
     assert drifted and "client_max_body_size 500m;" in drifted[0].message, describe(drifted)
 
 
+def test_certificate_renewal_timer(server_project: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    missing = [f for f in host(server_project, host_root=str(root)) if f.id == "HST009"]
+    assert "no certbot timer or cron job renews the certificate" in [f.message for f in missing], (
+        describe(missing)
+    )
+    (root / "etc" / "cron.d").mkdir()
+    (root / "etc" / "cron.d" / "certbot").write_text("0 */12 * * * root certbot -q renew\n")
+    renewed = [f for f in host(server_project, host_root=str(root)) if f.id == "HST009"]
+    assert not [f for f in renewed if "timer" in f.message], describe(renewed)
+
+
 def _stand_in_ufw(folder: Path, allowed: list[str]) -> None:
     """A recording stand-in for ufw (no firewall may be changed on this machine)."""
     lines = "\n".join(f"{port:<27}ALLOW       Anywhere" for port in allowed)

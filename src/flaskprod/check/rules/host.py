@@ -322,7 +322,7 @@ def certificate_on_disk(ctx: Context) -> Iterator[Finding]:
     timers = [
         target.etc / "systemd/system/timers.target.wants/certbot.timer",
         target.etc / "cron.d/certbot",
-        *Path("/lib/systemd/system").glob("certbot*.timer"),
+        *(target.etc.parent / "lib/systemd/system").glob("certbot*.timer"),
     ]
     if not any(p.exists() for p in timers):
         yield certificate_on_disk.finding("no certbot timer or cron job renews the certificate")
