@@ -261,6 +261,19 @@ def summarize(record: LoadRecord) -> dict[str, Any]:
         "failed_total_first_attempt": sum(failed_gets.values()) + sum(failed_posts.values()),
         "failed_total_final": sum(failed_gets.values()) + len(record.final_failures),
         "tracebacks": sum(1 for a in record.attempts if a.traceback),
+        # When and where things failed, against the events' times (first 12).
+        "failed_examples": [
+            {
+                "at": a.at,
+                "kind": a.kind,
+                "path": a.path,
+                "outcome": a.outcome(),
+                "latency": a.latency,
+                "attempt": a.attempt,
+            }
+            for a in sorted(record.attempts, key=lambda a: a.at)
+            if not a.ok
+        ][:12],
         "latency_ms": {"get": latency_ms(gets), "post": latency_ms(posts)},
         "acknowledged": len(record.acknowledged),
         "events": dict(record.events),

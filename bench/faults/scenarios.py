@@ -377,9 +377,20 @@ def _answer_time(poller: Poller, status: int, after: float) -> float | None:
     return None if probe is None else round(probe.at + probe.latency - after, 3)
 
 
-def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
-    with stack.client() as client:  # the product list is in the cache before the fault
+PRODUCTS_CACHE_KEY = "shop:products:v1"  # examples/shop/shop/cache.py
+
+
+def _fresh_product_cache(stack: FaultStack) -> int:
+    """Drop the cached product list and read it once, so the fault meets a fresh entry
+    (it lives PRODUCTS_CACHE_SECONDS, 30 s); returns its TTL in seconds."""
+    stack.redis_command("DEL", PRODUCTS_CACHE_KEY)
+    with stack.client() as client:
         client.get("/api/products").raise_for_status()
+    return int(stack.redis_command("TTL", PRODUCTS_CACHE_KEY))
+
+
+def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
+    cache_ttl = _fresh_product_cache(stack)
     plan = _plan(size, size.before + size.outage + size.after + 60, get_paths=("/api/products",))
     load = Load(stack, plan, _prefix(4)).start()
     ready = Poller(stack, "/health/ready", load.t0, source="127.0.9.1").start()
@@ -438,7 +449,8 @@ def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
     return _finish(
         4,
         "PostgreSQL restarted",
-        f"PostgreSQL stopped (fast shutdown) for {down} s, then started",
+        f"PostgreSQL stopped (fast shutdown) for {down} s, then started; the product list "
+        f"was cached {size.before:g} s before the stop (entry lifetime {cache_ttl} s)",
         load,
         stack,
         checks,
@@ -638,8 +650,7 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     spec = stack.spec()
     worker_timeout = float(spec.server.timeout)
     log_offset = stack.log("gunicorn").stat().st_size
-    with stack.client() as client:
-        client.get("/api/products").raise_for_status()
+    _fresh_product_cache(stack)
     # Clients wait longer than nginx does (proxy_read_timeout = worker timeout + 5 s), so
     # what they see is what the stack answers, not their own patience.
     plan = LoadPlan(

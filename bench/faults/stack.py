@@ -220,6 +220,13 @@ class FaultStack:
         self._replace("redis", server.pid)
         return server.pid
 
+    def redis_command(self, *args: str) -> bytes:
+        """One command to the stack's Redis (e.g. to age out the product cache)."""
+        from flaskprod.stack.redis import RedisServer
+
+        server = RedisServer(self.dirs.redis, port=_port_of(self.record("redis")))
+        return server.command(*args)
+
     def _replace(self, name: str, pid: int) -> None:
         """Record a restarted service under its new pid (so ``down`` stops it)."""
         state = self.dirs.read()
