@@ -137,12 +137,13 @@ scenario (readiness for 4 and 7, a session page for 5).
 Scenario 3's supervisor: `flaskprod up` has no restart loop (in the foreground it
 stops the whole stack when a service dies; detached, nothing watches). On a server
 systemd restarts gunicorn; here the harness does what the rendered unit
-(`deploy/systemd/shop.service`) tells systemd to do: with `KillMode=mixed` the
-leftovers of the dead service (the orphaned workers) get up to `TimeoutStopSec` to
-exit and are then killed, and gunicorn is started again after `RestartSec`
-(`bench/faults/scenarios.py: Supervisor`). Order POSTs that fall into a gap longer
-than the client's retries (about 4 s) are finally refused: they are counted, and
-none of them may be stored twice or acknowledged and lost.
+(`deploy/systemd/shop.service`) tells systemd to do. With `KillMode=mixed` and the
+main process already dead, systemd has no one to send SIGTERM to and SIGKILLs what is
+left of the service (the orphaned workers, which still hold the listening socket),
+then starts gunicorn again after `RestartSec` (`bench/faults/scenarios.py:
+Supervisor`). Order POSTs that fall into a gap longer than the client's retries
+(about 4 s) are finally refused: they are counted, and none of them may be stored
+twice or acknowledged and lost.
 """
 
 

@@ -32,6 +32,7 @@ from bench.faults.probes import Poller
 from bench.faults.slow import SlowClients
 from bench.faults.stack import FaultStack, flaskprod
 from flaskprod.stack import process
+from flaskprod.stack.state import ServiceRecord
 
 
 @dataclass(frozen=True)
@@ -253,12 +254,16 @@ def _seconds(value: str) -> float:
 
 class Supervisor:
     """Stands in for the server's systemd, following the rendered unit: when gunicorn's
-    main process is gone, the rest of the service (its process group here, its cgroup
-    there) is stopped as ``KillMode`` says — ``mixed``/``control-group``: the leftovers
-    get up to ``TimeoutStopSec`` to exit (``control-group`` sends them SIGTERM first),
-    then SIGKILL — and after ``RestartSec`` gunicorn is started again, exactly as ``up``
-    started it. ``flaskprod up`` has no restart loop of its own (in the foreground it
-    stops the stack when a service dies; detached, nothing watches)."""
+    main process is gone, what is left of the service (its process group here, its
+    cgroup there) is stopped as ``KillMode`` says, then gunicorn is started again after
+    ``RestartSec``, exactly as ``up`` started it. ``flaskprod up`` has no restart loop of
+    its own (in the foreground it stops the stack when a service dies; detached,
+    nothing watches).
+
+    systemd's stop of a service whose main process already died: ``mixed`` sends
+    SIGTERM to the main process only — there is none, so nothing is waited for — and
+    then SIGKILL to every remaining process; ``control-group`` sends SIGTERM to all,
+    waits up to ``TimeoutStopSec``, then SIGKILLs; ``process`` leaves the rest alone."""
 
     def __init__(self, stack: FaultStack, load: Load, policy: RestartPolicy) -> None:
         self.stack = stack
@@ -276,21 +281,28 @@ class Supervisor:
         self._stop.set()
         self._thread.join(timeout=self.policy.timeout_stop_sec + 60)
 
+    def _stop_leftovers(self, old: ServiceRecord) -> int:
+        """Stop what is left of the dead service; returns how many processes were left."""
+        left = len(process.group_members(old.pid))
+        mode = self.policy.kill_mode
+        if mode == "control-group":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(old.pid, signal.SIGTERM)  # the group we started, leader gone
+            deadline = time.monotonic() + self.policy.timeout_stop_sec
+            while process.group_members(old.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if mode in ("control-group", "mixed"):
+            # SIGKILL to the rest of the group (stop_pid sweeps it: its leader is gone).
+            process.stop_pid(old.pid, expected_start=old.started, timeout=1)
+        return left
+
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             old = self.stack.record("gunicorn")
             if old.alive():
                 continue
             noticed = self.load.mark("supervisor noticed")
-            if self.policy.kill_mode == "control-group":
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(old.pid, signal.SIGTERM)  # the group we started, leader gone
-            # The orphaned workers notice their master is gone and leave gracefully.
-            deadline = time.monotonic() + self.policy.timeout_stop_sec
-            while process.group_members(old.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            left = len(process.group_members(old.pid))
-            process.stop_pid(old.pid, expected_start=old.started, timeout=1)  # SIGKILL the rest
+            left = self._stop_leftovers(old)
             emptied = self.load.mark("service stopped")
             time.sleep(self.policy.restart_sec)
             pid = self.stack.start_gunicorn()
@@ -300,8 +312,8 @@ class Supervisor:
                     "old": old.pid,
                     "new": pid,
                     "noticed": round(noticed, 3),
-                    "leftovers_gone": round(emptied, 3),
-                    "leftovers_killed": left,
+                    "leftovers": left,
+                    "leftovers_stopped": round(emptied, 3),
                     "started": round(started, 3),
                 }
             )
@@ -352,9 +364,9 @@ def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
     return _finish(
         3,
         "the gunicorn master killed, restarted by a supervisor",
-        f"SIGKILL to the master {killed}; restarted as the rendered systemd unit says "
-        f"(Restart={policy.restart}, KillMode={policy.kill_mode}, "
-        f"TimeoutStopSec={policy.timeout_stop_sec:g}, RestartSec={policy.restart_sec:g})",
+        f"SIGKILL to the master {killed}; its orphaned workers stopped and gunicorn "
+        f"restarted as systemd does with the rendered unit (Restart={policy.restart}, "
+        f"KillMode={policy.kill_mode}, RestartSec={policy.restart_sec:g})",
         load,
         stack,
         checks,
