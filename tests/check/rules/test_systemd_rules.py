@@ -160,3 +160,19 @@ def test_local_database_from_the_spec(tmp_path: Path) -> None:
     remote = spec + "[database]\nlocal = false\n[redis]\nlocal = false\n"
     write(tmp_path, {"flaskprod.toml": remote})
     assert "SYS008" not in ids(check(tmp_path))
+
+
+def test_dotenv_kept_out_of_the_repository_is_not_missing(tmp_path: Path) -> None:
+    """The seeds' unit: EnvironmentFile=/srv/flaskapp/.env under WorkingDirectory=/srv/
+    flaskapp. A .env holds secrets and is never committed: its absence in the checkout
+    is not a unit that 'will not start' (the environment summary already says 'on the
+    server only'). A committed env file of another name that is missing still is."""
+    unit = (
+        "[Service]\nUser=a\nWorkingDirectory=/srv/a\nEnvironmentFile={env}\n"
+        "ExecStart=/srv/a/v/bin/gunicorn wsgi:app\n"
+    )
+    for env in ("/srv/a/.env", "/srv/a/.env.production"):
+        write(tmp_path, {"a.service": unit.format(env=env)})
+        assert "SYS005" not in ids(check(tmp_path)), env
+    write(tmp_path, {"a.service": unit.format(env="/srv/a/deploy/production.env")})
+    assert "SYS005" in ids(check(tmp_path))

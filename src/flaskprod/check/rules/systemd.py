@@ -144,6 +144,10 @@ def _bases(ctx: Context, unit: Unit) -> list[str]:
     return bases
 
 
+def _dotenv(path: Path) -> bool:
+    return path.name == ".env" or path.name.startswith(".env.")
+
+
 def in_project(ctx: Context, unit: Unit, server_path: str) -> Path | None:
     """A server path inside the installed project -> the same path in the checkout."""
     path = PurePosixPath(server_path)
@@ -163,7 +167,7 @@ def in_project(ctx: Context, unit: Unit, server_path: str) -> Path | None:
     help="Use absolute paths that exist on the server: WorkingDirectory=/srv/APP and "
     "EnvironmentFile=/etc/APP/APP.env (prefix with '-' only if the file is optional); "
     "without WorkingDirectory gunicorn starts in / and cannot import the app.",
-    example="EnvironmentFile=/srv/shop/.env.production   # not in the project",
+    example="EnvironmentFile=/srv/shop/deploy/production.env   # not in the project",
 )
 def paths_missing(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -198,8 +202,11 @@ def paths_missing(ctx: Context) -> Iterator[Finding]:
                 )
                 continue
             local = in_project(ctx, unit, path) if not is_dir else None
-            if local is None or optional:
-                continue  # on the server only: cannot be checked from here
+            if local is None or optional or _dotenv(local):
+                # On the server only: cannot be checked from here. A dotenv file
+                # (.env, .env.production) holds secrets and is kept out of the
+                # repository on purpose, so its absence here says nothing.
+                continue
             if not local.is_file():
                 yield paths_missing.finding(
                     f"{key}={path} is {ctx.relative(local)} in the project, which does not "
