@@ -175,3 +175,22 @@ def test_env_file_option_wins(tmp_path: Path) -> None:
     source = production_env(_ctx(tmp_path), tmp_path / "prod.env")
     assert source.known and source.env == {"SECRET_KEY": "given"}
     assert source.description == f"--env-file {tmp_path / 'prod.env'}"
+
+
+def test_nginx_sites_named_without_conf_are_found(tmp_path: Path) -> None:
+    """Sites saved as the articles name them (flaskapp.nginx, nginx-site, app.vhost)
+    outside an nginx folder are nginx configs when their contents say so; other files
+    with such names are not."""
+    site = "server {\n    listen 80;\n    location / { proxy_pass http://127.0.0.1:8000; }\n}\n"
+    write(
+        tmp_path,
+        {
+            "deploy/flaskapp.nginx": site,
+            "deploy/nginx-site": site,
+            "ops/app.vhost": site,
+            "deploy/nginx-howto.md": "Paste this:\n\n" + site,
+            "deploy/my.nginx": "just words\n",
+        },
+    )
+    found = names(discover(tmp_path), tmp_path)
+    assert found.get("nginx") == ["deploy/flaskapp.nginx", "deploy/nginx-site", "ops/app.vhost"]

@@ -46,6 +46,9 @@ MAX_FILES = 5000
 #: ``*.conf`` files larger than this are not opened to sniff for nginx blocks.
 _SNIFF_BYTES = 64 * 1024
 _NGINX_BLOCK = re.compile(r"^\s*(server|location|upstream|http)\b[^;{]*\{", re.MULTILINE)
+#: Files that may show an nginx block without being one (a how-to, a script).
+_PROSE = (".py", ".md", ".txt", ".rst", ".sh", ".j2", ".html")
+_NGINX_NAMED = re.compile(r"\.(conf|nginx|vhost)$|nginx")
 _NGINX_DIRS = frozenset({"sites-available", "sites-enabled", "nginx", "conf.d"})
 _LOCK_NAMES = frozenset({"poetry.lock", "uv.lock", "Pipfile.lock", "pdm.lock", "pylock.toml"})
 
@@ -80,11 +83,11 @@ def _kind(path: Path, parents: tuple[str, ...]) -> str | None:
         lower in {"gunicorn.conf.py", "gunicorn_config.py"} or lower.startswith("gunicorn")
     ):
         return "gunicorn"
-    if lower == "nginx.conf" or (
-        _NGINX_DIRS.intersection(parents) and not lower.endswith((".py", ".md", ".txt"))
-    ):
+    if lower == "nginx.conf" or (_NGINX_DIRS.intersection(parents) and not lower.endswith(_PROSE)):
         return "nginx"
-    if lower.endswith(".conf") and _sniff_nginx(path):
+    if _NGINX_NAMED.search(lower) and not lower.endswith(_PROSE) and _sniff_nginx(path):
+        # Sites are also saved as flaskapp.nginx, nginx-site, app.vhost: the name
+        # says "maybe", the server/location block confirms.
         return "nginx"
     return None
 
