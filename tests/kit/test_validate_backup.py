@@ -1,32 +1,69 @@
 """The rendered backup and restore scripts, run for real against the suite's throwaway
-PostgreSQL: a verified custom-format dump, retention by age that keeps the newest,
-nothing left behind by a failed dump, and a restore into a new database."""
+PostgreSQL and real SQLite files. They write the format of ``flaskprod backup``
+(``<app>-<UTC stamp>.dump`` / ``.sqlite3`` plus a ``.sha256``), so ``flaskprod
+restore`` restores their backups row for row; their retention removes exactly what
+``flaskprod backup``'s does on the same folder; nothing is left behind by a failed
+dump; ``restore.sh`` checks the checksum before it touches anything."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 
-from flaskprod.stack.postgres import find_bin_dir
+from flaskprod.cli import cli
+from flaskprod.ops.backup import make_backup
+from flaskprod.ops.database import parse_url
+from flaskprod.ops.manifest import list_backups, read_checksums, stamp
+from flaskprod.stack.postgres import PostgresCluster, find_bin_dir
 
 
 def libpq_url(url: str) -> str:
     return url.replace("+psycopg", "")
 
 
+# Values whose text form is easy to get wrong: time zones, numerics, bytes, JSON,
+# NULLs, quotes and non-ASCII; one table without a primary key.
+SCHEMA = """
+CREATE TABLE orders (
+    id serial PRIMARY KEY, note text, amount numeric(10, 2), at timestamptz,
+    data bytea, tags jsonb
+);
+INSERT INTO orders (note, amount, at, data, tags)
+SELECT 'order ' || n || ' / Ünïcode, O''Brien', n * 1.25,
+       '2026-01-01 10:00+02'::timestamptz + n * interval '1 hour',
+       decode(lpad(to_hex(n), 4, '0'), 'hex'), jsonb_build_object('n', n)
+FROM generate_series(1, 50) n;
+INSERT INTO orders (note) VALUES (NULL);
+CREATE TABLE events (kind text, happened date);
+INSERT INTO events VALUES ('signup', '2026-11-01'), ('signup', '2026-11-01'), ('buy', NULL);
+"""
+
+
+def pg_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(libpq_url(url)) as conn:
+        return {
+            "orders": conn.execute("SELECT * FROM orders ORDER BY id").fetchall(),
+            "events": conn.execute("SELECT * FROM events ORDER BY 1, 2").fetchall(),
+        }
+
+
 @pytest.fixture
 def script_env(tmp_path: Path, postgres_url: str) -> dict[str, str]:
     with psycopg.connect(libpq_url(postgres_url), autocommit=True) as conn:
-        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, note text)")
-        conn.execute("INSERT INTO orders (note) SELECT 'order ' || n FROM generate_series(1, 50) n")
+        conn.execute(SCHEMA)
     path = f"{find_bin_dir()}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     return {
         "PATH": path,
@@ -46,41 +83,114 @@ def run(kit: Any, script: str, env: dict[str, str], *args: str) -> subprocess.Co
 
 
 def dumps(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.dump"))
+    """The database files of backups (not the hidden temp files)."""
+    return sorted(
+        p for p in folder.glob("*") if p.suffix in (".dump", ".sqlite3") and p.name[0] != "."
+    )
 
 
-def test_backup_writes_a_verified_dump(kit: Any, script_env: dict[str, str]) -> None:
+def leftovers(folder: Path) -> list[Path]:
+    """Temp files (the lock file is meant to stay)."""
+    return [p for p in folder.glob(".*") if not p.name.endswith(".lock")]
+
+
+@pytest.fixture
+def flaskprod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``flaskprod ARGS`` in-process, from an empty folder, without the caller's
+    DATABASE_URL / FLASKPROD_* environment."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    def invoke(*args: str) -> Result:
+        clean = {"DATABASE_URL": None, "FLASKPROD_STATE_DIR": None, "MEDIA_ROOT": None}
+        return CliRunner().invoke(cli, list(args), env=clean, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def scratch_database(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    name = f"restored_{os.getpid()}_{time.monotonic_ns() % 1000000}"
+    yield name
+    postgres_cluster.resume()
+    postgres_cluster.drop_database(name)
+
+
+def test_backup_writes_a_verified_dump_and_its_checksum(
+    kit: Any, script_env: dict[str, str]
+) -> None:
     result = run(kit, "backup.sh", script_env)
     assert result.returncode == 0, result.stderr
     folder = Path(script_env["BACKUP_DIR"])
     (dump,) = dumps(folder)
-    assert dump.name.startswith(f"{kit.spec.app.name}-")
-    assert not list(folder.glob("*.partial"))
+    name = kit.spec.app.name
+    assert dump.name.startswith(f"{name}-") and dump.suffix == ".dump"
     assert dump.read_bytes()[:5] == b"PGDMP"  # custom format
     assert dump.stat().st_mode & 0o077 == 0  # umask 077: nobody else reads backups
+    # The .sha256 in sha256sum format, as flaskprod writes and reads it; no manifest.
+    sums = dump.with_suffix(".sha256")
+    digest = hashlib.sha256(dump.read_bytes()).hexdigest()
+    assert sums.read_text() == f"{digest}  {dump.name}\n"
+    assert read_checksums(sums) == {dump.name: digest}
+    check = subprocess.run(["sha256sum", "-c", sums.name], cwd=folder, capture_output=True)
+    assert check.returncode == 0, check.stderr
+    assert not list(folder.glob("*.json")) and not leftovers(folder)
+    # flaskprod counts it as a backup (retention, the host check HST012).
+    (listed,) = list_backups(folder, name)
+    assert listed.database_path == dump and not listed.has_manifest
 
 
-def test_backup_retention_keeps_the_newest(kit: Any, script_env: dict[str, str]) -> None:
-    folder = Path(script_env["BACKUP_DIR"])
-    folder.mkdir()
-    name = kit.spec.app.name
-    now = time.time()
-    ages = {"a": 50, "b": 45, "c": 40, "d": 5}  # days
-    for tag, days in ages.items():
-        old = folder / f"{name}-2000010{ord(tag) - 96}T000000Z.dump"
-        old.write_bytes(b"PGDMP old")
-        os.utime(old, (now - days * 86400, now - days * 86400))
-    unrelated = folder / "notes.txt"
-    unrelated.write_text("keep me")
-    env = {**script_env, "BACKUP_KEEP": "2", "BACKUP_MAX_AGE_DAYS": "30"}
-    result = run(kit, "backup.sh", env)
-    assert result.returncode == 0, result.stderr
-    left = {p.name for p in dumps(folder)}
-    # newest two kept whatever their age (the new dump and "d"); then only the young
-    # ones survive: a, b and c are older than 30 days
-    assert len(left) == 2 and f"{name}-20000104T000000Z.dump" in left
-    assert unrelated.exists()
-    assert result.stdout.count("removed") == 3
+def test_flaskprod_restore_reads_a_script_dump_row_for_row(
+    kit: Any, script_env: dict[str, str], flaskprod: Any, scratch_database: str
+) -> None:
+    assert run(kit, "backup.sh", script_env).returncode == 0
+    (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
+    url = script_env["DATABASE_URL"]
+    result = flaskprod("restore", str(dump), "--database-url", url, "--into", scratch_database)
+    assert result.exit_code == 0, result.stderr
+    assert "row counts could not be compared" in result.stderr
+    assert "sha256 matched" in result.stderr
+    restored = url.rsplit("/", 1)[0] + f"/{scratch_database}"
+    assert pg_rows(restored) == pg_rows(url)
+    assert len(pg_rows(restored)["orders"]) == 51
+
+
+def test_flaskprod_restore_without_a_checksum_says_so(
+    kit: Any, script_env: dict[str, str], flaskprod: Any, scratch_database: str
+) -> None:
+    assert run(kit, "backup.sh", script_env).returncode == 0
+    (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
+    dump.with_suffix(".sha256").unlink()  # e.g. a dump by the old backup.sh
+    url = script_env["DATABASE_URL"]
+    result = flaskprod("restore", str(dump), "--database-url", url, "--into", scratch_database)
+    assert result.exit_code == 0, result.stderr
+    assert "checksum was NOT verified" in result.stderr
+    assert pg_rows(url.rsplit("/", 1)[0] + f"/{scratch_database}") == pg_rows(url)
+
+
+def test_a_damaged_script_dump_is_refused_by_both_restores(
+    kit: Any,
+    script_env: dict[str, str],
+    flaskprod: Any,
+    scratch_database: str,
+    postgres_cluster: PostgresCluster,
+) -> None:
+    assert run(kit, "backup.sh", script_env).returncode == 0
+    (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    url = script_env["DATABASE_URL"]
+    result = flaskprod("restore", str(dump), "--database-url", url, "--into", scratch_database)
+    assert result.exit_code == 6 and "checksum mismatch" in result.stderr
+    script = run(kit, "restore.sh", script_env, str(dump), scratch_database)
+    assert script.returncode == 6 and "damaged" in script.stderr
+    with postgres_cluster.connect() as conn:  # neither created the target
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (scratch_database,)
+        ).fetchone()
+    assert row is None
 
 
 def test_failed_dump_leaves_nothing(kit: Any, script_env: dict[str, str]) -> None:
@@ -88,7 +198,21 @@ def test_failed_dump_leaves_nothing(kit: Any, script_env: dict[str, str]) -> Non
     result = run(kit, "backup.sh", env)
     assert result.returncode != 0
     folder = Path(script_env["BACKUP_DIR"])
-    assert not dumps(folder) and not list(folder.glob("*.partial"))
+    assert not dumps(folder) and not list(folder.glob("*.sha256")) and not leftovers(folder)
+
+
+def test_a_dead_writers_temp_file_is_removed(kit: Any, script_env: dict[str, str]) -> None:
+    folder = Path(script_env["BACKUP_DIR"])
+    folder.mkdir()
+    name = kit.spec.app.name
+    gone = subprocess.Popen(["true"])  # a pid that has ended
+    gone.wait()
+    stale = folder / f".{name}-20260101T000000Z.dump.{gone.pid}.tmp"
+    stale.write_bytes(b"PGDMP half")
+    alive = folder / f".{name}-20260101T000000Z.dump.{os.getpid()}.tmp"
+    alive.write_bytes(b"PGDMP being written")
+    assert run(kit, "backup.sh", script_env).returncode == 0
+    assert not stale.exists() and alive.exists()
 
 
 def test_backup_needs_database_url(kit: Any, script_env: dict[str, str]) -> None:
@@ -99,23 +223,18 @@ def test_backup_needs_database_url(kit: Any, script_env: dict[str, str]) -> None
 
 
 def test_restore_into_a_new_database(
-    kit: Any, script_env: dict[str, str], postgres_cluster: Any
+    kit: Any, script_env: dict[str, str], postgres_cluster: PostgresCluster, scratch_database: str
 ) -> None:
     assert run(kit, "backup.sh", script_env).returncode == 0
     (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
-    target = f"restored_{os.getpid()}_{time.monotonic_ns() % 100000}"
-    try:
-        result = run(kit, "restore.sh", script_env, str(dump), target)
-        assert result.returncode == 0, result.stderr
-        with psycopg.connect(libpq_url(postgres_cluster.url(target))) as conn:
-            count = conn.execute("SELECT count(*) FROM orders").fetchone()
-        assert count == (50,)
-        # a second restore to the same name refuses: never over an existing database
-        again = run(kit, "restore.sh", script_env, str(dump), target)
-        assert again.returncode != 0
-        assert "already exists" in again.stderr
-    finally:
-        postgres_cluster.drop_database(target)
+    result = run(kit, "restore.sh", script_env, str(dump), scratch_database)
+    assert result.returncode == 0, result.stderr
+    assert "matches its checksum" in result.stdout
+    assert pg_rows(postgres_cluster.url(scratch_database)) == pg_rows(script_env["DATABASE_URL"])
+    # a second restore to the same name refuses: never over an existing database
+    again = run(kit, "restore.sh", script_env, str(dump), scratch_database)
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
 
 
 def test_restore_rejects_a_corrupt_dump(
@@ -125,6 +244,7 @@ def test_restore_rejects_a_corrupt_dump(
     bad.write_bytes(b"not a dump")
     result = run(kit, "restore.sh", script_env, str(bad), "never_created")
     assert result.returncode != 0
+    assert "checksum is NOT verified" in result.stderr  # no .sha256 beside it
     usage = run(kit, "restore.sh", script_env)
     assert usage.returncode == 2 and "usage" in usage.stderr
 
@@ -150,24 +270,70 @@ def sqlite_env(tmp_path: Path, database: Path) -> dict[str, str]:
     }
 
 
-def test_sqlite_backup_and_restore(sqlite_kit: Any, tmp_path: Path) -> None:
+def sqlite_rows(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT * FROM orders ORDER BY id").fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.fixture
+def live_sqlite(tmp_path: Path) -> Path:
     database = tmp_path / "live.sqlite3"
     with sqlite3.connect(database) as conn:
-        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT)")
-        conn.executemany("INSERT INTO orders (note) VALUES (?)", [(f"o{n}",) for n in range(50)])
+        conn.execute("PRAGMA journal_mode=WAL")  # as apps often run it
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT, x REAL, b BLOB)")
+        conn.executemany(
+            "INSERT INTO orders (note, x, b) VALUES (?, ?, ?)",
+            [(f"o{n} Ünï", n / 3, bytes([n])) for n in range(50)] + [(None, None, None)],
+        )
     conn.close()
-    env = sqlite_env(tmp_path, database)
+    return database
+
+
+def test_sqlite_backup_and_restore(sqlite_kit: Any, tmp_path: Path, live_sqlite: Path) -> None:
+    env = sqlite_env(tmp_path, live_sqlite)
     result = run(sqlite_kit, "backup.sh", env)
     assert result.returncode == 0, result.stderr
     (backup,) = dumps(tmp_path / "backups")
+    assert backup.suffix == ".sqlite3"  # not .dump: the name says what it is
+    assert backup.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert not (tmp_path / "backups" / f"{backup.name}-wal").exists()
     target = tmp_path / "restored.sqlite3"
     result = run(sqlite_kit, "restore.sh", env, str(backup), str(target))
     assert result.returncode == 0, result.stderr
-    with sqlite3.connect(target) as conn:
-        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (50,)
-    conn.close()
+    assert "matches its checksum" in result.stdout
+    assert sqlite_rows(target) == sqlite_rows(live_sqlite)
     again = run(sqlite_kit, "restore.sh", env, str(backup), str(target))
     assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_flaskprod_restore_reads_a_script_sqlite_copy(
+    sqlite_kit: Any, tmp_path: Path, live_sqlite: Path, flaskprod: Any
+) -> None:
+    assert run(sqlite_kit, "backup.sh", sqlite_env(tmp_path, live_sqlite)).returncode == 0
+    (backup,) = dumps(tmp_path / "backups")
+    target = tmp_path / "restored.sqlite3"
+    result = flaskprod("restore", str(backup), "--into", str(target))
+    assert result.exit_code == 0, result.stderr
+    assert "row counts could not be compared" in result.stderr
+    assert sqlite_rows(target) == sqlite_rows(live_sqlite)
+    assert len(sqlite_rows(target)) == 51
+
+
+def test_sqlite_restore_sh_refuses_a_damaged_copy(
+    sqlite_kit: Any, tmp_path: Path, live_sqlite: Path
+) -> None:
+    env = sqlite_env(tmp_path, live_sqlite)
+    assert run(sqlite_kit, "backup.sh", env).returncode == 0
+    (backup,) = dumps(tmp_path / "backups")
+    with backup.open("r+b") as handle:
+        handle.seek(200)
+        handle.write(b"\xff")
+    target = tmp_path / "restored.sqlite3"
+    result = run(sqlite_kit, "restore.sh", env, str(backup), str(target))
+    assert result.returncode == 6 and "damaged" in result.stderr
+    assert not target.exists()
 
 
 def test_sqlite_backup_of_a_broken_file_leaves_nothing(sqlite_kit: Any, tmp_path: Path) -> None:
@@ -176,4 +342,65 @@ def test_sqlite_backup_of_a_broken_file_leaves_nothing(sqlite_kit: Any, tmp_path
     result = run(sqlite_kit, "backup.sh", sqlite_env(tmp_path, database))
     assert result.returncode != 0
     folder = tmp_path / "backups"
-    assert not dumps(folder) and not list(folder.glob("*.partial"))
+    assert not dumps(folder) and not list(folder.glob("*.sha256")) and not leftovers(folder)
+
+
+# ---- one retention rule: the script and `flaskprod backup` on the same folder ----
+
+
+def test_script_and_flaskprod_retention_remove_the_same_backups(
+    sqlite_kit: Any, tmp_path: Path, live_sqlite: Path, flaskprod: Any
+) -> None:
+    name = sqlite_kit.spec.app.name
+    url = f"sqlite:///{live_sqlite}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    fixture = tmp_path / "fixture"
+    # Backups by flaskprod (manifest + .sha256) and by the script (.sha256 only), with
+    # ages on both sides of 30 days by an hour: find -mtime +30 would keep 30 d + 1 h.
+    for age in (timedelta(days=45), timedelta(days=30, hours=1), timedelta(days=2)):
+        make_backup(parse_url(url), app=name, folder=fixture, now=now - age)
+    made = tmp_path / "made"
+    made_env = {**sqlite_env(tmp_path, live_sqlite), "BACKUP_DIR": str(made)}
+    assert run(sqlite_kit, "backup.sh", made_env).returncode == 0
+    (copy,) = dumps(made)
+    for age in (timedelta(days=40), timedelta(days=30) - timedelta(hours=1)):
+        old = f"{name}-{stamp(now - age)}"
+        shutil.copyfile(copy, fixture / f"{old}.sqlite3")
+        digest = hashlib.sha256(copy.read_bytes()).hexdigest()
+        (fixture / f"{old}.sha256").write_text(f"{digest}  {old}.sqlite3\n")
+    # Never touched: a dump without .sha256 (the old script's), a .sha256 without its
+    # database file, another app's backup, an unrelated file.
+    strays = [f"{name}-20000101T000000Z.dump", f"{name}-20000102T000000Z.sha256"]
+    strays += ["other-20000101T000000Z.sqlite3", "other-20000101T000000Z.sha256", "notes.txt"]
+    for stray in strays:
+        (fixture / stray).write_text("x")
+    before = {p.name for p in fixture.iterdir() if p.name[0] != "."}
+
+    by_script, by_flaskprod = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(fixture, by_script)
+    shutil.copytree(fixture, by_flaskprod)
+    env = {**sqlite_env(tmp_path, live_sqlite), "BACKUP_DIR": str(by_script)}
+    script = run(sqlite_kit, "backup.sh", {**env, "BACKUP_KEEP": "2", "BACKUP_MAX_AGE_DAYS": "30"})
+    assert script.returncode == 0, script.stderr
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "flaskprod.toml").write_text(f'[app]\ntarget = "app:app"\nname = "{name}"\n')
+    result = flaskprod(
+        *("backup", str(project), "--database-url", url, "--output", str(by_flaskprod)),
+        *("--keep", "2", "--max-age", "30", "--no-media"),
+    )
+    assert result.exit_code == 0, result.stderr
+
+    def kept(folder: Path) -> set[str]:
+        return {p.name for p in folder.iterdir()} & before
+
+    gone_stamps = {stamp(now - timedelta(days=d, hours=h)) for d, h in ((45, 0), (30, 1), (40, 0))}
+    expected = {n for n in before if not any(s in n for s in gone_stamps)}
+    assert kept(by_script) == kept(by_flaskprod) == expected
+    assert len(before - expected) == 3 + 3 + 2  # two flaskprod backups (3 files), one script's
+    assert script.stdout.count("removed") == 3
+    assert result.stderr.count("removed") == 3
+    # Each made one new backup, and each tool counts the other's.
+    for folder in (by_script, by_flaskprod):
+        listed = list_backups(folder, name)
+        assert len(listed) == 3 and listed[0].manifest.created >= now  # new, 2 d, 30 d - 1 h

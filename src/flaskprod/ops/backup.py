@@ -210,8 +210,10 @@ def expired(backups: list[Backup], *, keep: int, max_age_days: int, now: datetim
     """Backups to delete: beyond the newest ``keep`` AND older than ``max_age_days``.
 
     ``backups`` are the complete ones, newest first. ``keep`` is a floor: the newest
-    ``keep`` stay whatever their age, and the newest verified backup always stays
-    (the same rule as the kit's deploy/scripts/backup.sh).
+    ``keep`` stay whatever their age, and the newest verified backup always stays.
+    The age is the UTC stamp in the name, not the file's mtime: the kit's
+    deploy/scripts/backup.sh applies this very rule to the same files (a test runs
+    both on one folder).
     """
     limit = now - timedelta(days=max_age_days)
     return [b for i, b in enumerate(backups) if i >= max(keep, 1) and b.manifest.created < limit]

@@ -22,6 +22,7 @@ from flaskprod.ops.database import NAME_PATTERN, POSTGRESQL, SQLITE, Database, p
 from flaskprod.ops.files import human_size
 from flaskprod.ops.manifest import Backup, TableStats, read_backup
 from flaskprod.ops.restore import RestoreResult, describe, restore_backup
+from flaskprod.ops.verify import has_checksum
 from flaskprod.spec.model import BackupSection
 
 
@@ -168,7 +169,8 @@ def restore_command(
 
     Checks the checksum first; refuses to replace data without --yes; afterwards
     compares every table's row count and checksum with the manifest (exit 6 if any
-    differs).
+    differs). A backup without a manifest (the kit's backup.sh) is checked against
+    its .sha256 and read back before the restore; its rows cannot be compared.
     """
     found = read_backup(backup)
     kind = found.manifest.database_kind
@@ -209,6 +211,7 @@ def restore_command(
                     "tables": {name: s.rows for name, s in result.tables.items()},
                     "replaced": result.replaced,
                     "differences": result.differences,
+                    "compared": result.compared,
                     "media": str(media_root) if media_root is not None else None,
                 },
                 indent=2,
@@ -254,6 +257,19 @@ def _report(found: Backup, result: RestoreResult) -> None:
             f"{result.differences[0]}"
         )
     kind = "PostgreSQL" if found.manifest.database_kind == POSTGRESQL else "SQLite"
+    if not result.compared:
+        checked = "its archive read back"
+        checked += (
+            " and its sha256 matched"
+            if has_checksum(found)
+            else f"; no {found.checksum_path.name}, so its checksum was NOT verified"
+        )
+        _say(
+            f"restore: {kind} {describe(result.target)} restored: {_rows(result.tables)}; "
+            f"row counts could not be compared: {found.database_path.name} has no manifest "
+            f"(a backup by the kit's backup.sh, or made by hand); {checked}"
+        )
+        return
     _say(
         f"restore: {kind} {describe(result.target)} restored: {_rows(result.tables)}, "
         "identical to the manifest (row counts and checksums)"

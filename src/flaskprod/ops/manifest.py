@@ -2,8 +2,15 @@
 
 A backup is the database file (``.dump`` for PostgreSQL's custom format, ``.sqlite3``
 for SQLite), optionally ``.media.tar``, a ``.sha256`` file in ``sha256sum`` format
-(``sha256sum -c`` checks it by hand) and the manifest, written last: a backup without
-its manifest was never verified and is not counted as one.
+(``sha256sum -c`` checks it by hand) and the manifest, written last.
+
+The kit's ``deploy/scripts/backup.sh`` (the systemd timer, on servers that may lack
+flaskprod's command-line extra) writes the same names and the ``.sha256`` but no
+manifest: reading row counts in the dump's snapshot is not a job for bash. Such a
+backup is read here with a manifest *derived* from its files (``has_manifest`` is
+False): its checksum is known, its table stats are not. What makes a backup count,
+for retention and for both tools alike, is its database file plus its ``.sha256``:
+each tool writes the ``.sha256`` only once the database file is verified.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 SUFFIXES = {"postgresql": ".dump", "sqlite": ".sqlite3"}
 MEDIA_SUFFIX = ".media.tar"
 _STAMP = re.compile(r"-(\d{8}T\d{6}Z)$")
+_PG_MAGIC = b"PGDMP"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,9 @@ class Backup:
 
     manifest_path: Path
     manifest: Manifest
+    #: False: no manifest on disk (the kit's backup.sh); ``manifest`` was derived from
+    #: the file's name, content and ``.sha256``, and has no tables to compare.
+    has_manifest: bool = True
 
     @property
     def folder(self) -> Path:
@@ -127,11 +139,14 @@ class Backup:
         paths = [self.database_path, self.checksum_path]
         if self.media_path is not None:
             paths.append(self.media_path)
+        elif not self.has_manifest:  # e.g. a flaskprod backup whose manifest is unreadable
+            paths.append(self.folder / f"{self.stem}{MEDIA_SUFFIX}")
         return [*paths, self.manifest_path]
 
 
 def read_backup(path: Path) -> Backup:
-    """The backup that ``path`` (its manifest, database file or media tar) belongs to."""
+    """The backup that ``path`` (its manifest, database file, .sha256 or media tar)
+    belongs to; without a manifest, one derived from the database file."""
     name = path.name
     for suffix in (".json", ".sha256", MEDIA_SUFFIX, *SUFFIXES.values()):
         if name.endswith(suffix):
@@ -141,13 +156,7 @@ def read_backup(path: Path) -> Backup:
     try:
         text = manifest_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        if not path.exists():
-            raise VerificationFailed(f"{path}: no such backup") from None
-        raise VerificationFailed(
-            f"{path}: its manifest {manifest_path.name} is missing, so its checksum "
-            "cannot be verified",
-            hint="restore only backups made by 'flaskprod backup'",
-        ) from None
+        return derived_backup(path, name)
     try:
         return Backup(manifest_path, Manifest.from_json(text))
     except (ValueError, TypeError, KeyError) as error:
@@ -156,16 +165,88 @@ def read_backup(path: Path) -> Backup:
         ) from None
 
 
+def read_checksums(path: Path) -> dict[str, str]:
+    """``sha256sum`` lines (``digest  name``, or ``digest *name``): name -> digest."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        digest, _, rest = line.partition(" ")
+        if re.fullmatch(r"[0-9a-f]{64}", digest) and rest[:1] in (" ", "*"):
+            found[rest[1:]] = digest
+    return found
+
+
+def sniff_kind(path: Path) -> str | None:
+    """``postgresql`` for a custom-format dump, ``sqlite`` for a database file."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if head.startswith(_PG_MAGIC):
+        return "postgresql"
+    if head == _SQLITE_MAGIC:
+        return "sqlite"
+    return None
+
+
+def derived_backup(path: Path, name: str) -> Backup:
+    """A backup without a manifest: its database file is ``path`` or ``name`` + a known
+    suffix; its kind comes from the content (the old backup.sh named SQLite copies
+    ``.dump``); its checksum from ``name.sha256`` when that file names it."""
+    folder = path.parent
+    if path.name in (f"{name}.sha256", f"{name}.json", f"{name}{MEDIA_SUFFIX}"):
+        candidates = [folder / f"{name}{suffix}" for suffix in SUFFIXES.values()]
+        database = next((c for c in candidates if c.is_file()), None)
+        if database is None:
+            raise VerificationFailed(
+                f"{path}: no database file ({name}.dump or .sqlite3) beside it"
+            )
+    else:
+        database = path
+    if not database.is_file():
+        raise VerificationFailed(f"{path}: no such backup")
+    kind = sniff_kind(database)
+    if kind is None:
+        by_suffix = {suffix: kind for kind, suffix in SUFFIXES.items()}
+        kind = by_suffix.get(database.suffix)
+        if kind is None:
+            raise VerificationFailed(
+                f"{database}: neither a pg_dump custom-format archive nor a SQLite database"
+            )
+    sums = folder / f"{name}.sha256"
+    digest = read_checksums(sums).get(database.name, "") if sums.is_file() else ""
+    match = _STAMP.search(name)
+    if match is not None:
+        created = datetime.strptime(match.group(1), STAMP_FORMAT).replace(tzinfo=UTC)
+    else:
+        created = datetime.fromtimestamp(database.stat().st_mtime, UTC)
+    manifest = Manifest(
+        app=name[: match.start()] if match is not None else "",
+        created_at=iso(created),
+        database_kind=kind,
+        database_name="",
+        server_version="",
+        schema_revision=None,
+        tables={},
+        database_file=FileEntry(database.name, database.stat().st_size, digest),
+    )
+    return Backup(folder / f"{name}.json", manifest, has_manifest=False)
+
+
 def list_backups(folder: Path, app: str) -> list[Backup]:
-    """The app's complete backups in ``folder``, newest first (unreadable ones skipped)."""
+    """The app's complete backups in ``folder``, newest first.
+
+    Complete: ``<app>-<stamp>.sha256`` and the database file beside it, the rule the
+    kit's backup.sh applies too. Read from the manifest when there is a readable one,
+    else derived (an unreadable manifest does not hide a backup from retention).
+    """
     found = []
-    for path in folder.glob(f"{app}-*.json"):
-        if _STAMP.search(path.name.removesuffix(".json")) is None:
+    for sums in folder.glob(f"{app}-*.sha256"):
+        name = sums.name.removesuffix(".sha256")
+        if not re.fullmatch(r"\d{8}T\d{6}Z", name.removeprefix(f"{app}-")):
+            continue  # another app's (e.g. "shop-admin-...") or not a backup
+        if not any((folder / f"{name}{suffix}").is_file() for suffix in SUFFIXES.values()):
             continue
         try:
-            backup = read_backup(path)
+            backup = read_backup(sums)
         except VerificationFailed:
-            continue
-        if backup.manifest.app == app and backup.database_path.exists():
-            found.append(backup)
+            backup = derived_backup(sums, name)
+        found.append(backup)
     return sorted(found, key=lambda b: (b.manifest.created_at, b.stem), reverse=True)

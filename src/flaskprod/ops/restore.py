@@ -4,6 +4,10 @@ A restore checks the backup's checksum before touching anything, refuses to writ
 over a database that holds data unless told to, restores in one transaction
 (PostgreSQL: ``pg_restore --single-transaction``; SQLite: the backup API), and then
 compares every table with the manifest: row counts and the checksum of the rows.
+
+A backup without a manifest (the kit's backup.sh) has nothing to compare with: its
+archive is verified before anything is touched (``pg_restore`` reads all of it;
+SQLite's ``integrity_check``) and the result says the comparison was not made.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class RestoreResult:
     tables: dict[str, TableStats]
     differences: list[str] = field(default_factory=list)
     replaced: bool = False  # the target held data (--yes)
+    compared: bool = True  # False: no manifest, so no row counts to compare with
 
 
 def describe(db: Database) -> str:
@@ -57,6 +62,8 @@ def restore_backup(
     progress = Progress(f"restore {backup.database_path.name}", stream=stream)
     if kind == POSTGRESQL:
         tools = find_tools(tool_dirs)[0]
+        if not backup.has_manifest:  # never verified by flaskprod: read it all first
+            postgres.verify_archive(tools, backup.database_path)
         if create_from is not None and not postgres.database_exists(create_from, target.dbname):
             postgres.create_database(create_from, target.dbname, owner=target.user or None)
         with postgres.connect(target) as conn:
@@ -71,6 +78,8 @@ def restore_backup(
             conn.rollback()
     else:
         assert target.path is not None
+        if not backup.has_manifest:
+            sqlite.integrity_check(backup.database_path)
         occupied = not sqlite.is_empty(target.path)
         _refuse_unless(occupied, yes, target)
         sqlite.restore(backup.database_path, target.path, progress)
@@ -78,8 +87,9 @@ def restore_backup(
     return RestoreResult(
         target=target,
         tables=tables,
-        differences=compare(backup.manifest.tables, tables),
+        differences=compare(backup.manifest.tables, tables) if backup.has_manifest else [],
         replaced=occupied,
+        compared=backup.has_manifest,
     )
 
 

@@ -11,7 +11,7 @@ from flaskprod.ops.manifest import Backup, FileEntry, TableStats
 
 
 def check_file(path: Path, entry: FileEntry) -> None:
-    """``path`` has the size and sha256 the manifest recorded."""
+    """``path`` has the size and sha256 the manifest (or the .sha256) recorded."""
     if not path.is_file():
         raise VerificationFailed(f"{path}: missing (the manifest lists it)")
     size = path.stat().st_size
@@ -24,9 +24,16 @@ def check_file(path: Path, entry: FileEntry) -> None:
 
 
 def check_backup_files(backup: Backup) -> None:
-    check_file(backup.database_path, backup.manifest.database_file)
+    """Every file against its recorded checksum. A backup without a manifest and
+    without a .sha256 has none: nothing to check here (see ``has_checksum``)."""
+    if has_checksum(backup):
+        check_file(backup.database_path, backup.manifest.database_file)
     if backup.media_path is not None and backup.manifest.media_file is not None:
         check_file(backup.media_path, backup.manifest.media_file)
+
+
+def has_checksum(backup: Backup) -> bool:
+    return bool(backup.manifest.database_file.sha256)
 
 
 def check_tar(path: Path) -> None:

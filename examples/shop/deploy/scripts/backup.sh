@@ -4,6 +4,11 @@
 # Back up the shop database: a custom-format dump, verified, then kept.
 #   deploy/scripts/backup.sh            (systemd: shop-backup.timer)
 # Reads DATABASE_URL; BACKUP_DIR, BACKUP_KEEP and BACKUP_MAX_AGE_DAYS override the spec.
+#
+# The same format as 'flaskprod backup' (which 'flaskprod restore' reads, and whose
+# retention rule is applied here): shop-<UTC stamp>.dump plus a .sha256 in
+# sha256sum format, written once the copy is verified. No JSON manifest: per-table
+# row counts are flaskprod's job ('flaskprod restore' says it could not compare them).
 set -euo pipefail
 
 backup_dir=${BACKUP_DIR:-/var/backups/shop}
@@ -12,14 +17,41 @@ max_age_days=${BACKUP_MAX_AGE_DAYS:-30}
 url=${DATABASE_URL:?DATABASE_URL is not set (it comes from /etc/shop/shop.env)}
 # libpq does not know SQLAlchemy's driver suffix (postgresql+psycopg://).
 url=${url/+psycopg/}
+app=shop
 
 umask 077
 mkdir -p -- "$backup_dir"
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-final="$backup_dir/shop-$stamp.dump"
-partial="$final.partial"
-# A dump that failed halfway must never look like a backup.
-trap 'rm -f -- "$partial"' EXIT
+# One backup of the app at a time in this folder: the lock file flaskprod uses too.
+exec 9>>"$backup_dir/.$app.lock"
+flock 9
+
+# Temp files of a writer that died (killed mid-dump): '.<final name>.<pid>.tmp'.
+for stale in "$backup_dir/.$app-"*.tmp; do
+  [[ -e $stale ]] || continue
+  pid=${stale%.tmp}
+  pid=${pid##*.}
+  if [[ $pid =~ ^[0-9]+$ && $pid != "$$" ]] && ! kill -0 "$pid" 2>/dev/null; then
+    rm -f -- "$stale"
+  fi
+done
+
+now=$(date -u +%s)
+stamp=$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)
+# Never overwrite: two backups in one second wait for the next one.
+while compgen -G "$backup_dir/$app-$stamp.*" >/dev/null; do
+  sleep 1
+  now=$(date -u +%s)
+  stamp=$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)
+done
+base="$app-$stamp.dump"
+final="$backup_dir/$base"
+sums="$backup_dir/$app-$stamp.sha256"
+partial="$backup_dir/.$base.$$.tmp"
+partial_sums="$backup_dir/.$app-$stamp.sha256.$$.tmp"
+published=()
+# A backup that failed halfway must never look like one: temps go, and so do the
+# files already renamed if a later step failed.
+trap 'rm -f -- "$partial" "$partial_sums" "${published[@]}"' EXIT
 
 pg_dump --format=custom --no-owner --no-privileges --dbname="$url" --file="$partial"
 
@@ -27,18 +59,44 @@ pg_dump --format=custom --no-owner --no-privileges --dbname="$url" --file="$part
 pg_restore --list "$partial" >/dev/null
 pg_restore --file=/dev/null "$partial"
 
+# The checksum names the final file; both are flushed before their rename, then the
+# folder, so a crash never leaves a renamed file whose data is not on disk.
+digest=$(sha256sum <"$partial")
+printf '%s  %s\n' "${digest%% *}" "$base" >"$partial_sums"
+sync -- "$partial" "$partial_sums"
+published=("$final" "$sums")
 mv -- "$partial" "$final"
-echo "backup: wrote $final ($(stat -c %s "$final") bytes)"
+mv -- "$partial_sums" "$sums"
+sync -- "$backup_dir"
+# Read back what is on disk under the final names.
+(cd -- "$backup_dir" && sha256sum --check --status -- "$app-$stamp.sha256")
+published=()
+echo "backup: wrote $final ($(stat -c %s "$final") bytes); verified"
 
-# Retention: delete dumps older than $max_age_days days, but always keep the
-# newest $keep whatever their age.
-find "$backup_dir" -maxdepth 1 -type f -name 'shop-*.dump' -printf '%T@ %p\n' \
-  | sort -rn \
-  | tail -n "+$((keep + 1))" \
-  | cut -d' ' -f2- \
-  | while IFS= read -r old; do
-      if [[ -n $(find "$old" -mtime "+$max_age_days") ]]; then
-        rm -f -- "$old"
-        echo "backup: removed $old (older than $max_age_days days)"
-      fi
-    done
+# Retention, the rule of 'flaskprod backup': a backup is removed when it is beyond
+# the newest $keep AND its stamp is older than $max_age_days days; the newest always
+# stays. A backup counts when its .sha256 and its database file exist; other files
+# (another app's, a dump without .sha256) are never touched.
+((keep >= 1)) || keep=1
+cutoff=$(date -u -d "@$((now - max_age_days * 86400))" +%Y%m%dT%H%M%SZ)
+backups=()
+count=0
+for found in "$backup_dir/$app-"*.sha256; do
+  old=${found%.sha256}
+  old_stamp=${old#"$backup_dir/$app-"}
+  [[ $old_stamp =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || continue
+  [[ -f $old.dump || -f $old.sqlite3 ]] || continue
+  backups+=("$old_stamp")
+  count=$((count + 1))
+done
+if ((count > keep)); then
+  mapfile -t backups < <(printf '%s\n' "${backups[@]}" | sort -r)
+  for old_stamp in "${backups[@]:keep}"; do
+    if [[ $old_stamp < $cutoff ]]; then
+      old="$backup_dir/$app-$old_stamp"
+      # the manifest first (what makes it count for flaskprod), the database file last
+      rm -f -- "$old.json" "$old.media.tar" "$old.sha256" "$old.dump" "$old.sqlite3"
+      echo "backup: removed $app-$old_stamp (older than $max_age_days days and beyond the newest $keep)"
+    fi
+  done
+fi

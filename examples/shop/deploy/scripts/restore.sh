@@ -5,7 +5,27 @@
 #   deploy/scripts/restore.sh DUMP_FILE TARGET_DATABASE
 # Reads DATABASE_URL for the server and credentials; the target must not exist yet.
 # Then point DATABASE_URL at TARGET_DATABASE and restart the app.
+# The backup's checksum (the .sha256 beside it, written by backup.sh and by
+# 'flaskprod backup') is checked first: a damaged file exits 6, nothing touched.
+# 'flaskprod restore' does the same and then compares row counts with the manifest.
 set -euo pipefail
+
+verify_checksum() {
+  local file=$1 folder base sums line
+  folder=$(dirname -- "$file")
+  base=$(basename -- "$file")
+  sums="$folder/${base%.*}.sha256"
+  if [[ ! -f $sums ]]; then
+    echo "restore: warning: no ${sums##*/} beside $file: its checksum is NOT verified" >&2
+    return 0
+  fi
+  line=$(awk -v name="$base" '$2 == name' "$sums")
+  if [[ -z $line ]] || ! (cd -- "$folder" && sha256sum --check --status <<<"$line"); then
+    echo "restore: $file does not match its checksum in ${sums##*/}: the file is damaged" >&2
+    exit 6
+  fi
+  echo "restore: $base matches its checksum (${sums##*/})"
+}
 
 if [[ $# -ne 2 ]]; then
   echo "usage: $0 DUMP_FILE TARGET_DATABASE" >&2
@@ -21,6 +41,7 @@ url=${DATABASE_URL:?DATABASE_URL is not set (it comes from /etc/shop/shop.env)}
 url=${url/+psycopg/}
 
 # Check the dump before touching the server.
+verify_checksum "$dump"
 pg_restore --list "$dump" >/dev/null
 
 # The same server and credentials, another database: replace the URL's path.
