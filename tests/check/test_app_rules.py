@@ -171,3 +171,19 @@ def test_spec_health_and_ready_paths_must_be_served(tmp_path: Path) -> None:
     ready = '@app.get("/ready")\ndef ready():\n    return "ready"\n'
     (tmp_path / "app.py").write_text(APP.format(extra=ready))
     assert run_checks(options).findings == []
+
+
+def test_a_project_python_that_cannot_run_is_app000_not_a_traceback(tmp_path: Path) -> None:
+    """The project's .venv/bin/python cannot be executed (copied from another
+    machine): the app is not evaluated, and the report says why (APP000)."""
+    write(tmp_path, {"app.py": "from flask import Flask\napp = Flask(__name__)\n"})
+    python = tmp_path / ".venv/bin/python"
+    python.parent.mkdir(parents=True)
+    python.write_text("not a program\n")
+    python.chmod(0o755)
+    result = probe(tmp_path, "app:app", {})
+    assert result.info is None
+    assert result.error == f"cannot run the project's Python {python}: Exec format error"
+    findings = run_checks(CheckOptions(root=tmp_path, select=("APP000",))).findings
+    assert [f.id for f in findings] == ["APP000"]
+    assert "Exec format error" in findings[0].message

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flaskprod.errors import ExitCode, ProjectError
+from flaskprod.errors import EnvironmentProblem, ExitCode, ProjectError
 from flaskprod.kit.artifacts import PROJECT_DEFAULTS
 from flaskprod.spec.detect import ProjectInfo, detect_project
 
@@ -291,3 +291,22 @@ def test_the_app_is_imported_by_the_projects_own_virtualenv(tmp_path: Path) -> N
     python.chmod(0o755)
     assert detect_project(project).imported
     assert marker.exists()
+
+
+def test_a_broken_project_virtualenv_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A .venv copied from another machine: its python cannot be executed. Detection
+    says so in one line (exit 3, the machine lacks a working interpreter) instead of
+    an OSError traceback."""
+    project = make(tmp_path / "p", {"app.py": "from flask import Flask\napp = Flask('a')\n"})
+    python = project / ".venv/bin/python"
+    python.parent.mkdir(parents=True)
+    python.write_text("not a program\n")
+    python.chmod(0o755)
+    with pytest.raises(EnvironmentProblem) as caught:
+        detect_project(project)
+    assert caught.value.exit_code == ExitCode.ENVIRONMENT
+    assert str(caught.value) == (
+        "cannot run the project's Python .venv/bin/python: Exec format error "
+        "(recreate the virtual environment, or pass --no-import)"
+    )
+    assert detect_project(project, introspect=False).target == "app:app"

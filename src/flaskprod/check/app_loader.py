@@ -127,23 +127,30 @@ def probe(
     script = Path(__file__).with_name("_probe.py")
     with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
         output = Path(tmp) / "app.json"
-        # Own session, so that whatever the app spawns at import is stopped with it.
-        process = subprocess.Popen(
-            [
-                _interpreter(root),
-                str(script),
-                str(root),
-                target,
-                str(output),
-                json.dumps(list(health_paths)),
-            ],
-            cwd=root,
-            env=clean,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        interpreter = _interpreter(root)
+        try:
+            # Own session, so that whatever the app spawns at import is stopped with it.
+            process = subprocess.Popen(
+                [
+                    interpreter,
+                    str(script),
+                    str(root),
+                    target,
+                    str(output),
+                    json.dumps(list(health_paths)),
+                ],
+                cwd=root,
+                env=clean,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as error:
+            # A project's .venv copied from another machine, or not executable.
+            return ProbeResult(
+                None, f"cannot run the project's Python {interpreter}: {error.strerror}"
+            )
         try:
             _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

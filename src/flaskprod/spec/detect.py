@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from flaskprod.errors import ProjectError
+from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec import probe
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
@@ -507,15 +507,23 @@ def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
     # The probe's source is passed with -c: it needs only Flask, not flaskprod, in the
     # project's interpreter, and the project folder (cwd) comes first on sys.path.
     source = Path(probe.__file__).read_text(encoding="utf-8") + "\nmain()\n"
-    return subprocess.Popen(
-        [project_python(root), "-c", source, candidate.target],
-        cwd=root,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    python = project_python(root)
+    try:
+        return subprocess.Popen(
+            [python, "-c", source, candidate.target],
+            cwd=root,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError as error:
+        # A .venv copied from another machine, or a python that is not executable.
+        raise EnvironmentProblem(
+            f"cannot run the project's Python {_rel(Path(python), root)}: {error.strerror}",
+            hint="recreate the virtual environment, or pass --no-import",
+        ) from None
 
 
 # -- small helpers ----------------------------------------------------------------------
