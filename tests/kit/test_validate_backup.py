@@ -215,6 +215,39 @@ def test_a_dead_writers_temp_file_is_removed(kit: Any, script_env: dict[str, str
     assert not stale.exists() and alive.exists()
 
 
+def test_the_password_stays_off_command_lines(
+    kit: Any, script_env: dict[str, str], tmp_path: Path, scratch_database: str
+) -> None:
+    # Recording stand-ins in front of the real tools: each logs its argv and the
+    # PGPASSWORD it got, then runs the real one (the suite's server trusts loopback,
+    # so the backup and restore work whatever the password).
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("pg_dump", "pg_restore", "createdb"):
+        stand_in = stand_ins / tool
+        stand_in.write_text(
+            f'#!/bin/sh\nprintf "%s %s PGPASSWORD=%s\\n" "${{0##*/}}" "$*" "$PGPASSWORD" >>{log}\n'
+            f'exec {find_bin_dir()}/{tool} "$@"\n'
+        )
+        stand_in.chmod(0o755)
+    password = "p@ss:w/rd%"
+    url = script_env["DATABASE_URL"].replace("://postgres@", "://postgres:p%40ss%3Aw%2Frd%25@")
+    env = {**script_env, "DATABASE_URL": url, "PATH": f"{stand_ins}:{script_env['PATH']}"}
+    assert run(kit, "backup.sh", env).returncode == 0
+    (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
+    result = run(kit, "restore.sh", env, str(dump), scratch_database)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    tools = [call.split()[0] for call in calls]
+    # pg_dump, its 2 checks; restore: pg_restore --list, createdb, pg_restore
+    assert tools == ["pg_dump", "pg_restore", "pg_restore", "pg_restore", "createdb", "pg_restore"]
+    for call in calls:
+        argv, _, secret = call.rpartition(" PGPASSWORD=")
+        assert "p%40ss" not in argv and "p@ss" not in argv, call
+        assert secret == password, call
+
+
 def test_backup_needs_database_url(kit: Any, script_env: dict[str, str]) -> None:
     env = {k: v for k, v in script_env.items() if k != "DATABASE_URL"}
     result = run(kit, "backup.sh", env)

@@ -17,6 +17,17 @@ max_age_days=${BACKUP_MAX_AGE_DAYS:-30}
 url=${DATABASE_URL:?DATABASE_URL is not set (it comes from /etc/shop/shop.env)}
 # libpq does not know SQLAlchemy's driver suffix (postgresql+psycopg://).
 url=${url/+psycopg/}
+# The password goes to libpq through PGPASSWORD, never on a command line (other users
+# read those with ps): user:pass@ becomes user@, and %XX escapes are decoded.
+rest=${url#*://}
+authority=${rest%%/*}
+if [[ $authority == *@* && ${authority%@*} == *:* ]]; then
+  userinfo=${authority%@*}
+  password=${userinfo#*:}
+  printf -v PGPASSWORD '%b' "${password//%/\\x}"
+  export PGPASSWORD
+  url="${url%%://*}://${userinfo%%:*}@${rest#*@}"
+fi
 app=shop
 
 umask 077
