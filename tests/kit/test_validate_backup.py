@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 from flaskprod.cli import cli
 from flaskprod.ops.backup import make_backup
 from flaskprod.ops.database import parse_url
+from flaskprod.ops.files import folder_lock
 from flaskprod.ops.manifest import list_backups, read_checksums, stamp
 from flaskprod.stack.postgres import PostgresCluster, find_bin_dir
 
@@ -246,6 +247,26 @@ def test_the_password_stays_off_command_lines(
         argv, _, secret = call.rpartition(" PGPASSWORD=")
         assert "p%40ss" not in argv and "p@ss" not in argv, call
         assert secret == password, call
+
+
+def test_the_script_waits_for_flaskprods_folder_lock(kit: Any, script_env: dict[str, str]) -> None:
+    folder = Path(script_env["BACKUP_DIR"])
+    folder.mkdir()
+    script = kit.path("deploy/scripts/backup.sh")
+    with folder_lock(folder, kit.spec.app.name):  # what `flaskprod backup` holds
+        proc = subprocess.Popen(
+            [str(script)], env=script_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.5)  # blocked on flock: nothing written meanwhile
+            assert not dumps(folder)
+        except BaseException:
+            proc.kill()
+            raise
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert len(dumps(folder)) == 1
 
 
 def test_backup_needs_database_url(kit: Any, script_env: dict[str, str]) -> None:
