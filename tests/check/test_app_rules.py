@@ -187,3 +187,31 @@ def test_a_project_python_that_cannot_run_is_app000_not_a_traceback(tmp_path: Pa
     findings = run_checks(CheckOptions(root=tmp_path, select=("APP000",))).findings
     assert [f.id for f in findings] == ["APP000"]
     assert "Exec format error" in findings[0].message
+
+
+def test_a_src_layout_app_is_imported_and_findings_name_its_file(tmp_path: Path) -> None:
+    """No spec, no deploy files, the package in src/ and not installed: check finds the
+    factory, imports it with src/ on the path, and points app findings at its file."""
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "notes"\ndependencies = ["flask"]\n',
+            "src/notes/__init__.py": """\
+                from flask import Flask
+
+                from notes.views import bp
+
+                def create_app():
+                    app = Flask(__name__)
+                    app.config["SECRET_KEY"] = "dev"
+                    app.register_blueprint(bp)
+                    return app
+            """,
+            "src/notes/views.py": "from flask import Blueprint\n\nbp = Blueprint('n', __name__)\n",
+        },
+    )
+    result = run_checks(CheckOptions(root=tmp_path, select=("APP",)))
+    assert result.context.app is not None, result.context.app_error
+    assert result.context.app.target == "notes:create_app()"
+    weak = [f for f in result.findings if f.id == "APP002"]
+    assert [f.file for f in weak] == ["src/notes/__init__.py"]

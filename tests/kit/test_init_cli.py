@@ -174,8 +174,8 @@ def test_init_refuses_to_replace_a_file_it_did_not_write(tmp_path: Path) -> None
         (
             {},
             "no Flask app found in {root} (looked in wsgi.py, app.py, application.py and the "
-            "__init__.py of every top-level package for a Flask(...) instance or a "
-            "create_app() factory) (pass --app module:app)",
+            "__init__.py of every top-level package, at the root and in src/, for a "
+            "Flask(...) instance or a create_app() factory) (pass --app module:app)",
         ),
         (
             {**SINGLE, "application.py": "from flask import Flask\napp = Flask('a')\n"},
@@ -356,3 +356,38 @@ def test_the_console_script_end_to_end(tmp_path: Path) -> None:
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
     checked = console("render", str(root), "--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_init_and_render_on_a_src_layout(tmp_path: Path) -> None:
+    """A pyproject.toml project with its package in src/: init finds the factory, the
+    spec's target is the package (what gunicorn imports once 'pip install .' ran, as
+    the kit's image does) and the static folder is the one in src/."""
+    root = make(
+        tmp_path / "notes",
+        {
+            "pyproject.toml": '[project]\nname = "notes"\ndependencies = ["flask"]\n',
+            "src/notes/__init__.py": """
+                from flask import Flask
+
+                from notes.views import bp
+
+                def create_app():
+                    app = Flask(__name__)
+                    app.register_blueprint(bp)
+                    return app
+            """,
+            "src/notes/views.py": "from flask import Blueprint\n\nbp = Blueprint('n', __name__)\n",
+            "src/notes/static/site.css": "h1 {}",
+        },
+    )
+    result = run("init", str(root))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "Detected notes:create_app() in src/notes/__init__.py: static /static/ -> src/notes/static"
+    )
+    spec = load_spec(root / "flaskprod.toml")
+    assert spec.app.target == "notes:create_app()"
+    assert spec.paths.static_dir == "src/notes/static"
+    dockerfile = (root / "deploy/Dockerfile").read_text()
+    assert "RUN pip install --no-cache-dir ." in dockerfile  # installs the src package
+    assert run("render", str(root), "--check").exit_code == 0

@@ -154,7 +154,8 @@ def test_app_option_in_flask_syntax(tmp_path: Path) -> None:
         "attribute 'nope' in 'blog'. (fix it, or pass --no-import to detect without importing)"
     )
     assert project_error(tmp_path, "shop") == (
-        f"--app shop: no module 'shop' in {tmp_path} (looked for shop.py and shop/__init__.py)"
+        f"--app shop: no module 'shop' in {tmp_path} (looked for shop.py and shop/__init__.py, "
+        "at the root and in src/)"
     )
     assert project_error(tmp_path, "not a target!").startswith("--app 'not a target!': not a")
 
@@ -164,8 +165,8 @@ def test_an_empty_directory_says_where_it_looked(tmp_path: Path) -> None:
     (tmp_path / "lib/__init__.py").write_text("X = 1\n")
     assert project_error(tmp_path) == (
         f"no Flask app found in {tmp_path} (looked in wsgi.py, app.py, application.py, "
-        "lib/__init__.py and the __init__.py of every top-level package for a Flask(...) "
-        "instance or a create_app() factory) (pass --app module:app)"
+        "lib/__init__.py and the __init__.py of every top-level package, at the root and in "
+        "src/, for a Flask(...) instance or a create_app() factory) (pass --app module:app)"
     )
 
 
@@ -310,3 +311,65 @@ def test_a_broken_project_virtualenv_is_one_line_not_a_traceback(tmp_path: Path)
         "(recreate the virtual environment, or pass --no-import)"
     )
     assert detect_project(project, introspect=False).target == "app:app"
+
+
+SRC_LAYOUT = {
+    "pyproject.toml": '[project]\nname = "notes"\ndependencies = ["flask"]\n',
+    "src/notes/__init__.py": """
+        import os
+
+        from flask import Flask
+
+        from notes.views import bp
+
+        def create_app():
+            app = Flask(__name__)
+            app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+            app.register_blueprint(bp)
+            return app
+    """,
+    "src/notes/views.py": """
+        from flask import Blueprint
+
+        bp = Blueprint("notes", __name__)
+
+        @bp.get("/notes")
+        def notes():
+            return []
+    """,
+    "src/notes/static/site.css": "h1 {}",
+    "tests/test_notes.py": "def test_x():\n    pass\n",
+}
+
+
+def test_the_src_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyPA's src layout: the package is in src/ and the project is not installed in
+    the interpreter that imports it. Detection finds it, imports it with src/ on the
+    path (the package imports itself by name), and the target is the package's name:
+    what gunicorn imports once the project is installed (the kit's image and CI run
+    'pip install .' for a pyproject.toml project)."""
+    make(tmp_path, SRC_LAYOUT)
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    info = detect_project(tmp_path)
+    assert info.target == "notes:create_app()"
+    assert info.app_file == "src/notes/__init__.py"
+    assert info.static_dir == "src/notes/static" and info.static_url == "/static/"
+    assert "/notes" in info.routes and info.imported
+    assert info.requirements_file is None and info.dependency_files == ("pyproject.toml",)
+    for app in ("notes", "notes:create_app()", "src/notes/__init__.py"):
+        assert detect_project(tmp_path, app, introspect=False).target == "notes:create_app()"
+
+
+def test_a_package_importing_its_own_submodules_is_still_found(tmp_path: Path) -> None:
+    """blog/__init__.py with a top-level 'from blog.views import bp' imports 'blog': it
+    is not an entry point of some other candidate, and must not rule itself out."""
+    make(
+        tmp_path,
+        {
+            "blog/__init__.py": "from flask import Flask\n\nfrom blog.views import bp\n\n"
+            "def create_app():\n    app = Flask(__name__)\n    app.register_blueprint(bp)\n"
+            "    return app\n",
+            "blog/views.py": "from flask import Blueprint\n\nbp = Blueprint('b', __name__)\n",
+        },
+    )
+    assert detect_project(tmp_path, introspect=False).target == "blog:create_app()"

@@ -253,11 +253,21 @@ def _disarm_run() -> None:
     flask.Flask.run = run  # type: ignore[method-assign,assignment]
 
 
+def _is_module(folder: pathlib.Path, name: str) -> bool:
+    return (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
+
+
 def main() -> int:
     project, target, output = sys.argv[1], sys.argv[2], sys.argv[3]
     health_candidates = json.loads(sys.argv[4]) if len(sys.argv) > 4 else []
     os.chdir(project)
     sys.path.insert(0, project)
+    # The src layout: the package lives in src/ (importable once installed, as the
+    # kit's image does with 'pip install .'); put src/ after the project folder.
+    top = target.split(":")[0].split(".")[0]
+    source = pathlib.Path(project, "src")
+    if not _is_module(pathlib.Path(project), top) and _is_module(source, top):
+        sys.path.insert(1, str(source))
     _disarm_run()
     tee = _Tee(sys.stderr)
     sys.stderr = tee

@@ -28,6 +28,8 @@ from flaskprod.spec import probe
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
 CANDIDATE_FILES = ("wsgi.py", "app.py", "application.py")
 _FACTORIES = ("create_app", "make_app")
+#: The src/ layout (PyPA's recommendation): packages live in src/, not at the root.
+SOURCE_DIR = "src"
 _APP_NAMES = ("app", "application")
 #: Folders that never hold the app (and that the source scan skips).
 _SKIP_DIRS = frozenset(
@@ -223,7 +225,9 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
 def _explicit(root: Path, app: str) -> Candidate:
     app = app.strip()
     if app.endswith(".py") and ":" not in app:
-        app = app[:-3].replace("/", ".")
+        app = app[:-3].replace("/", ".").removesuffix(".__init__")
+        if app.startswith(f"{SOURCE_DIR}.") and (root / SOURCE_DIR).is_dir():
+            app = app[len(SOURCE_DIR) + 1 :]  # src/notes/__init__.py is the module notes
     if not _TARGET.match(app):
         raise ProjectError(
             f"--app {app!r}: not a Flask app target",
@@ -235,7 +239,7 @@ def _explicit(root: Path, app: str) -> Candidate:
         base = module.replace(".", "/")
         raise ProjectError(
             f"--app {app}: no module '{module}' in {root} (looked for {base}.py and "
-            f"{base}/__init__.py)"
+            f"{base}/__init__.py, at the root and in src/)"
         )
     if attribute:
         imports = frozenset(_top_imports(_parse(root, file)))
@@ -258,22 +262,24 @@ def _automatic(root: Path) -> Candidate:
             candidate = _scan_module(root, name[:-3], root / name)
             if candidate:
                 found.append(candidate)
-    for package in sorted(root.iterdir()):
+    for package in _packages(root):
         init = package / "__init__.py"
-        if _skipped(package.name) or not init.is_file():
-            continue
-        looked.append(f"{package.name}/__init__.py")
+        looked.append(_rel(init, root))
         candidate = _scan_module(root, package.name, init)
         if candidate:
             found.append(candidate)
     # wsgi.py doing `from shop import create_app` is the entry point of shop, not a rival.
-    imported = set().union(*(candidate.imports for candidate in found)) if found else set()
-    found = [candidate for candidate in found if candidate.module not in imported]
+    # A package importing its own submodules (from blog.views import bp) stays a candidate.
+    found = [
+        candidate
+        for candidate in found
+        if not any(candidate.module in other.imports for other in found if other is not candidate)
+    ]
     if not found:
         raise ProjectError(
             f"no Flask app found in {root} (looked in {', '.join(looked)} and the "
-            "__init__.py of every top-level package for a Flask(...) instance or a "
-            "create_app() factory)",
+            "__init__.py of every top-level package, at the root and in src/, for a "
+            "Flask(...) instance or a create_app() factory)",
             hint="pass --app module:app",
         )
     if len(found) > 1:
@@ -285,12 +291,31 @@ def _automatic(root: Path) -> Candidate:
     return found[0]
 
 
+def _packages(root: Path) -> Iterator[Path]:
+    """Top-level packages: at the root, then in src/ (the src layout)."""
+    for folder in (root, root / SOURCE_DIR):
+        if folder.is_dir():
+            for package in sorted(folder.iterdir()):
+                if not _skipped(package.name) and (package / "__init__.py").is_file():
+                    yield package
+
+
 def _module_file(root: Path, module: str) -> Path | None:
-    base = root.joinpath(*module.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
+    """A module's file at the root, else in src/ (where gunicorn finds it once the
+    project is installed, as the kit's image and CI do with 'pip install .')."""
+    for base_dir in (root, root / SOURCE_DIR):
+        base = base_dir.joinpath(*module.split("."))
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path
     return None
+
+
+def source_dir(root: Path, module: str) -> Path | None:
+    """src/ when the module lives there (and not at the root): the folder to put on
+    sys.path to import it without installing the project."""
+    file = _module_file(root, module.split(".")[0])
+    return root / SOURCE_DIR if file and _rel(file, root).startswith(f"{SOURCE_DIR}/") else None
 
 
 def _parse(root: Path, file: Path) -> ast.Module:
@@ -504,13 +529,18 @@ def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
         "FLASKPROD_ENV": "development",
         "PYTHONDONTWRITEBYTECODE": "1",  # leave no __pycache__ in the user's project
     }
+    source = source_dir(root, candidate.module)
+    if source is not None:  # the src layout, importable without installing the project
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(source), os.environ.get("PYTHONPATH")])
+        )
     # The probe's source is passed with -c: it needs only Flask, not flaskprod, in the
     # project's interpreter, and the project folder (cwd) comes first on sys.path.
-    source = Path(probe.__file__).read_text(encoding="utf-8") + "\nmain()\n"
+    code = Path(probe.__file__).read_text(encoding="utf-8") + "\nmain()\n"
     python = project_python(root)
     try:
         return subprocess.Popen(
-            [python, "-c", source, candidate.target],
+            [python, "-c", code, candidate.target],
             cwd=root,
             env=environment,
             stdin=subprocess.DEVNULL,

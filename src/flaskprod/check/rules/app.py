@@ -35,9 +35,10 @@ def app_file(ctx: Context) -> str | None:
     if not target:
         return None
     module = str(target).partition(":")[0].replace(".", "/")
-    for candidate in (f"{module}.py", f"{module}/__init__.py"):
-        if (ctx.root / candidate).is_file():
-            return candidate
+    for base in ("", "src/"):  # the src layout keeps the package in src/
+        for candidate in (f"{base}{module}.py", f"{base}{module}/__init__.py"):
+            if (ctx.root / candidate).is_file():
+                return candidate
     return None
 
 
