@@ -38,7 +38,7 @@ FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 
 
 def flaskprod(
-    *args: str, timeout: float = 180, check: bool = True
+    *args: str, timeout: float = 180, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [FLASKPROD, *args],
@@ -47,6 +47,7 @@ def flaskprod(
         timeout=timeout,
         check=False,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
     if check and result.returncode != 0:
         pytest.fail(
@@ -155,6 +156,11 @@ def start_shop_stack() -> Iterator[ShopStack]:
         "--timeout",
         "90",
         check=False,
+        # The rendered gunicorn.conf.py turns the app's own access log off (gunicorn's
+        # carries the same request id); the tests read the app's view of each request
+        # (its remote address after ProxyFix), so they ask for it back. `up` passes its
+        # environment to the app, and the config only sets a default.
+        env={**os.environ, "FLASKPROD_ACCESS_LOG": "on"},
     )
     try:
         if up.returncode != 0:

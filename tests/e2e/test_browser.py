@@ -173,5 +173,5 @@ def test_sign_up_log_in_sell_order_in_a_real_browser(
 
     assert stylesheets and set(stylesheets) == {"nginx"}, stylesheets  # CSS came from nginx
     assert problems["failed"] == [], problems["failed"]
-    assert problems["console"] == [], problems["console"]
+    assert problems["console"] == [], (problems["console"], problems["http"])
     assert problems["http"] == [], problems["http"]

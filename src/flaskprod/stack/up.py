@@ -48,6 +48,10 @@ DEFAULT_HTTPS_PORT = 8443
 DEFAULT_HTTP_PORT = 8080
 READY_TIMEOUT = 60.0
 
+#: The app's environment kept in state.json, for commands run next to the stack
+#: (``flask seed``, backups): where its data is. Not the secret key (its own 0600 file).
+_RECORDED_ENV = ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "FLASKPROD_MEDIA_ROOT")
+
 #: Start order; stopped in reverse.
 SERVICES = ("postgres", "redis", "gunicorn", "nginx")
 
@@ -387,9 +391,7 @@ class Stack:
                     redis_url=redis_url,
                     media_root=self.dirs.media,
                 )
-                self.state.env = {
-                    k: v for k, v in env.items() if k in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT")
-                }
+                self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
                 self._migrate(env)
                 self._gunicorn(env)
                 self._nginx(nginx)
