@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from flaskprod.errors import VerificationFailed
 from flaskprod.ops.backup import make_backup
 from flaskprod.ops.database import parse_url
 from flaskprod.ops.manifest import list_backups, read_backup
+from flaskprod.ops.restore import verify_restore
 
 
 @pytest.fixture
@@ -85,3 +87,15 @@ def test_a_file_that_is_no_database_is_refused(
     text.write_text("hello")
     result = run_cli("restore", str(text), "--into", str(target))
     assert result.exit_code == 6 and "neither a pg_dump" in result.stderr
+
+
+def test_no_restore_drill_without_a_manifest(database: Path, tmp_path: Path) -> None:
+    made = make_backup(parse_url(f"sqlite:///{database}"), app="shop", folder=tmp_path / "b")
+    made.manifest_path.unlink()
+    derived = read_backup(made.database_path)
+    with pytest.raises(VerificationFailed, match="nothing to compare"):
+        verify_restore(derived, parse_url(f"sqlite:///{database}"))
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.name[0] != ".") == [
+        made.checksum_path.name,
+        made.database_path.name,
+    ]

@@ -115,6 +115,12 @@ def verify_restore(
     """Restore ``backup`` into a scratch database (PostgreSQL: on ``server``'s server;
     SQLite: a temp file beside the backup), compare, and drop the scratch copy.
     Raises :class:`VerificationFailed` on any difference."""
+    if not backup.has_manifest:  # a drill with nothing to compare would prove nothing
+        raise VerificationFailed(
+            f"{backup.database_path.name} has no manifest: a restore drill has nothing to "
+            "compare the restored copy with",
+            hint="restore it with 'flaskprod restore --into NAME' and inspect it",
+        )
     if backup.manifest.database_kind == POSTGRESQL:
         scratch = server.with_name(f"flaskprod_verify_{os.getpid()}_{secrets.token_hex(4)}")
         postgres.create_database(server, scratch.dbname)
