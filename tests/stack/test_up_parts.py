@@ -122,6 +122,8 @@ def test_overlay_changes_only_what_a_dev_machine_needs(
     assert f"{tmp_path}/static/" in aliases and f"{tmp_path}/.flaskprod/media/" in aliases
     assert ["301", "https://$host:18443$request_uri"] in _directives(changed, "return")
     assert ["Host", "$host:$server_port"] in _directives(changed, "proxy_set_header")
+    caches = _directives(changed, "proxy_cache_path")
+    assert caches and all(c[0] == str(overlay.prefix / "cache") for c in caches)
     # What is not a machine difference stays exactly as rendered.
     for name in ("ssl_protocols", "add_header", "client_max_body_size", "limit_req_zone"):
         assert _directives(changed, name) == _directives(original, name), name
