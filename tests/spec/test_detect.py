@@ -373,3 +373,28 @@ def test_a_package_importing_its_own_submodules_is_still_found(tmp_path: Path) -
         },
     )
     assert detect_project(tmp_path, introspect=False).target == "blog:create_app()"
+
+
+def test_an_environment_variable_read_at_import_is_named_with_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The articles' factory reads os.environ["DATABASE_URL"] when it runs: in a shell
+    without production's environment, the error says which variable and how to go on."""
+    make(
+        tmp_path,
+        {
+            "app/__init__.py": "import os\n\nfrom flask import Flask\n\n\ndef create_app():\n"
+            "    app = Flask(__name__)\n"
+            '    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]\n'
+            "    return app\n",
+            "wsgi.py": "from app import create_app\n\napp = create_app()\n",
+        },
+    )
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert project_error(tmp_path) == (
+        "cannot import the app wsgi:app: app/__init__.py:8: KeyError: 'DATABASE_URL' (if the "
+        "app reads DATABASE_URL from the environment when it is imported, set it for this "
+        "command (DATABASE_URL=... flaskprod ...) or pass --no-import)"
+    )
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    assert detect_project(tmp_path).target == "wsgi:app"

@@ -36,6 +36,8 @@ _SKIP_DIRS = frozenset(
     {"tests", "test", "migrations", "node_modules", "venv", "env", "build", "dist", "docs"}
 )
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*(\(.*\))?)?$")
+#: The probe's one line for a missing environment variable: KeyError: 'DATABASE_URL'.
+_ENV_KEY_ERROR = re.compile(r"KeyError: '([A-Z][A-Z0-9_]*)'")
 _MAX_SCANNED = 2000  # source files read for imports; a bound for huge trees
 PROBE_TIMEOUT = 30.0
 _LOCK_FILES = ("Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "setup.py")
@@ -188,10 +190,18 @@ class Detection:
             ) from None
         if not result["ok"]:
             where = result.get("where") or self.candidate.file
-            raise ProjectError(
-                f"cannot import the app {target}: {where}: {result['error']}",
-                hint="fix it, or pass --no-import to detect without importing",
-            )
+            error = str(result["error"])
+            variable = _ENV_KEY_ERROR.fullmatch(error)
+            hint = "fix it, or pass --no-import to detect without importing"
+            if variable:
+                # os.environ["DATABASE_URL"] at import, as the articles write it: the
+                # app is fine, this shell just lacks production's environment.
+                name = variable.group(1)
+                hint = (
+                    f"if the app reads {name} from the environment when it is imported, "
+                    f"set it for this command ({name}=... flaskprod ...) or pass --no-import"
+                )
+            raise ProjectError(f"cannot import the app {target}: {where}: {error}", hint=hint)
         return result
 
 
