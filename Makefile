@@ -8,9 +8,10 @@ setup:
 	@scripts/bootstrap.sh
 
 # The shop behind the production stack: nginx (TLS, https://localhost:8443) -> gunicorn,
-# PostgreSQL, Redis, from its rendered kit (Ctrl-C stops it; data kept in .flaskprod/).
+# PostgreSQL, Redis, from its rendered kit, with demo data (idempotent seed). Ctrl-C
+# stops it; data stays in examples/shop/.flaskprod/.
 run: setup
-	@$(BIN)/flaskprod up examples/shop
+	@$(BIN)/flaskprod up examples/shop --release "flask seed"
 
 # The shop alone: gunicorn on SQLite at http://127.0.0.1:8000, seeded, no nginx/TLS.
 run-local: setup

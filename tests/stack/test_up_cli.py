@@ -221,6 +221,36 @@ def test_a_failing_migration_stops_up_with_its_error(tiny: Path) -> None:
     assert not (tiny / ".flaskprod" / "state.json").exists()
 
 
+def test_release_commands_run_in_the_app_environment_before_serving(tiny: Path) -> None:
+    app = tiny / "app.py"
+    app.write_text(
+        app.read_text()
+        + """
+
+@app.cli.command("mark")
+def mark():
+    from pathlib import Path
+    Path("released.txt").write_text(os.environ["DATABASE_URL"])
+"""
+    )
+    result = run("up", str(tiny), "-d", "--release", "flask mark", *_ports())
+    try:
+        assert result.returncode == 0, result.stderr
+        assert "release: flask mark" in result.stdout + result.stderr
+        # the command ran from the project folder with the stack's database
+        assert (tiny / "released.txt").read_text().startswith("sqlite:")
+    finally:
+        run("down", str(tiny))
+
+
+def test_a_failing_release_command_stops_up_with_its_error(tiny: Path) -> None:
+    result = run("up", str(tiny), "-d", "--release", "flask no-such-command", *_ports())
+    assert result.returncode == ExitCode.SERVICE, result.stdout + result.stderr
+    assert "release failed: 'flask no-such-command' exited with 2" in result.stderr
+    assert "No such command" in result.stderr  # the tail of the command's log
+    assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
 def test_an_app_that_never_gets_ready_is_named_with_its_log(tiny: Path) -> None:
     app = tiny / "app.py"
     app.write_text(

@@ -104,6 +104,10 @@ class LogFollower:
     "--timeout", "ready_timeout", type=float, default=stack_up.READY_TIMEOUT, show_default=True,
     help="Seconds to wait for readiness through nginx.",
 )  # fmt: skip
+@click.option(
+    "--release", "release", multiple=True, metavar="CMD",
+    help="Another release command after the migrations, e.g. 'flask seed' (repeatable).",
+)  # fmt: skip
 @click.option("-y", "--yes", is_flag=True, help="Never prompt.")
 @state_dir_option
 def up_command(
@@ -114,6 +118,7 @@ def up_command(
     embedded: bool,
     print_config: bool,
     ready_timeout: float,
+    release: tuple[str, ...],
     yes: bool,
     state_dir: Path | None,
 ) -> None:
@@ -146,6 +151,7 @@ def up_command(
         embedded=embedded,
         state_dir=state_dir,
         ready_timeout=ready_timeout,
+        release=release,
     )
     stack = stack_up.Stack(spec, options, _say)
     stack_up.ensure_kit(spec, project, _say, stack.dirs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
 import shutil
 import signal
 import ssl
@@ -103,6 +104,8 @@ class UpOptions:
     state_dir: Path | None = None
     ready_timeout: float = READY_TIMEOUT
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: Extra release commands run after the migrations (``flask seed``, ...).
+    release: tuple[str, ...] = ()
 
 
 def spec_path(project: Path) -> Path:
@@ -393,6 +396,8 @@ class Stack:
                 )
                 self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
                 self._migrate(env)
+                for command in self.options.release:
+                    self._release_step(shlex.split(command), env)
                 self._gunicorn(env)
                 self._nginx(nginx)
                 self._wait_ready()
@@ -482,23 +487,38 @@ class Stack:
         if not (self.project / "migrations" / "env.py").is_file():
             self.echo("migrations: none (no migrations/env.py): release step skipped")
             return
+        self._release_step(["flask", "db", "upgrade"], env, label="migrations")
+
+    def _release_step(
+        self, argv: list[str], env: Mapping[str, str], label: str = "release"
+    ) -> None:
+        """Run one release command in the app's environment, from the project folder;
+        ``flask ...`` runs this Python's Flask against the spec's app. A failure stops
+        ``up`` with the command's log tail."""
+        shown = " ".join(argv)
+        if argv[:1] == ["flask"]:
+            argv = [sys.executable, "-m", "flask", "--app", self.spec.app.target, *argv[1:]]
         log = self.dirs.log("release")
-        self.echo("migrations: flask db upgrade")
+        self.echo(f"{label}: {shown}")
         with log.open("ab") as out:
-            result = subprocess.run(
-                [sys.executable, "-m", "flask", "--app", self.spec.app.target, "db", "upgrade"],
-                cwd=self.project,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-                timeout=300,
-            )
+            try:
+                result = subprocess.run(
+                    argv,
+                    cwd=self.project,
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                    timeout=300,
+                )
+            except FileNotFoundError:
+                raise process.ServiceStartFailed(
+                    f"{label} failed: '{argv[0]}' not found", log_path=log, log_tail=""
+                ) from None
         if result.returncode != 0:
             raise process.ServiceStartFailed(
-                f"migrations failed: 'flask db upgrade' exited with {result.returncode} "
-                f"(log: {log})",
+                f"{label} failed: '{shown}' exited with {result.returncode} (log: {log})",
                 log_path=log,
                 log_tail=process.log_tail(log, 15),
             )
