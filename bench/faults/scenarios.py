@@ -32,7 +32,6 @@ from bench.faults.probes import Poller
 from bench.faults.slow import SlowClients
 from bench.faults.stack import FaultStack, flaskprod
 from flaskprod.stack import process
-from flaskprod.stack.state import ServiceRecord
 
 
 @dataclass(frozen=True)
@@ -281,28 +280,42 @@ class Supervisor:
         self._stop.set()
         self._thread.join(timeout=self.policy.timeout_stop_sec + 60)
 
-    def _stop_leftovers(self, old: ServiceRecord) -> int:
-        """Stop what is left of the dead service; returns how many processes were left."""
-        left = len(process.group_members(old.pid))
-        mode = self.policy.kill_mode
-        if mode == "control-group":
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(old.pid, signal.SIGTERM)  # the group we started, leader gone
+    def _stop_leftovers(self, tree: dict[int, int | None]) -> int:
+        """Stop what is left of the dead service: the processes of its tree (seen while
+        the master lived; after a reload the master is not its group's leader, so its
+        group says nothing), each still the process we saw (same start time)."""
+
+        def alive() -> list[int]:
+            return [
+                p for p, t in tree.items() if process.start_time(p) == t and process.is_alive(p)
+            ]
+
+        left = alive()
+        if self.policy.kill_mode == "control-group":
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + self.policy.timeout_stop_sec
-            while process.group_members(old.pid) and time.monotonic() < deadline:
+            while alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        if mode in ("control-group", "mixed"):
-            # SIGKILL to the rest of the group (stop_pid sweeps it: its leader is gone).
-            process.stop_pid(old.pid, expected_start=old.started, timeout=1)
-        return left
+        if self.policy.kill_mode in ("control-group", "mixed"):
+            for pid in alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return len(left)
 
     def _run(self) -> None:
+        tree: dict[int, int | None] = {}
         while not self._stop.wait(0.05):
             old = self.stack.record("gunicorn")
             if old.alive():
+                tree = {p: process.start_time(p) for p in process.descendants(old.pid)}
                 continue
             noticed = self.load.mark("supervisor noticed")
-            left = self._stop_leftovers(old)
+            left = self._stop_leftovers(tree)
             emptied = self.load.mark("service stopped")
             time.sleep(self.policy.restart_sec)
             pid = self.stack.start_gunicorn()
@@ -317,6 +330,7 @@ class Supervisor:
                     "started": round(started, 3),
                 }
             )
+            tree = {}
 
 
 def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
@@ -573,6 +587,8 @@ def redis_stopped(stack: FaultStack, size: Size) -> dict[str, Any]:
 def slow_clients(stack: FaultStack, size: Size) -> dict[str, Any]:
     seconds = size.slow_seconds
     reads = ("/api/products", "/")
+    # Warm up first (connections, caches, lazy imports), so the baseline is not its cold start.
+    Load(stack, _plan(size, 2.0, get_paths=reads, post_every=0), _prefix(6), block=4).start().join()
     baseline = Load(
         stack, _plan(size, seconds, get_paths=reads, post_every=0), _prefix(6), block=4
     ).start()

@@ -4,15 +4,20 @@ request a little at a time. Half dribble their headers (one short header line ev
 nginx should hold them all (it reads and buffers requests before it passes anything
 to gunicorn), so the app's few workers never wait on a slow client.
 
-Bounded: ``count`` connections, each for ``seconds``, then it finishes its request
-and reads the answer (or gives up after a timeout). Loopback only, from 127.0.6.x.
+The clients run in a child process of their own (asyncio): in the harness's process
+their TLS work would compete for the GIL with the load generator and inflate the
+latencies it measures. Bounded: ``count`` connections, each for ``seconds``, then it
+finishes its request and reads the answer (or gives up after a timeout). Loopback
+only, from 127.0.6.x.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
+import multiprocessing
+import queue
+import ssl
 import time
 from collections import Counter
 from typing import Any
@@ -23,54 +28,89 @@ HOST = "127.0.0.1"
 
 
 class SlowClients:
+    """Runs the slow clients in a child process; counts are shared with it."""
+
     def __init__(
         self, stack: FaultStack, count: int, seconds: float, interval: float = 1.0
     ) -> None:
-        self.stack = stack
+        context = multiprocessing.get_context("spawn")
         self.count = count
         self.seconds = seconds
-        self.interval = interval
-        self.connected = 0
-        self.open = 0
-        self.outcomes: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._connected = context.Value("i", 0)
+        self._open = context.Value("i", 0)
+        self._results: Any = context.Queue()
+        self._process = context.Process(
+            target=_child,
+            args=(stack.https_port, str(stack.ca), count, seconds, interval),
+            kwargs={"connected": self._connected, "opened": self._open, "results": self._results},
+            daemon=True,
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._process.start()
 
     def wait_connected(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.connected < self.count and time.monotonic() < deadline:
-            if not self._thread.is_alive():
+        while self._connected.value < self.count and time.monotonic() < deadline:
+            if not self._process.is_alive():
                 return
             time.sleep(0.05)
 
     def open_now(self) -> int:
-        with self._lock:
-            return self.open
+        return int(self._open.value)
 
     def finish(self, timeout: float) -> dict[str, Any]:
-        self._thread.join(timeout=timeout)
+        try:
+            answers = self._results.get(timeout=timeout)
+        except queue.Empty:
+            answers = {"unfinished": self.count}
+        self._process.join(timeout=5)
+        if self._process.is_alive():  # our own child, by its handle
+            self._process.terminate()
+            self._process.join(timeout=5)
         return {
             "connections": self.count,
-            "connected": self.connected,
+            "connected": int(self._connected.value),
             "seconds_each": self.seconds,
-            "answers": dict(self.outcomes),
+            "answers": answers,
         }
 
-    # -- the clients -----------------------------------------------------------------------
-    def _run(self) -> None:
-        asyncio.run(self._all())
 
-    async def _all(self) -> None:
+def _child(port: int, ca: str, count: int, seconds: float, interval: float, **shared: Any) -> None:
+    clients = _Clients(port, ca, count, seconds, interval, shared["connected"], shared["opened"])
+    asyncio.run(clients.all())
+    shared["results"].put(dict(clients.outcomes))
+
+
+class _Clients:
+    def __init__(
+        self,
+        port: int,
+        ca: str,
+        count: int,
+        seconds: float,
+        interval: float,
+        connected: Any,
+        opened: Any,
+    ) -> None:
+        self.port = port
+        self.context = ssl.create_default_context(cafile=ca)
+        self.count = count
+        self.seconds = seconds
+        self.interval = interval
+        self.connected = connected
+        self.opened = opened
+        self.outcomes: Counter[str] = Counter()
+
+    async def all(self) -> None:
         await asyncio.gather(*(self._one(n) for n in range(self.count)))
 
     def _note(self, what: str, *, opened: int = 0) -> None:
-        with self._lock:
-            self.open += opened
-            if what:
-                self.outcomes[what] += 1
+        if opened:
+            with self.opened.get_lock():
+                self.opened.value += opened
+        if what:
+            self.outcomes[what] += 1
 
     async def _one(self, number: int) -> None:
         source = f"127.0.6.{number % 250 + 1}"
@@ -79,8 +119,8 @@ class SlowClients:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(
                     HOST,
-                    self.stack.https_port,
-                    ssl=self.stack.ssl_context(),
+                    self.port,
+                    ssl=self.context,
                     server_hostname="localhost",
                     local_addr=(source, 0),
                 ),
@@ -89,8 +129,8 @@ class SlowClients:
         except (TimeoutError, OSError) as error:
             self._note(f"connect: {type(error).__name__}")
             return
-        with self._lock:
-            self.connected += 1
+        with self.connected.get_lock():
+            self.connected.value += 1
         self._note("", opened=1)
         try:
             await self._dribble(writer, number)
