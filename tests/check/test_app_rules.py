@@ -215,3 +215,36 @@ def test_a_src_layout_app_is_imported_and_findings_name_its_file(tmp_path: Path)
     assert result.context.app.target == "notes:create_app()"
     weak = [f for f in result.findings if f.id == "APP002"]
     assert [f.file for f in weak] == ["src/notes/__init__.py"]
+
+
+def test_an_app_without_health_routes_after_init_is_one_finding(tmp_path: Path) -> None:
+    """The tutorial app after 'flaskprod init': no /health and no /health/ready (it does
+    not use Production(app)). One cause, one finding: APP011 names both paths; the
+    rendered Dockerfile's HEALTHCHECK on the spec's path is not reported again (DOC005),
+    while a HEALTHCHECK on some other unserved path still is."""
+    from flaskprod.kit.commands import render_files
+    from flaskprod.spec.detect import detect_project
+    from flaskprod.spec.load import load_spec
+
+    write(
+        tmp_path,
+        {
+            "app.py": "from flask import Flask\n\napp = Flask(__name__)\n\n\n"
+            '@app.get("/")\ndef index():\n    return "hi"\n',
+            "requirements.txt": "flask==3.1.1\n",
+            "flaskprod.toml": '[app]\ntarget = "app:app"\nname = "tut"\n',
+        },
+    )
+    files, _ = render_files(load_spec(tmp_path / "flaskprod.toml"), detect_project(tmp_path))
+    write(tmp_path, {"deploy/Dockerfile": files["deploy/Dockerfile"]})
+    options = CheckOptions(root=tmp_path, select=("APP011", "DOC005"))
+    assert [(f.id, f.message) for f in run_checks(options).findings] == [
+        (
+            "APP011",
+            "the spec's health_path /health answers 404 and its ready_path /health/ready "
+            "is not served",
+        )
+    ]
+    dockerfile = tmp_path / "deploy/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace(":8000/health", ":8000/healthz"))
+    assert "DOC005" in [f.id for f in run_checks(options).findings]

@@ -578,11 +578,14 @@ def proxy_fix(ctx: Context) -> Iterator[Finding]:
 def no_health(ctx: Context) -> Iterator[Finding]:
     app = _app(ctx)
     if ctx.spec is not None:
+        # One finding for both paths: an app without them (no Production(app)) is one
+        # cause, one fix.
+        problems = []
         wanted = ctx.spec.http.health_path
         if app.health.get(wanted) != 200:
             status = app.health.get(wanted)
             said = f"answers {status}" if status else "is not served"
-            yield no_health.finding(f"the spec's health_path {wanted} {said}", file=app_file(ctx))
+            problems.append(f"health_path {wanted} {said}")
         ready = ctx.spec.http.ready_path
         # Readiness touches the database: never requested here, found by its route
         # (or flaskprod's middleware, which serves READY_PATH).
@@ -590,9 +593,9 @@ def no_health(ctx: Context) -> Iterator[Finding]:
             "flaskprod" in app.extensions and app.config.get("READY_PATH") == ready
         )
         if ready not in app.paths and not served_by_flaskprod:
-            yield no_health.finding(
-                f"the spec's ready_path {ready} is not served", file=app_file(ctx)
-            )
+            problems.append(f"ready_path {ready} is not served")
+        if problems:
+            yield no_health.finding("the spec's " + " and its ".join(problems), file=app_file(ctx))
         return
     if not any(status == 200 for status in app.health.values()):
         yield no_health.finding(
