@@ -47,8 +47,8 @@ class LoadPlan:
     def describe(self) -> str:
         posts = f", 1 in {self.post_every} an order POST" if self.post_every else ", reads only"
         return (
-            f"{self.rate:g} req/s from {self.threads} clients for up to {self.duration:g} s "
-            f"(at most {self.max_requests}){posts}; reads: {', '.join(self.get_paths)}"
+            f"{self.rate:g} req/s from {self.threads} clients (bounds: {self.duration:g} s, "
+            f"{self.max_requests} requests){posts}; reads: {', '.join(self.get_paths)}"
         )
 
 
@@ -251,6 +251,7 @@ def summarize(record: LoadRecord) -> dict[str, Any]:
     failed_posts = Counter(a.outcome() for a in posts if not a.ok)
     return {
         "load": record.plan.describe(),
+        "ran_s": round(max((a.at + a.latency for a in record.attempts), default=0.0), 1),
         "sent": len(first),
         "gets": len(gets),
         "posts": len(posts),

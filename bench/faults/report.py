@@ -58,6 +58,10 @@ def _statuses(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} x {status}" for status, n in sorted(counts.items()))
 
 
+def _ran(load: dict[str, Any]) -> str:
+    return f"; ran {load['ran_s']} s" if "ran_s" in load else ""
+
+
 def _cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text.replace("|", "\\|").replace("\n", " ")
@@ -74,7 +78,7 @@ def scenario_section(result: dict[str, Any], run: dict[str, Any]) -> list[str]:
         "",
         "| | |",
         "| --- | --- |",
-        f"| Load | {_cell(load['load'])} |",
+        f"| Load | {_cell(load['load'])}{_ran(load)} |",
         f"| Fault | {_cell(result['fault'])} |",
         f"| Requests sent (first attempts) | {load['sent']} ({load['gets']} GET, "
         f"{load['posts']} POST; {load['retries']} POST retries) |",
@@ -132,7 +136,9 @@ failures are what clients saw; "after retries" is what they were finally refused
 Orders are then checked in PostgreSQL directly: each acknowledged key exactly once,
 with the id the client was given. "Time to recover": from the fault to the end of the
 last failed request (scenarios 1-3), or to the first 200 of the measure named in the
-scenario (readiness for 4 and 7, a session page for 5).
+scenario (readiness for 4 and 7, a session page for 5). The slow clients of scenario 6
+run in a child process of their own, so that their TLS work does not slow the load
+generator's clock.
 
 Scenario 3's supervisor: `flaskprod up` has no restart loop (in the foreground it
 stops the whole stack when a service dies; detached, nothing watches). On a server
