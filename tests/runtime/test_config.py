@@ -189,6 +189,22 @@ def test_placeholder_key_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> N
     assert error.problems[0].startswith(f"SECRET_KEY is a placeholder ({key!r}): generate one with")
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "you-will-never-guess",
+        "hard to guess string",
+        "super secret key",
+        "super-secret-key-for-my-flask-app-2024!!",
+    ],
+)
+def test_tutorial_keys_are_placeholders(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """The keys the best-known tutorials print are in thousands of repositories: weak
+    whatever their length, and named as placeholders (not just 'short')."""
+    error = refused(monkeypatch, {"SECRET_KEY": key, "DATABASE_URL": "sqlite://"})
+    assert error.problems[0].startswith(f"SECRET_KEY is a placeholder ({key!r})")
+
+
 def test_long_placeholder_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     key = "please-change-me-before-going-to-production-ok"
     error = refused(monkeypatch, {"SECRET_KEY": key, "DATABASE_URL": "sqlite://"})

@@ -69,6 +69,14 @@ _PLACEHOLDER_FRAGMENTS = (
     "your-secret",
     "replace-me",
     "insecure",
+    # Copied from the best-known tutorials and books, padded or not:
+    # 'you-will-never-guess' (the Flask Mega-Tutorial), 'hard to guess string'
+    # (Flask Web Development), 'super secret key' (older Flask docs).
+    "never-guess",
+    "hard to guess",
+    "super secret",
+    "super-secret",
+    "supersecret",
 )
 _MIN_SECRET = 32
 _GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
