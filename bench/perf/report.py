@@ -148,6 +148,49 @@ def notes_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def variants_table(results: dict[str, Any]) -> str:
+    """flaskprod's stack per worker model (server.worker_class), same run."""
+    lines = [
+        "| worker model | workload | req/s (max) | p99 ms at fixed rate | errors | "
+        "workers | worker RSS / PSS MiB | stack RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for stack, entry in results["stacks"].items():
+        if not stack.startswith("flaskprod"):
+            continue
+        if not entry["workloads"]:
+            lines.append(f"| {stack} | — | did not start: {entry['notes'].get('error', '?')} |||||")
+        for workload in ("product", "mix"):
+            cell = entry["workloads"].get(workload)
+            if not cell:
+                continue
+            top = cell["max"]
+            lines.append(
+                f"| {stack} ({entry['notes'].get('server', '')}) | {LABELS[workload]} | "
+                f"{_fmt(top['rps'])} | {cell['fixed_rate']['p99_ms']:.1f} | "
+                f"{int(top['errors'])} | {int(top['workers'])} | "
+                f"{top['worker_rss_mib_max']:.0f} / {top.get('worker_pss_mib_max', 0):.0f} | "
+                f"{top['stack_rss_mib']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def overhead(results: dict[str, Any]) -> str:
+    """Production(app)'s cost per request: the two limit stacks, same run."""
+    bare = results["stacks"].get("limit", {}).get("workloads", {}).get("hello")
+    wrapped = results["stacks"].get("limit+Production", {}).get("workloads", {}).get("hello")
+    if not bare or not wrapped:
+        return "(not measured in this run)"
+    cpu = wrapped["max"]["stack_cpu_us_per_request"] - bare["max"]["stack_cpu_us_per_request"]
+    ratio = wrapped["max"]["rps"] / max(bare["max"]["rps"], 1e-9)
+    return (
+        f"bare Flask {_fmt(bare['max']['rps'])} req/s, with `Production(app)` "
+        f"{_fmt(wrapped['max']['rps'])} req/s ({ratio:.0%}); gunicorn's CPU per request "
+        f"{_fmt(bare['max']['stack_cpu_us_per_request'])} µs vs "
+        f"{_fmt(wrapped['max']['stack_cpu_us_per_request'])} µs: **{cpu:+,.0f} µs** per request"
+    )
+
+
 def render(results: dict[str, Any], docs: Path) -> Path:
     """Write ``docs/performance.md`` (method text from method.md + figures)."""
     images = docs / "performance"
@@ -169,6 +212,8 @@ def render(results: dict[str, Any], docs: Path) -> Path:
         targets=targets_table(results),
         stacks=notes_table(results),
         table=table(results),
+        variants=variants_table(results),
+        overhead=overhead(results),
     )
     path = docs / "performance.md"
     _write_atomic(path, page)
