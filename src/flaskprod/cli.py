@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from flaskprod import __version__
-from flaskprod.errors import UserError
+from flaskprod.errors import EnvironmentProblem, UserError
 
 # name -> "module:attribute" of a click command
 _COMMANDS: dict[str, str] = {
@@ -39,7 +39,16 @@ class _LazyGroup(click.Group):
         if target is None:
             return super().get_command(ctx, cmd_name)
         module_name, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").split(".")[0]
+            if not missing or missing == "flaskprod":
+                raise  # flaskprod's own module: a bug, not a missing extra
+            # 'pip install flaskprod' (for Production(app)) lacks the CLI's packages:
+            # --help still lists the command, running it says what to install.
+            return _needs_extra(cmd_name, missing)
+        command = getattr(module, attribute)
         assert isinstance(command, click.Command)
         return command
 
@@ -49,6 +58,34 @@ class _LazyGroup(click.Group):
             return super().invoke(ctx)
         except UserError as error:
             raise _UserFacingError(error) from None
+        except ModuleNotFoundError as error:
+            # A command that imports its packages only when it runs (pydantic, jinja2).
+            missing = (error.name or "").split(".")[0]
+            if not missing or missing == "flaskprod":
+                raise
+            name = ctx.invoked_subcommand or "this command"
+            raise _UserFacingError(_missing_extra(name, missing)) from None
+
+
+def _missing_extra(name: str, missing: str) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"flaskprod {name} needs the command-line extras (the package '{missing}' is not "
+        "installed)",
+        hint="pip install 'flaskprod[cli]', or 'flaskprod[all]' with PostgreSQL and Redis",
+    )
+
+
+def _needs_extra(name: str, missing: str) -> click.Command:
+    def refuse(**_: Any) -> None:
+        raise _missing_extra(name, missing)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help="(needs pip install 'flaskprod[cli]')",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 class _UserFacingError(click.ClickException):

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import flaskprod
 
@@ -30,3 +31,34 @@ def test_cli_import_does_not_import_flask() -> None:
     code = "import sys, flaskprod.cli; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _cli_without(package: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The console script in an install without the [cli] extra: ``package`` cannot be
+    imported (None in sys.modules makes Python raise ModuleNotFoundError for it)."""
+    code = (
+        f"import sys; sys.modules[{package!r}] = None; sys.argv[0] = 'flaskprod'\n"
+        f"from flaskprod.cli import main; main({list(args)!r})"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_without_the_cli_extra_help_works_and_commands_say_what_to_install(
+    tmp_path: Path,
+) -> None:
+    """'pip install flaskprod' (for Production(app)) has no pydantic, jinja2 ...:
+    --help still lists every command, and running one is one line, exit 3, naming the
+    missing package and the extra, never an ImportError traceback."""
+    listed = _cli_without("pydantic", "--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "up       (needs pip install 'flaskprod[cli]')" in listed.stdout
+    (tmp_path / "app.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n")
+    for command in (["up", str(tmp_path)], ["init", str(tmp_path)], ["check", str(tmp_path)]):
+        ran = _cli_without("pydantic", *command)
+        assert ran.returncode == 3, ran.stderr
+        assert ran.stderr == (
+            f"flaskprod: error: flaskprod {command[0]} needs the command-line extras (the "
+            "package 'pydantic' is not installed) (pip install 'flaskprod[cli]', or "
+            "'flaskprod[all]' with PostgreSQL and Redis)\n"
+        ), command
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.py"]  # nothing written
