@@ -216,3 +216,29 @@ def test_list_as_json() -> None:
     load_rules()
     assert [r["id"] for r in rules] == [r.id for r in REGISTRY]
     assert {"id", "layer", "level", "title", "help"} == set(rules[0])
+
+
+def test_text_report_says_what_it_did_not_judge(tmp_path: Path) -> None:
+    """A src-layout app reading SECRET_KEY at import, checked without production's
+    environment: the app rules cannot run. The score alone reads like a clean bill of
+    health (grade A), so the report says under it which rules were not run and why;
+    with the environment the line goes away."""
+    root = write(
+        tmp_path / "notes",
+        {
+            "src/notes/__init__.py": "import os\n\nfrom flask import Flask\n\n\n"
+            "def create_app():\n    app = Flask(__name__)\n"
+            '    app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]\n    return app\n',
+            "prod.env": "SECRET_KEY=" + "k" * 40 + "\n",
+        },
+    )
+    done = invoke(str(root), "--fail-level", "critical")
+    lines = done.stdout.splitlines()
+    assert lines[-2].startswith("score ") and "rules run" in lines[-2]
+    needing_app = sorted(r.id for r in REGISTRY if "app" in r.requires and r.layer == "app")
+    assert lines[-1] == (
+        f"not judged: {len(needing_app)} rules ({needing_app[0]}..{needing_app[-1]}): "
+        "the app was not imported"
+    ), done.stdout
+    judged = invoke(str(root), "--env-file", str(root / "prod.env"), "--fail-level", "critical")
+    assert "not judged" not in judged.stdout

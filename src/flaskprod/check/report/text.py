@@ -57,6 +57,10 @@ def _plain(result: CheckResult, summary: dict[str, Any]) -> list[tuple[str, str]
             f" ({summary['rules_run']} rules run)",
         )
     )
+    unmet = _unmet(summary.get("rules_skipped") or {})
+    if unmet:
+        # A good score over a partial check must not read as a clean bill of health.
+        lines.append(("bold", f"not judged: {unmet}"))
     observatory = summary.get("observatory")
     if observatory:
         applied = ", ".join(f"{m['name']} {m['points']:+d}" for m in observatory["modifiers"])
@@ -81,3 +85,21 @@ def render_text(result: CheckResult, summary: dict[str, Any], *, color: bool = F
     for style, text in lines:
         console.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
     return buffer.getvalue()
+
+
+_WHY = {
+    "app": "the app was not imported",
+    "spec": "there is no flaskprod.toml",
+}
+
+
+def _unmet(skipped: dict[str, str]) -> str:
+    """'11 rules (APP001-APP013): the app was not imported ...' per missing precondition."""
+    parts = []
+    for need in sorted(set(skipped.values())):
+        ids = sorted(rule for rule, missing in skipped.items() if missing == need)
+        span = ids[0] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
+        parts.append(
+            f"{len(ids)} rule{'s' if len(ids) > 1 else ''} ({span}): {_WHY.get(need, need)}"
+        )
+    return "; ".join(parts)
