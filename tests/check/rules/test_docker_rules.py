@@ -92,3 +92,19 @@ def test_empty_and_binary_dockerfiles(tmp_path: Path) -> None:
     found = check(tmp_path)
     assert "FP000" not in ids(found)
     assert {f.file for f in found if f.id == "DOC001"} == {"Dockerfile", "Dockerfile.prod"}
+
+
+def test_installing_the_project_itself_needs_its_code_first(tmp_path: Path) -> None:
+    """The kit's image for a pyproject.toml project (no requirements file) copies the
+    code, then runs 'pip install .': that order is required, not a cache mistake. A
+    requirements install after 'COPY . .' still is one."""
+    base = "FROM python:3.12-slim\nWORKDIR /app\nCOPY . .\nRUN {run}\nUSER 1000\n"
+    base += 'CMD ["gunicorn", "app:app"]\n'
+    for run in ("pip install --no-cache-dir .", "pip install -e '.'", "pip install .[postgres]"):
+        write(tmp_path, {"Dockerfile": base.format(run=run), "pyproject.toml": "[project]\n"})
+        assert "DOC010" not in ids(check(tmp_path)), run
+    run = "pip install -r requirements.txt && pip install --no-deps ."
+    write(tmp_path, {"Dockerfile": base.format(run="pip install -r requirements.txt")})
+    assert "DOC010" in ids(check(tmp_path))
+    write(tmp_path, {"Dockerfile": base.format(run=run)})
+    assert "DOC010" not in ids(check(tmp_path))  # --no-deps: as before

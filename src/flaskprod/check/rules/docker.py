@@ -342,6 +342,8 @@ def copy_before_install(ctx: Context) -> Iterator[Finding]:
                 elif instruction.name == "RUN" and _INSTALL.search(instruction.value):
                     if copied_all is None or "--no-deps" in instruction.value:
                         break  # dependencies were installed before the code came in
+                    if _installs_only_the_project(instruction.value):
+                        break  # 'pip install .' needs the code: nothing to copy first
                     yield copy_before_install.finding(
                         f"COPY . (line {copied_all.line}) comes before installing "
                         "dependencies: every code change busts the install cache",
@@ -349,6 +351,15 @@ def copy_before_install(ctx: Context) -> Iterator[Finding]:
                         line=copied_all.line,
                     )
                     break
+
+
+def _installs_only_the_project(command: str) -> bool:
+    """``pip install .`` (or ``-e .``, ``.[extra]``) with no requirements file: a
+    pyproject.toml project (the kit renders this for one) installs from its code."""
+    words = [w.strip("'\"") for w in command.replace("&&", " ").split()]
+    if any(w.startswith(("--requirement", "-r")) for w in words):
+        return False
+    return any(w == "." or w.startswith(".[") for w in words)
 
 
 @rule(
