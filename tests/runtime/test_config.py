@@ -196,6 +196,7 @@ def test_placeholder_key_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> N
         "hard to guess string",
         "super secret key",
         "super-secret-key-for-my-flask-app-2024!!",
+        "replace-with-a-long-random-string",
     ],
 )
 def test_tutorial_keys_are_placeholders(monkeypatch: pytest.MonkeyPatch, key: str) -> None:

@@ -77,6 +77,9 @@ _PLACEHOLDER_FRAGMENTS = (
     "super secret",
     "super-secret",
     "supersecret",
+    # 'replace-with-a-long-random-string' (deployment guides' .env examples).
+    "replace-with",
+    "random-string",
 )
 _MIN_SECRET = 32
 _GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
