@@ -163,7 +163,7 @@ def test_init_refuses_to_replace_a_file_it_did_not_write(tmp_path: Path) -> None
         run("init", str(root)),
         ExitCode.REFUSED,
         "would overwrite 1 file(s): deploy/Dockerfile (exists and was not written by "
-        "flaskprod) (move your edits into flaskprod.toml, or pass --force to overwrite)",
+        "flaskprod) (move your own files aside, or pass --force to overwrite)",
     )
     assert snapshot(root) == before  # not even flaskprod.toml
 

@@ -130,9 +130,15 @@ def refuse_conflicts(plan: Plan) -> None:
     conflicts = plan.conflicts
     if conflicts:
         listed = ", ".join(f"{change.path} ({change.detail})" for change in conflicts)
+        # Edits of a rendered file belong in the spec; a file flaskprod never wrote
+        # (a hand-made .dockerignore) has no setting there: move it aside instead.
+        ours = any(change.action == "edited" for change in conflicts)
+        theirs = any(change.action == "foreign" for change in conflicts)
+        ways = ["move your edits into flaskprod.toml"] if ours else []
+        ways += ["move your own files aside"] if theirs else []
         raise Refused(
             f"would overwrite {len(conflicts)} file(s): {listed}",
-            hint="move your edits into flaskprod.toml, or pass --force to overwrite",
+            hint=", ".join(ways) + ", or pass --force to overwrite",
         )
 
 
