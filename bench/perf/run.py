@@ -194,7 +194,19 @@ def main(argv: list[str] | None = None) -> None:
         "--docs", type=Path, default=REPO / "docs", help="where performance.md goes"
     )
     parser.add_argument("--no-docs", action="store_true", help="only write the JSON")
+    parser.add_argument(
+        "--render", type=Path, metavar="RESULTS_JSON", help="only re-render the docs from a run"
+    )
     options = parser.parse_args(argv)
+    if options.render:
+        # Targets are re-evaluated from the stored figures (the rules may have changed).
+        from bench.perf.report import render
+
+        stored = json.loads(options.render.read_text())
+        stored["targets"] = evaluate(stored)
+        write(stored, options.render.parent)
+        _say(f"report: {render(stored, options.docs)}")
+        return
     settings = QUICK if options.quick else Settings()
     if options.seconds:
         settings = Settings(**{**settings.__dict__, "seconds": options.seconds})
