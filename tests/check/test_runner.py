@@ -212,3 +212,19 @@ def test_odd_projects_never_crash(shape: str, tmp_path: Path) -> None:
     result = run_checks(CheckOptions(root=tmp_path))
     assert not [f for f in result.findings if f.id.startswith("FP")], result.findings
     assert "PRJ004" not in ids(result.findings) or shape == "empty"
+
+
+def test_one_dependency_is_counted_in_the_singular(tmp_path: Path) -> None:
+    """The tutorial's requirements.txt ('flask'): '1 production dependency is not
+    pinned', not '1 production dependencies are'."""
+
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    options = CheckOptions(root=tmp_path, select=("PRJ004", "DEP002"), no_import=True)
+    messages = {f.id: f.message for f in run_checks(options).findings}
+    assert messages["PRJ004"] == (
+        "1 production dependency is not pinned and there is no lock: flask"
+    )
+    assert messages["DEP002"].startswith("vulnerabilities unknown for 1 production dependency (")
+    (tmp_path / "requirements.txt").write_text("flask\nredis\n")
+    messages = {f.id: f.message for f in run_checks(options).findings}
+    assert messages["PRJ004"].startswith("2 production dependencies are not pinned")

@@ -188,3 +188,8 @@ def installed_versions(ctx: Context) -> dict[str, tuple[str, Dependency]]:
         if version and dep.production and dep.name not in versions:
             versions[dep.name] = (version, dep)
     return versions
+
+
+def production_count(number: int) -> str:
+    """'1 production dependency', '3 production dependencies' (for messages)."""
+    return f"{number} production dependenc{'y' if number == 1 else 'ies'}"

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
-from flaskprod.check.requirements import dependencies, installed_versions
+from flaskprod.check.requirements import dependencies, installed_versions, production_count
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ def unchecked(ctx: Context) -> Iterator[Finding]:
     if outside:
         parts.append(f"{outside} outside flaskprod's offline table")
     yield unchecked.finding(
-        f"vulnerabilities unknown for {len(production)} production dependencies"
+        f"vulnerabilities unknown for {production_count(len(production))}"
         + (f" ({', '.join(parts)})" if parts else "")
         + f": only {len(ADVISORIES)} offline advisories were checked, no advisory database"
     )

@@ -17,7 +17,7 @@ from flaskprod.check.context import Context
 from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose
-from flaskprod.check.requirements import dependencies
+from flaskprod.check.requirements import dependencies, production_count
 from flaskprod.runtime.config import _is_placeholder
 
 _TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tmpl", ".in")
@@ -269,7 +269,8 @@ def unpinned(ctx: Context) -> Iterator[Finding]:
     if loose:
         shown = ", ".join(f"{d.name}{d.specifier}" for d in loose[:4])
         yield unpinned.finding(
-            f"{len(loose)} production dependencies are not pinned and there is no lock: {shown}",
+            f"{production_count(len(loose))} "
+            f"{'is' if len(loose) == 1 else 'are'} not pinned and there is no lock: {shown}",
             file=loose[0].file,
             line=loose[0].line,
         )
