@@ -59,3 +59,15 @@ def fixture_cases(prefix: str) -> list[tuple[str, str]]:
         for folder in sorted(FIXTURES.glob(f"{prefix}*"))
         for side in ("fail", "pass")
     ]
+
+
+def assert_fixture(rule_id: str, side: str, scratch: Path) -> None:
+    """A fixture folder's verdict: the fail side carries the rule's finding (with
+    file and line), the pass side does not, and no rule crashes on either."""
+    found = check(fixture_copy(rule_id, side, scratch))
+    assert "FP000" not in ids(found), found
+    if side == "fail":
+        assert rule_id in ids(found), found
+        assert all(f.file and f.line for f in found if f.id == rule_id)
+    else:
+        assert rule_id not in ids(found), [f for f in found if f.id == rule_id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploy_helpers import check, context, fixture_cases, fixture_copy, ids, write
+from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, write
 
 from flaskprod.check.model import Level
 from flaskprod.check.parsers.gunicorn import (
@@ -22,13 +22,7 @@ from flaskprod.check.runner import CheckOptions, run_checks
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("GUN"))
 def test_fixture(tmp_path: Path, rule_id: str, side: str) -> None:
-    found = check(fixture_copy(rule_id, side, tmp_path))
-    assert "FP000" not in ids(found), found
-    if side == "fail":
-        assert rule_id in ids(found), found
-        assert all(f.file and f.line for f in found if f.id == rule_id)
-    else:
-        assert rule_id not in ids(found), [f for f in found if f.id == rule_id]
+    assert_fixture(rule_id, side, tmp_path)
 
 
 def test_config_is_read_without_running_it(tmp_path: Path) -> None:
