@@ -9,7 +9,6 @@ socket inside the data folder): it is for tests and local rehearsal, not for hos
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import pwd
@@ -24,9 +23,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from flaskprod.errors import EnvironmentProblem, ServiceFailed
+from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
-from flaskprod.stack.ports import LOOPBACK, PortInUse, free_port, retry_on_port_in_use
+from flaskprod.stack.ports import LOOPBACK
+from flaskprod.stack.server import LoopbackServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -110,15 +110,19 @@ def _check_reachable(data_dir: Path, user: str) -> None:
             )
 
 
-class PostgresCluster:
+class PostgresCluster(LoopbackServer):
     """A PostgreSQL cluster in ``data_dir`` listening on ``127.0.0.1:port``.
 
-    ``port=None`` picks a free one (a taken port is retried on a fresh one unless the
-    port was given). ``fsync=False`` trades crash safety for speed: tests only.
-    ``die_with_parent`` stops the server if this Python process dies (tests);
-    ``stop_at_exit`` (default) stops it when this interpreter exits normally — turn it
-    off for servers that must outlive the command that started them (``up -d``).
+    ``fsync=False`` trades crash safety for speed: tests only. ``port``,
+    ``die_with_parent`` and ``stop_at_exit`` as for
+    :class:`~flaskprod.stack.server.LoopbackServer`. :meth:`stop` is a fast shutdown
+    (SIGINT to the postmaster: abort sessions, checkpoint, exit); :meth:`pause` freezes
+    the postmaster and its backends.
     """
+
+    name = "postgres"
+    stop_signal = signal.SIGINT
+    stop_group = False  # the postmaster stops its backends itself
 
     def __init__(
         self,
@@ -133,33 +137,24 @@ class PostgresCluster:
         die_with_parent: bool = False,
         stop_at_exit: bool = True,
     ) -> None:
+        super().__init__(
+            port,
+            ready_timeout=ready_timeout,
+            die_with_parent=die_with_parent,
+            stop_at_exit=stop_at_exit,
+        )
         self.data_dir = Path(data_dir).absolute()
         self.bin_dir = find_bin_dir(bin_dir)
-        self._fixed_port = port is not None
-        self.port = port if port is not None else free_port()
         self.fsync = fsync
         self.max_connections = max_connections
         self.log_path = log_path or self.data_dir.with_name(self.data_dir.name + ".log")
-        self.ready_timeout = ready_timeout
-        self.die_with_parent = die_with_parent
-        self.stop_at_exit = stop_at_exit
         self.user = _run_as()
-        self._process: process.Process | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
     @property
     def initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").is_file()
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while it runs."""
-        return self._process.pid if self._process is not None and self.running else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.alive()
 
     def init(self, *, no_sync: bool = False) -> None:
         """``initdb`` the data folder (if not done yet). ``no_sync``: skip fsync (tests)."""
@@ -220,38 +215,21 @@ class PostgresCluster:
             os.chown(tmp, entry.pw_uid, entry.pw_gid)
         tmp.replace(path)
 
-    def start(self) -> None:
-        """Initialise if needed, start the server and wait until it accepts connections."""
-        if self.running:
-            return
+    def _prepare(self) -> None:
         self.init(no_sync=not self.fsync)
-        retry_on_port_in_use(
-            self._start_on,
-            port=self.port,
-            attempts=1 if self._fixed_port else 3,
-            name="postgres",
-        )
-        if self.stop_at_exit:
-            atexit.register(self._stop_at_exit)
 
-    def _start_on(self, port: int) -> None:
-        self.port = port
+    def _launch(self, port: int) -> process.Process:
         self._write_settings()
         self._remove_stale_lock()
-        self._process = process.start(
+        return process.start(
             [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)],
-            name=f"postgres on port {port}",
+            name=f"{self.name} on port {port}",
             log_path=self.log_path,
             cwd=Path("/"),
             user=self.user,
             die_with_parent=self.die_with_parent,
             death_signal=signal.SIGINT,  # fast shutdown: do not wait for clients
         )
-        try:
-            self._process.wait_ready(self._ready, timeout=self.ready_timeout, port=port)
-        except PortInUse:
-            self._process = None
-            raise
 
     def _remove_stale_lock(self) -> None:
         # A killed server leaves postmaster.pid behind. PostgreSQL copes when that pid is
@@ -282,28 +260,6 @@ class PostgresCluster:
             and lines[0].strip() == str(self._process.pid)
             and lines[7].strip() == "ready"
         )
-
-    def stop(self, timeout: float = process.STOP_TIMEOUT) -> None:
-        """Fast shutdown (SIGINT: abort sessions, checkpoint, exit); SIGKILL after timeout."""
-        if self._process is not None:
-            self._process.stop(sig=signal.SIGINT, timeout=timeout, group=False)
-            self._process = None
-        atexit.unregister(self._stop_at_exit)
-
-    def _stop_at_exit(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop(timeout=5.0)
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP to the postmaster and its backends): connections
-        and queries hang, as with a stalled database host."""
-        if self._process is None:
-            raise ServiceFailed("postgres is not running: cannot pause it")
-        self._process.pause()
-
-    def resume(self) -> None:
-        if self._process is not None:
-            self._process.resume()
 
     # -- databases -------------------------------------------------------------------
 

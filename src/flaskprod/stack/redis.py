@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import shutil
 import socket
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from flaskprod.errors import EnvironmentProblem, ServiceFailed
+from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
-from flaskprod.stack.ports import LOOPBACK, PortInUse, free_port, retry_on_port_in_use
+from flaskprod.stack.ports import LOOPBACK
+from flaskprod.stack.server import LoopbackServer
 
 INSTALL_HINT = "apt-get install redis-server"
 
@@ -33,14 +32,16 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class RedisServer:
+class RedisServer(LoopbackServer):
     """redis-server with its config, data and log in ``dir``, on ``127.0.0.1:port``.
 
     No persistence unless ``persistence=True`` (append-only file in ``dir``), so a
-    restart starts empty by default. ``port=None`` picks a free one (retried on a fresh
-    one if taken; a given port is not changed). ``die_with_parent`` and
-    ``stop_at_exit`` as for :class:`~flaskprod.stack.postgres.PostgresCluster`.
+    restart starts empty by default. ``port``, ``die_with_parent`` and ``stop_at_exit``
+    as for :class:`~flaskprod.stack.server.LoopbackServer`; :meth:`stop` sends SIGTERM
+    (redis saves the append-only file if persistent).
     """
+
+    name = "redis-server"
 
     def __init__(
         self,
@@ -54,26 +55,18 @@ class RedisServer:
         die_with_parent: bool = False,
         stop_at_exit: bool = True,
     ) -> None:
+        super().__init__(
+            port,
+            ready_timeout=ready_timeout,
+            die_with_parent=die_with_parent,
+            stop_at_exit=stop_at_exit,
+        )
         self.dir = Path(dir).absolute()
         self.binary = find_redis_server(binary)
-        self._fixed_port = port is not None
-        self.port = port if port is not None else free_port()
         self.password = password
         self.persistence = persistence
-        self.ready_timeout = ready_timeout
-        self.die_with_parent = die_with_parent
-        self.stop_at_exit = stop_at_exit
         self.config_path = self.dir / "redis.conf"
         self.log_path = self.dir / "redis.log"
-        self._process: process.Process | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None and self.running else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.alive()
 
     def url(self, db: int = 0) -> str:
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
@@ -98,35 +91,18 @@ class RedisServer:
         tmp.chmod(0o600)  # it may hold the password
         tmp.replace(self.config_path)
 
-    def start(self) -> None:
-        """Start the server and wait until it answers PING."""
-        if self.running:
-            return
+    def _prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        retry_on_port_in_use(
-            self._start_on,
-            port=self.port,
-            attempts=1 if self._fixed_port else 3,
-            name="redis-server",
-        )
-        if self.stop_at_exit:
-            atexit.register(self._stop_at_exit)
 
-    def _start_on(self, port: int) -> None:
-        self.port = port
+    def _launch(self, port: int) -> process.Process:
         self._write_config()
-        self._process = process.start(
+        return process.start(
             [str(self.binary), str(self.config_path)],
-            name=f"redis-server on port {port}",
+            name=f"{self.name} on port {port}",
             log_path=self.log_path,
             cwd=self.dir,
             die_with_parent=self.die_with_parent,
         )
-        try:
-            self._process.wait_ready(self._ready, timeout=self.ready_timeout, port=port)
-        except PortInUse:
-            self._process = None
-            raise
 
     def command(self, *args: str, timeout: float = 1.0) -> bytes:
         """Send one command and return its reply (bulk payload, or the status line).
@@ -150,27 +126,6 @@ class RedisServer:
         except OSError:
             return False
         return self._process is not None and f"process_id:{self._process.pid}\r".encode() in reply
-
-    def stop(self, timeout: float = process.STOP_TIMEOUT) -> None:
-        """SIGTERM (redis saves the append-only file if persistent), SIGKILL after timeout."""
-        if self._process is not None:
-            self._process.stop(timeout=timeout)
-            self._process = None
-        atexit.unregister(self._stop_at_exit)
-
-    def _stop_at_exit(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop(timeout=5.0)
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): commands hang, as with a stalled Redis host."""
-        if self._process is None:
-            raise ServiceFailed("redis-server is not running: cannot pause it")
-        self._process.pause()
-
-    def resume(self) -> None:
-        if self._process is not None:
-            self._process.resume()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
