@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from shop.models import MAX_ID
-from shop.ordering import MAX_ITEMS, MAX_KEY_LENGTH, MAX_QUANTITY
+from shop.ordering import KEY_PATTERN, MAX_ITEMS, MAX_KEY_LENGTH, MAX_QUANTITY
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -182,6 +182,7 @@ def openapi_document() -> dict[str, Any]:
                                 "type": "string",
                                 "minLength": 1,
                                 "maxLength": MAX_KEY_LENGTH,
+                                "pattern": KEY_PATTERN,
                             },
                         }
                     ],

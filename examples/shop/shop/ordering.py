@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -87,12 +88,19 @@ def _as_int(value: object) -> int | None:
     return None
 
 
+#: An Idempotency-Key: visible ASCII and spaces, at least one visible character (HTTP
+#: trims the spaces around a header value, so a key of spaces only would arrive empty).
+#: The OpenAPI document publishes this same pattern.
+KEY_PATTERN = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
+_KEY = re.compile(KEY_PATTERN)
+
+
 def check_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
         raise OrderInvalid(
-            {"Idempotency-Key": f"must be 1 to {MAX_KEY_LENGTH} printable characters"}
+            {"Idempotency-Key": f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters"}
         )
     return key
 
