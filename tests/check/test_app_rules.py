@@ -3,21 +3,14 @@ spec, the proxies in front."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
+
+from check_helpers import write
 
 from flaskprod.check.app_loader import probe
 from flaskprod.check.model import Finding, Level
 from flaskprod.check.runner import CheckOptions, run_checks
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 def app_findings(root: Path) -> list[Finding]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jsonschema
 import pytest
+from check_helpers import write
 from click.testing import CliRunner
 
 from flaskprod.check.docs import render_markdown
@@ -20,14 +20,6 @@ from flaskprod.cli import cli
 FLASKPROD = str(Path(sys.executable).with_name("flaskprod"))
 REPO = Path(__file__).resolve().parents[2]
 SARIF_SCHEMA = Path(__file__).with_name("data") / "sarif-schema-2.1.0-subset.json"
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 @pytest.fixture

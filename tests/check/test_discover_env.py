@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
+
+from check_helpers import write
 
 from flaskprod.check.context import Context
 from flaskprod.check.discover import discover
 from flaskprod.check.envsource import parse_env_file, production_env
 from flaskprod.check.runner import CheckOptions, build_context
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 def names(found: dict[str, list[Path]], root: Path) -> dict[str, list[str]]:

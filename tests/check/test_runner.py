@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from check_helpers import write
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import REGISTRY, Finding, Level, Rule
 from flaskprod.check.runner import CheckOptions, load_rules, parse_ids, run_checks
 from flaskprod.check.summary import exit_code, grade, score
 from flaskprod.errors import UserError
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
-
 
 LOOSE = {"requirements.txt": "flask>=2\nflask-debugtoolbar==0.16.0\n", "app.py": "x = 1\n"}
 
