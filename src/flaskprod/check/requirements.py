@@ -71,18 +71,23 @@ def _parse_requirements(ctx: Context, path: Path) -> list[Dependency]:
             req = Requirement(line.rstrip("\\").strip())
         except InvalidRequirement:
             continue
-        out.append(
-            Dependency(
-                canonicalize_name(req.name),
-                str(req.specifier),
-                frozenset(req.extras),
-                relative,
-                number,
-                production,
-                url=req.url is not None,
-            )
-        )
+        out.append(_declared(req, relative, number, production, url=req.url is not None))
     return out
+
+
+def _declared(
+    req: Requirement, file: str, line: int, production: bool, *, url: bool = False
+) -> Dependency:
+    # One reading of a requirement for requirements files and pyproject alike.
+    return Dependency(
+        canonicalize_name(req.name),
+        str(req.specifier),
+        frozenset(req.extras),
+        file,
+        line,
+        production,
+        url=url,
+    )
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -112,20 +117,12 @@ def _parse_pyproject(ctx: Context, path: Path) -> list[Dependency]:
                 req = Requirement(str(item))
             except InvalidRequirement:
                 continue
-            out.append(
-                Dependency(
-                    canonicalize_name(req.name),
-                    str(req.specifier),
-                    frozenset(req.extras),
-                    relative,
-                    _line_of(text, str(item)),
-                    production,
-                )
-            )
+            out.append(_declared(req, relative, _line_of(text, str(item)), production))
     return out
 
 
 _LOCK_ENTRY = re.compile(r'^name\s*=\s*"([^"]+)"\s*\nversion\s*=\s*"([^"]+)"', re.MULTILINE)
+_PIPFILE_ENTRY = re.compile(r'"([A-Za-z0-9_.-]+)":\s*\{[^{}]*?"version":\s*"==([^"]+)"')
 
 
 def _locked(name: str, version: str, file: str, line: int) -> Dependency:
@@ -142,26 +139,12 @@ def _parse_lock(ctx: Context, path: Path) -> list[Dependency]:
             Dependency(d.name, d.specifier, d.extras, d.file, d.line, True, locked=True)
             for d in _parse_requirements(ctx, path)
         ]
-    out = []
-    if path.name == "Pipfile.lock":
-        for match in re.finditer(r'"([A-Za-z0-9_.-]+)":\s*\{[^{}]*?"version":\s*"==([^"]+)"', text):
-            name, version = match.groups()
-            line = text.count("\n", 0, match.start()) + 1
-            out.append(
-                Dependency(
-                    canonicalize_name(name), f"=={version}", frozenset(), relative, line, True, True
-                )
-            )
-        return out
-    for match in _LOCK_ENTRY.finditer(text):
-        name, version = match.groups()
-        line = text.count("\n", 0, match.start()) + 1
-        out.append(
-            Dependency(
-                canonicalize_name(name), f"=={version}", frozenset(), relative, line, True, True
-            )
-        )
-    return out
+    # Both patterns match (name, version); the line is where the entry starts.
+    pattern = _PIPFILE_ENTRY if path.name == "Pipfile.lock" else _LOCK_ENTRY
+    return [
+        _locked(match[1], match[2], relative, text.count("\n", 0, match.start()) + 1)
+        for match in pattern.finditer(text)
+    ]
 
 
 def dependencies(ctx: Context) -> list[Dependency]:
