@@ -34,9 +34,15 @@ def all_results(folder: Path = RESULTS) -> dict[int, list[Run]]:
     return found
 
 
+def headline(runs: list[Run]) -> Run:
+    """The result a scenario is shown with: its newest full-size run if there is one (a
+    quick run's shorter outages must not hide what the full one found), else its newest."""
+    return next((r for r in reversed(runs) if r[1].get("size") == "full"), runs[-1])
+
+
 def newest_results(folder: Path = RESULTS) -> dict[int, Run]:
-    """Scenario number -> (its newest result, the run it came from)."""
-    return {number: runs[-1] for number, runs in all_results(folder).items()}
+    """Scenario number -> (its headline result, the run it came from)."""
+    return {number: headline(runs) for number, runs in all_results(folder).items()}
 
 
 def history(runs: list[Run]) -> list[str]:
@@ -123,7 +129,9 @@ run the suite again. Every figure below comes from a real run of the real stack
 (`flaskprod up -d` of `examples/shop`: nginx with TLS → gunicorn → the shop,
 PostgreSQL, Redis, all on loopback) on this machine.
 
-Reproduce (all seven scenarios; `--quick` for a shorter run, `--scenario N` for one):
+Each scenario is shown with its newest full-size run (else its newest quick one); every
+run of it is listed below its table. Reproduce (all seven scenarios; `--quick` for a
+shorter run, `--scenario N` for one):
 
     {COMMAND} [--quick] [--scenario N]
 
@@ -155,7 +163,7 @@ twice or acknowledged and lost.
 
 def render(folder: Path = RESULTS) -> str:
     every = all_results(folder)
-    newest = {number: runs[-1] for number, runs in every.items()}
+    newest = {number: headline(runs) for number, runs in every.items()}
     lines = [*HEADER.splitlines(), ""]
     if not newest:
         lines.append("No results yet: run the command above.")

@@ -68,6 +68,23 @@ def test_the_newest_result_of_each_scenario_is_rendered(tmp_path: Path, monkeypa
     assert "faults-2026-01-02T000000Z.json` (quick): 1.25 s, 5 / 4, FAILED" in text
 
 
+def test_a_full_run_is_the_headline_over_a_newer_quick_one(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import bench.faults.report as report
+
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    full = _result(7, passed=False, failed_gets={"504": 2})
+    _write(tmp_path, "2026-01-01T000000Z", [full])
+    (tmp_path / "faults-2026-01-01T000000Z.json").write_text(
+        json.dumps({"command": COMMAND, "size": "full", "started": "x", "scenarios": [full]})
+    )
+    _write(tmp_path, "2026-01-02T000000Z", [_result(7, passed=True, failed_gets={})])
+    text = render(tmp_path)
+    assert "## 7. scenario title 7 — **FAILED**" in text
+    assert "2 x 504" in text
+
+
 def test_the_doc_is_written_atomically(tmp_path: Path, monkeypatch: Any) -> None:
     import bench.faults.report as report
 
