@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -715,7 +716,9 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     log = _gunicorn_log_since(stack, log_offset)
     in_app = _longest_in_app(log)
     timeouts = log.count(b"WORKER TIMEOUT")
-    statuses = summary["failed_gets"] | summary["failed_posts_first_attempt"]
+    statuses = dict(
+        Counter(summary["failed_gets"]) + Counter(summary["failed_posts_first_attempt"])
+    )
     after = [a for a in load.record.attempts if to_200 is not None and a.at > resumed_at + to_200]
     checks = [
         check(
