@@ -24,27 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ToolFinder = Callable[[str, str], Path]
-
-WRAPPER = """\
-{user}
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 128; }}
-http {{
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    access_log off;
-    default_type application/octet-stream;
-    types {{ text/css css; image/svg+xml svg; text/plain txt; }}
-    include {site};
-}}
-"""
+from kit_tools import ToolFinder, compose_site, nginx_t, write_wrapper
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +39,9 @@ def site_of(kit: Any) -> Path:
     return kit.path(f"deploy/nginx/{kit.spec.app.name}.conf")  # type: ignore[no-any-return]
 
 
-def write_wrapper(prefix: Path, site: Path, *, as_root: bool = False) -> Path:
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    # Workers run as "nobody" when the master is root: let them reach the socket
-    # (mode 0770 from gunicorn's umask), as www-data does through the app's group.
-    user = "user root;" if as_root else ""
-    conf = prefix / "nginx.conf"
-    conf.write_text(WRAPPER.format(user=user, prefix=prefix, site=site))
-    return conf
-
-
 def test_nginx_t_accepts_the_site(kit: Any, nginx: str, tmp_path: Path) -> None:
     site = site_of(kit)
-    conf = write_wrapper(tmp_path, site)
-    result = subprocess.run(
-        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = nginx_t(nginx, tmp_path, site)
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
     # nginx reports unknown/deprecated things as [warn] while still succeeding.
@@ -87,16 +50,8 @@ def test_nginx_t_accepts_the_site(kit: Any, nginx: str, tmp_path: Path) -> None:
 
 def test_nginx_t_accepts_the_compose_site(kit: Any, nginx: str, tmp_path: Path) -> None:
     """The compose variant too: its upstream "web" must resolve, so point it at loopback."""
-    text = kit.path(f"deploy/nginx/{kit.spec.app.name}.compose.conf").read_text()
-    site = tmp_path / "compose-site.conf"
-    site.write_text(text.replace("server web:", "server 127.0.0.1:"))
-    conf = write_wrapper(tmp_path, site)
-    result = subprocess.run(
-        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    site = compose_site(kit, tmp_path / "compose-site.conf")
+    result = nginx_t(nginx, tmp_path, site)
     assert result.returncode == 0, result.stderr
     assert "[warn]" not in result.stderr, result.stderr
 
@@ -105,13 +60,7 @@ def test_nginx_t_rejects_a_broken_site(nginx: str, tmp_path: Path) -> None:
     """The harness can fail: a site with an unknown directive is refused."""
     site = tmp_path / "broken.conf"
     site.write_text("server { listen 127.0.0.1:1; frobnicate on; }\n")
-    conf = write_wrapper(tmp_path, site)
-    result = subprocess.run(
-        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = nginx_t(nginx, tmp_path, site)
     assert result.returncode != 0
     assert "frobnicate" in result.stderr
 

