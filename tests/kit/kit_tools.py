@@ -22,6 +22,13 @@ def run(
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def run_script(
+    kit: Any, script: str, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """One of the kit's deploy/scripts/*.sh with exactly ``env``."""
+    return run([str(kit.path(f"deploy/scripts/{script}")), *args], env=env, timeout=60)
+
+
 # ---- nginx -t ------------------------------------------------------------------------
 
 WRAPPER = """\

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from kit_tools import run_script as run  # the kit's deploy/scripts/*.sh
 
 from flaskprod.cli import cli
 from flaskprod.ops.backup import make_backup
@@ -71,16 +72,6 @@ def script_env(tmp_path: Path, postgres_url: str) -> dict[str, str]:
         "DATABASE_URL": postgres_url,  # the app's SQLAlchemy URL, as in the env file
         "BACKUP_DIR": str(tmp_path / "backups"),
     }
-
-
-def run(kit: Any, script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(kit.path(f"deploy/scripts/{script}")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def dumps(folder: Path) -> list[Path]:

@@ -7,16 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-
-def run(kit: Any, script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(kit.path(f"deploy/scripts/{script}")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
+from kit_tools import run_script as run  # the kit's deploy/scripts/*.sh
 
 # ---- deploy.sh: its order of operations, against a stand-in for the docker CLI -------
 # There is no Docker engine on this machine; the stand-in records each call and answers
