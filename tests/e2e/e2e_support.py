@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from flaskprod_cli import run_flaskprod
 
 from flaskprod.stack.ports import free_port
 from flaskprod.stack.state import StateDir
@@ -33,22 +34,10 @@ SHOP = REPO / "examples" / "shop"
 TOKEN = "e2e-demo-token-0123456789abcdef0123456789"
 
 
-#: The console script of this environment (what a user runs).
-FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
-
-
 def flaskprod(
     *args: str, timeout: float = 180, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [FLASKPROD, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+    result = run_flaskprod(*args, timeout=timeout, env=env)
     if check and result.returncode != 0:
         pytest.fail(
             f"flaskprod {' '.join(args)} exited {result.returncode}:\n"

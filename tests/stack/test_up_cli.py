@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from flaskprod_cli import FLASKPROD, run_flaskprod
 
 from flaskprod.errors import ExitCode
 from flaskprod.stack.ports import free_port
@@ -26,7 +27,6 @@ from flaskprod.stack.state import StateDir
 
 pytestmark = pytest.mark.services
 
-FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 
 APP = """
 import os
@@ -46,15 +46,7 @@ def index():
 def run(
     *args: str, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FLASKPROD, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+    return run_flaskprod(*args, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

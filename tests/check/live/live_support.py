@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from flaskprod_cli import run_flaskprod as flaskprod
 
 from flaskprod.check.model import Finding, Level
 from flaskprod.check.runner import CheckOptions, CheckResult, run_checks
@@ -36,19 +35,7 @@ from flaskprod.stack.state import StateDir
 REPO = Path(__file__).resolve().parents[3]
 SHOP = REPO / "examples" / "shop"
 BADAPP = Path(__file__).resolve().parent / "badapp"
-FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def flaskprod(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FLASKPROD, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def run_live(root: Path, **options: Any) -> CheckResult:
