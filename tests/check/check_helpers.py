@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import textwrap
 import threading
 from pathlib import Path
 
@@ -23,15 +22,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: The layers whose fixtures this suite runs (the deployment-file layers run theirs in
 #: tests/check/rules/).
 OWN_PREFIXES = ("APP", "PRJ", "DEP")
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    """Write ``files`` (relative path -> dedented text) under ``root``; returns ``root``."""
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 def prepare(source: Path, scratch: Path) -> Path:

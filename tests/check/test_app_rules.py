@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from check_helpers import write
+from project_files import write
 
 from flaskprod.check.app_loader import probe
 from flaskprod.check.model import Finding, Level

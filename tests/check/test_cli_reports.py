@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from check_helpers import write
 from click.testing import CliRunner
+from project_files import write
 
 from flaskprod.check.docs import render_markdown
 from flaskprod.check.model import REGISTRY

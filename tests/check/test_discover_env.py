@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from check_helpers import write
+from project_files import write
 
 from flaskprod.check.context import Context
 from flaskprod.check.discover import discover

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from check_helpers import write
+from project_files import write
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import REGISTRY, Finding, Level, Rule

@@ -5,8 +5,9 @@ importing the app unless asked), and look at the findings."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
+
+from project_files import write as write  # re-exported for the rule tests
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding
@@ -15,14 +16,6 @@ from flaskprod.check.runner import CheckOptions, build_context, run_checks
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 #: The rule-id prefixes of the deployment-file layers.
 PREFIXES = ("NGX", "GUN", "SYS", "DOC", "CMP")
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 def context(root: Path) -> Context:
