@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from flaskprod_cli import run_flaskprod
 from project_files import write
 
 from flaskprod.check.docs import render_markdown
@@ -17,7 +17,6 @@ from flaskprod.check.model import REGISTRY
 from flaskprod.check.runner import INTERNAL, load_rules
 from flaskprod.cli import cli
 
-FLASKPROD = str(Path(sys.executable).with_name("flaskprod"))
 REPO = Path(__file__).resolve().parents[2]
 SARIF_SCHEMA = Path(__file__).with_name("data") / "sarif-schema-2.1.0-subset.json"
 
@@ -39,9 +38,7 @@ def project(tmp_path: Path) -> Path:
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """The real console script: what a user's shell and CI see."""
-    return subprocess.run(
-        [FLASKPROD, "check", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_flaskprod("check", *args, timeout=60)
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
