@@ -115,9 +115,9 @@ def test_hung_database_gives_503_within_the_deadline(
     assert response.json["status"] == "fail"
     assert response.json["checks"]["database"]["status"] == "fail"
     assert response.json["checks"]["database"]["error"] == "timeout"
-    assert 1900 < response.json["checks"]["database"]["ms"] < 2000
-    # The whole answer within HEALTH_TIMEOUT, and not much sooner.
-    assert 1.9 < elapsed < 2.0
+    # The checks get 3/4 of HEALTH_TIMEOUT; the rest is the margin to answer by 2 s.
+    assert 1450 < response.json["checks"]["database"]["ms"] < 1600
+    assert 1.45 < elapsed < 1.7
     assert hanging_server.accepted  # the check really tried
 
 
@@ -164,7 +164,8 @@ def test_real_postgres_and_redis(
     try:
         start = time.monotonic()
         frozen = client.get("/health/ready")
-        assert time.monotonic() - start < 2.5
+        # Within HEALTH_TIMEOUT (2 s) with room to spare: the checks stop at 1.5 s.
+        assert time.monotonic() - start < 2.0
         assert frozen.status_code == 503
         assert frozen.json["checks"]["database"]["error"] == "timeout"
         assert frozen.json["checks"]["redis"]["status"] == "ok"

@@ -90,6 +90,8 @@ _COMMON: dict[str, Any] = {
     "HEALTH_PATH": "/health",
     "READY_PATH": "/health/ready",
     "HEALTH_TIMEOUT": 2.0,
+    # None: 30 s in production on a threaded server, else off (runtime/watchdog.py).
+    "REQUEST_TIMEOUT": None,
     "API_PREFIX": "/api/",
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     "SECURITY_HEADERS": True,
@@ -250,6 +252,17 @@ def coerce(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"HEALTH_TIMEOUT={config['HEALTH_TIMEOUT']!r} is not a number of seconds: use e.g. 2"
         )
+    if config.get("REQUEST_TIMEOUT") is not None:
+        try:
+            seconds = float(config["REQUEST_TIMEOUT"])
+            if not seconds >= 0:  # also refuses NaN
+                raise ValueError(seconds)
+            config["REQUEST_TIMEOUT"] = seconds
+        except (TypeError, ValueError):
+            problems.append(
+                f"REQUEST_TIMEOUT={config['REQUEST_TIMEOUT']!r} is not a number of seconds: "
+                "use gunicorn's timeout, e.g. 30 (0 turns the request watchdog off)"
+            )
     level = config["LOG_LEVEL"]
     if isinstance(level, str) and level.upper() in _LEVELS:
         config["LOG_LEVEL"] = level.upper()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from flaskprod.runtime.health import LIVE_BODY, readiness
 from flaskprod.runtime.logging import ACCESS_LOGGER
 from flaskprod.runtime.request_id import HEADER, request_id_from
 from flaskprod.runtime.security import add_missing, security_headers
+from flaskprod.runtime.watchdog import WATCHDOG, request_timeout
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -82,10 +84,12 @@ class FlaskprodMiddleware:
         self.hsts: tuple[str, str] | None = None
         self.max_body: int | None = None
         self.access_log = True
+        self.request_timeout = 0.0
 
-    def configure(self) -> None:
+    def configure(self, environ: WSGIEnvironment) -> None:
         """Read the settings once, at the first request: the factory may still change
-        ``app.config`` after ``Production(app)`` (idempotent, so a race is harmless)."""
+        ``app.config`` after ``Production(app)`` (idempotent, so a race is harmless).
+        The first request's environ says what kind of server this is (threads or not)."""
         config = self.app.config
         self.health_path = str(config["HEALTH_PATH"])
         self.ready_path = str(config["READY_PATH"])
@@ -93,13 +97,27 @@ class FlaskprodMiddleware:
         limit = config.get("MAX_CONTENT_LENGTH")
         self.max_body = int(limit) if limit is not None else None
         self.access_log = bool(config.get("ACCESS_LOG", True))
+        self.request_timeout = request_timeout(config, environ)
         self.configured = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         start = time.perf_counter()
         if not self.configured:
-            self.configure()
+            self.configure(environ)
         rid = request_id_from(environ)
+        timeout = self.request_timeout
+        if timeout:
+            if not WATCHDOG.running:
+                WATCHDOG.start()
+            ident = threading.get_ident()
+            WATCHDOG.inflight[ident] = (
+                start + timeout,
+                start,
+                timeout,
+                rid,
+                environ.get("REQUEST_METHOD", ""),
+                environ.get("PATH_INFO", ""),
+            )
         status_line = "500"
         extra = self.headers
         if self.hsts is not None and environ.get("wsgi.url_scheme") == "https":
@@ -125,6 +143,8 @@ class FlaskprodMiddleware:
             error_log.exception("unhandled exception", extra={"request_id": rid})
             raise
         finally:
+            if timeout:
+                WATCHDOG.inflight.pop(ident, None)
             if self.access_log and access_log.isEnabledFor(logging.INFO):
                 method = environ.get("REQUEST_METHOD")
                 path = environ.get("PATH_INFO")
