@@ -110,12 +110,12 @@ def test_configured_timeout_ends_even_a_test_client_process(tmp_path: Path) -> N
     )
     elapsed = time.monotonic() - start
     assert done.returncode == 1, done.stderr
-    assert elapsed < 10  # 1 s + at most 1 s of watching + interpreter start
+    assert elapsed < 8  # 1 s + interpreter start
     assert b"not reached" not in done.stdout
     (line,) = [r for r in json_lines(done.stdout.decode()) if r["logger"] == "flaskprod.watchdog"]
     assert line["level"] == "ERROR"
     assert line["request_id"] == "req-hung-1" and line["path"] == "/hang"
-    assert "GET /hang still running after 1." in line["message"]
+    assert "GET /hang still running after 1.0 s" in line["message"]
     assert "REQUEST_TIMEOUT 1 s" in line["message"]
     assert "hang" in line["message"].split("waiting in", 1)[1]  # where it waits: the view
     assert "the worker exits so that gunicorn replaces it" in line["message"]
@@ -215,8 +215,8 @@ def test_gthread_worker_stuck_on_frozen_postgres_is_replaced(
             with pytest.raises(OSError):  # the connection closes: no answer
                 get(port, "/db", timeout=20)
             held = time.monotonic() - start
-            # Within REQUEST_TIMEOUT + the watch interval + ~1 s, never gunicorn's 30 s.
-            assert REQUEST_TIMEOUT <= held < REQUEST_TIMEOUT + 2.5
+            # At REQUEST_TIMEOUT (+ the exit and the reply), never gunicorn's 30 s.
+            assert REQUEST_TIMEOUT <= held < REQUEST_TIMEOUT + 1.0
             # The master replaced the worker; the new one answers while still frozen.
             deadline = time.monotonic() + 10
             while True:

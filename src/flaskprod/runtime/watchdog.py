@@ -8,12 +8,12 @@ psycopg 3 has no client-side query timeout), so the thread is held for as long a
 dependency hangs and nginx answers 504. The watchdog restores the sync worker's rule.
 
 Cost per request: one dict store and one pop, keyed by thread id (no thread, no
-timer per request). One daemon thread per process looks once a second; a request
-over its deadline makes it log one ERROR line and end the process with
-``os._exit`` (``sys.exit`` would wait forever joining the stuck thread). Gunicorn's
-master then starts a fresh worker. Other requests in flight on that worker are cut:
-nginx answers 502 for them (retrying on another upstream when there is one), and
-clients retry POSTs with the same Idempotency-Key.
+timer per request). One daemon thread per process looks once a second (or at the
+soonest deadline, if nearer); a request over its deadline makes it log one ERROR line
+and end the process with ``os._exit`` (``sys.exit`` would wait forever joining the
+stuck thread). Gunicorn's master then starts a fresh worker. Other requests in
+flight on that worker are cut: nginx answers 502 for them (retrying on another
+upstream when there is one), and clients retry POSTs with the same Idempotency-Key.
 
 Only the WSGI call is watched: a streamed body produced after the view returned is not.
 """
@@ -40,7 +40,7 @@ EXIT_REQUEST_TIMEOUT = 1
 #: gunicorn's own default ``timeout``.
 DEFAULT_TIMEOUT = 30.0
 
-#: How often the watchdog looks, in seconds: a request is ended at most this late.
+#: How often the watchdog looks, in seconds (sooner when a deadline is nearer).
 INTERVAL = 1.0
 
 
@@ -100,11 +100,15 @@ class RequestWatchdog:
 
     def _watch(self) -> None:
         while True:
-            time.sleep(self._interval)
-            overdue = self.overdue(time.perf_counter())
+            now = time.perf_counter()
+            overdue = self.overdue(now)
             if overdue is not None:
                 self.fire(*overdue)
                 return
+            # Once a second, or at the soonest deadline if that comes first: a request
+            # is ended at its timeout, not up to a second after it.
+            soonest = min((e[0] for e in self.inflight.copy().values()), default=now + 1e9)
+            time.sleep(min(self._interval, max(0.01, soonest - now)))
 
     def overdue(self, now: float) -> tuple[int, Entry] | None:
         """The longest-running request past its deadline, if any."""
