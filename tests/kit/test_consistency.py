@@ -328,6 +328,9 @@ def test_timeouts_are_aligned(kit: Any, site: list[dict[str, Any]]) -> None:
     settings = gunicorn_settings(kit)
     (read_timeout,) = values(site, "proxy_read_timeout")
     assert int(read_timeout[0].rstrip("s")) > settings["timeout"]
+    # The request watchdog ends a hung gthread request at gunicorn's timeout, so that
+    # nginx answers 502 (retrying elsewhere) before its own 504.
+    assert int(env_example(kit)["FLASKPROD_REQUEST_TIMEOUT"]) == settings["timeout"]
     pod = k8s(kit, "deployment")["spec"]["template"]["spec"]
     pre_stop = int(pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
     assert pre_stop == kit.spec.container.pre_stop_seconds

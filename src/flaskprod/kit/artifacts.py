@@ -175,6 +175,12 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             f"({format_size(spec.http.max_body_bytes)}).",
         ),
         EnvVar(
+            "FLASKPROD_REQUEST_TIMEOUT",
+            str(spec.server.timeout),
+            "Seconds a request may run before its worker exits and gunicorn replaces it "
+            "(server.timeout: a gthread worker is not killed by gunicorn's own timeout).",
+        ),
+        EnvVar(
             "FLASKPROD_HEALTH_PATH",
             spec.http.health_path,
             "Liveness route (Docker HEALTHCHECK, compose, Kubernetes liveness probe).",

@@ -127,6 +127,8 @@ def app_environment(
             # The pool the worker model can use (as the kit's env file says).
             "FLASKPROD_SQLALCHEMY_POOL_SIZE": str(spec.pool[0]),
             "FLASKPROD_SQLALCHEMY_MAX_OVERFLOW": str(spec.pool[1]),
+            # The request watchdog: gunicorn's timeout for gthread workers too.
+            "FLASKPROD_REQUEST_TIMEOUT": str(spec.server.timeout),
             "PYTHONUNBUFFERED": "1",
         }
     )
