@@ -175,6 +175,48 @@ def variants_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def models_section(models: dict[str, Any] | None) -> str:
+    """The --models run: flaskprod's stack per worker model and with granian."""
+    if not models:
+        return "(no `--models` run in bench/results yet)"
+    meta = models["meta"]
+    head = (
+        f"Run `{meta['command']}`, started {meta['started']}, took {meta['seconds']} s; "
+        f"load average {', '.join(f'{v:.1f}' for v in meta['load_average_start'])} at the "
+        f"start and {', '.join(f'{v:.1f}' for v in meta['load_average_end'])} at the end "
+        f"(1, 5, 15 min); {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}."
+    )
+    lines = [
+        head,
+        "",
+        "| server | workload | req/s (max) | runs | p50 / p99 ms at fixed rate | fixed rate | "
+        "errors (max / fixed) | stack CPU (cores) | CPU µs/req | workers | "
+        "worker RSS / PSS MiB | stack RSS MiB |",
+        "|---|---|---:|---|---|---:|---|---:|---:|---:|---|---:|",
+    ]
+    for stack, entry in models["stacks"].items():
+        server = entry["notes"].get("server", "")
+        if not entry["workloads"]:
+            why = entry["notes"].get("error", "?")
+            lines.append(f"| {stack} | — | did not start: {why} ||||||||||")
+        for workload in ORDER:
+            cell = entry["workloads"].get(workload)
+            if not cell:
+                continue
+            top, fixed = cell["max"], cell["fixed_rate"]
+            lines.append(
+                f"| {stack} ({server}) | {LABELS[workload]} | {_fmt(top['rps'])} | "
+                f"{', '.join(_fmt(v) for v in top['rps_runs'])} | "
+                f"{fixed['p50_ms']:.1f} / {fixed['p99_ms']:.1f} | {fixed['rate']:.0f} | "
+                f"{int(top['errors'])} / {int(fixed['errors'])} | "
+                f"{top['stack_cpu_cores']:.2f} | {_fmt(top['stack_cpu_us_per_request'])} | "
+                f"{int(top['workers'])} | "
+                f"{top['worker_rss_mib_max']:.0f} / {top.get('worker_pss_mib_max', 0):.0f} | "
+                f"{top['stack_rss_mib']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
 def overhead(results: dict[str, Any]) -> str:
     """Production(app)'s cost per request: the two limit stacks, same run."""
     bare = results["stacks"].get("limit", {}).get("workloads", {}).get("hello")
@@ -191,8 +233,9 @@ def overhead(results: dict[str, Any]) -> str:
     )
 
 
-def render(results: dict[str, Any], docs: Path) -> Path:
-    """Write ``docs/performance.md`` (method text from method.md + figures)."""
+def render(results: dict[str, Any], docs: Path, models: dict[str, Any] | None = None) -> Path:
+    """Write ``docs/performance.md`` (method text from method.md + figures); ``models``:
+    the latest ``--models`` run, if any."""
     images = docs / "performance"
     images.mkdir(parents=True, exist_ok=True)
     plot_throughput(results, images / "throughput.png")
@@ -214,6 +257,7 @@ def render(results: dict[str, Any], docs: Path) -> Path:
         table=table(results),
         variants=variants_table(results),
         overhead=overhead(results),
+        models=models_section(models),
     )
     path = docs / "performance.md"
     _write_atomic(path, page)

@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.perf            # full run, about 8 minutes
     .venv/bin/python -m bench.perf --quick    # a short run, under 2 minutes
+    .venv/bin/python -m bench.perf --models   # worker models and granian, about 5 minutes
 
 Loopback only; every run is bounded by wrk's -d and the open-loop client's count.
-Writes bench/results/<UTC timestamp>.json and latest.json, then docs/performance.md
-and its plots (docs/performance/*.png).
+Writes bench/results/<UTC timestamp>.json and latest.json (--models:
+models-<timestamp>.json and models-latest.json), then docs/performance.md and its
+plots (docs/performance/*.png) from both latest files.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bench.perf.stacks import (
     Running,
     Shared,
     flaskprod_stack,
+    granian_stack,
     limit_stack,
     load_spec,
     product_ids,
@@ -40,9 +43,14 @@ from bench.perf.stacks import (
 )
 from bench.perf.targets import evaluate
 from bench.perf.workloads import MIX, Target
+from flaskprod.errors import UserError
 
 RESULTS = REPO / "bench" / "results"
 APP_WORKLOADS = ("products", "product", "order", "static", "mix")
+#: --models: gthread first, so that its maximum sets the fixed rate all of them share.
+MODELS = ("gthread", "sync", "gevent")
+MODEL_WORKLOADS = ("product", "mix")
+MODELS_LATEST = "models-latest.json"
 QUICK = Settings(seconds=2.0, repeats=1, warmup=0.0, latency_seconds=2.0)
 
 
@@ -101,11 +109,11 @@ def _measure_stack(
             }
 
 
-def run(settings: Settings, variants: bool, command: str) -> dict[str, Any]:
-    started = datetime.datetime.now(datetime.UTC)
-    results: dict[str, Any] = {
+def _start(settings: Settings, command: str, mode: str) -> dict[str, Any]:
+    return {
         "meta": {
-            "started": started.isoformat(timespec="seconds"),
+            "mode": mode,
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": command,
             "cores": os.cpu_count(),
             "load_average_start": procstat.load_average(),
@@ -115,6 +123,61 @@ def run(settings: Settings, variants: bool, command: str) -> dict[str, Any]:
         },
         "stacks": {},
     }
+
+
+def _finish(results: dict[str, Any]) -> None:
+    meta = results["meta"]
+    meta["load_average_end"] = procstat.load_average()
+    started = datetime.datetime.fromisoformat(meta["started"])
+    meta["seconds"] = round((datetime.datetime.now(datetime.UTC) - started).total_seconds())
+
+
+def _run_plan(
+    plan: list[Planned],
+    target: Target,
+    settings: Settings,
+    results: dict[str, Any],
+    required: int,
+) -> None:
+    """Each stack in turn; the first ``required`` must start, the others may fail."""
+    for number, (make, workloads, rates, name) in enumerate(plan, 1):
+        _say(f"stack {number}/{len(plan)}: {name}")
+        try:
+            _measure_stack(make, workloads, target, settings, rates, results)
+        except (RuntimeError, UserError) as error:
+            if number <= required:
+                raise  # the stacks the targets need
+            # A variant that does not start is a finding, not the end of the run.
+            reason = str(error).strip().splitlines()
+            why = next((line for line in reason if "error:" in line), reason[-1])
+            _say(f"  {name}: did not start: {why}")
+            results["stacks"][name] = {"notes": {"error": why}, "workloads": {}}
+
+
+def run_models(settings: Settings, command: str) -> dict[str, Any]:
+    """flaskprod's stack with each gunicorn worker model, then with granian, on the
+    DB read and the mix: one run, one machine, the same fixed rate for all."""
+    results = _start(settings, command, "models")
+    with shared_services() as shared:
+        target = Target("localhost", (), TOKEN)
+        rates: dict[str, float] = {}
+        plan: list[Planned] = []
+        for kind in MODELS:
+
+            def make(kind: str = kind) -> AbstractContextManager[Running]:
+                return flaskprod_stack(
+                    shared, name=f"gunicorn {kind}", spec_edits={"worker_class": f'"{kind}"'}
+                )
+
+            plan.append((make, MODEL_WORKLOADS, rates, f"gunicorn {kind}"))
+        plan.append((lambda: granian_stack(shared), MODEL_WORKLOADS, rates, "granian"))
+        _run_plan(plan, target, settings, results, required=0)
+    _finish(results)
+    return results
+
+
+def run(settings: Settings, variants: bool, command: str) -> dict[str, Any]:
+    results = _start(settings, command, "stacks")
     with shared_services() as shared:
         spec = load_spec(shared.project)
         workers = spec.server.effective_workers
@@ -135,22 +198,8 @@ def run(settings: Settings, variants: bool, command: str) -> dict[str, Any]:
         ]
         if variants:
             plan += _variants(shared, spec.server.worker_class, app_rates)
-        for number, (make, workloads, rates, name) in enumerate(plan, 1):
-            _say(f"stack {number}/{len(plan)}: {name}")
-            try:
-                _measure_stack(make, workloads, target, settings, rates, results)
-            except RuntimeError as error:
-                if number <= 4:
-                    raise  # the three stacks the targets need
-                # A variant that does not start is a finding, not the end of the run.
-                reason = str(error).strip().splitlines()
-                why = next((line for line in reason if "error:" in line), reason[-1])
-                _say(f"  {name}: did not start: {why}")
-                results["stacks"][name] = {"notes": {"error": why}, "workloads": {}}
-    results["meta"]["load_average_end"] = procstat.load_average()
-    results["meta"]["seconds"] = round(
-        (datetime.datetime.now(datetime.UTC) - started).total_seconds()
-    )
+        _run_plan(plan, target, settings, results, required=4)
+    _finish(results)
     results["targets"] = evaluate(results)
     return results
 
@@ -174,13 +223,25 @@ def _variants(shared: Shared, default: str, rates: dict[str, float]) -> list[Pla
 def write(results: dict[str, Any], results_dir: Path) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = results["meta"]["started"].replace(":", "").replace("+0000", "Z")
-    path = results_dir / f"{stamp}.json"
+    models = results["meta"].get("mode") == "models"
+    path = results_dir / (f"models-{stamp}.json" if models else f"{stamp}.json")
+    latest = results_dir / (MODELS_LATEST if models else "latest.json")
     text = json.dumps(results, indent=1) + "\n"
-    for destination in (path, results_dir / "latest.json"):
+    for destination in (path, latest):
         temp = destination.with_suffix(".tmp")
         temp.write_text(text)
         os.replace(temp, destination)
     return path
+
+
+def _render_docs(results_dir: Path, docs: Path) -> Path:
+    """docs/performance.md from the latest full run and the latest --models run."""
+    from bench.perf.report import render
+
+    main = json.loads((results_dir / "latest.json").read_text())
+    models_file = results_dir / MODELS_LATEST
+    models = json.loads(models_file.read_text()) if models_file.is_file() else None
+    return render(main, docs, models)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,15 +258,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--render", type=Path, metavar="RESULTS_JSON", help="only re-render the docs from a run"
     )
+    parser.add_argument(
+        "--models",
+        action="store_true",
+        help="only flaskprod's stack per worker model (sync, gthread, gevent) and with "
+        "granian, on the DB read and the mix (about 5 minutes)",
+    )
     options = parser.parse_args(argv)
     if options.render:
         # Targets are re-evaluated from the stored figures (the rules may have changed).
-        from bench.perf.report import render
-
         stored = json.loads(options.render.read_text())
-        stored["targets"] = evaluate(stored)
+        if stored["meta"].get("mode") != "models":
+            stored["targets"] = evaluate(stored)
         write(stored, options.render.parent)
-        _say(f"report: {render(stored, options.docs)}")
+        _say(f"report: {_render_docs(options.render.parent, options.docs)}")
         return
     settings = QUICK if options.quick else Settings()
     if options.seconds:
@@ -218,16 +284,20 @@ def main(argv: list[str] | None = None) -> None:
         else ""
     )
     began = time.monotonic()
+    if options.models:
+        models = run_models(settings, command=command)
+        path = write(models, options.results_dir)
+        _say(f"results: {path} ({time.monotonic() - began:.0f}s)")
+        if not options.no_docs:
+            _say(f"report: {_render_docs(options.results_dir, options.docs)}")
+        return
     # --quick leaves the worker-model variants out (under 2 minutes).
     variants = not (options.no_variants or options.quick)
     results = run(settings, variants=variants, command=command)
     path = write(results, options.results_dir)
     _say(f"results: {path} ({time.monotonic() - began:.0f}s)")
     if not options.no_docs:
-        from bench.perf.report import render
-
-        page = render(results, options.docs)
-        _say(f"report: {page}")
+        _say(f"report: {_render_docs(options.results_dir, options.docs)}")
     for target in results["targets"]:
         mark = "met" if target["met"] else "MISSED"
         _say(f"  {mark:<6} {target['name']}: {target['detail']}")

@@ -60,6 +60,7 @@ class Running:
     ca: Path | None = None  # the CA that signed its certificate (TLS stacks)
     workers_of: int | None = None  # the gunicorn master (per-worker memory)
     notes: dict[str, str] = field(default_factory=dict)
+    project: Path | None = None  # the shop copy `up` runs (flaskprod stacks)
 
 
 @dataclass
@@ -404,6 +405,95 @@ def flaskprod_stack(
                 "nginx": "the rendered site (TLS, HTTP/2, unix socket, upstream keepalive)",
                 "cache": "product list cached in Redis",
             },
+            project=project,
         )
     finally:
         subprocess.run([flaskprod, "down", str(project)], capture_output=True, check=False)
+
+
+# -- granian --------------------------------------------------------------------------------
+
+
+def granian_executable() -> str:
+    script = BIN / "granian"
+    if not script.is_file():
+        raise RuntimeError(f"granian is missing ({script}): pip install -r requirements/dev.txt")
+    return str(script)
+
+
+@contextmanager
+def granian_stack(shared: Shared, *, name: str = "granian") -> Iterator[Running]:
+    """flaskprod's stack with granian (WSGI) in gunicorn's place: ``up`` starts it all,
+    then its gunicorn is stopped (by pid) and granian serves the same app, with the
+    same environment and pool, on the same unix socket behind the same nginx.
+
+    granian: one worker per core (as many as gunicorn's gthread), each with as many
+    blocking threads as a gthread worker has threads (its WSGI default is hundreds,
+    far more than the 4 + 1 database connections the pool allows per process)."""
+    with flaskprod_stack(shared, name=name) as stack:
+        assert stack.project is not None
+        spec = load_spec(stack.project)
+        dirs = StateDir(stack.project / ".flaskprod")
+        state = dirs.read()
+        assert state is not None
+        # The environment up gave gunicorn (app_environment, as up builds it); the
+        # access line comes from granian, as the rendered gunicorn config has it.
+        env = stack_gunicorn.app_environment(
+            spec,
+            os.environ,
+            secret_key=dirs.secret_key(),
+            database_url=shared.database_url,
+            redis_url=shared.redis.url(),
+            media_root=dirs.media,
+        )
+        env["FLASKPROD_ACCESS_LOG"] = "off"
+        gunicorn = state.service("gunicorn")
+        assert gunicorn is not None and gunicorn.address.startswith("unix:")
+        sock = Path(gunicorn.address.removeprefix("unix:"))
+        gunicorn.stop(30)
+        sock.unlink(missing_ok=True)
+        workers, threads = spec.server.effective_workers, spec.server.threads
+        server = process.start(
+            [
+                granian_executable(),
+                *("--interface", "wsgi", "--workers", str(workers)),
+                *("--blocking-threads", str(threads), "--uds", str(sock)),
+                # The bench's temp folder only; on a server the app's group would do.
+                *("--uds-permissions", "666", "--access-log", "--no-ws"),
+                spec.app.target,
+            ],
+            name="granian",
+            log_path=shared.base / "logs" / f"{name.replace('/', '-')}.log",
+            cwd=stack.project,
+            env=env,
+            die_with_parent=True,
+        )
+        try:
+            server.wait_ready(lambda: stack_gunicorn.socket_accepts(sock), timeout=60)
+            _wait_http(stack.url, "/health/ready", stack.ca)
+            pids = {k: v for k, v in stack.pids.items() if k != "gunicorn"}
+            yield Running(
+                name=name,
+                url=stack.url,
+                host=stack.host,
+                port=stack.port,
+                tls=True,
+                pids={**pids, "granian": server.pid},
+                ca=stack.ca,
+                workers_of=server.pid,
+                notes={
+                    "server": f"granian {_granian_version()} WSGI x{workers} "
+                    f"({threads} blocking threads)",
+                    "nginx": stack.notes["nginx"],
+                    "cache": stack.notes["cache"],
+                },
+                project=stack.project,
+            )
+        finally:
+            server.stop()
+
+
+def _granian_version() -> str:
+    from importlib.metadata import version
+
+    return version("granian")

@@ -131,3 +131,37 @@ def test_order_requests_are_unique_and_well_formed() -> None:
     assert head.startswith(b"POST /api/orders HTTP/1.1\r\nHost: localhost")
     assert f"Content-Length: {len(body)}".encode() in head
     assert json.loads(body)["items"][0]["product_id"] in TARGET.product_ids
+
+
+def test_models_run_is_written_beside_the_full_run_and_rendered(
+    tmp_path: Path, cell: dict[str, Any]
+) -> None:
+    """--models results go to models-*.json / models-latest.json (latest.json, the full
+    run the targets come from, is left alone) and get their own table in the page."""
+    from bench.perf.run import _render_docs
+
+    full: dict[str, Any] = {
+        "meta": _meta(),
+        "stacks": {"flaskprod": {"notes": {"server": "gthread"}, "workloads": {"mix": cell}}},
+        "targets": [],
+    }
+    models: dict[str, Any] = {
+        "meta": {**_meta(), "mode": "models", "command": ".venv/bin/python -m bench.perf --models"},
+        "stacks": {
+            "gunicorn gevent": {
+                "notes": {"server": "gunicorn gevent x2"},
+                "workloads": {"mix": cell},
+            },
+            "granian": {"notes": {"error": "granian is missing"}, "workloads": {}},
+        },
+    }
+    results = tmp_path / "results"
+    write(full, results)
+    path = write(models, results)
+    assert path.name == "models-2026-01-01T000000Z.json"
+    assert json.loads((results / "models-latest.json").read_text())["meta"]["mode"] == "models"
+    assert "mode" not in json.loads((results / "latest.json").read_text())["meta"]
+    page = _render_docs(results, tmp_path / "docs").read_text()
+    assert "| gunicorn gevent (gunicorn gevent x2) | mix |" in page
+    assert "| granian | — | did not start: granian is missing |" in page
+    assert "Run `.venv/bin/python -m bench.perf --models`" in page
