@@ -58,3 +58,28 @@ def test_readiness_follows_postgres_stop_and_start(
     home = client.get("/")
     assert home.status_code == 200 and email in home.get_data(as_text=True)  # still logged in
     assert client.get("/api/products/1").status_code == 200
+
+
+def test_an_exhausted_connection_pool_is_a_503_not_a_500(make_shop, shop_postgres_url) -> None:  # type: ignore[no-untyped-def]
+    """Stuck requests holding every pooled connection (a stalled database) make the
+    next request wait pool_timeout and fail: that is "try again", not a bug."""
+    from shop.extensions import db
+
+    app = make_shop(
+        DATABASE_URL=shop_postgres_url,
+        FLASKPROD_SQLALCHEMY_POOL_SIZE="1",
+        FLASKPROD_SQLALCHEMY_MAX_OVERFLOW="0",
+        FLASKPROD_SQLALCHEMY_POOL_TIMEOUT="1",
+    )
+    client = app.test_client()
+    assert client.get("/api/products/1").status_code in (200, 404)  # the pool works
+    with app.app_context():
+        held = db.engine.connect()  # the only connection, as a stuck request would hold it
+        try:
+            response = client.get("/api/products/1")
+        finally:
+            held.close()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["status"] == 503
+    assert client.get("/api/products/1").status_code in (200, 404)  # and it recovers
