@@ -258,3 +258,14 @@ def _wait_until_blocked(lock: object) -> None:
                 return
             time.sleep(0.02)
     pytest.fail("the product read never waited for the table lock")
+
+
+def test_a_reload_replaces_the_worker_and_it_serves(served: Served) -> None:
+    """HUP (what `flaskprod reload` and systemd's reload send): the master forks a
+    new worker from its preloaded app. With gevent the master itself runs patched."""
+    new, old = stack_gunicorn.start_new_workers(served.server.pid, expected=1, timeout=30)
+    assert new and not set(new) & old
+    assert stack_gunicorn.wait_gone(served.server.pid, old, timeout=30)
+    with served.client() as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 200, response.text
