@@ -125,6 +125,17 @@ def test_timeout_against_an_explicit_proxy_timeout(tmp_path: Path) -> None:
     assert [f.level for f in found] == [Level.WARNING] and "300 s" in found[0].message
 
 
+def test_a_proxy_a_few_seconds_above_gunicorn_is_aligned(tmp_path: Path) -> None:
+    """The kit renders proxy_read_timeout = timeout + 5 s on purpose (gunicorn ends the
+    request first, with a 502 nginx can retry): not a mismatch."""
+    conf = "server { listen 80; location / { proxy_pass http://127.0.0.1:8000; %s } }\n"
+    write(tmp_path, {"gunicorn.conf.py": "timeout = 30\n", "site.conf": conf % ""})
+    write(tmp_path, {"site.conf": conf % "proxy_read_timeout 35s;"})
+    assert "GUN008" not in ids(check(tmp_path))
+    write(tmp_path, {"site.conf": conf % "proxy_read_timeout 41s;"})
+    assert "GUN008" in ids(check(tmp_path))
+
+
 def test_forwarded_allow_ips_star_is_fine_on_a_socket(tmp_path: Path) -> None:
     write(
         tmp_path,

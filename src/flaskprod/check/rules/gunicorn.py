@@ -321,6 +321,10 @@ def _seconds(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+#: Seconds the proxy's read timeout may exceed gunicorn's timeout and still be aligned.
+PROXY_MARGIN = 10
+
+
 @rule(
     "GUN008",
     layer="gunicorn",
@@ -332,6 +336,7 @@ def _seconds(text: str) -> int | None:
     example="timeout = 30   # nginx: proxy_read_timeout 300s;",
 )
 def timeout_mismatch(ctx: Context) -> Iterator[Finding]:
+    """Sync workers: the proxy waiting much longer than gunicorn lets a request run."""
     parse_nginx(ctx)
     for setup in gunicorn_setups(ctx):
         timeout = setup.get("timeout", 30)
@@ -349,7 +354,10 @@ def timeout_mismatch(ctx: Context) -> Iterator[Finding]:
         if setup.worker_class != "sync":
             continue  # gthread/gevent: the timeout is a heartbeat, not a request limit
         proxy = _read_timeout(ctx, setup)
-        if proxy is not None and proxy[0] > timeout:
+        # A proxy a few seconds above gunicorn is the aligned setting (flaskprod's kit
+        # renders timeout + 5 s): gunicorn ends the request first, with a 502 nginx can
+        # retry, instead of nginx's 504 while the worker goes on.
+        if proxy is not None and proxy[0] > timeout + PROXY_MARGIN:
             # Raising proxy_read_timeout on purpose and forgetting gunicorn is a real
             # bug (long requests die anyway); the two defaults (60 s vs 30 s) only
             # turn a clean 504 into a 502, so that is worth a note, not a warning.
