@@ -311,6 +311,19 @@ def test_render_with_a_bad_spec_is_one_line(project: Path) -> None:
     )
 
 
+def test_render_refuses_a_gunicorn_setting_under_granian(project: Path) -> None:
+    before = snapshot(project)
+    edit_spec(project, 'kind = "gunicorn"', 'kind = "granian"')
+    assert_one_line_error(
+        run("render", str(project)),
+        ExitCode.USAGE,
+        "flaskprod.toml: server.worker_class: only applies to gunicorn, and server.kind is "
+        "'granian' (granian runs server.threads blocking threads per worker, like gthread); "
+        "remove it, or set kind = 'gunicorn'",
+    )
+    assert snapshot(project) == {**before, "flaskprod.toml": snapshot(project)["flaskprod.toml"]}
+
+
 def test_render_without_a_spec(tmp_path: Path) -> None:
     assert_one_line_error(
         run("render", str(tmp_path)),

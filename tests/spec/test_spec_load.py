@@ -105,6 +105,46 @@ def test_a_minimal_spec_loads_with_the_model_defaults() -> None:
             "[http.rate_limits.api]\nburst = 3",
             "flaskprod.toml: http.rate_limits.api.rate: is required",
         ),
+        # a setting of the other app server (server.kind) is refused by name
+        (
+            '[server]\nkind = "granian"\nworker_class = "gevent"',
+            "flaskprod.toml: server.worker_class: only applies to gunicorn, and server.kind "
+            "is 'granian' (granian runs server.threads blocking threads per worker, like "
+            "gthread); remove it, or set kind = 'gunicorn'",
+        ),
+        (
+            '[server]\nkind = "granian"\nmax_requests = 1000',
+            "flaskprod.toml: server.max_requests: only applies to gunicorn, and server.kind "
+            "is 'granian' (granian cannot recycle a worker by request count: use "
+            "server.workers_lifetime (seconds) or server.workers_max_rss (MiB)); remove it, "
+            "or set kind = 'gunicorn'",
+        ),
+        (
+            '[server]\nkind = "granian"\npreload_app = true',
+            "flaskprod.toml: server.preload_app: only applies to gunicorn, and server.kind is "
+            "'granian' (granian imports the app in each worker (no preload)); remove it, or "
+            "set kind = 'gunicorn'",
+        ),
+        (
+            "[server]\nworkers_lifetime = 3600",
+            "flaskprod.toml: server.workers_lifetime: only applies to granian, and server.kind "
+            "is 'gunicorn' (gunicorn recycles workers by request count: use "
+            "server.max_requests); remove it, or set kind = 'granian'",
+        ),
+        (
+            '[server]\nkind = "granian"\nworkers_lifetime = 30',
+            "flaskprod.toml: server.workers_lifetime: must be at least 60 (got 30)",
+        ),
+        (
+            '[server]\nkind = "uwsgi"',
+            "flaskprod.toml: server.kind: must be one of 'gunicorn', 'granian' (got \"uwsgi\")",
+        ),
+        (
+            '[app]\ntarget = "shop:create_app(1)"\nname = "x"\n[server]\nkind = "granian"',
+            "flaskprod.toml: app.target: granian calls a factory without arguments (got "
+            "'shop:create_app(1)'); use 'module:create_app()' or 'module:app', or set "
+            "server.kind = 'gunicorn'",
+        ),
         # a check across sections names its keys itself
         (
             '[deploy]\npython_version = "3.12"',
@@ -171,3 +211,12 @@ def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe[app]")
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(path)
+
+
+def test_granian_takes_the_shared_settings_and_its_own() -> None:
+    spec = parse_spec(
+        APP + '[server]\nkind = "granian"\nworkers = 3\nthreads = 6\nworkers_lifetime = 3600\n'
+    )
+    assert spec.server.kind == "granian" and spec.server.workers_lifetime == 3600
+    # the gunicorn-only settings keep their defaults, unused
+    assert spec.server.concurrency == "granian" and spec.server.effective_workers == 3

@@ -20,6 +20,9 @@ def spec(server: dict[str, object], database: dict[str, object] | None = None) -
         ({"worker_class": "gthread", "workers": 2, "threads": 4}, (4, 1)),
         ({"worker_class": "gthread", "workers": 2, "threads": 8}, (8, 1)),
         ({"worker_class": "gevent", "workers": 2}, (10, 5)),
+        # a granian worker runs `threads` requests at once on its blocking threads
+        ({"kind": "granian", "workers": 2, "threads": 4}, (4, 1)),
+        ({"kind": "granian", "workers": 3, "threads": 8}, (8, 1)),
     ],
 )
 def test_unset_pool_follows_the_worker_model(
@@ -33,3 +36,11 @@ def test_unset_pool_follows_the_worker_model(
 def test_set_pool_wins() -> None:
     given = spec({"worker_class": "gthread", "workers": 3}, {"pool_size": 2, "max_overflow": 0})
     assert given.pool == (2, 0) and given.pool_connections == 6
+
+
+def test_granian_workers_default_like_a_threaded_model() -> None:
+    from flaskprod.spec.workers import default_workers
+
+    granian = spec({"kind": "granian"})
+    assert granian.server.effective_workers == default_workers("gthread")
+    assert granian.pool_connections == default_workers("gthread") * (4 + 1)

@@ -89,7 +89,8 @@ def test_workers_reasoning_follows_the_model() -> None:
 
 def test_ranges_and_choices_come_from_the_model() -> None:
     text = render_spec(minimal())
-    assert "(one of: sync, gthread, gevent)" in text
+    assert "(one of: sync, gthread, gevent)" in " ".join(text.replace("# ", "").split())
+    assert "(one of: gunicorn, granian)" in text
     assert "# Processes; unset: computed from the machine. (1 to 64)" in text
 
 
@@ -98,3 +99,14 @@ def test_ranges_and_choices_come_from_the_model() -> None:
 )
 def test_toml_value_round_trips(value: object) -> None:
     assert tomllib.loads(f"x = {toml_value(value)}")["x"] == value
+
+
+def test_a_granian_spec_writes_the_gunicorn_settings_as_comments() -> None:
+    spec = Spec.model_validate(
+        {"app": {"target": "wsgi:app", "name": "shop"}, "server": {"kind": "granian"}}
+    )
+    text = render_spec(spec, cpus=2)
+    for key in ("worker_class", "keepalive", "max_requests", "max_requests_jitter", "preload_app"):
+        assert f"\n# {key} = " in text and f"\n{key} = " not in text, key
+    assert "# workers: unset = one per core, at least 2, for granian" in text
+    assert parse_spec(text) == spec  # and it loads back (a written key would be refused)

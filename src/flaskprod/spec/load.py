@@ -77,7 +77,10 @@ def spec_from_data(data: Mapping[str, Any], filename: str = "flaskprod.toml") ->
         first = error.errors()[0]
         # A check across sections (loc empty) names its keys in its own message.
         where = f"{_key_path(first['loc'])}: " if first["loc"] else ""
-        raise SpecError(f"{filename}: {where}{describe(first)}") from None
+        reason = describe(first)
+        if where and reason.startswith(where[:-2] + "."):
+            where = ""  # a section's check names its own key (server.worker_class: ...)
+        raise SpecError(f"{filename}: {where}{reason}") from None
 
 
 def _toml_error(filename: str, message: str) -> str:

@@ -72,44 +72,114 @@ class AppSection(_Section):
 
 
 WorkerClass = Literal["sync", "gthread", "gevent"]
+ServerKind = Literal["gunicorn", "granian"]
+
+#: The app server when the spec does not say; switching it is this one line.
+DEFAULT_SERVER_KIND: ServerKind = "gunicorn"
+
+#: Settings only one server has, and what the other one does instead (the error text).
+GUNICORN_ONLY: dict[str, str] = {
+    "worker_class": "granian runs server.threads blocking threads per worker, like gthread",
+    "keepalive": "granian keeps idle HTTP/1 connections open until nginx closes them",
+    "max_requests": "granian cannot recycle a worker by request count: use "
+    "server.workers_lifetime (seconds) or server.workers_max_rss (MiB)",
+    "max_requests_jitter": "granian cannot recycle a worker by request count: use "
+    "server.workers_lifetime (seconds) or server.workers_max_rss (MiB)",
+    "preload_app": "granian imports the app in each worker (no preload)",
+}
+GRANIAN_ONLY: dict[str, str] = {
+    "workers_lifetime": "gunicorn recycles workers by request count: use server.max_requests",
+    "workers_max_rss": "gunicorn recycles workers by request count: use server.max_requests",
+}
 
 
 class ServerSection(_Section):
-    kind: Literal["gunicorn"] = Field(default="gunicorn", description="The app server.")
+    kind: ServerKind = Field(
+        default=DEFAULT_SERVER_KIND,
+        description="The app server: gunicorn (worker_class decides the model) or granian "
+        "(WSGI, server.threads blocking threads per worker). Some settings apply to one "
+        "of them only: each says so.",
+    )
     bind: str = Field(
         default="unix:/run/{name}/gunicorn.sock",
         description="'unix:/absolute/path.sock' (default, behind nginx) or 'host:port'.",
     )
     worker_class: WorkerClass = Field(
         default="gthread",
-        description="sync: one request per process; gthread: threads per process "
-        "(good for I/O-bound apps behind nginx); gevent: cooperative, needs gevent.",
+        description="gunicorn only. sync: one request per process; gthread: threads per "
+        "process (good for I/O-bound apps behind nginx); gevent: cooperative, needs gevent.",
     )
     workers: int | None = Field(
         default=None, ge=1, le=64, description="Processes; unset: computed from the machine."
     )
-    threads: int = Field(default=4, ge=1, le=64, description="Threads per gthread worker.")
+    threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads per gthread worker; granian: blocking threads per worker.",
+    )
     timeout: int = Field(
-        default=30, ge=1, le=600, description="Seconds before a silent worker is killed."
+        default=30,
+        ge=1,
+        le=600,
+        description="Seconds a request may run: gunicorn kills a silent worker, and the "
+        "app's request watchdog ends a threaded worker (gthread, granian) holding one longer.",
     )
     graceful_timeout: int = Field(
         default=30,
         ge=1,
         le=600,
-        description="Seconds a worker may finish in-flight requests on reload/stop.",
+        description="Seconds a worker may finish in-flight requests on reload/stop "
+        "(granian: --workers-kill-timeout).",
     )
     keepalive: int = Field(
-        default=5, ge=0, le=300, description="Seconds to keep an idle upstream connection."
+        default=5,
+        ge=0,
+        le=300,
+        description="gunicorn only. Seconds to keep an idle upstream connection.",
     )
     max_requests: int = Field(
-        default=2000, ge=0, description="Recycle a worker after this many requests (0: never)."
+        default=2000,
+        ge=0,
+        description="gunicorn only. Recycle a worker after this many requests (0: never).",
     )
     max_requests_jitter: int = Field(
-        default=200, ge=0, description="Random spread so workers do not recycle together."
+        default=200,
+        ge=0,
+        description="gunicorn only. Random spread so workers do not recycle together.",
     )
     preload_app: bool = Field(
-        default=True, description="Import the app once in the master, then fork."
+        default=True, description="gunicorn only. Import the app once in the master, then fork."
     )
+    workers_lifetime: int | None = Field(
+        default=None,
+        ge=60,
+        description="granian only. Seconds before a worker is replaced (granian's recycle; "
+        "it has no request count); unset: never.",
+    )
+    workers_max_rss: int | None = Field(
+        default=None,
+        ge=1,
+        description="granian only. Replace a worker whose memory (RSS, MiB) exceeds this; "
+        "unset: never.",
+    )
+
+    @model_validator(mode="after")
+    def _one_server_settings(self) -> ServerSection:
+        """A setting of the other server would be silently ignored: refuse it by name."""
+        given = self.model_fields_set
+        own, other, foreign = (
+            ("gunicorn", "granian", GRANIAN_ONLY)
+            if self.kind == "gunicorn"
+            else ("granian", "gunicorn", GUNICORN_ONLY)
+        )
+        for key, instead in foreign.items():
+            if key in given:
+                raise ValueError(
+                    f"server.{key}: only applies to {other}, and server.kind is {own!r} "
+                    f"({instead}); remove it, or set kind = {other!r}"
+                )
+        return self
 
     @field_validator("bind")
     @classmethod
@@ -124,8 +194,14 @@ class ServerSection(_Section):
         return value
 
     @property
+    def concurrency(self) -> str:
+        """The worker model that decides worker count and pool size: gunicorn's
+        worker_class, or "granian" (threads per worker, like gthread)."""
+        return self.worker_class if self.kind == "gunicorn" else "granian"
+
+    @property
     def effective_workers(self) -> int:
-        return self.workers or default_workers(self.worker_class)
+        return self.workers or default_workers(self.concurrency)
 
 
 class PathsSection(_Section):
@@ -369,6 +445,17 @@ class Spec(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _granian_target(self) -> Spec:
+        # granian calls a factory without arguments (--factory); gunicorn evaluates them.
+        target = self.app.target
+        if self.server.kind == "granian" and "(" in target and not target.endswith("()"):
+            raise ValueError(
+                f"app.target: granian calls a factory without arguments (got {target!r}); "
+                "use 'module:create_app()' or 'module:app', or set server.kind = 'gunicorn'"
+            )
+        return self
+
     # -- placeholders resolved once, here, so every consumer agrees -----------------
     def resolve(self, text: str) -> str:
         """Replace {name}, {root}, {domain} in a path-like setting."""
@@ -400,7 +487,7 @@ class Spec(BaseModel):
     def pool(self) -> tuple[int, int]:
         """(pool_size, max_overflow) per worker: the spec's, or derived from the worker
         model (:func:`flaskprod.spec.workers.default_pool`)."""
-        size, overflow = default_pool(self.server.worker_class, self.server.threads)
+        size, overflow = default_pool(self.server.concurrency, self.server.threads)
         database = self.database
         return (
             size if database.pool_size is None else database.pool_size,

@@ -1,4 +1,4 @@
-"""How many gunicorn workers a machine should run, when the spec does not say.
+"""How many app server workers a machine should run, when the spec does not say.
 
 Standard library only: the rendered ``gunicorn.conf.py`` imports it on the server, so
 the count comes from the machine that runs gunicorn, not the one that rendered the kit.
@@ -29,11 +29,12 @@ def default_pool(worker_class: str, threads: int) -> tuple[int, int]:
     """(pool_size, max_overflow) per worker when the spec does not say: as many
     connections as the worker can use at once, so that workers x (pool + overflow)
     stays far below PostgreSQL's max_connections. A sync worker serves one request at
-    a time (1); a gthread worker one per thread; gevent has no such bound (10, and the
+    a time (1); a gthread worker one per thread, and so does a granian worker (its
+    blocking threads run the WSGI app); gevent has no such bound (10, and the
     pool's timeout queues the rest). The overflow's 1 is the readiness check, which
     runs in a thread of its own."""
     if worker_class == "sync":
         return 1, 1
-    if worker_class == "gthread":
+    if worker_class in ("gthread", "granian"):
         return threads, 1
     return 10, 5

@@ -18,9 +18,21 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from flaskprod import __version__
-from flaskprod.spec.model import SPEC_FILENAME, Spec, default_workers
+from flaskprod.spec.model import (
+    GRANIAN_ONLY,
+    GUNICORN_ONLY,
+    SPEC_FILENAME,
+    Spec,
+    default_workers,
+)
 
 _WIDTH = 90
+
+#: server settings that belong to the other server, per server.kind.
+_FOREIGN: dict[str, tuple[str, ...]] = {
+    "gunicorn": tuple(GRANIAN_ONLY),
+    "granian": tuple(GUNICORN_ONLY),
+}
 
 
 def toml_value(value: Any) -> str:
@@ -55,6 +67,8 @@ def workers_reasoning(worker_class: str, cpus: int | None = None) -> str:
         rule = "2 x cores + 1 for sync"  # each sync worker blocks on its request
     else:
         rule = f"one per core, at least 2, for {worker_class}"  # threads overlap the I/O
+    if worker_class == "granian":
+        rule = "one per core, at least 2, for granian"
     return f"workers: unset = {rule} (this machine: {cores} cores -> {chosen})"
 
 
@@ -81,7 +95,8 @@ def _comment(field: FieldInfo) -> Iterator[str]:
     extra = _constraints(field)
     if extra:
         text = f"{text} ({extra})" if text else f"({extra})"
-    for line in textwrap.wrap(text, width=_WIDTH - 2):
+    # Not at hyphens: "--workers-kill-timeout" must stay one word.
+    for line in textwrap.wrap(text, width=_WIDTH - 2, break_on_hyphens=False):
         yield f"# {line}"
 
 
@@ -103,9 +118,13 @@ def _section(path: str, model: BaseModel, cpus: int | None) -> Iterator[str]:
             continue
         value = getattr(model, name)
         yield from _comment(field)
+        if path == "server" and name in _FOREIGN.get(getattr(model, "kind", ""), ()):
+            # Written, it would be refused: the other server's setting stays a comment.
+            yield f"# {name} = {toml_value(value) if value is not None else '(unset)'}"
+            continue
         if value is None:
             if path == "server" and name == "workers":
-                worker_class = getattr(model, "worker_class", "gthread")
+                worker_class = getattr(model, "concurrency", "gthread")
                 for line in textwrap.wrap(workers_reasoning(worker_class, cpus), _WIDTH - 2):
                     yield f"# {line}"
                 yield f"# workers = {default_workers(worker_class, cpus)}"

@@ -1,0 +1,89 @@
+"""The app server's command line, computed once from the spec.
+
+Every place that starts the server uses :func:`granian_argv` (the kit's systemd unit,
+Dockerfile CMD, Procfile; ``flaskprod up``), so they cannot disagree; gunicorn reads the
+rendered ``gunicorn.conf.py`` instead. Only where it listens differs per place: a unix
+socket on a server and under ``up``, a TCP port in a container or on a PaaS.
+
+How the spec's shared settings map onto granian's flags:
+
+- ``workers`` -> ``--workers`` (unset: :mod:`flaskprod.serve` counts the cores when the
+  server starts, as ``gunicorn.conf.py`` does; ``WEB_CONCURRENCY`` overrides both);
+- ``threads`` -> ``--blocking-threads`` (the threads that run the WSGI app: a granian
+  worker serves that many requests at once, like a gthread worker);
+- ``bind`` -> ``--uds PATH`` or ``--host H --port P``;
+- ``graceful_timeout`` -> ``--workers-kill-timeout`` (a worker still busy after it on
+  reload/stop is killed);
+- ``timeout`` -> nothing in granian (it has no per-request timeout): the app's request
+  watchdog (``FLASKPROD_REQUEST_TIMEOUT``) ends the worker, and
+  ``--respawn-failed-workers`` makes granian replace it;
+- ``workers_lifetime`` / ``workers_max_rss`` -> granian's own recycling (it cannot
+  count requests: ``max_requests`` is gunicorn only);
+- ``preload_app``, ``worker_class``, ``keepalive`` -> gunicorn only (refused with granian).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flaskprod.spec.model import Spec
+
+#: The socket's mode: nginx reaches it through the app's group (as gunicorn's umask 007).
+SOCKET_MODE = "0660"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the server listens: a unix socket path, or host and port (the port may be
+    a shell word such as ``$PORT`` where a shell expands it)."""
+
+    uds: str | None = None
+    host: str | None = None
+    port: str | None = None
+
+    @classmethod
+    def from_bind(cls, bind: str) -> Listen:
+        if bind.startswith("unix:"):
+            return cls(uds=bind[5:])
+        host, _, port = bind.rpartition(":")
+        return cls(host=host.strip("[]"), port=port)
+
+    def flags(self) -> list[str]:
+        if self.uds is not None:
+            return ["--uds", self.uds, "--uds-permissions", SOCKET_MODE]
+        return ["--host", self.host or "0.0.0.0", "--port", self.port or "8000"]
+
+
+def granian_target(target: str) -> tuple[str, list[str]]:
+    """The spec's 'module:app' / 'module:create_app()' as granian takes it."""
+    if target.endswith("()"):
+        return target[:-2], ["--factory"]
+    return target, []
+
+
+def granian_flags(spec: Spec, listen: Listen) -> list[str]:
+    """granian's flags for ``spec`` listening at ``listen``, without the executable and
+    the app target (see :func:`granian_argv`)."""
+    server = spec.server
+    flags = ["--interface", "wsgi", "--http", "1", "--no-ws", *listen.flags()]
+    if server.workers:
+        flags += ["--workers", str(server.workers)]
+    flags += [
+        *("--blocking-threads", str(server.threads)),
+        *("--workers-kill-timeout", str(server.graceful_timeout)),
+        # The request watchdog ends a worker holding a request past server.timeout:
+        # granian must replace it (by default one dead worker stops the whole server).
+        "--respawn-failed-workers",
+    ]
+    if server.workers_lifetime:
+        flags += ["--workers-lifetime", str(server.workers_lifetime)]
+    if server.workers_max_rss:
+        flags += ["--workers-max-rss", str(server.workers_max_rss)]
+    return flags
+
+
+def granian_argv(spec: Spec, listen: Listen, *, launcher: list[str]) -> list[str]:
+    """The whole command: ``launcher`` (``python -m flaskprod.serve``, which sets the
+    worker count and execs granian) + flags + the app target."""
+    target, factory = granian_target(spec.app.target)
+    return [*launcher, *granian_flags(spec, listen), *factory, target]
