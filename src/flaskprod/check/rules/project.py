@@ -15,6 +15,7 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.discover import source_files
+from flaskprod.check.envsource import app_unit
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose
 from flaskprod.check.requirements import dependencies, production_count
@@ -206,29 +207,82 @@ def ignored_by(patterns: list[tuple[str, bool]], path: str) -> bool:
     "PRJ003",
     layer="project",
     level=Level.WARNING,
-    title=".env is not in .gitignore",
+    title=".env is not in .gitignore where the project has or expects one",
     help="Add '.env' (and '*.env', keeping '!.env.example') to .gitignore before anyone "
     "runs git add . with real secrets in the folder.",
-    example=".gitignore without a line matching .env",
+    example=".env.example to copy to .env, and a .gitignore without a line matching .env",
 )
 def env_not_ignored(ctx: Context) -> Iterator[Finding]:
-    in_git = tracked_files(ctx) is not None
+    tracked = tracked_files(ctx)
     gitignore = ctx.root / ".gitignore"
-    if not in_git and not gitignore.is_file():
+    if tracked is None and not gitignore.is_file():
         return  # not a repository: nothing to commit it to
-    if in_git:
-        if _git(ctx, "check-ignore", "-q", "--no-index", ".env") is not None:
-            return
-        ignored = False
-    else:
-        ignored = ignored_by(_ignore_patterns(ctx.read(gitignore)), ".env")
-    if not ignored:
-        exists = (ctx.root / ".env").is_file()
+    patterns = _ignore_patterns(ctx.read(gitignore)) if tracked is None else []
+    for relative, why in _env_files_expected(ctx).items():
+        if tracked is not None:
+            if relative in tracked:
+                continue  # already committed: PRJ001's finding (or a template)
+            # git itself answers, with every .gitignore and exclude file it reads
+            if _git(ctx, "check-ignore", "-q", "--no-index", relative) is not None:
+                continue
+        elif ignored_by(patterns, relative):
+            continue
+        exists = (ctx.root / relative).is_file()
         yield env_not_ignored.finding(
-            ".env is not ignored by git" + (" and the folder has one" if exists else ""),
+            f"{relative} is not ignored by git ({why})",
             level=Level.ERROR if exists else Level.WARNING,
             file=".gitignore" if gitignore.is_file() else None,
         )
+
+
+def _env_files_expected(ctx: Context) -> dict[str, str]:
+    """The env files (relative path -> why) that hold or will hold real values in this
+    folder: the ones present, and the .env the project tells its users to create (a
+    template beside it, compose's ${VAR}, python-dotenv, a unit's EnvironmentFile under
+    its WorkingDirectory). A project with none of these has no .env to leak: no finding."""
+    expected: dict[str, str] = {}
+    for path in ctx.of_kind("env"):
+        relative = ctx.relative(path)
+        if not is_template(path):
+            expected[relative] = "it is in the folder: 'git add .' commits it"
+        elif path.name.startswith(".env") or path.name.lower() in ("env.example", "example.env"):
+            dot_env = ctx.relative(path.parent / ".env")
+            expected.setdefault(dot_env, f"{relative} is to be copied to it")
+    for compose in ctx.of_kind("compose"):
+        name = ctx.relative(compose)
+        if "${" in ctx.read(compose):
+            dot_env = ctx.relative(compose.parent / ".env")
+            expected.setdefault(dot_env, f"{name} reads its ${{VAR}} from it")
+        for service in parse_compose(ctx, compose).services.values():
+            env_files = service.get("env_file") if isinstance(service, dict) else None
+            for item in [env_files] if isinstance(env_files, str | dict) else env_files or []:
+                file_name = item.get("path") if isinstance(item, dict) else item
+                if isinstance(file_name, str):
+                    local = ctx.relative((compose.parent / file_name).resolve())
+                    expected.setdefault(local, f"{name} reads it as an env_file")
+    if _loads_dotenv(ctx):
+        expected.setdefault(".env", "python-dotenv loads it")
+    unit = app_unit(ctx)
+    if unit is not None:
+        workdir = unit.value("Service", "WorkingDirectory")
+        for assignment in unit.all("Service", "EnvironmentFile"):
+            server_path = PurePosixPath(assignment.value.lstrip("-"))
+            if workdir and server_path.is_relative_to(workdir):
+                inside = server_path.relative_to(workdir).as_posix()
+                expected.setdefault(
+                    inside, f"{ctx.relative(unit.path)} reads it from its WorkingDirectory"
+                )
+    return expected
+
+
+def _loads_dotenv(ctx: Context) -> bool:
+    """python-dotenv is installed (flask run then loads .env) or the code loads it."""
+    if any(d.name == "python-dotenv" for d in dependencies(ctx)):
+        return True
+    return any(
+        re.search(r"^\s*(from|import)\s+dotenv\b", ctx.read(path), re.MULTILINE)
+        for path in source_files(ctx.root, (".py",), limit=300)
+    )
 
 
 # -- PRJ004: pinning ------------------------------------------------------------------------
