@@ -171,8 +171,9 @@ def check_command(
     )
     if url or host:  # the live/host layers replace the file checks for this run
         _live_host_options(options, url, ca, crawl, timeout, host)
-    click.echo(f"flaskprod: checking {path}", err=True)
-    result = run_checks(options)
+    result = run_checks(
+        options, on_start=lambda: click.echo(f"flaskprod: checking {path}", err=True)
+    )
     level = Level.parse(fail_level)
     summary = summarize(result, level)
     color = fmt == "text" and output is None and sys.stdout.isatty()

@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,10 @@ def _pyproject_ignores(root: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in ignore.items()}
 
 
-def build_context(options: CheckOptions) -> Context:
+def build_context(options: CheckOptions, on_start: Callable[[], None] | None = None) -> Context:
+    """The project as the rules see it. Every error in the user's input (the folder,
+    --env-file, flaskprod.toml, pyproject's ignore table) is raised before ``on_start``
+    is called, so a command's progress line never comes before its one-line error."""
     root = options.root
     if not root.exists():
         raise ProjectError(f"{root}: no such folder")
@@ -175,6 +178,9 @@ def build_context(options: CheckOptions) -> Context:
     root = root.resolve()
     spec = load_spec(root)
     ctx = Context(root=root, spec=spec, files=discover(root), options=dict(options.options))
+    ctx.cache["pyproject_ignores"] = _pyproject_ignores(root)
+    if on_start is not None:
+        on_start()
     if not set(options.layers) & set(FILE_LAYERS):
         return ctx  # --url/--host alone: the project's env and app are not theirs to judge
     source = production_env(ctx, options.env_file)
@@ -221,10 +227,16 @@ def run_rule(rule: Rule, ctx: Context) -> list[Finding]:
         ]
 
 
-def run_checks(options: CheckOptions, ctx: Context | None = None) -> CheckResult:
+def run_checks(
+    options: CheckOptions,
+    ctx: Context | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> CheckResult:
+    """Every selected rule over the project; ``on_start`` (progress output) runs once
+    the input is known to be usable (see :func:`build_context`)."""
     started = time.perf_counter()
     findings = load_rules()
-    ctx = ctx or build_context(options)
+    ctx = ctx or build_context(options, on_start)
     rules_run: list[str] = []
     skipped: dict[str, str] = {}
     for selected in select_rules(options):
@@ -235,7 +247,10 @@ def run_checks(options: CheckOptions, ctx: Context | None = None) -> CheckResult
         rules_run.append(selected.id)
         findings.extend(run_rule(selected, ctx))
     configured = silence.config_silences(ctx.spec.ignore if ctx.spec else {}, SPEC_FILENAME)
-    configured += silence.config_silences(_pyproject_ignores(ctx.root), "pyproject.toml")
+    pyproject = ctx.cache.get("pyproject_ignores")
+    if pyproject is None:  # a context built by the caller
+        pyproject = _pyproject_ignores(ctx.root)
+    configured += silence.config_silences(pyproject, "pyproject.toml")
     known = {r.id for r in REGISTRY} | set(INTERNAL)
     for entry in configured if not options.select or _matches("FP002", options.select) else []:
         unknown = [
