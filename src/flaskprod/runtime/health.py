@@ -21,6 +21,8 @@ from typing import Any
 
 from flask import Flask
 
+from flaskprod.runtime.migrations import database_heads, script_heads
+
 log = logging.getLogger("flaskprod.health")
 
 Check = Callable[[], None]
@@ -181,22 +183,34 @@ _heads: dict[str, frozenset[str]] = {}
 
 
 def check_migrations(app: Flask) -> None:
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
     migrate = app.extensions["migrate"]
     directory = str(migrate.directory)
-    with app.app_context():
-        heads = _heads.get(directory)
-        if heads is None:
-            # Reading the scripts is slow; they cannot change under a running process.
-            config = migrate.migrate.get_config(directory)
-            heads = frozenset(ScriptDirectory.from_config(config).get_heads())
-            _heads[directory] = heads
-        with _engine(app).connect() as connection:
-            current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    heads = _heads.get(directory)
+    if heads is None:
+        # Reading the scripts is slow; they cannot change under a running process.
+        heads = _script_heads(app, migrate, directory)
+        _heads[directory] = heads
+    with _engine(app).connect() as connection:
+        current = database_heads(connection)
     if current != heads:
         raise MigrationsBehind(
             f"database at {sorted(current) or 'no revision'}, code at {sorted(heads)}: "
             "run flask db upgrade"
         )
+
+
+def _script_heads(app: Flask, migrate: Any, directory: str) -> frozenset[str]:
+    """The scripts' heads, read without Alembic when the layout allows (a serving
+    worker then never imports it: ~12 MiB), else from Alembic's ScriptDirectory."""
+    # __dict__: the real Migrate object, if the config holds one, without making a lazy
+    # stand-in import Flask-Migrate. Its configure callbacks may move the scripts.
+    owner = getattr(migrate, "__dict__", {}).get("migrate")
+    if not getattr(owner, "configure_callbacks", None):
+        heads = script_heads(directory)
+        if heads is not None:
+            return heads
+    from alembic.script import ScriptDirectory
+
+    with app.app_context():
+        config = migrate.migrate.get_config(directory)
+        return frozenset(ScriptDirectory.from_config(config).get_heads())
