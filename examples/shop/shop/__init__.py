@@ -33,13 +33,15 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
 
     from shop import api, auth, orders, products
     from shop.errors import init_errors
-    from shop.extensions import csrf, db, migrate
+    from shop.extensions import csrf, db
+    from shop.lazy_migrate import init_migrate
     from shop.seed import init_seed
     from shop.sessions import init_sessions
 
     app.url_map.converters["id"] = IdConverter
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    migrations = str(Path(app.root_path).parent / "migrations")
+    init_migrate(app, db, directory=migrations, render_as_batch=True)
     # Sessions before CSRF: their before_request answers 503 when Redis is down,
     # before CSRFProtect would complain about a token it could not read.
     init_sessions(app)

@@ -1,8 +1,11 @@
-"""The shop's Flask extensions, created unbound and attached in ``create_app``."""
+"""The shop's Flask extensions, created unbound and attached in ``create_app``.
+
+Flask-Migrate is attached by ``shop.lazy_migrate.init_migrate``: imported here, it
+would bring Alembic into every serving worker.
+"""
 
 from __future__ import annotations
 
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -17,5 +20,4 @@ _NAMING = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=_NAMING))
-migrate = Migrate(render_as_batch=True)
 csrf = CSRFProtect()

@@ -15,7 +15,6 @@ from io import BytesIO
 from pathlib import Path
 
 from flask import Flask, current_app
-from PIL import Image, UnidentifiedImageError
 
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 MAX_PIXELS = 40_000_000  # refuse decompression bombs well before they cost memory
@@ -31,6 +30,9 @@ def media_root(app: Flask | None = None) -> Path:
 
 def image_extension(data: bytes) -> str:
     """The extension for ``data`` if it is a valid PNG/JPEG/WebP/GIF, else NotAnImage."""
+    # Pillow on the first upload only: a worker that never receives one saves ~2 MiB.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(BytesIO(data)) as image:
             kind = image.format

@@ -11,7 +11,6 @@ import io
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from shop.cache import invalidate_products
@@ -33,6 +32,8 @@ PRODUCTS = [
 
 
 def demo_image(color: tuple[int, int, int], label: str) -> bytes:
+    from PIL import Image, ImageDraw  # the seed command only, never a serving worker
+
     image = Image.new("RGB", (480, 360), color)
     draw = ImageDraw.Draw(image)
     light = tuple(min(255, c + 60) for c in color)
