@@ -1,28 +1,36 @@
 """Per-worker memory of the reference shop under gunicorn, as ``make run-local`` serves it.
 
 Starts the shop with ``examples/shop/gunicorn_local.py`` (gthread, preload) on a
-throwaway SQLite database (migrated and seeded), sends a bounded number of requests
-over loopback to every kind of page, then reads each worker's ``VmRSS`` (resident
-memory, shared pages included) and ``Pss`` (its fair share of shared pages) from
-/proc. Prints one line per process and a JSON summary.
+throwaway SQLite database (migrated and seeded) -- or, with ``--backend postgres``, on
+a throwaway PostgreSQL and Redis as in production --, sends a bounded number of
+requests over loopback to every kind of page, then reads each worker's ``VmRSS``
+(resident memory, shared pages included), ``Pss`` (its fair share of shared pages) and
+its private (unshared) memory from /proc. Prints one line per process and a JSON
+summary.
 
     .venv/bin/python bench/shop_memory.py [--workers 2] [--requests 400]
+        [--backend sqlite|postgres] [--worker-class gthread|sync] [--env NAME=VALUE ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from flaskprod.stack import process
 from flaskprod.stack.ports import free_port, retry_on_port_in_use
+from flaskprod.stack.postgres import PostgresCluster
+from flaskprod.stack.redis import RedisServer
 from flaskprod.stack.state import children_of
 
 SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop"
@@ -39,15 +47,56 @@ def kib(pid: int, file: str, field: str) -> int:
     raise LookupError(f"{field} not in /proc/{pid}/{file}")
 
 
+@contextmanager
+def postgres_and_redis(base: Path) -> Iterator[dict[str, str]]:
+    """A throwaway PostgreSQL (database ``shop``) and Redis: the production backends."""
+    base.chmod(0o755)  # PostgreSQL runs as the postgres user under it
+    postgres = PostgresCluster(base / "pg", fsync=False, die_with_parent=True)
+    redis = RedisServer(base / "redis", die_with_parent=True)
+    try:
+        postgres.start()
+        redis.start()
+        with postgres.connect() as conn:
+            conn.execute("CREATE ROLE shop LOGIN")
+            conn.execute("CREATE DATABASE shop OWNER shop")
+        yield {
+            "DATABASE_URL": f"postgresql+psycopg://shop@127.0.0.1:{postgres.port}/shop",
+            "REDIS_URL": redis.url(),
+        }
+    finally:
+        redis.stop()
+        postgres.stop()
+        shutil.rmtree(base / "pg", ignore_errors=True)
+
+
+def private_kib(pid: int) -> int:
+    """Pages only this process holds (Private_Clean + Private_Dirty)."""
+    return kib(pid, "smaps_rollup", "Private_Clean") + kib(pid, "smaps_rollup", "Private_Dirty")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--requests", type=int, default=400, help="total, bounded")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="sqlite (make run-local) or postgres: PostgreSQL + Redis, as in production",
+    )
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment"
+    )
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
 
-    with tempfile.TemporaryDirectory(prefix="shop-memory-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="shop-memory-") as folder,
+        postgres_and_redis(Path(folder)) if args.backend == "postgres" else _nothing() as backends,
+    ):
         instance = Path(folder)
-        env = run_local.environment(instance, "m" * 64)
+        env = run_local.environment(instance, "m" * 64) | backends | extra
         for command in (["db", "upgrade"], ["seed"]):
             subprocess.run(
                 [sys.executable, "-m", "flask", "--app", "wsgi", *command],
@@ -56,7 +105,11 @@ def main() -> int:
 
         def start(port: int) -> tuple[process.Process, int]:
             server = process.start(
-                run_local.gunicorn_argv(f"127.0.0.1:{port}", args.workers),
+                [
+                    *run_local.gunicorn_argv(f"127.0.0.1:{port}", args.workers),
+                    *("--worker-class", args.worker_class),
+                    *(("--threads", "1") if args.worker_class == "sync" else ()),
+                ],
                 name="gunicorn (shop)", log_path=instance / "gunicorn.log", cwd=SHOP, env=env,
                 die_with_parent=True,
             )  # fmt: skip
@@ -86,19 +139,25 @@ def main() -> int:
             elapsed = time.monotonic() - started
             workers = children_of(server.pid)
             rows = [("master", server.pid)] + [("worker", pid) for pid in workers]
-            print(f"{'process':8} {'pid':>7} {'VmRSS MiB':>10} {'Pss MiB':>8}")
+            print(f"{'process':8} {'pid':>7} {'VmRSS MiB':>10} {'Pss MiB':>8} {'private MiB':>12}")
             rss: list[int] = []
             pss: list[int] = []
+            private: list[int] = []
             for role, pid in rows:
                 r, p = kib(pid, "status", "VmRSS"), kib(pid, "smaps_rollup", "Pss")
+                u = private_kib(pid)
                 if role == "worker":
                     rss.append(r)
                     pss.append(p)
-                print(f"{role:8} {pid:>7} {r / 1024:>10.1f} {p / 1024:>8.1f}")
+                    private.append(u)
+                print(f"{role:8} {pid:>7} {r / 1024:>10.1f} {p / 1024:>8.1f} {u / 1024:>12.1f}")
         finally:
             server.stop()
 
     summary = {
+        "backend": args.backend,
+        "worker_class": args.worker_class,
+        "env": extra,
         "workers": len(rss),
         "requests": args.requests,
         "failed": failures,
@@ -106,11 +165,18 @@ def main() -> int:
         "worker_rss_mib_each": [round(r / 1024, 1) for r in rss],
         "worker_rss_mib_sum": round(sum(rss) / 1024, 1),
         "worker_rss_mib_mean": round(sum(rss) / 1024 / max(1, len(rss)), 1),
+        "worker_rss_mib_max": round(max(rss, default=0) / 1024, 1),
         "worker_pss_mib_mean": round(sum(pss) / 1024 / max(1, len(pss)), 1),
+        "worker_private_mib_mean": round(sum(private) / 1024 / max(1, len(private)), 1),
         "python": sys.version.split()[0],
     }
     print(json.dumps(summary))
     return 1 if failures else 0
+
+
+@contextmanager
+def _nothing() -> Iterator[dict[str, str]]:
+    yield {}
 
 
 if __name__ == "__main__":
