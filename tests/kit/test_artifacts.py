@@ -91,7 +91,13 @@ def test_scripts_keep_their_shebang_and_mode() -> None:
 def test_project_defaults_are_documented_keys() -> None:
     context = build_context(spec(), {})
     for key, default in PROJECT_DEFAULTS.items():
-        assert key in {"requirements_file", "dependency_files", "migrations", "uses_redis"}
+        assert key in {
+            "requirements_file",
+            "dependency_files",
+            "migrations",
+            "uses_redis",
+            "src_layout",
+        }
         del default
     assert context["requirements_file"] == "requirements.txt"
     assert context["migrations"] is True and context["redis"] is True

@@ -32,6 +32,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     "migrations": True,
     # The app talks to Redis; Redis is in the stack only if this and redis.enabled.
     "uses_redis": True,
+    # The app's package is in src/: the image installs the project itself after the
+    # pinned requirements (``pip install --no-deps .``), or gunicorn cannot import it.
+    "src_layout": False,
 }
 
 #: gunicorn may take this much longer than its own timeout before nginx gives up:
@@ -429,6 +432,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         # project facts
         "requirements_file": facts["requirements_file"],
         "pyproject": "pyproject.toml" in tuple(facts["dependency_files"]),
+        "install_project": bool(facts["src_layout"]),
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses

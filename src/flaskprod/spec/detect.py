@@ -77,6 +77,8 @@ class ProjectInfo(Mapping[str, Any]):
     max_content_length: int | None = None
     requirements_file: str | None = None
     dependency_files: tuple[str, ...] = ()
+    #: The app's package is in src/: importable only once the project is installed.
+    src_layout: bool = False
     #: True when the app was imported to confirm and describe it.
     imported: bool = False
 
@@ -226,6 +228,7 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "max_content_length": _max_content_length(root, sources),
         "requirements_file": _main_requirements(dependency_files),
         "dependency_files": dependency_files,
+        "src_layout": candidate.file.startswith(f"{SOURCE_DIR}/"),
     }
 
 
