@@ -119,3 +119,22 @@ def test_a_committed_env_file_is_left_to_prj001(tmp_path: Path) -> None:
     git_init(tmp_path)
     subprocess.run(["git", "-C", str(tmp_path), "add", ".env"], check=True)
     assert prj003(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "where"),
+    [
+        ({"deploy/.env.example": "SECRET_KEY=\n"}, "deploy/.env.example"),
+        ({"requirements.txt": "python-dotenv==1.0.1\n"}, "requirements.txt"),
+        ({"wsgi.py": "import dotenv\n"}, "wsgi.py"),
+        ({".env": "SECRET_KEY=abc\n"}, ".env"),
+    ],
+    ids=["template", "dotenv-dep", "dotenv-import", "present"],
+)
+def test_without_a_gitignore_the_finding_points_at_what_expects_the_file(
+    tmp_path: Path, files: dict[str, str], where: str
+) -> None:
+    """Trials: the text report showed 'PRJ003 warning ' and no location at all."""
+    write(tmp_path, {"app.py": APP, **files})
+    git_init(tmp_path)
+    assert [f.file for f in prj003(tmp_path)] == [where]

@@ -218,7 +218,7 @@ def env_not_ignored(ctx: Context) -> Iterator[Finding]:
     if tracked is None and not gitignore.is_file():
         return  # not a repository: nothing to commit it to
     patterns = _ignore_patterns(ctx.read(gitignore)) if tracked is None else []
-    for relative, why in _env_files_expected(ctx).items():
+    for relative, (why, source) in _env_files_expected(ctx).items():
         if tracked is not None:
             if relative in tracked:
                 continue  # already committed: PRJ001's finding (or a template)
@@ -231,37 +231,40 @@ def env_not_ignored(ctx: Context) -> Iterator[Finding]:
         yield env_not_ignored.finding(
             f"{relative} is not ignored by git ({why})",
             level=Level.ERROR if exists else Level.WARNING,
-            file=".gitignore" if gitignore.is_file() else None,
+            # where to fix it, else what expects the file
+            file=".gitignore" if gitignore.is_file() else source,
         )
 
 
-def _env_files_expected(ctx: Context) -> dict[str, str]:
-    """The env files (relative path -> why) that hold or will hold real values in this
-    folder: the ones present, and the .env the project tells its users to create (a
-    template beside it, compose's ${VAR}, python-dotenv, a unit's EnvironmentFile under
-    its WorkingDirectory). A project with none of these has no .env to leak: no finding."""
-    expected: dict[str, str] = {}
+def _env_files_expected(ctx: Context) -> dict[str, tuple[str, str | None]]:
+    """The env files (relative path -> why, and the file saying so) that hold or will
+    hold real values in this folder: the ones present, and the .env the project tells
+    its users to create (a template beside it, compose's ${VAR}, python-dotenv, a unit's
+    EnvironmentFile under its WorkingDirectory). A project with none of these has no
+    .env to leak: no finding."""
+    expected: dict[str, tuple[str, str | None]] = {}
     for path in ctx.of_kind("env"):
         relative = ctx.relative(path)
         if not is_template(path):
-            expected[relative] = "it is in the folder: 'git add .' commits it"
+            expected[relative] = ("it is in the folder: 'git add .' commits it", relative)
         elif path.name.startswith(".env") or path.name.lower() in ("env.example", "example.env"):
             dot_env = ctx.relative(path.parent / ".env")
-            expected.setdefault(dot_env, f"{relative} is to be copied to it")
+            expected.setdefault(dot_env, (f"{relative} is to be copied to it", relative))
     for compose in ctx.of_kind("compose"):
         name = ctx.relative(compose)
         if "${" in ctx.read(compose):
             dot_env = ctx.relative(compose.parent / ".env")
-            expected.setdefault(dot_env, f"{name} reads its ${{VAR}} from it")
+            expected.setdefault(dot_env, (f"{name} reads its ${{VAR}} from it", name))
         for service in parse_compose(ctx, compose).services.values():
             env_files = service.get("env_file") if isinstance(service, dict) else None
             for item in [env_files] if isinstance(env_files, str | dict) else env_files or []:
                 file_name = item.get("path") if isinstance(item, dict) else item
                 if isinstance(file_name, str):
                     local = ctx.relative((compose.parent / file_name).resolve())
-                    expected.setdefault(local, f"{name} reads it as an env_file")
-    if _loads_dotenv(ctx):
-        expected.setdefault(".env", "python-dotenv loads it")
+                    expected.setdefault(local, (f"{name} reads it as an env_file", name))
+    dotenv = _dotenv_user(ctx)
+    if dotenv is not None:
+        expected.setdefault(".env", ("python-dotenv loads it", dotenv))
     unit = app_unit(ctx)
     if unit is not None:
         workdir = unit.value("Service", "WorkingDirectory")
@@ -269,20 +272,23 @@ def _env_files_expected(ctx: Context) -> dict[str, str]:
             server_path = PurePosixPath(assignment.value.lstrip("-"))
             if workdir and server_path.is_relative_to(workdir):
                 inside = server_path.relative_to(workdir).as_posix()
+                unit_name = ctx.relative(unit.path)
                 expected.setdefault(
-                    inside, f"{ctx.relative(unit.path)} reads it from its WorkingDirectory"
+                    inside, (f"{unit_name} reads it from its WorkingDirectory", unit_name)
                 )
     return expected
 
 
-def _loads_dotenv(ctx: Context) -> bool:
-    """python-dotenv is installed (flask run then loads .env) or the code loads it."""
-    if any(d.name == "python-dotenv" for d in dependencies(ctx)):
-        return True
-    return any(
-        re.search(r"^\s*(from|import)\s+dotenv\b", ctx.read(path), re.MULTILINE)
-        for path in source_files(ctx.root, (".py",), limit=300)
-    )
+def _dotenv_user(ctx: Context) -> str | None:
+    """The file showing that python-dotenv is installed (flask run then loads .env) or
+    that the code loads it; None when neither."""
+    for dep in dependencies(ctx):
+        if dep.name == "python-dotenv":
+            return dep.file
+    for path in source_files(ctx.root, (".py",), limit=300):
+        if re.search(r"^\s*(from|import)\s+dotenv\b", ctx.read(path), re.MULTILINE):
+            return ctx.relative(path)
+    return None
 
 
 # -- PRJ004: pinning ------------------------------------------------------------------------
