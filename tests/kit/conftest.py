@@ -205,11 +205,13 @@ def build_kit(
     (tmp / "acme/.well-known/acme-challenge/token123").write_text("challenge-ok\n")
     make_certificate(tmp / "tls", DOMAINS)
     shutil.copy(root / "deploy/.env.example", tmp / "etc" / f"{spec.app.name}.env")
-    # ExecStart must name an existing executable for systemd-analyze verify.
-    stub = tmp / "venv/bin/gunicorn"
-    stub.parent.mkdir(parents=True, exist_ok=True)
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(stub.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    # ExecStart must name an existing executable for systemd-analyze verify (gunicorn,
+    # or the python that runs flaskprod.serve for granian).
+    for executable in ("gunicorn", "python"):
+        stub = tmp / "venv/bin" / executable
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(stub.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return RenderedKit(root=root, spec=spec, files=files, tmp=tmp)
 
 

@@ -1,6 +1,6 @@
 """The conditional parts of the templates pass the real tools too: the kit rendered for
 differently shaped specs and projects (TCP bind, headers by the app, sync workers, a
-hyphenated name; SQLite without Redis, no migrations, a pyproject-only project)."""
+hyphenated name; granian; SQLite without Redis, no migrations, a pyproject-only project)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
             "server": {"bind": "127.0.0.1:8001", "worker_class": "sync", "workers": None},
             "http": {"security_headers": "app", "max_body": "1m", "hsts_max_age": 0},
         },
+        {},
+    ),
+    # granian (server.kind): the systemd unit, CMD and Procfile run its flags.
+    "granian": (
+        {"server": {"kind": "granian", "workers": None, "workers_lifetime": 3600}},
         {},
     ),
     "sqlite-no-redis-pyproject": (

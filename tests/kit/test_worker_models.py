@@ -1,4 +1,4 @@
-"""Every ``server.worker_class`` really serves the shop.
+"""Every ``server.worker_class``, and granian (``server.kind``), really serves the shop.
 
 For sync, gthread and gevent: the shop's kit rendered by ``flaskprod render`` from its
 own flaskprod.toml (only ``worker_class`` changed, one worker), and a real gunicorn
@@ -6,6 +6,9 @@ started exactly as ``up`` starts it (the rendered ``deploy/gunicorn.conf.py`` wi
 ``preload_app``, ``up``'s overlay flags, the app's environment) on the suite's
 PostgreSQL and Redis. Each must answer readiness (database, Redis, migrations) and a
 concurrent burst of requests.
+
+granian runs the command the kit renders (``flaskprod.serve`` + the flags of
+``spec/servers.py``, bound to a socket here), as ``up`` starts it.
 
 gevent once hung here: its worker patches the standard library only after the fork,
 and with ``preload_app`` the app (psycopg's C wait, the readiness thread pool's queue)
@@ -31,6 +34,7 @@ import httpx
 import pytest
 
 from flaskprod.spec.load import load_spec
+from flaskprod.stack import granian as stack_granian
 from flaskprod.stack import gunicorn as stack_gunicorn
 from flaskprod.stack import process
 from flaskprod.stack.postgres import PostgresCluster
@@ -61,7 +65,12 @@ class Served:
         )
 
 
+#: The gunicorn-only settings a granian spec leaves out (they would be refused).
+GUNICORN_ONLY = ("worker_class", "keepalive", "max_requests", "max_requests_jitter", "preload_app")
+
+
 def _copy_shop(folder: Path, worker_class: str) -> Path:
+    """The shop with ``worker_class`` (or "granian": server.kind) and one worker."""
     project = folder / "shop"
     shutil.copytree(
         SHOP,
@@ -69,10 +78,18 @@ def _copy_shop(folder: Path, worker_class: str) -> Path:
         ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__", "*.pyc"),
     )
     spec = project / "flaskprod.toml"
-    text, count = re.subn(
-        r'(?m)^worker_class = ".*"$', f'worker_class = "{worker_class}"', spec.read_text()
-    )
-    assert count == 1, "examples/shop/flaskprod.toml has no worker_class line"
+    text = spec.read_text()
+    if worker_class == "granian":
+        text, count = re.subn(r'(?m)^kind = "gunicorn"$', 'kind = "granian"', text)
+        assert count == 1, "examples/shop/flaskprod.toml has no kind line"
+        for key in GUNICORN_ONLY:
+            text, count = re.subn(rf"(?m)^{key} = ", f"# {key} = ", text)
+            assert count == 1, f"examples/shop/flaskprod.toml has no {key} line"
+    else:
+        text, count = re.subn(
+            r'(?m)^worker_class = ".*"$', f'worker_class = "{worker_class}"', text
+        )
+        assert count == 1, "examples/shop/flaskprod.toml has no worker_class line"
     # One worker: the cooperation test needs every request to reach the same process.
     text, count = re.subn(r"(?m)^# workers = \d+$", "workers = 1", text)
     assert count == 1, "examples/shop/flaskprod.toml has no '# workers = N' line"
@@ -95,7 +112,7 @@ def shop_database(postgres_cluster: PostgresCluster) -> Iterator[str]:
     postgres_cluster.drop_database(name)
 
 
-@pytest.fixture(scope="module", params=["sync", "gthread", "gevent"])
+@pytest.fixture(scope="module", params=["sync", "gthread", "gevent", "granian"])
 def served(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -108,9 +125,12 @@ def served(
     project = _copy_shop(folder, kind)
     _run([str(BIN / "flaskprod"), "render", str(project)], project, dict(os.environ))
     spec = load_spec(project / "flaskprod.toml")
-    assert spec.server.worker_class == kind and spec.server.preload_app
     conf = project / "deploy" / "gunicorn.conf.py"
-    assert f'worker_class = "{kind}"' in conf.read_text()
+    if kind == "granian":
+        assert spec.server.kind == "granian" and not conf.exists()
+    else:
+        assert spec.server.worker_class == kind and spec.server.preload_app
+        assert f'worker_class = "{kind}"' in conf.read_text()
 
     postgres_cluster.resume()
     redis_server.resume()
@@ -126,14 +146,17 @@ def served(
     _run([*flask, "db", "upgrade"], project, env)  # idempotent: the 2nd model finds it at head
     _run([*flask, "seed", "--token", TOKEN], project, env)
 
-    sock = folder / "gunicorn.sock"
-    argv = stack_gunicorn.command(
-        spec, conf=conf, socket_path=sock, project=project, pid_file=folder / "gunicorn.pid"
-    )
+    sock = folder / "server.sock"
+    if kind == "granian":
+        argv = stack_granian.command(spec, socket_path=sock)
+    else:
+        argv = stack_gunicorn.command(
+            spec, conf=conf, socket_path=sock, project=project, pid_file=folder / "gunicorn.pid"
+        )
     server = process.start(
         argv,
-        name=f"gunicorn ({kind})",
-        log_path=folder / "gunicorn.log",
+        name=kind if kind == "granian" else f"gunicorn ({kind})",
+        log_path=folder / "server.log",
         cwd=project,
         env=env,
         die_with_parent=True,
@@ -167,6 +190,11 @@ def test_readiness_checks_the_database_and_redis(served: Served) -> None:
         "migrations": "ok",
     }
     log = served.server.log_path.read_text(errors="replace")
+    if served.kind == "granian":
+        # flaskprod.serve became granian (same pid), with the spec's one worker.
+        assert "Spawning worker-1 with PID" in log and "worker-2" not in log, log[-2000:]
+        assert "granian" in Path(f"/proc/{served.server.pid}/cmdline").read_text()
+        return
     # gunicorn runs a sync worker with threads > 1 as gthread: the kit must not.
     assert f"Using worker: {served.kind}\n" in log, log[-2000:]
 
@@ -262,10 +290,14 @@ def _wait_until_blocked(lock: object) -> None:
 
 def test_a_reload_replaces_the_worker_and_it_serves(served: Served) -> None:
     """HUP (what `flaskprod reload` and systemd's reload send): the master forks a
-    new worker from its preloaded app. With gevent the master itself runs patched."""
-    new, old = stack_gunicorn.start_new_workers(served.server.pid, expected=1, timeout=30)
+    new worker from its preloaded app. With gevent the master itself runs patched.
+    granian spawns a new worker (a fresh import of the app), then stops the old one."""
+    if served.kind == "granian":
+        new, old = stack_granian.replace_workers(served.server.pid, timeout=60)
+    else:
+        new, old = stack_gunicorn.start_new_workers(served.server.pid, expected=1, timeout=30)
+        assert stack_gunicorn.wait_gone(served.server.pid, old, timeout=30)
     assert new and not set(new) & old
-    assert stack_gunicorn.wait_gone(served.server.pid, old, timeout=30)
     with served.client() as client:
         response = client.get("/health/ready")
     assert response.status_code == 200, response.text

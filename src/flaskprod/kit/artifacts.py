@@ -10,6 +10,7 @@ and their defaults are :data:`PROJECT_DEFAULTS`.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 from flaskprod.kit.render import Artifact
 from flaskprod.spec.model import Spec, format_size
+from flaskprod.spec.servers import Listen, granian_argv
 
 #: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
 #: value assumed when a key is missing.
@@ -103,12 +105,62 @@ def _artifacts() -> tuple[Artifact, ...]:
 ARTIFACTS: tuple[Artifact, ...] = _artifacts()
 
 
+#: Files only one app server uses (server.kind); granian takes flags, no config file.
+SERVER_ONLY: dict[str, str] = {"deploy/gunicorn.conf.py": "gunicorn"}
+
+
 def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
-    """The artifacts with ``{name}`` in their output paths replaced."""
+    """The artifacts of this spec's server, with ``{name}`` in their output paths replaced."""
     return tuple(
         Artifact(a.template, a.output.replace("{name}", spec.app.name), a.comment, a.mode)
         for a in ARTIFACTS
+        if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
     )
+
+
+#: How the kit starts granian: :mod:`flaskprod.serve` counts the workers, then execs it.
+SERVE_MODULE = ["-m", "flaskprod.serve"]
+
+
+def server_commands(spec: Spec, *, venv: str) -> dict[str, list[str]]:
+    """The app server's command per place, all from one function
+    (:func:`flaskprod.spec.servers.granian_argv` for granian): ``systemd`` (the spec's
+    bind), ``container`` (0.0.0.0:container.port; compose and Kubernetes run the
+    image's CMD) and ``paas`` (0.0.0.0:$PORT, for a shell)."""
+    if spec.server.kind == "granian":
+        container = Listen(host="0.0.0.0", port=str(spec.container.port))
+        return {
+            "systemd": granian_argv(
+                spec, Listen.from_bind(spec.bind), launcher=[f"{venv}/bin/python", *SERVE_MODULE]
+            ),
+            "container": granian_argv(spec, container, launcher=["python", *SERVE_MODULE]),
+            "paas": granian_argv(
+                spec, Listen(host="0.0.0.0", port="$PORT"), launcher=["python", *SERVE_MODULE]
+            ),
+        }
+    conf = ["-c", "deploy/gunicorn.conf.py", spec.app.target]
+    return {
+        "systemd": [
+            f"{venv}/bin/gunicorn",
+            "-c",
+            f"{spec.app.install_dir}/deploy/gunicorn.conf.py",
+            spec.app.target,
+        ],
+        "container": ["gunicorn", *conf],
+        "paas": ["gunicorn", *conf],
+    }
+
+
+def systemd_join(argv: list[str]) -> str:
+    """``argv`` for systemd's ExecStart: bare words (parentheses are fine there),
+    double quotes around anything else."""
+    plain = re.compile(r"^[\w@%+=:,./()-]+$")
+    return " ".join(w if plain.match(w) else '"' + w.replace('"', '\\"') + '"' for w in argv)
+
+
+def shell_join(argv: list[str]) -> str:
+    """``argv`` for a shell, leaving ``$PORT`` for it to expand."""
+    return " ".join("$PORT" if word == "$PORT" else shlex.quote(word) for word in argv)
 
 
 def sqlite_path(spec: Spec) -> str:
@@ -181,7 +233,10 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             "FLASKPROD_REQUEST_TIMEOUT",
             str(spec.server.timeout),
             "Seconds a request may run before its worker exits and gunicorn replaces it "
-            "(server.timeout: a gthread worker is not killed by gunicorn's own timeout).",
+            "(server.timeout: a gthread worker is not killed by gunicorn's own timeout)."
+            if spec.server.kind == "gunicorn"
+            else "Seconds a request may run before its worker exits and granian replaces "
+            "it (server.timeout: granian has no request timeout of its own).",
         ),
         EnvVar(
             "FLASKPROD_HEALTH_PATH",
@@ -250,16 +305,21 @@ def stack_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             spec.container.tag,
             "Image tag compose runs; deploy.sh sets it to the commit being deployed.",
         ),
-        EnvVar(
-            "GUNICORN_BIND",
-            "",
-            f"Overrides gunicorn's bind (empty: {spec.bind}; the image sets "
-            f"0.0.0.0:{spec.container.port}).",
-        ),
+    ]
+    if spec.server.kind == "gunicorn":
+        variables.append(
+            EnvVar(
+                "GUNICORN_BIND",
+                "",
+                f"Overrides gunicorn's bind (empty: {spec.bind}; the image sets "
+                f"0.0.0.0:{spec.container.port}).",
+            )
+        )
+    variables += [
         EnvVar(
             "WEB_CONCURRENCY",
             "",
-            "Overrides the number of gunicorn workers (empty: "
+            f"Overrides the number of {spec.server.kind} workers (empty: "
             + (
                 f"{spec.server.workers}, from flaskprod.toml)."
                 if spec.server.workers
@@ -313,6 +373,12 @@ def _rate_limits(spec: Spec, ident: str) -> list[dict[str, Any]]:
 
 def _worker_reasoning(spec: Spec) -> str:
     server = spec.server
+    if server.kind == "granian" and not server.workers:
+        return (
+            "Workers = one per CPU core, at least 2, counted by flaskprod.serve on the "
+            f"machine that runs granian: each worker runs {server.threads} requests at once "
+            "on its blocking threads, and two processes keep serving while one restarts."
+        )
     if server.workers:
         return f"{server.workers} workers, set in flaskprod.toml (server.workers)."
     if server.worker_class == "sync":
@@ -366,6 +432,8 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         app_rw.append(socket_dir)  # ProtectSystem=strict: the socket's folder must be writable
     container_bind = f"0.0.0.0:{spec.container.port}"
     server = spec.server
+    venv = spec.resolve(spec.deploy.venv).rstrip("/")
+    commands = server_commands(spec, venv=venv)
     return {
         "spec": spec,
         "name": name,
@@ -375,7 +443,12 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "domain": spec.app.domains[0],
         "root": root,
         "user": spec.resolve(spec.deploy.user),
-        "venv": spec.resolve(spec.deploy.venv).rstrip("/"),
+        "venv": venv,
+        # the app server: what every artifact runs (one function computes them)
+        "server_kind": server.kind,
+        "server_systemd": systemd_join(commands["systemd"]),
+        "server_container": commands["container"],
+        "server_paas": shell_join(commands["paas"]),
         "env_file": spec.resolve(spec.deploy.env_file),
         "log_dir": log_dir,
         "backup_dir": spec.resolve(spec.backup.dir).rstrip("/"),
