@@ -54,6 +54,47 @@ def test_retried_order_with_same_idempotency_key_creates_one(
     assert [o["total_cents"] for o in listed] == [600, 600]
 
 
+def test_an_order_reads_nothing_back_after_its_commit(shop_app: Flask, client: FlaskClient) -> None:
+    """The answer is built from what the order wrote: no SELECT after the COMMIT (with
+    the default expire_on_commit the order and its items were read again, two more
+    queries and a pool checkout per order)."""
+    from shop.extensions import db
+    from sqlalchemy import event
+
+    first, second = create_product(shop_app, price_cents=250), create_product(shop_app)
+    headers = _auth(shop_app, client) | {"Idempotency-Key": "no-reread"}
+    body = {"items": [{"product_id": first, "quantity": 2}, {"product_id": second, "quantity": 1}]}
+    seen: list[str] = []
+
+    def statement(conn, cursor, sql, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append(sql.split(None, 1)[0].upper())
+
+    def commit(conn) -> None:  # type: ignore[no-untyped-def]
+        seen.append("COMMIT")
+
+    with shop_app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        placed = client.post("/api/orders", json=body, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+    assert placed.status_code == 201, placed.get_json()
+    answer = placed.get_json()
+    assert answer["total_cents"] == 2 * 250 + 1250 and answer["status"] == "placed"
+    assert [item["product_id"] for item in answer["items"]] == [first, second]
+    assert answer["id"] > 0 and answer["created_at"].endswith("Z")
+    # token -> user, the key's earlier order, the products; the INSERTs (the items in
+    # one statement on PostgreSQL, one each on SQLite); COMMIT, and nothing after it.
+    assert seen[:3] == ["SELECT"] * 3 and seen[-1] == "COMMIT", seen
+    assert set(seen[3:-1]) == {"INSERT"}, seen
+    # What it answered is what is stored.
+    replay = client.post("/api/orders", json=body, headers=headers)
+    assert replay.status_code == 200 and replay.get_json() == answer
+
+
 def test_keys_are_per_user(shop_app: Flask, client: FlaskClient) -> None:
     product = create_product(shop_app)
     body = {"items": [{"product_id": product, "quantity": 1}]}
