@@ -13,8 +13,9 @@ from flaskprod_cli import run_flaskprod
 from project_files import write
 
 from flaskprod.check.docs import render_markdown
+from flaskprod.check.internal import INTERNAL
 from flaskprod.check.model import REGISTRY
-from flaskprod.check.runner import INTERNAL, load_rules
+from flaskprod.check.runner import load_rules
 from flaskprod.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import pytest
 from project_files import write
 
 from flaskprod.check.context import Context
+from flaskprod.check.internal import INTERNAL
 from flaskprod.check.model import REGISTRY, Finding, Level, Rule
 from flaskprod.check.runner import CheckOptions, load_rules, parse_ids, run_checks
 from flaskprod.check.summary import exit_code, grade, score
@@ -108,6 +109,8 @@ def test_a_silence_without_reason_is_itself_a_finding(tmp_path: Path) -> None:
     assert silenced[0].ignored_reason == "(no reason given)"
     fp = [f for f in result.findings if f.id == "FP001"]
     assert len(fp) == 1 and fp[0].file == "requirements.txt" and fp[0].line == 1
+    # the report's hint is the one --list and docs/checks.md show (it was a second text)
+    assert fp[0].hint == INTERNAL["FP001"].help and "[ignore]" in fp[0].hint
     assert exit_code(result.findings, Level.WARNING) == 1
 
 

@@ -35,7 +35,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _list(fmt: str) -> str:
-    from flaskprod.check.runner import INTERNAL, load_rules
+    from flaskprod.check.internal import INTERNAL
+    from flaskprod.check.runner import load_rules
 
     if fmt == "markdown":
         from flaskprod.check.docs import render_markdown

@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 from itertools import groupby
 
+from flaskprod.check.internal import INTERNAL
 from flaskprod.check.live.docs import live_host_section
 from flaskprod.check.model import REGISTRY
-from flaskprod.check.runner import INTERNAL, load_rules
+from flaskprod.check.runner import load_rules
 from flaskprod.check.summary import GRADES, PENALTY
 
 _INTRO = """\

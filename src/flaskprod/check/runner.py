@@ -23,7 +23,8 @@ from flaskprod.check.app_loader import find_target, load_app
 from flaskprod.check.context import Context
 from flaskprod.check.discover import discover
 from flaskprod.check.envsource import production_env
-from flaskprod.check.model import LAYERS, REGISTRY, Finding, Level, Rule
+from flaskprod.check.internal import INTERNAL, internal_finding
+from flaskprod.check.model import LAYERS, REGISTRY, Finding, Rule
 from flaskprod.errors import ProjectError, SpecError, UserError
 from flaskprod.spec import load as spec_load
 from flaskprod.spec.model import SPEC_FILENAME, Spec
@@ -31,44 +32,6 @@ from flaskprod.spec.model import SPEC_FILENAME, Spec
 #: Layers a file-level ``flaskprod check`` runs; ``live`` and ``host`` need a URL or
 #: the server itself and are run by their own options.
 FILE_LAYERS = tuple(layer for layer in LAYERS if layer not in ("live", "host"))
-
-
-@dataclass(frozen=True)
-class InternalCheck:
-    """A finding the framework itself produces (not a registered rule)."""
-
-    id: str
-    level: Level
-    title: str
-    help: str
-
-
-INTERNAL = {
-    check.id: check
-    for check in (
-        InternalCheck(
-            "FP000",
-            Level.ERROR,
-            "A rule crashed",
-            "A bug in flaskprod (or the rule met a file it cannot read): the other rules' "
-            "results stand. Please report it with the file that triggered it.",
-        ),
-        InternalCheck(
-            "FP001",
-            Level.WARNING,
-            "Silenced without a reason",
-            "Every silence says why, so the next reader can judge it: "
-            "'# flaskprod: ignore=NGX004 TLS ends at the load balancer'.",
-        ),
-        InternalCheck(
-            "FP002",
-            Level.WARNING,
-            "Silence of an unknown id",
-            "An [ignore] entry names no known check (a typo silences nothing). "
-            "'flaskprod check --list' shows the ids.",
-        ),
-    )
-}
 
 
 @dataclass
@@ -102,12 +65,10 @@ def load_rules() -> list[Finding]:
             importlib.import_module(name)
         except Exception as error:
             problems.append(
-                Finding(
-                    id="FP000",
-                    level=Level.ERROR,
+                internal_finding(
+                    "FP000",
+                    f"rule module {name} failed to load: {type(error).__name__}: {error}",
                     layer=module.name if module.name in LAYERS else "project",
-                    message=f"rule module {name} failed to load: {type(error).__name__}: {error}",
-                    hint=INTERNAL["FP000"].help,
                 )
             )
     return problems
@@ -217,12 +178,10 @@ def run_rule(rule: Rule, ctx: Context) -> list[Finding]:
         return list(rule.function(ctx))
     except Exception as error:
         return [
-            Finding(
-                id="FP000",
-                level=Level.ERROR,
+            internal_finding(
+                "FP000",
+                f"rule {rule.id} crashed: {type(error).__name__}: {error}",
                 layer=rule.layer,
-                message=f"rule {rule.id} crashed: {type(error).__name__}: {error}",
-                hint=INTERNAL["FP000"].help,
             )
         ]
 
@@ -258,12 +217,9 @@ def run_checks(
         ]
         if unknown:
             findings.append(
-                Finding(
-                    id="FP002",
-                    level=Level.WARNING,
-                    layer="project",
-                    message=f"{entry.where} silences {', '.join(unknown)}, which is no check id",
-                    hint=INTERNAL["FP002"].help,
+                internal_finding(
+                    "FP002",
+                    f"{entry.where} silences {', '.join(unknown)}, which is no check id",
                     file=entry.where,
                 )
             )

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flaskprod.check.context import Context
-from flaskprod.check.model import Finding, Level
+from flaskprod.check.internal import internal_finding
+from flaskprod.check.model import Finding
 
 _DIRECTIVE = re.compile(r"[#;]\s*flaskprod:\s*ignore\s*=\s*([A-Za-z0-9_,\s]+?)(?:\s+(.*))?$")
 _ID_LIST = re.compile(r"^[A-Z]+[0-9]*(,[A-Z]+[0-9]*)*$")
@@ -107,13 +108,9 @@ def apply(ctx: Context, findings: list[Finding], configured: list[Silence]) -> l
             unexplained.setdefault(chosen.where, chosen)
     for silence in unexplained.values():
         out.append(
-            Finding(
-                id="FP001",
-                level=Level.WARNING,
-                layer="project",
-                message=f"{', '.join(silence.ids)} silenced without a reason ({silence.where})",
-                hint="Say why next to the id: '# flaskprod: ignore=NGX004 TLS ends at the "
-                'load balancer\' or NGX004 = "why" in [ignore]; reasons stay in the report.',
+            internal_finding(
+                "FP001",
+                f"{', '.join(silence.ids)} silenced without a reason ({silence.where})",
                 file=silence.file,
                 line=silence.line,
             )

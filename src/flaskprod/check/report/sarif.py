@@ -12,8 +12,9 @@ import json
 from typing import Any
 
 from flaskprod import __version__
+from flaskprod.check.internal import INTERNAL
 from flaskprod.check.model import DOCS_URL, REGISTRY, Finding, Level
-from flaskprod.check.runner import INTERNAL, CheckResult
+from flaskprod.check.runner import CheckResult
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {
