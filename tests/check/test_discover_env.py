@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from project_files import write
 
 from flaskprod.check.context import Context
 from flaskprod.check.discover import discover
-from flaskprod.check.envsource import parse_env_file, production_env
+from flaskprod.check.envsource import is_env_template, parse_env_file, production_env
 from flaskprod.check.runner import CheckOptions, build_context
 
 
@@ -125,6 +126,25 @@ def test_env_file_only_on_the_server_gives_a_stand_in(tmp_path: Path) -> None:
     # the template's placeholder secret is replaced by a random stand-in, and remembered
     assert source.env["SECRET_KEY"] != "change-me" and len(source.env["SECRET_KEY"]) > 40
     assert ctx.cache["stand_ins"]["SECRET_KEY"] == source.env["SECRET_KEY"]
+
+
+@pytest.mark.parametrize("template", [".env.tmpl", "example.env", ".env.in"])
+def test_every_env_template_prj001_accepts_is_also_the_stand_in(
+    tmp_path: Path, template: str
+) -> None:
+    """One definition of "template": these were templates for PRJ001 (committing them is
+    fine) but not read as the stand-in for production's values."""
+    write(
+        tmp_path,
+        {
+            "app.service": "[Service]\nEnvironmentFile=/etc/app/app.env\n"
+            "ExecStart=/v/bin/gunicorn wsgi:app\n",
+            template: "DATABASE_URL=postgresql://u@h/d\n",
+        },
+    )
+    (path,) = discover(tmp_path)["env"]
+    assert is_env_template(path)
+    assert production_env(_ctx(tmp_path)).env["DATABASE_URL"] == "postgresql://u@h/d"
 
 
 def test_compose_environment_env_file_and_interpolation(tmp_path: Path) -> None:

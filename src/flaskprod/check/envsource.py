@@ -28,7 +28,7 @@ _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*
 _INTERPOLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 #: Commands that run the web app (as opposed to a backup or a worker).
 _APP_COMMAND = re.compile(r"\b(gunicorn|uwsgi|waitress-serve|granian|flask\s+run|python)\b")
-_EXAMPLE_NAMES = (".env.example", ".env.sample", ".env.template", "env.example", ".env.dist")
+_TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tmpl", ".in")
 
 
 @dataclass
@@ -41,6 +41,13 @@ class EnvSource:
     command: str | None = None
     #: The file the command was found in (relative), for findings.
     command_file: str | None = None
+
+
+def is_env_template(path: Path) -> bool:
+    """An env file meant to be copied (``.env.example``), not one holding values: the
+    stand-in for production's values here, never a leaked secret for PRJ001/PRJ003."""
+    name = path.name.lower()
+    return name.endswith(_TEMPLATE_SUFFIXES) or name in ("env.example", "example.env")
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -108,7 +115,7 @@ def _stand_in(ctx: Context) -> dict[str, str]:
     so that rules do not judge them either."""
     stand_ins: dict[str, str] = ctx.cache.setdefault("stand_ins", {})
     for path in ctx.of_kind("env"):
-        if path.name in _EXAMPLE_NAMES or path.name.endswith(".example"):
+        if is_env_template(path):
             env = parse_env_file(ctx.read(path))
             for key in _DEVELOPMENT_ONLY:  # a template's FLASK_DEBUG=1 is for laptops
                 env.pop(key, None)

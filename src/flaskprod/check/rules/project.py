@@ -15,20 +15,11 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.discover import source_files
-from flaskprod.check.envsource import app_unit
+from flaskprod.check.envsource import app_unit, is_env_template
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose
 from flaskprod.check.requirements import dependencies, production_count
 from flaskprod.runtime.config import _is_placeholder
-
-_TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tmpl", ".in")
-
-
-def is_template(path: Path) -> bool:
-    """An env file meant to be copied (``.env.example``), not one holding values."""
-    name = path.name.lower()
-    return name.endswith(_TEMPLATE_SUFFIXES) or name in ("env.example", "example.env")
-
 
 # -- git --------------------------------------------------------------------------------
 
@@ -80,7 +71,7 @@ def env_tracked(ctx: Context) -> Iterator[Finding]:
         return
     for path in ctx.of_kind("env"):
         relative = ctx.relative(path)
-        if relative in tracked and not is_template(path):
+        if relative in tracked and not is_env_template(path):
             yield env_tracked.finding(f"{relative} is tracked by git", file=relative)
 
 
@@ -245,7 +236,7 @@ def _env_files_expected(ctx: Context) -> dict[str, tuple[str, str | None]]:
     expected: dict[str, tuple[str, str | None]] = {}
     for path in ctx.of_kind("env"):
         relative = ctx.relative(path)
-        if not is_template(path):
+        if not is_env_template(path):
             expected[relative] = ("it is in the folder: 'git add .' commits it", relative)
         elif path.name.startswith(".env") or path.name.lower() in ("env.example", "example.env"):
             dot_env = ctx.relative(path.parent / ".env")
@@ -411,7 +402,7 @@ _READS_ENV = re.compile(r"os\.environ|os\.getenv|environ\.get|from_prefixed_env|
     example="the app reads os.environ['DATABASE_URL'], no .env.example",
 )
 def no_env_example(ctx: Context) -> Iterator[Finding]:
-    if any(is_template(path) for path in ctx.of_kind("env")):
+    if any(is_env_template(path) for path in ctx.of_kind("env")):
         return
     reads_env = bool(ctx.of_kind("env")) or any(
         _READS_ENV.search(ctx.read(path)) for path in source_files(ctx.root, (".py",), limit=300)
