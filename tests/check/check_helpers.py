@@ -12,6 +12,7 @@ import hashlib
 import shutil
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from flaskprod.check import app_loader
@@ -31,11 +32,17 @@ def prepare(source: Path, scratch: Path) -> Path:
     track = source / "GIT_TRACK"
     if not track.is_file():
         return target
-    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    paths = [line.strip() for line in track.read_text().splitlines() if line.strip()]
-    subprocess.run([*git, "add", "-f", "--", *paths], check=True)
+    git_repo(target, [line.strip() for line in track.read_text().splitlines() if line.strip()])
     return target
+
+
+def git_repo(root: Path, track: Sequence[str] = ()) -> Path:
+    """Make ``root`` a git work tree, with ``track`` added (past any .gitignore)."""
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    if track:
+        subprocess.run([*git, "add", "-f", "--", *track], check=True)
+    return root
 
 
 def needs_import(rule_id: str) -> bool:

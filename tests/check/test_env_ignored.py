@@ -4,10 +4,10 @@ on all four projects, none of which had a .env)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from check_helpers import git_repo
 from project_files import write
 
 from flaskprod.check.model import Finding, Level
@@ -33,17 +33,13 @@ def prj003(root: Path) -> list[Finding]:
     return run_checks(CheckOptions(root=root, select=("PRJ003",), no_import=True)).findings
 
 
-def git_init(root: Path) -> None:
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-
-
 @pytest.mark.parametrize("in_git", [False, True], ids=["gitignore-only", "git"])
 def test_no_env_file_and_nothing_reading_one_is_no_finding(tmp_path: Path, in_git: bool) -> None:
     write(
         tmp_path, {"app.py": APP, "requirements.txt": "flask==3.1.0\n", ".gitignore": NO_ENV_LINE}
     )
     if in_git:
-        git_init(tmp_path)
+        git_repo(tmp_path)
     assert prj003(tmp_path) == []
 
 
@@ -93,7 +89,7 @@ def test_an_expected_env_file_not_ignored_is_a_warning_naming_why(
     tmp_path: Path, files: dict[str, str], path: str, why: str
 ) -> None:
     write(tmp_path, {"app.py": APP, ".gitignore": NO_ENV_LINE, **files})
-    git_init(tmp_path)
+    git_repo(tmp_path)
     findings = prj003(tmp_path)
     assert [(f.level, f.message, f.file) for f in findings] == [
         (Level.WARNING, f"{path} is not ignored by git ({why})", ".gitignore")
@@ -107,7 +103,7 @@ def test_an_expected_env_file_not_ignored_is_a_warning_naming_why(
 def test_an_env_file_in_the_folder_not_ignored_is_an_error(tmp_path: Path, in_git: bool) -> None:
     write(tmp_path, {"app.py": APP, ".gitignore": NO_ENV_LINE, ".env": "SECRET_KEY=abc\n"})
     if in_git:
-        git_init(tmp_path)
+        git_repo(tmp_path)
     findings = prj003(tmp_path)
     assert [(f.level, f.message) for f in findings] == [
         (Level.ERROR, ".env is not ignored by git (it is in the folder: 'git add .' commits it)")
@@ -116,8 +112,7 @@ def test_an_env_file_in_the_folder_not_ignored_is_an_error(tmp_path: Path, in_gi
 
 def test_a_committed_env_file_is_left_to_prj001(tmp_path: Path) -> None:
     write(tmp_path, {"app.py": APP, ".gitignore": NO_ENV_LINE, ".env": "SECRET_KEY=abc\n"})
-    git_init(tmp_path)
-    subprocess.run(["git", "-C", str(tmp_path), "add", ".env"], check=True)
+    git_repo(tmp_path, [".env"])
     assert prj003(tmp_path) == []
 
 
@@ -136,5 +131,5 @@ def test_without_a_gitignore_the_finding_points_at_what_expects_the_file(
 ) -> None:
     """Trials: the text report showed 'PRJ003 warning ' and no location at all."""
     write(tmp_path, {"app.py": APP, **files})
-    git_init(tmp_path)
+    git_repo(tmp_path)
     assert [f.file for f in prj003(tmp_path)] == [where]
