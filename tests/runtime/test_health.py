@@ -153,7 +153,10 @@ def test_real_postgres_and_redis(
     redis_url: str,
     postgres_cluster: PostgresCluster,
 ) -> None:
-    app = production_app(monkeypatch, {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url})
+    # The stall guard off: this is the readiness deadline's own test (with the guard,
+    # tests/runtime/test_stall.py, the check fails at once once the guard has tripped).
+    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url}
+    app = production_app(monkeypatch, env | {"FLASKPROD_DATABASE_STALL_SECONDS": "0"})
     with_db(app)
     client = app.test_client()
     response = client.get("/health/ready")
@@ -216,6 +219,8 @@ def test_stuck_checks_never_pile_up_into_a_hung_worker(
     # The first probe leaves a check thread stuck in connect (3 s connect_timeout);
     # the next ones wait for that same check instead of sticking more threads.
     env = {"DATABASE_URL": hanging_pg(hanging_server), "FLASK_HEALTH_TIMEOUT": "0.2"}
+    # The stall guard off: its probes would connect to the server too (test_stall.py).
+    env["FLASKPROD_DATABASE_STALL_SECONDS"] = "0"
     app = production_app(monkeypatch, env)
     with_db(app)
     client = app.test_client()

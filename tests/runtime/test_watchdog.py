@@ -167,6 +167,9 @@ def gthread_gunicorn(tmp_path: Path, database_url: str) -> Iterator[tuple[int, P
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FLASKPROD_"))}
     env |= {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": database_url}
     env |= {"FLASKPROD_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), "TRUSTED_PROXIES": "0"}
+    # The stall guard would answer the frozen database's requests with a 503 first
+    # (tests/runtime/test_stall.py): off, to test the watchdog, its backstop.
+    env["FLASKPROD_DATABASE_STALL_SECONDS"] = "0"
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     gunicorn = Path(sys.executable).parent / "gunicorn"
     argv = [str(gunicorn), "--no-control-socket", "--bind", f"127.0.0.1:{port}"]

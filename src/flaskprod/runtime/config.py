@@ -84,6 +84,12 @@ _PLACEHOLDER_FRAGMENTS = (
 _MIN_SECRET = 32
 _GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
+#: The database stall guard (runtime/stall.py): a call unanswered this long makes it
+#: probe the server, which gets DATABASE_PROBE_TIMEOUT to answer (0 turns the guard
+#: off). A request waits on a stalled database at most their sum.
+DATABASE_STALL_SECONDS = 0.5
+DATABASE_PROBE_TIMEOUT = 1.0
+
 #: Defaults shared by all profiles. Pool figures mirror ``flaskprod.toml``'s
 #: ``[database]`` defaults (the spec module is CLI-side, so it is not imported here).
 _COMMON: dict[str, Any] = {
@@ -108,6 +114,8 @@ _COMMON: dict[str, Any] = {
     "SQLALCHEMY_POOL_TIMEOUT": 10,
     "SQLALCHEMY_CONNECT_TIMEOUT": 3,
     "SQLALCHEMY_STATEMENT_TIMEOUT_MS": 30000,
+    "DATABASE_STALL_SECONDS": DATABASE_STALL_SECONDS,
+    "DATABASE_PROBE_TIMEOUT": DATABASE_PROBE_TIMEOUT,
     "REDIS_SOCKET_TIMEOUT": 1.0,
     "REDIS_CONNECT_TIMEOUT": 1.0,
     "LOG_LEVEL": "INFO",
@@ -262,6 +270,18 @@ def coerce(config: dict[str, Any]) -> list[str]:
             problems.append(
                 f"REQUEST_TIMEOUT={config['REQUEST_TIMEOUT']!r} is not a number of seconds: "
                 "use gunicorn's timeout, e.g. 30 (0 turns the request watchdog off)"
+            )
+    for key, least in (("DATABASE_STALL_SECONDS", 0.0), ("DATABASE_PROBE_TIMEOUT", 0.1)):
+        try:
+            seconds = float(config[key])
+            if not seconds >= least:  # also refuses NaN
+                raise ValueError(seconds)
+            config[key] = seconds
+        except (TypeError, ValueError):
+            problems.append(
+                f"{key}={config[key]!r} is not a number of seconds (at least {least:g}): "
+                "use e.g. 0.5 for DATABASE_STALL_SECONDS (0 turns the stall guard off), "
+                "1 for DATABASE_PROBE_TIMEOUT"
             )
     level = config["LOG_LEVEL"]
     if isinstance(level, str) and level.upper() in _LEVELS:

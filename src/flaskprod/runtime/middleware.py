@@ -98,6 +98,10 @@ class FlaskprodMiddleware:
         self.max_body = int(limit) if limit is not None else None
         self.access_log = bool(config.get("ACCESS_LOG", True))
         self.request_timeout = request_timeout(config, environ)
+        stall = self.app.extensions.get("flaskprod.stall")
+        if stall is not None:
+            # Flask-SQLAlchemy made its engines after Production(app): guard them now.
+            stall.attach()
         self.configured = True
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

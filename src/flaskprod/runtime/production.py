@@ -13,7 +13,8 @@ profile (:mod:`flaskprod.runtime.config`) and refuses to start when it is unsafe
 (exit status 3, one line per problem); configures logging; trusts
 ``TRUSTED_PROXIES`` proxies; adds request ids, one access log line per request,
 security headers and the health endpoints (:mod:`flaskprod.runtime.middleware`);
-installs the error pages; sets SQLAlchemy engine options; starts Sentry when
+installs the error pages; sets SQLAlchemy engine options and, for PostgreSQL, the
+stall guard (:mod:`flaskprod.runtime.stall`); starts Sentry when
 ``SENTRY_DSN`` is set. Keyword ``overrides`` are config keys that the app sets in
 code (the environment still wins over them), e.g. ``Production(app, HEALTH_PATH="/hz")``.
 
@@ -70,6 +71,11 @@ class Production:
                 "set DATABASE_URL to PostgreSQL for more than a single small box"
             )
         apply_engine_options(app)
+        if uri.startswith("postgresql+psycopg") and config["DATABASE_STALL_SECONDS"]:
+            # Imported here: it needs SQLAlchemy, which apps without a database lack.
+            from flaskprod.runtime import stall
+
+            stall.install(app)
         register_error_handlers(app)
         app.wsgi_app = FlaskprodMiddleware(app.wsgi_app, app)  # type: ignore[method-assign]
         apply_proxy_fix(app, int(config["TRUSTED_PROXIES"]))

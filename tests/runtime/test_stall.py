@@ -1,0 +1,344 @@
+"""The database stall guard, against a real PostgreSQL frozen with SIGSTOP.
+
+A statement on a stopped server ends with a 503 (no traceback) within the guard's
+bound, a slow statement on a live server is not cut, new calls fail at once while the
+breaker is open, readiness says 503 at once and 200 after SIGCONT; in real gunicorn
+with sync and gthread workers, no worker is replaced. The bounds asserted here are
+far from the alternative (a request held until the server wakes up, here never).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from runtime_helpers import GOOD_KEY, HangingServer, in_child, json_lines
+from sqlalchemy import text
+
+from flaskprod import Production
+from flaskprod.runtime.config import StartupRefused
+from flaskprod.runtime.stall import WATCHER, StallGuard, guard_engine
+from flaskprod.stack.ports import free_port
+from flaskprod.stack.postgres import PostgresCluster
+
+#: Larger than the defaults, so that "failed at once" (milliseconds) and "waited for
+#: the guard" (>= STALL + PROBE) cannot be confused on a busy machine.
+STALL, PROBE = 1.0, 1.0
+BOUND = STALL + PROBE
+
+
+def guarded_app(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> tuple[Flask, Any]:
+    base = {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": url}
+    base |= {"FLASKPROD_DATABASE_STALL_SECONDS": str(STALL)}
+    base |= {"FLASKPROD_DATABASE_PROBE_TIMEOUT": str(PROBE), "TRUSTED_PROXIES": "0"}
+    for name, value in (base | env).items():
+        monkeypatch.setenv(name, value)
+    app = Flask("stallapp")
+    Production(app)
+    db = SQLAlchemy(app)
+
+    @app.get("/db")
+    @app.get("/api/db")
+    def one() -> Any:
+        return {"one": db.session.execute(text("SELECT 1")).scalar()}
+
+    @app.get("/slow")
+    def slow() -> Any:
+        # Longer than the whole bound: only a probe that answers keeps it alive.
+        return {"slept": db.session.execute(text(f"SELECT pg_sleep({BOUND + 0.5})")).all() != []}
+
+    return app, db
+
+
+def the_guard(app: Flask) -> StallGuard:
+    (guard,) = app.extensions["flaskprod.stall"].guards
+    return guard
+
+
+@pytest.mark.services
+def test_stalled_postgres_fails_fast_and_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    postgres_cluster: PostgresCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, _ = guarded_app(monkeypatch, postgres_url)
+    client = app.test_client()
+    assert client.get("/db").json == {"one": 1}
+    guard = the_guard(app)
+    assert WATCHER.running and not guard.is_open
+
+    # A slow statement on a live server is not cut: the probe answers.
+    start = time.monotonic()
+    slow = client.get("/slow")
+    assert slow.status_code == 200, slow.get_data(as_text=True)
+    assert time.monotonic() - start >= BOUND  # it really ran past the guard's bound
+    assert guard.last_alive > 0 and not guard.is_open  # probed, and found alive
+
+    caplog.set_level(logging.WARNING, logger="flaskprod.database")
+    postgres_cluster.pause()
+    try:
+        start = time.monotonic()
+        stuck = client.get("/db")
+        held = time.monotonic() - start
+        assert stuck.status_code == 503
+        assert stuck.headers["Retry-After"] == "2"
+        page = stuck.get_data(as_text=True)
+        assert "Service Unavailable" in page and "Traceback" not in page
+        assert "OperationalError" not in page and "psycopg" not in page
+        # Cut by the guard: after its bound, long before anything else would end it.
+        assert STALL <= held < BOUND + 3.0, held
+        assert guard.is_open
+
+        # While the breaker is open, calls fail at once (no new wait for the bound).
+        start = time.monotonic()
+        api = client.get("/api/db")
+        assert time.monotonic() - start < STALL
+        assert api.status_code == 503
+        assert api.json["error"]["code"] == "service_unavailable"
+
+        start = time.monotonic()
+        ready = client.get("/health/ready")
+        assert time.monotonic() - start < STALL
+        assert ready.status_code == 503
+        assert ready.json["checks"]["database"] == {
+            "status": "fail",
+            "error": "DatabaseUnavailable",
+        }
+    finally:
+        postgres_cluster.resume()
+    deadline = time.monotonic() + 15
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
+        time.sleep(0.05)
+    assert not guard.is_open
+    assert client.get("/db").json == {"one": 1}
+    messages = [r.getMessage() for r in caplog.records if r.name == "flaskprod.database"]
+    assert any("stalled" in m and "connection(s) cut" in m for m in messages), messages
+    assert any("answers again" in m for m in messages), messages
+
+
+@pytest.mark.services
+def test_a_connection_being_made_is_cut_too(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str, postgres_cluster: PostgresCluster
+) -> None:
+    # A stopped server accepts the TCP connection and never answers the startup:
+    # only connect_timeout (10 s here) would end it, the guard does first.
+    app, db = guarded_app(monkeypatch, postgres_url, FLASK_SQLALCHEMY_CONNECT_TIMEOUT="10")
+    client = app.test_client()
+    assert client.get("/db").status_code == 200
+    with app.app_context():
+        db.engine.dispose()  # the next request connects anew
+    postgres_cluster.pause()
+    try:
+        start = time.monotonic()
+        response = client.get("/db")
+        held = time.monotonic() - start
+        assert response.status_code == 503
+        assert STALL <= held < BOUND + 3.0, held  # not the 10 s connect_timeout
+    finally:
+        postgres_cluster.resume()
+
+
+def test_first_connection_to_a_silent_server_is_cut(
+    monkeypatch: pytest.MonkeyPatch, hanging_server: HangingServer
+) -> None:
+    # No connection ever got through in this process: the probe's own connection
+    # tells the guard the server's address, and the connection in progress is cut.
+    url = f"postgresql://app:pw@127.0.0.1:{hanging_server.port}/app"
+    app, _ = guarded_app(monkeypatch, url, FLASK_SQLALCHEMY_CONNECT_TIMEOUT="10")
+    start = time.monotonic()
+    response = app.test_client().get("/api/db")
+    held = time.monotonic() - start
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "service_unavailable"
+    assert STALL <= held < BOUND + 3.0, held  # not the 10 s connect_timeout
+    assert the_guard(app).is_open
+
+
+@pytest.mark.services
+def test_guard_off_or_not_postgres(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> None:
+    app, _ = guarded_app(monkeypatch, postgres_url, FLASKPROD_DATABASE_STALL_SECONDS="0")
+    assert "flaskprod.stall" not in app.extensions
+    sqlite, _ = guarded_app(monkeypatch, "sqlite://")
+    assert "flaskprod.stall" not in sqlite.extensions
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("DATABASE_STALL_SECONDS", "soon"),
+        ("DATABASE_STALL_SECONDS", "-1"),
+        ("DATABASE_PROBE_TIMEOUT", "0"),
+    ],
+)
+def test_bad_values_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str, value: str
+) -> None:
+    with pytest.raises(StartupRefused):
+        guarded_app(monkeypatch, "sqlite://", **{f"FLASKPROD_{key}": value})
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"flaskprod: {key}=") and "number of seconds" in line
+
+
+@pytest.mark.services
+def test_probe_answers(postgres_url: str, hanging_server: HangingServer) -> None:
+    from sqlalchemy import create_engine
+
+    def probe(url: str) -> bool:
+        engine = create_engine(url)
+        guard = StallGuard(engine, STALL, 0.5)
+        from psycopg.conninfo import make_conninfo
+
+        guard.conninfo = make_conninfo(url.replace("postgresql+psycopg", "postgresql"))
+        return guard.probe()
+
+    assert probe(postgres_url) is True
+    # A server that answers with an error is alive (here: no such database).
+    assert probe(postgres_url.rsplit("/", 1)[0] + "/no_such_db") is True
+    # Accepts and never answers: a stalled server.
+    assert probe(f"postgresql+psycopg://u@127.0.0.1:{hanging_server.port}/x") is False
+    # Nothing listens there.
+    assert probe(f"postgresql+psycopg://u@127.0.0.1:{free_port()}/x") is False
+
+
+@pytest.mark.services
+def test_a_forked_child_starts_clean(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str, postgres_cluster: PostgresCluster
+) -> None:
+    app, db = guarded_app(monkeypatch, postgres_url)
+    client = app.test_client()
+    assert client.get("/db").status_code == 200
+    guard = the_guard(app)
+    postgres_cluster.pause()
+    try:
+        assert client.get("/db").status_code == 503
+        assert guard.is_open and guard.connections
+    finally:
+        postgres_cluster.resume()
+
+    def child() -> int:
+        # No breaker, no calls, no connections of the parent, no thread yet.
+        clean = not guard.is_open and not guard.inflight and not guard.connections
+        return int(clean and not WATCHER.running)
+
+    assert in_child(child) == 1
+    with app.app_context():
+        assert guard_engine(db.engine) is guard  # idempotent: the same guard
+
+
+# -- real gunicorn, sync and gthread workers -------------------------------------------
+
+APP = """
+import os
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import text
+from flaskprod import Production
+
+app = Flask(__name__)
+Production(app)
+db = SQLAlchemy(app)
+
+@app.get("/api/db")
+def query():
+    return {"pid": os.getpid(), "one": db.session.execute(text("SELECT 1")).scalar()}
+"""
+
+
+def get(port: int, path: str, timeout: float = 20) -> tuple[int, Any, float]:
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, json.load(r), time.monotonic() - start
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error), time.monotonic() - start
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, url: str, worker_class: str) -> Iterator[tuple[int, Path, Path]]:
+    (tmp_path / "stallapp.py").write_text(APP)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FLASKPROD_"))}
+    env |= {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": url}
+    env |= {"FLASKPROD_DATABASE_STALL_SECONDS": str(STALL), "TRUSTED_PROXIES": "0"}
+    env |= {"FLASKPROD_DATABASE_PROBE_TIMEOUT": str(PROBE)}
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    argv = [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket"]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", worker_class]
+    argv += ["--threads", "4", "--timeout", "30", "--graceful-timeout", "3", "stallapp:app"]
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=stdout, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                get(port, "/health", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, f"gunicorn died: {err.read_text()}"
+                assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
+                time.sleep(0.05)
+        yield port, out, err
+        assert proc.poll() is None, "gunicorn's master died"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_gunicorn_workers_fail_fast_on_a_stalled_database(
+    tmp_path: Path, postgres_url: str, postgres_cluster: PostgresCluster, worker_class: str
+) -> None:
+    with gunicorn(tmp_path, postgres_url, worker_class) as (port, out, err):
+        status, body, _ = get(port, "/api/db")
+        assert (status, body["one"]) == (200, 1)
+        pid = body["pid"]
+        postgres_cluster.pause()
+        try:
+            # More requests than threads, all at once: none waits past the bound for
+            # its own call (a sync worker takes them one after another: the first
+            # waits for the guard, the rest fail at once).
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: get(port, "/api/db"), range(6)))
+            assert [a[0] for a in answers] == [503] * 6, answers
+            assert all(a[1]["error"]["code"] == "service_unavailable" for a in answers)
+            assert max(a[2] for a in answers) < BOUND + 3.0, answers
+            status, body, took = get(port, "/health/ready")
+            assert status == 503 and body["checks"]["database"]["error"] == "DatabaseUnavailable"
+            assert took < STALL  # the breaker answers, nothing waits
+        finally:
+            postgres_cluster.resume()
+        deadline = time.monotonic() + 15
+        while get(port, "/health/ready")[0] != 200:
+            assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
+            time.sleep(0.1)
+        status, body, _ = get(port, "/api/db")
+        assert (status, body["pid"]) == (200, pid)  # the same worker: never replaced
+    log = err.read_text()
+    assert "Traceback" not in log and "WORKER TIMEOUT" not in log and "exited" not in log
+    records = json_lines(out.read_text())
+    guard_lines = [r for r in records if r.get("logger") == "flaskprod.database"]
+    assert [r["level"] for r in guard_lines] == ["ERROR", "WARNING"], guard_lines
+    assert not [r for r in records if r.get("level") == "ERROR" and r not in guard_lines]
+    assert "Traceback" not in out.read_text()
