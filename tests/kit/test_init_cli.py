@@ -319,7 +319,8 @@ def test_render_refuses_a_gunicorn_setting_under_granian(project: Path) -> None:
         ExitCode.USAGE,
         "flaskprod.toml: server.worker_class: only applies to gunicorn, and server.kind is "
         "'granian' (granian runs server.threads blocking threads per worker, like gthread); "
-        "remove it, or set kind = 'gunicorn'",
+        "remove it (and keepalive, max_requests, max_requests_jitter, preload_app, gunicorn "
+        "only too), or set kind = 'gunicorn'",
     )
     assert snapshot(project) == {**before, "flaskprod.toml": snapshot(project)["flaskprod.toml"]}
 

@@ -101,8 +101,9 @@ class ServerSection(_Section):
         "of them only: each says so.",
     )
     bind: str = Field(
-        default="unix:/run/{name}/gunicorn.sock",
-        description="'unix:/absolute/path.sock' (default, behind nginx) or 'host:port'.",
+        default="unix:/run/{name}/{server}.sock",
+        description="'unix:/absolute/path.sock' (default, behind nginx; {server} is "
+        "server.kind) or 'host:port'.",
     )
     worker_class: WorkerClass = Field(
         default="gthread",
@@ -173,12 +174,15 @@ class ServerSection(_Section):
             if self.kind == "gunicorn"
             else ("granian", "gunicorn", GUNICORN_ONLY)
         )
-        for key, instead in foreign.items():
-            if key in given:
-                raise ValueError(
-                    f"server.{key}: only applies to {other}, and server.kind is {own!r} "
-                    f"({instead}); remove it, or set kind = {other!r}"
-                )
+        present = [key for key in foreign if key in given]
+        if present:
+            key, rest = present[0], present[1:]
+            # Every such key in one message: a file switched by hand has several.
+            also = f" (and {', '.join(rest)}, {other} only too)" if rest else ""
+            raise ValueError(
+                f"server.{key}: only applies to {other}, and server.kind is {own!r} "
+                f"({foreign[key]}); remove it{also}, or set kind = {other!r}"
+            )
         return self
 
     @field_validator("bind")
@@ -458,11 +462,12 @@ class Spec(BaseModel):
 
     # -- placeholders resolved once, here, so every consumer agrees -----------------
     def resolve(self, text: str) -> str:
-        """Replace {name}, {root}, {domain} in a path-like setting."""
+        """Replace {name}, {root}, {domain}, {server} in a path-like setting."""
         return (
             text.replace("{root}", self.app.install_dir)
             .replace("{name}", self.app.name)
             .replace("{domain}", self.app.domains[0])
+            .replace("{server}", self.server.kind)
         )
 
     @property
