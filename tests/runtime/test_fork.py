@@ -86,3 +86,54 @@ def test_preloaded_gunicorn_workers_get_their_own_connections(
     backends = set(seen.values())
     assert len(backends) == 2 and master not in backends
     assert "Traceback" not in log
+
+
+GC_APP = """
+import gc
+from flask import Flask
+
+app = Flask(__name__)
+# Objects of the preloaded app, as its modules would have.
+keep = [[n] for n in range(50_000)]  # lists: always tracked by the collector
+
+@app.get("/frozen")
+def frozen():
+    return {"frozen": gc.get_freeze_count()}
+"""
+GC_CONF = """
+from flaskprod.runtime.fork import before_fork
+
+def pre_fork(server, worker):
+    before_fork()
+"""
+
+
+@pytest.mark.parametrize("hook", [True, False], ids=["before_fork", "without"])
+def test_before_fork_freezes_the_preloaded_app_for_the_workers(tmp_path: Path, hook: bool) -> None:
+    (tmp_path / "gcapp.py").write_text(GC_APP)
+    (tmp_path / "gunicorn_conf.py").write_text(GC_CONF if hook else "")
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    argv = [str(gunicorn), "--no-control-socket", "--bind", f"127.0.0.1:{port}", "--workers"]
+    argv += ["1", "--preload", "-c", "gunicorn_conf.py", "gcapp:app"]
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/frozen", timeout=2) as r:
+                    frozen = json.load(r)["frozen"]
+                break
+            except OSError:
+                assert proc.poll() is None, "gunicorn died"
+                assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    if hook:
+        assert frozen > 50_000  # the app's objects (and gunicorn's) are frozen
+    else:
+        assert frozen == 0
