@@ -10,6 +10,7 @@ summary.
 
     .venv/bin/python bench/shop_memory.py [--workers 2] [--requests 400]
         [--backend sqlite|postgres] [--worker-class gthread|sync] [--env NAME=VALUE ...]
+        [--mappings]
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ def private_kib(pid: int) -> int:
     return kib(pid, "smaps_rollup", "Private_Clean") + kib(pid, "smaps_rollup", "Private_Dirty")
 
 
+def print_mappings(pid: int, top: int = 12) -> None:
+    """What fills a process: RSS, PSS and private KiB per mapped file ([anon], [heap]:
+    Python's objects and malloc), largest first."""
+    totals: dict[str, list[int]] = {}
+    name = "?"
+    fields = ("Rss:", "Pss:", "Private_Clean:", "Private_Dirty:")
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if "-" in parts[0] and not parts[0].endswith(":"):
+            name = parts[5] if len(parts) > 5 else "[anon]"
+        elif parts[0] in fields:
+            row = totals.setdefault(name, [0, 0, 0])
+            row[min(fields.index(parts[0]), 2)] += int(parts[1])
+    print(f"largest worker {pid}: {'RSS':>6} {'PSS':>6} {'private':>8} MiB per mapping")
+    for mapping, (r, p, u) in sorted(totals.items(), key=lambda item: -item[1][0])[:top]:
+        print(f"  {r / 1024:>6.1f} {p / 1024:>6.1f} {u / 1024:>8.1f}  {mapping}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -87,6 +106,9 @@ def main() -> int:
     parser.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment"
+    )
+    parser.add_argument(
+        "--mappings", action="store_true", help="the largest worker's memory per mapping"
     )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
@@ -151,6 +173,8 @@ def main() -> int:
                     pss.append(p)
                     private.append(u)
                 print(f"{role:8} {pid:>7} {r / 1024:>10.1f} {p / 1024:>8.1f} {u / 1024:>12.1f}")
+            if args.mappings and workers:
+                print_mappings(max(workers, key=lambda pid: kib(pid, "status", "VmRSS")))
         finally:
             server.stop()
 
