@@ -83,6 +83,31 @@ class _JsonAtoms(SafeAtoms):
 class JsonAccessLogger(Logger):
     atoms_wrapper_class = _JsonAtoms
 
+    def atoms(self, resp, req, environ, request_time):
+        """Only the atoms access_log_format uses. gunicorn's own atoms() also copies
+        every request header, response header and environ entry (~40 values), and
+        _JsonAtoms then escaped each of them (44 us per line; 18 us with these)."""
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        sent = getattr(resp, "sent", None)
+        request_id = "-"
+        for name, value in getattr(req, "headers", ()):
+            if name.lower() == "x-request-id":
+                request_id = value  # the last one, as gunicorn's atoms() has it
+        return {
+            "t": self.now(),
+            "{x-request-id}i": request_id,
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "m": environ.get("REQUEST_METHOD"),
+            "U": environ.get("PATH_INFO"),
+            "q": environ.get("QUERY_STRING"),
+            "s": status,
+            "b": str(sent) if sent is not None else "-",
+            "D": request_time.seconds * 1000000 + request_time.microseconds,
+            "a": environ.get("HTTP_USER_AGENT", "-"),
+        }
+
 
 logger_class = JsonAccessLogger
 access_log_format = (
