@@ -41,6 +41,7 @@ LAYERS = (
     "app",
     "project",
     "gunicorn",
+    "granian",
     "nginx",
     "systemd",
     "docker",

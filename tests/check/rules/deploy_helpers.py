@@ -15,7 +15,7 @@ from flaskprod.check.runner import CheckOptions, build_context, run_checks
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 #: The rule-id prefixes of the deployment-file layers.
-PREFIXES = ("NGX", "GUN", "SYS", "DOC", "CMP")
+PREFIXES = ("NGX", "GUN", "GRN", "SYS", "DOC", "CMP")
 
 
 def context(root: Path) -> Context:

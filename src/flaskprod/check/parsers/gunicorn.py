@@ -586,7 +586,13 @@ def _build(ctx: Context) -> list[GunicornSetup]:
     # A config file no launcher uses is judged on its own only when nothing starts
     # gunicorn at all; otherwise it is some other config (a local one, a test one).
     used = {s.config.path for s in setups if s.config}
-    for path in ctx.of_kind("gunicorn") if not setups else []:
+    # ...and not when the deployment runs granian: a gunicorn config is then a local one.
+    from flaskprod.check.parsers.granian import granian_setups
+
+    granian = (ctx.spec is not None and ctx.spec.server.kind == "granian") or bool(
+        granian_setups(ctx)
+    )
+    for path in ctx.of_kind("gunicorn") if not setups and not granian else []:
         if path in used:
             continue
         config = parse_config(ctx, path)

@@ -110,10 +110,21 @@ def _app_proxy_passes(ctx: Context) -> list[Directive]:
 
 
 def _known_binds(ctx: Context) -> list[str]:
+    from flaskprod.check.parsers.granian import granian_setups
+
     binds = [b for setup in gunicorn_setups(ctx) for b in setup.binds]
+    binds += [b for setup in granian_setups(ctx) for b in setup.binds]
     if ctx.spec is not None:
         binds.append(ctx.spec.bind)
     return binds
+
+
+def _server_name(ctx: Context) -> str:
+    """What the app server is called in messages: granian when the project runs it."""
+    from flaskprod.check.parsers.granian import granian_setups
+
+    granian = granian_setups(ctx) or (ctx.spec is not None and ctx.spec.server.kind == "granian")
+    return "granian" if granian and not gunicorn_setups(ctx) else "gunicorn"
 
 
 def _systemd_socket_setup(ctx: Context) -> bool:
@@ -128,8 +139,9 @@ def _systemd_socket_setup(ctx: Context) -> bool:
     "NGX002",
     layer="nginx",
     level=Level.ERROR,
-    title="proxy_pass does not reach gunicorn",
-    help="Make proxy_pass (or its upstream's server) name exactly gunicorn's bind: "
+    title="proxy_pass does not reach the app server",
+    help="Make proxy_pass (or its upstream's server) name exactly gunicorn's bind (or "
+    "granian's --uds / --host:--port): "
     "'proxy_pass http://unix:/run/APP/gunicorn.sock;' for --bind unix:/run/APP/gunicorn.sock, "
     "or the same host:port; every request otherwise ends in a 502.",
     example='proxy_pass http://127.0.0.1:8000;   # gunicorn: bind = "unix:/run/shop/gunicorn.sock"',
@@ -151,7 +163,8 @@ def proxy_misses_gunicorn(ctx: Context) -> Iterator[Finding]:
         if first.host == "unix" and _systemd_socket_setup(ctx):
             continue  # SYS007 names the unit's socket and nginx's together
         yield proxy_misses_gunicorn.finding(
-            f"proxy_pass goes to {first}, but gunicorn listens on {', '.join(sorted(set(binds)))}",
+            f"proxy_pass goes to {first}, but {_server_name(ctx)} listens on "
+            f"{', '.join(sorted(set(binds)))}",
             **_at(ctx, first.directive),
         )
 

@@ -1,0 +1,186 @@
+"""granian command lines: every place the project starts granian (a systemd unit's
+ExecStart, a Procfile line, the final stage's CMD of a Dockerfile, a compose
+``command``), directly or through ``python -m flaskprod.serve`` (the kit's launcher,
+which adds ``--workers`` and execs granian). granian has no config file: its flags and
+its ``GRANIAN_*`` environment are all there is to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers.compose import parse_compose_files
+from flaskprod.check.parsers.dockerfile import parse_dockerfiles
+from flaskprod.check.parsers.gunicorn import split_command
+from flaskprod.check.parsers.systemd import parse_units
+
+if TYPE_CHECKING:
+    from flaskprod.check.context import Context
+
+#: granian's switches (no value); every ``--no-x`` is one too.
+_SWITCHES = frozenset(
+    {
+        "--ws",
+        "--factory",
+        "--respawn-failed-workers",
+        "--access-log",
+        "--log",
+        "--reload",
+        "--metrics",
+        "--http1-keep-alive",
+        "--http1-pipeline-flush",
+        "--http2-adaptive-window",
+        "--ssl-client-verify",
+        "--reload-ignore-worker-failure",
+        "--version",
+        "--help",
+    }
+)
+
+
+@dataclass
+class GranianSetup:
+    """One place that starts granian, with what it says."""
+
+    origin: str  # systemd, procfile, dockerfile, compose
+    file: Path
+    line: int
+    in_container: bool
+    flags: dict[str, str | bool] = field(default_factory=dict)
+    target: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    #: Started through flaskprod.serve, which sets --workers for the machine.
+    launcher: bool = False
+
+    def setting(self, flag: str) -> str | bool | None:
+        """A flag's value, else its GRANIAN_* variable (click's auto env), else None."""
+        if flag in self.flags:
+            return self.flags[flag]
+        negative = "--no-" + flag[2:]
+        if negative in self.flags:
+            return False
+        name = "GRANIAN_" + flag[2:].upper().replace("-", "_")
+        value = self.env.get(name)
+        if value is None:
+            return None
+        if flag in _SWITCHES:
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return value
+
+    @property
+    def interface(self) -> str:
+        value = self.setting("--interface")
+        return value if isinstance(value, str) else "rsgi"  # granian's default
+
+    @property
+    def binds(self) -> list[str]:
+        """Where it listens, in gunicorn's notation ("unix:/path" or "host:port")."""
+        uds = self.setting("--uds")
+        if isinstance(uds, str):
+            return [f"unix:{uds}"]
+        host = self.setting("--host")
+        port = self.setting("--port")
+        return [
+            f"{host if isinstance(host, str) else '127.0.0.1'}:"
+            f"{port if isinstance(port, str) else '8000'}"
+        ]
+
+
+def find_granian(words: list[str]) -> tuple[list[str], bool] | None:
+    """granian's arguments inside a command, and whether flaskprod.serve starts it."""
+    for index, word in enumerate(words):
+        if PurePosixPath(word).name == "granian":
+            return words[index + 1 :], False
+        if word == "-m" and index + 1 < len(words):
+            module = words[index + 1]
+            if module in ("granian", "flaskprod.serve"):
+                return words[index + 2 :], module == "flaskprod.serve"
+    return None
+
+
+def parse_flags(args: list[str]) -> tuple[dict[str, str | bool], str | None]:
+    """granian's flags (``--x v``, ``--x=v``, switches) and its APP argument."""
+    flags: dict[str, str | bool] = {}
+    target: str | None = None
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word.startswith("--"):
+            name, sep, value = word.partition("=")
+            if sep:
+                flags[name] = value
+            elif name in _SWITCHES or name.startswith("--no-"):
+                flags[name] = True
+            elif index + 1 < len(args):
+                flags[name] = args[index + 1]
+                index += 1
+        elif target is None:
+            target = word
+        index += 1
+    return flags, target
+
+
+def _setup(
+    origin: str, words: list[str], file: Path, line: int, in_container: bool, env: dict[str, str]
+) -> GranianSetup | None:
+    found = find_granian(words)
+    if found is None:
+        return None
+    args, launcher = found
+    flags, target = parse_flags(args)
+    return GranianSetup(origin, file, line, in_container, flags, target, env, launcher)
+
+
+def _build(ctx: Context) -> list[GranianSetup]:
+    setups: list[GranianSetup] = []
+    for unit in parse_units(ctx):
+        start = unit.get("Service", "ExecStart")
+        if start is not None:
+            words = split_command(start.value.lstrip("-@:+!"))
+            setup = _setup("systemd", words, unit.path, start.line, False, dict(ctx.env))
+            if setup:
+                setups.append(setup)
+    for procfile in ctx.of_kind("procfile"):
+        text, _ = read_text(procfile)
+        for number, raw in enumerate((text or "").splitlines(), start=1):
+            _name, sep, command = raw.partition(":")
+            if sep and ("granian" in command or "flaskprod.serve" in command):
+                env = {"PORT": "$PORT", **ctx.env}
+                setup = _setup("procfile", split_command(command), procfile, number, True, env)
+                if setup:
+                    setups.append(setup)
+    for dockerfile in parse_dockerfiles(ctx):
+        instruction = dockerfile.command()
+        final = dockerfile.final
+        if instruction is None or final is None:
+            continue
+        env = dict(ctx.env)
+        for env_line in final.find("ENV"):
+            for key, _, value in (p.partition("=") for p in split_command(env_line.value)):
+                env[key] = value
+        setup = _setup(
+            "dockerfile", instruction.argv(), dockerfile.path, instruction.line, True, env
+        )
+        if setup:
+            setups.append(setup)
+    for compose in parse_compose_files(ctx):
+        for name, service in compose.services.items():
+            given = service.get("command")
+            if not given:
+                continue
+            words = (
+                [str(w) for w in given] if isinstance(given, list) else split_command(str(given))
+            )
+            line = compose.line(name, "command")
+            setup = _setup("compose", words, compose.path, line, True, dict(ctx.env))
+            if setup:
+                setups.append(setup)
+    return setups
+
+
+def granian_setups(ctx: Context) -> list[GranianSetup]:
+    """Every granian the project starts, parsed once per run."""
+    return cached(ctx, "parsers.granian.setups", lambda: _build(ctx))

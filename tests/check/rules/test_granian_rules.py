@@ -1,0 +1,93 @@
+"""granian rules, the reading of granian command lines, and gunicorn's rules staying
+quiet on a granian deployment (and granian's on a gunicorn one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, write
+
+from flaskprod.check.parsers.granian import granian_setups
+
+
+@pytest.mark.parametrize(("rule_id", "side"), fixture_cases("GRN"))
+def test_fixture(tmp_path: Path, rule_id: str, side: str) -> None:
+    assert_fixture(rule_id, side, tmp_path)
+
+
+def test_command_lines_are_read_everywhere(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "wsgi.py": "from flask import Flask\napp = Flask(__name__)\n",
+            "Procfile": "web: python -m flaskprod.serve --interface wsgi --host 0.0.0.0 "
+            "--port $PORT --respawn-failed-workers wsgi:app\n",
+            "Dockerfile": "FROM python:3.11-slim\nENV GRANIAN_INTERFACE=wsgi\n"
+            'CMD ["granian", "--host=0.0.0.0", "--port", "8000", "--no-ws", "wsgi:app"]\n',
+        },
+    )
+    by_origin = {s.origin: s for s in granian_setups(context(tmp_path))}
+    paas, image = by_origin["procfile"], by_origin["dockerfile"]
+    assert paas.launcher and paas.binds == ["0.0.0.0:$PORT"] and paas.target == "wsgi:app"
+    assert paas.setting("--respawn-failed-workers") is True
+    assert not image.launcher and image.binds == ["0.0.0.0:8000"]
+    assert image.interface == "wsgi"  # from GRANIAN_INTERFACE, as click reads it
+    assert image.setting("--ws") is False
+
+
+def test_gunicorn_rules_stay_quiet_on_a_granian_deployment(tmp_path: Path) -> None:
+    """A gunicorn config for local runs (the shop's gunicorn_local.py) is not the
+    deployment's when flaskprod.toml says granian: GUN009 judged it before."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GRN004" / "pass"
+    write(
+        tmp_path,
+        {
+            p.relative_to(fixture).as_posix(): p.read_text()
+            for p in fixture.rglob("*")
+            if p.is_file()
+        },
+    )
+    write(tmp_path, {"gunicorn.conf.py": "workers = 2\n"})  # no max_requests: GUN009 bait
+    found = check(tmp_path)
+    assert not {i for i in ids(found) if i.startswith("GUN")}, found
+    assert not {i for i in ids(found) if i.startswith("GRN")}, found
+
+
+def test_granian_rules_stay_quiet_on_a_gunicorn_deployment(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GUN009" / "pass"
+    write(
+        tmp_path,
+        {
+            p.relative_to(fixture).as_posix(): p.read_text()
+            for p in fixture.rglob("*")
+            if p.is_file()
+        },
+    )
+    assert not {i for i in ids(check(tmp_path)) if i.startswith("GRN")}
+
+
+def test_nginx_upstream_must_reach_granian(tmp_path: Path) -> None:
+    """NGX002 knows granian's address: an upstream to another socket is reported,
+    naming granian; the same socket is not."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GRN002" / "pass"
+    write(
+        tmp_path,
+        {
+            p.relative_to(fixture).as_posix(): p.read_text()
+            for p in fixture.rglob("*")
+            if p.is_file()
+        },
+    )
+    site = (
+        "upstream app {{ server unix:{sock} fail_timeout=0; keepalive 16; }}\n"
+        "server {{ listen 80; server_name example.com; location / {{ proxy_pass http://app; }} }}\n"
+    )
+    write(tmp_path, {"deploy/nginx/app.conf": site.format(sock="/run/app/gunicorn.sock")})
+    missed = [f for f in check(tmp_path) if f.id == "NGX002"]
+    assert [f.message for f in missed] == [
+        "proxy_pass goes to unix:/run/app/gunicorn.sock, but granian listens on "
+        "unix:/run/app/app.sock"
+    ]
+    write(tmp_path, {"deploy/nginx/app.conf": site.format(sock="/run/app/app.sock")})
+    assert "NGX002" not in ids(check(tmp_path))
