@@ -10,7 +10,7 @@ import os
 
 from gunicorn.glogging import Logger, SafeAtoms
 
-from flaskprod.runtime.fork import after_fork
+from flaskprod.runtime.fork import after_fork, before_fork
 from flaskprod.spec.workers import default_workers
 
 # -- where to listen --------------------------------------------------------------
@@ -119,7 +119,13 @@ access_log_format = (
 # -- preload: import the app once, then fork ----------------------------------------
 # Connections opened while importing must not be shared by the forked workers:
 # after_fork() disposes SQLAlchemy engines and Redis pools in each new worker.
+# before_fork() (gc.freeze()) takes the app's objects out of the garbage collector's
+# walk, so workers keep sharing their pages with the master instead of copying them.
 preload_app = True
+
+
+def pre_fork(server, worker):
+    before_fork()
 
 
 def post_fork(server, worker):
