@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -55,6 +56,8 @@ class ShopStack:
     dirs: StateDir
     token: str = TOKEN
     env: dict[str, str] = field(default_factory=dict)
+    #: The app server (server.kind): its service name in state.json and its log.
+    server: str = "gunicorn"
 
     @property
     def url(self) -> str:
@@ -80,7 +83,8 @@ class ShopStack:
         raise AssertionError(f"{service} not in state.json")
 
     def gunicorn_log(self) -> str:
-        return self.dirs.log("gunicorn").read_text(errors="replace")
+        """The app server's log (gunicorn's, or granian's with server.kind granian)."""
+        return self.dirs.log(self.server).read_text(errors="replace")
 
     def app_log_lines(self) -> list[dict[str, object]]:
         """The JSON lines of the app's own log (flaskprod.access and others)."""
@@ -124,15 +128,31 @@ def _copy_shop() -> Path:
     return project
 
 
-def start_shop_stack() -> Iterator[ShopStack]:
+#: gunicorn's own settings, commented out in a granian spec (it refuses them).
+GUNICORN_ONLY = ("worker_class", "keepalive", "max_requests", "max_requests_jitter", "preload_app")
+
+
+def use_granian(project: Path) -> None:
+    """Switch the copy's flaskprod.toml to server.kind = "granian", as a user would."""
+    spec = project / "flaskprod.toml"
+    text = spec.read_text().replace('kind = "gunicorn"', 'kind = "granian"', 1)
+    for key in GUNICORN_ONLY:
+        text = re.sub(rf"(?m)^{key} = ", f"# {key} = ", text)
+    spec.write_text(text)
+
+
+def start_shop_stack(server: str = "gunicorn") -> Iterator[ShopStack]:
     project = _copy_shop()
     if not (project / "flaskprod.toml").exists():
         flaskprod("init", str(project))
+    if server == "granian":
+        use_granian(project)
     stack = ShopStack(
         project=project,
         https_port=free_port(),
         http_port=free_port(),
         dirs=StateDir(project / ".flaskprod"),
+        server=server,
     )
     up = flaskprod(
         "up",

@@ -18,6 +18,7 @@ _COLOURS = {
     "postgres": "blue",
     "redis": "red",
     "gunicorn": "green",
+    "granian": "green",
     "nginx": "magenta",
     "release": "yellow",
 }
@@ -219,7 +220,7 @@ def _health(dirs: StateDir, state: StackState, name: str) -> str:
     if name in ("postgres", "redis"):
         port = int(record.address.rsplit(":", 1)[1])
         return "accepts" if stack_up.tcp_accepts(port) else "no answer"
-    if name == "gunicorn":
+    if name in stack_up.APP_SERVERS:
         return "accepts" if gunicorn.socket_accepts(Path(record.address[5:])) else "no answer"
     url = stack_up.https_url(state.https_port, state.ready_path)
     status, detail = stack_up.probe_https(url, dirs.tls / "ca.pem")

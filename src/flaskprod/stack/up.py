@@ -1,12 +1,13 @@
 """``flaskprod up``: the production-shaped stack of a project, on this machine.
 
-Order: local CA -> PostgreSQL -> Redis -> migrations (release step) -> gunicorn with
-the rendered config -> nginx with the rendered site -> readiness through nginx over
-HTTPS. Every service is started in its own session with its output in a log file, so
-the same code serves the foreground mode (which then follows the logs and stops the
-stack on Ctrl-C) and ``--detach`` (which leaves the servers running and exits).
-``state.json`` records each process (pid + kernel start time) as soon as it runs, so
-``down`` can stop exactly what ``up`` started — and nothing else.
+Order: local CA -> PostgreSQL -> Redis -> migrations (release step) -> the app server
+(gunicorn with the rendered config, or granian with the kit's flags) -> nginx with the
+rendered site -> readiness through nginx over HTTPS. Every service is started in its
+own session with its output in a log file, so the same code serves the foreground mode
+(which then follows the logs and stops the stack on Ctrl-C) and ``--detach`` (which
+leaves the servers running and exits). ``state.json`` records each process (pid +
+kernel start time) as soon as it runs, so ``down`` can stop exactly what ``up``
+started — and nothing else.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import IO, TYPE_CHECKING
 
 from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
 from flaskprod.spec.model import SPEC_FILENAME, Spec
-from flaskprod.stack import gunicorn, process
+from flaskprod.stack import granian, gunicorn, process
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
     NginxFiles,
@@ -53,8 +54,10 @@ READY_TIMEOUT = 60.0
 #: (``flask seed``, backups): where its data is. Not the secret key (its own 0600 file).
 _RECORDED_ENV = ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "FLASKPROD_MEDIA_ROOT")
 
-#: Start order; stopped in reverse.
-SERVICES = ("postgres", "redis", "gunicorn", "nginx")
+#: Start order; stopped in reverse. The app server is one of gunicorn and granian
+#: (server.kind), recorded under its own name.
+SERVICES = ("postgres", "redis", "gunicorn", "granian", "nginx")
+APP_SERVERS = ("gunicorn", "granian")
 
 Echo = Callable[[str], None]
 
@@ -91,6 +94,7 @@ def stop_how(name: str, graceful: float = 30.0) -> StopHow:
     return {
         "nginx": StopHow(signal.SIGQUIT, True, 15.0),
         "gunicorn": StopHow(signal.SIGTERM, True, graceful + 5.0),
+        "granian": StopHow(signal.SIGTERM, True, graceful + 5.0),
         "postgres": StopHow(signal.SIGINT, False, 30.0),
     }.get(name, StopHow(signal.SIGTERM, True, 10.0))
 
@@ -128,7 +132,8 @@ def load_project_spec(project: Path) -> Spec:
 
 
 def rendered_paths(spec: Spec, project: Path) -> tuple[Path, Path]:
-    """The rendered gunicorn config and nginx site ``up`` runs."""
+    """The rendered gunicorn config (unused, and not rendered, with granian) and the
+    nginx site ``up`` runs."""
     deploy = project / "deploy"
     return deploy / "gunicorn.conf.py", deploy / "nginx" / f"{spec.app.name}.conf"
 
@@ -155,7 +160,7 @@ def ensure_kit(spec: Spec, project: Path, echo: Echo, dirs: StateDir) -> None:
         write_plan(plan)
         echo(f"kit: rendered {len(plan.drift)} stale file(s) from {SPEC_FILENAME}")
     conf, site = rendered_paths(spec, project)
-    for path in (conf, site):
+    for path in (conf, site) if spec.server.kind == "gunicorn" else (site,):
         if not path.is_file():
             raise SpecError(
                 f"{path}: the rendered kit is missing", hint="run 'flaskprod render' first"
@@ -282,7 +287,7 @@ class Stack:
 
     # -- what the stack would run --------------------------------------------------------
     def socket_path(self) -> Path:
-        return self.dirs.socket_path("gunicorn.sock")
+        return self.dirs.socket_path(f"{self.spec.server.kind}.sock")
 
     def overlay(self) -> Overlay:
         tls = self.dirs.tls
@@ -301,7 +306,12 @@ class Stack:
             canonical_domain=self.spec.app.domains[0],
         )
 
-    def gunicorn_command(self) -> list[str]:
+    def server_command(self) -> list[str]:
+        """The app server's command: gunicorn or granian (server.kind)."""
+        if self.spec.server.kind == "granian":
+            return granian.command(
+                self.spec, socket_path=self.socket_path(), proxy_group=_proxy_group()
+            )
         conf, _ = rendered_paths(self.spec, self.project)
         return gunicorn.command(
             self.spec,
@@ -317,24 +327,31 @@ class Stack:
         _, site = rendered_paths(self.spec, self.project)
         files = prepare_nginx(site, self.overlay(), write=False)
         conf, _ = rendered_paths(self.spec, self.project)
-        flags = gunicorn.overlay_flags(
-            self.spec,
-            socket_path=self.socket_path(),
-            project=self.project,
-            pid_file=self.dirs.run / "gunicorn.pid",
-            proxy_group=_proxy_group(),
-        )
         rel_site = site.relative_to(self.project).as_posix()
         rel_conf = conf.relative_to(self.project).as_posix()
+        if self.spec.server.kind == "granian":
+            flags = granian.overlay_flags(
+                self.spec, socket_path=self.socket_path(), proxy_group=_proxy_group()
+            )
+            heading = "# granian: runs the systemd unit's command, with these changes:"
+        else:
+            flags = gunicorn.overlay_flags(
+                self.spec,
+                socket_path=self.socket_path(),
+                project=self.project,
+                pid_file=self.dirs.run / "gunicorn.pid",
+                proxy_group=_proxy_group(),
+            )
+            heading = f"# gunicorn: runs {rel_conf} as rendered, with these flags on top:"
         pairs: list[str] = []
         for flag in flags:  # "--name value" on one line, a lone "--switch" on its own
-            if pairs and not flag.startswith("--") and " " not in pairs[-1]:
+            if pairs and not flag.startswith(("--", "(")) and " " not in pairs[-1]:
                 pairs[-1] += f" {flag}"
             else:
                 pairs.append(flag)
         return "\n".join(
             [
-                f"# gunicorn: runs {rel_conf} as rendered, with these flags on top:",
+                heading,
                 *[f"#   {pair}" for pair in pairs],
                 "",
                 f"# nginx: {files.conf} (process settings for this machine)",
@@ -358,11 +375,14 @@ class Stack:
                 hint="see 'flaskprod status', or stop it with 'flaskprod down'",
             )
         nginx = find_nginx()
+        kind = self.spec.server.kind
         try:
-            import gunicorn as _gunicorn  # noqa: F401
+            __import__(kind)
         except ImportError:
+            extra = "cli" if kind == "gunicorn" else "granian"
             raise EnvironmentProblem(
-                "gunicorn is not installed in this Python", hint="pip install 'flaskprod[cli]'"
+                f"{kind} is not installed in this Python (server.kind = {kind!r})",
+                hint=f"pip install 'flaskprod[{extra}]'",
             ) from None
         for port, what in (
             (self.options.https_port, "--https-port"),
@@ -398,7 +418,7 @@ class Stack:
                 self._migrate(env)
                 for command in self.options.release:
                     self._release_step(shlex.split(command), env)
-                self._gunicorn(env)
+                self._app_server(env)
                 self._nginx(nginx)
                 self._wait_ready()
             except BaseException:
@@ -523,18 +543,20 @@ class Stack:
                 log_tail=process.log_tail(log, 15),
             )
 
-    def _gunicorn(self, env: Mapping[str, str]) -> None:
+    def _app_server(self, env: Mapping[str, str]) -> None:
+        """gunicorn or granian (server.kind): one lifecycle, the command differs."""
+        kind = self.spec.server.kind
         sock = self.socket_path()
         sock.unlink(missing_ok=True)  # left by a killed master; ours to replace (preflight)
         proc = process.start(
-            self.gunicorn_command(),
-            name="gunicorn",
-            log_path=self.dirs.log("gunicorn"),
+            self.server_command(),
+            name=kind,
+            log_path=self.dirs.log(kind),
             cwd=self.project,
             env=env,
         )
-        self._record("gunicorn", proc, None, address=f"unix:{sock}", log=str(proc.log_path))
-        self.echo(f"gunicorn: {self.spec.app.target} on unix:{sock} (pid {proc.pid})")
+        self._record(kind, proc, None, address=f"unix:{sock}", log=str(proc.log_path))
+        self.echo(f"{kind}: {self.spec.app.target} on unix:{sock} (pid {proc.pid})")
         proc.wait_ready(lambda: gunicorn.socket_accepts(sock), timeout=self.options.ready_timeout)
 
     def _nginx(self, binary: str) -> None:
@@ -578,7 +600,7 @@ class Stack:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         # Which layer failed: no HTTP answer is nginx's; an answer but not 200 is the app's.
-        failed = "nginx" if status is None else "gunicorn"
+        failed = "nginx" if status is None else self.spec.server.kind
         failing = self.state.service(failed)
         log = Path(failing.log) if failing else self.dirs.log(failed)
         raise process.ServiceStartFailed(
@@ -699,11 +721,12 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
             raise NotRunning(
                 f"the stack of {stack.project} is not running", hint="start it with 'flaskprod up'"
             )
-        master = state.service("gunicorn")
+        kind = spec.server.kind
+        master = state.service(kind)
         nginx = state.service("nginx")
         if master is None or nginx is None or not master.alive() or not nginx.alive():
             raise NotRunning(
-                f"gunicorn or nginx of {stack.project} is not running",
+                f"{kind} or nginx of {stack.project} is not running",
                 hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
             )
         stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
@@ -714,7 +737,9 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
 
         test_config(find_nginx(), files)
         graceful = float(spec.server.graceful_timeout) + 5.0
-        if spec.server.preload_app:
+        if kind == "granian":
+            _hup_granian(master, nginx, graceful, echo)
+        elif spec.server.preload_app:
             _upgrade_gunicorn(stack.dirs, state, master, nginx, graceful, echo)
         else:
             _hup_gunicorn(master, nginx, graceful, echo)
@@ -737,6 +762,20 @@ def _hup_gunicorn(master: ServiceRecord, nginx: ServiceRecord, graceful: float, 
     if not gunicorn.wait_gone(master.pid, old, graceful):
         raise ServiceFailed(f"gunicorn: old workers {sorted(old)} still run after {graceful:g}s")
     echo("gunicorn: old workers finished their requests and left")
+
+
+def _hup_granian(master: ServiceRecord, nginx: ServiceRecord, graceful: float, echo: Echo) -> None:
+    """granian replaces its workers one by one on HUP, each new one importing the app
+    (new code), each old one finishing its requests: then nginx reloads."""
+    count = len(children_of(master.pid))
+    timeout = count * (granian.RESPAWN_INTERVAL + graceful) + 30.0
+    try:
+        new, _old = granian.replace_workers(master.pid, timeout)
+    except TimeoutError as error:
+        raise ServiceFailed(f"granian: {error}", hint=f"see {master.log}") from None
+    echo(f"granian: {len(new)} new workers serving (pids {', '.join(map(str, new))})")
+    _reload_nginx(nginx, echo)
+    echo("granian: old workers finished their requests and left")
 
 
 def _upgrade_gunicorn(
