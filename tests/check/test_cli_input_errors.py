@@ -33,7 +33,9 @@ SPEC = '[app]\nname = "tut"\ntarget = "app:app"\n'
         (
             {"pyproject.toml": "[tool.flaskprod]\nignore = ['NGX004']\n"},
             ("--no-import",),
-            "flaskprod: error: ",
+            "flaskprod: error: pyproject.toml: tool.flaskprod.ignore: must be a table "
+            "(got ['NGX004']) (ignore = {NGX004 = \"TLS ends at the load balancer\"}: "
+            "each id with its reason)",
         ),
         ({}, ("--env-file", "/nonexistent/prod.env"), "flaskprod: error: --env-file "),
     ],

@@ -117,7 +117,11 @@ def _pyproject_ignores(root: Path) -> dict[str, str]:
         return {}  # PRJ rules report a broken pyproject; silencing just finds nothing
     ignore = data.get("tool", {}).get("flaskprod", {}).get("ignore", {})
     if not isinstance(ignore, dict):
-        raise SpecError(f"{path}: [tool.flaskprod] ignore must be a table {{ID = 'reason'}}")
+        # named as the spec's errors name flaskprod.toml: the file, then the key
+        raise SpecError(
+            f"pyproject.toml: tool.flaskprod.ignore: must be a table (got {ignore!r})",
+            hint='ignore = {NGX004 = "TLS ends at the load balancer"}: each id with its reason',
+        )
     return {str(k): str(v) for k, v in ignore.items()}
 
 
