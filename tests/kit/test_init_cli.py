@@ -325,6 +325,22 @@ def test_render_refuses_a_gunicorn_setting_under_granian(project: Path) -> None:
     assert snapshot(project) == {**before, "flaskprod.toml": snapshot(project)["flaskprod.toml"]}
 
 
+def test_init_with_granian_writes_a_spec_that_renders_clean(
+    initialised: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "hello"
+    shutil.copytree(initialised, project)
+    result = run("init", str(project), "--server", "granian", "--force")
+    assert result.exit_code == 0, result.output
+    spec = load_spec(project / "flaskprod.toml")
+    assert spec.server.kind == "granian" and spec.bind.endswith("/granian.sock")
+    text = (project / "flaskprod.toml").read_text()
+    assert "\n# worker_class = " in text and "\nworker_class = " not in text
+    assert not (project / "deploy/gunicorn.conf.py").exists()  # removed from the last render
+    assert "flaskprod.serve" in (project / f"deploy/systemd/{spec.app.name}.service").read_text()
+    assert run("render", str(project), "--check").exit_code == 0
+
+
 def test_render_without_a_spec(tmp_path: Path) -> None:
     assert_one_line_error(
         run("render", str(tmp_path)),

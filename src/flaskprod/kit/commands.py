@@ -46,7 +46,11 @@ def _detect(root: Path, target: str | None, *, introspect: bool) -> ProjectInfo:
 
 
 def build_spec(
-    project: ProjectInfo, *, name: str | None = None, domains: Sequence[str] = ()
+    project: ProjectInfo,
+    *,
+    name: str | None = None,
+    domains: Sequence[str] = (),
+    server: str | None = None,
 ) -> Spec:
     """The spec ``init`` writes: the model's defaults, plus what detection found."""
     from flaskprod.spec.load import spec_from_data
@@ -66,6 +70,8 @@ def build_spec(
     }
     if domains:
         data["app"]["domains"] = list(domains)
+    if server:
+        data["server"] = {"kind": server}
     # Options and detection feed the same validation as the file.
     return spec_from_data(data, f"{SPEC_FILENAME} (from init's options and detection)")
 
@@ -194,6 +200,11 @@ _NO_IMPORT = click.option(
 )
 @click.option("--name", help="Short name (system user, service, socket); default: the folder's.")
 @click.option("--domain", "domains", multiple=True, help="A domain nginx serves (repeatable).")
+@click.option(
+    "--server",
+    type=click.Choice(["gunicorn", "granian"]),
+    help="The app server (server.kind); default: the spec's.",
+)
 @click.option("--force", is_flag=True, help="Overwrite flaskprod.toml and hand-edited files.")
 @_NO_IMPORT
 def init_command(
@@ -201,6 +212,7 @@ def init_command(
     target: str | None,
     name: str | None,
     domains: tuple[str, ...],
+    server: str | None,
     force: bool,
     no_import: bool,
 ) -> None:
@@ -217,7 +229,7 @@ def init_command(
     from flaskprod.spec.model import SPEC_FILENAME
     from flaskprod.spec.write import render_spec
 
-    spec = build_spec(project, name=name, domains=domains)
+    spec = build_spec(project, name=name, domains=domains, server=server)
     spec_text = render_spec(spec)
     if parse_spec(spec_text) != spec:  # the writer must round-trip; never ship a lie
         raise SpecError(f"{SPEC_FILENAME}: internal error: the written spec does not round-trip")
