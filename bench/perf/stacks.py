@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +90,9 @@ class Shared:
         return env
 
 
-def copy_shop(base: Path, spec_edits: dict[str, str] | None = None) -> Path:
-    """A copy of examples/shop; ``spec_edits``: ``key = value`` lines to replace."""
+def copy_shop(base: Path, spec_edits: dict[str, str | None] | None = None) -> Path:
+    """A copy of examples/shop; ``spec_edits``: ``key = value`` lines to replace (None:
+    comment the key out, as a granian spec does with gunicorn's own settings)."""
     project = base / "shop"
     shutil.copytree(
         SHOP,
@@ -108,7 +109,9 @@ def copy_shop(base: Path, spec_edits: dict[str, str] | None = None) -> Path:
     if count != 1:
         raise ValueError("flaskprod.toml: no [http.rate_limits.api] rate/burst to raise")
     for key, value in (spec_edits or {}).items():
-        text, count = re.subn(rf"(?m)^#?\s*{key} = .*$", f"{key} = {value}", text, count=1)
+        line = f"{key} = {value}" if value is not None else r"# \g<0>"
+        pattern = rf"(?m)^#?\s*{key} = .*$" if value is not None else rf"(?m)^{key} = .*$"
+        text, count = re.subn(pattern, line, text, count=1)
         if count != 1:
             raise ValueError(f"flaskprod.toml has no {key!r} line to set")
     spec_file.write_text(text)
@@ -359,7 +362,7 @@ def usual_stack(shared: Shared) -> Iterator[Running]:
 
 @contextmanager
 def flaskprod_stack(
-    shared: Shared, *, name: str = "flaskprod", spec_edits: dict[str, str] | None = None
+    shared: Shared, *, name: str = "flaskprod", spec_edits: dict[str, str | None] | None = None
 ) -> Iterator[Running]:
     """``flaskprod up -d`` on a copy of the shop, with the shared database and Redis
     (DATABASE_URL/REDIS_URL given: up uses them instead of starting its own)."""
@@ -394,14 +397,9 @@ def flaskprod_stack(
             tls=True,
             pids={**pids, **shared.backend_pids},
             ca=project / ".flaskprod" / "tls" / "ca.pem",
-            workers_of=pids.get("gunicorn"),
+            workers_of=pids.get(spec.server.kind),
             notes={
-                "server": f"gunicorn {spec.server.worker_class} x{spec.server.effective_workers}"
-                + (
-                    f" ({spec.server.threads} threads)"
-                    if spec.server.worker_class == "gthread"
-                    else ""
-                ),
+                "server": _server_note(spec),
                 "nginx": "the rendered site (TLS, HTTP/2, unix socket, upstream keepalive)",
                 "cache": "product list cached in Redis",
             },
@@ -413,84 +411,33 @@ def flaskprod_stack(
 
 # -- granian --------------------------------------------------------------------------------
 
+#: flaskprod.toml with server.kind = "granian": gunicorn's own settings commented out
+#: (a granian spec refuses them), the shared ones (workers, threads, bind) kept.
+GRANIAN_EDITS: dict[str, str | None] = {
+    "kind": '"granian"',
+    **dict.fromkeys(
+        ("worker_class", "keepalive", "max_requests", "max_requests_jitter", "preload_app")
+    ),
+}
 
-def granian_executable() -> str:
-    script = BIN / "granian"
-    if not script.is_file():
-        raise RuntimeError(f"granian is missing ({script}): pip install -r requirements/dev.txt")
-    return str(script)
+
+def granian_stack(shared: Shared, *, name: str = "granian") -> AbstractContextManager[Running]:
+    """flaskprod's stack with ``server.kind = "granian"``: ``flaskprod up`` on a copy of
+    the shop whose spec says so, so the bench measures exactly what users get (the
+    kit's granian flags: one worker per core, ``threads`` blocking threads each, the
+    pool sized from them, behind the same nginx)."""
+    return flaskprod_stack(shared, name=name, spec_edits=GRANIAN_EDITS)
 
 
-@contextmanager
-def granian_stack(shared: Shared, *, name: str = "granian") -> Iterator[Running]:
-    """flaskprod's stack with granian (WSGI) in gunicorn's place: ``up`` starts it all,
-    then its gunicorn is stopped (by pid) and granian serves the same app, with the
-    same environment and pool, on the same unix socket behind the same nginx.
-
-    granian: one worker per core (as many as gunicorn's gthread), each with as many
-    blocking threads as a gthread worker has threads (its WSGI default is hundreds,
-    far more than the 4 + 1 database connections the pool allows per process)."""
-    with flaskprod_stack(shared, name=name) as stack:
-        assert stack.project is not None
-        spec = load_spec(stack.project)
-        dirs = StateDir(stack.project / ".flaskprod")
-        state = dirs.read()
-        assert state is not None
-        # The environment up gave gunicorn (app_environment, as up builds it); the
-        # access line comes from granian, as the rendered gunicorn config has it.
-        env = stack_gunicorn.app_environment(
-            spec,
-            os.environ,
-            secret_key=dirs.secret_key(),
-            database_url=shared.database_url,
-            redis_url=shared.redis.url(),
-            media_root=dirs.media,
+def _server_note(spec: Spec) -> str:
+    server = spec.server
+    if server.kind == "granian":
+        return (
+            f"granian {_granian_version()} WSGI x{server.effective_workers} "
+            f"({server.threads} blocking threads)"
         )
-        env["FLASKPROD_ACCESS_LOG"] = "off"
-        gunicorn = state.service("gunicorn")
-        assert gunicorn is not None and gunicorn.address.startswith("unix:")
-        sock = Path(gunicorn.address.removeprefix("unix:"))
-        gunicorn.stop(30)
-        sock.unlink(missing_ok=True)
-        workers, threads = spec.server.effective_workers, spec.server.threads
-        server = process.start(
-            [
-                granian_executable(),
-                *("--interface", "wsgi", "--workers", str(workers)),
-                *("--blocking-threads", str(threads), "--uds", str(sock)),
-                # The bench's temp folder only; on a server the app's group would do.
-                *("--uds-permissions", "666", "--access-log", "--no-ws"),
-                spec.app.target,
-            ],
-            name="granian",
-            log_path=shared.base / "logs" / f"{name.replace('/', '-')}.log",
-            cwd=stack.project,
-            env=env,
-            die_with_parent=True,
-        )
-        try:
-            server.wait_ready(lambda: stack_gunicorn.socket_accepts(sock), timeout=60)
-            _wait_http(stack.url, "/health/ready", stack.ca)
-            pids = {k: v for k, v in stack.pids.items() if k != "gunicorn"}
-            yield Running(
-                name=name,
-                url=stack.url,
-                host=stack.host,
-                port=stack.port,
-                tls=True,
-                pids={**pids, "granian": server.pid},
-                ca=stack.ca,
-                workers_of=server.pid,
-                notes={
-                    "server": f"granian {_granian_version()} WSGI x{workers} "
-                    f"({threads} blocking threads)",
-                    "nginx": stack.notes["nginx"],
-                    "cache": stack.notes["cache"],
-                },
-                project=stack.project,
-            )
-        finally:
-            server.stop()
+    threads = f" ({server.threads} threads)" if server.worker_class == "gthread" else ""
+    return f"gunicorn {server.worker_class} x{server.effective_workers}{threads}"
 
 
 def _granian_version() -> str:
