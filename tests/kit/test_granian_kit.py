@@ -274,3 +274,82 @@ def test_live_nginx_to_granian_over_the_socket(granian_kit: Any, live: Stack) ->
     assert log.count("Spawning worker-") == 3, log[-2000:]  # --workers 3 from the spec
     # the app's own JSON access line (granian has none of its own in the kit)
     assert '"logger":"flaskprod.access"' in log.replace(" ", ""), log[-2000:]
+
+
+# ---- the request watchdog under granian ---------------------------------------------------
+
+SLOW_APP = """
+import os, time
+from flask import Flask
+from flaskprod import Production
+
+app = Flask(__name__)
+Production(app)
+
+
+@app.get("/pid")
+def pid():
+    return str(os.getpid())
+
+
+@app.get("/slow")
+def slow():
+    time.sleep(60)
+    return "late"
+"""
+
+
+def test_a_hung_request_ends_its_worker_and_granian_replaces_it(
+    tmp_path: Path, sample_env: dict[str, str]
+) -> None:
+    """granian has no request timeout: the app's watchdog (wsgi.multithread is true
+    under granian's blocking threads) ends the worker at FLASKPROD_REQUEST_TIMEOUT, and
+    the kit's --respawn-failed-workers makes granian start another; the server stays up."""
+    import time
+
+    import httpx
+
+    from flaskprod.spec.model import Spec
+    from flaskprod.spec.servers import Listen, granian_argv
+
+    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    spec = Spec.model_validate(
+        {
+            "app": {"target": "slowapp:app", "name": "slow"},
+            "server": {"kind": "granian", "workers": 1, "threads": 2, "timeout": 2},
+        }
+    )
+    sock = tmp_path / "granian.sock"
+    argv = granian_argv(
+        spec, Listen(uds=str(sock)), launcher=[sys.executable, "-m", "flaskprod.serve"]
+    )
+    env = {**sample_env, "FLASKPROD_REQUEST_TIMEOUT": str(spec.server.timeout)}
+    log = tmp_path / "granian.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def client(timeout: float) -> httpx.Client:
+        transport = httpx.HTTPTransport(uds=str(sock))
+        return httpx.Client(transport=transport, base_url="http://localhost", timeout=timeout)
+
+    def pid() -> str | None:
+        try:
+            with client(3) as c:
+                return c.get("/pid").text
+        except httpx.HTTPError:
+            return None
+
+    try:
+        wait_for(lambda: pid() is not None or server.poll() is not None, 30, "granian")
+        first = pid()
+        assert first is not None, log.read_text()
+        began = time.monotonic()
+        with client(30) as c, pytest.raises(httpx.HTTPError):
+            c.get("/slow")  # the worker exits under it: no response
+        assert time.monotonic() - began < 15
+        wait_for(lambda: pid() not in (None, first), 30, "a new granian worker")
+        assert server.poll() is None, log.read_text()[-2000:]
+        text = log.read_text(errors="replace")
+        assert "flaskprod.watchdog" in text and "/slow" in text, text[-2000:]
+    finally:
+        stop(server)

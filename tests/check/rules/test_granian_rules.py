@@ -91,3 +91,20 @@ def test_nginx_upstream_must_reach_granian(tmp_path: Path) -> None:
     ]
     write(tmp_path, {"deploy/nginx/app.conf": site.format(sock="/run/app/app.sock")})
     assert "NGX002" not in ids(check(tmp_path))
+
+
+def test_pool_rule_counts_granian_threads(tmp_path: Path) -> None:
+    """PRJ008 works off the spec: a granian worker's pool is threads + 1."""
+    from flaskprod.check.runner import CheckOptions, run_checks
+
+    spec = '[app]\ntarget = "wsgi:app"\nname = "app"\n\n[server]\nkind = "granian"\n'
+    write(tmp_path, {"wsgi.py": "from flask import Flask\napp = Flask(__name__)\n"})
+    write(tmp_path, {"flaskprod.toml": spec + "workers = 12\nthreads = 8\n"})
+    options = CheckOptions(root=tmp_path, select=("PRJ008",), no_import=True)
+    (finding,) = run_checks(options).findings
+    assert finding.message == (
+        "12 workers x (pool 8 + overflow 1) = 108 connections, plus 5 reserved, exceed "
+        "database.max_connections = 100"
+    )
+    write(tmp_path, {"flaskprod.toml": spec + "workers = 10\nthreads = 8\n"})  # 90 + 5
+    assert run_checks(options).findings == []
