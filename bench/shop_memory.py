@@ -10,7 +10,7 @@ summary.
 
     .venv/bin/python bench/shop_memory.py [--workers 2] [--requests 400]
         [--backend sqlite|postgres] [--worker-class gthread|sync] [--env NAME=VALUE ...]
-        [--mappings]
+        [--concurrency 1] [--mappings]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,6 +76,27 @@ def private_kib(pid: int) -> int:
     return kib(pid, "smaps_rollup", "Private_Clean") + kib(pid, "smaps_rollup", "Private_Dirty")
 
 
+def send(base_url: str, requests: int, concurrency: int) -> int:
+    """``requests`` GETs over ``concurrency`` threads (each with 4 connections, so that
+    both workers and their threads serve); returns how many did not answer 200."""
+
+    def loop(share: int) -> int:
+        clients = [httpx.Client(base_url=base_url, timeout=10) for _ in range(4)]
+        failed = 0
+        try:
+            for number in range(share):
+                response = clients[number % 4].get(PATHS[number % len(PATHS)])
+                failed += response.status_code != 200
+        finally:
+            for client in clients:
+                client.close()
+        return failed
+
+    shares = [requests // concurrency + (i < requests % concurrency) for i in range(concurrency)]
+    with ThreadPoolExecutor(concurrency) as pool:
+        return sum(pool.map(loop, shares))
+
+
 def print_mappings(pid: int, top: int = 12) -> None:
     """What fills a process: RSS, PSS and private KiB per mapped file ([anon], [heap]:
     Python's objects and malloc), largest first."""
@@ -107,6 +129,7 @@ def main() -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment"
     )
+    parser.add_argument("--concurrency", type=int, default=1, help="client threads sending at once")
     parser.add_argument(
         "--mappings", action="store_true", help="the largest worker's memory per mapping"
     )
@@ -148,16 +171,7 @@ def main() -> int:
         server, port = retry_on_port_in_use(start, port=free_port(), name="gunicorn (shop)")
         try:
             started = time.monotonic()
-            failures = 0
-            # Several connections, so that both workers (and their threads) serve.
-            clients = [
-                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) for _ in range(4)
-            ]
-            for number in range(args.requests):
-                response = clients[number % 4].get(PATHS[number % len(PATHS)])
-                failures += response.status_code != 200
-            for client in clients:
-                client.close()
+            failures = send(f"http://127.0.0.1:{port}", args.requests, args.concurrency)
             elapsed = time.monotonic() - started
             workers = children_of(server.pid)
             rows = [("master", server.pid)] + [("worker", pid) for pid in workers]
@@ -184,6 +198,7 @@ def main() -> int:
         "env": extra,
         "workers": len(rss),
         "requests": args.requests,
+        "concurrency": args.concurrency,
         "failed": failures,
         "seconds": round(elapsed, 2),
         "worker_rss_mib_each": [round(r / 1024, 1) for r in rss],
