@@ -89,15 +89,18 @@ class DatabaseUnavailable(OperationalError):
     doing so; ``Production`` registers a handler for it (503, ``Retry-After``)."""
 
 
-def _stalled_error(statement: str | None = None) -> DatabaseUnavailable:
+def _stalled_dbapi_error() -> Exception:
     import psycopg
 
-    orig = psycopg.OperationalError(
+    return psycopg.OperationalError(
         "the database server is stalled (no answer to a new connection): failing fast "
         "until it answers again"
     )
+
+
+def _stalled_error(statement: str | None = None) -> DatabaseUnavailable:
     return DatabaseUnavailable(
-        statement, None, orig, hide_parameters=True, connection_invalidated=True
+        statement, None, _stalled_dbapi_error(), hide_parameters=True, connection_invalidated=True
     )
 
 
@@ -110,6 +113,7 @@ class StallGuard:
         self.probe_timeout = probe_timeout
         self.conninfo: str | None = None
         self._dbapi_error: type[BaseException] = Exception
+        self._cursor_classes: dict[type[Any], type[Any]] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -138,37 +142,57 @@ class StallGuard:
 
     def attach(self, engine: Engine) -> None:
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
-        event.listen(engine, "before_cursor_execute", self._before, retval=True)
-        event.listen(engine, "after_cursor_execute", self._after)
+        # Statements are tracked by the connections' cursor class, not by SQLAlchemy's
+        # before/after_cursor_execute events: any engine event switches every statement
+        # to SQLAlchemy's slower evented path (measured: ~10 us per statement, against
+        # ~1 us here). handle_error, do_connect and checkout do not.
         event.listen(engine, "handle_error", self._error)
         event.listen(engine, "do_connect", self._connect)
         event.listen(engine, "checkout", self._checkout)
         dialect: Any = engine.dialect
         dialect.do_ping = self._pinger(dialect.do_ping)
 
-    def _before(
-        self,
-        conn: Any,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> tuple[str, Any]:
-        if self.open_since is not None:
-            raise _stalled_error(statement)
-        if not WATCHER.running:
-            WATCHER.start()
-        self.inflight[_ident()] = _now()
-        return statement, parameters
+    def _cursor_class(self, base: type[Any]) -> type[Any]:
+        """``base`` (the connection's cursor class: psycopg's, or the app's own, e.g.
+        ClientCursor) with its calls kept in :attr:`inflight` while they run, and
+        refused at once while the breaker is open."""
+        cls = self._cursor_classes.get(base)
+        if cls is not None:
+            return cls
+        guard = self
 
-    def _after(self, *args: Any) -> None:
-        self.inflight.pop(_ident(), None)
+        class GuardedCursor(base):  # type: ignore[misc]
+            __slots__ = ()
+            _flaskprod_guard = guard
+
+            def execute(self, *args: Any, **kwargs: Any) -> Any:
+                if guard.open_since is not None:
+                    raise _stalled_dbapi_error()
+                key = _ident()
+                inflight = guard.inflight
+                inflight[key] = _now()
+                try:
+                    return super().execute(*args, **kwargs)
+                finally:
+                    inflight.pop(key, None)
+
+            def executemany(self, *args: Any, **kwargs: Any) -> Any:
+                if guard.open_since is not None:
+                    raise _stalled_dbapi_error()
+                key = _ident()
+                inflight = guard.inflight
+                inflight[key] = _now()
+                try:
+                    return super().executemany(*args, **kwargs)
+                finally:
+                    inflight.pop(key, None)
+
+        self._cursor_classes[base] = GuardedCursor
+        return GuardedCursor
 
     def _error(self, context: Any) -> BaseException | None:
-        """A call failed: forget it; if the guard cut it, or the breaker is open, the
-        app gets :class:`DatabaseUnavailable` and the connection is invalidated."""
-        self.inflight.pop(_ident(), None)
+        """A call failed: if the guard cut it, or the breaker is open, the app gets
+        :class:`DatabaseUnavailable` and the connection is invalidated."""
         if not isinstance(context.original_exception, self._dbapi_error):
             return None
         # The psycopg connection the call ran on (none for a failed connect or ping).
@@ -207,20 +231,21 @@ class StallGuard:
         def do_ping(dbapi_connection: Any) -> bool:
             if self.open_since is not None:
                 return False  # the pool reconnects, and the new connection is refused
-            self._register(dbapi_connection)
-            key = _ident()
-            self.inflight[key] = _now()
-            try:
-                return ping(dbapi_connection)
-            finally:
-                self.inflight.pop(key, None)
+            self._register(dbapi_connection)  # its cursor, tracked, runs the ping
+            return ping(dbapi_connection)
 
         return do_ping
 
     def _register(self, connection: Any) -> None:
+        """Track this connection's statements and remember its socket (once)."""
         known = self.connections.get(id(connection))
         if known is not None and known[0]() is connection:
             return
+        if not WATCHER.running:
+            WATCHER.start()
+        factory = connection.cursor_factory
+        if getattr(factory, "_flaskprod_guard", None) is not self:
+            connection.cursor_factory = self._cursor_class(factory)
         try:
             fd = connection.fileno()
             with socket.socket(fileno=os.dup(fd)) as sock:
