@@ -28,6 +28,8 @@ class HostTarget:
     nginx_prefix: Path | None = None
     nginx_pid: int | None = None
     gunicorn_pid: int | None = None
+    #: What the app server is (server.kind; the local stack's record): for messages.
+    server: str = "gunicorn"
     #: The upstream the app listens on: "unix:/path" or "host:port"; None when unknown.
     bind: str | None = None
     #: The site as nginx has it enabled, and the kit's rendering of it on disk.
@@ -70,7 +72,8 @@ def _local_stack(ctx: Context) -> HostTarget | None:
     if state is None:
         return None
     nginx = state.service("nginx")
-    gunicorn = state.service("gunicorn")
+    # The app server, whichever server.kind runs it (gunicorn_pid: the app server's).
+    gunicorn = state.service("gunicorn") or state.service("granian")
     if nginx is None:
         return None
     spec = ctx.spec
@@ -98,6 +101,7 @@ def _local_stack(ctx: Context) -> HostTarget | None:
         url=f"https://localhost:{state.https_port}/",
         ca=dirs.tls / "ca.pem",
         services=[s.name for s in state.services],
+        server=gunicorn.name if gunicorn else "gunicorn",
     )
 
 
@@ -111,6 +115,7 @@ def _server(ctx: Context) -> HostTarget:
     name = spec.app.name
     target.app_name = name
     target.bind = spec.bind
+    target.server = spec.server.kind
     for folder in ("sites-enabled", "conf.d"):
         for candidate in (nginx_root / folder / n for n in (name, f"{name}.conf")):
             if candidate.exists():

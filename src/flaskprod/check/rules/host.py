@@ -212,7 +212,7 @@ def runs_as_root(ctx: Context) -> Iterator[Finding]:
     checked = []
     if target.gunicorn_pid is not None:
         checked += [
-            (f"gunicorn pid {p.pid}", p)
+            (f"{target.server} pid {p.pid}", p)
             for p in map(probes.proc, [target.gunicorn_pid, *probes.children(target.gunicorn_pid)])
             if p is not None
         ]
