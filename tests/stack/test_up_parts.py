@@ -205,3 +205,32 @@ def test_socket_path_falls_back_when_too_long(tmp_path: Path) -> None:
     deep = tmp_path / ("x" * 100)
     path = StateDir(deep).socket_path("gunicorn.sock")
     assert len(os.fsencode(path)) <= 107 and path.name == "gunicorn.sock"
+
+
+# -- the app server's command ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "granian"])
+def test_the_app_server_command_follows_server_kind(tmp_path: Path, kind: str) -> None:
+    """One lifecycle, two commands: gunicorn runs the rendered config with up's flags;
+    granian runs the kit's own flags (spec/servers.py) through flaskprod.serve, on a
+    socket in the state folder named after the server."""
+    from flaskprod.spec.servers import Listen, granian_flags
+    from flaskprod.stack.up import Stack, UpOptions
+
+    server: dict[str, object] = {"kind": kind, "workers": 2}
+    spec = Spec.model_validate({"app": {"target": "wsgi:app", "name": "shop"}, "server": server})
+    stack = Stack(spec, UpOptions(project=tmp_path, state_dir=tmp_path / "state"), lambda _: None)
+    argv = stack.server_command()
+    sock = stack.socket_path()
+    assert sock.name == f"{kind}.sock"
+    if kind == "gunicorn":
+        assert Path(argv[0]).name == "gunicorn" and f"unix:{sock}" in argv
+        assert argv[argv.index("--config") + 1].endswith("deploy/gunicorn.conf.py")
+        return
+    launcher = argv.index("-m")
+    assert argv[launcher + 1] == "flaskprod.serve" and argv[-1] == "wsgi:app"
+    # exactly the kit's flags, listening on up's socket instead of /run/shop/
+    assert argv[launcher + 2 : -1] == granian_flags(spec, Listen(uds=str(sock)))
+    if os.geteuid() == 0:  # nginx's workers reach the 0660 socket through its group
+        assert argv[0] == "setpriv" and argv[1].startswith("--regid=")
