@@ -8,7 +8,12 @@ that other load on the machine (a shared 2-core box) does not count:
   /dev/null, security headers, error handlers, 413 guard);
 - the JSON formatter alone, per access record.
 
-    .venv/bin/python bench/runtime_overhead.py [--requests 5000] [--rounds 5]
+With ``--postgres``, also what the database stall guard (``flaskprod.runtime.stall``)
+costs per statement: ``SELECT 1`` through a pooled SQLAlchemy engine on a throwaway
+local PostgreSQL, with and without the guard's listeners (CPU time of this process;
+the server's work is not counted).
+
+    .venv/bin/python bench/runtime_overhead.py [--requests 5000] [--rounds 5] [--postgres]
 """
 
 from __future__ import annotations
@@ -100,10 +105,54 @@ def formatter_us(records: int) -> float:
     return (time.process_time() - start) / records * 1e6
 
 
+def statement_us(engine: Any, statements: int) -> float:
+    from sqlalchemy import text
+
+    query = text("SELECT 1")
+    with engine.connect() as connection:
+        start = time.process_time()
+        for _ in range(statements):
+            connection.execute(query)
+        return (time.process_time() - start) / statements * 1e6
+
+
+def guard_cost(statements: int, rounds: int) -> None:
+    """Per-statement CPU time with and without the stall guard, on a temp PostgreSQL."""
+    import shutil
+
+    from sqlalchemy import create_engine
+
+    from flaskprod.runtime.stall import guard_engine
+    from flaskprod.stack.postgres import PostgresCluster, temp_cluster_dir
+
+    data = temp_cluster_dir(prefix="flaskprod-bench-pg-")
+    cluster = PostgresCluster(data, fsync=False, die_with_parent=True)
+    try:
+        cluster.start()
+        plain = create_engine(cluster.url(), pool_pre_ping=True)
+        guarded = create_engine(cluster.url(), pool_pre_ping=True)
+        guard_engine(guarded)
+        results: dict[str, list[float]] = {"plain": [], "guarded": []}
+        for _ in range(rounds):
+            results["plain"].append(statement_us(plain, statements))
+            results["guarded"].append(statement_us(guarded, statements))
+        for name, label in (("plain", "SELECT 1, no guard"), ("guarded", "SELECT 1, stall guard")):
+            values = results[name]
+            print(f"{label:24s} {min(values):6.1f} {statistics.median(values):8.1f}")
+        extra = min(results["guarded"]) - min(results["plain"])
+        print(f"The stall guard's cost per statement (best rounds): {extra:.1f} us")
+        plain.dispose()
+        guarded.dispose()
+    finally:
+        cluster.stop()
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="Also the stall guard's cost.")
     args = parser.parse_args()
     plain = build(production=False)
     hardened = build(production=True)
@@ -125,6 +174,8 @@ def main() -> None:
         print(f"{label:24s} {min(values):6.1f} {statistics.median(values):8.1f}")
     extra = min(results["production"]) - min(results["plain"])
     print(f"Production's cost per request (best rounds): {extra:.1f} us")
+    if args.postgres:
+        guard_cost(args.requests, args.rounds)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ Reserving a thread for probes would not help a sync worker (one thread).
 
 How, per engine and per process:
 
-- the database calls in flight (statements, and the pool's pre-ping) are kept in a
-  dict by thread: one store and one pop per statement (``bench/runtime_overhead.py
-  --postgres`` measures it);
+- the database calls in flight (statements, the pool's pre-ping, new connections)
+  are kept in a dict by thread: one store and one pop per statement, made by a
+  subclass of the connection's cursor class (about 1 us per statement,
+  ``bench/runtime_overhead.py --postgres``; SQLAlchemy's cursor events would put
+  every statement on its slower evented path, about 10 us);
 - one daemon thread per process looks at them. A call the server has not answered
   for ``DATABASE_STALL_SECONDS`` (0.5 s) makes it *probe* the server: a new
   connection and ``SELECT 1`` through libpq's non-blocking API, given
