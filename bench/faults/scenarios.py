@@ -33,7 +33,12 @@ from bench.faults.load import (
 from bench.faults.probes import Poller
 from bench.faults.slow import SlowClients
 from bench.faults.stack import FaultStack, flaskprod
+from flaskprod.runtime.config import DATABASE_PROBE_TIMEOUT, DATABASE_STALL_SECONDS
 from flaskprod.stack import process
+
+#: How long a request may wait on a stalled database (scenario 7): the stall guard's
+#: defaults, which the fault stack does not override.
+STALL_BOUND = DATABASE_STALL_SECONDS + DATABASE_PROBE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -727,14 +732,27 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
         Counter(summary["failed_gets"]) + Counter(summary["failed_posts_first_attempt"])
     )
     after = [a for a in load.record.attempts if to_200 is not None and a.at > resumed_at + to_200]
+    cut_by_watchdog = len(_CUT_BY_WATCHDOG.findall(log))
     checks = [
         check(
-            "no worker holds a request beyond the configured timeout",
-            # the watchdog looks at least once a second: up to 1 s past the timeout
-            in_app <= worker_timeout + 1.0,
-            f"<= {worker_timeout:g} s (gunicorn's timeout) + 1 s, from the access and "
-            "watchdog lines",
+            # The configured promise for a stalled database is the stall guard's
+            # (flaskprod.runtime.stall), far under gunicorn's timeout: a call unanswered
+            # for DATABASE_STALL_SECONDS is probed for DATABASE_PROBE_TIMEOUT, then cut.
+            # + 0.5 s: the answer's way out of a loaded worker on a shared 2-core machine.
+            "no worker holds a request beyond the stall guard's bound",
+            in_app <= STALL_BOUND + 0.5,
+            f"<= {DATABASE_STALL_SECONDS:g} + {DATABASE_PROBE_TIMEOUT:g} s (stall + probe) "
+            "+ 0.5 s, from the access and watchdog lines",
             round(in_app, 3),
+        ),
+        check(
+            "no request needed the request watchdog or gunicorn's timeout",
+            cut_by_watchdog == 0 and timeouts == 0,
+            "0 watchdog exits, 0 WORKER TIMEOUT",
+            f"{cut_by_watchdog} watchdog exits, {timeouts} WORKER TIMEOUT",
+        ),
+        check(
+            "no response shows a traceback", not summary["tracebacks"], "0", summary["tracebacks"]
         ),
         check(
             "no client waits until nginx gives up (504)",
@@ -773,6 +791,8 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
             "longest_request_client_s": round(longest, 3),
             "longest_request_in_app_s": round(in_app, 3),
             "worker_timeouts_in_log": timeouts,
+            "requests_cut_by_watchdog": cut_by_watchdog,
+            "gunicorn_timeout_s": worker_timeout,
             "readiness": ready.statuses(),
             "first_attempt_failures": statuses,
         },
