@@ -162,3 +162,32 @@ def not_a_dependency(ctx: Context) -> Iterator[Finding]:
         file=files[0],
         line=1,
     )
+
+
+_WILDCARDS = {"0.0.0.0", "::", "*", ""}
+
+
+@rule(
+    "GRN006",
+    layer="granian",
+    level=Level.WARNING,
+    title="granian listens on all interfaces of the server",
+    help="Give granian a unix socket ('--uds /run/APP/granian.sock --uds-permissions 0660', "
+    "what the kit renders) or '--host 127.0.0.1', and let nginx be the only public "
+    "listener; only inside a container is 0.0.0.0 right.",
+    example="ExecStart=/srv/shop/.venv/bin/granian --interface wsgi --host 0.0.0.0 wsgi:app",
+)
+def public_listen(ctx: Context) -> Iterator[Finding]:
+    from flaskprod.check.parsers.gunicorn import parse_bind
+    from flaskprod.check.parsers.proxy import has_proxy
+
+    for setup in granian_setups(ctx):
+        public = [b for b in setup.binds if parse_bind(b)[0] in _WILDCARDS]
+        if setup.in_container or not public:
+            continue
+        behind = "behind a proxy, " if has_proxy(ctx) else ""
+        yield public_listen.finding(
+            f"granian listens on {public[0]} on the host: {behind}anyone can reach it "
+            "directly, bypassing the proxy's TLS, limits and buffering",
+            **_at(ctx, setup),
+        )
