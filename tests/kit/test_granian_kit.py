@@ -23,6 +23,8 @@ from dockerfile_parse import DockerfileParser
 from kit_tools import ToolFinder, write_wrapper
 from test_validate_nginx import (
     Stack,
+    _insecure_context,
+    _LoopbackHTTPS,
     free_port,
     overlay_ports,
     read_env_file,
@@ -270,6 +272,14 @@ def test_live_nginx_to_granian_over_the_socket(granian_kit: Any, live: Stack) ->
     assert live.https("GET", "/static/app.css").status == 200
     upload = live.https("POST", "/upload", body=b"x" * 1000)
     assert upload.status == 200
+    # what the app sees through nginx and the socket: https, the client, the host
+    connection = _LoopbackHTTPS(
+        "sample.test", live.https_port, timeout=10, context=_insecure_context()
+    )
+    connection.request("GET", "/whoami", headers={"Host": "sample.test"})
+    body = json.loads(connection.getresponse().read())
+    connection.close()
+    assert body == {"scheme": "https", "remote": "127.0.0.1", "host": "sample.test"}
     log = live.gunicorn_log.read_text(errors="replace")  # granian's output here
     assert log.count("Spawning worker-") == 3, log[-2000:]  # --workers 3 from the spec
     # the app's own JSON access line (granian has none of its own in the kit)
