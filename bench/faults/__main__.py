@@ -1,6 +1,7 @@
 """Run the fault scenarios against a real stack and write the figures.
 
     .venv/bin/python -m bench.faults [--quick] [--scenario N ...] [--no-doc]
+                                     [--worker-class sync|gthread|gevent]
 
 Starts one ``flaskprod up -d`` of a copy of examples/shop on free loopback ports, runs
 the chosen scenarios (all seven by default) one after another, writes
@@ -34,14 +35,22 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario", type=int, action="append", choices=sorted(SCENARIOS), help="Repeatable."
     )
     parser.add_argument("--no-doc", action="store_true", help="Do not rewrite the doc.")
+    parser.add_argument(
+        "--worker-class",
+        choices=("sync", "gthread", "gevent"),
+        help="gunicorn's worker class instead of the shop's (the doc shows such runs in "
+        "each scenario's list of runs, not as its headline).",
+    )
     options = parser.parse_args(argv)
     size = QUICK if options.quick else FULL
     chosen = options.scenario or sorted(SCENARIOS)
     command = "python -m bench.faults" + (" --quick" if options.quick else "")
     command += "".join(f" --scenario {n}" for n in options.scenario or [])
+    if options.worker_class:
+        command += f" --worker-class {options.worker_class}"
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results: list[dict[str, Any]] = []
-    with running_stack() as stack:
+    with running_stack(options.worker_class) as stack:
         print(f"stack up: {stack.url} (project {stack.project})", flush=True)
         for number in chosen:
             began = time.monotonic()
@@ -63,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "scenarios": results,
     }
+    if options.worker_class:
+        run["worker_class"] = options.worker_class
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"faults-{started.replace(':', '')}.json"
     fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=".faults-")

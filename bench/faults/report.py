@@ -36,8 +36,10 @@ def all_results(folder: Path = RESULTS) -> dict[int, list[Run]]:
 
 def headline(runs: list[Run]) -> Run:
     """The result a scenario is shown with: its newest full-size run if there is one (a
-    quick run's shorter outages must not hide what the full one found), else its newest."""
-    return next((r for r in reversed(runs) if r[1].get("size") == "full"), runs[-1])
+    quick run's shorter outages must not hide what the full one found), else its newest;
+    runs of the shop's own configuration first (not ``--worker-class`` ones)."""
+    own = [r for r in runs if not r[1].get("worker_class")] or runs
+    return next((r for r in reversed(own) if r[1].get("size") == "full"), own[-1])
 
 
 def newest_results(folder: Path = RESULTS) -> dict[int, Run]:
@@ -52,10 +54,15 @@ def history(runs: list[Run]) -> list[str]:
         load = result["load"]
         verdict = "passed" if result["passed"] else "FAILED"
         lines.append(
-            f"- `{run['file']}` ({run['size']}): {result['time_to_recover_s']} s, "
+            f"- `{run['file']}` ({run['size']}{_worker_class(run)}): "
+            f"{result['time_to_recover_s']} s, "
             f"{load['failed_total_first_attempt']} / {load['failed_total_final']}, {verdict}"
         )
     return [*lines, ""]
+
+
+def _worker_class(run: dict[str, Any]) -> str:
+    return f", {run['worker_class']} workers" if run.get("worker_class") else ""
 
 
 def _statuses(counts: dict[str, int]) -> str:
@@ -133,7 +140,10 @@ Each scenario is shown with its newest full-size run (else its newest quick one)
 run of it is listed below its table. Reproduce (all seven scenarios; `--quick` for a
 shorter run, `--scenario N` for one):
 
-    {COMMAND} [--quick] [--scenario N]
+    {COMMAND} [--quick] [--scenario N] [--worker-class sync|gthread|gevent]
+
+`--worker-class` runs the shop with another gunicorn worker class than its own
+(gthread): such runs are listed under a scenario, never shown as its headline.
 
 How to read it: the load generator (`bench/faults/load.py`) sends reads and order
 POSTs at a fixed rate, bounded in count and time, each client thread from its own

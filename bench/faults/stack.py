@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -287,6 +288,15 @@ def _copy_shop() -> Path:
     return project
 
 
+def _set_worker_class(spec: Path, worker_class: str) -> None:
+    text, count = re.subn(
+        r'(?m)^worker_class = "[a-z]+"$', f'worker_class = "{worker_class}"', spec.read_text()
+    )
+    if count != 1:
+        raise RuntimeError(f"{spec}: no single 'worker_class = ...' line to replace")
+    spec.write_text(text)
+
+
 def _seed(stack: FaultStack) -> None:
     env = dict(os.environ)
     env.update(stack.env)
@@ -303,10 +313,13 @@ def _seed(stack: FaultStack) -> None:
 
 
 @contextlib.contextmanager
-def running_stack() -> Iterator[FaultStack]:
+def running_stack(worker_class: str | None = None) -> Iterator[FaultStack]:
     """``flaskprod up -d`` of a fresh copy of the shop; ``flaskprod down`` afterwards,
-    then every recorded pid is checked gone (and stopped by pid if ``down`` failed)."""
+    then every recorded pid is checked gone (and stopped by pid if ``down`` failed).
+    ``worker_class``: gunicorn's, instead of the shop's (``up`` re-renders the kit)."""
     project = _copy_shop()
+    if worker_class is not None:
+        _set_worker_class(project / "flaskprod.toml", worker_class)
     stack = FaultStack(
         project=project,
         https_port=free_port(),

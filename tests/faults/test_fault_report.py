@@ -85,6 +85,26 @@ def test_a_full_run_is_the_headline_over_a_newer_quick_one(
     assert "2 x 504" in text
 
 
+def test_a_worker_class_run_is_listed_but_not_the_headline(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import bench.faults.report as report
+
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    own = _result(7, passed=True, failed_gets={})
+    other = _result(7, passed=False, failed_gets={"503": 9})
+    for name, result, extra in (
+        ("2026-01-01T000000Z", own, {}),
+        ("2026-01-02T000000Z", other, {"worker_class": "sync"}),
+    ):
+        run = {"command": COMMAND, "size": "full", "started": name, "scenarios": [result]}
+        (tmp_path / f"faults-{name}.json").write_text(json.dumps(run | extra))
+    text = render(tmp_path)
+    assert "## 7. scenario title 7 — passed" in text  # the shop's own configuration
+    assert "9 x 503" not in text
+    assert "faults-2026-01-02T000000Z.json` (full, sync workers): 1.25 s, 10 / 9, FAILED" in text
+
+
 def test_the_doc_is_written_atomically(tmp_path: Path, monkeypatch: Any) -> None:
     import bench.faults.report as report
 
