@@ -146,6 +146,19 @@ def test_spec_ignore_table(tmp_path: Path) -> None:
     ]
 
 
+def test_prj006_points_at_the_file_that_reads_the_environment(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app.py": "from pkg import settings\n",
+            "pkg/__init__.py": "",
+            "pkg/settings.py": "import os\nSECRET = os.environ['X']\n",
+        },
+    )
+    result = run_checks(CheckOptions(root=tmp_path, no_import=True, select=("PRJ006",)))
+    assert [(f.id, f.file) for f in result.findings] == [("PRJ006", "pkg/settings.py")]
+
+
 def test_select_and_ignore_by_prefix(tmp_path: Path) -> None:
     write(tmp_path, LOOSE)
     only_deps = run_checks(CheckOptions(root=tmp_path, no_import=True, select=("DEP",)))

@@ -404,12 +404,20 @@ _READS_ENV = re.compile(r"os\.environ|os\.getenv|environ\.get|from_prefixed_env|
 def no_env_example(ctx: Context) -> Iterator[Finding]:
     if any(is_env_template(path) for path in ctx.of_kind("env")):
         return
-    reads_env = bool(ctx.of_kind("env")) or any(
-        _READS_ENV.search(ctx.read(path)) for path in source_files(ctx.root, (".py",), limit=300)
+    # Where the environment is read: a .env file, else the first source that reads it
+    # (the finding needs a place the user can open).
+    where = next(iter(ctx.of_kind("env")), None) or next(
+        (
+            path
+            for path in source_files(ctx.root, (".py",), limit=300)
+            if _READS_ENV.search(ctx.read(path))
+        ),
+        None,
     )
-    if reads_env:
+    if where is not None:
         yield no_env_example.finding(
-            "the app reads its settings from the environment but no .env.example documents them"
+            "the app reads its settings from the environment but no .env.example documents them",
+            file=ctx.relative(where),
         )
 
 
