@@ -108,3 +108,29 @@ def test_pool_rule_counts_granian_threads(tmp_path: Path) -> None:
     )
     write(tmp_path, {"flaskprod.toml": spec + "workers = 10\nthreads = 8\n"})  # 90 + 5
     assert run_checks(options).findings == []
+
+
+def test_no_upstream_keepalive_in_front_of_granian(tmp_path: Path) -> None:
+    """NGX015: granian's workers are threaded, so nginx should keep connections open."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GRN002" / "pass"
+    write(
+        tmp_path,
+        {
+            p.relative_to(fixture).as_posix(): p.read_text()
+            for p in fixture.rglob("*")
+            if p.is_file()
+        },
+    )
+    site = (
+        "server {{ listen 80; server_name example.com; location / {{ proxy_pass {to}; "
+        'proxy_http_version 1.1; proxy_set_header Connection ""; }} }}\n{upstream}'
+    )
+    write(
+        tmp_path,
+        {"deploy/nginx/app.conf": site.format(to="http://unix:/run/app/app.sock", upstream="")},
+    )
+    (finding,) = [f for f in check(tmp_path) if f.id == "NGX015"]
+    assert finding.message == "nginx opens a new connection to granian for every request"
+    upstream = "upstream app { server unix:/run/app/app.sock; keepalive 16; }\n"
+    write(tmp_path, {"deploy/nginx/app.conf": site.format(to="http://app", upstream=upstream)})
+    assert "NGX015" not in ids(check(tmp_path))

@@ -665,6 +665,13 @@ def _ports_of_listen(listen: Directive) -> str:
     return address.rsplit(":", 1)[-1] if ":" in address else address
 
 
+def _granian_behind(ctx: Context, proxy_pass: Directive) -> bool:
+    from flaskprod.check.parsers.granian import granian_setups
+
+    targets = [t for t in proxy_targets(ctx) if t.directive is proxy_pass]
+    return any(reaches(t, b) for s in granian_setups(ctx) for b in s.binds for t in targets)
+
+
 def _setups_behind(ctx: Context, proxy_pass: Directive) -> list[GunicornSetup]:
     targets = [t for t in proxy_targets(ctx) if t.directive is proxy_pass]
     return [s for s in gunicorn_setups(ctx) if any(reaches(t, b) for t in targets for b in s.binds)]
@@ -701,7 +708,7 @@ def buffering_off(ctx: Context) -> Iterator[Finding]:
     "NGX015",
     layer="nginx",
     level=Level.INFO,
-    title="no upstream keepalive with threaded or async workers",
+    title="no upstream keepalive with threaded or async workers (gthread, gevent, granian)",
     help="Proxy through 'upstream app { server unix:/run/APP/gunicorn.sock; keepalive "
     "16; }' with 'proxy_http_version 1.1; proxy_set_header Connection \"\";' so nginx "
     "reuses connections to gthread/gevent workers.",
@@ -714,14 +721,17 @@ def no_keepalive(ctx: Context) -> Iterator[Finding]:
     upstreams = tree.upstreams()
     for proxy_pass in _proxy_passes(tree):
         setups = _setups_behind(ctx, proxy_pass)
-        if not any(s.worker_class in ("gthread", "gevent", "eventlet") for s in setups):
+        threaded = any(s.worker_class in ("gthread", "gevent", "eventlet") for s in setups)
+        granian = _granian_behind(ctx, proxy_pass)  # threads in every worker
+        if not threaded and not granian:
             continue
         name = proxy_pass.args[0].split("://", 1)[-1].split("/", 1)[0]
         upstream = upstreams.get(name)
         block = proxy_pass.parent
         version = block.setting("proxy_http_version") if block else None
         if upstream is None or upstream.first("keepalive") is None:
-            message = "nginx opens a new connection to gunicorn for every request"
+            server = "granian" if granian and not threaded else "gunicorn"
+            message = f"nginx opens a new connection to {server} for every request"
         elif version is None or version.args[:1] != ["1.1"]:
             message = "upstream keepalive is set but proxy_http_version 1.1 is not, so unused"
         else:
