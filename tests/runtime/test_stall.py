@@ -155,6 +155,27 @@ def test_a_connection_being_made_is_cut_too(
         postgres_cluster.resume()
 
 
+@pytest.mark.services
+def test_connections_made_before_the_guard_are_guarded(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str, postgres_cluster: PostgresCluster
+) -> None:
+    # The app talks to the database before its first request (a seed, a warm-up): that
+    # pooled connection predates the guard, which learns it at its next checkout.
+    app, db = guarded_app(monkeypatch, postgres_url)
+    with app.app_context():
+        assert db.session.execute(text("SELECT 1")).scalar() == 1
+        db.session.remove()
+    postgres_cluster.pause()
+    try:
+        start = time.monotonic()
+        response = app.test_client().get("/db")
+        held = time.monotonic() - start
+        assert response.status_code == 503
+        assert STALL <= held < BOUND + 3.0, held
+    finally:
+        postgres_cluster.resume()
+
+
 def test_first_connection_to_a_silent_server_is_cut(
     monkeypatch: pytest.MonkeyPatch, hanging_server: HangingServer
 ) -> None:

@@ -59,7 +59,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,14 @@ def _stalled_dbapi_error() -> Exception:
     )
 
 
+def _conninfo(cargs: Any, cparams: Mapping[str, Any]) -> str:
+    """libpq's connection string for what SQLAlchemy passes to ``psycopg.connect``."""
+    from psycopg.conninfo import make_conninfo
+
+    params = {k: v for k, v in cparams.items() if k not in _NOT_CONNINFO}
+    return make_conninfo(cargs[0] if cargs else "", **params)
+
+
 def _stalled_error(statement: str | None = None) -> DatabaseUnavailable:
     return DatabaseUnavailable(
         statement, None, _stalled_dbapi_error(), hide_parameters=True, connection_invalidated=True
@@ -113,7 +121,10 @@ class StallGuard:
         self.engine_name = repr(engine.url)  # password hidden
         self.stall = stall
         self.probe_timeout = probe_timeout
-        self.conninfo: str | None = None
+        # Until this process makes a connection (whose parameters, connect_args
+        # included, then replace it): the URL's, for connections made before the guard.
+        self.conninfo: str | None = _conninfo(*engine.dialect.create_connect_args(engine.url))
+        self._exact_conninfo = False
         self._dbapi_error: type[BaseException] = Exception
         self._cursor_classes: dict[type[Any], type[Any]] = {}
         self._reset()
@@ -212,11 +223,9 @@ class StallGuard:
         parameters are kept for the probe (the engine's URL and connect_args)."""
         if self.open_since is not None:
             raise _stalled_error()
-        if self.conninfo is None:
-            from psycopg.conninfo import make_conninfo
-
-            params = {k: v for k, v in cparams.items() if k not in _NOT_CONNINFO}
-            self.conninfo = make_conninfo(cargs[0] if cargs else "", **params)
+        if not self._exact_conninfo:
+            self.conninfo = _conninfo(cargs, cparams)
+            self._exact_conninfo = True
         key = _ident()
         self.inflight[key] = _now()
         try:
@@ -296,7 +305,7 @@ class StallGuard:
         clients, a failed login): it is running. Silence, a refused or unreachable
         address do not."""
         if self.conninfo is None:
-            return True  # never connected here: nothing can be waiting on it
+            return True  # no way to tell: never cut
         from psycopg import pq
 
         deadline = _now() + self.probe_timeout
