@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from flaskprod.stack.process import descendants
 from flaskprod.stack.state import process_rss
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> int:
     """utime + stime + cutime + cstime of ``pid`` (0 if gone)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -46,8 +46,8 @@ class Reading:
 
 def read(roots: Iterable[int]) -> Reading:
     pids = tree(roots)
-    ticks = sum(_cpu_ticks(pid) for pid in pids)
-    return Reading(ticks / _TICKS, sum(process_rss(pid) for pid in pids))
+    ticks = sum(cpu_ticks(pid) for pid in pids)
+    return Reading(ticks / TICKS, sum(process_rss(pid) for pid in pids))
 
 
 def load_average() -> tuple[float, float, float]:
