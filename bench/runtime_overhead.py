@@ -116,6 +116,30 @@ def statement_us(engine: Any, statements: int) -> float:
         return (time.process_time() - start) / statements * 1e6
 
 
+def wrapper_us(engine: Any, calls: int) -> float:
+    """What the guard adds to one statement, without the database's noise: its cursor
+    wrapper (the in-flight store and pop) around a cursor class that does nothing."""
+    from flaskprod.runtime.stall import guard_engine
+
+    class Idle:
+        __slots__ = ()
+
+        def execute(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    guard = guard_engine(engine)
+    assert guard is not None
+    plain, wrapped = Idle(), guard._cursor_class(Idle)()
+    start = time.process_time()
+    for _ in range(calls):
+        plain.execute("SELECT 1")
+    base = time.process_time() - start
+    start = time.process_time()
+    for _ in range(calls):
+        wrapped.execute("SELECT 1")
+    return (time.process_time() - start - base) / calls * 1e6
+
+
 def guard_cost(statements: int, rounds: int) -> None:
     """Per-statement CPU time with and without the stall guard, on a temp PostgreSQL."""
     import shutil
@@ -141,6 +165,11 @@ def guard_cost(statements: int, rounds: int) -> None:
             print(f"{label:24s} {min(values):6.1f} {statistics.median(values):8.1f}")
         extra = min(results["guarded"]) - min(results["plain"])
         print(f"The stall guard's cost per statement (best rounds): {extra:.1f} us")
+        own = [wrapper_us(guarded, statements * 20) for _ in range(rounds)]
+        print(
+            f"The guard's own work per statement (its cursor wrapper, no database): "
+            f"{min(own):.2f} us best, {statistics.median(own):.2f} median"
+        )
         plain.dispose()
         guarded.dispose()
     finally:

@@ -15,7 +15,7 @@ How, per engine and per process:
 
 - the database calls in flight (statements, the pool's pre-ping, new connections)
   are kept in a dict by thread: one store and one pop per statement, made by a
-  subclass of the connection's cursor class (about 1 us per statement,
+  subclass of the connection's cursor class (0.3 us of its own per statement,
   ``bench/runtime_overhead.py --postgres``; SQLAlchemy's cursor events would put
   every statement on its slower evented path, about 10 us);
 - one daemon thread per process looks at them. A call the server has not answered
