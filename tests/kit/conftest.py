@@ -161,7 +161,8 @@ def sample_spec(tmp: Path, **sections: dict[str, object]) -> Spec:
     data: dict[str, dict[str, object]] = {
         "app": {"target": "sample:create_app()", "name": NAME, "domains": DOMAINS,
                 "root": str(tmp / "project")},
-        "server": {"bind": f"unix:{tmp}/run/{NAME}.sock", "workers": 2, "threads": 2},
+        "server": {"kind": "gunicorn", "bind": f"unix:{tmp}/run/{NAME}.sock", "workers": 2,
+                   "threads": 2},
         "paths": {"static_dir": "sample/static", "media_dir": str(tmp / "media")},
         "tls": {"mode": "own", "certificate": str(tmp / "tls/fullchain.pem"),
                 "certificate_key": str(tmp / "tls/privkey.pem"),

@@ -42,7 +42,7 @@ EXPECTED = {
 
 def spec(**sections: dict[str, Any]) -> Spec:
     data: dict[str, Any] = {"app": {"target": "shop:create_app()", "name": "shop"}}
-    data["server"] = {"workers": 3}  # not machine-dependent
+    data["server"] = {"kind": "gunicorn", "workers": 3}  # not machine-dependent
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
     return Spec.model_validate(data)

@@ -164,7 +164,7 @@ def test_switching_server_removes_and_restores_gunicorn_conf(tmp_path: Path) -> 
     from flaskprod.spec.model import Spec
 
     base = {"app": {"target": "wsgi:app", "name": "sample"}}
-    gunicorn = Spec.model_validate(base)
+    gunicorn = Spec.model_validate({**base, "server": {"kind": "gunicorn"}})
     granian = Spec.model_validate({**base, "server": {"kind": "granian"}})
 
     def render(spec: Spec) -> list[tuple[str, str]]:

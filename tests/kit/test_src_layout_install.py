@@ -57,7 +57,10 @@ SRC_LAYOUT = {
 
 def spec() -> Spec:
     return Spec.model_validate(
-        {"app": {"target": "notes:create_app()", "name": "notes"}, "server": {"workers": 2}}
+        {
+            "app": {"target": "notes:create_app()", "name": "notes"},
+            "server": {"kind": "gunicorn", "workers": 2},
+        }
     )
 
 
@@ -139,7 +142,7 @@ def _run_build_stage(project: Path, venv: Path) -> None:
 def test_the_built_environment_imports_the_app_as_the_image_runs_it(tmp_path: Path) -> None:
     root = write(tmp_path / "notes", NOTES)
     env = {**os.environ, "SECRET_KEY": "x" * 40}
-    done = run_flaskprod("init", str(root), env=env)
+    done = run_flaskprod("init", str(root), "--server", "gunicorn", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     venv = tmp_path / "image" / "venv"
     # the image's first step: RUN python -m venv /opt/venv (pip comes from ensurepip)

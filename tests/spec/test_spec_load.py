@@ -126,7 +126,7 @@ def test_a_minimal_spec_loads_with_the_model_defaults() -> None:
             "set kind = 'gunicorn'",
         ),
         (
-            "[server]\nworkers_lifetime = 3600",
+            '[server]\nkind = "gunicorn"\nworkers_lifetime = 3600',
             "flaskprod.toml: server.workers_lifetime: only applies to granian, and server.kind "
             "is 'gunicorn' (gunicorn recycles workers by request count: use "
             "server.max_requests); remove it, or set kind = 'granian'",

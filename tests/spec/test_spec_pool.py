@@ -8,6 +8,8 @@ from flaskprod.spec.model import Spec
 
 
 def spec(server: dict[str, object], database: dict[str, object] | None = None) -> Spec:
+    # gunicorn unless the case says otherwise: the cases do not depend on the default
+    server = {"kind": "gunicorn", **server}
     return Spec.model_validate(
         {"app": {"target": "wsgi:app", "name": "x"}, "server": server, "database": database or {}}
     )

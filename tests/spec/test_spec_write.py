@@ -20,7 +20,12 @@ def custom() -> Spec:
     return Spec.model_validate(
         {
             "app": {"target": "wsgi:app", "name": "blog", "domains": ["a.example", "b.example"]},
-            "server": {"workers": 3, "worker_class": "sync", "bind": "127.0.0.1:8001"},
+            "server": {
+                "kind": "gunicorn",
+                "workers": 3,
+                "worker_class": "sync",
+                "bind": "127.0.0.1:8001",
+            },
             "paths": {"static_dir": "blog/static", "static_url": "/assets/"},
             "http": {
                 "max_body": "16m",
@@ -74,7 +79,11 @@ def test_every_setting_is_visible_with_its_description() -> None:
 
 
 def test_unset_workers_is_explained_for_this_machine() -> None:
-    text = render_spec(minimal(), cpus=2)
+    gunicorn = {
+        "app": {"target": "shop:create_app()", "name": "shop"},
+        "server": {"kind": "gunicorn"},
+    }
+    text = render_spec(Spec.model_validate(gunicorn), cpus=2)
     assert (
         "# workers: unset = one per core, at least 2, for gthread (this machine: 2 cores -> 2)\n"
         "# workers = 2\n"

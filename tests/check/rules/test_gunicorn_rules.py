@@ -150,7 +150,8 @@ def test_forwarded_allow_ips_star_is_fine_on_a_socket(tmp_path: Path) -> None:
 def test_preload_without_reset_depends_on_connections(tmp_path: Path) -> None:
     write(tmp_path, {"gunicorn.conf.py": "preload_app = True\n"})
     assert [f.level for f in check(tmp_path) if f.id == "GUN010"] == [Level.INFO]
-    write(tmp_path, {"flaskprod.toml": '[app]\ntarget = "wsgi:app"\nname = "app"\n'})
+    spec = '[app]\ntarget = "wsgi:app"\nname = "app"\n\n[server]\nkind = "gunicorn"\n'
+    write(tmp_path, {"flaskprod.toml": spec})
     assert [f.level for f in check(tmp_path) if f.id == "GUN010"] == [Level.WARNING]
 
 
