@@ -9,6 +9,7 @@ nginx's workers reach the 0660 socket as they do through the app's group on a se
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -50,8 +51,6 @@ def replace_workers(master: int, timeout: float) -> tuple[list[int], set[int]]:
     (--workers-kill-timeout), and so on: the other workers serve meanwhile."""
     old = set(children_of(master))
     with contextlib.suppress(ProcessLookupError):
-        import os
-
         os.kill(master, signal.SIGHUP)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
