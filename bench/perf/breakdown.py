@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.perf.breakdown                      # DB read and order
     .venv/bin/python -m bench.perf.breakdown --workloads product --rounds 5 --seconds 4
+    .venv/bin/python -m bench.perf.breakdown --ref 1f6912c     # and the shop of a commit
 
 The usual configuration and flaskprod's stack (as bench.perf builds them, on one
 PostgreSQL and Redis) run side by side; each round measures every stack in turn with
@@ -21,16 +22,24 @@ exited backends, the checkpointer, WAL writer, autovacuum: shared by whatever ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.perf.procstat import TICKS, cpu_ticks, tree
 from bench.perf.stacks import (
+    REPO,
     TOKEN,
     Running,
+    Shared,
+    copy_shop,
     flaskprod_stack,
     product_ids,
     shared_services,
@@ -127,11 +136,12 @@ def measure(stack: Running, workload: str, target: Target, seconds: float) -> Ro
 
 def table(workload: str, rounds: dict[str, list[Round]]) -> Iterator[str]:
     names = list(rounds)
+    width = max(12, *(len(name) + 2 for name in names))
     yield f"{workload}: CPU us per request (median of {len(rounds[names[0]])} rounds)"
-    yield f"  {'component':<20}" + "".join(f"{name:>12}" for name in names)
+    yield f"  {'component':<20}" + "".join(f"{name:>{width}}" for name in names)
 
-    def row(label: str, values: list[float], fmt: str = "{:>12.0f}") -> str:
-        return f"  {label:<20}" + "".join(fmt.format(value) for value in values)
+    def row(label: str, values: list[float]) -> str:
+        return f"  {label:<20}" + "".join(f"{value:>{width}.0f}" for value in values)
 
     for name in COMPONENTS:
         yield row(
@@ -144,26 +154,59 @@ def table(workload: str, rounds: dict[str, list[Round]]) -> Iterator[str]:
     yield row("workers recycled", [sum(r.recycled for r in rounds[n]) for n in names])
 
 
+def shop_at(rev: str, into: Path) -> Path:
+    """examples/shop as committed at ``rev`` (git archive), unpacked under ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = into / "shop.tar"
+    with archive.open("wb") as out:
+        result = subprocess.run(
+            ["git", "-C", str(REPO), "archive", rev, "examples/shop"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise SystemExit(f"--ref {rev}: {result.stderr.decode().strip()}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / "examples" / "shop"
+
+
+def _usual_of(shared: Shared, source: Path, running: ExitStack) -> Running:
+    """The usual configuration serving the shop tree ``source`` (its own folder)."""
+    base = Path(tempfile.mkdtemp(prefix="usual-ref-", dir=shared.base))
+    base.chmod(0o755)
+    mine = dataclasses.replace(shared, base=base, project=copy_shop(base, source=source))
+    return running.enter_context(usual_stack(mine))
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--workloads", default="product,order")
     parser.add_argument("--seconds", type=float, default=4.0, help="each wrk run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ref", help="also the shop of this git commit (usual@REV, ...)")
     options = parser.parse_args(argv)
     workloads = options.workloads.split(",")
     with shared_services() as shared, ExitStack() as running:
-        stacks = [
-            running.enter_context(usual_stack(shared)),
-            running.enter_context(flaskprod_stack(shared)),
-        ]
-        target = Target("localhost", product_ids(stacks[1]), TOKEN)
+        stacks = {
+            "usual": running.enter_context(usual_stack(shared)),
+            "flaskprod": running.enter_context(flaskprod_stack(shared)),
+        }
+        if options.ref:
+            source = shop_at(options.ref, Path(tempfile.mkdtemp(dir=shared.base)))
+            stacks[f"usual@{options.ref}"] = _usual_of(shared, source, running)
+            stacks[f"flaskprod@{options.ref}"] = running.enter_context(
+                flaskprod_stack(shared, name="flaskprod-ref", source=source)
+            )
+        target = Target("localhost", product_ids(stacks["flaskprod"]), TOKEN)
         for workload in workloads:
-            for stack in stacks:  # warm-up: pools filled, statements prepared
+            for stack in stacks.values():  # warm-up: pools filled, statements prepared
                 run_wrk(stack.url, workload, target, seconds=1, connections=64)
-            rounds: dict[str, list[Round]] = {stack.name: [] for stack in stacks}
+            rounds: dict[str, list[Round]] = {name: [] for name in stacks}
             for _ in range(options.rounds):
-                for stack in stacks:
-                    rounds[stack.name].append(measure(stack, workload, target, options.seconds))
+                for name, stack in stacks.items():
+                    rounds[name].append(measure(stack, workload, target, options.seconds))
             for line in table(workload, rounds):
                 print(line, flush=True)
     sys.stdout.flush()

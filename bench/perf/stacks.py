@@ -90,12 +90,15 @@ class Shared:
         return env
 
 
-def copy_shop(base: Path, spec_edits: dict[str, str | None] | None = None) -> Path:
-    """A copy of examples/shop; ``spec_edits``: ``key = value`` lines to replace (None:
-    comment the key out, as a granian spec does with gunicorn's own settings)."""
+def copy_shop(
+    base: Path, spec_edits: dict[str, str | None] | None = None, source: Path = SHOP
+) -> Path:
+    """A copy of examples/shop (or ``source``, e.g. the shop of an earlier commit);
+    ``spec_edits``: ``key = value`` lines to replace (None: comment the key out, as a
+    granian spec does with gunicorn's own settings)."""
     project = base / "shop"
     shutil.copytree(
-        SHOP,
+        source,
         project,
         ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__", "*.pyc"),
     )
@@ -362,13 +365,18 @@ def usual_stack(shared: Shared) -> Iterator[Running]:
 
 @contextmanager
 def flaskprod_stack(
-    shared: Shared, *, name: str = "flaskprod", spec_edits: dict[str, str | None] | None = None
+    shared: Shared,
+    *,
+    name: str = "flaskprod",
+    spec_edits: dict[str, str | None] | None = None,
+    source: Path = SHOP,
 ) -> Iterator[Running]:
-    """``flaskprod up -d`` on a copy of the shop, with the shared database and Redis
-    (DATABASE_URL/REDIS_URL given: up uses them instead of starting its own)."""
+    """``flaskprod up -d`` on a copy of the shop (``source``: another shop tree), with
+    the shared database and Redis (DATABASE_URL/REDIS_URL given: up uses them instead
+    of starting its own)."""
     base = Path(tempfile.mkdtemp(prefix=f"{name.replace('/', '-')}-", dir=shared.base))
     base.chmod(0o755)  # nginx's workers (nobody) reach the socket below it
-    project = copy_shop(base, spec_edits)
+    project = copy_shop(base, spec_edits, source)
     spec = load_spec(project)
     https_port, http_port = free_port(), free_port()
     env = dict(os.environ, DATABASE_URL=shared.database_url, REDIS_URL=shared.redis.url())

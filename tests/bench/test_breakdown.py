@@ -7,9 +7,11 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.perf import procstat
-from bench.perf.breakdown import COMPONENTS, attribute, measure, snapshot, table
-from bench.perf.stacks import limit_stack
+from bench.perf.breakdown import COMPONENTS, attribute, measure, shop_at, snapshot, table
+from bench.perf.stacks import REPO, limit_stack
 from bench.perf.workloads import Target
 from bench.perf.wrk import run_wrk
 from flaskprod.stack.state import children_of
@@ -55,3 +57,11 @@ def test_a_worker_that_exits_during_a_round_is_counted_once(tmp_path: Path) -> N
     seconds = attribute(before, after)
     assert abs(sum(seconds.values()) - (total_after - total_before)) < 0.05, seconds
     assert seconds["gunicorn master"] < lived / 2, seconds
+
+
+def test_ref_gives_the_shop_as_committed(tmp_path: Path) -> None:
+    shop = shop_at("HEAD", tmp_path)
+    assert (shop / "flaskprod.toml").is_file() and (shop / "shop" / "__init__.py").is_file()
+    assert (shop / "wsgi.py").read_text() == (REPO / "examples/shop/wsgi.py").read_text()
+    with pytest.raises(SystemExit, match="--ref no-such-rev: "):
+        shop_at("no-such-rev", tmp_path / "bad")
