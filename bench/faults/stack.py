@@ -1,111 +1,40 @@
-"""The stack under test: a real ``flaskprod up -d`` of the reference shop, and the
-faults one can do to it.
+"""The stack under test: a real ``flaskprod up -d`` of the reference shop (copied,
+started, seeded and stopped by bench/shop_stack.py, which the e2e tests share), and
+the faults one can do to it.
 
-The shop is copied to a temp folder other users can traverse (nginx workers and
-PostgreSQL do not run as root), started with ``flaskprod up -d`` on free ports and
-seeded once (the demo user gets a known API token). Every fault acts on a process
-recorded in the stack's ``state.json`` — by pid, checked against its kernel start
-time — and a service the harness restarts is recorded back into ``state.json``, so
-``flaskprod down`` always stops exactly what runs. Nothing here touches another
-process of the machine.
+Every fault acts on a process recorded in the stack's ``state.json`` — by pid,
+checked against its kernel start time — and a service the harness restarts is recorded
+back into ``state.json``, so ``flaskprod down`` always stops exactly what runs. Nothing
+here touches another process of the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import shutil
 import signal
-import ssl
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.shop_stack import RunningShop, StackError, copy_shop, flaskprod, running_shop
 from flaskprod.stack import process
-from flaskprod.stack.ports import LOOPBACK, free_port
-from flaskprod.stack.state import ServiceRecord, StateDir, children_of
+from flaskprod.stack.ports import LOOPBACK
+from flaskprod.stack.state import ServiceRecord, children_of
 
-REPO = Path(__file__).resolve().parents[2]
-SHOP = REPO / "examples" / "shop"
-FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 TOKEN = "faults-demo-token-0123456789abcdef0123456789"  # noqa: S105 - a throwaway stack
 
 
-class StackError(RuntimeError):
-    """The stack could not be started or a fault could not be applied."""
-
-
-def flaskprod(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run the flaskprod CLI as a user would; raise with its output when it fails."""
-    result = subprocess.run(
-        [FLASKPROD, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise StackError(
-            f"flaskprod {' '.join(args)} exited {result.returncode}:\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
 @dataclass
-class FaultStack:
-    """One running stack of the shop (see :func:`running_stack`)."""
+class FaultStack(RunningShop):
+    """One running stack of the shop (see :func:`running_stack`), with its faults."""
 
-    project: Path
-    https_port: int
-    http_port: int
-    dirs: StateDir
     token: str = TOKEN
-    env: dict[str, str] = field(default_factory=dict)
-
-    # -- where -----------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.https_port}"
-
-    @property
-    def ca(self) -> Path:
-        return self.dirs.tls / "ca.pem"
-
-    def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-    def client(self, source: str | None = None, timeout: float = 10.0) -> httpx.Client:
-        """An HTTPS client through nginx; ``source``: the loopback address to send from
-        (nginx limits /api/ per client address, as it would per real client)."""
-        transport = httpx.HTTPTransport(verify=self.ssl_context(), local_address=source)
-        return httpx.Client(transport=transport, base_url=self.url, timeout=timeout)
-
-    def record(self, name: str) -> ServiceRecord:
-        state = self.dirs.read()
-        found = state.service(name) if state else None
-        if found is None:
-            raise StackError(f"{name} is not in {self.dirs.state_file}")
-        return found
-
-    def pid(self, name: str) -> int:
-        return self.record(name).pid
-
-    def log(self, name: str) -> Path:
-        return self.dirs.log(name)
-
-    def database_dsn(self) -> str:
-        return self.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
 
     def spec(self) -> Any:
         from flaskprod.stack.up import load_project_spec
@@ -276,18 +205,6 @@ def _port_of(record: ServiceRecord) -> int:
     return int(record.address.rsplit(":", 1)[1])
 
 
-def _copy_shop() -> Path:
-    base = Path(tempfile.mkdtemp(prefix="flaskprod-faults-"))
-    base.chmod(0o755)  # nginx workers (nobody) and postgres must traverse it
-    project = base / "shop"
-    shutil.copytree(
-        SHOP,
-        project,
-        ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__", "*.pyc"),
-    )
-    return project
-
-
 def _set_worker_class(spec: Path, worker_class: str) -> None:
     text, count = re.subn(
         r'(?m)^worker_class = "[a-z]+"$', f'worker_class = "{worker_class}"', spec.read_text()
@@ -297,63 +214,16 @@ def _set_worker_class(spec: Path, worker_class: str) -> None:
     spec.write_text(text)
 
 
-def _seed(stack: FaultStack) -> None:
-    env = dict(os.environ)
-    env.update(stack.env)
-    env.update(FLASKPROD_ENV="production", SECRET_KEY=stack.dirs.secret_key())
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi:app", "seed", "--token", stack.token],
-        cwd=stack.project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-
 @contextlib.contextmanager
 def running_stack(worker_class: str | None = None) -> Iterator[FaultStack]:
     """``flaskprod up -d`` of a fresh copy of the shop; ``flaskprod down`` afterwards,
     then every recorded pid is checked gone (and stopped by pid if ``down`` failed).
     ``worker_class``: gunicorn's, instead of the shop's (``up`` re-renders the kit)."""
-    project = _copy_shop()
+    project = copy_shop("flaskprod-faults-")
     if worker_class is not None:
         _set_worker_class(project / "flaskprod.toml", worker_class)
-    stack = FaultStack(
-        project=project,
-        https_port=free_port(),
-        http_port=free_port(),
-        dirs=StateDir(project / ".flaskprod"),
-    )
-    try:
-        flaskprod(
-            "up",
-            str(project),
-            "-d",
-            "--https-port",
-            str(stack.https_port),
-            "--http-port",
-            str(stack.http_port),
-            "--timeout",
-            "90",
-        )
-        stack.env = dict(json.loads(stack.dirs.state_file.read_text())["env"])
-        _seed(stack)
+    with running_shop(FaultStack.on_free_ports(project)) as stack:
         yield stack
-    finally:
-        recorded = stack.dirs.read()
-        subprocess.run(
-            [FLASKPROD, "down", str(project)],
-            capture_output=True,
-            timeout=120,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-        for record in recorded.services if recorded else []:
-            if record.alive():  # down failed: stop exactly what up (or we) started
-                record.stop(10)
-        shutil.rmtree(project.parent, ignore_errors=True)
 
 
 def loopback(block: int, number: int) -> str:
