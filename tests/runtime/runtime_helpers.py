@@ -5,9 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -15,6 +22,9 @@ from flask import Flask
 GOOD_KEY = "k" * 8 + "f3c9a1b27d4e8f60c5b1a9e2d7f4c8b3"  # 40 chars, not a placeholder
 
 MakeApp = Callable[..., Flask]
+
+#: This environment's scripts (gunicorn, granian).
+BIN = Path(sys.executable).parent
 
 
 def add_views(app: Flask) -> None:
@@ -104,3 +114,64 @@ def in_child(work: Any) -> int:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     return int(answer)
+
+
+# -- an app in a real server (gunicorn or granian) of its own -------------------------
+
+
+def server_env(**variables: str) -> dict[str, str]:
+    """This environment without the runner's FLASK_/FLASKPROD_ settings, for an app in
+    production with a real secret key, reached directly (no proxy to trust)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FLASKPROD_"))}
+    env |= {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "TRUSTED_PROXIES": "0"}
+    return env | variables
+
+
+def gunicorn_argv(port: int, worker_class: str, app: str) -> list[str]:
+    """gunicorn with one worker of ``worker_class`` (4 threads where it has threads);
+    its own timeout 30 s, far above what the runtime's guards bound."""
+    argv = [str(BIN / "gunicorn"), "--no-control-socket", "--bind", f"127.0.0.1:{port}"]
+    argv += ["--workers", "1", "--worker-class", worker_class, "--threads", "4"]
+    return [*argv, "--timeout", "30", "--graceful-timeout", "3", app]
+
+
+def get_json(port: int, path: str, timeout: float = 5) -> tuple[int, Any]:
+    """GET ``path`` of the server on ``port``: its status and JSON body (an error's too)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+@contextlib.contextmanager
+def app_server(
+    tmp_path: Path, port: int, argv: list[str], env: dict[str, str]
+) -> Iterator[tuple[Path, Path]]:
+    """Run ``argv`` (a server of an app in ``tmp_path``, listening on ``port``) until
+    /health answers; yield its stdout and stderr logs. Its main process must still run
+    at the end; then SIGTERM (SIGKILL after 15 s), by the pid started here."""
+    name = Path(argv[0]).name
+    assert Path(argv[0]).is_file(), f"{argv[0]} is missing: pip install -e '.[dev]'"
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=stdout, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                get_json(port, "/health", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, f"{name} died: {err.read_text()}"
+                assert time.monotonic() < deadline, f"{name} did not answer in 20 s"
+                time.sleep(0.05)
+        yield out, err
+        assert proc.poll() is None, f"{name}'s main process died"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

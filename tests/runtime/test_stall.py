@@ -9,15 +9,8 @@ far from the alternative (a request held until the server wakes up, here never).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,7 +20,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from runtime_helpers import GOOD_KEY, HangingServer, in_child, json_lines
+from runtime_helpers import (
+    BIN,
+    GOOD_KEY,
+    HangingServer,
+    app_server,
+    get_json,
+    gunicorn_argv,
+    in_child,
+    json_lines,
+    server_env,
+)
 from sqlalchemy import text
 
 from flaskprod import Production
@@ -283,12 +286,10 @@ def query():
 
 
 def get(port: int, path: str, timeout: float = 20) -> tuple[int, Any, float]:
+    """The status, JSON body and seconds of a GET."""
     start = time.monotonic()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, json.load(r), time.monotonic() - start
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error), time.monotonic() - start
+    status, body = get_json(port, path, timeout)
+    return status, body, time.monotonic() - start
 
 
 @contextmanager
@@ -296,42 +297,19 @@ def serve(tmp_path: Path, url: str, worker_class: str) -> Iterator[tuple[int, Pa
     """gunicorn with one worker of ``worker_class``, or granian (WSGI, one worker)."""
     (tmp_path / "stallapp.py").write_text(APP)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FLASKPROD_"))}
-    env |= {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": url}
-    env |= {"FLASKPROD_DATABASE_STALL_SECONDS": str(STALL), "TRUSTED_PROXIES": "0"}
-    env |= {"FLASKPROD_DATABASE_PROBE_TIMEOUT": str(PROBE)}
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    bin_dir = Path(sys.executable).parent
+    env = server_env(
+        DATABASE_URL=url,
+        FLASKPROD_DATABASE_STALL_SECONDS=str(STALL),
+        FLASKPROD_DATABASE_PROBE_TIMEOUT=str(PROBE),
+    )
     if worker_class == "granian":
-        argv = [str(bin_dir / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"]
+        argv = [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"]
         argv += ["--port", str(port), "--workers", "1", "--blocking-threads", "4"]
         argv += ["stallapp:app"]
     else:
-        argv = [str(bin_dir / "gunicorn"), "--no-control-socket", "--bind", f"127.0.0.1:{port}"]
-        argv += ["--workers", "1", "--worker-class", worker_class, "--threads", "4"]
-        argv += ["--timeout", "30", "--graceful-timeout", "3", "stallapp:app"]
-    assert Path(argv[0]).is_file(), f"{argv[0]} is missing: pip install -e '.[dev]'"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=stdout, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                get(port, "/health", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, f"{worker_class} died: {err.read_text()}"
-                assert time.monotonic() < deadline, f"{worker_class} did not answer in 20 s"
-                time.sleep(0.05)
+        argv = gunicorn_argv(port, worker_class, "stallapp:app")
+    with app_server(tmp_path, port, argv, env) as (out, err):
         yield port, out, err
-        assert proc.poll() is None, "the server's main process died"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.mark.services

@@ -4,15 +4,11 @@ worker exits and gunicorn's replacement answers while the database is still froz
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -20,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_helpers import GOOD_KEY, MakeApp, json_lines
+from runtime_helpers import (
+    GOOD_KEY,
+    MakeApp,
+    app_server,
+    get_json,
+    gunicorn_argv,
+    json_lines,
+    server_env,
+)
 
 from flaskprod.runtime.config import StartupRefused
 from flaskprod.runtime.watchdog import DEFAULT_TIMEOUT, WATCHDOG, request_timeout
@@ -151,51 +155,21 @@ def nap():
 REQUEST_TIMEOUT = 2
 
 
-def get(port: int, path: str, timeout: float = 5) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-            return r.status, json.load(r)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
 @contextmanager
 def gthread_gunicorn(tmp_path: Path, database_url: str) -> Iterator[tuple[int, Path, Path]]:
     """One gthread worker (4 threads), gunicorn's timeout 30 s, REQUEST_TIMEOUT 2 s."""
     (tmp_path / "hangapp.py").write_text(APP)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "FLASKPROD_"))}
-    env |= {"FLASKPROD_ENV": "production", "SECRET_KEY": GOOD_KEY, "DATABASE_URL": database_url}
-    env |= {"FLASKPROD_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), "TRUSTED_PROXIES": "0"}
-    # The stall guard would answer the frozen database's requests with a 503 first
-    # (tests/runtime/test_stall.py): off, to test the watchdog, its backstop.
-    env["FLASKPROD_DATABASE_STALL_SECONDS"] = "0"
-    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    argv = [str(gunicorn), "--no-control-socket", "--bind", f"127.0.0.1:{port}"]
-    argv += ["--workers", "1", "--worker-class", "gthread", "--threads", "4"]
-    argv += ["--timeout", "30", "--graceful-timeout", "3", "hangapp:app"]
-    with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=stdout, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                get(port, "/health", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, f"gunicorn died: {err.read_text()}"
-                assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
-                time.sleep(0.05)
+    env = server_env(
+        DATABASE_URL=database_url,
+        FLASKPROD_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
+        # The stall guard would answer the frozen database's requests with a 503 first
+        # (tests/runtime/test_stall.py): off, to test the watchdog, its backstop.
+        FLASKPROD_DATABASE_STALL_SECONDS="0",
+    )
+    argv = gunicorn_argv(port, "gthread", "hangapp:app")
+    with app_server(tmp_path, port, argv, env) as (out, err):
         yield port, out, err
-        assert proc.poll() is None, "gunicorn's master died"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.mark.services
@@ -203,20 +177,20 @@ def test_gthread_worker_stuck_on_frozen_postgres_is_replaced(
     tmp_path: Path, postgres_url: str, postgres_cluster: PostgresCluster
 ) -> None:
     with gthread_gunicorn(tmp_path, postgres_url) as (port, out, err):
-        old = get(port, "/pid")[1]["pid"]
+        old = get_json(port, "/pid")[1]["pid"]
         # Fast requests, and one slower than the watch interval but under the timeout,
         # all in the same worker: none is cut.
         with ThreadPoolExecutor(4) as pool:
-            slow = pool.submit(get, port, "/sleep")
-            fast = list(pool.map(lambda _: get(port, "/pid"), range(100)))
+            slow = pool.submit(get_json, port, "/sleep")
+            fast = list(pool.map(lambda _: get_json(port, "/pid"), range(100)))
             assert slow.result() == (200, {"pid": old})
         assert fast == [(200, {"pid": old})] * 100
-        assert get(port, "/db") == (200, {"pid": old, "one": 1})  # a pooled connection
+        assert get_json(port, "/db") == (200, {"pid": old, "one": 1})  # a pooled connection
         postgres_cluster.pause()
         try:
             start = time.monotonic()
             with pytest.raises(OSError):  # the connection closes: no answer
-                get(port, "/db", timeout=20)
+                get_json(port, "/db", timeout=20)
             held = time.monotonic() - start
             # At REQUEST_TIMEOUT (+ the exit and the reply), never gunicorn's 30 s.
             assert REQUEST_TIMEOUT <= held < REQUEST_TIMEOUT + 1.0
@@ -225,23 +199,23 @@ def test_gthread_worker_stuck_on_frozen_postgres_is_replaced(
             while True:
                 with_pid: Any = None
                 with suppress(OSError):
-                    with_pid = get(port, "/pid", timeout=2)
+                    with_pid = get_json(port, "/pid", timeout=2)
                 if with_pid is not None and with_pid[1]["pid"] != old:
                     break
                 assert time.monotonic() < deadline, "no new worker answered in 10 s"
                 time.sleep(0.05)
-            assert get(port, "/health") == (200, {"status": "ok"})
+            assert get_json(port, "/health") == (200, {"status": "ok"})
             start = time.monotonic()
-            status, body = get(port, "/health/ready")
+            status, body = get_json(port, "/health/ready")
             assert time.monotonic() - start < 2.0  # readiness within its 2 s
             assert status == 503 and body["checks"]["database"]["error"] == "timeout"
         finally:
             postgres_cluster.resume()
         deadline = time.monotonic() + 15
-        while get(port, "/health/ready")[0] != 200:
+        while get_json(port, "/health/ready")[0] != 200:
             assert time.monotonic() < deadline, "readiness did not recover after resume"
             time.sleep(0.1)
-        assert get(port, "/db")[0] == 200
+        assert get_json(port, "/db")[0] == 200
     records = json_lines(out.read_text())
     (line,) = [r for r in records if r.get("logger") == "flaskprod.watchdog"]
     assert line["level"] == "ERROR" and line["path"] == "/db" and line["request_id"]
