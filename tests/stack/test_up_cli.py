@@ -118,12 +118,17 @@ def test_up_detached_status_logs_reload_down(tiny: Path) -> None:
     assert reload.returncode == 0, reload.stderr
     assert "serving" in reload.stdout and "left" in reload.stdout
     assert httpx.get(url + "/", verify=trust).text == "<h1>tiny v2</h1>"
+    # At once again: the new master must have taken over (it ignores USR2 until then).
+    app.write_text(app.read_text().replace("tiny v2", "tiny v3"))
+    again_reload = run("reload", str(tiny))
+    assert again_reload.returncode == 0, again_reload.stderr
+    assert httpx.get(url + "/", verify=trust).text == "<h1>tiny v3</h1>"
     # Code that does not import: the reload fails, the running version keeps serving.
     app.write_text(app.read_text() + "\nraise RuntimeError('broken on purpose')\n")
     broken = run("reload", str(tiny))
     assert broken.returncode == ExitCode.SERVICE, broken.stdout + broken.stderr
     assert "did not start" in broken.stderr
-    assert httpx.get(url + "/", verify=trust).text == "<h1>tiny v2</h1>"
+    assert httpx.get(url + "/", verify=trust).text == "<h1>tiny v3</h1>"
 
     pids = [r.pid for r in StateDir(tiny / ".flaskprod").read().services]  # type: ignore[union-attr]
     down = run("down", str(tiny))

@@ -217,7 +217,7 @@ def upgrade_master(master: int, pid_file: Path, expected: int, timeout: float = 
     forked: set[int] = set()
     while time.monotonic() < deadline:
         new = _pid_in(new_pid_file)
-        if new is not None and is_alive(new) and len(workers(new)) >= expected:
+        if new is not None and new != master and is_alive(new) and len(workers(new)) >= expected:
             return new
         # The new master is the old one's child until it takes over.
         spawned = set(workers(master)) - old_workers
@@ -226,6 +226,20 @@ def upgrade_master(master: int, pid_file: Path, expected: int, timeout: float = 
         forked |= spawned
         time.sleep(0.05)
     raise RuntimeError(f"the new master did not start its workers within {timeout:g}s")
+
+
+def wait_promoted(master: int, pid_file: Path, timeout: float = 10.0) -> bool:
+    """Wait until ``master``, started by :func:`upgrade_master`, has promoted itself
+    (it notices its old parent is gone about once a second, then renames
+    ``<pidfile>.2`` to ``<pidfile>``). Until then it ignores USR2 ("Parent exists"),
+    so a reload right after a reload must wait for this. True once promoted."""
+    new_pid_file = pid_file.with_name(pid_file.name + ".2")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _pid_in(pid_file) == master and not new_pid_file.exists():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def retire_master(master: int, timeout: float) -> bool:

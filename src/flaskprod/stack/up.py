@@ -813,6 +813,11 @@ def _upgrade_gunicorn(
     _reload_nginx(nginx, echo)
     if not gunicorn.retire_master(master.pid, graceful):
         raise ServiceFailed(f"gunicorn: the old master {master.pid} still runs after {graceful:g}s")
+    if not gunicorn.wait_promoted(new, dirs.run / "gunicorn.pid"):
+        raise ServiceFailed(
+            f"gunicorn: the new master {new} did not take over its pid file",
+            hint=f"see {master.log}",
+        )
     echo(f"gunicorn: old master {master.pid} and its workers finished their requests and left")
 
 
