@@ -1,6 +1,9 @@
-"""Per-worker memory of the reference shop under gunicorn, as ``make run-local`` serves it.
+"""Per-worker memory of the reference shop under gunicorn or granian.
 
-Starts the shop with ``examples/shop/gunicorn_local.py`` (gthread, preload) on a
+Starts the shop with ``examples/shop/gunicorn_local.py`` (gthread, preload) -- or, with
+``--server granian``, with the kit's granian command (``python -m flaskprod.serve``
+and the flags :func:`flaskprod.spec.servers.granian_argv` computes from the shop's
+flaskprod.toml) -- on a
 throwaway SQLite database (migrated and seeded) -- or, with ``--backend postgres``, on
 a throwaway PostgreSQL and Redis as in production --, sends a bounded number of
 requests over loopback to every kind of page, then reads each worker's ``VmRSS``
@@ -10,7 +13,11 @@ summary.
 
     .venv/bin/python bench/shop_memory.py [--workers 2] [--requests 400]
         [--backend sqlite|postgres] [--worker-class gthread|sync] [--env NAME=VALUE ...]
-        [--concurrency 1] [--mappings]
+        [--concurrency 1] [--mappings] [--server gunicorn|granian] [--granian-flag F ...]
+        [--throughput SECONDS]
+
+``--throughput`` then runs wrk (bounded: that many seconds, 8 connections) on the DB
+read (``/api/products/1``) against the same server and prints its requests/s.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from pathlib import Path
 
 import httpx
 
+from flaskprod.spec.load import load_spec
+from flaskprod.spec.servers import Listen, granian_argv
 from flaskprod.stack import process
 from flaskprod.stack.ports import free_port, retry_on_port_in_use
 from flaskprod.stack.postgres import PostgresCluster
@@ -97,6 +106,36 @@ def send(base_url: str, requests: int, concurrency: int) -> int:
         return sum(pool.map(loop, shares))
 
 
+def server_argv(args: argparse.Namespace, port: int) -> list[str]:
+    """gunicorn as ``make run-local`` starts it, or granian as the kit starts it."""
+    if args.server == "granian":
+        spec = load_spec(SHOP / "flaskprod.toml")
+        argv = granian_argv(
+            spec,
+            Listen(host="127.0.0.1", port=str(port)),
+            launcher=[sys.executable, "-m", "flaskprod.serve"],
+        )
+        # Extra flags go before the target (the last word); --workers as asked.
+        return [*argv[:-1], "--workers", str(args.workers), *args.granian_flag, argv[-1]]
+    return [
+        *run_local.gunicorn_argv(f"127.0.0.1:{port}", args.workers),
+        *("--worker-class", args.worker_class),
+        *(("--threads", "1") if args.worker_class == "sync" else ()),
+    ]
+
+
+def throughput(base_url: str, seconds: int) -> float:
+    """Requests/s of the DB read over ``seconds`` of wrk (1 thread, 8 connections)."""
+    output = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{seconds}s", f"{base_url}/api/products/1"],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout  # fmt: skip
+    for line in output.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"no Requests/sec in wrk's output:\n{output}")
+
+
 def print_mappings(pid: int, top: int = 12) -> None:
     """What fills a process: RSS, PSS and private KiB per mapped file ([anon], [heap]:
     Python's objects and malloc), largest first."""
@@ -113,6 +152,53 @@ def print_mappings(pid: int, top: int = 12) -> None:
     print(f"largest worker {pid}: {'RSS':>6} {'PSS':>6} {'private':>8} MiB per mapping")
     for mapping, (r, p, u) in sorted(totals.items(), key=lambda item: -item[1][0])[:top]:
         print(f"  {r / 1024:>6.1f} {p / 1024:>6.1f} {u / 1024:>8.1f}  {mapping}")
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    print(f"  [anon] by kind ({threads} threads):")
+    for kind, (count, rss) in sorted(anon_kinds(pid).items(), key=lambda item: -item[1][1]):
+        print(f"  {rss / 1024:>6.1f} MiB RSS in {count:>3}  {kind}")
+
+
+#: glibc reserves each extra malloc arena (one per thread that mallocs, up to
+#: MALLOC_ARENA_MAX) as a 64 MiB block aligned on 64 MiB: rw part + PROT_NONE rest.
+ARENA_KIB = 64 * 1024
+
+
+def anon_kinds(pid: int) -> dict[str, list[int]]:
+    """[anon] RSS split into glibc malloc arenas, thread stacks (a rw mapping right
+    above a 4 KiB PROT_NONE guard; by size) and the rest (Python's object arenas,
+    large mallocs): kind -> [mappings, RSS KiB]."""
+    maps: list[tuple[int, int, str, int]] = []  # start, end, perms, rss (anonymous only)
+    anonymous = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if "-" in parts[0] and not parts[0].endswith(":"):
+            anonymous = len(parts) <= 5
+            if anonymous:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                maps.append((start, end, parts[1], 0))
+        elif anonymous and parts[0] == "Rss:":
+            start, end, perms, _ = maps[-1]
+            maps[-1] = (start, end, perms, int(parts[1]))
+    kinds: dict[str, list[int]] = {}
+    for index, (start, end, perms, rss) in enumerate(maps):
+        if perms.startswith("---"):
+            continue
+        size = (end - start) // 1024
+        after = maps[index + 1] if index + 1 < len(maps) else None
+        before = maps[index - 1] if index else None
+        reserve = after[1] - after[0] if after and after[0] == end and after[2][0] == "-" else 0
+        guard = before is not None and before[1] == start and before[2][0] == "-"
+        guard = guard and before is not None and before[1] - before[0] == 4096
+        if start % (ARENA_KIB * 1024) == 0 and size + reserve // 1024 == ARENA_KIB:
+            kind = "glibc malloc arena (64 MiB reserved each)"
+        elif guard:
+            kind = f"thread stack ({size / 1024:g} MiB)"
+        else:
+            kind = "other (Python object arenas, large mallocs)"
+        row = kinds.setdefault(kind, [0, 0])
+        row[0] += 1
+        row[1] += rss
+    return kinds
 
 
 def main() -> int:
@@ -133,7 +219,16 @@ def main() -> int:
     parser.add_argument(
         "--mappings", action="store_true", help="the largest worker's memory per mapping"
     )
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
+    parser.add_argument(
+        "--granian-flag", action="append", default=[], metavar="FLAG", help="extra granian flag"
+    )
+    parser.add_argument(
+        "--throughput", type=int, default=0, metavar="SECONDS", help="wrk on the DB read after"
+    )
     args = parser.parse_args()
+    if args.granian_flag and args.server != "granian":
+        parser.error("--granian-flag needs --server granian")
     extra = dict(item.split("=", 1) for item in args.env)
 
     with (
@@ -150,12 +245,8 @@ def main() -> int:
 
         def start(port: int) -> tuple[process.Process, int]:
             server = process.start(
-                [
-                    *run_local.gunicorn_argv(f"127.0.0.1:{port}", args.workers),
-                    *("--worker-class", args.worker_class),
-                    *(("--threads", "1") if args.worker_class == "sync" else ()),
-                ],
-                name="gunicorn (shop)", log_path=instance / "gunicorn.log", cwd=SHOP, env=env,
+                server_argv(args, port),
+                name=f"{args.server} (shop)", log_path=instance / "server.log", cwd=SHOP, env=env,
                 die_with_parent=True,
             )  # fmt: skip
 
@@ -168,7 +259,7 @@ def main() -> int:
             server.wait_ready(up, timeout=60, port=port)
             return server, port
 
-        server, port = retry_on_port_in_use(start, port=free_port(), name="gunicorn (shop)")
+        server, port = retry_on_port_in_use(start, port=free_port(), name=f"{args.server} (shop)")
         try:
             started = time.monotonic()
             failures = send(f"http://127.0.0.1:{port}", args.requests, args.concurrency)
@@ -189,12 +280,16 @@ def main() -> int:
                 print(f"{role:8} {pid:>7} {r / 1024:>10.1f} {p / 1024:>8.1f} {u / 1024:>12.1f}")
             if args.mappings and workers:
                 print_mappings(max(workers, key=lambda pid: kib(pid, "status", "VmRSS")))
+            url = f"http://127.0.0.1:{port}"
+            rate = throughput(url, args.throughput) if args.throughput else None
         finally:
             server.stop()
 
     summary = {
+        "server": args.server,
         "backend": args.backend,
-        "worker_class": args.worker_class,
+        "worker_class": args.worker_class if args.server == "gunicorn" else None,
+        "granian_flags": args.granian_flag,
         "env": extra,
         "workers": len(rss),
         "requests": args.requests,
@@ -207,6 +302,7 @@ def main() -> int:
         "worker_rss_mib_max": round(max(rss, default=0) / 1024, 1),
         "worker_pss_mib_mean": round(sum(pss) / 1024 / max(1, len(pss)), 1),
         "worker_private_mib_mean": round(sum(private) / 1024 / max(1, len(private)), 1),
+        "db_read_req_per_s": rate,
         "python": sys.version.split()[0],
     }
     print(json.dumps(summary))
