@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +152,35 @@ def copy_shop(prefix: str) -> Path:
         ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__", "*.pyc"),
     )
     return project
+
+
+def server_kind(project: Path) -> str:
+    """The app server the project's flaskprod.toml says (server.kind, or the default)."""
+    from flaskprod.spec.model import DEFAULT_SERVER_KIND
+
+    with (project / "flaskprod.toml").open("rb") as handle:
+        return str(tomllib.load(handle).get("server", {}).get("kind", DEFAULT_SERVER_KIND))
+
+
+def set_server_kind(project: Path, kind: str) -> None:
+    """Switch the copy's flaskprod.toml to ``server.kind = kind``, as a user would: the
+    other server's own settings are commented out (the spec refuses them), and this
+    server's settings the file keeps commented out with a value (``# preload_app =
+    true``: the shop's choice while it ran that server) are set again."""
+    from flaskprod.spec.model import GRANIAN_ONLY, GUNICORN_ONLY
+
+    spec = project / "flaskprod.toml"
+    text, count = re.subn(r'(?m)^#? ?kind = "[a-z]+"$', f'kind = "{kind}"', spec.read_text())
+    if count != 1:
+        raise StackError(f"{spec}: no single 'kind = ...' line in [server] to replace")
+    own, other = (
+        (GRANIAN_ONLY, GUNICORN_ONLY) if kind == "granian" else (GUNICORN_ONLY, GRANIAN_ONLY)
+    )
+    for key in other:
+        text = re.sub(rf"(?m)^{key} = ", f"# {key} = ", text)
+    for key in own:
+        text = re.sub(rf"(?m)^# {key} = (?!\(unset\))", f"{key} = ", text)
+    spec.write_text(text)
 
 
 @contextlib.contextmanager

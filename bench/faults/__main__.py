@@ -1,6 +1,7 @@
 """Run the fault scenarios against a real stack and write the figures.
 
     .venv/bin/python -m bench.faults [--quick] [--scenario N ...] [--no-doc]
+                                     [--server gunicorn|granian]
                                      [--worker-class sync|gthread|gevent]
 
 Starts one ``flaskprod up -d`` of a copy of examples/shop on free loopback ports, runs
@@ -41,17 +42,31 @@ def main(argv: list[str] | None = None) -> int:
         help="gunicorn's worker class instead of the shop's (the doc shows such runs in "
         "each scenario's list of runs, not as its headline).",
     )
+    parser.add_argument(
+        "--server",
+        choices=("gunicorn", "granian"),
+        help="The app server instead of the shop's server.kind (the doc shows runs of "
+        "another server than the shop's in each scenario's list of runs, not as its "
+        "headline).",
+    )
     options = parser.parse_args(argv)
+    if options.worker_class and options.server == "granian":
+        parser.error("--worker-class is gunicorn's: it cannot go with --server granian")
+    if options.worker_class and not options.server:
+        options.server = "gunicorn"  # the class of gunicorn's workers, whatever the shop runs
     size = QUICK if options.quick else FULL
     chosen = options.scenario or sorted(SCENARIOS)
     command = "python -m bench.faults" + (" --quick" if options.quick else "")
     command += "".join(f" --scenario {n}" for n in options.scenario or [])
+    if options.server:
+        command += f" --server {options.server}"
     if options.worker_class:
         command += f" --worker-class {options.worker_class}"
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results: list[dict[str, Any]] = []
-    with running_stack(options.worker_class) as stack:
-        print(f"stack up: {stack.url} (project {stack.project})", flush=True)
+    with running_stack(options.worker_class, options.server) as stack:
+        server = stack.server
+        print(f"stack up: {stack.url} ({server}, project {stack.project})", flush=True)
         for number in chosen:
             began = time.monotonic()
             result = SCENARIOS[number](stack, size)
@@ -71,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": started,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "scenarios": results,
+        "server": server,
     }
     if options.worker_class:
         run["worker_class"] = options.worker_class

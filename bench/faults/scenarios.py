@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.faults.load import (
@@ -202,7 +203,7 @@ def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
             summary["failed_posts_final"],
         ),
         check(
-            "gunicorn replaced the worker",
+            f"{stack.server} replaced the worker",
             victim not in stack.workers() and len(stack.workers()) >= expected,
             f"{expected} workers, {victim} not among them",
             f"{len(stack.workers())} workers after {replaced} s",
@@ -211,7 +212,7 @@ def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
     ]
     return _finish(
         2,
-        "a gunicorn worker killed (SIGKILL)",
+        f"a {stack.server} worker killed (SIGKILL)",
         f"SIGKILL to worker {victim}",
         load,
         stack,
@@ -259,10 +260,11 @@ def _seconds(value: str) -> float:
 
 
 class Supervisor:
-    """Stands in for the server's systemd, following the rendered unit: when gunicorn's
-    main process is gone, what is left of the service (its process group here, its
-    cgroup there) is stopped as ``KillMode`` says, then gunicorn is started again after
-    ``RestartSec``, exactly as ``up`` started it. ``flaskprod up`` has no restart loop of
+    """Stands in for the server's systemd, following the rendered unit: when the app
+    server's main process (gunicorn's or granian's master) is gone, what is left of the
+    service (the processes of its tree here, its cgroup there) is stopped as ``KillMode``
+    says, then the server is started again after ``RestartSec``, exactly as ``up``
+    started it. ``flaskprod up`` has no restart loop of
     its own (in the foreground it stops the stack when a service dies; detached,
     nothing watches).
 
@@ -275,6 +277,7 @@ class Supervisor:
         self.stack = stack
         self.load = load
         self.policy = policy
+        self.server = stack.server
         self.restarts: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -314,10 +317,23 @@ class Supervisor:
                 time.sleep(0.02)
         return len(left)
 
+    def _wait_accepts(self, timeout: float = 30.0) -> float | None:
+        """Seconds since the load began when the new server's socket accepts."""
+        from flaskprod.stack.gunicorn import socket_accepts
+
+        address = self.stack.record(self.server).address
+        path = Path(address.removeprefix("unix:"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if socket_accepts(path):
+                return round(self.load.mark("server socket accepts"), 3)
+            time.sleep(0.02)
+        return None
+
     def _run(self) -> None:
         tree: dict[int, int | None] = {}
         while not self._stop.wait(0.05):
-            old = self.stack.record("gunicorn")
+            old = self.stack.record(self.server)
             if old.alive():
                 tree = {p: process.start_time(p) for p in process.descendants(old.pid)}
                 continue
@@ -325,8 +341,9 @@ class Supervisor:
             left = self._stop_leftovers(tree)
             emptied = self.load.mark("service stopped")
             time.sleep(self.policy.restart_sec)
-            pid = self.stack.start_gunicorn()
+            pid = self.stack.start_server()
             started = self.load.mark("supervisor restarted")
+            accepts = self._wait_accepts()
             self.restarts.append(
                 {
                     "old": old.pid,
@@ -335,6 +352,9 @@ class Supervisor:
                     "leftovers": left,
                     "leftovers_stopped": round(emptied, 3),
                     "started": round(started, 3),
+                    # The new server's socket accepts (nginx stops answering 502): how
+                    # much of the gap is the server's own start after RestartSec.
+                    "socket_accepts": accepts,
                 }
             )
             tree = {}
@@ -371,7 +391,7 @@ def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
         check(
             "restarted without manual action",
             bool(supervisor.restarts),
-            "the supervisor restarted gunicorn",
+            f"the supervisor restarted {stack.server}",
             supervisor.restarts,
         ),
         check(
@@ -384,8 +404,8 @@ def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
     ]
     return _finish(
         3,
-        "the gunicorn master killed, restarted by a supervisor",
-        f"SIGKILL to the master {killed}; its orphaned workers stopped and gunicorn "
+        f"the {stack.server} master killed, restarted by a supervisor",
+        f"SIGKILL to the master {killed}; its orphaned workers stopped and {stack.server} "
         f"restarted as systemd does with the rendered unit (Restart={policy.restart}, "
         f"KillMode={policy.kill_mode}, RestartSec={policy.restart_sec:g})",
         load,
@@ -664,24 +684,44 @@ def slow_clients(stack: FaultStack, size: Size) -> dict[str, Any]:
 # -- 7. PostgreSQL stalled -----------------------------------------------------------------
 
 
-def _gunicorn_log_since(stack: FaultStack, offset: int) -> bytes:
-    with stack.log("gunicorn").open("rb") as handle:
+def _server_log_since(stack: FaultStack, offset: int) -> bytes:
+    with stack.log(stack.server).open("rb") as handle:
         handle.seek(offset)
         return handle.read()
 
 
 _CUT_BY_WATCHDOG = re.compile(rb"still running after ([0-9.]+) s")
+#: granian's access line (its default format, with --access-log): ... " 200 12.345 (ms).
+_GRANIAN_ACCESS = re.compile(rb'^\[[^]]+\] \S* - "[^"]*" \d{3} ([0-9.]+)$')
+#: A worker the server had to end or lost: gunicorn's timeout kill, granian's note
+#: that a worker exited (the watchdog's exit, a crash).
+_WORKER_ENDED = re.compile(rb"WORKER TIMEOUT|Unexpected exit from worker")
+
+
+def _line_seconds(line: bytes) -> float | None:
+    """How long the request of an access line took, in seconds: gunicorn's JSON line
+    (duration_us), the app's own JSON line (flaskprod.access, duration_ms) or granian's
+    line (milliseconds last); None for any other line."""
+    if line.startswith(b"{") and b'"duration_' in line:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            fields = json.loads(line)
+            if "duration_us" in fields:
+                return int(fields["duration_us"]) / 1e6
+            return float(fields["duration_ms"]) / 1e3
+    elif (granian := _GRANIAN_ACCESS.match(line)) is not None:
+        return float(granian.group(1)) / 1e3
+    return None
 
 
 def _longest_in_app(log: bytes) -> float:
     """The longest request the app held a worker thread for, whatever the client or
-    nginx gave up after: gunicorn's access lines (duration_us) for requests that ended,
-    and flaskprod's watchdog lines for requests it cut (those write no access line)."""
+    nginx gave up after: the access lines of requests that ended (gunicorn's, granian's
+    or the app's own) and flaskprod's watchdog lines for requests it cut (those write
+    no access line)."""
     longest = 0.0
     for line in log.splitlines():
-        if line.startswith(b'{"time"') and b'"duration_us"' in line:
-            with contextlib.suppress(ValueError, KeyError):
-                longest = max(longest, int(json.loads(line)["duration_us"]) / 1e6)
+        if (seconds := _line_seconds(line.strip())) is not None:
+            longest = max(longest, seconds)
         elif (cut := _CUT_BY_WATCHDOG.search(line)) is not None:
             longest = max(longest, float(cut.group(1)))
     return longest
@@ -690,7 +730,7 @@ def _longest_in_app(log: bytes) -> float:
 def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     spec = stack.spec()
     worker_timeout = float(spec.server.timeout)
-    log_offset = stack.log("gunicorn").stat().st_size
+    log_offset = stack.log(stack.server).stat().st_size
     _fresh_product_cache(stack)
     # Clients wait longer than nginx does (proxy_read_timeout = worker timeout + 5 s), so
     # what they see is what the stack answers, not their own patience.
@@ -725,9 +765,9 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     to_503 = _answer_time(ready, 503, paused_at)
     to_200 = _answer_time(ready, 200, resumed_at)
     longest = max((a.latency for a in load.record.attempts), default=0.0)
-    log = _gunicorn_log_since(stack, log_offset)
+    log = _server_log_since(stack, log_offset)
     in_app = _longest_in_app(log)
-    timeouts = log.count(b"WORKER TIMEOUT")
+    timeouts = len(_WORKER_ENDED.findall(log))
     statuses = dict(
         Counter(summary["failed_gets"]) + Counter(summary["failed_posts_first_attempt"])
     )
@@ -746,10 +786,10 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
             round(in_app, 3),
         ),
         check(
-            "no request needed the request watchdog or gunicorn's timeout",
+            "no request needed the request watchdog or the server's timeout",
             cut_by_watchdog == 0 and timeouts == 0,
-            "0 watchdog exits, 0 WORKER TIMEOUT",
-            f"{cut_by_watchdog} watchdog exits, {timeouts} WORKER TIMEOUT",
+            "0 watchdog exits, 0 workers ended (WORKER TIMEOUT / Unexpected exit)",
+            f"{cut_by_watchdog} watchdog exits, {timeouts} workers ended",
         ),
         check(
             "no response shows a traceback", not summary["tracebacks"], "0", summary["tracebacks"]
@@ -792,7 +832,7 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
             "longest_request_in_app_s": round(in_app, 3),
             "worker_timeouts_in_log": timeouts,
             "requests_cut_by_watchdog": cut_by_watchdog,
-            "gunicorn_timeout_s": worker_timeout,
+            "server_timeout_s": worker_timeout,
             "readiness": ready.statuses(),
             "first_attempt_failures": statuses,
         },

@@ -2,7 +2,7 @@
 request a little at a time. Half dribble their headers (one short header line every
 ``interval`` seconds), half send complete headers and then dribble a request body.
 nginx should hold them all (it reads and buffers requests before it passes anything
-to gunicorn), so the app's few workers never wait on a slow client.
+to the app server), so the app's few workers never wait on a slow client.
 
 The clients run in a child process of their own (asyncio): in the harness's process
 their TLS work would compete for the GIL with the load generator and inflate the

@@ -22,10 +22,18 @@ from typing import Any
 
 import httpx
 
-from bench.shop_stack import RunningShop, StackError, copy_shop, flaskprod, running_shop
+from bench.shop_stack import (
+    RunningShop,
+    StackError,
+    copy_shop,
+    flaskprod,
+    running_shop,
+    set_server_kind,
+)
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK
 from flaskprod.stack.state import ServiceRecord, children_of
+from flaskprod.stack.up import APP_SERVERS
 
 TOKEN = "faults-demo-token-0123456789abcdef0123456789"  # noqa: S105 - a throwaway stack
 
@@ -41,44 +49,60 @@ class FaultStack(RunningShop):
 
         return load_project_spec(self.project)
 
-    # -- gunicorn --------------------------------------------------------------------
+    # -- the app server (gunicorn or granian: the service up recorded) -----------------
+    @property
+    def server(self) -> str:
+        """The app server's service name in ``state.json``: ``gunicorn`` or ``granian``."""
+        state = self.dirs.read()
+        names = [s.name for s in state.services] if state else []
+        found = [name for name in APP_SERVERS if name in names]
+        if not found:
+            raise StackError(f"no app server ({', '.join(APP_SERVERS)}) in {self.dirs.state_file}")
+        return found[0]
+
     def workers(self) -> list[int]:
-        return children_of(self.pid("gunicorn"))
+        return children_of(self.pid(self.server))
 
     def kill_worker(self) -> int:
-        """SIGKILL one gunicorn worker (a child of the master we started)."""
-        master = self.record("gunicorn")
+        """SIGKILL one worker of the app server (a child of the master we started)."""
+        server = self.server
+        master = self.record(server)
         if not master.alive():
-            raise StackError("gunicorn's master is not running")
+            raise StackError(f"{server}'s master is not running")
         victims = children_of(master.pid)
         if not victims:
-            raise StackError("gunicorn has no worker to kill")
+            raise StackError(f"{server} has no worker to kill")
         os.kill(victims[0], signal.SIGKILL)
         return victims[0]
 
     def kill_master(self) -> int:
-        """SIGKILL gunicorn's master (its orphaned workers exit by themselves once they
-        see their parent gone — gunicorn workers check it every second)."""
-        master = self.record("gunicorn")
+        """SIGKILL the app server's master. gunicorn's orphaned workers exit by
+        themselves once they see their parent gone (they check every second); granian's
+        keep serving on the inherited socket until the supervisor stops them."""
+        server = self.server
+        master = self.record(server)
         if not master.send(signal.SIGKILL):
-            raise StackError("gunicorn's master is not running")
+            raise StackError(f"{server}'s master is not running")
         with contextlib.suppress(ChildProcessError):
             os.waitpid(master.pid, os.WNOHANG)
         return master.pid
 
-    def start_gunicorn(self) -> int:
-        """Start gunicorn again exactly as ``up`` does (same command, environment and
-        log), and record it in ``state.json``: what systemd's ``Restart=always`` does."""
+    def start_server(self) -> int:
+        """Start the app server again exactly as ``up`` does (same command, environment
+        and log), and record it in ``state.json``: what systemd's ``Restart=always``
+        does."""
         from flaskprod.stack import gunicorn
         from flaskprod.stack.up import Stack, UpOptions
 
+        server = self.server
         spec = self.spec()
         options = UpOptions(
             project=self.project, https_port=self.https_port, http_port=self.http_port
         )
         starter = Stack(spec, options, lambda _message: None)
         # The environment up gave it (state.json keeps only the URLs): what systemd's
-        # EnvironmentFile gives the restarted service on a server.
+        # EnvironmentFile gives the restarted service on a server. Both servers get
+        # the same one (up builds it once).
         env = gunicorn.app_environment(
             spec,
             os.environ,
@@ -88,15 +112,15 @@ class FaultStack(RunningShop):
             media_root=self.dirs.media,
         )
         socket_path = starter.socket_path()
-        socket_path.unlink(missing_ok=True)  # the dead master's; gunicorn binds afresh
+        socket_path.unlink(missing_ok=True)  # the dead master's; the server binds afresh
         proc = process.start(
-            starter.gunicorn_command(),
-            name="gunicorn",
-            log_path=self.dirs.log("gunicorn"),
+            starter.server_command(),
+            name=server,
+            log_path=self.dirs.log(server),
             cwd=self.project,
             env=env,
         )
-        self._replace("gunicorn", proc.pid)
+        self._replace(server, proc.pid)
         return proc.pid
 
     # -- PostgreSQL and Redis ----------------------------------------------------------
@@ -206,8 +230,9 @@ def _port_of(record: ServiceRecord) -> int:
 
 
 def _set_worker_class(spec: Path, worker_class: str) -> None:
+    # The line may be commented out (a granian spec refuses gunicorn's settings).
     text, count = re.subn(
-        r'(?m)^worker_class = "[a-z]+"$', f'worker_class = "{worker_class}"', spec.read_text()
+        r'(?m)^(# )?worker_class = "[a-z]+"$', f'worker_class = "{worker_class}"', spec.read_text()
     )
     if count != 1:
         raise RuntimeError(f"{spec}: no single 'worker_class = ...' line to replace")
@@ -215,11 +240,16 @@ def _set_worker_class(spec: Path, worker_class: str) -> None:
 
 
 @contextlib.contextmanager
-def running_stack(worker_class: str | None = None) -> Iterator[FaultStack]:
+def running_stack(
+    worker_class: str | None = None, server: str | None = None
+) -> Iterator[FaultStack]:
     """``flaskprod up -d`` of a fresh copy of the shop; ``flaskprod down`` afterwards,
     then every recorded pid is checked gone (and stopped by pid if ``down`` failed).
+    ``server``: the app server (gunicorn or granian) instead of the shop's;
     ``worker_class``: gunicorn's, instead of the shop's (``up`` re-renders the kit)."""
     project = copy_shop("flaskprod-faults-")
+    if server is not None:
+        set_server_kind(project, server)
     if worker_class is not None:
         _set_worker_class(project / "flaskprod.toml", worker_class)
     with running_shop(FaultStack.on_free_ports(project)) as stack:

@@ -10,7 +10,6 @@ shared with the fault harness.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # bench/ is not an installed package
     sys.path.insert(0, str(REPO))
 
-from bench.shop_stack import RunningShop, StackError, copy_shop, running_shop  # noqa: E402
+from bench.shop_stack import (  # noqa: E402
+    RunningShop,
+    StackError,
+    copy_shop,
+    running_shop,
+    set_server_kind,
+)
 
 TOKEN = "e2e-demo-token-0123456789abcdef0123456789"
 
@@ -64,25 +69,12 @@ class ShopStack(RunningShop):
         return lines
 
 
-#: gunicorn's own settings, commented out in a granian spec (it refuses them).
-GUNICORN_ONLY = ("worker_class", "keepalive", "max_requests", "max_requests_jitter", "preload_app")
-
-
-def use_granian(project: Path) -> None:
-    """Switch the copy's flaskprod.toml to server.kind = "granian", as a user would."""
-    spec = project / "flaskprod.toml"
-    text = spec.read_text().replace('kind = "gunicorn"', 'kind = "granian"', 1)
-    for key in GUNICORN_ONLY:
-        text = re.sub(rf"(?m)^{key} = ", f"# {key} = ", text)
-    spec.write_text(text)
-
-
 def start_shop_stack(server: str = "gunicorn") -> Iterator[ShopStack]:
     project = copy_shop("flaskprod-e2e-")
     if not (project / "flaskprod.toml").exists():
         flaskprod("init", str(project))
-    if server == "granian":
-        use_granian(project)
+    # Whatever the shop's own server.kind: the tests say which server they run.
+    set_server_kind(project, server)
     stack = ShopStack.on_free_ports(project, server=server)
     try:
         # The rendered gunicorn.conf.py turns the app's own access log off (gunicorn's

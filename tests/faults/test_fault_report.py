@@ -56,7 +56,7 @@ def test_the_newest_result_of_each_scenario_is_rendered(tmp_path: Path, monkeypa
     _write(tmp_path, "2026-01-01T000000Z", [_result(1, passed=True, failed_gets={})])
     _write(tmp_path, "2026-01-02T000000Z", [_result(1, passed=False, failed_gets={"502": 4})])
     _write(tmp_path, "2026-01-01T120000Z", [_result(2, passed=True, failed_gets={})])
-    text = render(tmp_path)
+    text = render(tmp_path, "gunicorn")
     assert COMMAND in text
     assert "## 1. scenario title 1 — **FAILED**" in text
     assert "4 x 502" in text  # the newer run of scenario 1 wins
@@ -64,8 +64,9 @@ def test_the_newest_result_of_each_scenario_is_rendered(tmp_path: Path, monkeypa
     assert "## 2. scenario title 2 — passed" in text
     assert "| a check | 0 | 7 | FAIL |" in text
     # Both runs of scenario 1 are listed, so a difference between runs shows.
-    assert text.count("faults-2026-01-01T000000Z.json` (quick): 1.25 s, 1 / 0, passed") == 1
-    assert "faults-2026-01-02T000000Z.json` (quick): 1.25 s, 5 / 4, FAILED" in text
+    first = "faults-2026-01-01T000000Z.json` (quick, gunicorn): 1.25 s, 1 / 0, passed"
+    assert text.count(first) == 1
+    assert "faults-2026-01-02T000000Z.json` (quick, gunicorn): 1.25 s, 5 / 4, FAILED" in text
 
 
 def test_a_full_run_is_the_headline_over_a_newer_quick_one(
@@ -80,7 +81,7 @@ def test_a_full_run_is_the_headline_over_a_newer_quick_one(
         json.dumps({"command": COMMAND, "size": "full", "started": "x", "scenarios": [full]})
     )
     _write(tmp_path, "2026-01-02T000000Z", [_result(7, passed=True, failed_gets={})])
-    text = render(tmp_path)
+    text = render(tmp_path, "gunicorn")
     assert "## 7. scenario title 7 — **FAILED**" in text
     assert "2 x 504" in text
 
@@ -99,10 +100,33 @@ def test_a_worker_class_run_is_listed_but_not_the_headline(
     ):
         run = {"command": COMMAND, "size": "full", "started": name, "scenarios": [result]}
         (tmp_path / f"faults-{name}.json").write_text(json.dumps(run | extra))
-    text = render(tmp_path)
+    text = render(tmp_path, "gunicorn")
     assert "## 7. scenario title 7 — passed" in text  # the shop's own configuration
     assert "9 x 503" not in text
-    assert "faults-2026-01-02T000000Z.json` (full, sync workers): 1.25 s, 10 / 9, FAILED" in text
+    listed = "faults-2026-01-02T000000Z.json` (full, gunicorn, sync workers): 1.25 s, 10 / 9"
+    assert f"{listed}, FAILED" in text
+
+
+def test_the_shops_own_server_is_the_headline(tmp_path: Path, monkeypatch: Any) -> None:
+    """The headline is a run on the app server the shop's flaskprod.toml names; a newer
+    full run on the other one (``--server``) is only listed."""
+    import bench.faults.report as report
+
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    granian = _result(3, passed=True, failed_gets={"502": 5})
+    gunicorn = _result(3, passed=False, failed_gets={"502": 9})
+    for name, result, server in (
+        ("2026-01-01T000000Z", granian, "granian"),
+        ("2026-01-02T000000Z", gunicorn, "gunicorn"),
+    ):
+        run = {"command": COMMAND, "size": "full", "started": name, "scenarios": [result]}
+        (tmp_path / f"faults-{name}.json").write_text(json.dumps(run | {"server": server}))
+    text = render(tmp_path, "granian")
+    assert "## 3. scenario title 3 — passed" in text
+    assert "(full size, granian, 2026-01-01T000000Z" in text
+    assert "9 x 502" not in text
+    assert "faults-2026-01-02T000000Z.json` (full, gunicorn): 1.25 s, 10 / 9, FAILED" in text
+    assert "## 3. scenario title 3 — **FAILED**" in render(tmp_path, "gunicorn")
 
 
 def test_the_doc_is_written_atomically(tmp_path: Path, monkeypatch: Any) -> None:
