@@ -13,7 +13,7 @@ summary.
 
     .venv/bin/python bench/shop_memory.py [--workers 2] [--requests 400]
         [--backend sqlite|postgres] [--worker-class gthread|sync] [--env NAME=VALUE ...]
-        [--concurrency 1] [--mappings] [--server gunicorn|granian] [--granian-flag F ...]
+        [--concurrency 1] [--mappings] [--server gunicorn|granian] [--granian-flag=--FLAG=VALUE ...]
         [--throughput SECONDS]
 
 ``--throughput`` then runs wrk (bounded: that many seconds, 8 connections) on the DB
