@@ -173,8 +173,10 @@ key (up to 4 times, 0.25-2 s back-off), as a real client would. "First attempt"
 failures are what clients saw; "after retries" is what they were finally refused.
 Orders are then checked in PostgreSQL directly: each acknowledged key exactly once,
 with the id the client was given. "Time to recover": from the fault to the end of the
-last failed request (scenarios 1-3), or to the first 200 of the measure named in the
-scenario (readiness for 4 and 7, a session page for 5). The slow clients of scenario 6
+last failed first attempt (scenarios 1-2) or the last failed attempt, order retries
+included (scenario 3: a client busy retrying sends no first attempt, so first attempts
+alone end the gap early), or to the first 200 of the measure named in the scenario
+(readiness for 4 and 7, a session page for 5). The slow clients of scenario 6
 run in a child process of their own, so that their TLS work does not slow the load
 generator's clock.
 

@@ -380,11 +380,16 @@ def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
         supervisor.stop()
     record = load.record
     failed = [a for a in record.attempts if a.attempt == 0 and not a.ok]
+    # The gap ends with the last failed attempt, retries included: while orders are
+    # retried (back-off up to 2 s), their clients send no first attempt, so first
+    # attempts alone stop failing before the server is back.
+    failed_any = [a for a in record.attempts if not a.ok and a.at >= fault_at]
     ok_after = [a for a in record.attempts if a.ok and a.at >= fault_at]
-    statuses = sorted({a.outcome() for a in failed})
-    gap_end = max((a.at + a.latency for a in failed), default=fault_at)
-    gap = round(gap_end - fault_at, 3) if failed else 0.0
+    statuses = sorted({a.outcome() for a in failed_any})
+    gap_end = max((a.at + a.latency for a in failed_any), default=fault_at)
+    gap = round(gap_end - fault_at, 3) if failed_any else 0.0
     outside = [a for a in failed if a.at < fault_at]
+    accepts = [r["socket_accepts"] for r in supervisor.restarts if r.get("socket_accepts")]
     checks = [
         check("failures are 502/503 only", set(statuses) <= {"502", "503"}, "502/503", statuses),
         check("no failure before the fault", not outside, "0", len(outside)),
@@ -414,6 +419,9 @@ def master_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
         gap,
         {
             "gap_s": gap,
+            "server_socket_accepts_after_kill_s": round(accepts[0] - fault_at, 3)
+            if accepts
+            else None,
             "failed_statuses": statuses,
             "ready_after_kill_s": round(load.record.events["ready again"] - fault_at, 3),
             "supervisor": supervisor.restarts,
