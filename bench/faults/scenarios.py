@@ -178,10 +178,28 @@ def reload_under_load(stack: FaultStack, size: Size) -> dict[str, Any]:
 # -- 2. a worker killed ---------------------------------------------------------------------
 
 
+#: The server's line once a new worker serves: gunicorn forks from the preloaded app
+#: ("Booting worker"), a granian worker imports the app first, then says "Started".
+_WORKER_SERVING = re.compile(rb"Booting worker with pid|Started worker-")
+
+
+def _new_worker_serving(
+    stack: FaultStack, offset: int, load: Load, fault_at: float, timeout: float = 30.0
+) -> float | None:
+    """Seconds from the kill to the server's line that the new worker serves."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _WORKER_SERVING.search(_server_log_since(stack, offset)):
+            return round(load.mark("new worker serving") - fault_at, 3)
+        time.sleep(0.02)
+    return None
+
+
 def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
     expected = len(stack.workers())
     load = Load(stack, _plan(size, size.before + size.after + 60), _prefix(2)).start()
     _run_for(load, size.before)
+    log_offset = stack.log(stack.server).stat().st_size
     fault_at = load.mark("kill")
     victim = stack.kill_worker()
     deadline = time.monotonic() + 30
@@ -191,6 +209,7 @@ def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
             break
         time.sleep(0.02)
     replaced = round(load.mark("replaced") - fault_at, 3)
+    serving = _new_worker_serving(stack, log_offset, load, fault_at)
     _run_for(load, size.after)
     load.stop()
     summary = summarize(load.record)
@@ -208,6 +227,12 @@ def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
             f"{expected} workers, {victim} not among them",
             f"{len(stack.workers())} workers after {replaced} s",
         ),
+        check(
+            "the new worker serves (the server's log says so)",
+            serving is not None,
+            "'Booting worker' / 'Started worker' within 30 s",
+            serving,
+        ),
         *_order_checks(stack, load.record),
     ]
     return _finish(
@@ -220,6 +245,7 @@ def worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
         recovery_seconds(load.record, fault_at),
         {
             "worker_replaced_after_s": replaced,
+            "new_worker_serving_after_s": serving,
             "first_attempt_post_failures": summary["failed_posts_first_attempt"],
         },
     )
