@@ -1,10 +1,12 @@
 """CPU per access line of the rendered gunicorn config's JSON logger, against gunicorn's
 own atoms() (every header and environ entry) with the same escaping.
 
-    .venv/bin/python -m bench.perf.access_line [examples/shop/deploy/gunicorn.conf.py]
+    .venv/bin/python -m bench.perf.access_line [path/to/deploy/gunicorn.conf.py]
 
-In process, no server: a request like the benchmark's product read, the line written
-to /dev/null, best of 3 rounds of 20,000 lines.
+Without a path: the config of the shop switched to server.kind = "gunicorn" (its
+default is granian), rendered into a temporary folder. In process, no server: a request
+like the benchmark's product read, the line written to /dev/null, best of 3 rounds of
+20,000 lines.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime
 import importlib.util
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -21,9 +24,8 @@ from typing import Any
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from bench.perf.stacks import REPO
+from bench.shop_gunicorn import gunicorn_shop
 
-DEFAULT = REPO / "examples" / "shop" / "deploy" / "gunicorn.conf.py"
 LINES = 20_000
 
 _HEADERS = [
@@ -101,7 +103,11 @@ def per_line(logger_class: type[Logger], conf: ModuleType) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    conf = load(Path(args[0]) if args else DEFAULT)
+    if args:
+        conf = load(Path(args[0]))
+    else:
+        with tempfile.TemporaryDirectory(prefix="flaskprod-access-line-") as base:
+            conf = load(gunicorn_shop(Path(base)) / "deploy" / "gunicorn.conf.py")
 
     class FullAtoms(Logger):
         """gunicorn's atoms() with the config's escaping: what the kit had before."""

@@ -112,11 +112,12 @@ def copy_shop(
     if count != 1:
         raise ValueError("flaskprod.toml: no [http.rate_limits.api] rate/burst to raise")
     for key, value in (spec_edits or {}).items():
-        line = f"{key} = {value}" if value is not None else r"# \g<0>"
-        pattern = rf"(?m)^#?\s*{key} = .*$" if value is not None else rf"(?m)^{key} = .*$"
-        text, count = re.subn(pattern, line, text, count=1)
-        if count != 1:
+        if not re.search(rf"(?m)^#?[ \t]*{key} = ", text):
             raise ValueError(f"flaskprod.toml has no {key!r} line to set")
+        if value is None:  # comment it out; already a comment (today's shop): as it is
+            text = re.sub(rf"(?m)^{key} = ", f"# {key} = ", text)
+        else:
+            text = re.sub(rf"(?m)^#?[ \t]*{key} = .*$", f"{key} = {value}", text, count=1)
     spec_file.write_text(text)
     return project
 
@@ -419,14 +420,21 @@ def flaskprod_stack(
 
 # -- granian --------------------------------------------------------------------------------
 
-#: flaskprod.toml with server.kind = "granian": gunicorn's own settings commented out
-#: (a granian spec refuses them), the shared ones (workers, threads, bind) kept.
+#: flaskprod.toml with server.kind = "granian" (the shop's own since granian became the
+#: default; an older shop tree, ``source``, may still say gunicorn): gunicorn's own
+#: settings commented out (a granian spec refuses them), the shared ones kept.
 GRANIAN_EDITS: dict[str, str | None] = {
     "kind": '"granian"',
     **dict.fromkeys(
         ("worker_class", "keepalive", "max_requests", "max_requests_jitter", "preload_app")
     ),
 }
+
+
+def gunicorn_edits(worker_class: str) -> dict[str, str | None]:
+    """flaskprod.toml with server.kind = "gunicorn" and this worker class; gunicorn's
+    other settings keep the values the shop's comments show (gunicorn's defaults)."""
+    return {"kind": '"gunicorn"', "worker_class": f'"{worker_class}"'}
 
 
 def granian_stack(shared: Shared, *, name: str = "granian") -> AbstractContextManager[Running]:

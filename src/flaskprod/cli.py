@@ -107,7 +107,7 @@ def cli() -> None:
     \b
     Typical use:
       flaskprod init          describe the deployment once (flaskprod.toml) and render the kit
-      flaskprod up            run that kit here: nginx (TLS) -> gunicorn -> app, PostgreSQL, Redis
+      flaskprod up            run that kit here: nginx (TLS) -> granian -> app, PostgreSQL, Redis
       flaskprod check         preflight every layer against the spec and best practice
       flaskprod check --url   probe a running deployment (TLS, headers, health, limits)
       flaskprod backup        a verified backup of the app's database (restore: the way back)

@@ -1,4 +1,4 @@
-"""bench/perf/access_line.py runs on the shop's rendered config (figures not asserted:
+"""bench/perf/access_line.py runs on the shop's rendered gunicorn config (figures not asserted:
 timings are noise on a shared machine)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def test_it_times_both_loggers_of_the_rendered_config(
 ) -> None:
     monkeypatch.setattr(access_line, "LINES", 200)
     monkeypatch.delenv("FLASKPROD_ACCESS_LOG", raising=False)
-    access_line.main([str(access_line.DEFAULT)])
+    access_line.main([])  # the shop, switched to gunicorn and rendered
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == [
         "gunicorn's atoms(), JSON-escaped",

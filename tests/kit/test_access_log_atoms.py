@@ -1,11 +1,13 @@
-"""The rendered gunicorn config's JSON access line: its own atoms() (only what the
-format uses, for speed) must write exactly the line gunicorn's full atoms() would."""
+"""The rendered gunicorn config's JSON access line (the shop's kit with server.kind =
+"gunicorn"): its own atoms() (only what the format uses, for speed) must write exactly
+the line gunicorn's full atoms() would."""
 
 from __future__ import annotations
 
 import datetime
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -14,15 +16,25 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-SHOP_CONF = Path(__file__).resolve().parents[2] / "examples/shop/deploy/gunicorn.conf.py"
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # bench/ is not an installed package
+    sys.path.insert(0, str(REPO))
+
+from bench.shop_gunicorn import gunicorn_shop  # noqa: E402
+
 NOW = "[21/Nov/2026:09:30:00 +0000]"
 
 
+@pytest.fixture(scope="module")
+def shop_conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gunicorn_shop(tmp_path_factory.mktemp("gunicorn-shop")) / "deploy/gunicorn.conf.py"
+
+
 @pytest.fixture
-def conf(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def conf(monkeypatch: pytest.MonkeyPatch, shop_conf: Path) -> ModuleType:
     # The config sets FLASKPROD_ACCESS_LOG=off on import: keep it out of this process.
     monkeypatch.setenv("FLASKPROD_ACCESS_LOG", "on")
-    spec = importlib.util.spec_from_file_location("shop_gunicorn_conf", SHOP_CONF)
+    spec = importlib.util.spec_from_file_location("shop_gunicorn_conf", shop_conf)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,6 +1,6 @@
-"""The shop's rendered gunicorn.conf.py, as gunicorn itself loads it: pre_fork freezes
-the preloaded app's objects out of the garbage collector's walk (before_fork), and
-post_fork is still after_fork."""
+"""The shop's rendered gunicorn.conf.py (server.kind = "gunicorn"), as gunicorn itself
+loads it: pre_fork freezes the preloaded app's objects out of the garbage collector's
+walk (before_fork), and post_fork is still after_fork."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFIG = Path(__file__).resolve().parents[2] / "examples" / "shop" / "deploy" / "gunicorn.conf.py"
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # bench/ is not an installed package
+    sys.path.insert(0, str(REPO))
+
+from bench.shop_gunicorn import gunicorn_shop  # noqa: E402
 
 PROBE = """
 import gc, json, sys
@@ -35,9 +39,10 @@ print(json.dumps({
 """
 
 
-def test_rendered_pre_fork_freezes_and_post_fork_disposes() -> None:
+def test_rendered_pre_fork_freezes_and_post_fork_disposes(tmp_path: Path) -> None:
+    config = gunicorn_shop(tmp_path) / "deploy" / "gunicorn.conf.py"
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(CONFIG)],
+        [sys.executable, "-c", PROBE, str(config)],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     hooks = json.loads(result.stdout.strip().splitlines()[-1])

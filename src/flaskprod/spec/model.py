@@ -49,7 +49,7 @@ UrlPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
 
 class AppSection(_Section):
     target: str = Field(
-        description="What gunicorn imports: 'module:app' or 'module:create_app()'.",
+        description="What the app server imports: 'module:app' or 'module:create_app()'.",
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$",
     )
     name: str = Field(
@@ -75,7 +75,7 @@ WorkerClass = Literal["sync", "gthread", "gevent"]
 ServerKind = Literal["gunicorn", "granian"]
 
 #: The app server when the spec does not say; switching it is this one line.
-DEFAULT_SERVER_KIND: ServerKind = "gunicorn"
+DEFAULT_SERVER_KIND: ServerKind = "granian"
 
 #: Settings only one server has, and what the other one does instead (the error text).
 GUNICORN_ONLY: dict[str, str] = {
@@ -391,7 +391,7 @@ class ContainerSection(_Section):
     )
     tag: str = Field(default="latest", description="Image tag Compose and Kubernetes run.")
     port: int = Field(
-        default=8000, ge=1, le=65535, description="Port gunicorn binds in a container."
+        default=8000, ge=1, le=65535, description="Port the app server binds in a container."
     )
     uid: int = Field(default=10001, ge=1000, description="Numeric non-root user of the image.")
     nginx_image: str = Field(

@@ -123,7 +123,7 @@ def up_command(
     yes: bool,
     state_dir: Path | None,
 ) -> None:
-    """Run the project's production stack here: nginx (TLS) -> gunicorn -> the app,
+    """Run the project's production stack here: nginx (TLS) -> the app server -> the app,
     PostgreSQL and Redis, from the rendered kit. Serves https://localhost:8443."""
     project = path.resolve()
     try:

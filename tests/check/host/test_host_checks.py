@@ -1,7 +1,8 @@
 """``flaskprod check --host`` on this machine: against the shop under ``flaskprod up``
-(started by this module), against a hand-made "careless" deployment (a gunicorn run as
-nobody on a public port, a broken nginx config, a world-readable secret, a certificate
-expiring in three days, a dead nginx), and in server mode against a stand-in /etc.
+(started by this module with server.kind = "gunicorn": the walks below name gunicorn),
+against a hand-made "careless" deployment (a gunicorn run as nobody on a public port, a
+broken nginx config, a world-readable secret, a certificate expiring in three days, a
+dead nginx), and in server mode against a stand-in /etc.
 The 502 walk runs LAST: it stops the stack's gunicorn. Cases are declared with
 ``@pytest.mark.covers`` (see tests/check/test_rule_fixtures.py)."""
 
@@ -46,7 +47,7 @@ PLAIN_APP = Path(__file__).resolve().parent / "plainapp"
 
 @pytest.fixture(scope="module")
 def shop() -> Iterator[Shop]:
-    yield from start_shop("flaskprod-host-shop-")
+    yield from start_shop("flaskprod-host-shop-", gunicorn=True)
 
 
 def host(root: Path, **options: object) -> list[Finding]:

@@ -1,7 +1,8 @@
 """Real servers for the live and host checks.
 
 - :func:`start_shop` runs ``flaskprod up -d`` on a copy of examples/shop (free ports,
-  its own state folder) and ``flaskprod down`` at the end; every pid is checked gone.
+  its own state folder; its default server, granian, or gunicorn when asked) and
+  ``flaskprod down`` at the end; every pid is checked gone.
 - :class:`BadSites` is ONE nginx with several deliberately misconfigured servers in
   front of ONE careless gunicorn app (badapp/app.py), all on loopback, stopped by pid.
 - :func:`run_live` runs the checker's live/host layers in-process and returns findings.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,11 @@ from flaskprod.stack.state import StateDir
 REPO = Path(__file__).resolve().parents[3]
 SHOP = REPO / "examples" / "shop"
 BADAPP = Path(__file__).resolve().parent / "badapp"
+if str(REPO) not in sys.path:  # bench/ is not an installed package
+    sys.path.insert(0, str(REPO))
+
+from bench.shop_gunicorn import switch_to_gunicorn  # noqa: E402
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -88,7 +95,8 @@ class Shop:
         return self.dirs.tls / "ca.pem"
 
 
-def start_shop(prefix: str) -> Iterator[Shop]:
+def start_shop(prefix: str, *, gunicorn: bool = False) -> Iterator[Shop]:
+    """The shop under ``flaskprod up -d``; ``gunicorn``: with server.kind = "gunicorn"."""
     if not Path(NGINX).is_file():
         pytest.fail("nginx is not installed (apt-get install nginx)", pytrace=False)
     base = _traversable_dir(prefix)
@@ -98,6 +106,8 @@ def start_shop(prefix: str) -> Iterator[Shop]:
         project,
         ignore=shutil.ignore_patterns(".flaskprod", "instance", "__pycache__", "*.pyc"),
     )
+    if gunicorn:
+        switch_to_gunicorn(project)
     shop = Shop(project, free_port(), free_port())
     up = flaskprod(
         "up",

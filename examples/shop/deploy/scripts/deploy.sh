@@ -38,7 +38,7 @@ if [[ $status != healthy ]]; then
 fi
 
 # nginx resolves web:8000 when it loads its config: reload so it
-# sees both, then stop the old one (gunicorn finishes in-flight requests on TERM).
+# sees both, then stop the old one (granian finishes in-flight requests on TERM).
 "${compose[@]}" exec nginx nginx -s reload
 docker stop --time 35 "$old" >/dev/null
 docker rm "$old" >/dev/null
