@@ -13,7 +13,8 @@ workloads x seconds.
 
 Components, from each process's command line at the start and end of a round:
 ``gunicorn workers`` (live at both readings), ``gunicorn master`` (with every worker
-that exited during the round: a reaped child's CPU is its parent's), ``nginx``,
+that exited during the round: a reaped child's CPU is its parent's), the same two for
+granian (flaskprod's default app server), ``nginx``,
 ``postgres backends`` (the shop's sessions), ``postgres other`` (the postmaster with
 exited backends, the checkpointer, WAL writer, autovacuum: shared by whatever runs),
 ``redis``. ``workers recycled`` counts the worker pids that changed (max_requests).
@@ -51,6 +52,8 @@ from bench.perf.wrk import run_wrk
 COMPONENTS = (
     "gunicorn workers",
     "gunicorn master",
+    "granian workers",
+    "granian master",
     "nginx",
     "postgres backends",
     "postgres other",
@@ -69,8 +72,8 @@ def component(service: str, pid: int, root: int) -> str:
         # A backend's title: "postgres: <user> <database> <client> <state>".
         is_backend = pid != root and command.startswith("postgres: shop ")
         return "postgres backends" if is_backend else "postgres other"
-    if service == "gunicorn":
-        return "gunicorn master" if pid == root else "gunicorn workers"
+    if service in ("gunicorn", "granian"):  # flaskprod's stack runs granian by default
+        return f"{service} master" if pid == root else f"{service} workers"
     return service
 
 
@@ -86,7 +89,11 @@ def snapshot(stack: Running) -> Snapshot:
 
 
 #: Where the CPU of a process that exits goes: its parent's reaped-children time.
-_REAPED_INTO = {"gunicorn workers": "gunicorn master", "postgres backends": "postgres other"}
+_REAPED_INTO = {
+    "gunicorn workers": "gunicorn master",
+    "granian workers": "granian master",
+    "postgres backends": "postgres other",
+}
 
 
 def attribute(before: Snapshot, after: Snapshot) -> dict[str, float]:
@@ -121,8 +128,8 @@ def measure(stack: Running, workload: str, target: Target, seconds: float) -> Ro
     result = run_wrk(stack.url, workload, target, seconds=seconds, connections=64)
     after = snapshot(stack)
     requests = max(1, result.requests)
-    workers = {pid for pid, (name, _) in before.items() if name == "gunicorn workers"}
-    still = {pid for pid, (name, _) in after.items() if name == "gunicorn workers"}
+    workers = {pid for pid, (name, _) in before.items() if name.endswith(" workers")}
+    still = {pid for pid, (name, _) in after.items() if name.endswith(" workers")}
     return Round(
         requests=result.requests,
         rps=result.rps,

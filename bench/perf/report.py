@@ -149,9 +149,10 @@ def notes_table(results: dict[str, Any]) -> str:
 
 
 def variants_table(results: dict[str, Any]) -> str:
-    """flaskprod's stack per worker model (server.worker_class), same run."""
+    """flaskprod's stack (its default server) and per gunicorn worker model
+    (flaskprod/gunicorn-<class>: server.kind = "gunicorn"), same run."""
     lines = [
-        "| worker model | workload | req/s (max) | p99 ms at fixed rate | errors | "
+        "| server / worker model | workload | req/s (max) | p99 ms at fixed rate | errors | "
         "workers | worker RSS / PSS MiB | stack RSS MiB |",
         "|---|---|---:|---:|---:|---:|---|---:|",
     ]

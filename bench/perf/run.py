@@ -35,6 +35,7 @@ from bench.perf.stacks import (
     Shared,
     flaskprod_stack,
     granian_stack,
+    gunicorn_edits,
     limit_stack,
     load_spec,
     product_ids,
@@ -44,6 +45,7 @@ from bench.perf.stacks import (
 from bench.perf.targets import evaluate
 from bench.perf.workloads import MIX, Target
 from flaskprod.errors import UserError
+from flaskprod.spec.model import ServerSection
 
 RESULTS = REPO / "bench" / "results"
 APP_WORKLOADS = ("products", "product", "order", "static", "mix")
@@ -166,7 +168,7 @@ def run_models(settings: Settings, command: str) -> dict[str, Any]:
 
             def make(kind: str = kind) -> AbstractContextManager[Running]:
                 return flaskprod_stack(
-                    shared, name=f"gunicorn {kind}", spec_edits={"worker_class": f'"{kind}"'}
+                    shared, name=f"gunicorn {kind}", spec_edits=gunicorn_edits(kind)
                 )
 
             plan.append((make, MODEL_WORKLOADS, rates, f"gunicorn {kind}"))
@@ -197,26 +199,26 @@ def run(settings: Settings, variants: bool, command: str) -> dict[str, Any]:
             (lambda: flaskprod_stack(shared), APP_WORKLOADS, app_rates, "flaskprod"),
         ]
         if variants:
-            plan += _variants(shared, spec.server.worker_class, app_rates)
+            plan += _variants(shared, spec.server, app_rates)
         _run_plan(plan, target, settings, results, required=4)
     _finish(results)
     results["targets"] = evaluate(results)
     return results
 
 
-def _variants(shared: Shared, default: str, rates: dict[str, float]) -> list[Planned]:
-    """flaskprod's stack with the other worker models, on the mix and the DB read."""
+def _variants(shared: Shared, default: ServerSection, rates: dict[str, float]) -> list[Planned]:
+    """flaskprod's stack with gunicorn (server.kind = "gunicorn") in each worker model
+    that is not the default stack already, on the mix and the DB read."""
     plan: list[Planned] = []
     for worker_class in ("sync", "gthread", "gevent"):
-        if worker_class == default:
+        if default.kind == "gunicorn" and worker_class == default.worker_class:
             continue
+        name = f"flaskprod/gunicorn-{worker_class}"
 
-        def make(kind: str = worker_class) -> AbstractContextManager[Running]:
-            return flaskprod_stack(
-                shared, name=f"flaskprod/{kind}", spec_edits={"worker_class": f'"{kind}"'}
-            )
+        def make(kind: str = worker_class, name: str = name) -> AbstractContextManager[Running]:
+            return flaskprod_stack(shared, name=name, spec_edits=gunicorn_edits(kind))
 
-        plan.append((make, ("product", "mix"), rates, f"flaskprod/{worker_class}"))
+        plan.append((make, ("product", "mix"), rates, name))
     return plan
 
 
@@ -249,7 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (under 2 minutes)")
     parser.add_argument("--seconds", type=float, help="each closed-loop run (default 6)")
     parser.add_argument("--repeats", type=int, help="closed-loop runs per cell (default 3)")
-    parser.add_argument("--no-variants", action="store_true", help="skip the other worker models")
+    parser.add_argument(
+        "--no-variants", action="store_true", help="skip the gunicorn worker models"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument(
         "--docs", type=Path, default=REPO / "docs", help="where performance.md goes"
@@ -291,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         if not options.no_docs:
             _say(f"report: {_render_docs(options.results_dir, options.docs)}")
         return
-    # --quick leaves the worker-model variants out (under 2 minutes).
+    # --quick leaves the gunicorn worker-model variants out (under 2 minutes).
     variants = not (options.no_variants or options.quick)
     results = run(settings, variants=variants, command=command)
     path = write(results, options.results_dir)

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from bench.perf import procstat
-from bench.perf.breakdown import COMPONENTS, attribute, measure, shop_at, snapshot, table
+from bench.perf.breakdown import (
+    COMPONENTS,
+    attribute,
+    component,
+    measure,
+    shop_at,
+    snapshot,
+    table,
+)
 from bench.perf.stacks import REPO, limit_stack
 from bench.perf.workloads import Target
 from bench.perf.wrk import run_wrk
@@ -65,3 +73,15 @@ def test_ref_gives_the_shop_as_committed(tmp_path: Path) -> None:
     assert (shop / "wsgi.py").read_text() == (REPO / "examples/shop/wsgi.py").read_text()
     with pytest.raises(SystemExit, match="--ref no-such-rev: "):
         shop_at("no-such-rev", tmp_path / "bad")
+
+
+def test_granian_has_its_own_components() -> None:
+    """flaskprod's stack runs granian by default: its master and workers are rows of
+    their own, and a granian worker that exits is charged to its master."""
+    me = os.getpid()
+    assert component("granian", me, me) == "granian master"
+    assert component("granian", me, 1) == "granian workers"
+    assert {"granian master", "granian workers"} <= set(COMPONENTS)
+    before = {me: ("granian workers", 50)}
+    seconds = attribute(before, {})
+    assert seconds["granian master"] == -50 / procstat.TICKS
