@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 setup:
 	@scripts/bootstrap.sh
 
-# The shop behind the production stack: nginx (TLS, https://localhost:8443) -> gunicorn,
+# The shop behind the production stack: nginx (TLS, https://localhost:8443) -> granian,
 # PostgreSQL, Redis, from its rendered kit, with demo data (idempotent seed). Ctrl-C
 # stops it; data stays in examples/shop/.flaskprod/.
 run: setup
