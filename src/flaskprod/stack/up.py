@@ -738,6 +738,7 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
         test_config(find_nginx(), files)
         graceful = float(spec.server.graceful_timeout) + 5.0
         if kind == "granian":
+            _check_app_imports(stack, state, echo)
             _hup_granian(master, nginx, graceful, echo)
         elif spec.server.preload_app:
             _upgrade_gunicorn(stack.dirs, state, master, nginx, graceful, echo)
@@ -762,6 +763,44 @@ def _hup_gunicorn(master: ServiceRecord, nginx: ServiceRecord, graceful: float, 
     if not gunicorn.wait_gone(master.pid, old, graceful):
         raise ServiceFailed(f"gunicorn: old workers {sorted(old)} still run after {graceful:g}s")
     echo("gunicorn: old workers finished their requests and left")
+
+
+#: Imports the app as a worker does (flask's own resolution of module:app and
+#: module:create_app()), in a child with the app's environment.
+_IMPORT_CHECK = "import sys; from flask.cli import ScriptInfo; ScriptInfo(sys.argv[1]).load_app()"
+
+
+def _check_app_imports(stack: Stack, state: StackState, echo: Echo) -> None:
+    """granian's HUP replaces its workers in place, and when the new ones cannot import
+    the app granian exits ("Worker crash loop detected"): the site goes down, where
+    gunicorn's new master would fail alone. So the new code is imported once first."""
+    spec = stack.spec
+    env = gunicorn.app_environment(
+        spec,
+        stack.options.environ,
+        secret_key=stack.dirs.secret_key(),
+        database_url=state.env.get("DATABASE_URL", ""),
+        redis_url=state.env.get("REDIS_URL"),
+        media_root=stack.dirs.media,
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _IMPORT_CHECK, spec.app.target],
+            cwd=stack.project, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ServiceFailed(
+            f"granian: importing {spec.app.target} took over 120s; nothing was reloaded"
+        ) from None
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise ServiceFailed(
+            f"granian: the new code did not start: importing {spec.app.target} failed "
+            f"({lines[-1] if lines else f'exit {result.returncode}'}); nothing was reloaded",
+            hint="fix it and reload again; the running version keeps serving",
+        )
+    echo(f"granian: {spec.app.target} imports (checked before replacing the workers)")
 
 
 def _hup_granian(master: ServiceRecord, nginx: ServiceRecord, graceful: float, echo: Echo) -> None:
