@@ -1,5 +1,5 @@
 """Each kind of bad input is refused with the right status and no traceback — through
-nginx and, where the app has its own guard, against the app directly (gunicorn's
+nginx and, where the app has its own guard, against the app directly (the app server's
 socket). The autouse ``no_errors_logged`` also fails a test whose requests made the
 app log a traceback or a 500."""
 
@@ -163,14 +163,20 @@ def test_a_huge_cookie_is_400_or_431_from_nginx(bad_stack: FaultStack) -> None:
 
 
 def test_huge_or_many_headers_are_refused_by_the_app_server_too(
-    app_client: httpx.Client,
+    bad_stack: FaultStack, app_client: httpx.Client
 ) -> None:
-    # Behind nginx this never arrives; directly, gunicorn's own limits answer.
-    huge = app_client.get("/api/products", headers={"X-Huge": "a" * 16 * 1024})
+    # Behind nginx this never arrives; directly, the app server's own limits answer:
+    # both refuse more than 100 headers. A 16 KiB header only gunicorn refuses (8190
+    # bytes a field): granian's HTTP/1 buffer (--http1-buffer-size) is 408 KiB by
+    # default and the kit does not lower it (nginx refuses any header over 8 KiB).
     many = app_client.get("/api/products", headers={f"X-H{i}": "v" for i in range(150)})
-    for response in (huge, many):
+    huge = app_client.get("/api/products", headers={"X-Huge": "a" * 16 * 1024})
+    refused = [many, huge] if bad_stack.server == "gunicorn" else [many]
+    for response in refused:
         assert response.status_code in (400, 431), response.status_code
         assert_clean(response)
+    if bad_stack.server == "granian":
+        assert huge.status_code == 200, huge.status_code
 
 
 def test_many_headers_through_nginx_are_a_4xx(bad_stack: FaultStack) -> None:
