@@ -137,6 +137,48 @@ def test_stalled_postgres_fails_fast_and_recovers(
 
 
 @pytest.mark.services
+def test_a_rollback_cut_at_the_end_of_a_request_does_not_fail_it(
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    postgres_cluster: PostgresCluster,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The request's statement is answered, then the server stops: the session's
+    # ROLLBACK in the app context's teardown (where no error handler runs) is the only
+    # call in flight. The guard sees it (a connection-level call, not a cursor's) and
+    # cuts it; the finished answer stays a 200 instead of a 500 (the fault suite's
+    # scenario 7 met it) or a wait until the server resumes.
+    app, db = guarded_app(monkeypatch, postgres_url)
+
+    @app.get("/then-freeze")
+    def then_freeze() -> Any:
+        one = db.session.execute(text("SELECT 1")).scalar()
+        postgres_cluster.pause()
+        return {"one": one}
+
+    client = app.test_client()
+    assert client.get("/db").status_code == 200
+    caplog.set_level(logging.WARNING, logger="flaskprod.database")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(client.get, "/then-freeze")
+            try:
+                response = answer.result(timeout=BOUND + 15.0)
+            finally:
+                postgres_cluster.resume()  # a wait for the server ends here, not never
+    finally:
+        postgres_cluster.resume()
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json == {"one": 1}
+    messages = [r.getMessage() for r in caplog.records if r.name == "flaskprod.database"]
+    assert any("ROLLBACK cut by the stall guard" in m for m in messages), messages
+    deadline = time.monotonic() + 15
+    while client.get("/db").status_code != 200:  # the pool replaced the closed connection
+        assert time.monotonic() < deadline, "no answer after SIGCONT"
+        time.sleep(0.05)
+
+
+@pytest.mark.services
 def test_a_connection_being_made_is_cut_too(
     monkeypatch: pytest.MonkeyPatch, postgres_url: str, postgres_cluster: PostgresCluster
 ) -> None:

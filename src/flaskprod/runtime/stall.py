@@ -51,6 +51,7 @@ talks to the database. Only psycopg (3) engines are guarded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -164,6 +165,48 @@ class StallGuard:
         event.listen(engine, "checkout", self._checkout)
         dialect: Any = engine.dialect
         dialect.do_ping = self._pinger(dialect.do_ping)
+        dialect.do_commit = self._tracked(dialect.do_commit)
+        dialect.do_rollback = self._rollback(self._tracked(dialect.do_rollback))
+
+    def _tracked(self, call: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A COMMIT or ROLLBACK (the connection's own, not a cursor's) kept in
+        :attr:`inflight` while it runs, like a statement: alone on a stalled server
+        (the session's ROLLBACK when a request ends) it would otherwise wait unseen."""
+
+        def tracked(dbapi_connection: Any) -> None:
+            inflight = self.inflight  # per process: replaced after a fork
+            key = _ident()
+            inflight[key] = _now()
+            try:
+                call(dbapi_connection)
+            finally:
+                inflight.pop(key, None)
+
+        return tracked
+
+    def _rollback(self, rollback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A ROLLBACK the guard cut (or refused while the breaker is open) is done, not
+        failed: the server discards what a dead connection left. Raising would turn a
+        finished request into a 500, from the session's ROLLBACK in the app context's
+        teardown, where no error handler runs. The connection is closed, so the pool
+        replaces it. A cut COMMIT still raises (the client must not be told it
+        succeeded)."""
+
+        def do_rollback(dbapi_connection: Any) -> None:
+            try:
+                rollback(dbapi_connection)
+            except self._dbapi_error:
+                if self.open_since is None and dbapi_connection not in self.cut:
+                    raise
+                log.warning(
+                    "database %s: a ROLLBACK cut by the stall guard counts as done "
+                    "(the server discards the dead connection's transaction)",
+                    self.engine_name,
+                )
+                with contextlib.suppress(Exception):
+                    dbapi_connection.close()
+
+        return do_rollback
 
     def _cursor_class(self, base: type[Any]) -> type[Any]:
         """``base`` (the connection's cursor class: psycopg's, or the app's own, e.g.
