@@ -801,6 +801,7 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     longest = max((a.latency for a in load.record.attempts), default=0.0)
     log = _server_log_since(stack, log_offset)
     in_app = _longest_in_app(log)
+    access_lines = sum(_line_seconds(line.strip()) is not None for line in log.splitlines())
     timeouts = len(_WORKER_ENDED.findall(log))
     statuses = dict(
         Counter(summary["failed_gets"]) + Counter(summary["failed_posts_first_attempt"])
@@ -808,6 +809,13 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     after = [a for a in load.record.attempts if to_200 is not None and a.at > resumed_at + to_200]
     cut_by_watchdog = len(_CUT_BY_WATCHDOG.findall(log))
     checks = [
+        check(
+            # Without them the bound below would hold vacuously (an access log turned off).
+            "the server's log has access lines to judge by",
+            access_lines > 0,
+            "> 0 (gunicorn's, granian's or the app's own)",
+            access_lines,
+        ),
         check(
             # The configured promise for a stalled database is the stall guard's
             # (flaskprod.runtime.stall), far under gunicorn's timeout: a call unanswered
@@ -827,6 +835,12 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
         ),
         check(
             "no response shows a traceback", not summary["tracebacks"], "0", summary["tracebacks"]
+        ),
+        check(
+            "requests the stall failed answer 503 (never 500)",
+            set(statuses) <= {"503"},
+            "503 only",
+            statuses,
         ),
         check(
             "no client waits until nginx gives up (504)",
@@ -864,6 +878,7 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
             "readiness_200_after_resume_s": to_200,
             "longest_request_client_s": round(longest, 3),
             "longest_request_in_app_s": round(in_app, 3),
+            "access_lines_in_log": access_lines,
             "worker_timeouts_in_log": timeouts,
             "requests_cut_by_watchdog": cut_by_watchdog,
             "server_timeout_s": worker_timeout,
