@@ -14,7 +14,13 @@ import pytest
 
 from flaskprod.errors import EnvironmentProblem, ServiceFailed
 from flaskprod.stack import process
-from flaskprod.stack.ports import PortInUse, free_port, port_is_free, retry_on_port_in_use
+from flaskprod.stack.ports import (
+    PortInUse,
+    free_port,
+    free_ports,
+    port_is_free,
+    retry_on_port_in_use,
+)
 
 PY = sys.executable
 
@@ -263,3 +269,10 @@ def test_free_port_is_bindable_and_retry_moves_to_a_fresh_port() -> None:
         assert len(tried) == 2
         with pytest.raises(EnvironmentProblem, match=f"port {port} on 127.0.0.1 is already in use"):
             retry_on_port_in_use(start, port=port, attempts=1, name="toy")
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    # free_port() twice may return one port twice; a config needing many must not get that
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    assert all(port_is_free(port) for port in ports)

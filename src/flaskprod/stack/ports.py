@@ -12,6 +12,7 @@ times.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import TypeVar
@@ -41,6 +42,19 @@ def free_port(host: str = LOOPBACK) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are chosen, since
+    calling :func:`free_port` repeatedly may hand out the same port twice (and two nginx
+    ``listen`` lines on one port silently become name-based virtual hosts)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+    return ports
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:

@@ -31,7 +31,7 @@ from flaskprod.check.runner import CheckOptions, CheckResult, run_checks
 from flaskprod.stack import process
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.gunicorn import gunicorn_executable, socket_accepts
-from flaskprod.stack.ports import free_port
+from flaskprod.stack.ports import free_port, free_ports
 from flaskprod.stack.state import StateDir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -330,7 +330,7 @@ def start_bad_sites() -> Iterator[BadSites]:
             values[f"{name}_cert"], values[f"{name}_key"] = _leaf(
                 ca, folder / "tls", name, names=names, days=days
             )
-        sites = BadSites(folder, ca.ca_cert, {name: free_port() for name in PORTS})
+        sites = BadSites(folder, ca.ca_cert, dict(zip(PORTS, free_ports(len(PORTS)), strict=True)))
         values.update(sites.ports)
         for kind in ("client", "proxy", "fastcgi", "uwsgi", "scgi"):
             (folder / "temp" / kind).mkdir(parents=True)
