@@ -42,14 +42,14 @@ def main() -> int:
     args = parser.parse_args()
 
     from flaskprod.check.runner import CheckOptions, load_rules, run_checks
-    from flaskprod.stack.ports import free_port
+    from flaskprod.stack.ports import free_ports
     from flaskprod.stack.state import StateDir
 
     base = Path(tempfile.mkdtemp(prefix="flaskprod-url-bench-"))
     base.chmod(0o755)
     project = base / "shop"
     shutil.copytree(SHOP, project, ignore=shutil.ignore_patterns(".flaskprod", "__pycache__"))
-    https, http = free_port(), free_port()
+    https, http = free_ports(2)
     dirs = StateDir(project / ".flaskprod")
     up = _flaskprod("up", str(project), "-d", "--https-port", str(https),
                     "--http-port", str(http), "--timeout", "90")  # fmt: skip

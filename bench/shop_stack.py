@@ -28,7 +28,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from flaskprod.stack.ports import free_port
+from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import ServiceRecord, StateDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,10 +77,11 @@ class RunningShop:
     @classmethod
     def on_free_ports(cls, project: Path, **fields: Any) -> Self:
         """A stack of ``project`` on free ports, its state folder inside the copy."""
+        https_port, http_port = free_ports(2)
         return cls(
             project=project,
-            https_port=free_port(),
-            http_port=free_port(),
+            https_port=https_port,
+            http_port=http_port,
             dirs=StateDir(project / ".flaskprod"),
             **fields,
         )

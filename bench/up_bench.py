@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from flaskprod.stack.ports import free_port
+from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import StateDir, children_of, process_rss
 
 FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
@@ -99,7 +99,8 @@ def main() -> None:
     memory: dict[str, tuple[float, float]] = {}
     for number in range(options.runs):
         project = copy_project(options.project)
-        ports = ["--https-port", str(free_port()), "--http-port", str(free_port())]
+        https, http = free_ports(2)
+        ports = ["--https-port", str(https), "--http-port", str(http)]
         try:
             results["up -d to ready, new cluster"].append(run("up", str(project), "-d", *ports))
             results["down"].append(run("down", str(project)))

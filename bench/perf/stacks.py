@@ -31,7 +31,7 @@ from flaskprod.stack import gunicorn as stack_gunicorn
 from flaskprod.stack import process
 from flaskprod.stack.ca import ensure_ca
 from flaskprod.stack.nginx import find_nginx, nginx_user
-from flaskprod.stack.ports import free_port
+from flaskprod.stack.ports import free_port, free_ports
 from flaskprod.stack.postgres import PostgresCluster
 from flaskprod.stack.redis import RedisServer
 from flaskprod.stack.state import StateDir
@@ -292,7 +292,7 @@ http {{
 def usual_stack(shared: Shared) -> Iterator[Running]:
     cores = os.cpu_count() or 1
     workers = 2 * cores + 1
-    app_port, https_port = free_port(), free_port()
+    app_port, https_port = free_ports(2)
     spec = load_spec(shared.project)
     env = shared.app_env(spec, FLASKPROD_PRODUCTS_CACHE_SECONDS="0")
     for tuned in ("FLASKPROD_SQLALCHEMY_POOL_SIZE", "FLASKPROD_SQLALCHEMY_MAX_OVERFLOW"):
@@ -379,7 +379,7 @@ def flaskprod_stack(
     base.chmod(0o755)  # nginx's workers (nobody) reach the socket below it
     project = copy_shop(base, spec_edits, source)
     spec = load_spec(project)
-    https_port, http_port = free_port(), free_port()
+    https_port, http_port = free_ports(2)
     env = dict(os.environ, DATABASE_URL=shared.database_url, REDIS_URL=shared.redis.url())
     flaskprod = str(BIN / "flaskprod")
     result = subprocess.run(

@@ -25,7 +25,6 @@ from test_validate_nginx import (
     Stack,
     _insecure_context,
     _LoopbackHTTPS,
-    free_port,
     overlay_ports,
     read_env_file,
     stop,
@@ -35,6 +34,7 @@ from test_validate_nginx import (
 from flaskprod.kit.artifacts import server_commands
 from flaskprod.kit.render import render_kit
 from flaskprod.kit.write import plan_kit, write_plan
+from flaskprod.stack.ports import free_ports
 
 GRANIAN = {"server": {"kind": "granian", "workers": 3, "workers_lifetime": 3600}}
 
@@ -230,7 +230,7 @@ def live(
     log = prefix / "granian.log"
     with log.open("wb") as out:
         server = subprocess.Popen(argv, cwd=kit.root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = free_ports(2)
     site = prefix / "site.conf"
     site.write_text(
         overlay_ports(

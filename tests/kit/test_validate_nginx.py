@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 from kit_tools import ToolFinder, compose_site, nginx_t, write_wrapper
 
+from flaskprod.stack.ports import free_port, free_ports
+
 
 @pytest.fixture(scope="module")
 def nginx(tool: ToolFinder) -> str:
@@ -66,12 +68,6 @@ def test_nginx_t_rejects_a_broken_site(nginx: str, tmp_path: Path) -> None:
 
 
 # ---- live: the real nginx in front of the real gunicorn -----------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def overlay_ports(text: str, http_port: int, https_port: int) -> str:
@@ -197,7 +193,7 @@ def running_stack(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = free_ports(2)
     site = prefix / "site.conf"
     site.write_text(overlay_ports(site_text, http_port, https_port))
     conf = write_wrapper(prefix, site, as_root=True)

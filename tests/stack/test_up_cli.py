@@ -22,7 +22,7 @@ import pytest
 from flaskprod_cli import FLASKPROD, run_flaskprod
 
 from flaskprod.errors import ExitCode
-from flaskprod.stack.ports import free_port
+from flaskprod.stack.ports import free_port, free_ports
 from flaskprod.stack.process import is_alive
 from flaskprod.stack.state import StateDir
 
@@ -91,7 +91,8 @@ def tiny(tiny_template: Path) -> Iterator[Path]:
 
 
 def _ports() -> list[str]:
-    return ["--https-port", str(free_port()), "--http-port", str(free_port())]
+    https, http = free_ports(2)
+    return ["--https-port", str(https), "--http-port", str(http)]
 
 
 @pytest.mark.parametrize("server", ["granian", "gunicorn"])

@@ -39,7 +39,7 @@ from flaskprod.check.model import Finding, Level
 from flaskprod.stack import process
 from flaskprod.stack.ca import ensure_ca
 from flaskprod.stack.gunicorn import gunicorn_executable
-from flaskprod.stack.ports import free_port
+from flaskprod.stack.ports import free_port, free_ports
 from flaskprod.stack.state import ServiceRecord, StackState, StateDir
 
 PLAIN_APP = Path(__file__).resolve().parent / "plainapp"
@@ -178,13 +178,14 @@ def careless() -> Iterator[Path]:
         shutil.copy(cert, dirs.tls / "server.pem")
         dead = process.start(["true"], name="gone", log_path=base / "gone.log")
         dead.stop()
+        https_port, http_port = free_ports(2)
         state = StackState(
             project=str(project),
             started_at=0.0,
             supervisor_pid=None,
-            url=f"https://localhost:{free_port()}/",
-            http_port=free_port(),
-            https_port=free_port(),
+            url=f"https://localhost:{https_port}/",
+            http_port=http_port,
+            https_port=https_port,
             services=[
                 ServiceRecord("gunicorn", app.pid, app.started, f"0.0.0.0:{port}", ""),
                 ServiceRecord("nginx", dead.pid, dead.started, "127.0.0.1:1", ""),

@@ -31,7 +31,7 @@ from flaskprod.check.runner import CheckOptions, CheckResult, run_checks
 from flaskprod.stack import process
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.gunicorn import gunicorn_executable, socket_accepts
-from flaskprod.stack.ports import free_port, free_ports
+from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import StateDir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -108,7 +108,7 @@ def start_shop(prefix: str, *, gunicorn: bool = False) -> Iterator[Shop]:
     )
     if gunicorn:
         switch_to_gunicorn(project)
-    shop = Shop(project, free_port(), free_port())
+    shop = Shop(project, *free_ports(2))
     up = flaskprod(
         "up",
         str(project),
