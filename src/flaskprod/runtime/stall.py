@@ -217,31 +217,27 @@ class StallGuard:
             return cls
         guard = self
 
+        def watched(call: Callable[..., Any]) -> Callable[..., Any]:
+            # The base method is bound here once: no super() lookup per statement.
+            def method(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+                if guard.open_since is not None:
+                    raise _stalled_dbapi_error()
+                key = _ident()
+                inflight = guard.inflight
+                inflight[key] = _now()
+                try:
+                    return call(cursor, *args, **kwargs)
+                finally:
+                    inflight.pop(key, None)
+
+            return method
+
         class GuardedCursor(base):  # type: ignore[misc]
             __slots__ = ()
             _flaskprod_guard = guard
-
-            def execute(self, *args: Any, **kwargs: Any) -> Any:
-                if guard.open_since is not None:
-                    raise _stalled_dbapi_error()
-                key = _ident()
-                inflight = guard.inflight
-                inflight[key] = _now()
-                try:
-                    return super().execute(*args, **kwargs)
-                finally:
-                    inflight.pop(key, None)
-
-            def executemany(self, *args: Any, **kwargs: Any) -> Any:
-                if guard.open_since is not None:
-                    raise _stalled_dbapi_error()
-                key = _ident()
-                inflight = guard.inflight
-                inflight[key] = _now()
-                try:
-                    return super().executemany(*args, **kwargs)
-                finally:
-                    inflight.pop(key, None)
+            execute = watched(base.execute)
+            if hasattr(base, "executemany"):  # PEP 249 has it; a stand-in may not
+                executemany = watched(base.executemany)
 
         self._cursor_classes[base] = GuardedCursor
         return GuardedCursor
