@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, write
+from deploy_helpers import (
+    assert_fixture,
+    check,
+    context,
+    fixture_cases,
+    fixture_copy,
+    ids,
+    write,
+)
 
 from flaskprod.check.parsers.granian import granian_setups
 
@@ -39,58 +47,34 @@ def test_command_lines_are_read_everywhere(tmp_path: Path) -> None:
 def test_gunicorn_rules_stay_quiet_on_a_granian_deployment(tmp_path: Path) -> None:
     """A gunicorn config for local runs (the shop's gunicorn_local.py) is not the
     deployment's when flaskprod.toml says granian: GUN009 judged it before."""
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GRN004" / "pass"
-    write(
-        tmp_path,
-        {
-            p.relative_to(fixture).as_posix(): p.read_text()
-            for p in fixture.rglob("*")
-            if p.is_file()
-        },
-    )
-    write(tmp_path, {"gunicorn.conf.py": "workers = 2\n"})  # no max_requests: GUN009 bait
-    found = check(tmp_path)
+    root = fixture_copy("GRN004", "pass", tmp_path)
+    write(root, {"gunicorn.conf.py": "workers = 2\n"})  # no max_requests: GUN009 bait
+    found = check(root)
     assert not {i for i in ids(found) if i.startswith("GUN")}, found
     assert not {i for i in ids(found) if i.startswith("GRN")}, found
 
 
 def test_granian_rules_stay_quiet_on_a_gunicorn_deployment(tmp_path: Path) -> None:
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GUN009" / "pass"
-    write(
-        tmp_path,
-        {
-            p.relative_to(fixture).as_posix(): p.read_text()
-            for p in fixture.rglob("*")
-            if p.is_file()
-        },
-    )
-    assert not {i for i in ids(check(tmp_path)) if i.startswith("GRN")}
+    root = fixture_copy("GUN009", "pass", tmp_path)
+    assert not {i for i in ids(check(root)) if i.startswith("GRN")}
 
 
 def test_nginx_upstream_must_reach_granian(tmp_path: Path) -> None:
     """NGX002 knows granian's address: an upstream to another socket is reported,
     naming granian; the same socket is not."""
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GRN002" / "pass"
-    write(
-        tmp_path,
-        {
-            p.relative_to(fixture).as_posix(): p.read_text()
-            for p in fixture.rglob("*")
-            if p.is_file()
-        },
-    )
+    root = fixture_copy("GRN002", "pass", tmp_path)
     site = (
         "upstream app {{ server unix:{sock} fail_timeout=0; keepalive 16; }}\n"
         "server {{ listen 80; server_name example.com; location / {{ proxy_pass http://app; }} }}\n"
     )
-    write(tmp_path, {"deploy/nginx/app.conf": site.format(sock="/run/app/gunicorn.sock")})
-    missed = [f for f in check(tmp_path) if f.id == "NGX002"]
+    write(root, {"deploy/nginx/app.conf": site.format(sock="/run/app/gunicorn.sock")})
+    missed = [f for f in check(root) if f.id == "NGX002"]
     assert [f.message for f in missed] == [
         "proxy_pass goes to unix:/run/app/gunicorn.sock, but granian listens on "
         "unix:/run/app/app.sock"
     ]
-    write(tmp_path, {"deploy/nginx/app.conf": site.format(sock="/run/app/app.sock")})
-    assert "NGX002" not in ids(check(tmp_path))
+    write(root, {"deploy/nginx/app.conf": site.format(sock="/run/app/app.sock")})
+    assert "NGX002" not in ids(check(root))
 
 
 def test_pool_rule_counts_granian_threads(tmp_path: Path) -> None:
@@ -112,25 +96,17 @@ def test_pool_rule_counts_granian_threads(tmp_path: Path) -> None:
 
 def test_no_upstream_keepalive_in_front_of_granian(tmp_path: Path) -> None:
     """NGX015: granian's workers are threaded, so nginx should keep connections open."""
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "GRN002" / "pass"
-    write(
-        tmp_path,
-        {
-            p.relative_to(fixture).as_posix(): p.read_text()
-            for p in fixture.rglob("*")
-            if p.is_file()
-        },
-    )
+    root = fixture_copy("GRN002", "pass", tmp_path)
     site = (
         "server {{ listen 80; server_name example.com; location / {{ proxy_pass {to}; "
         'proxy_http_version 1.1; proxy_set_header Connection ""; }} }}\n{upstream}'
     )
     write(
-        tmp_path,
+        root,
         {"deploy/nginx/app.conf": site.format(to="http://unix:/run/app/app.sock", upstream="")},
     )
-    (finding,) = [f for f in check(tmp_path) if f.id == "NGX015"]
+    (finding,) = [f for f in check(root) if f.id == "NGX015"]
     assert finding.message == "nginx opens a new connection to granian for every request"
     upstream = "upstream app { server unix:/run/app/app.sock; keepalive 16; }\n"
-    write(tmp_path, {"deploy/nginx/app.conf": site.format(to="http://app", upstream=upstream)})
-    assert "NGX015" not in ids(check(tmp_path))
+    write(root, {"deploy/nginx/app.conf": site.format(to="http://app", upstream=upstream)})
+    assert "NGX015" not in ids(check(root))
