@@ -78,6 +78,13 @@ class Poller:
         """The first probe sent at or after ``after`` that answered ``status``."""
         return next((p for p in self.probes if p.at >= after and p.status == status), None)
 
+    def wait_for(self, status: int, after: float, seconds: float) -> Probe | None:
+        """Wait (at most ``seconds``) for :meth:`first` to find a ``status`` answer."""
+        deadline = time.monotonic() + seconds
+        while (found := self.first(status, after)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return found
+
     def first_answer(self, after: float) -> Probe | None:
         """The first probe sent at or after ``after``, whatever it answered."""
         return next((p for p in self.probes if p.at >= after), None)

@@ -491,9 +491,7 @@ def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
         load.mark("start postgres")
         stack.start_postgres()
         started_at = load.mark("postgres accepts connections")
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and ready.first(200, started_at) is None:
-            time.sleep(0.05)
+        ready.wait_for(200, started_at, 15)
         _run_for(load, size.after)
         load.stop()
     finally:
@@ -578,9 +576,7 @@ def redis_stopped(stack: FaultStack, size: Size) -> dict[str, Any]:
         load.mark("start redis")
         stack.start_redis()
         started_at = load.mark("redis accepts connections")
-        deadline = time.monotonic() + 20  # each worker leaves Redis alone 5 s after an error
-        while time.monotonic() < deadline and signup.first(200, started_at) is None:
-            time.sleep(0.05)
+        signup.wait_for(200, started_at, 20)  # each worker leaves Redis alone 5 s after an error
         _run_for(load, size.after)
         load.stop()
     finally:
@@ -786,9 +782,7 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
         time.sleep(size.stall)
         resumed_at = load.mark("SIGCONT postgres")
         stack.resume_postgres()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and ready.first(200, resumed_at) is None:
-            time.sleep(0.05)
+        ready.wait_for(200, resumed_at, 30)
         _run_for(load, size.after)
         load.stop()
     finally:
