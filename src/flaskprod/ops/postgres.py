@@ -21,6 +21,7 @@ from flaskprod.ops.database import Database
 from flaskprod.ops.files import Progress, human_size, no_space
 from flaskprod.ops.manifest import TableStats
 from flaskprod.ops.pgtools import PgTools
+from flaskprod.stack.postgres import import_psycopg
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,17 +51,6 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
 _ROW_ALIAS = "flaskprod_row_"
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-        import psycopg.sql
-    except ImportError:
-        raise EnvironmentProblem(
-            "talking to PostgreSQL needs psycopg", hint="pip install 'flaskprod[postgres]'"
-        ) from None
-    return psycopg
-
-
 def first_line(error: BaseException | str) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -69,7 +59,7 @@ def first_line(error: BaseException | str) -> str:
 @contextlib.contextmanager
 def connect(db: Database, *, autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
     """A connection to ``db``; an unreachable server is a one-line error."""
-    psycopg = _psycopg()
+    psycopg = import_psycopg()
     try:
         conn = psycopg.connect(
             db.conninfo_string(),
@@ -121,7 +111,7 @@ def _order(conn: psycopg.Connection[Any], oid: int) -> Any:
     """ORDER BY the primary key (cheap, and unique), else by the whole row's text.
     Text is compared byte-wise (COLLATE "C") so that servers with another locale
     still agree on the order."""
-    sql = _psycopg().sql
+    sql = import_psycopg().sql
     key = conn.execute(_PRIMARY_KEY, (oid,)).fetchall()
     if not key:
         return sql.SQL('{}::text COLLATE "C"').format(sql.Identifier(_ROW_ALIAS))
@@ -148,7 +138,7 @@ def stats(conn: psycopg.Connection[Any], progress: Progress | None = None) -> di
     Must run inside a transaction (the server-side cursor needs one); in REPEATABLE
     READ every table is read at the same instant.
     """
-    sql = _psycopg().sql
+    sql = import_psycopg().sql
     for statement in _STABLE_SETTINGS:
         conn.execute(statement)
     found = tables(conn)
@@ -332,7 +322,7 @@ def create_database(db: Database, name: str, owner: str | None = None) -> None:
     """``CREATE DATABASE name`` through ``db``; ``owner``: the role that will own it
     (restoring as that role needs it: PostgreSQL 15 lets only the owner create in
     schema public)."""
-    psycopg = _psycopg()
+    psycopg = import_psycopg()
     sql = psycopg.sql
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if owner and owner != db.user:
@@ -349,7 +339,7 @@ def create_database(db: Database, name: str, owner: str | None = None) -> None:
 
 
 def drop_database(db: Database, name: str) -> None:
-    psycopg = _psycopg()
+    psycopg = import_psycopg()
     with connect(db) as conn:
         conn.execute(
             psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(

@@ -275,20 +275,20 @@ class PostgresCluster(LoopbackServer):
     @contextlib.contextmanager
     def connect(self, dbname: str = "postgres") -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         """An autocommit psycopg connection to ``dbname`` as the superuser."""
-        psycopg = _psycopg()
+        psycopg = import_psycopg()
         with psycopg.connect(self.dsn(dbname), autocommit=True, connect_timeout=5) as conn:
             yield conn
 
     def create_database(self, name: str) -> str:
         """Create the database ``name`` and return its URL."""
-        sql = _psycopg().sql
+        sql = import_psycopg().sql
         with self.connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
         """Drop ``name`` if it exists, disconnecting its sessions first."""
-        sql = _psycopg().sql
+        sql = import_psycopg().sql
         with self.connect() as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -304,7 +304,7 @@ class PostgresCluster(LoopbackServer):
         return f"PostgresCluster({str(self.data_dir)!r}, port={self.port}, {state})"
 
 
-def _psycopg() -> ModuleType:
+def import_psycopg() -> ModuleType:
     # Imported when used: the CLI's stack code does not require the postgres extra.
     try:
         import psycopg
