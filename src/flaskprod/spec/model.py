@@ -65,6 +65,16 @@ class AppSection(_Section):
         default="/srv/{name}",
         description="Where the project is installed on the server ({name} is replaced).",
     )
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="The app's own environment settings (name = placeholder or note), carried "
+        "into the env file, compose and Kubernetes beside flaskprod's.",
+    )
+    build: list[str] = Field(
+        default_factory=list,
+        description="Build steps run in the project before it serves (assets, translations, "
+        "digests), in the image and in every release.",
+    )
 
     @property
     def install_dir(self) -> str:
@@ -225,6 +235,17 @@ class PathsSection(_Section):
         default="/var/lib/{name}/media",
         description="Absolute folder for uploads, outside the code ({name} is replaced).",
     )
+    media_env: list[str] = Field(
+        default_factory=lambda: ["MEDIA_ROOT"],
+        description="Environment variables that tell the app where uploads go (the setting "
+        "the app itself reads, e.g. UPLOAD_FOLDER); each is set to media_dir everywhere.",
+    )
+    static_fingerprinted: bool = Field(
+        default=False,
+        description="Static file names carry a content hash (Flask-Static-Digest, a bundler): "
+        "only then are they cached as immutable for static_max_age; otherwise browsers "
+        "revalidate them.",
+    )
 
     @field_validator("static_url", "media_url")
     @classmethod
@@ -265,6 +286,11 @@ class HttpSection(_Section):
         description="HSTS for every subdomain too (only when all of them serve HTTPS).",
     )
     csp: str = Field(default="default-src 'self'", description="Content-Security-Policy.")
+    csp_report_only: bool = Field(
+        default=False,
+        description="Send the CSP as Content-Security-Policy-Report-Only (reported, not "
+        "enforced): for pages whose inline scripts a policy would break.",
+    )
     permissions_policy: str = Field(
         default="camera=(), microphone=(), geolocation=()",
         description="Permissions-Policy: browser features the pages may use.",
@@ -274,6 +300,12 @@ class HttpSection(_Section):
     )
     ready_path: UrlPath = Field(
         default="/health/ready", description="Readiness: checks the database and Redis."
+    )
+    health_source: Literal["app", "kit"] = Field(
+        default="app",
+        description="Who answers health_path and ready_path: 'app' (its own routes, or "
+        "flaskprod.Production) or 'kit' (the kit's entry module answers them in front of an "
+        "app that has none, readiness checking its database and Redis).",
     )
     rate_limits: dict[str, RateLimit] = Field(
         default_factory=lambda: {
@@ -302,6 +334,11 @@ class DatabaseSection(_Section):
     engine: Literal["postgresql", "sqlite"] = Field(
         default="postgresql",
         description="postgresql for production; sqlite for a single small box.",
+    )
+    driver: Literal["psycopg", "psycopg2", "pg8000"] = Field(
+        default="psycopg",
+        description="The PostgreSQL driver the project ships (DATABASE_URL's "
+        "'postgresql+DRIVER://' scheme).",
     )
     name: str = Field(default="{name}", description="Database name ({name} is replaced).")
     user: str = Field(default="{name}", description="Database role ({name} is replaced).")
