@@ -50,7 +50,9 @@ def spec(**sections: dict[str, Any]) -> Spec:
 
 def test_every_artifact_is_rendered() -> None:
     assert set(render_kit(spec())) == EXPECTED
-    assert len(ARTIFACTS) == len(EXPECTED)
+    # + the kit's entry module, only with http.health_source = "kit"
+    assert set(render_kit(spec(http={"health_source": "kit"}))) == EXPECTED | {"flaskprod_wsgi.py"}
+    assert len(ARTIFACTS) == len(EXPECTED) + 1
 
 
 def test_rendering_is_deterministic() -> None:

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
 from flaskprod.spec.model import Spec, format_size
-from flaskprod.spec.servers import Listen, granian_argv
+from flaskprod.spec.servers import Listen, granian_argv, served_target
 
 #: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
 #: value assumed when a key is missing.
@@ -97,6 +98,8 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("k8s/pdb.yaml.j2", "deploy/k8s/pdb.yaml"),
         Artifact("k8s/migrate-job.yaml.j2", "deploy/k8s/migrate-job.yaml"),
         Artifact("k8s/media-pvc.yaml.j2", "deploy/k8s/media-pvc.yaml"),
+        # http.health_source = "kit": the server serves this, in front of the app.
+        Artifact("flaskprod_wsgi.py.j2", "flaskprod_wsgi.py"),
     )
 
 
@@ -107,6 +110,8 @@ ARTIFACTS: tuple[Artifact, ...] = _artifacts()
 
 #: Files only one app server uses (server.kind); granian takes flags, no config file.
 SERVER_ONLY: dict[str, str] = {"deploy/gunicorn.conf.py": "gunicorn"}
+#: Files only one http.health_source uses: the kit's entry module answers health.
+HEALTH_SOURCE_ONLY: dict[str, str] = {"flaskprod_wsgi.py": "kit"}
 
 
 def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
@@ -115,6 +120,7 @@ def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
         Artifact(a.template, a.output.replace("{name}", spec.app.name), a.comment, a.mode)
         for a in ARTIFACTS
         if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
+        and HEALTH_SOURCE_ONLY.get(a.output, spec.http.health_source) == spec.http.health_source
     )
 
 
@@ -138,13 +144,13 @@ def server_commands(spec: Spec, *, venv: str) -> dict[str, list[str]]:
                 spec, Listen(host="0.0.0.0", port="$PORT"), launcher=["python", *SERVE_MODULE]
             ),
         }
-    conf = ["-c", "deploy/gunicorn.conf.py", spec.app.target]
+    conf = ["-c", "deploy/gunicorn.conf.py", served_target(spec)]
     return {
         "systemd": [
             f"{venv}/bin/gunicorn",
             "-c",
             f"{spec.app.install_dir}/deploy/gunicorn.conf.py",
-            spec.app.target,
+            served_target(spec),
         ],
         "container": ["gunicorn", *conf],
         "paas": ["gunicorn", *conf],
@@ -515,4 +521,6 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "app_env": app_environment(spec, redis=redis),
         "env_value": env_file_value,
         "stack_env": stack_environment(spec, redis=redis),
+        # http.health_source = "kit": the entry module the server serves
+        **entry_context(spec),
     }

@@ -489,8 +489,10 @@ class Spec(BaseModel):
     @model_validator(mode="after")
     def _granian_target(self) -> Spec:
         # granian calls a factory without arguments (--factory); gunicorn evaluates them.
+        # The kit's entry module (http.health_source = "kit") calls it with them instead.
         target = self.app.target
-        if self.server.kind == "granian" and "(" in target and not target.endswith("()"):
+        called = "(" in target and not target.endswith("()")
+        if self.server.kind == "granian" and called and self.http.health_source != "kit":
             raise ValueError(
                 f"app.target: granian calls a factory without arguments (got {target!r}); "
                 "use 'module:create_app()' or 'module:app', or set server.kind = 'gunicorn'"

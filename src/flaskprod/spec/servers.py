@@ -85,5 +85,18 @@ def granian_flags(spec: Spec, listen: Listen) -> list[str]:
 def granian_argv(spec: Spec, listen: Listen, *, launcher: list[str]) -> list[str]:
     """The whole command: ``launcher`` (``python -m flaskprod.serve``, which sets the
     worker count and execs granian) + flags + the app target."""
-    target, factory = granian_target(spec.app.target)
+    target, factory = granian_target(served_target(spec))
     return [*launcher, *granian_flags(spec, listen), *factory, target]
+
+
+#: The kit's entry module (``http.health_source = "kit"``), rendered at the project root.
+ENTRY_MODULE = "flaskprod_wsgi"
+
+
+def served_target(spec: Spec) -> str:
+    """What the app server serves: the app itself, or the kit's entry module, which
+    answers the health paths in front of it (every place that starts the server uses
+    this)."""
+    if spec.http.health_source == "kit":
+        return f"{ENTRY_MODULE}:application"
+    return spec.app.target

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flaskprod.spec.model import Spec
+from flaskprod.spec.servers import served_target
 from flaskprod.stack.state import children_of
 
 
@@ -86,7 +87,7 @@ def command(
             pid_file=pid_file,
             proxy_group=proxy_group,
         ),
-        spec.app.target,
+        served_target(spec),
     ]
 
 
