@@ -99,6 +99,7 @@ def test_project_defaults_are_documented_keys() -> None:
             "migrations",
             "uses_redis",
             "src_layout",
+            "repo_subdir",
         }
         del default
     assert context["requirements_file"] == "requirements.txt"

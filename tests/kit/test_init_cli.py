@@ -120,12 +120,14 @@ def test_init_prints_what_it_wrote(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0] == (
         "Detected app:app in app.py: static /static/ -> static; 2 routes; "
-        "dependencies: requirements.txt"
+        "health routes: none; dependencies: requirements.txt"
     )
     assert lines[1] == "Wrote flaskprod.toml (every setting, with what it does)"
     for path in read_manifest(root):
         assert f"  created    {path}" in lines
-    assert "note: the app has no /health or /health/ready route: " in result.output
+    assert (
+        "note: the app has no health routes: the kit's flaskprod_wsgi.py answers" in result.output
+    )
 
 
 def test_init_on_a_package_with_a_factory(tmp_path: Path) -> None:
@@ -224,9 +226,9 @@ def test_init_notes_what_is_missing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
     assert notes == [
-        "note: the app has no /health or /health/ready route: wrap it with "
-        "flaskprod.Production(app), or point http.health_path / http.ready_path at routes "
-        "it has",
+        "note: the app has no health routes: the kit's flaskprod_wsgi.py answers /health and "
+        "/health/ready (its database and Redis) in front of it, and the app server serves "
+        "flaskprod_wsgi:application",
         "note: the app has no static folder: nginx will serve /static/ from 'static', which "
         "does not exist yet (set paths.static_dir)",
         "note: no requirements*.txt or pyproject.toml: the image cannot install deps",

@@ -151,7 +151,10 @@ def test_the_built_environment_imports_the_app_as_the_image_runs_it(tmp_path: Pa
     # the runtime stage: the venv and the code, WORKDIR = the project, CMD = gunicorn
     dockerfile = (root / "deploy/Dockerfile").read_text().splitlines()
     command = json.loads(next(line for line in dockerfile if line.startswith("CMD "))[4:])
-    assert command[0] == "gunicorn" and command[-1] == "notes:create_app()", command
+    # The app has no health routes: the image serves the kit's entry module, at the
+    # project root, which imports the installed package as app.target says.
+    assert command[0] == "gunicorn" and command[-1] == "flaskprod_wsgi:application", command
+    assert 'import_module("notes").create_app()' in (root / "flaskprod_wsgi.py").read_text()
     loaded = subprocess.run(
         [str(venv / "bin/gunicorn"), "--check-config", command[-1]],
         cwd=root,

@@ -14,6 +14,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from flaskprod.kit.entrypoint import entry_context
@@ -38,6 +39,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # The app's package is in src/: the image installs the project itself after the
     # pinned requirements (``pip install --no-deps .``), or gunicorn cannot import it.
     "src_layout": False,
+    # The project's folder inside its git repository ("services/web"), when it is a
+    # subfolder of one: the CI workflow goes to the repository's root, working there.
+    "repo_subdir": None,
 }
 
 #: gunicorn may take this much longer than its own timeout before nginx gives up:
@@ -122,6 +126,15 @@ def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
         if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
         and HEALTH_SOURCE_ONLY.get(a.output, spec.http.health_source) == spec.http.health_source
     )
+
+
+def kit_path(output: str, project: Mapping[str, Any]) -> str:
+    """Where an artifact goes, relative to the project: GitHub reads workflows only
+    from the repository's root, above a project in a subfolder."""
+    subdir = project.get("repo_subdir")
+    if subdir and output.startswith(".github/"):
+        return "../" * len(PurePosixPath(subdir).parts) + output
+    return output
 
 
 #: How the kit starts granian: :mod:`flaskprod.serve` counts the workers, then execs it.
@@ -512,6 +525,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "requirements_file": facts["requirements_file"],
         "pyproject": "pyproject.toml" in tuple(facts["dependency_files"]),
         "install_project": bool(facts["src_layout"]),
+        "repo_subdir": facts["repo_subdir"],
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses

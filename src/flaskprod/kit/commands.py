@@ -59,9 +59,11 @@ def build_spec(
     paths: dict[str, Any] = {"static_url": project.static_url}
     if project.static_dir and not Path(project.static_dir).is_absolute():
         paths["static_dir"] = project.static_dir
-    http: dict[str, Any] = {}
+    http: dict[str, Any] = {**_health(project)}
     if project.max_content_length:
         http["max_body"] = format_size(project.max_content_length)
+    if project.login_path:
+        http["login_path"] = project.login_path
     data: dict[str, Any] = {
         "app": {"target": project.target, "name": name or project.name},
         "paths": paths,
@@ -76,13 +78,25 @@ def build_spec(
     return spec_from_data(data, f"{SPEC_FILENAME} (from init's options and detection)")
 
 
+def _health(project: ProjectInfo) -> dict[str, Any]:
+    """The app's own health routes when its URL map has them; else the kit's entry
+    module answers them (also when the app was not imported, unless it uses flaskprod,
+    whose Production adds the default ones)."""
+    found = project.health_routes
+    if found is not None:
+        return {"health_path": found.health_path, "ready_path": found.ready_path}
+    if not project.imported and project.uses_flaskprod:
+        return {}
+    return {"health_source": "kit"}
+
+
 def render_files(spec: Spec, project: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
     """The kit as text, and each file's mode (from its Artifact)."""
-    from flaskprod.kit.artifacts import artifacts_for
+    from flaskprod.kit.artifacts import artifacts_for, kit_path
     from flaskprod.kit.render import render_kit
 
     files = render_kit(spec, project)
-    modes = {artifact.output: artifact.mode for artifact in artifacts_for(spec)}
+    modes = {kit_path(a.output, project): a.mode for a in artifacts_for(spec)}
     return files, modes
 
 
@@ -143,6 +157,9 @@ def _describe(project: ProjectInfo) -> str:
         facts.append("Redis")
     if project.imported:
         facts.append(f"{len(project.routes)} routes")
+        found = project.health_routes
+        health = f"{found.health_path}, {found.ready_path}" if found else "none"
+        facts.append(f"health routes: {health}")
     facts.append(f"dependencies: {', '.join(project.dependency_files) or 'none declared'}")
     return "; ".join(facts)
 
@@ -150,7 +167,13 @@ def _describe(project: ProjectInfo) -> str:
 def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
     """Things worth fixing that are not errors."""
     notes = []
-    if project.imported:
+    if spec.http.health_source == "kit":
+        notes.append(
+            f"the app has no health routes: the kit's flaskprod_wsgi.py answers "
+            f"{spec.http.health_path} and {spec.http.ready_path} (its database and Redis) in "
+            "front of it, and the app server serves flaskprod_wsgi:application"
+        )
+    elif project.imported:
         missing = [
             p for p in (spec.http.health_path, spec.http.ready_path) if p not in project.routes
         ]

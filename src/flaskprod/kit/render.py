@@ -63,11 +63,11 @@ def render_artifact(
 
 def render_kit(spec: Spec, project: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Every artifact of the kit: output path (relative, POSIX) -> file text."""
-    from flaskprod.kit.artifacts import artifacts_for, build_context
+    from flaskprod.kit.artifacts import artifacts_for, build_context, kit_path
 
     environment = _environment()
     context = build_context(spec, project or {})
     return {
-        artifact.output: render_artifact(environment, artifact, context)
+        kit_path(artifact.output, project or {}): render_artifact(environment, artifact, context)
         for artifact in artifacts_for(spec)  # output paths with {name} resolved
     }

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from flaskprod.errors import EnvironmentProblem, ProjectError
-from flaskprod.spec import probe
+from flaskprod.spec import launchers, probe, repository
+from flaskprod.spec import routes as app_routes
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
 CANDIDATE_FILES = ("wsgi.py", "app.py", "application.py")
@@ -81,6 +82,16 @@ class ProjectInfo(Mapping[str, Any]):
     src_layout: bool = False
     #: True when the app was imported to confirm and describe it.
     imported: bool = False
+    #: (rule, endpoint) of every route, when imported.
+    endpoints: tuple[tuple[str, str], ...] = ()
+    #: The app's own liveness/readiness routes; None: it has none (or was not imported).
+    health_routes: app_routes.HealthRoutes | None = None
+    #: The login route from the URL map (endpoint ``login``), when imported.
+    login_path: str | None = None
+    #: The project's folder inside its git repository, when it is a subfolder of one.
+    repo_subdir: str | None = None
+    #: The sources import flaskprod (Production answers /health and /health/ready).
+    uses_flaskprod: bool = False
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -128,7 +139,7 @@ class Detection:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise ProjectError(f"{self.root}: not a directory")
-        self.candidate = _explicit(self.root, app) if app else _automatic(self.root)
+        self.candidate = _explicit(self.root, app) if app else _from_settings_or_scan(self.root)
         self.timeout = timeout
         self._deadline = time.monotonic() + timeout
         self._process = _start_probe(self.root, self.candidate) if introspect else None
@@ -161,6 +172,9 @@ class Detection:
                 routes=tuple(live["routes"]),
                 max_content_length=live["max_content_length"],
                 imported=True,
+                endpoints=tuple((rule, endpoint) for rule, endpoint in live["endpoints"]),
+                health_routes=app_routes.health_routes(live["routes"]),
+                login_path=app_routes.login_path(live["endpoints"]),
             )
             migrations_dir = live["migrations_dir"] or migrations_dir
         info["migrations_dir"] = migrations_dir
@@ -214,10 +228,13 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
     mentions_redis = any(redis for _, redis in sources.values())
     static_dir, static_url = _static_guess(root, candidate)
     dependency_files = _dependency_files(root)
+    repo_subdir, repo_name = repository.subfolder(root)
     return {
         "root": root,
         "target": candidate.target,
-        "name": _slug(root.name),
+        "name": _slug(repo_name or root.name),  # a subfolder ("web") is named by its repo
+        "repo_subdir": repo_subdir,
+        "uses_flaskprod": "flaskprod" in imports,
         "app_file": candidate.file,
         "static_dir": static_dir,
         "static_url": static_url,
@@ -235,7 +252,7 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
 # -- finding the app ------------------------------------------------------------------
 
 
-def _explicit(root: Path, app: str) -> Candidate:
+def _explicit(root: Path, app: str, where: str = "--app") -> Candidate:
     app = app.strip()
     if app.endswith(".py") and ":" not in app:
         app = app[:-3].replace("/", ".").removesuffix(".__init__")
@@ -243,7 +260,7 @@ def _explicit(root: Path, app: str) -> Candidate:
             app = app[len(SOURCE_DIR) + 1 :]  # src/notes/__init__.py is the module notes
     if not _TARGET.match(app):
         raise ProjectError(
-            f"--app {app!r}: not a Flask app target",
+            f"{where} {app!r}: not a Flask app target",
             hint="use 'module', 'module:app' or 'module:create_app()'",
         )
     module, _, attribute = app.partition(":")
@@ -251,7 +268,7 @@ def _explicit(root: Path, app: str) -> Candidate:
     if file is None:
         base = module.replace(".", "/")
         raise ProjectError(
-            f"--app {app}: no module '{module}' in {root} (looked for {base}.py and "
+            f"{where} {app}: no module '{module}' in {root} (looked for {base}.py and "
             f"{base}/__init__.py, at the root and in src/)"
         )
     if attribute:
@@ -260,10 +277,36 @@ def _explicit(root: Path, app: str) -> Candidate:
     found = _scan_module(root, module, file)
     if found is None:
         raise ProjectError(
-            f"--app {app}: {_rel(file, root)} defines no Flask app or factory",
+            f"{where} {app}: {_rel(file, root)} defines no Flask app or factory",
             hint="name it, e.g. --app module:app or --app 'module:create_app()'",
         )
     return found
+
+
+def _from_settings_or_scan(root: Path) -> Candidate:
+    """FLASK_APP from .flaskenv/.env, else a scan of the sources, else the target the
+    project's launchers (Procfile, scripts, Dockerfile, compose) name."""
+    setting = launchers.flask_app_setting(root)
+    if setting:
+        return _explicit(root, setting.target, where=setting.where)
+    try:
+        return _automatic(root)
+    except ProjectError:
+        found = _from_launchers(root)
+        if found is None:
+            raise
+        return found
+
+
+def _from_launchers(root: Path) -> Candidate | None:
+    repo = repository.find_repository(root)
+    extra = (repo.root,) if repo and repo.root != root else ()
+    for found in launchers.launcher_targets(root, extra):
+        try:
+            return _explicit(root, found.target, where=found.where)
+        except ProjectError:
+            continue  # a launcher of another app in the same repository
+    return None
 
 
 def _automatic(root: Path) -> Candidate:

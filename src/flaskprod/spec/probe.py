@@ -90,6 +90,7 @@ def describe(app: Any, root: Path) -> dict[str, Any]:
         "migrations_dir": _relative(getattr(migrate, "directory", None), root),
         "uses_redis": "redis" in sys.modules or redis_configured,
         "routes": sorted({rule.rule for rule in app.url_map.iter_rules()}),
+        "endpoints": sorted({(rule.rule, rule.endpoint) for rule in app.url_map.iter_rules()}),
         "max_content_length": max_length if isinstance(max_length, int) else None,
     }
 
