@@ -11,6 +11,7 @@ are unchanged. Every launcher of the kit serves the entry module.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -204,10 +205,13 @@ def test_readiness_names_a_wrong_redis_password_and_a_missing_database(
     with pytest.raises(entry.Unready, match="WRONGPASS"):
         entry.check_redis(wrong)
     sqlite = tmp_path / "app.sqlite3"
+    entry.check_sqlite(f"sqlite:///{sqlite}")  # not there yet, but SQLite can create it
     with pytest.raises(entry.Unready, match="no SQLite database file"):
+        entry.check_sqlite(f"sqlite:////proc/no-such/{sqlite.name}")
+    sqlite.write_bytes(b"not a database, but long enough to have a header " * 4)
+    with pytest.raises(sqlite3.DatabaseError):
         entry.check_sqlite(f"sqlite:///{sqlite}")
-    import sqlite3
-
+    sqlite.unlink()
     sqlite3.connect(sqlite).close()
     entry.check_sqlite(f"sqlite:///{sqlite}")
 

@@ -271,11 +271,34 @@ def test_an_app_that_never_gets_ready_is_named_with_its_log(tiny: Path) -> None:
         app.read_text().replace(
             "Production(app)", "Production(app, READY_PATH='/not-here', HEALTH_PATH='/hz')"
         )
+        + "\n\n@app.get('/health/ready')\ndef never_ready():\n    return 'starting', 503\n"
     )
     result = run("up", str(tiny), "-d", "--timeout", "3", *_ports())
     assert result.returncode == ExitCode.SERVICE, result.stdout + result.stderr
     assert "granian" in result.stderr and "not ready within 3s" in result.stderr
     assert "  | " in result.stderr  # the tail of its log follows
+    assert not (tiny / ".flaskprod" / "state.json").exists()
+
+
+def test_a_health_path_the_app_does_not_have_is_named_at_once(tiny: Path) -> None:
+    """A 404 is the app's answer, not a slow start: up says which key to fix, at once,
+    instead of waiting out --timeout and blaming the app server."""
+    app = tiny / "app.py"
+    app.write_text(
+        app.read_text().replace(
+            "Production(app)", "Production(app, READY_PATH='/not-here', HEALTH_PATH='/hz')"
+        )
+    )
+    started = time.monotonic()
+    result = run("up", str(tiny), "-d", "--timeout", "30", *_ports())
+    assert result.returncode == ExitCode.USAGE, result.stdout + result.stderr
+    assert time.monotonic() - started < 20
+    assert (
+        "flaskprod.toml: http.ready_path = '/health/ready': the app has no such route "
+        "(it answered 404 through nginx; the stack is stopped)"
+    ) in result.stderr
+    assert 'http.health_source = "kit"' in result.stderr
+    assert "granian:" not in result.stderr and "not ready within" not in result.stderr
     assert not (tiny / ".flaskprod" / "state.json").exists()
 
 

@@ -9,7 +9,8 @@ nothing from flaskprod, nothing newer than Python 3.9.
 
 Readiness checks what the app is configured with, from the variables the kit sets:
 ``DATABASE_URL`` (PostgreSQL: a TLS-or-plain session startup up to the server's
-authentication request, like ``pg_isready``; SQLite: the file opens and reads) and
+authentication request, like ``pg_isready``; SQLite: the file opens and reads, or its
+folder is writable for SQLite to create it) and
 ``REDIS_URL`` (``AUTH`` + ``PING`` over RESP). Each check runs on its own daemon thread
 and the answer waits at most :data:`CHECK_TIMEOUT` for all of them, so a hung dependency
 gives 503 in time; a check still hung from an earlier probe is waited for, not started
@@ -157,7 +158,11 @@ def check_sqlite(
         candidates.append(Path(instance_path) / path)
     existing = [candidate for candidate in candidates if candidate.is_file()]
     if not existing:
-        raise Unready(f"no SQLite database file {path}")
+        # SQLite creates the file on the first connection: ready if it can.
+        folder = candidates[-1].parent
+        if os.access(folder, os.W_OK):
+            return
+        raise Unready(f"no SQLite database file {path}, and {folder} is not writable")
     uri = f"file:{quote(str(existing[0].resolve()))}?mode=ro"
     connection = sqlite3.connect(uri, uri=True, timeout=timeout)
     try:

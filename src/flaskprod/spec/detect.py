@@ -173,7 +173,7 @@ class Detection:
                 max_content_length=live["max_content_length"],
                 imported=True,
                 endpoints=tuple((rule, endpoint) for rule, endpoint in live["endpoints"]),
-                health_routes=app_routes.health_routes(live["routes"]),
+                health_routes=app_routes.health_routes(live["routes"], live["middleware_health"]),
                 login_path=app_routes.login_path(live["endpoints"]),
             )
             migrations_dir = live["migrations_dir"] or migrations_dir

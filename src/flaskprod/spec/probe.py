@@ -92,6 +92,10 @@ def describe(app: Any, root: Path) -> dict[str, Any]:
         "routes": sorted({rule.rule for rule in app.url_map.iter_rules()}),
         "endpoints": sorted({(rule.rule, rule.endpoint) for rule in app.url_map.iter_rules()}),
         "max_content_length": max_length if isinstance(max_length, int) else None,
+        # flaskprod.Production answers its health paths in a WSGI middleware, not routes.
+        "middleware_health": [config.get("HEALTH_PATH"), config.get("READY_PATH")]
+        if "flaskprod" in app.extensions
+        else None,
     }
 
 

@@ -55,8 +55,13 @@ def _plain(routes: Iterable[str]) -> dict[str, str]:
     return {rule.rstrip("/") or "/": rule for rule in routes if "<" not in rule}
 
 
-def health_routes(routes: Iterable[str]) -> HealthRoutes | None:
-    """The app's own liveness and readiness routes, or None when it has neither."""
+def health_routes(
+    routes: Iterable[str], answered: list[str | None] | None = None
+) -> HealthRoutes | None:
+    """The app's own liveness and readiness routes, or None when it has neither.
+    ``answered``: the (liveness, readiness) paths flaskprod.Production answers."""
+    if answered and answered[0] and answered[1]:
+        return HealthRoutes(health_path=answered[0], ready_path=answered[1])
     plain = _plain(routes)
     live = next((plain[path] for path in LIVENESS if path in plain), None)
     ready = next((plain[path] for path in READINESS if path in plain), None)

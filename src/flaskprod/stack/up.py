@@ -596,7 +596,15 @@ class Stack:
                     )
             status, detail = probe_https(url, self.ca.ca_cert)
             if status == 200:
-                return
+                status, _ = probe_https(
+                    https_url(self.options.https_port, self.spec.http.health_path),
+                    self.ca.ca_cert,
+                )
+                if status != 404:
+                    return
+                raise missing_route(self.spec, "health_path")
+            if status == 404:  # the app answered: it has no such route, waiting won't help
+                raise missing_route(self.spec, "ready_path")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         # Which layer failed: no HTTP answer is nginx's; an answer but not 200 is the app's.
@@ -613,6 +621,23 @@ class Stack:
     # -- stop (a failed start) -----------------------------------------------------------
     def stop(self) -> None:
         stop_services(self.dirs, self.state, self.echo)
+
+
+def missing_route(spec: Spec, key: str) -> SpecError:
+    """The app answered 404 for a health path: the spec names a route it does not have."""
+    path = getattr(spec.http, key)
+    if spec.http.health_source == "kit":
+        fix = "run 'flaskprod render': the kit's flaskprod_wsgi.py answers it"
+    else:
+        fix = (
+            f'set http.{key} to a route the app has, or set http.health_source = "kit" '
+            "and run 'flaskprod render' (the kit then answers the health paths in front of it)"
+        )
+    return SpecError(
+        f"{SPEC_FILENAME}: http.{key} = {path!r}: the app has no such route (it answered "
+        "404 through nginx; the stack is stopped)",
+        hint=fix,
+    )
 
 
 def _can_listen(port: int) -> bool:
