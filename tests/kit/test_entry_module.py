@@ -266,3 +266,24 @@ def test_factory_arguments_must_be_literals() -> None:
         entry_app("hello:create_app(__import__('os'))")
     # granian cannot call a factory with arguments itself; behind the entry module it can.
     assert json.loads(json.dumps(_spec("granian").app.target)).startswith("hello:create_app('")
+
+
+def test_check_judges_the_app_behind_the_entry_module(tmp_path: Path) -> None:
+    """check reads the kit's launchers (flaskprod_wsgi:application) but imports and
+    judges the app itself; APP011 (no health routes) holds while the entry module is
+    there, and names it once it is gone."""
+    root = write(tmp_path / "hello", APP)
+    flaskprod = str(VENV_BIN / "flaskprod")
+    (root / "flaskprod.toml").write_text(
+        '[app]\ntarget = "hello:create_app(\'hi\')"\nname = "hello"\n'
+        '[http]\nhealth_source = "kit"\n'
+    )
+    subprocess.run([flaskprod, "render", str(root)], check=True, capture_output=True)
+    checked = subprocess.run([flaskprod, "check", str(root)], capture_output=True, text=True)
+    assert "app: hello:create_app('hi') (imported)" in checked.stdout, checked.stdout
+    assert "APP011" not in checked.stdout and "APP000" not in checked.stdout
+    (root / "flaskprod_wsgi.py").unlink()
+    checked = subprocess.run([flaskprod, "check", str(root)], capture_output=True, text=True)
+    assert (
+        "http.health_source = 'kit' but flaskprod_wsgi.py is missing: run 'flaskprod render'"
+    ) in checked.stdout

@@ -28,6 +28,7 @@ from flaskprod.check.envsource import EnvSource
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import ProjectError
 from flaskprod.spec.detect import detect_project
+from flaskprod.spec.servers import ENTRY_MODULE
 
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$")
 #: gunicorn options that take a value (so the value is not mistaken for the target).
@@ -80,6 +81,9 @@ def _detect_target(root: Path) -> str | None:
 
 def find_target(ctx: Context, source: EnvSource) -> str | None:
     from_command = target_from_command(source.command)
+    if from_command and from_command.startswith(f"{ENTRY_MODULE}:") and ctx.spec is not None:
+        # The kit's entry module answers health in front of the app: judge the app.
+        return ctx.spec.app.target
     if from_command:
         return from_command
     # gunicorn started some other way (an entrypoint script, a config's wsgi_app)

@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING
 
 from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
 from flaskprod.spec.model import SPEC_FILENAME, Spec
+from flaskprod.spec.servers import served_target
 from flaskprod.stack import granian, gunicorn, process
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
@@ -556,7 +557,7 @@ class Stack:
             env=env,
         )
         self._record(kind, proc, None, address=f"unix:{sock}", log=str(proc.log_path))
-        self.echo(f"{kind}: {self.spec.app.target} on unix:{sock} (pid {proc.pid})")
+        self.echo(f"{kind}: {served_target(self.spec)} on unix:{sock} (pid {proc.pid})")
         proc.wait_ready(lambda: gunicorn.socket_accepts(sock), timeout=self.options.ready_timeout)
 
     def _nginx(self, binary: str) -> None:

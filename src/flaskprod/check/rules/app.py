@@ -20,6 +20,7 @@ from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.proxy import has_proxy
 from flaskprod.runtime.config import _MIN_SECRET, _is_placeholder
+from flaskprod.spec.servers import ENTRY_MODULE
 
 _GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
@@ -577,6 +578,15 @@ def proxy_fix(ctx: Context) -> Iterator[Finding]:
 )
 def no_health(ctx: Context) -> Iterator[Finding]:
     app = _app(ctx)
+    if ctx.spec is not None and ctx.spec.http.health_source == "kit":
+        # The kit's entry module answers both in front of the app (flaskprod_wsgi.py).
+        entry = f"{ENTRY_MODULE}.py"
+        if not (ctx.root / entry).is_file():
+            yield no_health.finding(
+                f"http.health_source = 'kit' but {entry} is missing: run 'flaskprod render'",
+                file=app_file(ctx),
+            )
+        return
     if ctx.spec is not None:
         # One finding for both paths: an app without them (no Production(app)) is one
         # cause, one fix.
