@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,22 @@ def test_a_subfolder_of_a_git_repository(tmp_path: Path) -> None:
         [FLASKPROD, "render", "--check", str(web)], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout
+
+
+def test_without_importing_health_is_the_kits_unless_flaskprod_answers_it(tmp_path: Path) -> None:
+    plain = detect_project(write(tmp_path / "plain", K8S_STYLE), introspect=False)
+    assert plain.health_routes is None and plain.login_path is None  # routes unknown
+    assert build_spec(plain).http.health_source == "kit"
+    production = textwrap.dedent(K8S_STYLE["app.py"]).replace(
+        "app = Flask(__name__)\n", "app = Flask(__name__)\nProduction(app)\n"
+    )
+    production = "from flaskprod import Production\n" + production
+    ours = detect_project(write(tmp_path / "ours", {"app.py": production}), introspect=False)
+    assert build_spec(ours).http.health_source == "app"
+    # Imported, flaskprod's middleware paths are the app's (not in its URL map).
+    spec = build_spec(detect_project(tmp_path / "ours"))
+    assert (spec.http.health_source, spec.http.health_path, spec.http.ready_path) == (
+        "app",
+        "/health",
+        "/health/ready",
+    )
