@@ -302,6 +302,28 @@ def test_a_health_path_the_app_does_not_have_is_named_at_once(tiny: Path) -> Non
     assert not (tiny / ".flaskprod" / "state.json").exists()
 
 
+def test_an_app_without_health_routes_comes_up_behind_the_kits(tiny: Path) -> None:
+    """No Production, no health route: with health_source = "kit" (what init writes for
+    such an app) up renders flaskprod_wsgi.py, serves it, and gates on its readiness."""
+    app = tiny / "app.py"
+    app.write_text(app.read_text().replace("from flaskprod import Production\n", ""))
+    app.write_text(app.read_text().replace("Production(app)\n", ""))
+    spec = tiny / "flaskprod.toml"
+    spec.write_text(spec.read_text().replace('health_source = "app"', 'health_source = "kit"'))
+    ports = _ports()
+    up = run("up", str(tiny), "-d", *ports)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "granian: flaskprod_wsgi:application on unix:" in up.stdout
+    assert (tiny / "flaskprod_wsgi.py").is_file()
+    url = f"https://localhost:{ports[1]}"
+    trust = ssl.create_default_context(cafile=str(tiny / ".flaskprod" / "tls" / "ca.pem"))
+    ready = httpx.get(url + "/health/ready", verify=trust)
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"]["status"] == "ok"  # up's SQLite
+    assert httpx.get(url + "/", verify=trust).text == "<h1>tiny</h1>"
+    assert run("down", str(tiny)).returncode == 0
+
+
 def test_down_volumes_needs_confirmation_without_a_terminal(tiny: Path) -> None:
     (tiny / ".flaskprod").mkdir()
     result = run("down", str(tiny), "--volumes")
