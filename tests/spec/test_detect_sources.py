@@ -167,6 +167,10 @@ def test_command_lines_as_a_shell_reads_them() -> None:
     assert command_target("exec /venv/bin/python -m gunicorn --bind=0.0.0.0:80 m:app") == "m:app"
     assert command_target("flask --app 'm:create_app()' run") == "m:create_app()"
     assert command_target("gunicorn -k gevent m:app # the app") == "m:app"
+    # microblog's boot.sh: "-" and ":5000" are option values, not the target.
+    boot = "exec gunicorn -b :5000 --access-logfile - --error-logfile - microblog:app"
+    assert command_target(boot) == "microblog:app"
+    assert command_target("gunicorn \\\n  -b localhost:8000 \\\n  m:app") == "m:app"
     assert command_target("rq worker microblog-tasks") is None
     assert command_target("echo 'unclosed") is None
 
