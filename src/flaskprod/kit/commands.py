@@ -20,7 +20,7 @@ import click
 from flaskprod.errors import ProjectError, Refused, SpecError
 from flaskprod.kit.write import Change, plan_kit, refuse_conflicts, write_atomic, write_plan
 from flaskprod.spec.detect import Detection, ProjectInfo
-from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.interpreter import ProjectPython, resolve_python
 
 # The spec model (pydantic) and the renderer (jinja2) are imported inside the commands,
 # after the app's import has started in its child process: the two then overlap.
@@ -37,19 +37,17 @@ _HEAVY = (
 
 def _detect(
     root: Path, target: str | None, *, introspect: bool, python: str | None = None
-) -> ProjectInfo:
+) -> tuple[ProjectInfo, ProjectPython | None]:
     """Detect the project with its own interpreter (--python, else resolve_python's
     order, said on stderr), loading flaskprod's heavier modules while the app imports."""
-    interpreter = None
-    if introspect:
-        found = resolve_python(root, python)
-        click.echo(found.describe(), err=True)
-        interpreter = found.executable
-    detection = Detection(root, target, introspect=introspect, python=interpreter)
+    found = resolve_python(root, python) if introspect else None
+    detection = Detection(
+        root, target, introspect=introspect, python=found.executable if found else None
+    )
     try:
         for module in _HEAVY:
             importlib.import_module(module)
-        return detection.result()
+        return detection.result(), found
     finally:
         detection.cancel()
 
@@ -180,7 +178,8 @@ def _notes(spec: Spec, project: ProjectInfo, *, deps_added: bool = False) -> lis
         )
     if not project.dependency_files:
         notes.append("no requirements*.txt or pyproject.toml: the image cannot install deps")
-    if project.server is not None and not deps_added:
+    # (no dependency file at all: the note below says so, once)
+    if project.server is not None and project.dependency_files and not deps_added:
         notes += filter(None, [_server_note(spec, project)])
     database = project.database
     if database is not None and database.note and not (deps_added and database.missing):
@@ -297,7 +296,7 @@ def init_command(
             f"{spec_path}: already exists",
             hint="edit it and run 'flaskprod render', or pass --force to write a new one",
         )
-    project = _detect(root, target, introspect=not no_import, python=python)
+    project, interpreter = _detect(root, target, introspect=not no_import, python=python)
     from flaskprod.spec.load import parse_spec
     from flaskprod.spec.model import SPEC_FILENAME
     from flaskprod.spec.write import render_spec
@@ -316,6 +315,8 @@ def init_command(
 
     out = _Printer()
     out.line(f"Detected {project.target} in {project.app_file}: {_describe(project)}")
+    if interpreter is not None:
+        out.line(interpreter.describe())
     if project.server is not None and not server:
         out.line(project.server.describe())
     if spec.database.engine == "postgresql":
@@ -351,7 +352,7 @@ def render_command(
 
     root = _root(path)
     spec = load_spec(root / SPEC_FILENAME)
-    project = _detect(root, spec.app.target, introspect=not no_import, python=python)
+    project, _ = _detect(root, spec.app.target, introspect=not no_import, python=python)
     files, modes = render_files(spec, project)
     plan = plan_kit(root, files, modes)
     out = _Printer()

@@ -106,7 +106,7 @@ def resolve_python(
         python = folder / "bin" / "python"
         # `env` may be a folder of settings: a venv has pyvenv.cfg or bin/python.
         if (folder / "pyvenv.cfg").is_file() or python.is_symlink() or python.exists():
-            return validate(python, name)
+            return validate(python, name, shown=f"{name}/bin/python")
     return validate(Path(sys.executable), "flaskprod")
 
 
@@ -131,21 +131,28 @@ def _interpreter_of(path: Path, origin: str) -> Path:
     return path
 
 
-def validate(python: Path, source: str) -> ProjectPython:
-    """Run ``python`` once: it must start and be Python >= 3.8."""
-    where = f"{source} {python}" if source in ("--python", "VIRTUAL_ENV") else str(python)
-    venv = python.parent.parent
-    recreate = (
-        f"recreate it: python3 -m venv --clear {venv} && {venv}/bin/pip install -r requirements.txt"
-    )
+def validate(python: Path, source: str, *, shown: str | None = None) -> ProjectPython:
+    """Run ``python`` once: it must start and be Python >= 3.8. ``shown``: the path as
+    the message names it (relative to the project for the project's own venv)."""
+    if source in VENV_DIRS:
+        where = f"the project's Python {shown or python}"
+    else:
+        where = f"{source} {python}"
+    venv = Path(shown).parent.parent if shown else python.parent.parent
+    if source in VENV_DIRS:
+        fix = (
+            f"recreate it: python3 -m venv --clear {venv} && {venv}/bin/pip install -r "
+            "requirements.txt, or pass --python PATH"
+        )
+    else:
+        fix = "pass the project's interpreter, e.g. --python .venv/bin/python"
     if python.is_symlink() and not python.exists():
         raise EnvironmentProblem(
             f"{where}: broken virtual environment: python links to "
             f"{python.readlink()}, which does not exist",
-            hint=recreate,
+            hint=fix,
         )
     if not python.exists():
-        fix = recreate if source in VENV_DIRS else "pass the path of the project's interpreter"
         raise EnvironmentProblem(f"{where}: no such file", hint=fix)
     try:
         result = subprocess.run(
@@ -157,20 +164,14 @@ def validate(python: Path, source: str) -> ProjectPython:
             check=False,
         )
     except OSError as error:
-        raise EnvironmentProblem(
-            f"{where}: not a Python interpreter ({error.strerror})",
-            hint="pass the project's interpreter, e.g. --python .venv/bin/python",
-        ) from None
+        raise EnvironmentProblem(f"{where}: cannot be run: {error.strerror}", hint=fix) from None
     except subprocess.TimeoutExpired:
-        raise EnvironmentProblem(
-            f"{where}: did not answer within 30 s", hint="pass a working interpreter"
-        ) from None
+        raise EnvironmentProblem(f"{where}: did not answer within 30 s", hint=fix) from None
     version = _parse_version(result.stdout) if result.returncode == 0 else None
     if version is None:
         said = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
         raise EnvironmentProblem(
-            f"{where}: not a working Python interpreter ({said[:200]})",
-            hint="pass the project's interpreter, e.g. --python .venv/bin/python",
+            f"{where}: not a working Python interpreter ({said[:200]})", hint=fix
         )
     if version[:2] < MINIMUM:
         raise EnvironmentProblem(
