@@ -25,7 +25,7 @@ from typing import Any
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
-from flaskprod.errors import ProjectError
+from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
 
@@ -121,7 +121,10 @@ def probe(
     script = Path(__file__).with_name("_probe.py")
     with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
         output = Path(tmp) / "app.json"
-        interpreter = str(python or resolve_python(root).executable)
+        try:
+            interpreter = str(python or resolve_python(root).executable)
+        except EnvironmentProblem as error:
+            return ProbeResult(None, str(error))
         try:
             # Own session, so that whatever the app spawns at import is stopped with it.
             process = subprocess.Popen(
@@ -191,6 +194,9 @@ def load_app(ctx: Context, source: EnvSource) -> None:
         ctx.app_error = "no Flask app found (no gunicorn target, spec or app module)"
         return
     paths = tuple(dict.fromkeys([*_spec_health(ctx), *LIVENESS_PATHS]))
+    if ctx.cache.get("python_error"):
+        ctx.app_error = ctx.cache["python_error"]
+        return
     python = ctx.cache.get("python")
     interpreter = python.executable if python else None
     result = probe(ctx.root, target, source.env, health_paths=paths, python=interpreter)
