@@ -192,24 +192,18 @@ def _notes(spec: Spec, project: ProjectInfo, *, deps_added: bool = False) -> lis
 
 
 def _server_note(spec: Spec, project: ProjectInfo) -> str | None:
-    from flaskprod.spec.launchers import ServerChoice, missing_note
+    from flaskprod.spec.launchers import missing_note
 
-    choice = project.server
-    assert choice is not None
-    if choice.kind != spec.server.kind:  # --server chose another one: is it listed?
-        listed = choice.missing != spec.server.kind and choice.source is not None
-        choice = ServerChoice(spec.server.kind, missing=None if listed else spec.server.kind)
-    return missing_note(choice, project.requirements_file)
+    assert project.server is not None
+    missing = project.server.missing_for(spec.server.kind, spec.server.worker_class)
+    return missing_note(missing, spec.server.kind, project.requirements_file)
 
 
 def missing_packages(spec: Spec, project: ProjectInfo) -> list[str]:
     """Packages the stack needs that the project's requirements lack (for --add-deps)."""
     packages = []
-    choice = project.server
-    if choice is not None and choice.missing and choice.kind == spec.server.kind:
-        packages.append(choice.missing)
-        if choice.missing == "gunicorn" and spec.server.worker_class == "gevent":
-            packages.append("gevent")
+    if project.server is not None:
+        packages += project.server.missing_for(spec.server.kind, spec.server.worker_class)
     if project.database is not None and project.database.missing:
         packages.append(project.database.missing)
     return packages

@@ -30,6 +30,13 @@ class ServerChoice:
     source: str | None = None
     #: The package to add to the requirements when the project lacks it.
     missing: str | None = None
+    #: The app server packages the project declares (gunicorn, gevent, granian).
+    declared: frozenset[str] = frozenset()
+
+    def missing_for(self, kind: str, worker_class: str) -> list[str]:
+        """Packages to add for running ``kind`` (the spec's, perhaps not this choice's)."""
+        wanted = [kind] + (["gevent"] if kind == "gunicorn" and worker_class == "gevent" else [])
+        return [package for package in wanted if package not in self.declared]
 
     def describe(self) -> str:
         extra = ", ".join(f"{key} {value}" for key, value in self.settings.items())
@@ -41,6 +48,12 @@ class ServerChoice:
 
 def detect_server(root: Path, names: set[str]) -> ServerChoice:
     """The server for the project at ``root``, whose declared packages are ``names``."""
+    choice = _choose(root, names)
+    servers = frozenset(names & {"gunicorn", "gevent", "granian"})
+    return ServerChoice(choice.kind, choice.settings, choice.source, choice.missing, servers)
+
+
+def _choose(root: Path, names: set[str]) -> ServerChoice:
     gunicorns, granians = _launchers(root)
     if gunicorns:
         setup = gunicorns[0]
@@ -71,15 +84,15 @@ def detect_server(root: Path, names: set[str]) -> ServerChoice:
     return ServerChoice("granian", {}, None, "granian")
 
 
-def missing_note(choice: ServerChoice, requirements: str | None) -> str | None:
-    """The note init prints when the project lacks its app server's package."""
-    if choice.missing is None:
+def missing_note(missing: list[str], kind: str, requirements: str | None) -> str | None:
+    """The note init prints when the project lacks its app server's packages."""
+    if not missing:
         return None
     where = requirements or "the project's requirements"
+    lines = ", ".join(f"'{PINNED[package]}'" for package in missing)
     return (
-        f"the project does not list {choice.missing}, which the stack runs "
-        f"(server.kind = {choice.kind!r}): add '{PINNED[choice.missing]}' to {where} "
-        "(or run init with --add-deps)"
+        f"the project does not list {' and '.join(missing)}, which the stack runs "
+        f"(server.kind = {kind!r}): add {lines} to {where} (or run init with --add-deps)"
     )
 
 

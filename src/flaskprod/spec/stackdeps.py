@@ -112,7 +112,7 @@ def detect_database(names: set[str], uses_database: bool) -> DatabaseChoice:
                 f"or add {PINNED['psycopg']} to use PostgreSQL)"
             ),
         )
-    if not uses_database:
+    if not (uses_database or names & {"sqlalchemy", "flask-sqlalchemy"}):
         return DatabaseChoice("postgresql", "psycopg")
     return DatabaseChoice(
         "postgresql",
