@@ -320,11 +320,18 @@ def logs_command(
 
 @click.command("reload")
 @project_argument
+@click.option(
+    "--python",
+    metavar="PATH",
+    help="The project's interpreter or venv that imports the new code (as for up).",
+)
 @state_dir_option
-def reload_command(path: Path, state_dir: Path | None) -> None:
+def reload_command(path: Path, python: str | None, state_dir: Path | None) -> None:
     """Zero-downtime reload: new gunicorn workers, then nginx's new configuration."""
     project = path.resolve()
     spec = stack_up.load_project_spec(project)
-    options = stack_up.UpOptions(project=project, state_dir=state_dir)
+    options = stack_up.UpOptions(
+        project=project, state_dir=state_dir, python=resolve_python(project, python)
+    )
     took = stack_up.reload_stack(spec, options, _say)
     click.echo(f"reloaded in {took:.1f}s")
