@@ -20,6 +20,8 @@ PINNED = {
     "gevent": "gevent==26.9.0",
     "granian": "granian==2.8.7",
     "psycopg": "psycopg[binary]==3.3.9",
+    "psycopg2": "psycopg2-binary==2.9.10",
+    "pg8000": "pg8000==1.31.2",
 }
 
 #: Distribution names (canonical) -> the SQLAlchemy driver, in order of preference.

@@ -25,14 +25,18 @@ def server_executable(python: ProjectPython, kind: str, requirements: str | None
     if python.has_module(kind):
         return [str(python.executable), "-m", kind]
     where = requirements or "the project's requirements"
-    owner = (
-        "flaskprod's own environment" if python.own else f"the project's venv {python.environment}"
-    )
     raise EnvironmentProblem(
-        f"{kind} is not installed in {owner} (server.kind = {kind!r}): "
+        f"{kind} is not installed in {owner(python)} (server.kind = {kind!r}): "
         f"add '{PINNED[kind]}' to {where} and install it there",
         hint="'flaskprod init --force --add-deps' adds the line; flaskprod installs nothing",
     )
+
+
+def owner(python: ProjectPython) -> str:
+    """The environment ``python`` belongs to, for messages."""
+    if python.own:
+        return "flaskprod's own environment"
+    return f"the project's venv {python.environment}"
 
 
 def package_version(python: ProjectPython, distribution: str) -> str | None:

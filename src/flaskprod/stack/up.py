@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING
 from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
 from flaskprod.spec.interpreter import ProjectPython, resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
+from flaskprod.spec.stackdeps import PINNED
 from flaskprod.stack import granian, gunicorn, process, project_env
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
@@ -408,6 +409,7 @@ class Stack:
             )
         nginx = find_nginx()
         self.server_executable()  # the project's app server, before anything starts
+        self.note_driver()
         for port, what in (
             (self.options.https_port, "--https-port"),
             (self.options.http_port, "--http-port"),
@@ -450,6 +452,22 @@ class Stack:
                 self.stop()
                 raise
             return self.state
+
+    def note_driver(self) -> None:
+        """The app reaches the stack's PostgreSQL with the driver it ships: say so when
+        the project's environment lacks it (a note: an app may use no database at all)."""
+        spec, environ = self.spec, self.options.environ
+        if spec.database.engine != "postgresql" or self.options.embedded:
+            return
+        if environ.get("DATABASE_URL"):
+            return
+        driver = spec.database.driver
+        if not self.python.has_module(driver):
+            self.echo(
+                f"note: {driver} (database.driver) is not installed in "
+                f"{project_env.owner(self.python)}: the app cannot reach PostgreSQL with "
+                f"postgresql+{driver}://; add '{PINNED[driver]}' to its requirements"
+            )
 
     def _record(self, name: str, proc: process.Process | None, pid: int | None, **kw: str) -> None:
         pid = pid if pid is not None else (proc.pid if proc else None)
