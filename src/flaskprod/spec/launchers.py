@@ -106,6 +106,10 @@ def _launchers(root: Path) -> tuple[list[Any], list[Any]]:
 
     ctx = Context(root=root, files=discover(root))
     ours = {root / path for path in read_manifest(root)}  # a kit rendered before
-    gunicorns = [s for s in gunicorn_setups(ctx) if s.file not in ours and s.origin != "config"]
-    granians = [s for s in granian_setups(ctx) if s.file not in ours]
+    try:
+        found = gunicorn_setups(ctx), granian_setups(ctx)
+    except Exception:  # a launcher the parsers cannot read must not stop init
+        return [], []
+    gunicorns = [s for s in found[0] if s.file not in ours and s.origin != "config"]
+    granians = [s for s in found[1] if s.file not in ours]
     return gunicorns, granians

@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
+from flaskprod.errors import (
+    EnvironmentProblem,
+    ExitCode,
+    ProjectError,
+    Refused,
+    ServiceFailed,
+    SpecError,
+)
 from flaskprod.spec.interpreter import ProjectPython, resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.stackdeps import PINNED
@@ -328,7 +335,12 @@ class Stack:
         try:
             return project_env.server_executable(self.python, kind, None)
         except EnvironmentProblem:
-            requirements = detect_project(self.project, introspect=False).requirements_file
+            # the message names the project's requirements file (static detection)
+            try:
+                found = detect_project(self.project, self.spec.app.target, introspect=False)
+                requirements = found.requirements_file
+            except ProjectError:
+                requirements = None
             return project_env.server_executable(self.python, kind, requirements)
 
     def server_command(self) -> list[str]:
