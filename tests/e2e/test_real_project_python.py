@@ -9,6 +9,7 @@ the spec points http.health_path and ready_path at /auth/login, which answers 20
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import ssl
@@ -100,6 +101,22 @@ def test_microblog_answers_through_nginx(microblog: Microblog) -> None:
     with urllib.request.urlopen(url, context=context, timeout=10) as response:
         assert response.status == 200
         assert b"Sign In" in response.read()
+
+
+def test_reload_keeps_the_projects_gunicorn(microblog: Microblog) -> None:
+    """preload_app: reload starts a new master (USR2), which re-executes the project's
+    gunicorn; the venv up ran with is recorded for it."""
+    root = microblog.root
+    state = json.loads((root / ".flaskprod/state.json").read_text())
+    assert state["env"]["VIRTUAL_ENV"] == str(root / ".venv")
+    old = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+    reload = run_flaskprod("reload", str(root))
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+    new = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+    assert new != old
+    argv = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")
+    assert argv[1] == str(root / ".venv/bin/gunicorn").encode(), argv
+    test_microblog_answers_through_nginx(microblog)
 
 
 def test_the_projects_packages_are_unchanged(microblog: Microblog) -> None:

@@ -330,8 +330,8 @@ def reload_command(path: Path, python: str | None, state_dir: Path | None) -> No
     """Zero-downtime reload: new gunicorn workers, then nginx's new configuration."""
     project = path.resolve()
     spec = stack_up.load_project_spec(project)
-    options = stack_up.UpOptions(
-        project=project, state_dir=state_dir, python=resolve_python(project, python)
-    )
+    # without --python: the venv up ran the stack with (state.json), else the usual order
+    given = resolve_python(project, python) if python else None
+    options = stack_up.UpOptions(project=project, state_dir=state_dir, python=given)
     took = stack_up.reload_stack(spec, options, _say)
     click.echo(f"reloaded in {took:.1f}s")

@@ -60,7 +60,14 @@ READY_TIMEOUT = 60.0
 
 #: The app's environment kept in state.json, for commands run next to the stack
 #: (``flask seed``, backups): where its data is. Not the secret key (its own 0600 file).
-_RECORDED_ENV = ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "FLASKPROD_MEDIA_ROOT")
+#: VIRTUAL_ENV: the project's venv up ran it with (--python), which reload imports with.
+_RECORDED_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MEDIA_ROOT",
+    "FLASKPROD_MEDIA_ROOT",
+    "VIRTUAL_ENV",
+)
 
 #: Start order; stopped in reverse. The app server is one of gunicorn and granian
 #: (server.kind), recorded under its own name.
@@ -786,6 +793,9 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
                 hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
             )
         stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
+        if options.python is None and state.env.get("VIRTUAL_ENV"):
+            # the venv the running server came from (up's --python), not today's guess
+            stack._python = resolve_python(stack.project, state.env["VIRTUAL_ENV"])
         ensure_kit(spec, stack.project, echo, stack.dirs, stack.python.executable)
         _, site = rendered_paths(spec, stack.project)
         files = prepare_nginx(site, stack.overlay())
