@@ -50,7 +50,7 @@ def test_gunicorn_with_gevent_in_a_procfile_stays_gevent(tmp_path: Path) -> None
         {"worker_class": "gevent", "workers": 4},
         "Procfile:1",
     )
-    assert server.missing is None
+    assert server.missing == []
 
 
 def test_gunicorn_in_a_boot_script_the_image_runs(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_gunicorn_in_a_boot_script_the_image_runs(tmp_path: Path) -> None:
     server = detect_project(root, introspect=False).server
     assert server is not None and server.kind == "gunicorn"
     assert server.settings == {"worker_class": "gthread", "threads": 8}
-    assert server.missing == "gunicorn"  # started, but not in requirements.txt
+    assert server.missing == ["gunicorn"]  # started, but not in requirements.txt
 
 
 def test_granian_in_a_dockerfile_cmd(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_granian_in_a_dockerfile_cmd(tmp_path: Path) -> None:
         },
     )
     server = detect_project(root, introspect=False).server
-    assert server is not None and (server.kind, server.missing) == ("granian", None)
+    assert server is not None and (server.kind, server.missing) == ("granian", [])
 
 
 def test_nothing_named_is_the_default_with_the_line_to_add(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_microblog_runs_gunicorn_from_its_procfile(tmp_path: Path) -> None:
     assert (info.server.kind, info.server.source, info.server.missing) == (
         "gunicorn",
         "Procfile:1",
-        None,
+        [],
     )
     assert (info.database.engine, info.database.driver) == ("postgresql", "psycopg2")
 
@@ -112,7 +112,7 @@ def test_flask_on_docker_gunicorn_and_psycopg2(tmp_path: Path) -> None:
     root = copy_real("flask-on-docker", tmp_path) / "services" / "web"
     info = detect_project(root, introspect=False)
     assert info.server is not None and info.database is not None
-    assert (info.server.kind, info.server.missing) == ("gunicorn", None)
+    assert (info.server.kind, info.server.missing) == ("gunicorn", [])
     assert (info.database.driver, info.database.missing) == ("psycopg2", None)
 
 

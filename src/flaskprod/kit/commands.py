@@ -219,7 +219,7 @@ def _root(path: Path) -> Path:
 def _add_deps(root: Path, spec: Spec, project: ProjectInfo) -> list[str]:
     """--add-deps: the missing lines, appended to the requirements file (checked before
     anything is written, so a refusal leaves the project as it was)."""
-    from flaskprod.spec.stackdeps import add_requirements
+    from flaskprod.spec.stackdeps import missing_lines
 
     packages = missing_packages(spec, project)
     if not packages:
@@ -229,7 +229,13 @@ def _add_deps(root: Path, spec: Spec, project: ProjectInfo) -> list[str]:
             f"--add-deps: {root} has no requirements*.txt to add {', '.join(packages)} to",
             hint="add them to pyproject.toml's dependencies yourself",
         )
-    return add_requirements(root, project.requirements_file, packages)
+    lines = missing_lines(root, project.requirements_file, packages)
+    if lines:
+        path = root / project.requirements_file
+        text = path.read_text(encoding="utf-8")
+        separator = "\n" if text and not text.endswith("\n") else ""
+        write_atomic(path, text + separator + "".join(f"{line}\n" for line in lines))
+    return lines
 
 
 # -- commands ----------------------------------------------------------------------------

@@ -24,12 +24,10 @@ _WORKER_CLASSES = ("sync", "gthread", "gevent")
 @dataclass(frozen=True)
 class ServerChoice:
     kind: str  # "gunicorn" or "granian"
-    #: server.* settings beyond the kind (worker_class, workers).
+    #: server.* settings beyond the kind (worker_class, workers, threads).
     settings: dict[str, Any] = field(default_factory=dict)
-    #: Where it was seen ("Procfile:1", "requirements.txt"), or None for the default.
+    #: Where it was seen ("Procfile:1", "requirements"), or None for the default.
     source: str | None = None
-    #: The package to add to the requirements when the project lacks it.
-    missing: str | None = None
     #: The app server packages the project declares (gunicorn, gevent, granian).
     declared: frozenset[str] = frozenset()
 
@@ -37,6 +35,11 @@ class ServerChoice:
         """Packages to add for running ``kind`` (the spec's, perhaps not this choice's)."""
         wanted = [kind] + (["gevent"] if kind == "gunicorn" and worker_class == "gevent" else [])
         return [package for package in wanted if package not in self.declared]
+
+    @property
+    def missing(self) -> list[str]:
+        """What the project lacks to run this choice as detected."""
+        return self.missing_for(self.kind, self.settings.get("worker_class", "sync"))
 
     def describe(self) -> str:
         extra = ", ".join(f"{key} {value}" for key, value in self.settings.items())
@@ -48,12 +51,12 @@ class ServerChoice:
 
 def detect_server(root: Path, names: set[str]) -> ServerChoice:
     """The server for the project at ``root``, whose declared packages are ``names``."""
-    choice = _choose(root, names)
-    servers = frozenset(names & {"gunicorn", "gevent", "granian"})
-    return ServerChoice(choice.kind, choice.settings, choice.source, choice.missing, servers)
+    kind, settings, source = _choose(root, names)
+    declared = frozenset(names & {"gunicorn", "gevent", "granian"})
+    return ServerChoice(kind, settings, source, declared)
 
 
-def _choose(root: Path, names: set[str]) -> ServerChoice:
+def _choose(root: Path, names: set[str]) -> tuple[str, dict[str, Any], str | None]:
     gunicorns, granians = _launchers(root)
     if gunicorns:
         setup = gunicorns[0]
@@ -67,21 +70,16 @@ def _choose(root: Path, names: set[str]) -> ServerChoice:
         threads = setup.get("threads")
         if worker_class == "gthread" and isinstance(threads, int) and threads > 1:
             settings["threads"] = threads
-        where = f"{setup.file.relative_to(root).as_posix()}:{setup.line}"
-        missing = "gunicorn" if "gunicorn" not in names else None
-        if worker_class == "gevent" and "gevent" not in names:
-            missing = missing or "gevent"
-        return ServerChoice("gunicorn", settings, where, missing)
+        return "gunicorn", settings, f"{setup.file.relative_to(root).as_posix()}:{setup.line}"
     if granians:
         setup = granians[0]
-        where = f"{setup.file.relative_to(root).as_posix()}:{setup.line}"
-        return ServerChoice("granian", {}, where, None if "granian" in names else "granian")
+        return "granian", {}, f"{setup.file.relative_to(root).as_posix()}:{setup.line}"
     # Listed but started by nothing here: granian (the default) if it is listed.
     if "granian" in names:
-        return ServerChoice("granian", {}, "requirements", None)
+        return "granian", {}, "requirements"
     if "gunicorn" in names:
-        return ServerChoice("gunicorn", {}, "requirements", None)
-    return ServerChoice("granian", {}, None, "granian")
+        return "gunicorn", {}, "requirements"
+    return "granian", {}, None
 
 
 def missing_note(missing: list[str], kind: str, requirements: str | None) -> str | None:

@@ -127,19 +127,7 @@ def detect_database(names: set[str], uses_database: bool) -> DatabaseChoice:
     )
 
 
-def add_requirements(root: Path, requirements: str, packages: list[str]) -> list[str]:
-    """Append the pinned lines of ``packages`` that ``requirements`` does not list yet;
-    return the lines added. Nothing is installed."""
-    path = root / requirements
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    present = _requirement_names(path) if path.is_file() else set()
-    lines = [PINNED[p] for p in packages if canonical(p) not in present]
-    if not lines:
-        return []
-    if text and not text.endswith("\n"):
-        text += "\n"
-    text += "".join(f"{line}\n" for line in lines)
-    from flaskprod.kit.write import write_atomic
-
-    write_atomic(path, text)
-    return lines
+def missing_lines(root: Path, requirements: str, packages: list[str]) -> list[str]:
+    """The pinned lines of ``packages`` that ``requirements`` does not list yet."""
+    present = _requirement_names(root / requirements)
+    return [PINNED[package] for package in packages if canonical(package) not in present]
