@@ -123,6 +123,40 @@ def test_the_projects_packages_are_unchanged(microblog: Microblog) -> None:
     assert pip_freeze(microblog.root) == microblog.freeze_before
 
 
+def test_flask_on_docker_runs_with_its_own_old_gunicorn() -> None:
+    """flask-on-docker pins gunicorn 20.1 (no control socket flag, which up then leaves
+    out) and psycopg2; its app answers / with JSON. Its packages stay as they were."""
+    base = Path(tempfile.mkdtemp(prefix="flaskprod-real-"))
+    base.chmod(0o755)
+    root = copy_project("flask-on-docker", base, "services/web")
+    freeze = pip_freeze(root)
+    try:
+        init = run_flaskprod("init", str(root))
+        assert init.returncode == 0, init.stderr
+        assert "server: gunicorn, listed in the project's requirements" in init.stdout
+        _set(root, "health_path", '"/"')
+        _set(root, "ready_path", '"/"')
+        https_port, http_port = free_ports(2)
+        up = run_flaskprod(
+            "up", str(root), "-d", "--https-port", str(https_port),
+            "--http-port", str(http_port), timeout=300,
+        )  # fmt: skip
+        assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
+        context = ssl.create_default_context(cafile=str(root / ".flaskprod/tls/ca.pem"))
+        url = f"https://localhost:{https_port}/"
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            assert json.loads(response.read()) == {"hello": "world"}
+        master = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+        argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
+        assert argv[1] == str(root / ".venv/bin/gunicorn").encode(), argv
+        assert b"--no-control-socket" not in argv
+    finally:
+        down = run_flaskprod("down", str(root))
+        assert down.returncode == 0, down.stderr
+        assert pip_freeze(root) == freeze
+        shutil.rmtree(base)
+
+
 def test_an_app_server_the_venv_lacks_is_one_line_and_exit_3(
     microblog: Microblog, tmp_path: Path
 ) -> None:

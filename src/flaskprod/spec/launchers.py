@@ -44,6 +44,8 @@ class ServerChoice:
     def describe(self) -> str:
         extra = ", ".join(f"{key} {value}" for key, value in self.settings.items())
         what = f"{self.kind}{f' ({extra})' if extra else ''}"
+        if self.source == "requirements":
+            return f"server: {what}, listed in the project's requirements"
         if self.source:
             return f"server: {what}, as the project runs it ({self.source})"
         return f"server: {what} (the default: nothing in the project names an app server)"
