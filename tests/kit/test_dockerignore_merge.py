@@ -81,3 +81,14 @@ def test_init_merges_a_ctfd_like_dockerignore(tmp_path: Path) -> None:
     assert check.exit_code == 0, check.output
     assert run("render", str(root), "--no-import").exit_code == 0
     assert (root / ".dockerignore").read_text() == text  # idempotent on disk too
+
+
+def test_a_whole_file_rendered_before_the_block_is_replaced_not_kept(tmp_path: Path) -> None:
+    # A kit rendered by an older flaskprod owned the whole file (the manifest's sha).
+    from flaskprod.kit.write import MANIFEST, manifest_text
+
+    (tmp_path / ".dockerignore").write_text(".git\n.venv\n")
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / MANIFEST).write_text(manifest_text({".dockerignore": ".git\n.venv\n"}))
+    write_plan(plan_kit(tmp_path, {".dockerignore": ".git\n.venv\n"}, {}))
+    assert (tmp_path / ".dockerignore").read_text() == f"{BEGIN}\n.git\n.venv\n{END}\n"

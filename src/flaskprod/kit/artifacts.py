@@ -346,6 +346,15 @@ def _security_headers(spec: Spec) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if value]
 
 
+def static_cache_control(spec: Spec) -> str:
+    """Immutable for a year only when names change with content (fingerprinted);
+    otherwise browsers revalidate, so a deploy's new app.css is seen at once."""
+    age = spec.paths.static_max_age
+    if spec.paths.static_fingerprinted and age:
+        return f"public, max-age={age}, immutable"
+    return f"public, max-age={min(age, 3600)}, must-revalidate" if age else "no-cache"
+
+
 def hsts_value(spec: Spec) -> str:
     value = f"max-age={spec.http.hsts_max_age}"
     return value + "; includeSubDomains" if spec.http.hsts_include_subdomains else value
@@ -455,6 +464,9 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "media_dir": media_dir,
         "static_dir": spec.static_dir,
         "static_src": spec.paths.static_dir.rstrip("/"),
+        # static_url_path="": the files share / with the app (nginx: try_files, one location)
+        "static_at_root": spec.paths.static_url == "/",
+        "static_cache_control": static_cache_control(spec),
         "app_rw_paths": app_rw,
         # gunicorn
         "bind": bind,

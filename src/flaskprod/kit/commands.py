@@ -86,6 +86,24 @@ def render_files(spec: Spec, project: Mapping[str, Any]) -> tuple[dict[str, str]
     return files, modes
 
 
+def verify_files(spec: Spec, files: Mapping[str, str]) -> str | None:
+    """Refuse a kit nginx would refuse (``nginx -t``), before anything is written;
+    a note when this machine has no nginx to test it with."""
+    from flaskprod.kit.verify import nginx_binary, nginx_refusal
+
+    site = f"deploy/nginx/{spec.app.name}.conf"
+    binary = nginx_binary()
+    if binary is None:
+        return f"nginx is not installed here: {site} was not tested (nginx -t)"
+    refusal = nginx_refusal(files[site], spec, binary)
+    if refusal:
+        raise SpecError(
+            f"{site}: nginx -t refuses the rendered site: {refusal}; nothing was written",
+            hint="change the setting it names in flaskprod.toml, or report it as a bug",
+        )
+    return None
+
+
 # -- output ------------------------------------------------------------------------------
 
 _VERBS = {
@@ -234,6 +252,7 @@ def init_command(
     if parse_spec(spec_text) != spec:  # the writer must round-trip; never ship a lie
         raise SpecError(f"{SPEC_FILENAME}: internal error: the written spec does not round-trip")
     files, modes = render_files(spec, project)
+    untested = verify_files(spec, files)
     plan = plan_kit(root, files, modes)
     if not force:
         refuse_conflicts(plan)  # before the spec is written: all or nothing
@@ -245,7 +264,7 @@ def init_command(
     out.line(f"Wrote {SPEC_FILENAME} (every setting, with what it does)")
     out.line(f"Rendered the kit ({len(files)} files):")
     out.changes(changes)
-    for note in _notes(spec, project):
+    for note in [*_notes(spec, project), *filter(None, [untested])]:
         out.line(f"note: {note}", "yellow")
     out.line(f"Next: review {SPEC_FILENAME}; after each change run 'flaskprod render'.")
 
@@ -284,9 +303,12 @@ def render_command(
         else:
             out.line("Run 'flaskprod render' to update them.")
         ctx.exit(1)
+    untested = verify_files(spec, files)
     changes = write_plan(plan, force=force)
     written = [change for change in changes if change.action != "unchanged"]
     out.line(
         f"Rendered the kit from {SPEC_FILENAME}: {len(written)} of {len(files)} files changed."
     )
     out.changes(written)
+    if untested:
+        out.line(f"note: {untested}", "yellow")

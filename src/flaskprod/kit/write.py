@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from flaskprod.errors import Refused
-from flaskprod.kit.merge import MERGED, merge_block
+from flaskprod.kit.merge import BEGIN, MERGED, merge_block
 
 #: Relative to the project root; lists files by their path relative to the root too.
 MANIFEST = "deploy/.flaskprod.lock.json"
@@ -94,7 +94,7 @@ def plan_kit(root: Path, files: Mapping[str, str], modes: Mapping[str, int]) -> 
     known = read_manifest(root)
     # A file shared with the project keeps the project's lines: the kit's go in a block.
     files = {
-        path: merge_block(_read(root / path), text) if path in MERGED else text
+        path: merge_block(_project_part(root, path, known), text) if path in MERGED else text
         for path, text in files.items()
     }
     changes = [
@@ -112,8 +112,16 @@ def plan_kit(root: Path, files: Mapping[str, str], modes: Mapping[str, int]) -> 
     return Plan(root, dict(files), dict(modes), tuple(changes), manifest_text(files))
 
 
-def _read(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+def _project_part(root: Path, path: str, known: Mapping[str, str]) -> str | None:
+    """What the project has in a shared file: None when it has no such file, or when
+    the file is a whole one rendered before the kit kept its lines in a block."""
+    on_disk = root / path
+    if not on_disk.is_file():
+        return None
+    text = on_disk.read_text(encoding="utf-8")
+    if BEGIN not in text and known.get(path) == sha256(text.encode()):
+        return None
+    return text
 
 
 def _change(root: Path, path: str, text: str, mode: int, known: Mapping[str, str]) -> Change:
