@@ -37,6 +37,7 @@ EXPECTED = {
     "deploy/k8s/pdb.yaml",
     "deploy/k8s/migrate-job.yaml",
     "deploy/k8s/media-pvc.yaml",
+    "deploy/k8s/settings.yaml",
 }
 
 
@@ -97,6 +98,7 @@ def test_project_defaults_are_documented_keys() -> None:
             "migrations",
             "uses_redis",
             "src_layout",
+            "lock",
         }
         del default
     assert context["requirements_file"] == "requirements.txt"

@@ -19,6 +19,7 @@ from typing import Any
 from flaskprod.kit.render import Artifact
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.servers import Listen, granian_argv
+from flaskprod.spec.settings_scan import REQUIRED, is_secret
 
 #: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
 #: value assumed when a key is missing.
@@ -37,7 +38,16 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # The app's package is in src/: the image installs the project itself after the
     # pinned requirements (``pip install --no-deps .``), or gunicorn cannot import it.
     "src_layout": False,
+    # The lock file the image installs from: "uv" (uv.lock) or "poetry" (poetry.lock);
+    # None: the requirements file or pyproject.toml. Detected into buildinfo.lock.
+    "lock": None,
 }
+
+#: The image of the asset build stage (package.json's build script, app.build "npm ...").
+NODE_IMAGE = "node:20.18.1-bookworm-slim"
+#: Pinned installers of the lock files (hadolint DL3013: pin what pip installs).
+UV_REQUIREMENT = "uv==0.5.11"
+POETRY_REQUIREMENT = "poetry==1.8.5"
 
 #: gunicorn may take this much longer than its own timeout before nginx gives up:
 #: nginx must never cut a request gunicorn is still allowed to finish.
@@ -68,6 +78,12 @@ class EnvVar:
     example: str  # what .env.example shows: a safe value or empty for secrets
     comment: str
     secret: bool = False
+    #: One of the app's own settings (app.settings), not flaskprod's.
+    own: bool = False
+    #: Optional and without a value: left unset (commented out, never set empty).
+    unset: bool = False
+    #: The app cannot start without it (read as os.environ["NAME"]).
+    required: bool = False
 
 
 def _artifacts() -> tuple[Artifact, ...]:
@@ -97,6 +113,7 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("k8s/pdb.yaml.j2", "deploy/k8s/pdb.yaml"),
         Artifact("k8s/migrate-job.yaml.j2", "deploy/k8s/migrate-job.yaml"),
         Artifact("k8s/media-pvc.yaml.j2", "deploy/k8s/media-pvc.yaml"),
+        Artifact("k8s/settings.yaml.j2", "deploy/k8s/settings.yaml"),
     )
 
 
@@ -271,6 +288,46 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             "Permissions-Policy: browser features the pages may use.",
         ),
     ]
+    media = spec.media_dir.rstrip("/")
+    variables += [
+        EnvVar(
+            name,
+            media,
+            f"Where the app writes uploads (paths.media_env): the folder nginx serves at "
+            f"{spec.paths.media_url} and the only one the service may write.",
+        )
+        for name in spec.paths.media_env
+    ]
+    return variables + app_settings(spec)
+
+
+def app_settings(spec: Spec) -> list[EnvVar]:
+    """The app's own settings (app.settings), as init found them in its config modules,
+    env samples and compose files; secrets by name (KEY, SECRET, PASSWORD, TOKEN)."""
+    variables = []
+    for name, value in spec.app.settings.items():
+        if name in spec.paths.media_env:
+            continue  # set to media_dir above
+        secret = is_secret(name)
+        required = value == REQUIRED
+        example = "" if secret or required else spec.resolve(value)
+        if required:
+            comment = "required (the app reads it without a default): fill it in."
+        elif example:
+            comment = "the app's default, or the value its sample shows."
+        else:
+            comment = "optional: stays unset unless you give it a value here."
+        variables.append(
+            EnvVar(
+                name,
+                example,
+                comment,
+                secret=secret,
+                own=True,
+                unset=not example and not required,
+                required=required,
+            )
+        )
     return variables
 
 
@@ -518,6 +575,13 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "requirements_file": facts["requirements_file"],
         "pyproject": "pyproject.toml" in tuple(facts["dependency_files"]),
         "install_project": bool(facts["src_layout"]),
+        "lock": facts["lock"] or getattr(facts.get("buildinfo"), "lock", None),
+        "uv_requirement": UV_REQUIREMENT,
+        "poetry_requirement": POETRY_REQUIREMENT,
+        "node_image": NODE_IMAGE,
+        # app.build: npm steps run in a node stage, the others in the image as built
+        "asset_steps": [step for step in spec.app.build if step.startswith("npm ")],
+        "build_steps": [step for step in spec.app.build if not step.startswith("npm ")],
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses
@@ -525,6 +589,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "migrate_sh": shlex.join(["flask", "--app", spec.app.target, "db", "upgrade"]),
         # environment
         "app_env": app_environment(spec, redis=redis),
+        "own_settings": app_settings(spec),
         "env_value": env_file_value,
         "stack_env": stack_environment(spec, redis=redis),
     }

@@ -55,6 +55,7 @@ def build_spec(
     """The spec ``init`` writes: the model's defaults, plus what detection found."""
     from flaskprod.spec.load import spec_from_data
     from flaskprod.spec.model import SPEC_FILENAME, format_size
+    from flaskprod.spec.scanned import scanned_sections
 
     paths: dict[str, Any] = {"static_url": project.static_url}
     if project.static_dir and not Path(project.static_dir).is_absolute():
@@ -68,6 +69,8 @@ def build_spec(
         "http": http,
         "redis": {"enabled": project.uses_redis},
     }
+    for section, values in scanned_sections(project).items():  # settings, build, Python
+        data.setdefault(section, {}).update(values)
     if domains:
         data["app"]["domains"] = list(domains)
     if server:
@@ -189,7 +192,9 @@ def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
         notes.append(
             f"Flask-Migrate is used but {project.migrations_dir}/ is missing: flask db init"
         )
-    return notes
+    from flaskprod.spec.scanned import scanned_notes
+
+    return notes + scanned_notes(project)
 
 
 def _root(path: Path) -> Path:

@@ -24,6 +24,8 @@ from typing import Any
 
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec import probe
+from flaskprod.spec.buildinfo import BuildInfo, scan_build
+from flaskprod.spec.settings_scan import AppSettings, scan_settings
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
 CANDIDATE_FILES = ("wsgi.py", "app.py", "application.py")
@@ -81,6 +83,10 @@ class ProjectInfo(Mapping[str, Any]):
     src_layout: bool = False
     #: True when the app was imported to confirm and describe it.
     imported: bool = False
+    #: The app's own environment settings and uploads setting (spec/settings_scan.py).
+    settings: AppSettings | None = None
+    #: Python version, lock file, build steps, task queue (spec/buildinfo.py).
+    buildinfo: BuildInfo | None = None
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -229,6 +235,8 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "requirements_file": _main_requirements(dependency_files),
         "dependency_files": dependency_files,
         "src_layout": candidate.file.startswith(f"{SOURCE_DIR}/"),
+        "settings": scan_settings(root, _python_files(root)),
+        "buildinfo": scan_build(root, dependency_files, candidate.target),
     }
 
 
