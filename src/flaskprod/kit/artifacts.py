@@ -310,7 +310,9 @@ def app_settings(spec: Spec) -> list[EnvVar]:
             continue  # set to media_dir above
         secret = is_secret(name)
         required = value == REQUIRED
-        example = "" if secret or required else spec.resolve(value)
+        # A required secret is an empty line to fill in, like SECRET_KEY; a required
+        # plain setting shows CHANGE-ME (compose refuses to start without it).
+        example = "" if secret else spec.resolve(value)
         if required:
             comment = "required (the app reads it without a default): fill it in."
         elif example:

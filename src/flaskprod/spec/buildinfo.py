@@ -67,13 +67,17 @@ def scan_build(root: Path, dependency_files: tuple[str, ...], target: str) -> Bu
     translations = _translations(root)
     if (root / "babel.cfg").is_file() and translations:
         info.build.append(f"pybabel compile -d {translations}")
-    if re.search(r"(?m)^\s*[\"']?flask[-_]static[-_]digest\b", requirements):
+    if _requires("flask-static-digest", requirements):
         info.build.append(f"flask --app {target} digest compile")
         info.fingerprinted = True  # every file gets a hashed copy and url_for uses it
-    info.queue = next(
-        (name for name in QUEUES if re.search(rf"(?m)^\s*[\"']?{name}\b", requirements)), None
-    )
+    info.queue = next((name for name in QUEUES if _requires(name, requirements)), None)
     return info
+
+
+def _requires(package: str, text: str) -> bool:
+    """``package`` named as a whole word in dependency files (pip's - and _ alike)."""
+    pattern = re.escape(package).replace("\\-", "[-_]")
+    return re.search(rf"(?<![\w-]){pattern}(?![\w-])", text) is not None
 
 
 def python_image(version: str) -> str | None:
@@ -102,7 +106,8 @@ def _python_version(root: Path) -> tuple[str | None, str | None]:
 
 
 def _satisfying(requires: str) -> str | None:
-    """The image's default minor when ``requires`` allows it, else the lowest allowed."""
+    """None when the image's default minor satisfies ``requires``; else the newest
+    minor that does and has an image."""
     bounds = [(op, int(minor)) for op, _, minor in _BOUND.findall(requires)]
 
     def allowed(minor: int) -> bool:
@@ -121,7 +126,7 @@ def _satisfying(requires: str) -> str | None:
     default = int(DEFAULT_PYTHON.split(".")[1])
     if allowed(default):
         return None  # nothing to change
-    return next((f"3.{minor}" for minor in minors if allowed(minor)), None)
+    return next((f"3.{minor}" for minor in reversed(minors) if allowed(minor)), None)
 
 
 def _dependency_text(root: Path, files: tuple[str, ...]) -> str:
