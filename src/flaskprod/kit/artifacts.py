@@ -283,6 +283,11 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
         ),
         EnvVar("FLASKPROD_CONTENT_SECURITY_POLICY", spec.http.csp, "Content-Security-Policy."),
         EnvVar(
+            "FLASKPROD_CSP_REPORT_ONLY",
+            "true" if spec.http.csp_report_only else "false",
+            "Send the CSP as Content-Security-Policy-Report-Only (reported, not enforced).",
+        ),
+        EnvVar(
             "FLASKPROD_PERMISSIONS_POLICY",
             spec.http.permissions_policy,
             "Permissions-Policy: browser features the pages may use.",
@@ -397,7 +402,7 @@ def _security_headers(spec: Spec) -> list[tuple[str, str]]:
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
         ("Referrer-Policy", "strict-origin-when-cross-origin"),
-        ("Content-Security-Policy", spec.http.csp),
+        (csp_header(spec), spec.http.csp),
         ("Permissions-Policy", spec.http.permissions_policy),
     ]
     if spec.http.hsts_max_age:
@@ -412,6 +417,13 @@ def static_cache_control(spec: Spec) -> str:
     if spec.paths.static_fingerprinted and age:
         return f"public, max-age={age}, immutable"
     return f"public, max-age={min(age, 3600)}, must-revalidate" if age else "no-cache"
+
+
+def csp_header(spec: Spec) -> str:
+    """Report-only when the spec says the policy would break the pages (inline scripts)."""
+    if spec.http.csp_report_only:
+        return "Content-Security-Policy-Report-Only"
+    return "Content-Security-Policy"
 
 
 def hsts_value(spec: Spec) -> str:
@@ -577,7 +589,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "requirements_file": facts["requirements_file"],
         "pyproject": "pyproject.toml" in tuple(facts["dependency_files"]),
         "install_project": bool(facts["src_layout"]),
-        "lock": facts["lock"] or getattr(facts.get("buildinfo"), "lock", None),
+        "lock": facts["lock"],
         "uv_requirement": UV_REQUIREMENT,
         "poetry_requirement": POETRY_REQUIREMENT,
         "node_image": NODE_IMAGE,

@@ -25,6 +25,7 @@ from typing import Any
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec import probe
 from flaskprod.spec.buildinfo import BuildInfo, scan_build
+from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
 from flaskprod.spec.settings_scan import AppSettings, scan_settings
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
@@ -87,6 +88,10 @@ class ProjectInfo(Mapping[str, Any]):
     settings: AppSettings | None = None
     #: Python version, lock file, build steps, task queue (spec/buildinfo.py).
     buildinfo: BuildInfo | None = None
+    #: The lock file the image installs from: "uv", "poetry" or None (buildinfo.lock).
+    lock: str | None = None
+    #: What the templates load from where, for the CSP (spec/csp_scan.py).
+    template_loads: TemplateLoads | None = None
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -236,7 +241,9 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "dependency_files": dependency_files,
         "src_layout": candidate.file.startswith(f"{SOURCE_DIR}/"),
         "settings": scan_settings(root, _python_files(root)),
-        "buildinfo": scan_build(root, dependency_files, candidate.target),
+        "buildinfo": (build := scan_build(root, dependency_files, candidate.target)),
+        "lock": build.lock,
+        "template_loads": scan_templates(root),
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from flaskprod.errors import ProjectError
 from flaskprod.spec.buildinfo import BuildInfo, python_image
+from flaskprod.spec.csp_scan import derive_csp
 from flaskprod.spec.detect import ProjectInfo, project_python
 from flaskprod.spec.settings_scan import AppSettings
 
@@ -22,6 +23,7 @@ def scanned_sections(project: ProjectInfo) -> dict[str, dict[str, Any]]:
         "deploy": {},
         "container": {},
         "redis": {},
+        "http": {},
     }
     settings, build = project.settings, project.buildinfo
     if settings is not None:
@@ -49,6 +51,12 @@ def scanned_sections(project: ProjectInfo) -> dict[str, dict[str, Any]]:
             sections["container"]["python_image"] = image
         if build.queue:
             sections["redis"]["maxmemory_policy"] = "noeviction"
+    loads = project.template_loads
+    if loads is not None and loads.files:
+        csp, report_only, _ = derive_csp(loads)
+        sections["http"]["csp"] = csp
+        if report_only:
+            sections["http"]["csp_report_only"] = True
     return {name: values for name, values in sections.items() if values}
 
 
@@ -58,6 +66,13 @@ def scanned_notes(project: ProjectInfo) -> list[str]:
         notes += _settings_notes(project.settings)
     if project.buildinfo is not None:
         notes += _build_notes(project.root, project.buildinfo)
+    loads = project.template_loads
+    if loads is not None and loads.files:
+        csp, _, why = derive_csp(loads)
+        if csp != "default-src 'self'":
+            notes.append(f"CSP from what the {loads.files} template(s) load: {csp}")
+        if why:
+            notes.append(f"CSP: {why}")
     return notes
 
 
