@@ -179,9 +179,7 @@ def _scan(text: str, where: str, loads: TemplateLoads) -> None:
 
 
 def _attributes(text: str) -> dict[str, str]:
-    return {
-        name.lower(): value.strip("\"'") for name, value in _ATTRIBUTE.findall(text)
-    }
+    return {name.lower(): value.strip("\"'") for name, value in _ATTRIBUTE.findall(text)}
 
 
 def _image_origins_in_code(root: Path) -> set[str]:
