@@ -60,6 +60,10 @@ def test_flask_on_docker_uploads(tmp_path: Path) -> None:
     assert f"ReadWritePaths={install}/project/media " in unit
     site = (root / f"deploy/nginx/{spec.app.name}.conf").read_text()
     assert f"alias {install}/project/media/;" in site
+    # in the image, the folder inside the code is made the app user's after COPY . .
+    dockerfile = (root / "deploy/Dockerfile").read_text()
+    copied = dockerfile.index("\nCOPY . .\n", dockerfile.index("# ---- runtime"))
+    assert dockerfile.index(f"RUN mkdir -p {install}/project/media") > copied
 
 
 def test_a_python_the_kit_has_no_image_for(tmp_path: Path) -> None:

@@ -320,6 +320,8 @@ def app_settings(spec: Spec) -> list[EnvVar]:
         example = "" if secret else spec.resolve(value)
         if required:
             comment = "required (the app reads it without a default): fill it in."
+        elif "{root}" in value:
+            comment = "where the app's code is installed: the app builds its folders on it."
         elif example:
             comment = "the app's default, or the value its sample shows."
         else:
@@ -533,6 +535,9 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "log_dir": log_dir,
         "backup_dir": spec.resolve(spec.backup.dir).rstrip("/"),
         "media_dir": media_dir,
+        # uploads inside the code (flask-on-docker's $APP_FOLDER/project/media): the
+        # image makes that folder the app user's after COPY, which would reset it
+        "media_in_code": media_dir.startswith(root.rstrip("/") + "/"),
         "static_dir": spec.static_dir,
         "static_src": spec.paths.static_dir.rstrip("/"),
         # static_url_path="": the files share / with the app (nginx: try_files, one location)
