@@ -59,7 +59,7 @@ def test_locks_build_steps_and_queue(tmp_path: Path) -> None:
         },
     )
     assert info.lock == "uv"
-    assert info.build == ["npm ci && npm run build", "flask --app app:app digest compile"]
+    assert info.build == ["npm install && npm run build", "flask --app app:app digest compile"]
     assert info.fingerprinted is True
     assert info.queue == "celery"
 
@@ -88,3 +88,16 @@ def test_microblog_translations_and_rq(tmp_path: Path) -> None:
     assert info.build == ["pybabel compile -d app/translations"]  # babel.cfg + .po files
     assert info.queue == "rq"
     assert info.fingerprinted is False and info.lock is None and info.python_version is None
+
+
+def test_asset_builds_by_lock_file_and_folder(tmp_path: Path) -> None:
+    script = '{"scripts": {"build": "esbuild app.js --outdir=../public"}}'
+    yarn = build(tmp_path / "yarn", {"package.json": script, "yarn.lock": ""})
+    assert yarn.build == ["corepack enable && yarn install --frozen-lockfile && yarn run build"]
+    # docker-flask-example: assets/package.json, its lock beside it
+    sub = build(tmp_path / "sub", {"assets/package.json": script, "assets/package-lock.json": ""})
+    assert sub.build == ["cd assets && npm ci && npm run build"]
+    unlocked = build(tmp_path / "none", {"package.json": script})
+    assert unlocked.build == ["npm install && npm run build"]
+    no_script = build(tmp_path / "dev", {"package.json": '{"scripts": {"dev": "vite"}}'})
+    assert no_script.build == []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flaskprod.kit.render import Artifact
+from flaskprod.spec.buildinfo import JS_TOOLS
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.servers import Listen, granian_argv
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
@@ -488,6 +489,11 @@ def _cert_mounts(spec: Spec) -> list[str]:
     return mounts
 
 
+def _is_js(step: str) -> bool:
+    """An app.build step for the node stage (npm, yarn, pnpm; maybe after a cd)."""
+    return any(tool in f" {step} " for tool in JS_TOOLS)
+
+
 def _registry(image: str) -> str:
     """The registry host of an image name ("docker.io" when it names none)."""
     first = image.split("/", 1)[0]
@@ -599,8 +605,8 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "poetry_requirement": POETRY_REQUIREMENT,
         "node_image": NODE_IMAGE,
         # app.build: npm steps run in a node stage, the others in the image as built
-        "asset_steps": [step for step in spec.app.build if step.startswith("npm ")],
-        "build_steps": [step for step in spec.app.build if not step.startswith("npm ")],
+        "asset_steps": [step for step in spec.app.build if _is_js(step)],
+        "build_steps": [step for step in spec.app.build if not _is_js(step)],
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses

@@ -61,9 +61,9 @@ def scan_build(root: Path, dependency_files: tuple[str, ...], target: str) -> Bu
         for name in dependency_files
         if name.endswith(".txt")
     )
-    package = _package_json(root)
-    if package and "build" in package.get("scripts", {}):
-        info.build.append("npm ci && npm run build")
+    assets = _asset_build(root)
+    if assets:
+        info.build.append(assets)
     translations = _translations(root)
     if (root / "babel.cfg").is_file() and translations:
         info.build.append(f"pybabel compile -d {translations}")
@@ -137,15 +137,37 @@ def _dependency_text(root: Path, files: tuple[str, ...]) -> str:
     return "\n".join(texts)
 
 
-def _package_json(root: Path) -> dict[str, dict[str, str]] | None:
-    path = root / "package.json"
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("scripts"), dict) else None
+#: The package manager a lock file belongs to, and its install-exactly-the-lock command.
+_JS_LOCKS = (
+    ("package-lock.json", "npm ci && npm run build"),
+    ("yarn.lock", "corepack enable && yarn install --frozen-lockfile && yarn run build"),
+    ("pnpm-lock.yaml", "corepack enable && pnpm install --frozen-lockfile && pnpm run build"),
+)
+#: Words that mark an app.build step as the node stage's.
+JS_TOOLS = ("npm ", "yarn ", "pnpm ")
+
+
+def _asset_build(root: Path) -> str | None:
+    """The asset build of a ``package.json`` with a build script: at the root, or in one
+    folder below it (docker-flask-example keeps it in assets/)."""
+    candidates = [root / "package.json", *sorted(root.glob("*/package.json"))]
+    for path in candidates:
+        if "node_modules" in path.parts or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        scripts = data.get("scripts") if isinstance(data, dict) else None
+        if not isinstance(scripts, dict) or "build" not in scripts:
+            continue
+        folder = path.parent
+        command = next(
+            (step for lock, step in _JS_LOCKS if (folder / lock).is_file()),
+            "npm install && npm run build",  # no lock file: nothing pins the versions
+        )
+        return command if folder == root else f"cd {folder.name} && {command}"
+    return None
 
 
 def _translations(root: Path) -> str | None:
