@@ -45,7 +45,7 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
                     "APP_FOLDER": "{root}",
                 },
                 "build": [
-                    "npm ci && npm run build",
+                    "cd assets && npm ci && npm run build",
                     "pybabel compile -d app/translations",
                     "flask --app app:app digest compile",
                 ],
@@ -196,7 +196,8 @@ def test_any_app_carries_its_settings_build_and_uploads_everywhere(
     dockerfile = kit.path("deploy/Dockerfile").read_text()
     assert "FROM python:3.13.1-slim-bookworm AS build" in dockerfile
     assert "uv sync --frozen --no-dev --inexact --no-install-project" in dockerfile
-    assert "AS assets" in dockerfile and "RUN npm ci && npm run build" in dockerfile
+    assert "AS assets" in dockerfile
+    assert "WORKDIR /build/assets\nRUN npm ci && npm run build\nWORKDIR /build\n" in dockerfile
     assert f"COPY --from=assets /build/{kit.spec.paths.static_dir} " in dockerfile
     assert "RUN pybabel compile -d app/translations" in dockerfile
     assert "RUN flask --app app:app digest compile" in dockerfile

@@ -494,6 +494,13 @@ def _is_js(step: str) -> bool:
     return any(tool in f" {step} " for tool in JS_TOOLS)
 
 
+def _in_folder(step: str) -> tuple[str, str]:
+    """("assets", "npm ci && ...") for "cd assets && npm ci && ...": the Dockerfile
+    switches folders with WORKDIR (hadolint DL3003), not cd."""
+    match = re.match(r"^cd ([\w./-]+) && (.+)$", step)
+    return (match.group(1), match.group(2)) if match else ("", step)
+
+
 def _registry(image: str) -> str:
     """The registry host of an image name ("docker.io" when it names none)."""
     first = image.split("/", 1)[0]
@@ -605,7 +612,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "poetry_requirement": POETRY_REQUIREMENT,
         "node_image": NODE_IMAGE,
         # app.build: npm steps run in a node stage, the others in the image as built
-        "asset_steps": [step for step in spec.app.build if _is_js(step)],
+        "asset_steps": [_in_folder(step) for step in spec.app.build if _is_js(step)],
         "build_steps": [step for step in spec.app.build if not _is_js(step)],
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
