@@ -42,6 +42,7 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
                     "MAIL_SERVER": "",
                     "MAIL_PASSWORD": "",
                     "SITE_NAME": "Shop",
+                    "GREETING": "hi: there #1 $HOME",
                     "APP_FOLDER": "{root}",
                 },
                 "build": [
@@ -176,11 +177,18 @@ def test_any_app_carries_its_settings_build_and_uploads_everywhere(
     assert app_env["API_BASE"] == "${API_BASE:?set API_BASE in .env}"
     assert app_env["MAIL_SERVER"] is None and app_env["MAIL_PASSWORD"] is None  # from .env
     assert app_env["SITE_NAME"] == "${SITE_NAME:-Shop}"
+    assert app_env["GREETING"] == "${GREETING:-hi: there #1 $HOME}"  # $$ in the file
+    assert 'GREETING="hi: there #1 $HOME"' in env
     assert "noeviction" in compose["services"]["redis"]["command"]
 
     settings = yaml.safe_load(kit.path("deploy/k8s/settings.yaml").read_text())
     # no secret here; MAIL_SERVER stays unset (a comment), API_BASE must be changed
-    assert settings["data"] == {"API_BASE": "CHANGE-ME", "APP_FOLDER": root, "SITE_NAME": "Shop"}
+    assert settings["data"] == {
+        "API_BASE": "CHANGE-ME",
+        "APP_FOLDER": root,
+        "GREETING": "hi: there #1 $HOME",
+        "SITE_NAME": "Shop",
+    }
     deployment = yaml.safe_load(kit.path("deploy/k8s/deployment.yaml").read_text())
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["envFrom"] == [{"configMapRef": {"name": f"{kit.spec.app.name}-settings"}}]

@@ -129,3 +129,24 @@ def test_flask_on_docker_uploads_follow_app_folder(tmp_path: Path) -> None:
     assert whole.media_from == ("APP_FOLDER", "{root}/services/web", "/project/media")
     assert whole.settings["APP_FOLDER"] == "{root}/services/web"
     assert set(whole.sources) >= {".env.dev-sample", ".env.prod-sample"}
+
+
+def test_an_uploads_folder_fixed_in_the_code_and_url_defaults(tmp_path: Path) -> None:
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "config.py": """
+                    import os
+                    basedir = os.path.dirname(__file__)
+
+                    class Config:
+                        UPLOAD_FOLDER = os.path.join(basedir, "uploads")
+                        BROKER = os.environ.get("BROKER", "redis://user:pw@localhost:6379/0")
+                """,
+            },
+        )
+    )
+    assert found.media_fixed == ["UPLOAD_FOLDER (config.py:5)"]  # init says how to fix it
+    assert found.media_env == []
+    assert found.settings == {"BROKER": ""}  # a URL default never travels

@@ -96,6 +96,12 @@ def _settings_notes(settings: AppSettings) -> list[str]:
             f"uploads: the app writes them to ${variable}{tail}: {variable} is set to "
             f"{folder} and paths.media_dir to {folder}{tail}"
         )
+    for where in settings.media_fixed:
+        notes.append(
+            f"uploads: the app fixes its folder in the code, {where}: on a server the code "
+            "is read-only; read it from the environment (os.environ.get(...)) and add the "
+            "name to paths.media_env, which the kit sets to paths.media_dir"
+        )
     if settings.prefixed_env:
         notes.append(
             f"the app also reads every {settings.prefixed_env}_* variable "

@@ -67,6 +67,8 @@ class AppSettings:
     #: An uploads folder built from a variable: (variable, the folder it must name, tail),
     #: e.g. ("APP_FOLDER", "{root}", "/project/media").
     media_from: tuple[str, str, str] | None = None
+    #: Uploads folders fixed in the code (not read from the environment): "KEY (file:line)".
+    media_fixed: list[str] = field(default_factory=list)
     #: ``app.config.from_prefixed_env()``: the app also reads every FLASK_* variable.
     prefixed_env: str | None = None
     sources: list[str] = field(default_factory=list)
@@ -100,6 +102,8 @@ def _add(found: AppSettings, name: str, value: str) -> None:
         return
     if is_secret(name) and value != REQUIRED:
         value = ""  # a sample's or a default's secret never travels
+    if "://" in value or "@" in value:
+        value = ""  # a URL may hold credentials, and names a host of its author's
     current = found.settings.get(name)
     if current is None or (not current and value):
         found.settings[name] = value
@@ -165,24 +169,33 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
         ):
             prefix = node.args[0] if node.args else None
             found.prefixed_env = str(prefix.value) if isinstance(prefix, ast.Constant) else "FLASK"
-        if isinstance(node, ast.Assign):
-            _media_assignment(node, found, path.parent, root)
+        if isinstance(node, ast.Assign) and not _media_assignment(node, found, path.parent, root):
+            keys = [k for k in _assigned_keys(node) if k in MEDIA_KEYS]
+            if keys and not isinstance(node.value, ast.Name):
+                found.media_fixed.append(f"{keys[0]} ({relative}:{node.lineno})")
 
 
-def _media_assignment(node: ast.Assign, found: AppSettings, folder: Path, root: Path) -> None:
-    """``UPLOAD_FOLDER = os.environ.get("X")`` or ``app.config["MEDIA_FOLDER"] = ...``."""
+def _assigned_keys(node: ast.Assign) -> list[Any]:
     keys: list[Any] = []
     for target in node.targets:
         if isinstance(target, ast.Name):
             keys.append(target.id)
         elif isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
             keys.append(target.slice.value)
-    if not any(key in MEDIA_KEYS for key in keys):
-        return
+    return keys
+
+
+def _media_assignment(node: ast.Assign, found: AppSettings, folder: Path, root: Path) -> bool:
+    """``UPLOAD_FOLDER = os.environ.get("X")`` or ``app.config["MEDIA_FOLDER"] = ...``:
+    True when the uploads folder comes from the environment."""
+    if not any(key in MEDIA_KEYS for key in _assigned_keys(node)):
+        return False
     read = _env_read(node.value)
-    if read and read[0] not in found.media_env:
-        found.media_env.append(read[0])
-        return
+    if read:
+        if read[0] not in found.media_env:
+            found.media_env.append(read[0])
+        return True
+    found_env = any(_env_read(inner) for inner in ast.walk(node.value))
     if isinstance(node.value, ast.JoinedStr):  # f"{os.getenv('APP_FOLDER')}/project/media"
         parts = node.value.values
         if (
@@ -194,6 +207,7 @@ def _media_assignment(node: ast.Assign, found: AppSettings, folder: Path, root: 
             tail = str(parts[1].value).rstrip("/")
             if tail.startswith("/") and ".." not in tail:
                 found.media_from = (inner[0], _app_folder(folder, root, tail), tail)
+    return found_env
 
 
 def _app_folder(folder: Path, root: Path, tail: str) -> str:
