@@ -131,3 +131,19 @@ def test_live_static_file_and_app_share_the_root(served: int) -> None:
     assert headers["x-content-type-options"] == "nosniff"  # security headers kept
     assert get(served, "/")[::2] == (200, "home from the app")
     assert get(served, "/missing.css")[0] == 404  # the app's answer
+
+
+def test_init_writes_nothing_nginx_refuses(tmp_path: Path) -> None:
+    """A domain nginx cannot parse gets through the spec; nginx -t stops it, before
+    flaskprod.toml or any file of the kit is written."""
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    result = run_flaskprod("init", str(root), "--no-import", "--domain", "ex ample;")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "flaskprod: error: deploy/nginx/bad.conf: nginx -t refuses the rendered site: "
+        'unknown directive ";"; nothing was written (change the setting it names in '
+        "flaskprod.toml, or report it as a bug)\n"
+    )
+    assert [p.name for p in root.iterdir()] == ["app.py"]
