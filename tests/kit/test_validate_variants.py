@@ -211,3 +211,6 @@ def test_any_app_carries_its_settings_build_and_uploads_everywhere(
     assert "RUN flask --app app:app digest compile" in dockerfile
     site = kit.path(f"deploy/nginx/{kit.spec.app.name}.conf").read_text()
     assert f'"public, max-age={kit.spec.paths.static_max_age}, immutable"' in site
+    workflow = kit.path(f".github/workflows/{kit.spec.app.name}.yml").read_text()
+    assert 'python-version: "3.13"' in workflow  # CI tests on the image's Python
+    assert "uv export --frozen --no-dev" in workflow  # and the locked versions
