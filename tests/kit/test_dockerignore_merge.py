@@ -92,3 +92,15 @@ def test_a_whole_file_rendered_before_the_block_is_replaced_not_kept(tmp_path: P
     (tmp_path / MANIFEST).write_text(manifest_text({".dockerignore": ".git\n.venv\n"}))
     write_plan(plan_kit(tmp_path, {".dockerignore": ".git\n.venv\n"}, {}))
     assert (tmp_path / ".dockerignore").read_text() == f"{BEGIN}\n.git\n.venv\n{END}\n"
+
+
+def test_a_dockerignore_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    root = make(tmp_path / "latin")
+    (root / ".dockerignore").write_bytes(b"caf\xe9/\n")
+    result = run("init", str(root), "--no-import")
+    assert result.exit_code == 2
+    assert result.output == (
+        "flaskprod: error: .dockerignore: not UTF-8 text, so the kit cannot add its lines "
+        "to it (save it as UTF-8, then run the command again)\n"
+    )
+    assert sorted(p.name for p in root.iterdir()) == [".dockerignore", "app.py", "requirements.txt"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from flaskprod.errors import Refused
+from flaskprod.errors import ProjectError, Refused
 from flaskprod.kit.merge import BEGIN, MERGED, merge_block
 
 #: Relative to the project root; lists files by their path relative to the root too.
@@ -118,7 +118,13 @@ def _project_part(root: Path, path: str, known: Mapping[str, str]) -> str | None
     on_disk = root / path
     if not on_disk.is_file():
         return None
-    text = on_disk.read_text(encoding="utf-8")
+    try:
+        text = on_disk.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ProjectError(
+            f"{path}: not UTF-8 text, so the kit cannot add its lines to it",
+            hint="save it as UTF-8, then run the command again",
+        ) from None
     if BEGIN not in text and known.get(path) == sha256(text.encode()):
         return None
     return text
