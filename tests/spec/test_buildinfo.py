@@ -38,8 +38,20 @@ def build(root: Path, files: dict[str, str]) -> BuildInfo:
             "pyproject.toml requires-python",
         ),
         ({"pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=3.9"\n'}, None, None),
+        (
+            {"pyproject.toml": '[tool.poetry.dependencies]\npython = "~3.12"\n'},
+            "3.12",
+            "pyproject.toml requires-python",
+        ),
     ],
-    ids=["python-version", "runtime-txt", "requires-313", "requires-below", "default-fits"],
+    ids=[
+        "python-version",
+        "runtime-txt",
+        "requires-313",
+        "requires-below",
+        "default-fits",
+        "poetry-tilde",
+    ],
 )
 def test_python_version(
     tmp_path: Path, files: dict[str, str], version: str | None, source: str | None
