@@ -1,7 +1,8 @@
 """Static files at / (``static_url_path=""``, as docker-flask-example serves them):
 the kit's nginx site has one ``location /`` that serves a file when there is one and
 the app otherwise; init tests what it rendered with nginx -t and never writes a site
-nginx refuses (issue #12, item 5)."""
+nginx refuses (issue #12, item 5). The same app reads its uploads folder from
+UPLOAD_FOLDER, which init finds and every target sets (item 9)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,21 @@ from flaskprod.spec.load import load_spec
 from flaskprod.stack.ports import free_ports
 
 APP = """\
-from flask import Flask
+import os
+from pathlib import Path
+
+from flask import Flask, request
 
 
 def create_app():
     app = Flask(__name__, static_folder="static", static_url_path="")
+    app.config["UPLOAD_FOLDER"] = os.environ.get("UPLOAD_FOLDER", "uploads")
+
+    @app.post("/upload")
+    def upload():
+        target = Path(app.config["UPLOAD_FOLDER"]) / "note.txt"
+        target.write_bytes(request.get_data())
+        return "stored", 201
 
     @app.get("/")
     def index():
@@ -110,12 +121,14 @@ def served(project: Path) -> Iterator[int]:
         run_flaskprod("down", str(project))
 
 
-def get(port: int, path: str) -> tuple[int, dict[str, str], str]:
+def get(
+    port: int, path: str, method: str = "GET", body: bytes | None = None
+) -> tuple[int, dict[str, str], str]:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     connection = http.client.HTTPSConnection("localhost", port, context=context, timeout=10)
-    connection.request("GET", path)
+    connection.request(method, path, body=body)
     response = connection.getresponse()
     body = response.read().decode()
     connection.close()
@@ -131,6 +144,15 @@ def test_live_static_file_and_app_share_the_root(served: int) -> None:
     assert headers["x-content-type-options"] == "nosniff"  # security headers kept
     assert get(served, "/")[::2] == (200, "home from the app")
     assert get(served, "/missing.css")[0] == 404  # the app's answer
+
+
+def test_live_uploads_go_where_nginx_serves_them(project: Path, served: int) -> None:
+    """The app reads UPLOAD_FOLDER (paths.media_env): up sets it to the media folder,
+    which nginx serves at /media/ (the kit does the same on servers and in containers)."""
+    assert load_spec(project / "flaskprod.toml").paths.media_env == ["UPLOAD_FOLDER"]
+    status, _, body = get(served, "/upload", "POST", b"uploaded through the app")
+    assert (status, body) == (201, "stored")
+    assert get(served, "/media/note.txt")[::2] == (200, "uploaded through the app")
 
 
 def test_init_writes_nothing_nginx_refuses(tmp_path: Path) -> None:
