@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -25,7 +24,11 @@ from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
-from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.parsers.dockerfile import expand
+from flaskprod.check.parsers.granian import find_granian, granian_setups
+from flaskprod.check.parsers.granian import parse_flags as parse_granian_flags
+from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups
+from flaskprod.check.parsers.shell import commands
 from flaskprod.errors import ProjectError
 from flaskprod.spec.detect import detect_project
 
@@ -47,15 +50,28 @@ class ProbeResult:
     error: str | None
 
 
-def target_from_command(command: str | None) -> str | None:
-    """The ``module:app`` a gunicorn (or waitress, granian) command line serves."""
+def target_from_command(command: str | None, env: dict[str, str] | None = None) -> str | None:
+    """The ``module:app`` (or ``module:factory()``) a gunicorn, granian or waitress
+    command line serves, its ``$VARIABLES`` expanded from ``env``."""
     if not command:
         return None
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
+    for line in commands(expand(command, env or {})):
+        granian = find_granian(line.argv)
+        if granian is not None:
+            flags, target = parse_granian_flags(granian[0])
+            if target and flags.get("--factory") is True and "(" not in target:
+                target += "()"  # granian calls the factory
+            return target if target and _TARGET.match(target) else None
+        words = find_gunicorn(line.argv) or list(line.argv)
+        found = _first_target(words)
+        if found:
+            return found
+    return None
+
+
+def _first_target(words: list[str]) -> str | None:
     skip = False
+    factory = False
     for word in words:
         if skip:
             skip = False
@@ -63,10 +79,13 @@ def target_from_command(command: str | None) -> str | None:
         if word in _VALUE_OPTIONS:
             skip = True
             continue
+        if word == "--call":  # waitress-serve --call module:create_app
+            factory = True
+            continue
         if word.startswith("-"):
             continue
         if _TARGET.match(word):
-            return word
+            return f"{word}()" if factory and "(" not in word else word
     return None
 
 
@@ -79,13 +98,17 @@ def _detect_target(root: Path) -> str | None:
 
 
 def find_target(ctx: Context, source: EnvSource) -> str | None:
-    from_command = target_from_command(source.command)
+    from_command = target_from_command(source.command, source.env)
     if from_command:
         return from_command
     # gunicorn started some other way (an entrypoint script, a config's wsgi_app)
     for setup in gunicorn_setups(ctx):
-        if setup.target and _TARGET.match(setup.target):
-            return setup.target
+        target = expand(setup.target, {**setup.env, **source.env}) if setup.target else None
+        if target and _TARGET.match(target):
+            return target
+    for granian in granian_setups(ctx):
+        if granian.app_target and _TARGET.match(granian.app_target):
+            return granian.app_target
     if ctx.spec is not None:
         return ctx.spec.app.target
     return _detect_target(ctx.root)

@@ -238,7 +238,7 @@ def _from_compose(ctx: Context) -> EnvSource | None:
         env=env,
         description=f"{ctx.relative(path)} service {name}{suffix}",
         known=known,
-        command=" ".join(command) if isinstance(command, list) else command,
+        command=shlex.join(str(w) for w in command) if isinstance(command, list) else command,
         command_file=ctx.relative(path),
     )
 
@@ -255,17 +255,9 @@ def dockerfile_env_and_cmd(ctx: Context) -> tuple[dict[str, str], str | None]:
     stage = parsed.final
     if stage is None:
         return env, None
-    for instruction in stage.find("ENV"):
-        try:
-            tokens = shlex.split(instruction.value)
-        except ValueError:
-            continue
-        if tokens and "=" not in tokens[0] and len(tokens) >= 2:  # legacy ENV KEY value
-            env[tokens[0]] = " ".join(tokens[1:])
-        else:
-            env.update(tuple(t.split("=", 1)) for t in tokens if "=" in t)  # type: ignore[misc]
+    env.update(parsed.env())
     command = parsed.command()
-    return env, " ".join(command.argv()) if command is not None else None
+    return env, shlex.join(command.argv()) if command is not None else None
 
 
 def production_env(ctx: Context, env_file: Path | None = None) -> EnvSource:

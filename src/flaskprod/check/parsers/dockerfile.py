@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,28 @@ class Dockerfile:
     def instructions(self) -> list[Instruction]:
         return [*self.preamble, *(i for s in self.stages for i in s.instructions)]
 
+    def env(self) -> dict[str, str]:
+        """The final stage's environment as the image has it: every ``ENV`` (both
+        forms), with ``$VAR``/``${VAR}``/``${VAR:-default}`` expanded from the ``ARG``
+        defaults (global ones redeclared in the stage, and the stage's own) and the
+        earlier ``ENV`` values, as the builder does when no ``--build-arg`` is given."""
+        final = self.final
+        if final is None:
+            return {}
+        global_args = _assignments(self.preamble, "ARG", {})
+        scope: dict[str, str] = {}
+        env: dict[str, str] = {}
+        for instruction in final.instructions:
+            if instruction.name == "ARG":
+                for key, value in _pairs(instruction.value, "ARG"):
+                    default = global_args.get(key) if value is None else value
+                    if default is not None:
+                        scope[key] = expand(default, scope)
+            elif instruction.name == "ENV":
+                for key, value in _pairs(instruction.value, "ENV"):
+                    env[key] = scope[key] = expand(value or "", scope)
+        return env
+
     def command(self) -> Instruction | None:
         """What the final image runs: its last ENTRYPOINT + CMD (ENTRYPOINT wins as
         the program; a CMD after it is its arguments)."""
@@ -86,6 +109,53 @@ class Dockerfile:
         if entry and cmd:
             return Instruction("ENTRYPOINT", json.dumps(entry.argv() + cmd.argv()), entry.line)
         return entry or cmd
+
+
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_]\w*))")
+
+
+def expand(text: str, scope: dict[str, str]) -> str:
+    """Docker's substitution: ``$X``, ``${X}``, ``${X:-default}``, ``${X:+alt}``."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(4)
+        operator, word = match.group(2), match.group(3) or ""
+        value = scope.get(name)
+        if operator in (":-", "-"):
+            return value if value or (operator == "-" and value is not None) else word
+        if operator in (":+", "+"):
+            return word if value else ""
+        return value if value is not None else ""
+
+    return _VARIABLE.sub(one, text)
+
+
+def _pairs(value: str, name: str) -> list[tuple[str, str | None]]:
+    """``KEY=v K2="x y"`` (or the legacy ``ENV KEY value``) as (key, value) pairs;
+    an ``ARG NAME`` without a default gives (NAME, None)."""
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    if name == "ENV" and len(words) >= 2 and "=" not in words[0]:
+        return [(words[0], value.strip()[len(words[0]) :].strip().strip("\"'"))]
+    pairs: list[tuple[str, str | None]] = []
+    for word in words:
+        key, sep, val = word.partition("=")
+        pairs.append((key, val if sep else None))
+    return pairs
+
+
+def _assignments(
+    instructions: list[Instruction], name: str, scope: dict[str, str]
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for instruction in instructions:
+        if instruction.name == name:
+            for key, value in _pairs(instruction.value, name):
+                if value is not None:
+                    found[key] = expand(value, {**scope, **found})
+    return found
 
 
 def parse_dockerfile_text(path: Path, text: str) -> Dockerfile:

@@ -15,6 +15,7 @@ from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
 from flaskprod.check.parsers.gunicorn import split_command
+from flaskprod.check.parsers.shell import unwrap
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -71,6 +72,14 @@ class GranianSetup:
         return value
 
     @property
+    def app_target(self) -> str | None:
+        """The target as an import expression: ``--factory app:create_app`` is the
+        factory, called (``app:create_app()``), as granian calls it."""
+        if self.target and self.setting("--factory") is True and "(" not in self.target:
+            return f"{self.target}()"
+        return self.target
+
+    @property
     def interface(self) -> str:
         value = self.setting("--interface")
         return value if isinstance(value, str) else "rsgi"  # granian's default
@@ -89,8 +98,16 @@ class GranianSetup:
         ]
 
 
-def find_granian(words: list[str]) -> tuple[list[str], bool] | None:
+def find_granian(words: list[str] | tuple[str, ...]) -> tuple[list[str], bool] | None:
     """granian's arguments inside a command, and whether flaskprod.serve starts it."""
+    for command in unwrap(words):
+        found = _granian_args(list(command.argv))
+        if found is not None:
+            return found
+    return None
+
+
+def _granian_args(words: list[str]) -> tuple[list[str], bool] | None:
     for index, word in enumerate(words):
         if PurePosixPath(word).name == "granian":
             return words[index + 1 :], False
@@ -157,10 +174,7 @@ def _build(ctx: Context) -> list[GranianSetup]:
         final = dockerfile.final
         if instruction is None or final is None:
             continue
-        env = dict(ctx.env)
-        for env_line in final.find("ENV"):
-            for key, _, value in (p.partition("=") for p in split_command(env_line.value)):
-                env[key] = value
+        env = {**ctx.env, **dockerfile.env()}
         setup = _setup(
             "dockerfile", instruction.argv(), dockerfile.path, instruction.line, True, env
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import operator
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
+from flaskprod.check.parsers.shell import command_words, commands, tokens, unwrap
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -234,36 +234,36 @@ _OTHER_SWITCHES = {
 _INT_SETTINGS = {"workers", "threads", "timeout", "graceful_timeout", "keepalive", "max_requests"}
 
 
-def find_gunicorn(words: list[str]) -> list[str] | None:
+def find_gunicorn(words: list[str] | tuple[str, ...]) -> list[str] | None:
     """The gunicorn argv inside a command (after env, exec, sh -c, python -m)."""
+    for command in unwrap(words):
+        found = _gunicorn_args(command.argv)
+        if found is not None:
+            return found
+    return None
+
+
+def _gunicorn_args(words: tuple[str, ...]) -> list[str] | None:
     for index, word in enumerate(words):
         base = PurePosixPath(word).name
         if base == "gunicorn" or (
             base.startswith("gunicorn") and base[8:].replace(".", "").isdigit()
         ):
-            return words[index + 1 :]
+            return list(words[index + 1 :])
         if word == "-m" and index + 1 < len(words) and words[index + 1] == "gunicorn":
-            return words[index + 2 :]
-        if " " in word and "gunicorn" in word:  # sh -c "... gunicorn ..."
-            inner = split_command(word)
-            found = find_gunicorn(inner)
-            if found is not None:
-                return found
+            return list(words[index + 2 :])
     return None
 
 
+#: Words that name an app server: the command of a launcher that serves the app.
+SERVER_WORDS = ("gunicorn", "granian", "flaskprod.serve", "waitress-serve", "uwsgi")
+
+
 def split_command(text: str) -> list[str]:
-    text = text.replace("\\\n", " ")
-    try:
-        words = shlex.split(text, comments=False)
-    except ValueError:
-        words = text.split()
-    out: list[str] = []
-    for word in words:  # stop at shell separators: the gunicorn part is one command
-        if word in ("&&", "||", ";", "|") and any("gunicorn" in w for w in out):
-            break
-        out.append(word)
-    return out
+    """The app server's command in shell ``text`` (continuations joined, ``exec``,
+    ``VAR=x`` and ``sh -c`` unwrapped; of ``a && b``, the command that runs a server,
+    else the last one)."""
+    return command_words(text, SERVER_WORDS)
 
 
 def parse_flags(args: list[str], file: Path, line: int) -> tuple[dict[str, Setting], str | None]:
@@ -423,12 +423,26 @@ def _from_script(
     if script is None:
         return None
     text, _ = read_text(script)
-    for number, raw in enumerate((text or "").splitlines(), start=1):
-        if raw.lstrip().startswith("#") or "gunicorn" not in raw:
-            continue
-        args = find_gunicorn(split_command(raw))
+    for command in commands(text or ""):
+        args = find_gunicorn(command.argv)
         if args is not None:
-            return args, script, number
+            return args, script, command.line
+    return None
+
+
+def _config_file(ctx: Context, value: str, bases: list[str]) -> Path | None:
+    """The file of ``-c FILE`` or of ``-c python:package.module`` (a module gunicorn
+    imports from its working directory: looked up under the project and its bases)."""
+    if not value.startswith("python:"):
+        return _to_project(ctx, value, bases)
+    module = value.removeprefix("python:").strip()
+    parts = module.split(".")
+    if not module or not all(part.isidentifier() for part in parts):
+        return None
+    for relative in (Path(*parts).with_suffix(".py"), Path(*parts) / "__init__.py"):
+        found = _to_project(ctx, relative.as_posix(), bases)
+        if found is not None:
+            return found
     return None
 
 
@@ -453,8 +467,7 @@ def _setup_from_command(
     config_value = flags.get("config")
     config_path: Path | None = None
     if config_value is not None and isinstance(config_value.value, str):
-        if not config_value.value.startswith("python:"):
-            config_path = _to_project(ctx, config_value.value, bases)
+        config_path = _config_file(ctx, config_value.value, bases)
     else:
         config_path = next(
             (p for p in ctx.of_kind("gunicorn") if p.name == "gunicorn.conf.py"), None
@@ -465,7 +478,7 @@ def _setup_from_command(
     # gunicorn's order: config file, then GUNICORN_CMD_ARGS, then the command line.
     env_args = env.get("GUNICORN_CMD_ARGS", "")
     if env_args.strip():
-        env_flags, _ = parse_flags(split_command(env_args), file, line)
+        env_flags, _ = parse_flags(tokens(env_args), file, line)
         setup.settings.update(env_flags)
     setup.settings.update(flags)
     if setup.target is None and isinstance(setup.get("wsgi_app"), str):
@@ -539,10 +552,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         if instruction is None or final is None:
             continue
         workdirs = [i.value for i in final.find("WORKDIR")]
-        env = dict(ctx.env)
-        for env_line in final.find("ENV"):
-            for key, _, value in (p.partition("=") for p in split_command(env_line.value)):
-                env[key] = value
+        env = {**ctx.env, **dockerfile.env()}
         launch = (instruction.argv(), dockerfile.path, instruction.line, [*workdirs, *bases], env)
         setup = _setup_from_command(ctx, "dockerfile", *launch[:3], True, *launch[3:])
         if setup:

@@ -10,8 +10,8 @@ from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import Dockerfile, Instruction, parse_dockerfiles
-from flaskprod.check.parsers.gunicorn import split_command
 from flaskprod.check.parsers.proxy import PROXY_IMAGES
+from flaskprod.check.parsers.shell import tokens
 
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|_KEY$)", re.I)
 #: Values that are obviously not secrets (empty, placeholders, interpolations).
@@ -303,7 +303,7 @@ def baked_secret(ctx: Context) -> Iterator[Finding]:
         for instruction in dockerfile.instructions():
             if instruction.name not in ("ARG", "ENV"):
                 continue
-            words = split_command(instruction.value)
+            words = tokens(instruction.value)
             pairs = [w.partition("=") for w in words]
             if instruction.name == "ENV" and len(words) >= 2 and "=" not in words[0]:
                 pairs = [(words[0], "=", " ".join(words[1:]))]  # legacy 'ENV KEY value'

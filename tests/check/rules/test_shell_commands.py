@@ -1,0 +1,149 @@
+"""The shell-aware reading of launcher command lines (check/parsers/shell.py), and the
+false positives it removes from real projects' launchers (issue #12, item 13)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy_helpers import check, context, ids, write
+
+from flaskprod.check.app_loader import target_from_command
+from flaskprod.check.parsers.granian import granian_setups
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.parsers.shell import commands, logical_lines, unwrap
+
+
+def argvs(text: str) -> list[list[str]]:
+    return [list(c.argv) for c in commands(text)]
+
+
+def test_line_continuations_join_and_are_never_arguments() -> None:
+    text = "exec gunicorn 'CTFd:create_app()' \\\n    --bind '0.0.0.0:8000' \\\n    -k gevent\n"
+    assert logical_lines(text) == [
+        (1, "exec gunicorn 'CTFd:create_app()'      --bind '0.0.0.0:8000'      -k gevent")
+    ]
+    assert argvs(text) == [
+        ["gunicorn", "CTFd:create_app()", "--bind", "0.0.0.0:8000", "-k", "gevent"]
+    ]
+
+
+def test_separators_newlines_prefixes_and_redirections() -> None:
+    text = (
+        "#!/bin/sh\nset -e  # strict\n"
+        "FLASK_APP=wsgi.py flask db upgrade && echo 'done; ok' >> /tmp/log 2>&1\n"
+        "while true; do sleep 1; done\n"
+        "env -i PATH=/bin WEB_CONCURRENCY=3 nohup gunicorn wsgi:app | tee out\n"
+    )
+    found = commands(text)
+    assert [list(c.argv) for c in found] == [
+        ["set", "-e"],
+        ["flask", "db", "upgrade"],
+        ["echo", "done; ok"],
+        ["true"],
+        ["sleep", "1"],
+        ["gunicorn", "wsgi:app"],
+        ["tee", "out"],
+    ]
+    assert found[1].env == {"FLASK_APP": "wsgi.py"} and found[1].line == 3
+    assert found[5].env == {"PATH": "/bin", "WEB_CONCURRENCY": "3"} and found[5].line == 5
+
+
+def test_sh_c_is_read_as_its_script() -> None:
+    inner = unwrap(["/bin/sh", "-ec", "flask db upgrade; exec gunicorn -w 3 wsgi:app"])
+    assert [list(c.argv) for c in inner] == [
+        ["flask", "db", "upgrade"],
+        ["gunicorn", "-w", "3", "wsgi:app"],
+    ]
+
+
+def test_a_quote_left_open_spans_lines() -> None:
+    assert argvs("sh -c 'flask db upgrade\nexec gunicorn wsgi:app'\necho after\n") == [
+        ["flask", "db", "upgrade"],
+        ["gunicorn", "wsgi:app"],
+        ["echo", "after"],
+    ]
+
+
+def test_targets_from_commands() -> None:
+    assert target_from_command("gunicorn -b :5000 --access-logfile - microblog:app") == (
+        "microblog:app"
+    )
+    # granian calls a --factory: the target is the factory's result
+    granian = (
+        "python -m flaskprod.serve --interface wsgi --uds /run/a.sock --factory app:create_app"
+    )
+    assert target_from_command(granian) == "app:create_app()"
+    assert target_from_command("granian --interface wsgi app:app") == "app:app"
+    assert target_from_command("waitress-serve --port 8000 --call 'hello:create_app'") == (
+        "hello:create_app()"
+    )
+    # a variable set by the Dockerfile's ENV (itself from an ARG)
+    assert target_from_command('gunicorn "${APP}:app"', {"APP": "hello.app"}) == "hello.app:app"
+    assert target_from_command("flask db upgrade; gunicorn 'w:create_app()' \\\n -w 2") == (
+        "w:create_app()"
+    )
+
+
+def test_a_boot_script_with_continuations_is_not_misread(tmp_path: Path) -> None:
+    """CTFd's docker-entrypoint.sh: gunicorn's flags on continued lines. Read a line
+    at a time, the target was '\\' (GUN002 'no module') and the bind was lost (NGX002)."""
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM python:3.11-slim\nCOPY . /opt/app\n"
+            'ENTRYPOINT ["/opt/app/start.sh"]\n',
+            "start.sh": "#!/bin/sh\nset -eo pipefail\nflask db upgrade\n"
+            "exec gunicorn 'wsgi:create_app()' \\\n"
+            "    --bind '0.0.0.0:8000' \\\n"
+            "    --workers 3 \\\n"
+            "    --access-logfile -\n",
+            "wsgi.py": "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n",
+            "nginx/site.conf": "server { listen 80; "
+            "location / { proxy_pass http://127.0.0.1:8000; } }",
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.target, setup.binds, setup.workers, setup.line) == (
+        "wsgi:create_app()",
+        ["0.0.0.0:8000"],
+        3,
+        4,
+    )
+    assert not {"GUN002", "NGX002", "GUN006"} & ids(check(tmp_path))
+
+
+def test_a_python_module_config_and_gevent_workers(tmp_path: Path) -> None:
+    """-c python:config.gunicorn is a module of the project: its workers and worker
+    class count (no GUN006 'single sync worker')."""
+    write(
+        tmp_path,
+        {
+            "Procfile": "web: gunicorn -c python:config.gunicorn 'wsgi:create_app()'\n",
+            "config/__init__.py": "",
+            "config/gunicorn.py": "import multiprocessing\n"
+            "workers = multiprocessing.cpu_count() * 2 + 1\nworker_class = 'gevent'\n",
+            "wsgi.py": "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n",
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert setup.config is not None and setup.config.path.name == "gunicorn.py"
+    assert setup.worker_class == "gevent"
+    assert "GUN006" not in ids(check(tmp_path))
+    # -k gevent on the command line, one worker: one cooperative worker is not "sync"
+    write(tmp_path, {"Procfile": "web: gunicorn --worker-class gevent -w 1 wsgi:create_app()\n"})
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert setup.worker_class == "gevent"
+    assert "GUN006" not in ids(check(tmp_path))
+
+
+def test_granian_factory_after_init(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "deploy/app.service": "[Service]\nExecStart=/srv/a/.venv/bin/python -m "
+            "flaskprod.serve --interface wsgi --uds /run/a/granian.sock \\\n"
+            "  --respawn-failed-workers --factory app:create_app\n",
+        },
+    )
+    (setup,) = granian_setups(context(tmp_path))
+    assert (setup.target, setup.app_target) == ("app:create_app", "app:create_app()")
