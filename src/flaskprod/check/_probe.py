@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import datetime
+import importlib.abc
+import importlib.util
 import inspect
 import io
 import json
@@ -253,6 +255,84 @@ def _disarm_run() -> None:
     flask.Flask.run = run  # type: ignore[method-assign,assignment]
 
 
+#: Database drivers that connect from C (libpq, libmysqlclient), past Python's socket:
+#: module -> its attributes that open a connection.
+_C_DRIVERS = {
+    "psycopg2": ("connect",),
+    "psycopg": ("connect",),
+    "MySQLdb": ("connect", "Connect"),
+}
+
+
+class _DriverGuard(importlib.abc.MetaPathFinder):
+    """Once a C database driver is imported, its connect functions refuse (for when the
+    probe cannot run in a network namespace: see flaskprod.check.offline)."""
+
+    def __init__(self, refuse: Any) -> None:
+        self.refuse = refuse
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in _C_DRIVERS:
+            return None
+        sys.meta_path.remove(self)  # find the real module with the other finders
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, refuse = spec.loader, self.refuse
+        real_exec = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            real_exec(module)
+            for attribute in _C_DRIVERS[name]:
+                if hasattr(module, attribute):
+                    setattr(module, attribute, refuse)
+            connection = getattr(module, "Connection", None)
+            if name == "psycopg" and connection is not None:
+                connection.connect = classmethod(refuse)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+class NoNetwork(ConnectionRefusedError):
+    """What a connection attempt meets while the app is judged."""
+
+
+def _offline() -> None:
+    """No connection leaves this process while the app is judged: production's hosts
+    (a compose service name like ``cache``, a database) are not this machine's, and a
+    placeholder URL must never reach whatever listens on localhost here. Every
+    connect and name lookup fails at once, as with the network unplugged; a Unix
+    socket stays allowed (syslog's /dev/log), but not a TCP one."""
+    import socket
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise NoNetwork("flaskprod check imports the app offline: no network connection")
+
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family != getattr(socket, "AF_UNIX", None):
+            refuse()
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family != getattr(socket, "AF_UNIX", None):
+            refuse()
+        return real_connect_ex(self, address)
+
+    sys.meta_path.insert(0, _DriverGuard(refuse))
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
+        setattr(socket, name, refuse)
+    socket.create_connection = refuse
+
+
 def _is_module(folder: pathlib.Path, name: str) -> bool:
     return (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
 
@@ -268,6 +348,7 @@ def main() -> int:
     source = pathlib.Path(project, "src")
     if not _is_module(pathlib.Path(project), top) and _is_module(source, top):
         sys.path.insert(1, str(source))
+    _offline()
     _disarm_run()
     tee = _Tee(sys.stderr)
     sys.stderr = tee

@@ -24,6 +24,7 @@ from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
+from flaskprod.check.offline import offline_prefix
 from flaskprod.check.parsers.dockerfile import expand
 from flaskprod.check.parsers.granian import find_granian, granian_setups
 from flaskprod.check.parsers.granian import parse_flags as parse_granian_flags
@@ -155,6 +156,7 @@ def probe(
             # Own session, so that whatever the app spawns at import is stopped with it.
             process = subprocess.Popen(
                 [
+                    *offline_prefix(),
                     interpreter,
                     str(script),
                     str(root),
