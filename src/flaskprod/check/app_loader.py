@@ -11,6 +11,7 @@ the shell running the check. A refusal to start is a result, not a tool failure.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -123,6 +124,22 @@ def _interpreter(root: Path) -> str:
     return sys.executable
 
 
+def cannot_execute(program: str) -> str | None:
+    """Why the kernel would refuse to run ``program`` (as execve's strerror), or None.
+    Asked before starting it: under ``unshare`` a refused exec is unshare's failure,
+    and its execvp would even run a file that is no program as a shell script."""
+    try:
+        with Path(program).open("rb") as handle:
+            head = handle.read(4)
+    except OSError as error:
+        return error.strerror or str(error)
+    if not os.access(program, os.X_OK):
+        return os.strerror(errno.EACCES)
+    if not head.startswith((b"\x7fELF", b"#!")):
+        return os.strerror(errno.ENOEXEC)
+    return None
+
+
 #: Paths a liveness endpoint commonly has; the spec's health_path is added first.
 LIVENESS_PATHS = ("/health", "/healthz", "/livez", "/health/live", "/ping", "/_health", "/status")
 
@@ -152,6 +169,10 @@ def probe(
     with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
         output = Path(tmp) / "app.json"
         interpreter = _interpreter(root)
+        problem = cannot_execute(interpreter)
+        if problem is not None:
+            # A project's .venv copied from another machine, or not executable.
+            return ProbeResult(None, f"cannot run the project's Python {interpreter}: {problem}")
         try:
             # Own session, so that whatever the app spawns at import is stopped with it.
             process = subprocess.Popen(
