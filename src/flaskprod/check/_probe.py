@@ -96,9 +96,38 @@ def _wsgi_chain(app: Any) -> list[Any]:
     return chain
 
 
-def _view_source(view: Any) -> str:
+#: A hand-written CSRF check: it reads the session, reads a token the request sends
+#: (form field or header), compares the two and refuses (400/403) when they differ.
+_TOKEN_WORDS = ("csrf", "token", "nonce", "xsrf")
+_REQUEST_TOKEN = ("request.form", "request.headers", "request.values", "request.json")
+_REFUSAL = ("abort(403", "abort(400", "Forbidden(", "BadRequest(", ", 403", ", 400")
+_COMPARISON = ("!=", "==", "compare_digest")
+
+
+def _is_csrf_check(source: str) -> bool:
+    lowered = source.lower()
+    return (
+        "session" in source
+        and any(word in lowered for word in _TOKEN_WORDS)
+        and any(marker in source for marker in _REQUEST_TOKEN)
+        and any(marker in source for marker in _COMPARISON)
+        and any(marker in source for marker in _REFUSAL)
+    )
+
+
+def _csrf_hook_scopes(app: Any) -> set[str | None]:
+    """Blueprints (None: the whole app) whose ``before_request`` hooks check a CSRF
+    token by hand (CTFd's nonce, a session token compared with a header)."""
+    scopes: set[str | None] = set()
+    for scope, hooks in app.before_request_funcs.items():
+        if any(_is_csrf_check(_source(hook)) for hook in hooks):
+            scopes.add(scope)
+    return scopes
+
+
+def _source(function: Any) -> str:
     try:
-        return textwrap.dedent(inspect.getsource(inspect.unwrap(view)))
+        return textwrap.dedent(inspect.getsource(inspect.unwrap(function)))
     except (OSError, TypeError):
         return ""
 
@@ -106,11 +135,12 @@ def _view_source(view: Any) -> str:
 def _routes(app: Any) -> list[dict[str, Any]]:
     csrf = app.extensions.get("csrf")
     exempt: set[str] = getattr(csrf, "_exempt_views", set()) or set()
+    hook_scopes = _csrf_hook_scopes(app)
     routes = []
     for url_rule in app.url_map.iter_rules():
         methods = sorted((url_rule.methods or set()) - {"HEAD", "OPTIONS"})
         view = app.view_functions.get(url_rule.endpoint)
-        source = _view_source(view) if view is not None and "POST" in methods else ""
+        source = _source(view) if view is not None and "POST" in methods else ""
         qualified = f"{getattr(view, '__module__', '')}.{getattr(view, '__name__', '')}"
         routes.append(
             {
@@ -121,6 +151,9 @@ def _routes(app: Any) -> list[dict[str, Any]]:
                 # a FlaskForm validates its own CSRF token, CSRFProtect or not
                 "flaskform": "validate_on_submit" in source,
                 "csrf_exempt": qualified in exempt,
+                # a before_request hook of the app, or of the route's blueprint
+                "csrf_hook": None in hook_scopes
+                or url_rule.endpoint.rpartition(".")[0] in hook_scopes,
             }
         )
     return routes
@@ -229,6 +262,23 @@ def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
         "health": health,
         "headers": headers,
     }
+
+
+def _project_files(project: str) -> list[str]:
+    """The project's own Python files loaded by now (relative), not its virtualenv's."""
+    root = pathlib.Path(project).resolve()
+    found = set()
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if not name:
+            continue
+        try:
+            relative = pathlib.Path(name).resolve().relative_to(root)
+        except ValueError:
+            continue
+        if "site-packages" not in relative.parts and relative.parts[0] not in (".venv", "venv"):
+            found.add(relative.as_posix())
+    return sorted(found)
 
 
 def _first_line(text: str) -> str:
@@ -359,6 +409,7 @@ def main() -> int:
             raise TypeError(f"{target} is a {type(app).__name__}, not a Flask app")
         result = describe(app, health_candidates)
         result["run_calls"] = _RUN_CALLS
+        result["files"] = _project_files(project)
     except SystemExit as stop:
         said = _first_line("".join(tee.kept)) or f"exited with status {stop.code}"
         result = {"ok": False, "error": said, "exit": stop.code}

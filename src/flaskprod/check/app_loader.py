@@ -226,6 +226,7 @@ def probe(
         health=data.get("health", {}),
         headers=data.get("headers", {}),
         run_calls=data.get("run_calls", []),
+        files=data.get("files", []),
     )
     return ProbeResult(info, None)
 

@@ -58,6 +58,8 @@ class AppInfo:
     headers: dict[str, str] = field(default_factory=dict)
     #: ``app.run()`` calls reached while importing: [{"host": ..., "port": ..., "debug": ...}]
     run_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: The project's own Python files the import loaded (relative paths).
+    files: list[str] = field(default_factory=list)
 
     @property
     def paths(self) -> list[str]:

@@ -257,6 +257,8 @@ def no_csrf(ctx: Context) -> Iterator[Finding]:
     def protected(route: dict[str, Any]) -> bool:
         if route.get("csrf_exempt"):
             return False
+        if route.get("csrf_hook"):
+            return True  # the app's own before_request compares a session token
         return app.csrf or bool(route.get("flaskform") and form_tokens)
 
     forms = [r for r in app.routes if r.get("form") and not protected(r)]
@@ -473,6 +475,45 @@ def _runs_file_directly(ctx: Context, file: str) -> bool:
 
 
 _PUBLIC_HOSTS = ("0.0.0.0", "::", "[::]")
+#: Files that start the app in production (their commands may run a script).
+_LAUNCHER_KINDS = ("procfile", "dockerfile", "compose", "systemd")
+
+
+def _launchers_text(ctx: Context) -> str:
+    if "app_launchers_text" not in ctx.cache:
+        paths = [p for kind in _LAUNCHER_KINDS for p in ctx.of_kind(kind)]
+        paths += source_files(ctx.root, (".sh",), limit=50)
+        texts = [ctx.read(path) for path in paths]
+        ctx.cache["app_launchers_text"] = "\n".join([*texts, ctx.cache.get("app_target") or ""])
+    text: str = ctx.cache["app_launchers_text"]
+    return text
+
+
+def _imports_module(ctx: Context, module: str, besides: str) -> bool:
+    """Some other project module imports ``module`` (``import run``, ``from run import``)."""
+    pattern = re.compile(
+        rf"^\s*(from\s+{re.escape(module)}\s+import|import\s+{re.escape(module)}\b)", re.MULTILINE
+    )
+    return any(
+        ctx.relative(path) != besides and pattern.search(ctx.read(path))
+        for path in _python_sources(ctx)
+    )
+
+
+def _dev_only_script(ctx: Context, file: str) -> bool:
+    """A development script (``run.py``: ``app.run(debug=True)`` at its top level) that
+    production never runs nor imports: no launcher names it, the app's import did not
+    load it, and (when the app was not imported) no other module imports it."""
+    module = file.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    name = Path(file).name
+    launchers = _launchers_text(ctx)
+    if re.search(rf"(?<![\w.-]){re.escape(name)}\b", launchers) or re.search(
+        rf"(?<![\w.]){re.escape(module)}(:|\s|$)", launchers
+    ):
+        return False
+    if ctx.app is not None:
+        return file not in ctx.app.files
+    return not _imports_module(ctx, module, file)
 
 
 @rule(
@@ -487,7 +528,7 @@ _PUBLIC_HOSTS = ("0.0.0.0", "::", "[::]")
 )
 def run_reachable(ctx: Context) -> Iterator[Finding]:
     for call in run_calls(ctx):
-        if not call.guarded:
+        if not call.guarded and not _dev_only_script(ctx, call.file):
             public = " on all interfaces" if call.host in _PUBLIC_HOSTS else ""
             yield run_reachable.finding(
                 f"app.run(){public} runs whenever the module is imported (also under gunicorn)",

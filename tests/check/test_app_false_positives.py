@@ -1,0 +1,107 @@
+"""App rules on shapes real projects have, which flaskprod once misjudged
+(issue #12, item 13): a hand-written CSRF check, a development-only run script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from project_files import write
+
+from flaskprod.check.model import Finding
+from flaskprod.check.runner import CheckOptions, run_checks
+
+
+def findings(root: Path, select: tuple[str, ...], *, no_import: bool = False) -> list[Finding]:
+    result = run_checks(CheckOptions(root=root, select=select, no_import=no_import))
+    if not no_import:
+        assert result.context.app is not None, result.context.app_error
+    return [f for f in result.findings if f.ignored_reason is None]
+
+
+FORMS = """\
+from flask import Blueprint, Flask, abort, request, session
+
+app = Flask(__name__)
+app.config["SECRET_KEY"] = "k" * 40
+{hook}
+
+@app.post("/login")
+def login():
+    return request.form["name"]
+
+admin = Blueprint("admin", __name__)
+
+@admin.post("/admin/post")
+def post():
+    return request.form["text"]
+
+{admin_hook}
+app.register_blueprint(admin)
+"""
+#: CTFd's shape: a session nonce compared with the form's or a header's, abort(403).
+CSRF_HOOK = """\
+@{owner}.before_request
+def csrf():
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    expected = session.get("nonce")
+    sent = request.form.get("nonce") or request.headers.get("CSRF-Token")
+    if not expected or expected != sent:
+        abort(403)
+"""
+#: A hook that only logs: no protection.
+LOG_HOOK = """\
+@app.before_request
+def log():
+    print(request.path, session.get("user"))
+"""
+
+
+def test_a_hand_written_csrf_check_protects_form_routes(tmp_path: Path) -> None:
+    write(tmp_path, {"app.py": FORMS.format(hook=CSRF_HOOK.format(owner="app"), admin_hook="")})
+    assert [f.id for f in findings(tmp_path, ("APP004",))] == []
+
+
+def test_a_blueprint_csrf_hook_protects_only_its_blueprint(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"app.py": FORMS.format(hook=LOG_HOOK, admin_hook=CSRF_HOOK.format(owner="admin"))},
+    )
+    (finding,) = findings(tmp_path, ("APP004",))
+    assert finding.message == "routes take form posts without CSRF protection: /login"
+
+
+DEV_RUN = "from wsgi import app\n\napp.run(debug=True, host='0.0.0.0')\n"
+WSGI = "from flask import Flask\n\napp = Flask(__name__)\n"
+
+
+def test_a_development_run_script_is_not_production(tmp_path: Path) -> None:
+    """run.py only starts the development server; production runs gunicorn wsgi:app
+    and never imports it: APP008 has nothing to say, app imported or not."""
+    write(
+        tmp_path,
+        {"wsgi.py": WSGI, "run.py": DEV_RUN, "Procfile": "web: gunicorn -w 3 wsgi:app\n"},
+    )
+    assert findings(tmp_path, ("APP008",)) == []
+    assert findings(tmp_path, ("APP008",), no_import=True) == []
+
+
+def test_a_run_script_production_imports_or_starts_is_judged(tmp_path: Path) -> None:
+    # wsgi imports the module that calls app.run() at its top level
+    write(
+        tmp_path,
+        {
+            "wsgi.py": WSGI + "import tasks  # noqa\n",
+            "tasks.py": "from wsgi import app\n\napp.run()\n",
+            "Procfile": "web: gunicorn -w 3 wsgi:app\n",
+        },
+    )
+    assert [(f.id, f.file) for f in findings(tmp_path, ("APP008",))] == [("APP008", "tasks.py")]
+    assert [(f.id, f.file) for f in findings(tmp_path, ("APP008",), no_import=True)] == [
+        ("APP008", "tasks.py")
+    ]
+    # a launcher runs the script itself
+    write(tmp_path, {"Procfile": "web: python run.py\n", "run.py": DEV_RUN})
+    assert ("APP008", "run.py") in [
+        (f.id, f.file) for f in findings(tmp_path, ("APP008",), no_import=True)
+    ]
