@@ -1,10 +1,12 @@
-"""App rules on shapes real projects have, which flaskprod once misjudged
-(issue #12, item 13): a hand-written CSRF check, a development-only run script."""
+"""Rules on shapes real projects have, which flaskprod once misjudged (issue #12,
+item 13): a hand-written CSRF check, a development-only run script, committed env
+templates, one-shot compose services."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from check_helpers import git_repo
 from project_files import write
 
 from flaskprod.check.model import Finding
@@ -105,3 +107,65 @@ def test_a_run_script_production_imports_or_starts_is_judged(tmp_path: Path) -> 
     assert ("APP008", "run.py") in [
         (f.id, f.file) for f in findings(tmp_path, ("APP008",), no_import=True)
     ]
+
+
+def test_env_templates_with_placeholders_may_be_committed(tmp_path: Path) -> None:
+    """testdrivenio's .env.prod-sample is a template: committed on purpose."""
+    write(
+        tmp_path,
+        {
+            "app.py": WSGI,
+            ".env.prod-sample": "DATABASE_URL=postgresql://hello_flask:hello_flask@db/x\n"
+            "POSTGRES_PASSWORD=hello_flask\nSECRET_KEY=change_me\n",
+            "env.template": "SECRET_KEY=<your secret>\n",
+        },
+    )
+    git_repo(tmp_path, [".env.prod-sample", "env.template"])
+    assert findings(tmp_path, ("PRJ001",), no_import=True) == []
+    # ...unless one holds what looks like a real secret
+    write(tmp_path, {".env.prod-sample": "SECRET_KEY=9f8e7d6c5b4a39281706f5e4d3c2b1a0Zq\n"})
+    (finding,) = findings(tmp_path, ("PRJ001",), no_import=True)
+    assert finding.file == ".env.prod-sample" and "SECRET_KEY" in finding.message
+
+
+COMPOSE = """\
+services:
+  web:
+    build: .
+    command: gunicorn -w 3 wsgi:app
+    restart: unless-stopped
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+  migrate:
+    build: .
+    command: flask db upgrade
+  seed:
+    build: .
+    command: ["python", "manage.py", "seed_db"]
+    restart: no
+  init:
+    build: .
+    command: sh -c "echo prepared"
+{extra}
+"""
+
+
+def test_one_shot_compose_services_need_no_restart_policy(tmp_path: Path) -> None:
+    write(tmp_path, {"wsgi.py": WSGI, "compose.yaml": COMPOSE.format(extra="")})
+    # 'init' has no command of a job, but web waits for it to complete
+    write(
+        tmp_path,
+        {
+            "compose.yaml": COMPOSE.format(extra="").replace(
+                "      migrate:\n",
+                "      init:\n        condition: service_completed_successfully\n      migrate:\n",
+            )
+        },
+    )
+    assert findings(tmp_path, ("CMP005",), no_import=True) == []
+    # a long-running service without a policy is still reported
+    extra = "  worker:\n    build: .\n    command: rq worker tasks\n"
+    write(tmp_path, {"compose.yaml": COMPOSE.format(extra=extra)})
+    (finding,) = findings(tmp_path, ("CMP005",), no_import=True)
+    assert finding.message.startswith("'init', 'worker' are not restarted")
