@@ -169,3 +169,38 @@ def test_one_shot_compose_services_need_no_restart_policy(tmp_path: Path) -> Non
     write(tmp_path, {"compose.yaml": COMPOSE.format(extra=extra)})
     (finding,) = findings(tmp_path, ("CMP005",), no_import=True)
     assert finding.message.startswith("'init', 'worker' are not restarted")
+
+
+MICROBLOG_LIKE = {
+    # microblog's shape: a package with a factory, the key from config.py with a
+    # placeholder fallback; after init a systemd unit reads an env file on the server
+    "app/__init__.py": "from flask import Flask\nfrom config import Config\n\n"
+    "def create_app(config_class=Config):\n"
+    "    app = Flask(__name__)\n    app.config.from_object(config_class)\n    return app\n",
+    "config.py": "import os\n\nclass Config:\n"
+    "    SECRET_KEY = os.environ.get('SECRET_KEY') or 'you-will-never-guess'\n",
+    "deploy/systemd/mb.service": "[Service]\nEnvironmentFile=/etc/mb/mb.env\n"
+    "ExecStart=/srv/mb/.venv/bin/python -m flaskprod.serve --interface wsgi \\\\\n"
+    "  --uds /run/mb/granian.sock --factory app:create_app\n",
+    "deploy/.env.example": "SECRET_KEY=\nFLASKPROD_ENV=production\n",
+}
+
+
+def test_a_placeholder_fallback_secret_survives_a_stand_in_environment(tmp_path: Path) -> None:
+    """After init the key lives on the server (a stand-in here): the factory is called,
+    and the code's own placeholder fallback is still critical (APP002)."""
+    write(tmp_path, MICROBLOG_LIKE)
+    result = run_checks(CheckOptions(root=tmp_path, select=("APP002",)))
+    assert result.context.app is not None, result.context.app_error
+    assert result.context.app.target == "app:create_app()"
+    (finding,) = [f for f in result.findings if f.id == "APP002"]
+    assert (finding.level.name, finding.file, finding.line) == ("CRITICAL", "config.py", 4)
+    assert "'you-will-never-guess'" in finding.message
+    # a fallback that is no placeholder (or none at all) is not reported
+    write(
+        tmp_path,
+        {"config.py": "import os\n\nclass Config:\n    SECRET_KEY = os.environ['SECRET_KEY']\n"},
+    )
+    assert [
+        f.id for f in run_checks(CheckOptions(root=tmp_path, select=("APP002",))).findings
+    ] == []

@@ -174,7 +174,18 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
         keys += [(f"SECRET_KEY_FALLBACKS[{i}]", v) for i, v in enumerate(fallbacks)]
     for name, value in keys:
         if isinstance(value, str) and value in stand_ins:
-            continue  # a stand-in for a value that lives on the server: not ours to judge
+            # A stand-in for a value that lives on the server: not ours to judge; but a
+            # placeholder the code falls back to when it is missing is in the project.
+            fallback = _secret_fallback(ctx) if name == "SECRET_KEY" else None
+            if fallback is not None:
+                literal, file, line = fallback
+                yield weak_secret.finding(
+                    f"SECRET_KEY falls back to the placeholder {literal!r} when production's "
+                    "environment does not set it",
+                    file=file,
+                    line=line,
+                )
+            continue
         problem = secret_problem(value)
         if problem == "is not set" and not ctx.env_known:
             # Production's environment is on the server: it may well set it there.
@@ -187,6 +198,52 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
         elif problem:
             level = Level.CRITICAL if problem in ("is not set", "is a placeholder") else Level.ERROR
             yield weak_secret.finding(f"{name} {problem}", level=level, file=app_file(ctx))
+
+
+_GETENV = ("os.environ.get", "environ.get", "os.getenv", "getenv")
+
+
+def _env_default(node: ast.AST, name: str) -> str | None:
+    """The literal a read of environment variable ``name`` falls back to:
+    ``os.environ.get(NAME) or "x"``, ``os.environ.get(NAME, "x")``, ``os.getenv(NAME, "x")``."""
+
+    def reads(call: ast.AST) -> bool:
+        return (
+            isinstance(call, ast.Call)
+            and ast.unparse(call.func) in _GETENV
+            and bool(call.args)
+            and isinstance(call.args[0], ast.Constant)
+            and call.args[0].value == name
+        )
+
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and reads(node.values[0]):
+        last = node.values[-1]
+        if isinstance(last, ast.Constant) and isinstance(last.value, str):
+            return last.value
+    if reads(node):
+        assert isinstance(node, ast.Call)
+        default = node.args[1] if len(node.args) > 1 else None
+        if isinstance(default, ast.Constant) and isinstance(default.value, str):
+            return default.value
+    return None
+
+
+def _secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
+    """A placeholder SECRET_KEY the project's code falls back to (microblog's
+    ``os.environ.get('SECRET_KEY') or 'you-will-never-guess'``): literal, file, line."""
+    for path in _python_sources(ctx):
+        text = ctx.read(path)
+        if "SECRET_KEY" not in text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            literal = _env_default(node, "SECRET_KEY")
+            if literal and secret_problem(literal) is not None:  # "" fails loudly instead
+                return literal, ctx.relative(path), getattr(node, "lineno", 1)
+    return None
 
 
 # -- APP003 ----------------------------------------------------------------------------
