@@ -116,12 +116,39 @@ def find_target(ctx: Context, source: EnvSource) -> str | None:
     return _detect_target(ctx.root)
 
 
-def _interpreter(root: Path) -> str:
-    for venv in (".venv", "venv", "env"):
-        candidate = root / venv / "bin" / "python"
-        if candidate.is_file():
-            return str(candidate)
+def _interpreter(*roots: Path) -> str:
+    """The project's own Python (its virtualenv in the first of ``roots`` that has one),
+    else the one running flaskprod."""
+    for root in roots:
+        for venv in (".venv", "venv", "env"):
+            candidate = root / venv / "bin" / "python"
+            if candidate.is_file():
+                return str(candidate)
     return sys.executable
+
+
+def _has_module(folder: Path, top: str) -> bool:
+    return (
+        (folder / f"{top}.py").is_file()
+        or (folder / top).is_dir()
+        or (folder / "src" / top).is_dir()
+        or (folder / "src" / f"{top}.py").is_file()
+    )
+
+
+def import_root(ctx: Context, target: str) -> Path:
+    """The folder the app is imported from: the project root, or the folder the app
+    server runs in when the code lives in a subfolder (flask-on-docker's services/web,
+    a compose service's build context, a Dockerfile's folder)."""
+    top = target.partition(":")[0].split(".")[0]
+    if _has_module(ctx.root, top):
+        return ctx.root
+    sources = [s.source for s in gunicorn_setups(ctx) if s.source is not None]
+    sources += [d.parent for d in ctx.of_kind("dockerfile")]
+    for folder in dict.fromkeys(sources):
+        if folder.is_relative_to(ctx.root.resolve()) and _has_module(folder, top):
+            return folder
+    return ctx.root
 
 
 def cannot_execute(program: str) -> str | None:
@@ -159,8 +186,10 @@ def probe(
     env: dict[str, str],
     timeout: float = PROBE_TIMEOUT,
     health_paths: tuple[str, ...] = LIVENESS_PATHS,
+    project: Path | None = None,
 ) -> ProbeResult:
-    """Import ``target`` in a subprocess under ``env`` and describe the app."""
+    """Import ``target`` from ``root`` in a subprocess under ``env`` and describe the
+    app; ``project`` (when ``root`` is a subfolder of it) may hold the virtualenv."""
     clean = {key: os.environ[key] for key in _PASS_THROUGH if key in os.environ}
     clean.update(env)
     clean.setdefault("FLASKPROD_ENV", "production")
@@ -168,7 +197,7 @@ def probe(
     script = Path(__file__).with_name("_probe.py")
     with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
         output = Path(tmp) / "app.json"
-        interpreter = _interpreter(root)
+        interpreter = _interpreter(root, *([project] if project else []))
         problem = cannot_execute(interpreter)
         if problem is not None:
             # A project's .venv copied from another machine, or not executable.
@@ -244,7 +273,12 @@ def load_app(ctx: Context, source: EnvSource) -> None:
         ctx.app_error = "no Flask app found (no gunicorn target, spec or app module)"
         return
     paths = tuple(dict.fromkeys([*_spec_health(ctx), *LIVENESS_PATHS]))
-    result = probe(ctx.root, target, source.env, health_paths=paths)
+    root = import_root(ctx, target)
+    ctx.cache["app_root"] = root
+    if root == ctx.root:
+        result = probe(root, target, source.env, health_paths=paths)
+    else:
+        result = probe(root, target, source.env, health_paths=paths, project=ctx.root)
     if result.info is None:
         ctx.app_error = result.error
         return

@@ -35,10 +35,11 @@ def app_file(ctx: Context) -> str | None:
     if not target:
         return None
     module = str(target).partition(":")[0].replace(".", "/")
+    root: Path = ctx.cache.get("app_root") or ctx.root  # a subfolder (services/web)
     for base in ("", "src/"):  # the src layout keeps the package in src/
         for candidate in (f"{base}{module}.py", f"{base}{module}/__init__.py"):
-            if (ctx.root / candidate).is_file():
-                return candidate
+            if (root / candidate).is_file():
+                return ctx.relative(root / candidate)
     return None
 
 
