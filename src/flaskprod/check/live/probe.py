@@ -129,8 +129,11 @@ class Prober:
     def __init__(self, settings: ProbeSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
         self.client = client
-        self.base = settings.url.rstrip("/")
         parts = urlsplit(settings.url)
+        # Paths (health, the debugger, a missing page) are the site's, from its origin:
+        # --url https://host/auth/login probes that page, and /health, not
+        # /auth/login/health.
+        self.base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self.host = parts.hostname or "localhost"
         self.port = parts.port or 443
         self._home: asyncio.Future[dict[str, Any]] | None = None
