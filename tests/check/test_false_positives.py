@@ -204,3 +204,39 @@ def test_a_placeholder_fallback_secret_survives_a_stand_in_environment(tmp_path:
     assert [
         f.id for f in run_checks(CheckOptions(root=tmp_path, select=("APP002",))).findings
     ] == []
+
+
+#: nickjj/docker-flask-example's shape: ARG defaults expanded in ENV, an entrypoint
+#: script that execs the CMD, gunicorn configured by a Python module.
+DOCKER_FLASK_EXAMPLE = {
+    "Dockerfile": "FROM python:3.13-slim AS app\nWORKDIR /app\n"
+    'ARG FLASK_DEBUG="false"\nARG APP_MODULE=hello.app\n'
+    'ENV FLASK_DEBUG="${FLASK_DEBUG}" \\\n    FLASK_APP="${APP_MODULE}" \\\n'
+    '    PYTHONPATH="." \\\n    PATH="${PATH}:/home/python/.local/bin"\n'
+    "COPY . .\n"
+    'ENTRYPOINT ["/app/bin/docker-entrypoint-web"]\n'
+    'CMD ["gunicorn", "-c", "python:config.gunicorn", "hello.app:create_app()"]\n',
+    "bin/docker-entrypoint-web": '#!/bin/bash\nset -e\nexec "$@"\n',
+    "config/__init__.py": "",
+    "config/gunicorn.py": "import multiprocessing\nimport os\n\n"
+    "bind = f\"0.0.0.0:{os.getenv('PORT', '8000')}\"\n"
+    'workers = int(os.getenv("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))\n'
+    'threads = int(os.getenv("PYTHON_MAX_THREADS", 1))\n',
+    "hello/__init__.py": "",
+    "hello/app.py": "import os\n\nfrom flask import Flask\n\n\ndef create_app():\n"
+    "    app = Flask(__name__)\n"
+    '    app.config["DEBUG_FROM_ENV"] = os.environ["FLASK_DEBUG"]\n'
+    '    app.config["APP_FROM_ENV"] = os.environ["FLASK_APP"]\n'
+    "    return app\n",
+}
+
+
+def test_dockerfile_args_reach_env_and_the_app_is_judged(tmp_path: Path) -> None:
+    write(tmp_path, DOCKER_FLASK_EXAMPLE)
+    result = run_checks(CheckOptions(root=tmp_path, select=("APP", "GUN", "DOC")))
+    app = result.context.app
+    assert app is not None, result.context.app_error
+    assert app.target == "hello.app:create_app()"
+    # the ARG defaults, not the literal '${FLASK_DEBUG}'
+    assert (app.config["DEBUG_FROM_ENV"], app.config["APP_FROM_ENV"]) == ("false", "hello.app")
+    assert not {"GUN002", "GUN006", "APP000"} & {f.id for f in result.findings}

@@ -147,3 +147,20 @@ def test_granian_factory_after_init(tmp_path: Path) -> None:
     )
     (setup,) = granian_setups(context(tmp_path))
     assert (setup.target, setup.app_target) == ("app:create_app", "app:create_app()")
+
+
+def test_a_shell_form_cmd_is_read_as_sh_c(tmp_path: Path) -> None:
+    """CMD in shell form runs under /bin/sh -c: its server command is the one judged,
+    not every word of the line (the target was 'done')."""
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM python:3.12-slim\n"
+            "CMD flask db upgrade && \\\n    exec gunicorn -w 3 -b :8000 'wsgi:create_app()' "
+            "&& echo done\n",
+            "wsgi.py": "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n",
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.target, setup.workers, setup.binds) == ("wsgi:create_app()", 3, [":8000"])
+    assert "GUN002" not in ids(check(tmp_path))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dockerfile_parse import DockerfileParser
 
 from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers.shell import SERVER_WORDS, command_words
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
@@ -37,14 +38,13 @@ class Instruction:
         return [str(p) for p in parsed] if isinstance(parsed, list) else None
 
     def argv(self) -> list[str]:
-        """The command as words, whatever its form."""
+        """The command as words, whatever its form. The shell form is run by
+        ``/bin/sh -c``: of its commands (``a && exec gunicorn ...``), the one that
+        starts an app server, else the last."""
         form = self.exec_form
         if form is not None:
             return form
-        try:
-            return shlex.split(self.value)
-        except ValueError:
-            return self.value.split()
+        return command_words(self.value, SERVER_WORDS)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
-from flaskprod.check.parsers.shell import command_words, commands, tokens, unwrap
+from flaskprod.check.parsers.shell import SERVER_WORDS, command_words, commands, tokens, unwrap
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -253,10 +253,6 @@ def _gunicorn_args(words: tuple[str, ...]) -> list[str] | None:
         if word == "-m" and index + 1 < len(words) and words[index + 1] == "gunicorn":
             return list(words[index + 2 :])
     return None
-
-
-#: Words that name an app server: the command of a launcher that serves the app.
-SERVER_WORDS = ("gunicorn", "granian", "flaskprod.serve", "waitress-serve", "uwsgi")
 
 
 def split_command(text: str) -> list[str]:

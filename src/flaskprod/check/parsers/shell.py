@@ -31,6 +31,8 @@ _WRAPPERS = frozenset({"exec", "nohup", "command", "time", "builtin", "chronic"}
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do", "!", "{", "}"})
 _CLOSERS = frozenset({"fi", "done", "esac", "}"})
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
+#: Words that name an app server: the command of a launcher that serves the app.
+SERVER_WORDS = ("gunicorn", "granian", "flaskprod.serve", "waitress-serve", "uwsgi")
 
 
 @dataclass(frozen=True)
