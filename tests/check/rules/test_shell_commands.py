@@ -164,3 +164,17 @@ def test_a_shell_form_cmd_is_read_as_sh_c(tmp_path: Path) -> None:
     (setup,) = gunicorn_setups(context(tmp_path))
     assert (setup.target, setup.workers, setup.binds) == ("wsgi:create_app()", 3, [":8000"])
     assert "GUN002" not in ids(check(tmp_path))
+
+
+def test_comments_start_a_word_and_quotes_protect_them() -> None:
+    text = (
+        "# don't read this line's quote\n"
+        "curl http://cache/#frag a#b  # a trailing comment with 'a quote\n"
+        'echo "it\'s #1" \\\n  # a comment line ends the continuation\n'
+        "gunicorn wsgi:app\n"
+    )
+    assert argvs(text) == [
+        ["curl", "http://cache/#frag", "a#b"],
+        ["echo", "it's #1"],
+        ["gunicorn", "wsgi:app"],
+    ]

@@ -30,6 +30,8 @@ _WRAPPERS = frozenset({"exec", "nohup", "command", "time", "builtin", "chronic"}
 #: Shell keywords that may start a line before the real command.
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do", "!", "{", "}"})
 _CLOSERS = frozenset({"fi", "done", "esac", "}"})
+#: A quote left open is carried over at most this many lines (then read as it stands).
+_MAX_QUOTED_LINES = 200
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 #: Words that name an app server: the command of a launcher that serves the app.
 SERVER_WORDS = ("gunicorn", "granian", "flaskprod.serve", "waitress-serve", "uwsgi")
@@ -50,43 +52,60 @@ class Command:
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, text) of each logical line: ``\\``-newline continuations
-    joined, and a quote left open carried on to the next line, as a shell does."""
+    """(first line number, text) of each logical line, comments removed: ``\\``-newline
+    continuations joined, and a quote left open carried on to the next line, as a
+    shell does (for at most :data:`_MAX_QUOTED_LINES` lines)."""
     lines: list[tuple[int, str]] = []
     pending = ""
     start = 1
+    held = 0
     for number, raw in enumerate(text.splitlines(), start=1):
         if not pending:
-            start = number
-        stripped = raw.rstrip()
-        if stripped.endswith("\\") and not stripped.endswith("\\\\"):
-            pending += stripped[:-1] + " "  # a continuation: one line for the shell
+            start, held = number, 0
+        code, open_quote = _strip_comment(pending + raw)
+        if not open_quote and code.rstrip().endswith("\\") and not code.rstrip().endswith("\\\\"):
+            pending = code.rstrip()[:-1] + " "  # a continuation: one line for the shell
             continue
-        pending += raw
-        if _open_quote(pending):
-            pending += "\n"  # inside a quoted string: its newline is part of it
+        held += 1
+        if open_quote and held < _MAX_QUOTED_LINES:
+            pending += raw + "\n"  # inside a quoted string: its newline is part of it
             continue
-        lines.append((start, pending))
+        lines.append((start, code))
         pending = ""
     if pending.strip():
-        lines.append((start, pending))
+        lines.append((start, _strip_comment(pending)[0]))
     return lines
 
 
-def _open_quote(text: str) -> bool:
-    try:
-        shlex.split(text, comments=True)
-    except ValueError:
-        return True
-    return False
+def _strip_comment(text: str) -> tuple[str, bool]:
+    """``text`` without its comments (a ``#`` starting a word, outside quotes, to the
+    end of its line), and whether a quote is still open at the end."""
+    out: list[str] = []
+    quote: str | None = None
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote is None and char == "#" and (index == 0 or text[index - 1].isspace()):
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end
+            continue
+        if char == "\\" and quote != "'" and index + 1 < len(text):
+            out.append(text[index : index + 2])
+            index += 2
+            continue
+        if char in "'\"" and quote in (None, char):
+            quote = None if quote == char else char
+        out.append(char)
+        index += 1
+    return "".join(out), quote is not None
 
 
 def tokens(line: str) -> list[str]:
-    """Words and operators of one logical line; comments dropped."""
+    """Words and operators of one logical line (its comments already removed)."""
     line = _FD_PREFIX.sub(r"\1", line)
     lexer = shlex.shlex(line, posix=True, punctuation_chars=_OPERATOR_CHARS)
     lexer.whitespace_split = True
-    lexer.commenters = "#"
+    lexer.commenters = ""
     try:
         return list(lexer)
     except ValueError:  # an unbalanced quote that never closes: words as they stand
