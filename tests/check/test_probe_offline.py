@@ -21,6 +21,8 @@ from project_files import write
 
 from flaskprod.check import app_loader
 from flaskprod.check.app_loader import probe
+from flaskprod.check.model import Level
+from flaskprod.check.runner import CheckOptions, run_checks
 
 APP = """\
 import os
@@ -136,3 +138,26 @@ def test_without_a_network_namespace_python_clients_are_still_refused(
     for name in ATTEMPTS:
         assert "no network connection" in result.info.config[name], result.info.config[name]
     assert listener.accepted == 0
+
+
+def test_an_app_that_connects_at_import_is_app000_info_at_once(tmp_path: Path) -> None:
+    """A compose project whose app pings its Redis service (cache:6379) at import: no
+    lookup on this machine, an immediate answer, and APP000 says why it was not judged."""
+    write(
+        tmp_path,
+        {
+            "app.py": "import os\n\nimport redis\nfrom flask import Flask\n\n"
+            "app = Flask(__name__)\nredis.Redis.from_url(os.environ['REDIS_URL']).ping()\n",
+            "compose.yaml": "services:\n  web:\n    build: .\n"
+            "    command: gunicorn -w 2 -b 0.0.0.0:8000 app:app\n"
+            "    environment:\n      REDIS_URL: redis://cache:6379/0\n"
+            "  cache:\n    image: redis:7\n",
+        },
+    )
+    started = time.monotonic()
+    result = run_checks(CheckOptions(root=tmp_path, select=("APP000",)))
+    assert time.monotonic() - started < 10
+    (finding,) = result.findings
+    assert finding.level is Level.INFO
+    assert finding.message.startswith("the app opens a connection while it is imported")
+    assert "cache:6379" in finding.message

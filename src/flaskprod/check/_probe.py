@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import errno
 import importlib.abc
 import importlib.util
 import inspect
@@ -347,6 +348,10 @@ class _DriverGuard(importlib.abc.MetaPathFinder):
         return spec
 
 
+#: In the message of every refused connection (the APP000 rule looks for it).
+OFFLINE_MARK = "flaskprod check imports the app offline"
+
+
 class NoNetwork(ConnectionRefusedError):
     """What a connection attempt meets while the app is judged."""
 
@@ -360,7 +365,7 @@ def _offline() -> None:
     import socket
 
     def refuse(*_: Any, **__: Any) -> Any:
-        raise NoNetwork("flaskprod check imports the app offline: no network connection")
+        raise NoNetwork(errno.ECONNREFUSED, f"{OFFLINE_MARK}: no network connection")
 
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flaskprod.check._probe import OFFLINE_MARK
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
@@ -79,6 +80,17 @@ def app_does_not_start(ctx: Context) -> Iterator[Finding]:
             level=Level.INFO,
             hint="Give the app in flaskprod.toml ([app] target) or a gunicorn command, or "
             "use --no-import for file checks only.",
+        )
+    elif OFFLINE_MARK in error:
+        # Production's hosts are not this machine's: not the app's fault, not judged.
+        yield app_does_not_start.finding(
+            f"the app opens a connection while it is imported, and check imports it "
+            f"offline, so it was not judged: {error}",
+            level=Level.INFO,
+            hint="Open connections lazily (at the first request, or in a CLI command) so "
+            "the app imports without its services; a container that must reach the "
+            "database to import crash-loops while the database starts.",
+            file=app_file(ctx),
         )
     elif error.startswith(("ModuleNotFoundError", "ImportError")) and not _own_module_missing(
         ctx, error
