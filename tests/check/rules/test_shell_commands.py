@@ -178,3 +178,29 @@ def test_comments_start_a_word_and_quotes_protect_them() -> None:
         ["echo", "it's #1"],
         ["gunicorn", "wsgi:app"],
     ]
+
+
+def test_an_image_run_by_compose_through_its_entrypoint_is_one_gunicorn(tmp_path: Path) -> None:
+    """CTFd: compose builds the image, whose ENTRYPOINT script starts gunicorn on
+    continued lines. One gunicorn (the compose service's), not one more for the image."""
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM python:3.11-slim\nCOPY . /opt/CTFd\n"
+            'ENTRYPOINT ["/opt/CTFd/docker-entrypoint.sh"]\n',
+            "docker-entrypoint.sh": "#!/bin/bash\nset -euo pipefail\nflask db upgrade\n"
+            "exec gunicorn 'CTFd:create_app()' \\\n    --bind '0.0.0.0:8000' \\\n"
+            '    --workers $WORKERS \\\n    --worker-class "$WORKER_CLASS"\n',
+            "docker-compose.yml": "services:\n  ctfd:\n    build: .\n    restart: always\n"
+            "    environment:\n      - WORKERS=1\n      - WORKER_CLASS=gevent\n",
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.origin, setup.service, setup.target, setup.binds) == (
+        "compose",
+        "ctfd",
+        "CTFd:create_app()",
+        ["0.0.0.0:8000"],
+    )
+    # $WORKERS and "$WORKER_CLASS" from the service's environment
+    assert (setup.workers, setup.worker_class) == (1, "gevent")

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
-from flaskprod.check.parsers.shell import SERVER_WORDS, command_words, commands, tokens, unwrap
+from flaskprod.check.parsers.shell import (
+    SERVER_WORDS,
+    command_words,
+    commands,
+    expand_known,
+    tokens,
+    unwrap,
+)
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -458,6 +465,8 @@ def _setup_from_command(
         if found is None:
             return None
         args, file, line = found
+    # the launcher's shell expands $WORKERS from the environment it has
+    args = [expand_known(word, env) for word in args]
     flags, target = parse_flags(args, file, line)
     setup = GunicornSetup(origin, file, line, in_container, target=target, env=env)
     config_value = flags.get("config")
@@ -512,6 +521,8 @@ def _build(ctx: Context) -> list[GunicornSetup]:
     #: Dockerfile (resolved) -> how its image starts gunicorn, for compose services.
     images: dict[Path, tuple[list[str], Path, int, list[str], dict[str, str]]] = {}
     bases = _install_bases(ctx)
+    #: Dockerfile -> its own setup (whose file may be its entrypoint script).
+    from_image: dict[Path, GunicornSetup] = {}
     for unit in parse_units(ctx):
         start = unit.get("Service", "ExecStart")
         if start is None:
@@ -555,6 +566,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
             setup.source = dockerfile.path.parent
             setups.append(setup)
             images[dockerfile.path.resolve()] = launch
+            from_image[dockerfile.path] = setup
     replaced: set[Path] = set()
     for compose in parse_compose_files(ctx):
         for name, service in compose.services.items():
@@ -588,7 +600,8 @@ def _build(ctx: Context) -> list[GunicornSetup]:
                     setup.source = (compose.path.parent / context).resolve()
                 setups.append(setup)
     # A Dockerfile run by compose services is judged as those services.
-    setups = [s for s in setups if not (s.origin == "dockerfile" and s.file in replaced)]
+    judged_as_services = {id(from_image[path]) for path in replaced if path in from_image}
+    setups = [s for s in setups if id(s) not in judged_as_services]
     # A config file no launcher uses is judged on its own only when nothing starts
     # gunicorn at all; otherwise it is some other config (a local one, a test one).
     used = {s.config.path for s in setups if s.config}

@@ -182,3 +182,17 @@ def command_words(text: str, wanted: tuple[str, ...] = ()) -> list[str]:
         if any(w in word for word in command.argv for w in wanted):
             return list(command.argv)
     return list(found[-1].argv) if found else []
+
+
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
+
+
+def expand_known(word: str, env: dict[str, str]) -> str:
+    """``$VAR``/``${VAR}`` replaced where ``env`` knows them; others left as written
+    (a value only the server has stays visibly unknown)."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return env.get(name, match.group(0))
+
+    return _VARIABLE.sub(one, word)
