@@ -57,18 +57,19 @@ def target_from_command(command: str | None, env: dict[str, str] | None = None) 
     command line serves, its ``$VARIABLES`` expanded from ``env``."""
     if not command:
         return None
-    for line in commands(expand(command, env or {})):
+    found = commands(expand(command, env or {}))
+    for line in found:  # the app server's command first: 'echo a:b && gunicorn w:app'
         granian = find_granian(line.argv)
         if granian is not None:
             flags, target = parse_granian_flags(granian[0])
             if target and flags.get("--factory") is True and "(" not in target:
                 target += "()"  # granian calls the factory
             return target if target and _TARGET.match(target) else None
-        words = find_gunicorn(line.argv) or list(line.argv)
-        found = _first_target(words)
-        if found:
-            return found
-    return None
+        gunicorn = find_gunicorn(line.argv)
+        if gunicorn is not None:
+            return _first_target(gunicorn)
+    # another server (waitress-serve, uwsgi's --module, a launcher script's argument)
+    return next((t for line in found if (t := _first_target(list(line.argv)))), None)
 
 
 def _first_target(words: list[str]) -> str | None:
