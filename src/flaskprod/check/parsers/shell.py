@@ -162,15 +162,11 @@ def unwrap(words: list[str] | tuple[str, ...], line: int = 1) -> list[Command]:
         for index, option in enumerate(rest[1:], start=1):
             if not option.startswith("-"):
                 break
-            if "c" in option.lstrip("-") and index + 1 < len(rest):
+            short = not option.startswith("--")  # -c, -ec, -lc; not --norc
+            if short and "c" in option[1:] and index + 1 < len(rest):
                 inner = commands(rest[index + 1], line)
                 return [Command(c.argv, {**env, **c.env}, c.line) for c in inner]
     return [Command(tuple(rest), env, line)]
-
-
-def argv_commands(argv: list[str] | tuple[str, ...], line: int = 1) -> list[Command]:
-    """The commands of an exec-form argv (a JSON ``CMD``, a compose list)."""
-    return unwrap(argv, line)
 
 
 def command_words(text: str, wanted: tuple[str, ...] = ()) -> list[str]:
