@@ -240,3 +240,28 @@ def test_dockerfile_args_reach_env_and_the_app_is_judged(tmp_path: Path) -> None
     # the ARG defaults, not the literal '${FLASK_DEBUG}'
     assert (app.config["DEBUG_FROM_ENV"], app.config["APP_FROM_ENV"]) == ("false", "hello.app")
     assert not {"GUN002", "GUN006", "APP000"} & {f.id for f in result.findings}
+
+
+def test_the_apps_own_liveness_route_is_found_by_its_name(tmp_path: Path) -> None:
+    """docker-flask-example answers /up; others /api/healthz: found in the URL map,
+    requested, and APP011 is satisfied. /up/databases (readiness) is never requested."""
+    write(
+        tmp_path,
+        {
+            "app.py": WSGI + "\n@app.get('/api/healthz')\ndef up():\n    return ''\n\n"
+            "@app.get('/up/databases')\ndef ready():\n    raise RuntimeError('never asked')\n",
+        },
+    )
+    result = run_checks(CheckOptions(root=tmp_path, select=("APP011",)))
+    assert result.context.app is not None, result.context.app_error
+    assert result.context.app.health["/api/healthz"] == 200
+    assert "/up/databases" not in result.context.app.health
+    assert result.findings == []
+
+
+def test_health_answered_by_the_kit_needs_no_route_in_the_app(tmp_path: Path) -> None:
+    spec = '[app]\ntarget = "app:app"\nname = "x"\n\n[http]\nhealth_source = "{source}"\n'
+    write(tmp_path, {"app.py": WSGI, "flaskprod.toml": spec.format(source="kit")})
+    assert findings(tmp_path, ("APP011",)) == []
+    write(tmp_path, {"flaskprod.toml": spec.format(source="app")})
+    assert [f.id for f in findings(tmp_path, ("APP011",))] == ["APP011"]

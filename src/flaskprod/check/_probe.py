@@ -233,6 +233,23 @@ def _health(app: Any, candidates: list[str]) -> tuple[dict[str, int], dict[str, 
     return statuses, headers
 
 
+#: Last path segments of the app's own liveness routes (never readiness: that one
+#: touches the database, which the checker must never reach).
+_LIVENESS_NAMES = frozenset({"health", "healthz", "healthcheck", "livez", "live", "alive", "up"})
+
+
+def _liveness_routes(app: Any, known: list[str]) -> list[str]:
+    """The app's own liveness routes by name (GET, no arguments): /up, /api/healthz."""
+    found = []
+    for url_rule in app.url_map.iter_rules():
+        name = url_rule.rule.rstrip("/").rsplit("/", 1)[-1].lower()
+        methods = url_rule.methods or set()
+        get = "GET" in methods and not url_rule.arguments
+        if name in _LIVENESS_NAMES and get and url_rule.rule not in known:
+            found.append(url_rule.rule)
+    return found
+
+
 def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
     chain = _wsgi_chain(app)
     proxy_fix = None
@@ -247,7 +264,7 @@ def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
         if kind == "DebuggedApplication":
             debugger = True
     routes = _routes(app)
-    health, headers = _health(app, health_candidates)
+    health, headers = _health(app, [*health_candidates, *_liveness_routes(app, health_candidates)])
     return {
         "ok": True,
         "config": {str(k): _json_safe(v) for k, v in app.config.items()},

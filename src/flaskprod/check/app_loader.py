@@ -169,7 +169,16 @@ def cannot_execute(program: str) -> str | None:
 
 
 #: Paths a liveness endpoint commonly has; the spec's health_path is added first.
-LIVENESS_PATHS = ("/health", "/healthz", "/livez", "/health/live", "/ping", "/_health", "/status")
+LIVENESS_PATHS = (
+    "/health",
+    "/healthz",
+    "/livez",
+    "/health/live",
+    "/ping",
+    "/_health",
+    "/status",
+    "/up",  # Rails' and docker-flask-example's
+)
 
 
 def _stop_group(process: subprocess.Popen[str]) -> None:

@@ -688,6 +688,8 @@ def proxy_fix(ctx: Context) -> Iterator[Finding]:
 )
 def no_health(ctx: Context) -> Iterator[Finding]:
     app = _app(ctx)
+    if ctx.spec is not None and ctx.spec.http.health_source == "kit":
+        return  # the kit's entry module answers both in front of the app
     if ctx.spec is not None:
         # One finding for both paths: an app without them (no Production(app)) is one
         # cause, one fix.
