@@ -146,3 +146,20 @@ def test_a_csp_the_page_fits_is_not_reported(
     site.headers = {**GOOD_HEADERS, **headers}
     findings, _ = live(tmp_path, site.url())
     assert not [f for f in findings if f.id == "LIV026"], describe(findings)
+
+
+@pytest.mark.parametrize("chosen", [False, True], ids=["by-accident", "spec-says-so"])
+def test_a_report_only_csp_is_named_for_what_it_is(
+    tmp_path: Path, site: Site, chosen: bool
+) -> None:
+    """Report-Only protects nothing: a warning, unless flaskprod.toml chose it
+    (http.csp_report_only, for pages a policy would break), then a note."""
+    if chosen:
+        (tmp_path / "flaskprod.toml").write_text(
+            '[app]\ntarget = "app:app"\nname = "x"\n\n[http]\ncsp_report_only = true\n'
+        )
+    site.headers = {**GOOD_HEADERS, "Content-Security-Policy-Report-Only": STRICT}
+    findings, _ = live(tmp_path, site.url())
+    (finding,) = [f for f in findings if f.id == "LIV021"]
+    assert finding.message.startswith("the CSP is only reported")
+    assert finding.level is (Level.INFO if chosen else Level.WARNING)

@@ -298,7 +298,15 @@ def csp(ctx: Context) -> Iterator[Finding]:
     if headers is None:
         return
     found = observatory.values(headers, "content-security-policy")
-    if not found:
+    reported = observatory.values(headers, "content-security-policy-report-only")
+    if not found and reported:
+        chosen = ctx.spec is not None and ctx.spec.http.csp_report_only
+        yield csp.finding(
+            "the CSP is only reported (Content-Security-Policy-Report-Only), not enforced"
+            + (": flaskprod.toml's http.csp_report_only, until the pages fit it" if chosen else ""),
+            level=Level.INFO if chosen else Level.WARNING,
+        )
+    elif not found:
         yield csp.finding("no Content-Security-Policy header")
     elif "'unsafe-inline'" in observatory.csp_script_sources(found[0]):
         yield csp.finding(f"the CSP allows inline scripts: {found[0]!r}")
