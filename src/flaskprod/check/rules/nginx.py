@@ -20,6 +20,7 @@ from flaskprod.spec.model import parse_size
 SECURITY_HEADERS = (
     "strict-transport-security",
     "content-security-policy",
+    "content-security-policy-report-only",  # http.csp_report_only
     "x-frame-options",
     "x-content-type-options",
     "referrer-policy",
