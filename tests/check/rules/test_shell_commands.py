@@ -204,3 +204,47 @@ def test_an_image_run_by_compose_through_its_entrypoint_is_one_gunicorn(tmp_path
     )
     # $WORKERS and "$WORKER_CLASS" from the service's environment
     assert (setup.workers, setup.worker_class) == (1, "gevent")
+
+
+def test_dockerfile_env_follows_args_and_parent_stages() -> None:
+    from flaskprod.check.parsers.dockerfile import parse_dockerfile_text
+
+    dockerfile = parse_dockerfile_text(
+        Path("Dockerfile"),
+        "ARG APP=hello.app\n"
+        "FROM python:3.12-slim AS base\nARG APP\nENV FLASK_APP=${APP} BASE_ONLY=1\n"
+        "FROM node:20 AS assets\nENV NODE_ENV=production\n"
+        'FROM base AS web\nARG DEBUG="false"\n'
+        "ENV FLASK_DEBUG=${DEBUG} PORT=${PORT:-8000} \\\n    LEGACY_APP=${FLASK_APP}\n"
+        "ENV OLD value with spaces\n",
+    )
+    assert dockerfile.env() == {
+        "FLASK_APP": "hello.app",
+        "BASE_ONLY": "1",
+        "FLASK_DEBUG": "false",
+        "PORT": "8000",
+        "LEGACY_APP": "hello.app",
+        "OLD": "value with spaces",
+    }
+
+
+def test_a_final_stage_inherits_its_parents_command(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM python:3.12-slim AS base\n"
+            'CMD ["gunicorn", "-w", "3", "wsgi:app"]\n'
+            "FROM base AS prod\nRUN pip install gunicorn\n",
+        },
+    )
+    (setup,) = gunicorn_setups(context(tmp_path))
+    assert (setup.target, setup.workers) == ("wsgi:app", 3)
+    # ...and its USER: not root
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM python:3.12-slim AS base\nRUN useradd app\nUSER app\n"
+            'CMD ["gunicorn", "-w", "3", "wsgi:app"]\nFROM base AS prod\nCOPY . .\n'
+        },
+    )
+    assert "DOC002" not in ids(check(tmp_path))

@@ -79,33 +79,52 @@ class Dockerfile:
 
     def env(self) -> dict[str, str]:
         """The final stage's environment as the image has it: every ``ENV`` (both
-        forms), with ``$VAR``/``${VAR}``/``${VAR:-default}`` expanded from the ``ARG``
-        defaults (global ones redeclared in the stage, and the stage's own) and the
-        earlier ``ENV`` values, as the builder does when no ``--build-arg`` is given."""
-        final = self.final
-        if final is None:
-            return {}
+        forms) of the stage and of the stages it is built ``FROM``, with
+        ``$VAR``/``${VAR}``/``${VAR:-default}`` expanded from the ``ARG`` defaults
+        (global ones redeclared in a stage, and the stage's own) and the earlier ``ENV``
+        values, as the builder does when no ``--build-arg`` is given."""
         global_args = _assignments(self.preamble, "ARG", {})
-        scope: dict[str, str] = {}
         env: dict[str, str] = {}
-        for instruction in final.instructions:
-            if instruction.name == "ARG":
-                for key, value in _pairs(instruction.value, "ARG"):
-                    default = global_args.get(key) if value is None else value
-                    if default is not None:
-                        scope[key] = expand(default, scope)
-            elif instruction.name == "ENV":
-                for key, value in _pairs(instruction.value, "ENV"):
-                    env[key] = scope[key] = expand(value or "", scope)
+        for stage in self.lineage():
+            scope = dict(env)  # ENV is inherited from the parent stage; ARG is not
+            for instruction in stage.instructions:
+                if instruction.name == "ARG":
+                    for key, value in _pairs(instruction.value, "ARG"):
+                        default = global_args.get(key) if value is None else value
+                        if default is not None:
+                            scope[key] = expand(default, scope)
+                elif instruction.name == "ENV":
+                    for key, value in _pairs(instruction.value, "ENV"):
+                        env[key] = scope[key] = expand(value or "", scope)
         return env
+
+    def inherited(self, name: str) -> Instruction | None:
+        """The last ``name`` instruction the final image has, its parent stages'
+        included (USER, WORKDIR, HEALTHCHECK carry over a FROM of a stage)."""
+        found = [i for stage in self.lineage() for i in stage.instructions if i.name == name]
+        return found[-1] if found else None
+
+    def lineage(self) -> list[Stage]:
+        """The final stage and the stages it is built FROM (by alias), oldest first."""
+        chain: list[Stage] = []
+        stage = self.final
+        while stage is not None and stage not in chain:
+            chain.insert(0, stage)
+            stage = next((s for s in self.stages if s.alias and s.alias == stage.base), None)
+        return chain
 
     def command(self) -> Instruction | None:
         """What the final image runs: its last ENTRYPOINT + CMD (ENTRYPOINT wins as
-        the program; a CMD after it is its arguments)."""
-        final = self.final
-        if final is None:
-            return None
-        entry, cmd = final.last("ENTRYPOINT"), final.last("CMD")
+        the program; a CMD after it is its arguments), inherited from the stages it is
+        built FROM (an ENTRYPOINT resets the CMD inherited with it, as Docker does)."""
+        entry: Instruction | None = None
+        cmd: Instruction | None = None
+        for stage in self.lineage():
+            for instruction in stage.instructions:
+                if instruction.name == "ENTRYPOINT":
+                    entry, cmd = instruction, None
+                elif instruction.name == "CMD":
+                    cmd = instruction
         if entry and cmd:
             return Instruction("ENTRYPOINT", json.dumps(entry.argv() + cmd.argv()), entry.line)
         return entry or cmd

@@ -53,7 +53,7 @@ def runs_as_root(ctx: Context) -> Iterator[Finding]:
         final = dockerfile.final
         if final is None or final.base.split("/")[-1].startswith(PROXY_IMAGES):
             continue  # nginx & co. start as root and drop to their own user
-        user = final.last("USER")
+        user = dockerfile.inherited("USER")  # a USER of the stage it is built FROM counts
         name = user.value.split(":", 1)[0].strip() if user else "root"
         if name in ("root", "0"):
             yield runs_as_root.finding(
