@@ -19,6 +19,7 @@ FILE_KINDS = (
     "gunicorn",  # gunicorn.conf.py / gunicorn_config.py
     "procfile",
     "systemd",  # *.service, *.timer, *.socket
+    "supervisor",  # supervisord program configs: [program:x] command=...
     "dockerfile",  # Dockerfile, Dockerfile.*, *.Dockerfile
     "dockerignore",
     "compose",  # docker-compose*.yml, compose*.yaml

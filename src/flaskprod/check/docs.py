@@ -67,7 +67,8 @@ database driver connection itself everywhere; an app that connects while it is i
 is reported (APP000, info) and not judged. Launchers are read as a shell reads them
 (line continuations, `&&`/`;`/newlines, `exec`, `VAR=x` prefixes, `sh -c '...'`, a
 shell-form `CMD`), the Dockerfile's `ENV` with its `ARG` defaults expanded; gunicorn's
-`-c python:package.module` config and granian's `--factory` are followed. When the
+`-c python:package.module` config and granian's `--factory` are followed; supervisord
+`[program:x]` configs count as launchers. When the
 server runs in a subfolder (a compose build context such as `services/web`), the app is
 imported from there, with the project's virtualenv.
 

@@ -16,6 +16,7 @@ from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
 from flaskprod.check.parsers.gunicorn import split_command
 from flaskprod.check.parsers.shell import unwrap
+from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ _SWITCHES = frozenset(
 class GranianSetup:
     """One place that starts granian, with what it says."""
 
-    origin: str  # systemd, procfile, dockerfile, compose
+    origin: str  # systemd, supervisor, procfile, dockerfile, compose
     file: Path
     line: int
     in_container: bool
@@ -160,6 +161,12 @@ def _build(ctx: Context) -> list[GranianSetup]:
             setup = _setup("systemd", words, unit.path, start.line, False, dict(ctx.env))
             if setup:
                 setups.append(setup)
+    for program in supervisor_programs(ctx):
+        words = split_command(program.command)
+        env = {**ctx.env, **program.env}
+        setup = _setup("supervisor", words, program.file, program.line, False, env)
+        if setup:
+            setups.append(setup)
     for procfile in ctx.of_kind("procfile"):
         text, _ = read_text(procfile)
         for number, raw in enumerate((text or "").splitlines(), start=1):

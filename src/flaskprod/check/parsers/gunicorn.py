@@ -30,6 +30,7 @@ from flaskprod.check.parsers.shell import (
     tokens,
     unwrap,
 )
+from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -309,7 +310,7 @@ def parse_flags(args: list[str], file: Path, line: int) -> tuple[dict[str, Setti
 class GunicornSetup:
     """One gunicorn as it will run: where it is started from and its settings."""
 
-    origin: str  # systemd, procfile, dockerfile, compose, config
+    origin: str  # systemd, supervisor, procfile, dockerfile, compose, config
     file: Path
     line: int
     in_container: bool
@@ -533,6 +534,22 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         )
         if setup:
             setup.cwd = unit.value("Service", "WorkingDirectory").lstrip("-") or None
+            setups.append(setup)
+    for program in supervisor_programs(ctx):  # a VM deploy with supervisord
+        env = {**ctx.env, **program.env}
+        program_bases = [program.directory, *bases] if program.directory else bases
+        setup = _setup_from_command(
+            ctx,
+            "supervisor",
+            split_command(program.command),
+            program.file,
+            program.line,
+            False,
+            program_bases,
+            env,
+        )
+        if setup:
+            setup.cwd = program.directory
             setups.append(setup)
     for procfile in ctx.of_kind("procfile"):
         text, _ = read_text(procfile)
