@@ -265,3 +265,44 @@ def test_health_answered_by_the_kit_needs_no_route_in_the_app(tmp_path: Path) ->
     assert findings(tmp_path, ("APP011",)) == []
     write(tmp_path, {"flaskprod.toml": spec.format(source="app")})
     assert [f.id for f in findings(tmp_path, ("APP011",))] == ["APP011"]
+
+
+DEV_COMPOSE = """\
+services:
+  web:
+    build: ./services/web
+    command: python manage.py run -h 0.0.0.0
+  db:
+    image: postgres:13
+    environment:
+      - POSTGRES_PASSWORD=hello_flask
+"""
+PROD_COMPOSE = """\
+services:
+  web:
+    build: ./services/web
+    command: gunicorn -w 3 --bind 0.0.0.0:5000 manage:app
+    restart: unless-stopped
+  db:
+    image: postgres:13
+    restart: unless-stopped
+    env_file: ./.env.prod.db
+"""
+
+
+def test_a_development_compose_file_beside_a_production_one_is_not_judged(
+    tmp_path: Path,
+) -> None:
+    """flask-on-docker: docker-compose.yml is for development (flask run, a literal
+    password), docker-compose.prod.yml a whole production deployment."""
+    write(tmp_path, {"docker-compose.yml": DEV_COMPOSE, "docker-compose.prod.yml": PROD_COMPOSE})
+    found = findings(tmp_path, ("CMP",), no_import=True)
+    assert not [f for f in found if f.file == "docker-compose.yml"], [f.message for f in found]
+    # the production file is still judged: drop its restart policy
+    write(tmp_path, {"docker-compose.prod.yml": PROD_COMPOSE.replace("restart:", "x-restart:")})
+    assert [f.file for f in findings(tmp_path, ("CMP005",), no_import=True)] == [
+        "docker-compose.prod.yml"
+    ]
+    # a production file that only overrides the base one: the base is production too
+    write(tmp_path, {"docker-compose.prod.yml": "services:\n  web:\n    restart: always\n"})
+    assert "docker-compose.yml" in {f.file for f in findings(tmp_path, ("CMP",), no_import=True)}

@@ -68,7 +68,9 @@ is reported (APP000, info) and not judged. Launchers are read as a shell reads t
 (line continuations, `&&`/`;`/newlines, `exec`, `VAR=x` prefixes, `sh -c '...'`, a
 shell-form `CMD`), the Dockerfile's `ENV` with its `ARG` defaults expanded; gunicorn's
 `-c python:package.module` config and granian's `--factory` are followed; supervisord
-`[program:x]` configs count as launchers. When the
+`[program:x]` configs count as launchers. Beside a whole production compose file
+(`docker-compose.prod.yml`, every service with an image or a build), the other compose
+files of its folder are development ones and are not judged as production. When the
 server runs in a subfolder (a compose build context such as `services/web`), the app is
 imported from there, with the project's virtualenv.
 

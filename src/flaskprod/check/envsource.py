@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.check.context import Context
-from flaskprod.check.parsers.compose import parse_compose
+from flaskprod.check.parsers.compose import development_files, parse_compose
 from flaskprod.check.parsers.dockerfile import parse_dockerfile
 from flaskprod.check.parsers.systemd import Unit, parse_unit
 
@@ -194,7 +194,8 @@ def _constant(text: str) -> Callable[[re.Match[str]], str]:
 def compose_app_service(ctx: Context) -> tuple[Path, str, dict[str, Any]] | None:
     """The compose service that runs the web app: built from the project, or running
     gunicorn; never a database, cache or proxy image."""
-    for path in ctx.of_kind("compose"):
+    development = development_files(ctx)
+    for path in (p for p in ctx.of_kind("compose") if p not in development):
         services = parse_compose(ctx, path).services  # parsed once per run, shared
         ranked = []
         for name, service in services.items():
