@@ -6,7 +6,8 @@ committed (as the published repository is), and links ``.venv`` to a virtualenv 
 from the project's OWN requirements (flaskprod is never installed into it). The
 virtualenvs are cached outside the repository, keyed by the hash of what they install,
 under ``/var/cache/flaskprod-tests/venvs/<name>-<hash>`` (``FLASKPROD_TEST_VENVS``
-overrides the folder): built once (about 20 s), reused by every later run.
+overrides the folder; ``~/.cache/flaskprod-tests/venvs`` when it is not writable): built
+once (about 20 s), reused by every later run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 
 REAL_PROJECTS = Path(os.environ.get("FLASKPROD_REAL_PROJECTS", "/work/shared/real-projects"))
 VENV_CACHE = Path(os.environ.get("FLASKPROD_TEST_VENVS", "/var/cache/flaskprod-tests/venvs"))
+#: Where the venvs go when /var/cache is not writable here (an ordinary user's CI).
+_USER_CACHE = Path.home() / ".cache" / "flaskprod-tests" / "venvs"
 #: Written last into a cached venv: a venv without it was cut short and is rebuilt.
 _COMPLETE = ".flaskprod-complete"
 #: What each project installs: a requirements file of its own (relative path).
@@ -47,15 +50,26 @@ def cached_venv(name: str) -> Path:
     """The project's virtualenv, built once per content of its requirements."""
     requirements = requirement_lines(name)
     digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
-    venv = VENV_CACHE / f"{name}-{digest}"
-    VENV_CACHE.mkdir(parents=True, exist_ok=True)
-    with (VENV_CACHE / f".{name}.lock").open("w") as lock:
+    cache = _writable_cache()
+    venv = cache / f"{name}-{digest}"
+    with (cache / f".{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time, across test processes
         if not (venv / _COMPLETE).is_file():
             shutil.rmtree(venv, ignore_errors=True)
             _build(venv, requirements)
             (venv / _COMPLETE).write_text("\n".join(requirements) + "\n")
     return venv
+
+
+def _writable_cache() -> Path:
+    for folder in (VENV_CACHE, _USER_CACHE):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except PermissionError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    raise PermissionError(f"no writable folder for the test venvs ({VENV_CACHE}, {_USER_CACHE})")
 
 
 def _build(venv: Path, requirements: list[str]) -> None:
