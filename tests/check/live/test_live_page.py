@@ -52,6 +52,8 @@ class Site:
     body: str = MICROBLOG_PAGE
     asked: list[str] = field(default_factory=list)
     port: int = 0
+    #: More paths answered like the page (a liveness route of the app's own).
+    extra: tuple[str, ...] = ()
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -61,7 +63,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             site.asked.append(self.path)
-            page = self.path.split("?")[0] in ("/", "/auth/login")
+            page = self.path.split("?")[0] in ("/", "/auth/login", *site.extra)
             body = (site.body if page else "not found").encode()
             self.send_response(site.status if page else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -163,3 +165,14 @@ def test_a_report_only_csp_is_named_for_what_it_is(
     (finding,) = [f for f in findings if f.id == "LIV021"]
     assert finding.message.startswith("the CSP is only reported")
     assert finding.level is (Level.INFO if chosen else Level.WARNING)
+
+
+def test_an_up_route_is_a_common_health_path(tmp_path: Path, site: Site) -> None:
+    """docker-flask-example answers /up (Rails' name): no spec, and LIV050 is content."""
+    findings, _ = live(tmp_path, site.url())
+    assert "none of the common health paths" in " ".join(
+        f.message for f in findings if f.id == "LIV050"
+    )
+    site.extra = ("/up",)
+    findings, _ = live(tmp_path, site.url())
+    assert not [f for f in findings if f.id == "LIV050"], describe(findings)

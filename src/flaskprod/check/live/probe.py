@@ -26,7 +26,7 @@ import httpx
 from flaskprod.check.live.tls import certificate_facts, protocol_accepted, verify_error
 
 #: Paths probed for liveness/readiness when there is no spec.
-COMMON_HEALTH = ("/health", "/healthz", "/livez", "/health/live", "/ready", "/readyz")
+COMMON_HEALTH = ("/health", "/healthz", "/livez", "/health/live", "/ready", "/readyz", "/up")
 #: How long a health path may take (the issue's "within a second").
 HEALTH_BUDGET = 1.0
 #: How long we wait for a slow health path anyway, to still read its answer (a
