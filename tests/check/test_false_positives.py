@@ -306,3 +306,33 @@ def test_a_development_compose_file_beside_a_production_one_is_not_judged(
     # a production file that only overrides the base one: the base is production too
     write(tmp_path, {"docker-compose.prod.yml": "services:\n  web:\n    restart: always\n"})
     assert "docker-compose.yml" in {f.file for f in findings(tmp_path, ("CMP",), no_import=True)}
+
+
+def test_a_package_missing_from_the_projects_own_venv_is_a_warning(tmp_path: Path) -> None:
+    """Imported with the project's own .venv, a missing package is the project's
+    (production installs the same requirements); with flaskprod's Python, it says
+    only that it could not import here."""
+    import site
+    import subprocess
+    import sys
+
+    app = "import flask\nimport flaskprod_missing_package  # noqa\napp = flask.Flask(__name__)\n"
+    write(tmp_path, {"app.py": app, "Procfile": "web: gunicorn -w 3 app:app\n"})
+    result = run_checks(CheckOptions(root=tmp_path, select=("APP000",)))
+    (finding,) = result.findings
+    assert (finding.level.name, finding.message.split(":")[0]) == (
+        "INFO",
+        "could not import the app here",
+    )
+    # the project's own venv: Flask there (through a .pth onto ours), the package not
+    venv = tmp_path / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (next(venv.glob("lib/python*/site-packages")) / "ours.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n"
+    )
+    (finding,) = run_checks(CheckOptions(root=tmp_path, select=("APP000",))).findings
+    assert finding.level.name == "WARNING"
+    assert finding.message == (
+        "the app does not import with the project's own virtualenv: "
+        "ModuleNotFoundError: No module named 'flaskprod_missing_package'"
+    )

@@ -285,6 +285,8 @@ def load_app(ctx: Context, source: EnvSource) -> None:
     paths = tuple(dict.fromkeys([*_spec_health(ctx), *LIVENESS_PATHS]))
     root = import_root(ctx, target)
     ctx.cache["app_root"] = root
+    # Whose Python imports it: the project's own virtualenv, or flaskprod's (none found).
+    ctx.cache["app_python_own"] = _interpreter(root, ctx.root) != sys.executable
     if root == ctx.root:
         result = probe(root, target, source.env, health_paths=paths)
     else:

@@ -92,6 +92,21 @@ def app_does_not_start(ctx: Context) -> Iterator[Finding]:
             "database to import crash-loops while the database starts.",
             file=app_file(ctx),
         )
+    elif (
+        error.startswith(("ModuleNotFoundError", "ImportError"))
+        and not _own_module_missing(ctx, error)
+        and ctx.cache.get("app_python_own")
+    ):
+        # The project's own virtualenv lacks it: production, installed from the same
+        # requirements, will too (or a setting names a driver the project does not have).
+        yield app_does_not_start.finding(
+            f"the app does not import with the project's own virtualenv: {error}",
+            level=Level.WARNING,
+            hint="Add the missing package to the project's requirements (and install it), "
+            "or fix the setting that names it (a database URL's driver: "
+            "postgresql+psycopg2:// for psycopg2).",
+            file=app_file(ctx),
+        )
     elif error.startswith(("ModuleNotFoundError", "ImportError")) and not _own_module_missing(
         ctx, error
     ):
