@@ -15,9 +15,9 @@ from flaskprod.check.parsers.gunicorn import (
     gunicorn_setups,
     parse_config_text,
     parse_flags,
-    split_command,
 )
 from flaskprod.check.runner import CheckOptions, run_checks
+from flaskprod.launch.shell import split_command
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("GUN"))

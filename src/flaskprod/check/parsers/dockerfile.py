@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from dockerfile_parse import DockerfileParser
 
 from flaskprod.check.parsers import cached, read_text
-from flaskprod.check.parsers.shell import SERVER_WORDS, command_words
+from flaskprod.launch.shell import SERVER_WORDS, command_words
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context

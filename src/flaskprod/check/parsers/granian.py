@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
-from flaskprod.check.parsers.gunicorn import split_command
-from flaskprod.check.parsers.shell import unwrap
 from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
+from flaskprod.launch.shell import split_command, unwrap
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context

@@ -22,16 +22,9 @@ from typing import TYPE_CHECKING, Any
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
-from flaskprod.check.parsers.shell import (
-    SERVER_WORDS,
-    command_words,
-    commands,
-    expand_known,
-    tokens,
-    unwrap,
-)
 from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
+from flaskprod.launch.shell import commands, expand_known, split_command, tokens, unwrap
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
@@ -261,13 +254,6 @@ def _gunicorn_args(words: tuple[str, ...]) -> list[str] | None:
         if word == "-m" and index + 1 < len(words) and words[index + 1] == "gunicorn":
             return list(words[index + 2 :])
     return None
-
-
-def split_command(text: str) -> list[str]:
-    """The app server's command in shell ``text`` (continuations joined, ``exec``,
-    ``VAR=x`` and ``sh -c`` unwrapped; of ``a && b``, the command that runs a server,
-    else the last one)."""
-    return command_words(text, SERVER_WORDS)
 
 
 def parse_flags(args: list[str], file: Path, line: int) -> tuple[dict[str, Setting], str | None]:

@@ -180,6 +180,13 @@ def command_words(text: str, wanted: tuple[str, ...] = ()) -> list[str]:
     return list(found[-1].argv) if found else []
 
 
+def split_command(text: str) -> list[str]:
+    """The app server's command in shell ``text`` (continuations joined, ``exec``,
+    ``VAR=x`` and ``sh -c`` unwrapped; of ``a && b``, the command that runs a server,
+    else the last one)."""
+    return command_words(text, SERVER_WORDS)
+
+
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 
 
