@@ -207,7 +207,7 @@ def test_an_image_run_by_compose_through_its_entrypoint_is_one_gunicorn(tmp_path
 
 
 def test_dockerfile_env_follows_args_and_parent_stages() -> None:
-    from flaskprod.check.parsers.dockerfile import parse_dockerfile_text
+    from flaskprod.launch.dockerfile import parse_dockerfile_text
 
     dockerfile = parse_dockerfile_text(
         Path("Dockerfile"),

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers import cached
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
 from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
 from flaskprod.launch.shell import split_command, unwrap
+from flaskprod.launch.text import read_text
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
