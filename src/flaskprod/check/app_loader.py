@@ -25,11 +25,13 @@ from typing import Any
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
 from flaskprod.check.offline import offline_prefix
-from flaskprod.check.parsers.granian import find_granian, granian_setups
-from flaskprod.check.parsers.granian import parse_flags as parse_granian_flags
-from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups
+from flaskprod.check.parsers.granian import granian_setups
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.launch.dockerfile import expand
+from flaskprod.launch.granian import find_granian
+from flaskprod.launch.granian import parse_flags as parse_granian_flags
+from flaskprod.launch.gunicorn import find_gunicorn
 from flaskprod.launch.shell import commands
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python

@@ -6,6 +6,7 @@ Anchors and merge keys (``<<: *default``) work as in YAML; mappings come back as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,14 @@ def parse_compose_text(path: Path, text: str) -> ComposeFile:
         return result
     result.data = data
     return result
+
+
+def service_env(service: Mapping[str, Any]) -> dict[str, str]:
+    """A compose service's ``environment`` (mapping or ``KEY=value`` list) as a dict."""
+    env = service.get("environment")
+    if isinstance(env, dict):
+        return {str(k): str(v) for k, v in env.items() if v is not None}
+    if isinstance(env, list):
+        pairs = [str(item).partition("=") for item in env]
+        return {k: v for k, sep, v in pairs if sep}
+    return {}
