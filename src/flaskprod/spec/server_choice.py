@@ -99,10 +99,10 @@ def missing_note(missing: list[str], kind: str, requirements: str | None) -> str
 def _launchers(root: Path) -> tuple[list[Any], list[Any]]:
     """gunicorn and granian setups in the project's own files (not flaskprod's kit)."""
     from flaskprod.check.context import Context
-    from flaskprod.check.discover import discover
     from flaskprod.check.parsers.granian import granian_setups
     from flaskprod.check.parsers.gunicorn import gunicorn_setups
     from flaskprod.kit.write import read_manifest
+    from flaskprod.launch.discover import discover
 
     ctx = Context(root=root, files=discover(root))
     ours = {root / path for path in read_manifest(root)}  # a kit rendered before
