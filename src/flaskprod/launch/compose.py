@@ -6,12 +6,15 @@ Anchors and merge keys (``<<: *default``) work as in YAML; mappings come back as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from flaskprod.launch.text import read_text
 
 
 class LineDict(dict[str, Any]):
@@ -116,3 +119,50 @@ def service_env(service: Mapping[str, Any]) -> dict[str, str]:
         pairs = [str(item).partition("=") for item in env]
         return {k: v for k, sep, v in pairs if sep}
     return {}
+
+
+_PRODUCTION_WORDS = frozenset({"prod", "production"})
+
+
+def _words(name: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", name.lower()))
+
+
+def _standalone(compose: ComposeFile) -> bool:
+    """Every service says what it runs (image or build): a whole deployment, not an
+    override merged onto a base file."""
+    services = compose.services
+    return bool(services) and all(
+        isinstance(s, dict) and ("image" in s or "build" in s) for s in services.values()
+    )
+
+
+def development_files(files: Sequence[Path], parse: Callable[[Path], ComposeFile]) -> set[Path]:
+    """Compose files for development: beside a whole production file of the same
+    folder (docker-compose.prod.yml), the others not named for production
+    (docker-compose.yml running 'flask run', docker-compose.dev.yml). Where the
+    production file is an override of the base file, nothing is set aside."""
+    development: set[Path] = set()
+    for folder in {path.parent for path in files}:
+        here = [path for path in files if path.parent == folder]
+        production = [
+            path
+            for path in here
+            if _words(path.name) & _PRODUCTION_WORDS and _standalone(parse(path))
+        ]
+        if production:
+            development |= {p for p in here if not _words(p.name) & _PRODUCTION_WORDS}
+    return development
+
+
+def production_compose_files(files: Sequence[Path]) -> list[Path]:
+    """``files`` without the development ones (see :func:`development_files`)."""
+
+    def parse(path: Path) -> ComposeFile:
+        text, problem = read_text(path)
+        if text is None:
+            return ComposeFile(path, error=(None, problem or "unreadable"))
+        return parse_compose_text(path, text)
+
+    development = development_files(files, parse)
+    return [path for path in files if path not in development]

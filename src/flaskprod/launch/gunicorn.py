@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from flaskprod.launch.shell import tokens, unwrap
+from flaskprod.launch.scripts import launched_script, module_file
+from flaskprod.launch.shell import commands, expand_known, tokens, unwrap
+from flaskprod.launch.text import read_text
 
 
 class Unknown:
@@ -304,3 +306,58 @@ def worker_count(value: Any, env: Mapping[str, str]) -> Any:
         concurrency = env.get("WEB_CONCURRENCY", "")
         return int(concurrency) if concurrency.isdigit() else 1
     return value
+
+
+def read_config(path: Path, env: Mapping[str, str]) -> GunicornConfig:
+    """The config file at ``path`` as it evaluates under ``env``."""
+    text, problem = read_text(path)
+    if text is None:
+        return GunicornConfig(path, error=(None, problem or "unreadable"))
+    return parse_config_text(path, text, env)
+
+
+@dataclass(frozen=True)
+class GunicornLaunch:
+    """How one launcher starts gunicorn: where its command line is (the launcher's, or
+    the script's it runs), its flags and target, and the config file it reads."""
+
+    file: Path
+    line: int
+    flags: dict[str, Setting]
+    target: str | None
+    config: Path | None
+
+
+def gunicorn_launch(
+    root: Path,
+    words: list[str],
+    where: tuple[Path, int],
+    bases: list[str],
+    env: Mapping[str, str],
+    configs: list[Path],
+) -> GunicornLaunch | None:
+    """gunicorn as the command ``words`` (written at ``where``) starts it, directly or
+    through a shell script of the project at ``root`` (docker-entrypoint.sh,
+    start.sh); None when it does not. ``configs``: the project's gunicorn config
+    files, ``gunicorn.conf.py`` among them being read when no ``-c`` is given."""
+    file, line = where
+    args = find_gunicorn(words)
+    if args is None:
+        script = launched_script(root, words, bases)
+        if script is None:
+            return None
+        text, _ = read_text(script)
+        found = ((c, find_gunicorn(c.argv)) for c in commands(text or ""))
+        command, args = next(((c, a) for c, a in found if a is not None), (None, None))
+        if command is None or args is None:
+            return None
+        file, line = script, command.line
+    # the launcher's shell expands $WORKERS from the environment it has
+    flags, target = parse_flags([expand_known(word, env) for word in args], file, line)
+    config_value = flags["config"].value if "config" in flags else None
+    config = (
+        module_file(root, config_value, bases)
+        if isinstance(config_value, str)
+        else next((p for p in configs if p.name == "gunicorn.conf.py"), None)
+    )
+    return GunicornLaunch(file, line, flags, target, config)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -190,7 +191,7 @@ def split_command(text: str) -> list[str]:
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 
 
-def expand_known(word: str, env: dict[str, str]) -> str:
+def expand_known(word: str, env: Mapping[str, str]) -> str:
     """``$VAR``/``${VAR}`` replaced where ``env`` knows them; others left as written
     (a value only the server has stays visibly unknown)."""
 

@@ -21,15 +21,13 @@ from flaskprod.launch.gunicorn import (
     GunicornConfig,
     Setting,
     Unknown,
-    find_gunicorn,
+    gunicorn_launch,
     merged_settings,
-    parse_config_text,
-    parse_flags,
+    read_config,
     worker_class_name,
     worker_count,
 )
-from flaskprod.launch.scripts import launched_script, module_file
-from flaskprod.launch.shell import commands, expand_known, split_command
+from flaskprod.launch.shell import split_command
 from flaskprod.launch.text import read_text
 
 if TYPE_CHECKING:
@@ -41,13 +39,8 @@ def parse_config(ctx: Context, path: Path, env: Mapping[str, str] | None = None)
     service's environment, or production's environment by default)."""
     env = ctx.env if env is None else env
 
-    def build() -> GunicornConfig:
-        text, problem = read_text(path)
-        if text is None:
-            return GunicornConfig(path, error=(None, problem or "unreadable"))
-        return parse_config_text(path, text, env)
-
-    return cached(ctx, f"parsers.gunicorn:{path}:{hash(frozenset(env.items()))}", build)
+    key = f"parsers.gunicorn:{path}:{hash(frozenset(env.items()))}"
+    return cached(ctx, key, lambda: read_config(path, env))
 
 
 # -- setups: one running gunicorn each ---------------------------------------------
@@ -124,22 +117,6 @@ def _install_bases(ctx: Context) -> list[str]:
     return bases
 
 
-def _from_script(
-    ctx: Context, words: list[str], bases: list[str]
-) -> tuple[list[str], Path, int] | None:
-    """gunicorn started by a shell script of the project (docker-entrypoint.sh,
-    start.sh): its gunicorn line, the script and the line number."""
-    script = launched_script(ctx.root, words, bases)
-    if script is None:
-        return None
-    text, _ = read_text(script)
-    for command in commands(text or ""):
-        args = find_gunicorn(command.argv)
-        if args is not None:
-            return args, script, command.line
-    return None
-
-
 def _setup_from_command(
     ctx: Context,
     origin: str,
@@ -150,27 +127,17 @@ def _setup_from_command(
     bases: list[str],
     env: dict[str, str],
 ) -> GunicornSetup | None:
-    args = find_gunicorn(words)
-    if args is None:
-        found = _from_script(ctx, words, bases)
-        if found is None:
-            return None
-        args, file, line = found
-    # the launcher's shell expands $WORKERS from the environment it has
-    args = [expand_known(word, env) for word in args]
-    flags, target = parse_flags(args, file, line)
-    setup = GunicornSetup(origin, file, line, in_container, target=target, env=env)
-    config_value = flags.get("config")
-    config_path: Path | None = None
-    if config_value is not None and isinstance(config_value.value, str):
-        config_path = module_file(ctx.root, config_value.value, bases)
-    else:
-        config_path = next(
-            (p for p in ctx.of_kind("gunicorn") if p.name == "gunicorn.conf.py"), None
-        )
-    if config_path is not None:
-        setup.config = parse_config(ctx, config_path, env)
-    setup.settings.update(merged_settings(setup.config, env, flags, file, line))
+    launch = gunicorn_launch(ctx.root, words, (file, line), bases, env, ctx.of_kind("gunicorn"))
+    if launch is None:
+        return None
+    setup = GunicornSetup(
+        origin, launch.file, launch.line, in_container, target=launch.target, env=env
+    )
+    if launch.config is not None:
+        setup.config = parse_config(ctx, launch.config, env)
+    setup.settings.update(
+        merged_settings(setup.config, env, launch.flags, launch.file, launch.line)
+    )
     if setup.target is None and isinstance(setup.get("wsgi_app"), str):
         setup.target = setup.get("wsgi_app")
     return setup
