@@ -26,10 +26,12 @@ from flaskprod.spec import launchers, probe, repository
 from flaskprod.spec import routes as app_routes
 from flaskprod.spec.buildinfo import BuildInfo, scan_build
 from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
-from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.interpreter import is_flaskprods_own, resolve_python
 from flaskprod.spec.server_choice import ServerChoice, detect_server
+from flaskprod.spec.servers import ENTRY_MODULE
 from flaskprod.spec.settings_scan import AppSettings, scan_settings
 from flaskprod.spec.stackdeps import DatabaseChoice, declared, detect_database
+from flaskprod.spec.stand_ins import stand_ins
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
 CANDIDATE_FILES = ("wsgi.py", "app.py", "application.py")
@@ -44,6 +46,8 @@ _SKIP_DIRS = frozenset(
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*(\(.*\))?)?$")
 #: The probe's one line for a missing environment variable: KeyError: 'DATABASE_URL'.
 _ENV_KEY_ERROR = re.compile(r"KeyError: '([A-Z][A-Z0-9_]*)'")
+#: The probe's one line for a package the interpreter lacks.
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 _MAX_SCANNED = 2000  # source files read for imports; a bound for huge trees
 PROBE_TIMEOUT = 30.0
 _LOCK_FILES = ("Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "setup.py")
@@ -108,6 +112,8 @@ class ProjectInfo(Mapping[str, Any]):
     lock: str | None = None
     #: What the templates load from where, for the CSP (spec/csp_scan.py).
     template_loads: TemplateLoads | None = None
+    #: Names the import was given placeholders for (spec/stand_ins.py).
+    stand_ins: tuple[str, ...] = ()
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -141,6 +147,16 @@ def detect_project(
         detection.cancel()
 
 
+class ImportFailed(ProjectError):
+    """The app did not import (its own code raised): ``init`` can still detect it
+    without importing; :attr:`variable` is the environment variable it missed, if any."""
+
+    def __init__(self, message: str, *, hint: str, error: str, variable: str | None) -> None:
+        super().__init__(message, hint=hint)
+        self.error = error
+        self.variable = variable
+
+
 class Detection:
     """A detection under way: the app is found statically at once, and its import
     starts in a child process, so the caller can do other work (load its renderer)
@@ -154,7 +170,10 @@ class Detection:
         introspect: bool = True,
         timeout: float = PROBE_TIMEOUT,
         python: Path | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``environ``: what the import gets on top of this process's environment
+        (init's --env-file)."""
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise ProjectError(f"{self.root}: not a directory")
@@ -163,8 +182,13 @@ class Detection:
         self._deadline = time.monotonic() + timeout
         if introspect and python is None:
             python = resolve_python(self.root).executable
+        self.python = python
+        given = {**os.environ, **(environ or {})}
+        self.stand_ins = stand_ins(self.root, _python_files(self.root), given) if python else {}
         self._process = (
-            _start_probe(self.root, self.candidate, python) if introspect and python else None
+            _start_probe(self.root, self.candidate, python, {**self.stand_ins, **given})
+            if introspect and python
+            else None
         )
         try:
             self._facts = _static_facts(self.root, self.candidate)  # while the child imports
@@ -198,6 +222,7 @@ class Detection:
                 endpoints=tuple((rule, endpoint) for rule, endpoint in live["endpoints"]),
                 health_routes=app_routes.health_routes(live["routes"], live["middleware_health"]),
                 login_path=app_routes.login_path(live["endpoints"]),
+                stand_ins=tuple(sorted(self.stand_ins)),
             )
             migrations_dir = live["migrations_dir"] or migrations_dir
         info["migrations_dir"] = migrations_dir
@@ -230,18 +255,49 @@ class Detection:
         if not result["ok"]:
             where = result.get("where") or self.candidate.file
             error = str(result["error"])
+            self._missing_package(error, where)
             variable = _ENV_KEY_ERROR.fullmatch(error)
             hint = "fix it, or pass --no-import to detect without importing"
-            if variable:
+            name = variable.group(1) if variable else None
+            # a stand-in the code could not use (int("flaskprod-init-stand-in"))
+            name = name or next((n for n, v in self.stand_ins.items() if v in error), None)
+            if name:
                 # os.environ["DATABASE_URL"] at import, as the articles write it: the
                 # app is fine, this shell just lacks production's environment.
-                name = variable.group(1)
                 hint = (
                     f"if the app reads {name} from the environment when it is imported, "
                     f"set it for this command ({name}=... flaskprod ...) or pass --no-import"
                 )
-            raise ProjectError(f"cannot import the app {target}: {where}: {error}", hint=hint)
+            message = f"cannot import the app {target}: {where}: {error}"
+            if _MISSING_MODULE.fullmatch(error):
+                raise ProjectError(message, hint=hint)  # no settings can fix it: no fallback
+            raise ImportFailed(
+                message,
+                hint=hint,
+                error=f"{where}: {error}",
+                variable=name,
+            )
         return result
+
+    def _missing_package(self, error: str, where: str) -> None:
+        """The project's interpreter lacks a package the app imports (its venv was not
+        installed from its requirements): exit 3 with the install line, not a guess."""
+        missing = _MISSING_MODULE.fullmatch(error)
+        requirements = self._facts.get("requirements_file")
+        if missing is None or self.python is None or not requirements:
+            return
+        if is_flaskprods_own(self.python):
+            return  # no venv of the project's: never suggest installing into flaskprod's
+        module = missing.group(1)
+        top = module.split(".")[0]
+        if (self.root / top).is_dir() or (self.root / f"{top}.py").is_file():
+            return  # the project's own module: a wrong target or import, not the venv
+        install = f"{_shown(self.python.parent / 'pip', self.root)} install -r {requirements}"
+        raise EnvironmentProblem(
+            f"{_shown(self.python, self.root)}: the app does not import: no module named "
+            f"'{module}' ({where})",
+            hint=f"install the project's requirements into its venv: {install}",
+        )
 
 
 def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
@@ -478,7 +534,8 @@ def _python_files(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not _skipped(d))
         for name in sorted(files):
-            if name.endswith(".py"):
+            # the kit's own entry module (a re-init) is not the app's code
+            if name.endswith(".py") and name != f"{ENTRY_MODULE}.py":
                 count += 1
                 if count > _MAX_SCANNED:
                     return
@@ -598,9 +655,13 @@ def _main_requirements(files: tuple[str, ...]) -> str | None:
 # -- importing, in a child process ----------------------------------------------------
 
 
-def _start_probe(root: Path, candidate: Candidate, python: Path) -> subprocess.Popen[str]:
+def _start_probe(
+    root: Path, candidate: Candidate, python: Path, environ: Mapping[str, str]
+) -> subprocess.Popen[str]:
+    from flaskprod.check.offline import offline_prefix
+
     environment = {
-        **os.environ,
+        **environ,
         # Detection is not production: the app's fail-fast gate must not block it.
         "FLASKPROD_ENV": "development",
         "PYTHONDONTWRITEBYTECODE": "1",  # leave no __pycache__ in the user's project
@@ -614,8 +675,9 @@ def _start_probe(root: Path, candidate: Candidate, python: Path) -> subprocess.P
     # project's interpreter, and the project folder (cwd) comes first on sys.path.
     code = Path(probe.__file__).read_text(encoding="utf-8") + "\nmain()\n"
     try:
+        # Offline, as check's probe: the stand-ins and production's hosts lead nowhere.
         return subprocess.Popen(
-            [str(python), "-c", code, candidate.target],
+            [*offline_prefix(), str(python), "-c", code, candidate.target],
             cwd=root,
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -637,6 +699,14 @@ def _start_probe(root: Path, candidate: Candidate, python: Path) -> subprocess.P
 def _rel(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _shown(path: Path, root: Path) -> str:
+    """``path`` relative to the project when inside it, links kept (a venv's python)."""
+    try:
+        return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
 

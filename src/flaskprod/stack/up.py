@@ -34,7 +34,7 @@ from flaskprod.errors import (
     ServiceFailed,
     SpecError,
 )
-from flaskprod.spec.interpreter import ProjectPython, resolve_python
+from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import served_target
 from flaskprod.spec.stackdeps import PINNED
@@ -311,7 +311,9 @@ class Stack:
         """The project's interpreter: it runs the migrations, the release commands, the
         import check and the app server (flaskprod's own only supervises)."""
         if self._python is None:
-            self._python = resolve_python(self.project, environ=self.options.environ)
+            found = resolve_python(self.project, environ=self.options.environ)
+            require_supported(found, self.project)
+            self._python = found
         return self._python
 
     # -- what the stack would run --------------------------------------------------------
