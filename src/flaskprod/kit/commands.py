@@ -83,11 +83,14 @@ def _detect_or_read(
         return project, found, None
     except ImportFailed as failed:
         project, _ = _detect(root, target, introspect=False)
-        what = f"{failed.variable}=... in the environment" if failed.variable else "the fix"
+        what = (
+            f"give it {failed.variable}=... in the environment or --env-file FILE"
+            if failed.variable
+            else "fix it, or give it the variables it needs with --env-file FILE"
+        )
         note = (
             f"the app did not import ({failed.error}): detected from its sources only "
-            f"(routes and health unknown); give it {what} or --env-file FILE, then run "
-            "'flaskprod init --force'"
+            f"(routes and health unknown); {what}, then run 'flaskprod init --force'"
         )
         return project, found, note
 
