@@ -122,7 +122,10 @@ def test_the_projects_packages_are_unchanged(microblog: Microblog) -> None:
 
 def test_flask_on_docker_runs_with_its_own_old_gunicorn() -> None:
     """flask-on-docker pins gunicorn 20.1 (no control socket flag, which up then leaves
-    out) and psycopg2; its app answers / with JSON. Its packages stay as they were."""
+    out) and psycopg2; its app answers / with JSON. Its packages stay as they were.
+    It writes uploads to f"{APP_FOLDER}/project/media": up gives it APP_FOLDER (its own
+    setting, app.settings = {root}) as the project folder, and nginx serves that folder
+    at /media/, so an upload is served back without an edit to the app."""
     base = Path(tempfile.mkdtemp(prefix="flaskprod-real-"))
     base.chmod(0o755)
     root = copy_project("flask-on-docker", base)  # services/web
@@ -145,11 +148,43 @@ def test_flask_on_docker_runs_with_its_own_old_gunicorn() -> None:
         argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
         assert argv[1] == str(root / ".venv/bin/gunicorn").encode(), argv
         assert b"--no-control-socket" not in argv
+        assert "app settings: APP_FOLDER" in up.stdout
+        _upload(f"https://localhost:{https_port}/upload", context, "note.txt", b"uploaded\n")
+        # the app wrote it where its own setting says, inside the project's code folder
+        assert (root / "project/media/note.txt").read_bytes() == b"uploaded\n"
+        with urllib.request.urlopen(
+            f"https://localhost:{https_port}/media/note.txt", context=context, timeout=10
+        ) as response:
+            assert response.read() == b"uploaded\n"
+            # nginx's media location answered (the app's own /media route sends no-cache)
+            assert response.headers["Cache-Control"] == "public, max-age=3600"
+        with urllib.request.urlopen(
+            f"https://localhost:{https_port}/static/hello.txt", context=context, timeout=10
+        ) as response:
+            assert response.read() == (root / "project/static/hello.txt").read_bytes()
     finally:
         down = run_flaskprod("down", str(root))
         assert down.returncode == 0, down.stderr
         assert pip_freeze(root) == freeze
         shutil.rmtree(base)
+
+
+def _upload(url: str, context: ssl.SSLContext, name: str, content: bytes) -> None:
+    """POST one file as a browser's form does (multipart/form-data, field "file")."""
+    boundary = "flaskprod-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        assert response.status == 200
 
 
 def test_an_app_server_the_venv_lacks_is_one_line_and_exit_3(

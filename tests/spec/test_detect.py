@@ -376,11 +376,11 @@ def test_a_package_importing_its_own_submodules_is_still_found(tmp_path: Path) -
     assert detect_project(tmp_path, introspect=False).target == "blog:create_app()"
 
 
-def test_an_environment_variable_read_at_import_is_named_with_the_way_out(
+def test_an_environment_variable_read_at_import_gets_a_stand_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The articles' factory reads os.environ["DATABASE_URL"] when it runs: in a shell
-    without production's environment, the error says which variable and how to go on."""
+    without production's environment, the import gets a placeholder (spec/stand_ins.py)."""
     make(
         tmp_path,
         {
@@ -392,10 +392,28 @@ def test_an_environment_variable_read_at_import_is_named_with_the_way_out(
         },
     )
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    found = detect_project(tmp_path)
+    assert found.imported and found.target == "wsgi:app"
+    assert found.stand_ins == ("DATABASE_URL",)
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    assert detect_project(tmp_path).stand_ins == ()  # the environment's own value
+
+
+def test_a_variable_the_scan_cannot_see_is_named_with_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name computed at run time has no stand-in: the error says which variable."""
+    make(
+        tmp_path,
+        {
+            "app.py": "import os\n\nfrom flask import Flask\n\nNAME = 'DATABASE' + '_URL'\n"
+            "app = Flask(__name__)\n"
+            'app.config["SQLALCHEMY_DATABASE_URI"] = os.environ[NAME]\n',
+        },
+    )
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     assert project_error(tmp_path) == (
-        "cannot import the app wsgi:app: app/__init__.py:8: KeyError: 'DATABASE_URL' (if the "
+        "cannot import the app app:app: app.py:7: KeyError: 'DATABASE_URL' (if the "
         "app reads DATABASE_URL from the environment when it is imported, set it for this "
         "command (DATABASE_URL=... flaskprod ...) or pass --no-import)"
     )
-    monkeypatch.setenv("DATABASE_URL", "sqlite://")
-    assert detect_project(tmp_path).target == "wsgi:app"

@@ -334,7 +334,7 @@ _C_DRIVERS = {
 
 class _DriverGuard(importlib.abc.MetaPathFinder):
     """Once a C database driver is imported, its connect functions refuse (for when the
-    probe cannot run in a network namespace: see flaskprod.check.offline)."""
+    probe cannot run in a network namespace: see flaskprod.offline)."""
 
     def __init__(self, refuse: Any) -> None:
         self.refuse = refuse

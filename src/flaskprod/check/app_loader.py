@@ -23,13 +23,13 @@ from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
-from flaskprod.check.offline import offline_prefix
 from flaskprod.check.parsers.granian import granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.launch.dockerfile import expand
 from flaskprod.launch.shell import commands
 from flaskprod.launch.targets import TARGET, loose_target, server_target
+from flaskprod.offline import offline_prefix
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.servers import ENTRY_MODULE

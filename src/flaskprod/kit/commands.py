@@ -19,8 +19,8 @@ import click
 
 from flaskprod.errors import ProjectError, Refused, SpecError
 from flaskprod.kit.write import Change, plan_kit, refuse_conflicts, write_atomic, write_plan
-from flaskprod.spec.detect import Detection, ProjectInfo
-from flaskprod.spec.interpreter import ProjectPython, resolve_python
+from flaskprod.spec.detect import Detection, ImportFailed, ProjectInfo
+from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve_python
 
 # The spec model (pydantic) and the renderer (jinja2) are imported inside the commands,
 # after the app's import has started in its child process: the two then overlap.
@@ -36,13 +36,28 @@ _HEAVY = (
 
 
 def _detect(
-    root: Path, target: str | None, *, introspect: bool, python: str | None = None
+    root: Path,
+    target: str | None,
+    *,
+    introspect: bool,
+    python: str | ProjectPython | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[ProjectInfo, ProjectPython | None]:
     """Detect the project with its own interpreter (--python, else resolve_python's
-    order, said on stderr), loading flaskprod's heavier modules while the app imports."""
-    found = resolve_python(root, python) if introspect else None
+    order, said on stderr), loading flaskprod's heavier modules while the app imports.
+    ``environ``: what the import gets besides this process's environment (--env-file)."""
+    if isinstance(python, ProjectPython):
+        found: ProjectPython | None = python
+    else:
+        found = resolve_python(root, python) if introspect else None
+    if found is not None:
+        require_supported(found, root)
     detection = Detection(
-        root, target, introspect=introspect, python=found.executable if found else None
+        root,
+        target,
+        introspect=introspect,
+        python=found.executable if found else None,
+        environ=environ,
     )
     try:
         for module in _HEAVY:
@@ -50,6 +65,34 @@ def _detect(
         return detection.result(), found
     finally:
         detection.cancel()
+
+
+def _detect_or_read(
+    root: Path,
+    target: str | None,
+    *,
+    introspect: bool,
+    python: str | None,
+    environ: Mapping[str, str],
+) -> tuple[ProjectInfo, ProjectPython | None, str | None]:
+    """init's detection: when the app's own code fails at import even with stand-ins
+    for its settings, what the sources say (as --no-import) and a note for the user."""
+    found = resolve_python(root, python) if introspect else None
+    try:
+        project, _ = _detect(root, target, introspect=introspect, python=found, environ=environ)
+        return project, found, None
+    except ImportFailed as failed:
+        project, _ = _detect(root, target, introspect=False)
+        what = (
+            f"give it {failed.variable}=... in the environment or --env-file FILE"
+            if failed.variable
+            else "fix it, or give it the variables it needs with --env-file FILE"
+        )
+        note = (
+            f"the app did not import ({failed.error}): detected from its sources only "
+            f"(routes and health unknown); {what}, then run 'flaskprod init --force'"
+        )
+        return project, found, note
 
 
 def build_spec(
@@ -284,6 +327,20 @@ def _add_deps(root: Path, spec: Spec, project: ProjectInfo) -> list[str]:
     return lines
 
 
+def _env_file(path: Path | None) -> dict[str, str]:
+    """--env-file's variables (dotenv syntax, as check reads env files)."""
+    if path is None:
+        return {}
+    from flaskprod.check.envsource import parse_env_file
+
+    try:
+        return parse_env_file(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProjectError(
+            f"{path}: cannot read: {error}", hint="pass a readable env file"
+        ) from None
+
+
 # -- commands ----------------------------------------------------------------------------
 
 _PATH = click.argument(
@@ -321,6 +378,13 @@ _NO_IMPORT = click.option(
     help="Append the pinned lines the stack needs (app server, database driver) to the "
     "project's requirements file; nothing is installed.",
 )
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="FILE",
+    help="KEY=value lines (a .env) the app needs to be imported; given to the import "
+    "only, written nowhere.",
+)
 @_NO_IMPORT
 @_PYTHON
 def init_command(
@@ -333,6 +397,7 @@ def init_command(
     no_import: bool,
     python: str | None = None,
     add_deps: bool = False,
+    env_file: Path | None = None,
 ) -> None:
     """Detect the Flask app, write flaskprod.toml and render the kit into deploy/."""
     root = _root(path)
@@ -342,7 +407,9 @@ def init_command(
             f"{spec_path}: already exists",
             hint="edit it and run 'flaskprod render', or pass --force to write a new one",
         )
-    project, interpreter = _detect(root, target, introspect=not no_import, python=python)
+    project, interpreter, fallback = _detect_or_read(
+        root, target, introspect=not no_import, python=python, environ=_env_file(env_file)
+    )
     from flaskprod.spec.load import parse_spec
     from flaskprod.spec.model import SPEC_FILENAME
     from flaskprod.spec.write import render_spec
@@ -364,6 +431,11 @@ def init_command(
     out.line(f"Detected {project.target} in {project.app_file}: {_describe(project)}")
     if interpreter is not None:
         out.line(interpreter.describe())
+    if project.stand_ins:
+        out.line(
+            f"import: stand-in values for {', '.join(project.stand_ins)} (read at import, "
+            "not set here; the import ran offline)"
+        )
     if project.server is not None and not server:
         out.line(project.server.describe())
     if spec.database.engine == "postgresql":
@@ -373,7 +445,8 @@ def init_command(
     out.changes(changes)
     if added:
         out.line(f"Added to {project.requirements_file} (not installed): {', '.join(added)}")
-    for note in [*_notes(spec, project, deps_added=bool(added)), *filter(None, [untested])]:
+    notes = [fallback, *_notes(spec, project, deps_added=bool(added)), untested]
+    for note in filter(None, notes):
         out.line(f"note: {note}", "yellow")
     out.line(f"Next: review {SPEC_FILENAME}; after each change run 'flaskprod render'.")
 

@@ -19,11 +19,15 @@ The choice is validated by running it: a missing path, a broken virtual environm
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from flaskprod.errors import EnvironmentProblem
 
@@ -110,6 +114,11 @@ def resolve_python(
     return validate(Path(sys.executable), "flaskprod")
 
 
+def is_flaskprods_own(python: Path) -> bool:
+    """Whether ``python`` is the interpreter of flaskprod's own environment."""
+    return _is_own(python.parent.parent)
+
+
 def _is_own(folder: Path) -> bool:
     """Whether ``folder`` is the environment flaskprod runs from."""
     try:
@@ -187,3 +196,58 @@ def _parse_version(text: str) -> tuple[int, int, int] | None:
     if len(parts) != 3 or not all(part.isdigit() for part in parts):
         return None
     return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def requires_python(root: Path) -> str | None:
+    """pyproject.toml's ``requires-python`` (what pip enforces), or None."""
+    pyproject = root / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    requires = data.get("project", {}).get("requires-python")
+    return requires if isinstance(requires, str) else None
+
+
+def require_supported(python: ProjectPython, root: Path) -> None:
+    """Exit 3 when the project needs a Python its interpreter is not (requires-python
+    ">=3.13" while .venv is 3.11): its code would fail on syntax or imports far from the
+    cause. Names the Python needed and, when this machine has one, its path."""
+    requires = requires_python(root)
+    if requires is None:
+        return
+    try:
+        wanted = SpecifierSet(requires)
+    except InvalidSpecifier:
+        return  # a malformed pin is the project's build tool's to report
+    if wanted.contains(python.version_text, prereleases=True):
+        return
+    here = next(
+        (
+            path
+            for minor in range(30, 7, -1)
+            if wanted.contains(f"3.{minor}.99", prereleases=True)
+            and (path := shutil.which(f"python3.{minor}"))
+            and _runs(path)
+        ),
+        None,
+    )
+    shown = python.executable
+    if shown.is_relative_to(root):
+        shown = shown.relative_to(root)  # the project's own .venv/bin/python
+    where = shown if python.own else f"{shown} (from {python.source})"
+    how = f"{here} -m venv .venv, then install the project" if here else "none is installed here"
+    raise EnvironmentProblem(
+        f"pyproject.toml: the project requires Python {requires}, and {where} is "
+        f"{python.version_text}",
+        hint=f"create the project's venv with a Python {requires} ({how}), or pass "
+        "--python PATH to one that has the project's packages",
+    )
+
+
+def _runs(path: str) -> bool:
+    """A python3.X on PATH may be a shim of a version manager that is not set up."""
+    try:
+        return subprocess.run([path, "-c", ""], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

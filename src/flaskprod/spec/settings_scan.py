@@ -97,6 +97,37 @@ def scan_settings(root: Path, python_files: Iterator[Path]) -> AppSettings:
     return found
 
 
+def required_reads(path: Path) -> list[str]:
+    """The names one Python file reads with ``os.environ["X"]`` (no default): the app
+    cannot be imported without them when that code runs at import."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    if "environ[" not in text:
+        return []
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    names = []
+    for node in ast.walk(tree):
+        read = _env_read(node)
+        if read and read[1] == REQUIRED and _NAME.match(read[0]) and read[0] not in names:
+            names.append(read[0])
+    return names
+
+
+def sample_values(root: Path) -> dict[str, str]:
+    """The plain values the project's env samples show (secrets, URLs and paths left
+    out, as for the kit)."""
+    found = AppSettings()
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.is_file() and _SAMPLE.match(path.name):
+            _scan_sample(path, found)
+    return {name: value for name, value in found.settings.items() if value}
+
+
 def _add(found: AppSettings, name: str, value: str) -> None:
     if not _NAME.match(name) or _NOT_SETTINGS.match(name):
         return

@@ -11,7 +11,7 @@ from typing import IO
 import click
 
 from flaskprod.errors import ExitCode, Refused
-from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.interpreter import require_supported, resolve_python
 from flaskprod.stack import up as stack_up
 from flaskprod.stack.state import StackState, StateDir, process_rss
 
@@ -155,6 +155,7 @@ def up_command(
         )
         spec = stack_up.load_project_spec(project)
     interpreter = resolve_python(project, python)
+    require_supported(interpreter, project)  # before anything starts
     _say(interpreter.describe())
     options = stack_up.UpOptions(
         project=project,

@@ -117,9 +117,12 @@ def app_environment(
     database_url: str,
     redis_url: str | None,
     media_root: Path,
+    settings: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment the app runs with: what systemd's EnvironmentFile gives on a server."""
+    """The environment the app runs with: what systemd's EnvironmentFile gives on a server.
+    ``settings``: the app's own (app.settings, as stack/app_settings gives them here)."""
     env = dict(base)
+    env.update(settings or {})
     env.update(
         {
             "FLASKPROD_ENV": "production",

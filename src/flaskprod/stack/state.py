@@ -193,6 +193,17 @@ class StateDir:
         write_atomic(path, key + "\n", mode=0o600)
         return key
 
+    def generated_secret(self, name: str) -> str:
+        """A value for one of the app's required secrets (app.settings), generated once
+        (0600 in secrets/), so what it signs or encrypts survives restarts."""
+        path = self.root / "secrets" / name
+        if path.exists():
+            return path.read_text().strip()
+        value = secrets.token_urlsafe(32)
+        write_atomic(path, value + "\n", mode=0o600)
+        path.parent.chmod(0o700)
+        return value
+
     # -- state.json ------------------------------------------------------------------
     def read(self) -> StackState | None:
         try:

@@ -34,11 +34,11 @@ from flaskprod.errors import (
     ServiceFailed,
     SpecError,
 )
-from flaskprod.spec.interpreter import ProjectPython, resolve_python
+from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import served_target
 from flaskprod.spec.stackdeps import PINNED
-from flaskprod.stack import granian, gunicorn, process, project_env
+from flaskprod.stack import app_settings, granian, gunicorn, process, project_env
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
     NginxFiles,
@@ -311,7 +311,9 @@ class Stack:
         """The project's interpreter: it runs the migrations, the release commands, the
         import check and the app server (flaskprod's own only supervises)."""
         if self._python is None:
-            self._python = resolve_python(self.project, environ=self.options.environ)
+            found = resolve_python(self.project, environ=self.options.environ)
+            require_supported(found, self.project)
+            self._python = found
         return self._python
 
     # -- what the stack would run --------------------------------------------------------
@@ -321,7 +323,7 @@ class Stack:
     def overlay(self) -> Overlay:
         tls = self.dirs.tls
         folders = [(self.spec.static_dir, self.project / self.spec.paths.static_dir)]
-        folders.append((self.spec.media_dir, self.dirs.media))
+        folders.append((self.spec.media_dir, self.media_folder()))
         return Overlay(
             https_port=self.options.https_port,
             http_port=self.options.http_port,
@@ -334,6 +336,26 @@ class Stack:
             prefix=self.dirs.nginx,
             canonical_domain=self.spec.app.domains[0],
         )
+
+    def media_folder(self) -> Path:
+        return app_settings.media_folder(self.spec, self.project, self.dirs)
+
+    def app_environment(self, database_url: str, redis_url: str | None) -> dict[str, str]:
+        """The app's environment under up, built here once (start and reload's import
+        check): flaskprod's variables, the app's own settings, the project's Python."""
+        settings = app_settings.local_settings(
+            self.spec, self.project, self.dirs, self.options.environ
+        )
+        env = gunicorn.app_environment(
+            self.spec,
+            self.options.environ,
+            secret_key=self.dirs.secret_key(),
+            database_url=database_url,
+            redis_url=redis_url,
+            media_root=self.media_folder(),
+            settings=settings.env,
+        )
+        return project_env.with_python(env, self.python)
 
     def server_executable(self) -> list[str]:
         """The project's own gunicorn or granian (exit 3 with the line to add if absent)."""
@@ -447,20 +469,13 @@ class Stack:
         with project_lock(self.dirs):
             nginx = self.preflight()
             self.dirs.prepare()
+            self.prepare_settings()
             self.ca = ensure_ca(self.dirs.tls)
             self.echo(f"local CA: {self.ca.ca_cert}  (curl --cacert {self.ca.ca_cert} ...)")
             try:
                 database_url = self._database()
                 redis_url = self._redis()
-                env = gunicorn.app_environment(
-                    self.spec,
-                    self.options.environ,
-                    secret_key=self.dirs.secret_key(),
-                    database_url=database_url,
-                    redis_url=redis_url,
-                    media_root=self.dirs.media,
-                )
-                env = project_env.with_python(env, self.python)
+                env = self.app_environment(database_url, redis_url)
                 self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
                 self._migrate(env)
                 for command in self.options.release:
@@ -472,6 +487,27 @@ class Stack:
                 self.stop()
                 raise
             return self.state
+
+    def prepare_settings(self) -> None:
+        """The uploads folder exists, and what up does with the app's own settings is
+        said once: generated secrets, required settings nobody gave."""
+        self.media_folder().mkdir(parents=True, exist_ok=True)
+        found = app_settings.local_settings(
+            self.spec, self.project, self.dirs, self.options.environ
+        )
+        given = sorted(found.env)
+        if given:
+            self.echo(f"app settings: {', '.join(given)} (app.settings; {{root}} = this folder)")
+        if found.generated:
+            self.echo(
+                f"app settings: generated {', '.join(found.generated)} (kept in "
+                f"{self.dirs.root / 'secrets'}; set them in the environment to choose)"
+            )
+        for name in found.missing:
+            self.echo(
+                f"note: the app requires {name} (app.settings = CHANGE-ME): set it in the "
+                f"environment 'flaskprod up' runs with, e.g. {name}=... flaskprod up"
+            )
 
     def note_driver(self) -> None:
         """The app reaches the stack's PostgreSQL with the driver it ships: say so when
@@ -873,15 +909,7 @@ def _check_app_imports(stack: Stack, state: StackState, echo: Echo) -> None:
     the app granian exits ("Worker crash loop detected"): the site goes down, where
     gunicorn's new master would fail alone. So the new code is imported once first."""
     spec = stack.spec
-    env = gunicorn.app_environment(
-        spec,
-        stack.options.environ,
-        secret_key=stack.dirs.secret_key(),
-        database_url=state.env.get("DATABASE_URL", ""),
-        redis_url=state.env.get("REDIS_URL"),
-        media_root=stack.dirs.media,
-    )
-    env = project_env.with_python(env, stack.python)
+    env = stack.app_environment(state.env.get("DATABASE_URL", ""), state.env.get("REDIS_URL"))
     try:
         result = subprocess.run(
             [str(stack.python.executable), "-c", _IMPORT_CHECK, spec.app.target],
