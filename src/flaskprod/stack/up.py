@@ -460,7 +460,7 @@ class Stack:
                     redis_url=redis_url,
                     media_root=self.dirs.media,
                 )
-                env = project_env.with_python(env, self.python)
+                env = project_env.with_python(env, self.python, self.spec)
                 self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
                 self._migrate(env)
                 for command in self.options.release:
@@ -881,7 +881,7 @@ def _check_app_imports(stack: Stack, state: StackState, echo: Echo) -> None:
         redis_url=state.env.get("REDIS_URL"),
         media_root=stack.dirs.media,
     )
-    env = project_env.with_python(env, stack.python)
+    env = project_env.with_python(env, stack.python, spec)
     try:
         result = subprocess.run(
             [str(stack.python.executable), "-c", _IMPORT_CHECK, spec.app.target],
