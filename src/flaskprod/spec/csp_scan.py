@@ -139,7 +139,8 @@ def _shown(path: Path, root: Path, top: Path) -> str:
         relative = resolved.relative_to(project)
         if not _SKIP.intersection(relative.parts):  # not a venv inside the project
             return relative.as_posix()
-    return path.relative_to(top.parent).as_posix()
+    # a blueprint's folder is <package>/templates: name the file from the package
+    return path.relative_to(top.parent.parent).as_posix()
 
 
 def _origin(url: str) -> str | None:
