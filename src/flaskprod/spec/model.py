@@ -69,7 +69,9 @@ class AppSection(_Section):
     settings: dict[str, str] = Field(
         default_factory=dict,
         description="The app's own environment settings (name = placeholder or note), carried "
-        "into the env file, compose and Kubernetes beside flaskprod's.",
+        "into the env file, compose and Kubernetes beside flaskprod's. The python image's own "
+        "(PYTHON_VERSION = '{python}', LANG) are left to the image and set everywhere else "
+        "({python}: the Python that runs the app there).",
     )
     build: list[str] = Field(
         default_factory=list,
