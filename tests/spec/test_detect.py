@@ -14,6 +14,7 @@ import pytest
 
 from flaskprod.errors import EnvironmentProblem, ExitCode, ProjectError
 from flaskprod.kit.artifacts import PROJECT_DEFAULTS
+from flaskprod.spec.csp_scan import derive_csp
 from flaskprod.spec.detect import ProjectInfo, detect_project
 
 SINGLE = {
@@ -417,3 +418,62 @@ def test_a_variable_the_scan_cannot_see_is_named_with_the_way_out(
         "app reads DATABASE_URL from the environment when it is imported, set it for this "
         "command (DATABASE_URL=... flaskprod ...) or pass --no-import)"
     )
+
+
+DOCS_EXTENSION = {
+    "docsext/__init__.py": """
+        from flask import Blueprint, render_template
+
+        docs = Blueprint("docsext", __name__, template_folder="templates")
+
+        @docs.get("/docs")
+        def page():
+            return render_template("docsext/page.html")
+    """,
+    "docsext/templates/docsext/page.html": """
+        <script src="https://unpkg.com/@stoplight/elements/web-components.min.js"></script>
+        <link rel="stylesheet" href="https://unpkg.com/@stoplight/elements/styles.min.css">
+    """,
+    "theme/layout.html": '<link rel="stylesheet" href="https://fonts.googleapis.com/css">\n',
+    "docsext/templates/docsext/try.html": "<script>SwaggerUIBundle()</script>\n",
+}
+
+
+def test_templates_of_libraries_the_app_renders_shape_its_csp(tmp_path: Path) -> None:
+    """microblog-api's / redirects to APIFairy's /docs, a template in site-packages that
+    loads unpkg.com: the probe names the Jinja loader's folders (a blueprint's package
+    folder, a ChoiceLoader's), and the CSP allows what those templates load."""
+    project = make(
+        tmp_path / "api",
+        {
+            "app.py": """
+                from docsext import docs
+                from flask import Flask
+                from jinja2 import ChoiceLoader, FileSystemLoader
+
+                app = Flask(__name__)
+                app.register_blueprint(docs)
+                app.jinja_loader = ChoiceLoader(
+                    [app.jinja_loader, FileSystemLoader(docs.root_path + "/../theme")]
+                )
+            """,
+        },
+    )
+    site = project / ".venv/lib/python3.11/site-packages"
+    make(site, DOCS_EXTENSION)
+    python = project / ".venv/bin/python"
+    python.parent.mkdir()
+    # The project's interpreter: the suite's Python with the venv's site-packages.
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{site}" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    info = detect_project(project)
+    assert info.imported and "/docs" in info.routes
+    loads = info.template_loads
+    assert loads is not None
+    assert loads.script == {"https://unpkg.com"}
+    assert loads.style == {"https://unpkg.com", "https://fonts.googleapis.com"}
+    csp, report_only, why = derive_csp(loads)
+    assert "script-src 'self' https://unpkg.com" in csp
+    # its inline script is named from its package, not from this machine's venv
+    assert loads.inline == ["docsext/templates/docsext/try.html:1"]
+    assert report_only and why is not None and "docsext/templates/docsext/try.html:1" in why

@@ -150,3 +150,28 @@ def test_an_uploads_folder_fixed_in_the_code_and_url_defaults(tmp_path: Path) ->
     assert found.media_fixed == ["UPLOAD_FOLDER (config.py:5)"]  # init says how to fix it
     assert found.media_env == []
     assert found.settings == {"BROKER": ""}  # a URL default never travels
+
+
+def test_variables_of_the_python_image_are_settings_the_kit_gives(tmp_path: Path) -> None:
+    """docker-flask-example reads os.environ["PYTHON_VERSION"] (the python:* image's ENV):
+    listed with the value the image gives ({python}: the Python that runs the app);
+    the interpreter's own switches (PYTHONPATH, ...) are not the app's settings."""
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "hello/page/views.py": """
+                    import os
+
+                    def home():
+                        return os.environ["PYTHON_VERSION"], os.getenv("LANG")
+                """,
+                "config.py": """
+                    import os
+                    PATHS = os.environ.get("PYTHONPATH", "")
+                    UNBUFFERED = os.environ.get("PYTHONUNBUFFERED")
+                """,
+            },
+        )
+    )
+    assert found.settings == {"LANG": "C.UTF-8", "PYTHON_VERSION": "{python}"}

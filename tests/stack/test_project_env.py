@@ -76,7 +76,7 @@ def test_release_commands_and_path_are_the_projects(bare: Path) -> None:
         str(bare / ".venv/bin/python"), "x.py",
     ]  # fmt: skip
     assert project_env.release_argv(["./boot.sh"], python, "wsgi:app") == ["./boot.sh"]
-    env = project_env.with_python({"PATH": "/usr/bin"}, python)
+    env = project_env.with_python({"PATH": "/usr/bin"}, python, _spec())
     assert env["PATH"] == f"{bare}/.venv/bin:/usr/bin"
     assert env["VIRTUAL_ENV"] == str(bare / ".venv")
     # and the shell finds the project's scripts first, as in an activated venv

@@ -372,3 +372,67 @@ def test_no_spec_on_a_terminal_offers_init_then_goes_on(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
     assert (tmp_path / "flaskprod.toml").is_file()
     assert b"--uds " in output  # init ran, then up went on with the new spec
+
+
+IMAGE_VARIABLE_APP = """
+import os
+from flask import Flask
+from flaskprod import Production
+
+app = Flask(__name__)
+Production(app)
+
+
+@app.get("/")
+def index():
+    # what docker-flask-example shows: a variable only the python:* image sets
+    return os.environ["PYTHON_VERSION"]
+"""
+
+
+@pytest.fixture
+def imagevar() -> Iterator[Path]:
+    """A project whose view reads PYTHON_VERSION, in a folder nginx's workers can
+    traverse; whatever a failed test left running is stopped by pid (down)."""
+    base = Path(tempfile.mkdtemp(prefix="flaskprod-up-imagevar-"))
+    base.chmod(0o755)
+    project = base / "imagevar"
+    project.mkdir()
+    (project / "app.py").write_text(IMAGE_VARIABLE_APP)
+    yield project
+    if StateDir(project / ".flaskprod").read() is not None:
+        run("down", str(project))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_app_reading_the_python_images_variables_gets_them_everywhere(
+    imagevar: Path,
+) -> None:
+    """docker-flask-example reads os.environ["PYTHON_VERSION"] in a view: init lists it,
+    the server's env file sets it to the deploy Python, compose and Kubernetes leave it
+    to the image, and up gives it the project's interpreter version (no 500 where
+    nobody sets it)."""
+    project = imagevar
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_VERSION"}
+    assert run("init", str(project), "--name", "imagevar", env=env).returncode == 0
+    spec = project / "flaskprod.toml"
+    text = spec.read_text()
+    assert 'PYTHON_VERSION = "{python}"' in text
+    text = text.replace('engine = "postgresql"', 'engine = "sqlite"')
+    spec.write_text(text.replace("[redis]\nenabled = true", "[redis]\nenabled = false"))
+    assert run("render", str(project)).returncode == 0
+    image = next(
+        line.split('"')[1] for line in text.splitlines() if line.startswith("python_image")
+    )  # python:3.X.Y-slim-...: the server's Python is the image's
+    release = image.removeprefix("python:").split("-")[0]
+    assert f"\nPYTHON_VERSION={release}\n" in (project / "deploy" / ".env.example").read_text()
+    assert "PYTHON_VERSION" not in (project / "deploy" / "compose.yaml").read_text()
+    assert "PYTHON_VERSION" not in (project / "deploy" / "k8s" / "settings.yaml").read_text()
+    ports = _ports()
+    up = run("up", str(project), "-d", *ports, env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    trust = ssl.create_default_context(cafile=str(project / ".flaskprod" / "tls" / "ca.pem"))
+    home = httpx.get(f"https://localhost:{ports[1]}/", verify=trust)
+    assert home.status_code == 200
+    assert home.text == ".".join(map(str, sys.version_info[:3]))  # the app's interpreter
+    assert run("down", str(project)).returncode == 0

@@ -90,6 +90,9 @@ class EnvVar:
     unset: bool = False
     #: The app cannot start without it (read as os.environ["NAME"]).
     required: bool = False
+    #: Defined by the kit's ``python:*`` image (PYTHON_VERSION, LANG): compose and
+    #: Kubernetes leave it to the image, the server's env file sets it.
+    image: bool = False
 
 
 def _artifacts() -> tuple[Artifact, ...]:
@@ -331,9 +334,14 @@ def app_settings(spec: Spec) -> list[EnvVar]:
     """The app's own settings (app.settings), as init found them in its config modules,
     env samples and compose files; secrets by name (KEY, SECRET, PASSWORD, TOKEN)."""
     variables = []
+    image = spec.image_settings()
     for name, value in spec.app.settings.items():
         if name in spec.paths.media_env:
             continue  # set to media_dir above
+        if name in image:
+            comment = "the python image sets it; a server without that image needs it here."
+            variables.append(EnvVar(name, image[name], comment, own=True, image=True))
+            continue
         secret = is_secret(name)
         required = value == REQUIRED
         # A required secret is an empty line to fill in, like SECRET_KEY; a required

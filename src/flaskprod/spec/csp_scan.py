@@ -9,6 +9,11 @@ name their origin; the macros of common extensions that emit CDN tags are known
 without ``'unsafe-inline'`` (which would void the policy), so the policy is then sent
 report-only, with the reason; ``style=`` attributes get ``'unsafe-inline'`` in
 style-src only (they cannot run code).
+
+Without importing the app, the templates are the project's ``templates`` folders.
+Imported, the probe names every folder the app's Jinja loader searches (its own, each
+blueprint's, an extension's package folder in site-packages): those are read too, so
+a page an extension renders (APIFairy's ``/docs``, loading unpkg.com) works as well.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -61,15 +66,21 @@ class TemplateLoads:
     files: int = 0
 
 
-def scan_templates(root: Path) -> TemplateLoads:
+def scan_templates(root: Path, folders: Sequence[Path] = ()) -> TemplateLoads:
+    """What the project's templates load, and those in ``folders`` (the Jinja loader's
+    search path, from the probe), each file once."""
     loads = TemplateLoads()
-    for path in _template_files(root):
+    seen: set[Path] = set()
+    for path, where in _template_files(root, folders):
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
         loads.files += 1
-        _scan(_COMMENT.sub("", text), path.relative_to(root).as_posix(), loads)
+        _scan(_COMMENT.sub("", text), where, loads)
     if loads.dynamic_img:
         loads.img |= _image_origins_in_code(root)
     return loads
@@ -102,18 +113,34 @@ def derive_csp(loads: TemplateLoads) -> tuple[str, bool, str | None]:
     return "; ".join(directives), bool(loads.inline), why
 
 
-def _template_files(root: Path) -> Iterator[Path]:
+def _template_files(root: Path, folders: Sequence[Path]) -> Iterator[tuple[Path, str]]:
+    """(file, how a note names it): the project's own relative to it, a library's
+    from its package folder (apifairy/templates/apifairy/elements.html)."""
     count = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP and not d.startswith("."))
-        if "templates" not in Path(folder).relative_to(root).parts:
-            continue
-        for name in sorted(files):
-            if name.endswith(_TEMPLATE_SUFFIXES):
+    walks = [(root, True)] + [(folder, False) for folder in folders]
+    for top, only_templates in walks:
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIP and not d.startswith("."))
+            if only_templates and "templates" not in Path(folder).relative_to(top).parts:
+                continue
+            for name in sorted(files):
+                if not name.endswith(_TEMPLATE_SUFFIXES):
+                    continue
                 count += 1
                 if count > _MAX_FILES:
                     return
-                yield Path(folder) / name
+                path = Path(folder) / name
+                yield path, _shown(path, root, top)
+
+
+def _shown(path: Path, root: Path, top: Path) -> str:
+    resolved, project = path.resolve(), root.resolve()
+    if resolved.is_relative_to(project):
+        relative = resolved.relative_to(project)
+        if not _SKIP.intersection(relative.parts):  # not a venv inside the project
+            return relative.as_posix()
+    # a blueprint's folder is <package>/templates: name the file from the package
+    return path.relative_to(top.parent.parent).as_posix()
 
 
 def _origin(url: str) -> str | None:

@@ -224,6 +224,10 @@ class Detection:
                 health_routes=app_routes.health_routes(live["routes"], live["middleware_health"]),
                 login_path=app_routes.login_path(live["endpoints"]),
                 stand_ins=tuple(sorted(self.stand_ins)),
+                # the templates render_template really reads, libraries' included
+                template_loads=scan_templates(
+                    root, [Path(folder) for folder in live.get("template_dirs", [])]
+                ),
             )
             migrations_dir = live["migrations_dir"] or migrations_dir
         info["migrations_dir"] = migrations_dir

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flaskprod.spec.settings_scan import IMAGE_SETTINGS
 from flaskprod.spec.workers import default_pool
 from flaskprod.spec.workers import default_workers as default_workers  # re-exported
 
@@ -68,7 +69,9 @@ class AppSection(_Section):
     settings: dict[str, str] = Field(
         default_factory=dict,
         description="The app's own environment settings (name = placeholder or note), carried "
-        "into the env file, compose and Kubernetes beside flaskprod's.",
+        "into the env file, compose and Kubernetes beside flaskprod's. The python image's own "
+        "(PYTHON_VERSION = '{python}', LANG) are left to the image and set everywhere else "
+        "({python}: the Python that runs the app there).",
     )
     build: list[str] = Field(
         default_factory=list,
@@ -501,13 +504,32 @@ class Spec(BaseModel):
 
     # -- placeholders resolved once, here, so every consumer agrees -----------------
     def resolve(self, text: str) -> str:
-        """Replace {name}, {root}, {domain}, {server} in a path-like setting."""
+        """Replace {name}, {root}, {domain}, {server}, {python} in a setting."""
         return (
             text.replace("{root}", self.app.install_dir)
             .replace("{name}", self.app.name)
             .replace("{domain}", self.app.domains[0])
             .replace("{server}", self.server.kind)
+            .replace("{python}", self.python_release)
         )
+
+    @property
+    def python_release(self) -> str:
+        """The deploy Python's full version, as the image names it (3.11.11): the same
+        minor as deploy.python_version (validated), the patch the image pins."""
+        return self.container.python_image.removeprefix("python:").split("-", 1)[0]
+
+    def image_settings(self, python: str | None = None) -> dict[str, str]:
+        """The app's settings that the ``python:*`` image defines itself (PYTHON_VERSION,
+        LANG): the kit's image has them, every other target must set them. ``python``:
+        the version of the interpreter that runs the app there (``up``: the project's
+        own), else the deploy Python."""
+        version = python or self.python_release
+        return {
+            name: self.resolve(value.replace("{python}", version))
+            for name, value in self.app.settings.items()
+            if name in IMAGE_SETTINGS
+        }
 
     @property
     def socket_path(self) -> str | None:

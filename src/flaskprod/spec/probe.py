@@ -65,6 +65,30 @@ def _relative(folder: str | None, root: Path) -> str | None:
         return str(path)
 
 
+def _loader_folders(loader: Any) -> list[str]:
+    """The folders a Jinja loader searches: FileSystemLoader's searchpath, through
+    ChoiceLoader/PrefixLoader (extensions wrap the app's loader in them)."""
+    if loader is None:
+        return []
+    folders = [str(Path(folder).resolve()) for folder in getattr(loader, "searchpath", [])]
+    inner = getattr(loader, "loaders", None) or getattr(loader, "mapping", None)
+    for child in inner.values() if isinstance(inner, dict) else inner or []:
+        folders += _loader_folders(child)
+    return folders
+
+
+def template_folders(app: Any) -> list[str]:
+    """Every folder render_template can read from: the app's loader and each
+    blueprint's template folder, extensions' package folders in site-packages included
+    (APIFairy's docs page): the CSP must allow what those templates load."""
+    loaders = [getattr(app, "jinja_loader", None)]
+    loaders += [getattr(bp, "jinja_loader", None) for _, bp in sorted(app.blueprints.items())]
+    folders: list[str] = []
+    for loader in loaders:
+        folders += [f for f in _loader_folders(loader) if f not in folders and Path(f).is_dir()]
+    return folders
+
+
 def describe(app: Any, root: Path) -> dict[str, Any]:
     """What the kit needs to know about a live Flask app."""
     static_dirs = [_relative(app.static_folder, root)]
@@ -92,6 +116,7 @@ def describe(app: Any, root: Path) -> dict[str, Any]:
         "routes": sorted({rule.rule for rule in app.url_map.iter_rules()}),
         "endpoints": sorted({(rule.rule, rule.endpoint) for rule in app.url_map.iter_rules()}),
         "max_content_length": max_length if isinstance(max_length, int) else None,
+        "template_dirs": template_folders(app),
         # flaskprod.Production answers its health paths in a WSGI middleware, not routes.
         "middleware_health": [config.get("HEALTH_PATH"), config.get("READY_PATH")]
         if "flaskprod" in app.extensions

@@ -50,9 +50,15 @@ MEDIA_KEYS = frozenset(
 _NOT_SETTINGS = re.compile(
     r"^(FLASKPROD_\w+|SECRET_KEY|DATABASE_URL|REDIS_URL|SENTRY_DSN|TRUSTED_PROXIES|"
     r"MAX_CONTENT_LENGTH|FLASK_APP|FLASK_DEBUG|FLASK_ENV|FLASK_RUN_\w+|POSTGRES_\w+|"
-    r"PYTHON\w*|PATH|HOME|PORT|WEB_CONCURRENCY|GUNICORN_\w+|FORWARDED_ALLOW_IPS|"
+    r"PYTHON[A-Z]+|PATH|HOME|PORT|WEB_CONCURRENCY|GUNICORN_\w+|FORWARDED_ALLOW_IPS|"
     r"IMAGE_TAG|REDIS_PASSWORD|VIRTUAL_ENV)$"
 )
+#: Variables the official ``python:*`` images define (their Dockerfiles' ``ENV``), which an
+#: app may read as if every machine had them (docker-flask-example shows
+#: ``os.environ["PYTHON_VERSION"]`` on its home page). The kit's image inherits them; every
+#: other target gets these values: ``{python}`` is the Python that runs the app there
+#: (:meth:`flaskprod.spec.model.Spec.image_settings`).
+IMAGE_SETTINGS = {"PYTHON_VERSION": "{python}", "LANG": "C.UTF-8"}
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAMPLE = re.compile(r"^\.env(\.[\w.-]+)?[.-](example|sample|template|dist)$|^\.env\.example\.\w+$")
 _COMPOSE = re.compile(r"^(docker-)?compose[\w.-]*\.ya?ml$")
@@ -130,6 +136,9 @@ def sample_values(root: Path) -> dict[str, str]:
 
 def _add(found: AppSettings, name: str, value: str) -> None:
     if not _NAME.match(name) or _NOT_SETTINGS.match(name):
+        return
+    if name in IMAGE_SETTINGS:
+        found.settings[name] = IMAGE_SETTINGS[name]  # what the image gives, wherever it runs
         return
     if is_secret(name) and value != REQUIRED:
         value = ""  # a sample's or a default's secret never travels

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flaskprod.spec.model import Spec
-from flaskprod.spec.settings_scan import REQUIRED, is_secret
+from flaskprod.spec.settings_scan import IMAGE_SETTINGS, REQUIRED, is_secret
 from flaskprod.stack.state import StateDir
 
 
@@ -41,6 +41,8 @@ def local_settings(
     for name, value in spec.app.settings.items():
         if name in spec.paths.media_env or name in environ:
             continue  # the uploads folder is set by up itself; the user's value wins
+        if name in IMAGE_SETTINGS:
+            continue  # the python image's (PYTHON_VERSION): the project's interpreter's
         if value == REQUIRED:
             if is_secret(name):
                 found.env[name] = dirs.generated_secret(name)

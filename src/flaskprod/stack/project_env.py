@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.spec.interpreter import ProjectPython
+from flaskprod.spec.model import Spec
 from flaskprod.spec.stackdeps import PINNED
 
 _VERSION_CODE = "import sys; from importlib.metadata import version; print(version(sys.argv[1]))"
@@ -52,10 +53,11 @@ def package_version(python: ProjectPython, distribution: str) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def with_python(env: Mapping[str, str], python: ProjectPython) -> dict[str, str]:
+def with_python(env: Mapping[str, str], python: ProjectPython, spec: Spec) -> dict[str, str]:
     """``env`` with the project's environment first on PATH (``flask``, ``python``,
-    the app's own scripts resolve from it, as in an activated venv)."""
-    out = dict(env)
+    the app's own scripts resolve from it, as in an activated venv), and the settings
+    the app expects from the ``python:*`` image (PYTHON_VERSION: this interpreter's)."""
+    out = {**spec.image_settings(python.version_text), **env}
     out["PATH"] = os.pathsep.join(filter(None, [str(python.bin_dir), env.get("PATH")]))
     if not python.own:
         out["VIRTUAL_ENV"] = str(python.environment)

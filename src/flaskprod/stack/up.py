@@ -355,7 +355,7 @@ class Stack:
             media_root=self.media_folder(),
             settings=settings.env,
         )
-        return project_env.with_python(env, self.python)
+        return project_env.with_python(env, self.python, self.spec)
 
     def server_executable(self) -> list[str]:
         """The project's own gunicorn or granian (exit 3 with the line to add if absent)."""
