@@ -8,12 +8,14 @@ runs from its own environment, as a user runs it.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 from flaskprod_cli import run_flaskprod
 from real_projects import copy_project
 
+from flaskprod.check.app_loader import probe
 from flaskprod.check.model import Finding, Level
 from flaskprod.check.runner import CheckOptions, CheckResult, run_checks
 
@@ -81,6 +83,24 @@ def test_flask_on_docker(tmp_path: Path) -> None:
     after = check(root)
     assert_sound(after)
     assert after.context.cache.get("app_root") == root.resolve() / "services" / "web"
+
+
+def test_probe_requests_on_flask_2_3_with_werkzeug_3(tmp_path: Path) -> None:
+    """Flask 2.3's test client reads ``werkzeug.__version__``, gone in Werkzeug 3: the
+    probe drives the app over plain WSGI, so it answers as it does in production."""
+    app = copy_project("flask-on-docker", tmp_path)
+    python = app / ".venv" / "bin" / "python"
+    versions = subprocess.run(
+        [str(python), "-c", VERSIONS], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert versions[0] == "2.3.2" and versions[1].startswith("3."), versions
+    result = probe(app, "project:app", {}, health_paths=("/", "/health"), python=python)
+    assert result.info is not None, result.error
+    assert result.info.health == {"/": 200, "/health": 404}
+    assert result.info.headers["content-type"] == "application/json"
+
+
+VERSIONS = "from importlib.metadata import version; print(version('flask'), version('werkzeug'))"
 
 
 @pytest.mark.parametrize("initialised", [False, True], ids=["before-init", "after-init"])
