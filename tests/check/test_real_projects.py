@@ -67,6 +67,13 @@ def test_microblog(tmp_path: Path) -> None:
         assert "No module named 'psycopg'" in (after.context.app_error or "")
     else:  # the key is on the server now; the code's placeholder fallback is still there
         assert [f.file for f in secret_findings(after)] == ["config.py"]
+    # The kit's gunicorn sits behind the kit's nginx (proxy_read_timeout = its timeout
+    # + 5 s), not behind the project's own deployment/nginx/microblog; and a setting
+    # read by four launchers is one finding.
+    timeouts = [f for f in after.findings if f.id == "GUN008"]
+    assert not [f for f in timeouts if f.file and f.file.startswith("deploy/")], described(timeouts)
+    identities = [(f.id, f.file, f.line, f.message) for f in after.findings]
+    assert len(identities) == len(set(identities)), described(after.findings)
 
 
 def test_flask_on_docker(tmp_path: Path) -> None:
@@ -83,6 +90,11 @@ def test_flask_on_docker(tmp_path: Path) -> None:
     after = check(root)
     assert_sound(after)
     assert after.context.cache.get("app_root") == root.resolve() / "services" / "web"
+    # The kit's unit is judged with the kit's .env.example (postgresql+psycopg2://), not
+    # the project's .env.prod-sample, and its entry module stands for the app in the
+    # subfolder's spec; on Flask 2.3.2 + Werkzeug 3 the app is judged, not lost.
+    assert after.context.app is not None, after.context.app_error
+    assert after.context.app.target == "project:app"
 
 
 def test_probe_requests_on_flask_2_3_with_werkzeug_3(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
+from flaskprod.check.deployments import kit_roots
 from flaskprod.check.envsource import EnvSource
 from flaskprod.check.offline import offline_prefix
 from flaskprod.check.parsers.dockerfile import expand
@@ -30,9 +31,11 @@ from flaskprod.check.parsers.granian import find_granian, granian_setups
 from flaskprod.check.parsers.granian import parse_flags as parse_granian_flags
 from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups
 from flaskprod.check.parsers.shell import commands
-from flaskprod.errors import EnvironmentProblem, ProjectError
+from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.load import load_spec
+from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import ENTRY_MODULE
 
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$")
@@ -101,11 +104,25 @@ def _detect_target(root: Path) -> str | None:
         return None
 
 
+def _kit_spec(ctx: Context) -> Spec | None:
+    for folder in kit_roots(ctx):
+        path = folder / SPEC_FILENAME
+        if path.is_file():
+            try:
+                return load_spec(path)
+            except SpecError:
+                return None  # the spec's own errors are init's and render's to report
+    return None
+
+
 def find_target(ctx: Context, source: EnvSource) -> str | None:
     from_command = target_from_command(source.command, source.env)
-    if from_command and from_command.startswith(f"{ENTRY_MODULE}:") and ctx.spec is not None:
-        # The kit's entry module answers health in front of the app: judge the app.
-        return ctx.spec.app.target
+    if from_command and from_command.startswith(f"{ENTRY_MODULE}:"):
+        # The kit's entry module answers health in front of the app: judge the app
+        # (the spec of the kit that serves it: a subfolder's, checked from the root).
+        spec = ctx.spec or _kit_spec(ctx)
+        if spec is not None:
+            return spec.app.target
     if from_command:
         return from_command
     # gunicorn started some other way (an entrypoint script, a config's wsgi_app)

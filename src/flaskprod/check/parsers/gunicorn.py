@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from flaskprod.check.deployments import same_deployment
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
@@ -475,8 +476,15 @@ def _setup_from_command(
     if config_value is not None and isinstance(config_value.value, str):
         config_path = _config_file(ctx, config_value.value, bases)
     else:
+        # gunicorn reads ./gunicorn.conf.py of its own folder: the kit's config is
+        # not the project's launchers' (boot.sh, supervisor), nor theirs the kit's.
         config_path = next(
-            (p for p in ctx.of_kind("gunicorn") if p.name == "gunicorn.conf.py"), None
+            (
+                p
+                for p in ctx.of_kind("gunicorn")
+                if p.name == "gunicorn.conf.py" and same_deployment(ctx, p, file)
+            ),
+            None,
         )
     if config_path is not None:
         setup.config = parse_config(ctx, config_path, env)
