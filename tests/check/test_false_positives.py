@@ -340,3 +340,48 @@ def test_a_package_missing_from_the_projects_own_venv_is_a_warning(tmp_path: Pat
         "the app does not import with the project's own virtualenv: "
         "ModuleNotFoundError: No module named 'flaskprod_missing_package'"
     )
+
+
+#: docker-flask-example after init: its own dev compose.yaml publishes 'web' (for a
+#: laptop), the kit's compose.yaml keeps 'web' behind the kit's nginx; the kit's
+#: gunicorn.conf.py trusts X-Forwarded-* from the container network.
+PROJECT_AND_KIT = {
+    "app.py": "from flask import Flask\napp = Flask(__name__)\n",
+    "compose.yaml": """\
+        services:
+          web:
+            build: .
+            command: gunicorn -b 0.0.0.0:8000 app:app
+            ports:
+              - "8000:8000"
+        """,
+    "deploy/gunicorn.conf.py": """\
+        bind = "0.0.0.0:8000"
+        workers = 3
+        forwarded_allow_ips = "*"
+        """,
+    "deploy/compose.yaml": """\
+        services:
+          web:
+            build: {context: .., dockerfile: deploy/Dockerfile}
+            command: gunicorn -c deploy/gunicorn.conf.py app:app
+            expose: ["8000"]
+          nginx:
+            image: nginx:1.27
+            ports: ["443:443"]
+        """,
+}
+KIT_MANIFEST = """\
+    {"about": "Written by flaskprod", "files": {
+      "deploy/gunicorn.conf.py": "0", "deploy/compose.yaml": "0"}}
+    """
+
+
+def test_kit_gunicorn_is_not_paired_with_the_projects_compose(tmp_path: Path) -> None:
+    """GUN004 judges the kit's forwarded_allow_ips against the kit's compose only."""
+    write(tmp_path, PROJECT_AND_KIT)
+    alone = findings(tmp_path, ("GUN004",), no_import=True)
+    # without the manifest every file is the project's own: its compose publishes 'web'
+    assert [(f.id, f.file) for f in alone] == [("GUN004", "deploy/gunicorn.conf.py")]
+    write(tmp_path, {"deploy/.flaskprod.lock.json": KIT_MANIFEST})
+    assert findings(tmp_path, ("GUN004",), no_import=True) == []
