@@ -64,3 +64,9 @@ def is_kit(ctx: Context, path: Path) -> bool:
 def same_deployment(ctx: Context, first: Path, second: Path) -> bool:
     """Both files are the kit's, or both the project's own."""
     return is_kit(ctx, first) == is_kit(ctx, second)
+
+
+def spec_governs(ctx: Context, path: Path) -> bool:
+    """flaskprod.toml describes the kit: once a kit is rendered, the project's own
+    launchers (its Procfile, boot.sh, supervisor program) are not held to it."""
+    return not kit_files(ctx) or is_kit(ctx, path)

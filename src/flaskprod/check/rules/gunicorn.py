@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flaskprod.check.context import Context
-from flaskprod.check.deployments import same_deployment
+from flaskprod.check.deployments import same_deployment, spec_governs
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import (
@@ -255,7 +255,8 @@ def worker_count(ctx: Context) -> Iterator[Finding]:
         if isinstance(workers, CpuBased) or not isinstance(workers, int):
             continue
         file, line = setup.where("workers")
-        if ctx.spec and ctx.spec.server.workers and workers != ctx.spec.server.workers:
+        governed = ctx.spec is not None and spec_governs(ctx, setup.file)
+        if governed and ctx.spec and ctx.spec.server.workers and workers != ctx.spec.server.workers:
             yield worker_count.finding(
                 f"gunicorn runs {workers} workers but flaskprod.toml says "
                 f"{ctx.spec.server.workers}",
