@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from check_helpers import git_repo
 from project_files import write
 
 from flaskprod.check.model import Finding
+from flaskprod.check.rules.project import looks_secret
 from flaskprod.check.runner import CheckOptions, run_checks
 
 
@@ -340,3 +342,78 @@ def test_a_package_missing_from_the_projects_own_venv_is_a_warning(tmp_path: Pat
         "the app does not import with the project's own virtualenv: "
         "ModuleNotFoundError: No module named 'flaskprod_missing_package'"
     )
+
+
+#: docker-flask-example after init: its own dev compose.yaml publishes 'web' (for a
+#: laptop), the kit's compose.yaml keeps 'web' behind the kit's nginx; the kit's
+#: gunicorn.conf.py trusts X-Forwarded-* from the container network.
+PROJECT_AND_KIT = {
+    "app.py": "from flask import Flask\napp = Flask(__name__)\n",
+    "compose.yaml": """\
+        services:
+          web:
+            build: .
+            command: gunicorn -b 0.0.0.0:8000 app:app
+            ports:
+              - "8000:8000"
+        """,
+    "deploy/gunicorn.conf.py": """\
+        bind = "0.0.0.0:8000"
+        workers = 3
+        forwarded_allow_ips = "*"
+        """,
+    "deploy/compose.yaml": """\
+        services:
+          web:
+            build: {context: .., dockerfile: deploy/Dockerfile}
+            command: gunicorn -c deploy/gunicorn.conf.py app:app
+            expose: ["8000"]
+          nginx:
+            image: nginx:1.27
+            ports: ["443:443"]
+        """,
+}
+KIT_MANIFEST = """\
+    {"about": "Written by flaskprod", "files": {
+      "deploy/gunicorn.conf.py": "0", "deploy/compose.yaml": "0"}}
+    """
+
+
+def test_kit_gunicorn_is_not_paired_with_the_projects_compose(tmp_path: Path) -> None:
+    """GUN004 judges the kit's forwarded_allow_ips against the kit's compose only."""
+    write(tmp_path, PROJECT_AND_KIT)
+    alone = findings(tmp_path, ("GUN004",), no_import=True)
+    # without the manifest every file is the project's own: its compose publishes 'web'
+    assert [(f.id, f.file) for f in alone] == [("GUN004", "deploy/gunicorn.conf.py")]
+    write(tmp_path, {"deploy/.flaskprod.lock.json": KIT_MANIFEST})
+    assert findings(tmp_path, ("GUN004",), no_import=True) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("randomstringofcharacters", False),  # flask-blueprint-tutorial's .env.example
+        ("put_your_long_random_secret_key_here", False),
+        ("https://accounts.google.com/o/oauth2/token", False),  # microblog-api's config.py
+        ("https://api.example.com/v1/token?grant=code", False),
+        ("correcthorsebatterystaple", True),  # a passphrase is a secret
+        ("9f8e7d6c5b4a39281706f5e4d3c2b1a0Zq", True),
+        ("Xk2_aQ9vLm3pRt7wZ-d8Yc", True),  # secrets.token_urlsafe
+        ("https://svc:Zq8xW2vLm3pRt7wK@db.internal/x", True),  # credentials in the URL
+    ],
+)
+def test_what_looks_like_a_real_secret(value: str, secret: bool) -> None:
+    assert looks_secret(value) is secret
+
+
+def test_url_and_word_placeholders_are_not_secrets(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app.py": WSGI,
+            ".env.example": "SECRET_KEY=randomstringofcharacters\n",
+            "config.py": 'access_token_url = "https://accounts.google.com/o/oauth2/token"\n',
+        },
+    )
+    git_repo(tmp_path, [".env.example", "config.py"])
+    assert findings(tmp_path, ("PRJ001", "PRJ002"), no_import=True) == []

@@ -8,12 +8,14 @@ runs from its own environment, as a user runs it.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 from flaskprod_cli import run_flaskprod
 from real_projects import copy_project
 
+from flaskprod.check.app_loader import probe
 from flaskprod.check.model import Finding, Level
 from flaskprod.check.runner import CheckOptions, CheckResult, run_checks
 
@@ -65,6 +67,17 @@ def test_microblog(tmp_path: Path) -> None:
         assert "No module named 'psycopg'" in (after.context.app_error or "")
     else:  # the key is on the server now; the code's placeholder fallback is still there
         assert [f.file for f in secret_findings(after)] == ["config.py"]
+    # The kit's gunicorn sits behind the kit's nginx (proxy_read_timeout = its timeout
+    # + 5 s), not behind the project's own deployment/nginx/microblog; and a setting
+    # read by four launchers is one finding.
+    timeouts = [f for f in after.findings if f.id == "GUN008"]
+    assert not [f for f in timeouts if f.file and f.file.startswith("deploy/")], described(timeouts)
+    # flaskprod.toml describes the kit: the project's own Procfile and boot.sh are not
+    # held to its worker count (they were "1 workers but flaskprod.toml says 4")
+    held = [f for f in after.findings if "flaskprod.toml says" in f.message]
+    assert not [f for f in held if not (f.file or "").startswith("deploy/")], described(held)
+    identities = [(f.id, f.file, f.line, f.message) for f in after.findings]
+    assert len(identities) == len(set(identities)), described(after.findings)
 
 
 def test_flask_on_docker(tmp_path: Path) -> None:
@@ -81,6 +94,29 @@ def test_flask_on_docker(tmp_path: Path) -> None:
     after = check(root)
     assert_sound(after)
     assert after.context.cache.get("app_root") == root.resolve() / "services" / "web"
+    # The kit's unit is judged with the kit's .env.example (postgresql+psycopg2://), not
+    # the project's .env.prod-sample, and its entry module stands for the app in the
+    # subfolder's spec; on Flask 2.3.2 + Werkzeug 3 the app is judged, not lost.
+    assert after.context.app is not None, after.context.app_error
+    assert after.context.app.target == "project:app"
+
+
+def test_probe_requests_on_flask_2_3_with_werkzeug_3(tmp_path: Path) -> None:
+    """Flask 2.3's test client reads ``werkzeug.__version__``, gone in Werkzeug 3: the
+    probe drives the app over plain WSGI, so it answers as it does in production."""
+    app = copy_project("flask-on-docker", tmp_path)
+    python = app / ".venv" / "bin" / "python"
+    versions = subprocess.run(
+        [str(python), "-c", VERSIONS], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert versions[0] == "2.3.2" and versions[1].startswith("3."), versions
+    result = probe(app, "project:app", {}, health_paths=("/", "/health"), python=python)
+    assert result.info is not None, result.error
+    assert result.info.health == {"/": 200, "/health": 404}
+    assert result.info.headers["content-type"] == "application/json"
+
+
+VERSIONS = "from importlib.metadata import version; print(version('flask'), version('werkzeug'))"
 
 
 @pytest.mark.parametrize("initialised", [False, True], ids=["before-init", "after-init"])

@@ -213,16 +213,28 @@ def _engines(app: Any) -> list[dict[str, Any]]:
     return found
 
 
+def _wsgi_client(app: Any) -> Any:
+    """Werkzeug's own client over the app's WSGI callable, not ``app.test_client()``:
+    Flask 2.2/2.3's client reads ``werkzeug.__version__``, which Werkzeug 3 dropped, and
+    projects pin Flask but let Werkzeug float. The app is called as a server calls it."""
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    return Client(app, response_wrapper=Response)
+
+
 def _health(app: Any, candidates: list[str]) -> tuple[dict[str, int], dict[str, str]]:
     """GET each liveness candidate over HTTPS (as behind the proxy): status by path,
     and the headers of the first that answers 200. Only liveness paths: they answer
     without touching the database or Redis, which the checker must never reach."""
     statuses: dict[str, int] = {}
     headers: dict[str, str] = {}
-    client = app.test_client()
+    client = _wsgi_client(app)
     for path in candidates:
         try:
-            response = client.get(path, base_url="https://localhost")
+            response = client.get(
+                path, base_url="https://localhost", environ_base={"REMOTE_ADDR": "127.0.0.1"}
+            )
         except Exception:  # a view that raises is a 500, as it would be in production
             statuses[path] = 500
             continue

@@ -22,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
+from flaskprod.check.deployments import kit_roots
 from flaskprod.check.envsource import EnvSource
 from flaskprod.check.parsers.granian import granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
-from flaskprod.errors import EnvironmentProblem, ProjectError
+from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError
 from flaskprod.launch.dockerfile import expand
 from flaskprod.launch.shell import commands
 from flaskprod.launch.targets import TARGET, loose_target, server_target
 from flaskprod.offline import offline_prefix
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.load import load_spec
+from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import ENTRY_MODULE
 
 PROBE_TIMEOUT = 30.0
@@ -67,11 +70,25 @@ def _detect_target(root: Path) -> str | None:
         return None
 
 
+def _kit_spec(ctx: Context) -> Spec | None:
+    for folder in kit_roots(ctx):
+        path = folder / SPEC_FILENAME
+        if path.is_file():
+            try:
+                return load_spec(path)
+            except SpecError:
+                return None  # the spec's own errors are init's and render's to report
+    return None
+
+
 def find_target(ctx: Context, source: EnvSource) -> str | None:
     from_command = target_from_command(source.command, source.env)
-    if from_command and from_command.startswith(f"{ENTRY_MODULE}:") and ctx.spec is not None:
-        # The kit's entry module answers health in front of the app: judge the app.
-        return ctx.spec.app.target
+    if from_command and from_command.startswith(f"{ENTRY_MODULE}:"):
+        # The kit's entry module answers health in front of the app: judge the app
+        # (the spec of the kit that serves it: a subfolder's, checked from the root).
+        spec = ctx.spec or _kit_spec(ctx)
+        if spec is not None:
+            return spec.app.target
     if from_command:
         return from_command
     # gunicorn started some other way (an entrypoint script, a config's wsgi_app)

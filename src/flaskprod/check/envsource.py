@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import same_deployment
 from flaskprod.check.parsers.compose import development_files, parse_compose
 from flaskprod.check.parsers.dockerfile import parse_dockerfile
 from flaskprod.check.parsers.systemd import parse_unit
@@ -127,13 +128,20 @@ _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", r
 _DEVELOPMENT_ONLY = ("FLASK_DEBUG", "DEBUG", "FLASK_ENV")
 
 
-def _stand_in(ctx: Context, template: Path | None = None) -> dict[str, str]:
-    """The project's env template (``template``, else the first one), its secrets
-    replaced by random values: production's real secrets are on the server, and judging
-    the template's placeholders would be judging the wrong file. The replaced values are
-    remembered in ``ctx.cache["stand_ins"]`` so that rules do not judge them either."""
+def _stand_in(
+    ctx: Context, template: Path | None = None, beside: Path | None = None
+) -> dict[str, str]:
+    """The project's env template (``template``, else the first one of the deployment
+    ``beside`` belongs to: the kit's unit gets the kit's .env.example, not the project's
+    .env.prod-sample), its secrets replaced by random values: production's real secrets
+    are on the server, and judging the template's placeholders would be judging the
+    wrong file. The replaced values are remembered in ``ctx.cache["stand_ins"]`` so that
+    rules do not judge them either."""
     stand_ins: dict[str, str] = ctx.cache.setdefault("stand_ins", {})
     templates = [template] if template else [p for p in ctx.of_kind("env") if is_env_template(p)]
+    if beside is not None:
+        own = [path for path in templates if same_deployment(ctx, path, beside)]
+        templates = own or templates
     for path in templates:
         env = parse_env_file(ctx.read(path))
         for key in _DEVELOPMENT_ONLY:  # a template's FLASK_DEBUG=1 is for laptops
@@ -177,7 +185,7 @@ def _from_systemd(ctx: Context) -> EnvSource | None:
             known = False
             parts.append(f"EnvironmentFile {server_path}, on the server only")
     if not known:
-        env = {**_stand_in(ctx), **env}
+        env = {**_stand_in(ctx, beside=unit.path), **env}
     suffix = f" ({'; '.join(parts)})" if parts else ""
     return EnvSource(
         env=env,
@@ -256,7 +264,7 @@ def _from_compose(ctx: Context) -> EnvSource | None:
             text = re.sub(r"\$\{" + var + r"[^}]*\}", _constant(replacement), text)
         env[str(key)] = text
     if not known:
-        env = {**_stand_in(ctx), **env}
+        env = {**_stand_in(ctx, beside=path), **env}
     command = service.get("command")
     suffix = f" ({'; '.join(parts)})" if parts else ""
     return EnvSource(
@@ -309,7 +317,7 @@ def production_env(ctx: Context, env_file: Path | None = None) -> EnvSource:
         return compose
     if ctx.of_kind("dockerfile"):
         return EnvSource(
-            env={**_stand_in(ctx), **docker_env},
+            env={**_stand_in(ctx, beside=ctx.of_kind("dockerfile")[0]), **docker_env},
             description=ctx.relative(ctx.of_kind("dockerfile")[0]),
             known=False,
             command=docker_cmd,
@@ -319,7 +327,7 @@ def production_env(ctx: Context, env_file: Path | None = None) -> EnvSource:
         for line in ctx.read(path).splitlines():
             if line.startswith("web:"):
                 return EnvSource(
-                    env=_stand_in(ctx),
+                    env=_stand_in(ctx, beside=path),
                     description=ctx.relative(path),
                     known=False,
                     command=line[4:].strip(),

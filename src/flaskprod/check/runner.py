@@ -104,6 +104,10 @@ def _matches(rule_id: str, patterns: tuple[str, ...]) -> bool:
     return any(rule_id == p or (p.isalpha() and rule_id.startswith(p)) for p in patterns)
 
 
+def _identity(finding: Finding) -> tuple[str, str, str | None, int | None, str]:
+    return finding.id, finding.level.name, finding.file, finding.line, finding.message
+
+
 def load_spec(root: Path) -> Spec | None:
     """The project's spec (flaskprod.toml), or None when it has none."""
     path = root / SPEC_FILENAME
@@ -219,6 +223,9 @@ def run_checks(
             continue
         rules_run.append(selected.id)
         findings.extend(run_rule(selected, ctx))
+    # One setting met from several launchers (the kit's systemd unit, Procfile,
+    # Dockerfile and compose all read deploy/gunicorn.conf.py) is one finding, not four.
+    findings = list({_identity(f): f for f in findings}.values())
     configured = silence.config_silences(ctx.spec.ignore if ctx.spec else {}, SPEC_FILENAME)
     pyproject = ctx.cache.get("pyproject_ignores")
     if pyproject is None:  # a context built by the caller

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from flaskprod.check.deployments import same_deployment
 from flaskprod.check.parsers import cached
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
@@ -127,7 +128,10 @@ def _setup_from_command(
     bases: list[str],
     env: dict[str, str],
 ) -> GunicornSetup | None:
-    launch = gunicorn_launch(ctx.root, words, (file, line), bases, env, ctx.of_kind("gunicorn"))
+    # gunicorn reads ./gunicorn.conf.py of its own folder: the kit's config is not the
+    # project's launchers' (boot.sh, supervisor), nor theirs the kit's.
+    configs = [p for p in ctx.of_kind("gunicorn") if same_deployment(ctx, p, file)]
+    launch = gunicorn_launch(ctx.root, words, (file, line), bases, env, configs)
     if launch is None:
         return None
     setup = GunicornSetup(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import spec_governs
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.granian import GranianSetup, granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
@@ -97,7 +98,7 @@ def disagrees_with_spec(ctx: Context) -> Iterator[Finding]:
     spec = ctx.spec
     if spec is None:
         return
-    granians = granian_setups(ctx)
+    granians = [s for s in granian_setups(ctx) if spec_governs(ctx, s.file)]
     if spec.server.kind == "gunicorn":
         for setup in granians:
             yield disagrees_with_spec.finding(
@@ -106,7 +107,7 @@ def disagrees_with_spec(ctx: Context) -> Iterator[Finding]:
             )
         return
     for gunicorn in gunicorn_setups(ctx):
-        if gunicorn.origin != "config":
+        if gunicorn.origin != "config" and spec_governs(ctx, gunicorn.file):
             yield disagrees_with_spec.finding(
                 f"{gunicorn.origin} starts gunicorn, but flaskprod.toml says server.kind = "
                 '"granian"',

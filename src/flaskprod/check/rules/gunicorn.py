@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import same_deployment, spec_governs
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import (
@@ -171,9 +172,12 @@ def _trusts_all(setup: GunicornSetup) -> bool:
     return isinstance(value, list) and "*" in value
 
 
-def _published(ctx: Context, service: str | None) -> bool:
-    """A compose service's port is published on a non-loopback host address."""
+def _published(ctx: Context, service: str | None, started_by: Path) -> bool:
+    """A compose service's port is published on a non-loopback host address, in a
+    compose file of the same deployment as ``started_by`` (the kit's or the project's)."""
     for compose in parse_compose_files(ctx):
+        if not same_deployment(ctx, compose.path, started_by):
+            continue
         body = compose.services.get(service or "")
         ports = body.get("ports") if body is not None else None
         for port in ports if isinstance(ports, list) else []:
@@ -199,7 +203,7 @@ def trusts_everyone(ctx: Context) -> Iterator[Finding]:
             continue
         file, line = setup.where("forwarded_allow_ips")
         if setup.in_container:
-            if setup.service is None or not _published(ctx, setup.service):
+            if setup.service is None or not _published(ctx, setup.service, setup.file):
                 continue  # reachable only from the proxy on the container network
             reason = f"its compose service {setup.service!r} publishes a port to the outside"
         elif _public_binds(setup):
@@ -251,7 +255,8 @@ def worker_count(ctx: Context) -> Iterator[Finding]:
         if isinstance(workers, CpuBased) or not isinstance(workers, int):
             continue
         file, line = setup.where("workers")
-        if ctx.spec and ctx.spec.server.workers and workers != ctx.spec.server.workers:
+        governed = ctx.spec is not None and spec_governs(ctx, setup.file)
+        if governed and ctx.spec and ctx.spec.server.workers and workers != ctx.spec.server.workers:
             yield worker_count.finding(
                 f"gunicorn runs {workers} workers but flaskprod.toml says "
                 f"{ctx.spec.server.workers}",
@@ -303,6 +308,8 @@ def sync_unbuffered(ctx: Context) -> Iterator[Finding]:
 def _read_timeout(ctx: Context, setup: GunicornSetup) -> tuple[int, str] | None:
     """The proxy's read timeout (seconds, where) on the way to this gunicorn."""
     for target in proxy_targets(ctx):
+        if not same_deployment(ctx, target.directive.file, setup.file):
+            continue  # the project's own nginx is not in front of the kit's gunicorn
         if any(reaches(target, bind) for bind in setup.binds):
             found = target.directive.setting("proxy_read_timeout")
             if found is None:

@@ -109,12 +109,56 @@ def _entropy(text: str) -> float:
     return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
+#: A URL with no credentials in it (``https://accounts.google.com/o/oauth2/token`` under
+#: a name like access_token_url): an address, not a secret. One with ``user:pass@`` is
+#: judged by its password (_URL_PASSWORD).
+_PLAIN_URL = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^@/\s]+(?:[/?#]\S*)?$")
+#: Words template authors spell a placeholder with ("randomstringofcharacters",
+#: "put-your-long-random-key-here"); a value made only of them is no secret, while a
+#: passphrase of other words ("correcthorsebatterystaple") still is.
+_PLACEHOLDER_LINES = (
+    "a an the of to for with in is it my your our this that here there some any put",
+    "insert fill replace change me set enter add use generate generated random string",
+    "strings char chars character characters letter letters number numbers digit digits",
+    "secret secrets key keys password passwords pass passphrase token tokens value values",
+    "long longer very super really unique strong hard guess difficult something anything",
+    "thing own new real actual production prod dev development local test testing",
+    "example sample default placeholder dummy fake app flask django api private public",
+    "session cookie signing hex base text word words goes go not and or",
+)
+_PLACEHOLDER_WORDS = frozenset(word for line in _PLACEHOLDER_LINES for word in line.split())
+_LONGEST_WORD = max(len(word) for word in _PLACEHOLDER_WORDS)
+
+
+def _only_placeholder_words(value: str) -> bool:
+    """The value is letters only (any separators) and splits wholly into
+    _PLACEHOLDER_WORDS: a sentence, not a key."""
+    chunks = [c for c in re.split(r"[\s_.\-]+", value.lower()) if c]
+    if not chunks or not all(chunk.isalpha() and chunk.isascii() for chunk in chunks):
+        return False
+    return all(_segments(chunk) for chunk in chunks)
+
+
+def _segments(text: str) -> bool:
+    # reachable[i]: text[:i] splits into words; short texts, a tiny dynamic programme
+    reachable = [True] + [False] * len(text)
+    for end in range(1, len(text) + 1):
+        start = max(0, end - _LONGEST_WORD)
+        reachable[end] = any(
+            reachable[i] and text[i:end] in _PLACEHOLDER_WORDS for i in range(start, end)
+        )
+    return reachable[-1]
+
+
 def looks_secret(value: str) -> bool:
     """A literal that looks like a real secret: long, varied, not a placeholder or a
-    reference to somewhere else (``${VAR}``, ``{{ }}``, ``%(x)s``, ``os.environ``)."""
+    reference to somewhere else (``${VAR}``, ``{{ }}``, ``%(x)s``, ``os.environ``), not
+    a plain URL, not a phrase of placeholder words."""
     if len(value) < 12 or any(mark in value for mark in ("${", "{{", "%(", "$(", "<", "environ")):
         return False
     if _is_placeholder(value) or value.lower().startswith(("your", "example", "dummy", "fake")):
+        return False
+    if _PLAIN_URL.match(value) or _only_placeholder_words(value):
         return False
     return _entropy(value) >= 3.0 and len(set(value)) >= 8
 
