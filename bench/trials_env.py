@@ -1,0 +1,154 @@
+"""A trial's copy of a project and the project's OWN virtual environment.
+
+The three shared projects (``tests/real_projects.py``'s ``SOURCE``) and any project given
+by path are copied the same way: a fresh folder other users can traverse (nginx workers
+and PostgreSQL do not run as root), a git repository with one commit, and ``.venv`` in
+the app's folder linked to an environment built from the project's own requirements and
+cached by their hash, in the cache the test suite uses (``tests/real_projects.VENVS``),
+outside the repository. flaskprod is never installed into it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # real_projects lives with the tests (not a package)
+
+from real_projects import SOURCE, VENVS  # noqa: E402
+
+#: Building an environment (pip from a warm cache; CTFd's takes the longest).
+VENV_TIMEOUT = 900.0
+_IGNORED = shutil.ignore_patterns(".venv", "venv", ".flaskprod", "__pycache__", "*.pyc", ".git")
+
+
+class TrialSetupError(RuntimeError):
+    """The copy or its environment could not be made (the step's one-line reason)."""
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What the project declares it needs: the file hashed for the cache, and the
+    arguments ``pip install`` takes for it."""
+
+    file: Path
+    pip_args: tuple[str, ...]
+    requires_python: str | None
+
+
+def find_requirements(app: Path) -> Requirements:
+    """``requirements.txt`` when there is one, else ``pyproject.toml``'s
+    ``[project].dependencies`` (the dependencies only: a user runs the app from its
+    folder; the cached environment is shared by every copy)."""
+    pyproject = app / "pyproject.toml"
+    data = tomllib.loads(pyproject.read_text()) if pyproject.is_file() else {}
+    project = data.get("project", {})
+    requires_python = project.get("requires-python")
+    requirements = app / "requirements.txt"
+    if requirements.is_file():
+        return Requirements(requirements, ("-r", str(requirements)), requires_python)
+    dependencies = project.get("dependencies")
+    if isinstance(dependencies, list):
+        return Requirements(pyproject, tuple(str(d) for d in dependencies), requires_python)
+    raise TrialSetupError(f"{app}: no requirements.txt and no [project].dependencies")
+
+
+def python_fits(requires_python: str | None) -> str | None:
+    """Why this machine's ``python3`` does not satisfy ``requires-python``, or None."""
+    if not requires_python:
+        return None
+    from packaging.specifiers import SpecifierSet
+
+    version = ".".join(str(part) for part in sys.version_info[:3])
+    if version in SpecifierSet(requires_python):
+        return None
+    return f"requires-python {requires_python}; this machine's Python is {version}"
+
+
+def project_venv(requirements: Requirements) -> Path:
+    """The cached environment for ``requirements`` (named and locked exactly as
+    ``tests/real_projects.project_venv`` does for a requirements.txt, so both share it)."""
+    digest = hashlib.sha256(requirements.file.read_bytes()).hexdigest()[:16]
+    stem = requirements.file.parent.name
+    if requirements.file.name != "requirements.txt":
+        stem += "-pyproject"
+    venv = VENVS / f"{stem}-{digest}"
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with (VENVS / f".{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (venv / ".complete").is_file():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)  # a build that was interrupted
+        python = shutil.which("python3") or sys.executable
+        for argv in (
+            [python, "-m", "venv", str(venv)],
+            [str(venv / "bin" / "pip"), "install", "-q", *requirements.pip_args],
+        ):
+            try:
+                done = subprocess.run(
+                    argv, capture_output=True, text=True, timeout=VENV_TIMEOUT, check=False
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise TrialSetupError(
+                    f"{' '.join(argv[:4])}: no end in {exc.timeout:.0f}s"
+                ) from exc
+            if done.returncode != 0:
+                shutil.rmtree(venv, ignore_errors=True)
+                raise TrialSetupError(f"{' '.join(argv[:4])}: {_first_error(done.stderr)}")
+        (venv / ".complete").write_text(digest + "\n")
+    return venv
+
+
+def _first_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r"\berror\b", line, re.IGNORECASE) and not line.startswith("WARNING"):
+            return line
+    return lines[-1] if lines else "(no output)"
+
+
+def resolve_source(project: str) -> Path:
+    """A name of the shared projects, or a path."""
+    path = Path(project).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    shared = SOURCE / project
+    if shared.is_dir():
+        return shared
+    raise TrialSetupError(f"{project}: neither a folder nor one of {SOURCE}'s projects")
+
+
+def fresh_copy(source: Path, app_dir: str) -> tuple[Path, Path]:
+    """``source`` copied into a new traversable temporary folder, committed to a new git
+    repository (as published); returns (the copy's root, the app's folder in it)."""
+    base = Path(tempfile.mkdtemp(prefix="flaskprod-trial-"))
+    base.chmod(0o755)  # nginx workers (nobody) and postgres must traverse it
+    root = base / source.name
+    shutil.copytree(source, root, ignore=_IGNORED, symlinks=True)
+    with (root / ".gitignore").open("a") as ignore:
+        ignore.write("\n.venv\n")
+    for argv in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "as published"],
+    ):
+        subprocess.run(argv, cwd=root, check=True, capture_output=True, timeout=120)
+    return root, root / app_dir
+
+
+def link_venv(app: Path) -> tuple[Path, str | None]:
+    """``app/.venv`` linked to the project's cached environment; returns it and the
+    reason the machine's Python does not fit the project, if it does not."""
+    requirements = find_requirements(app)
+    venv = project_venv(requirements)
+    (app / ".venv").symlink_to(venv)
+    return venv, python_fits(requirements.requires_python)
