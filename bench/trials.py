@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import re
 import shutil
 import ssl
@@ -46,6 +47,9 @@ class Needs:
 
     app_dir: str = "."
     up_args: tuple[str, ...] = ()
+    #: Variables every flaskprod command gets (a user's ``export``), e.g. what the app
+    #: reads from the environment while it is imported.
+    env: dict[str, str] = field(default_factory=dict)
     reason: str = ""
 
 
@@ -55,6 +59,11 @@ NEEDS: dict[str, Needs] = {
         up_args=("--release", "flask init-db"),
         reason="the tutorial creates its tables with its own `flask init-db` command "
         "(no migrations); up runs it as a release command",
+    ),
+    "docker-flask-example": Needs(
+        env={"SECRET_KEY": "trial-" + "k" * 40},
+        reason="config/settings.py reads os.environ['SECRET_KEY'] when it is imported; "
+        "init's own hint says to set it for the command",
     ),
     "flask-on-docker": Needs(
         app_dir="services/web",
@@ -93,6 +102,7 @@ class Trial:
     source: str
     app_dir: str
     up_args: list[str]
+    env: dict[str, str]
     reason: str
     steps: list[Step] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
@@ -127,12 +137,15 @@ def first_error(text: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def _run(argv: list[str], cwd: Path, timeout: float) -> tuple[int | None, str, str, float]:
+def _run(
+    argv: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[int | None, str, str, float]:
     began = time.monotonic()
     try:
         done = subprocess.run(
             argv,
             cwd=cwd,
+            env={**os.environ, **env} if env else None,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -156,10 +169,15 @@ def _shown(argv: list[str], app: Path) -> str:
 
 
 def command_step(
-    name: str, argv: list[str], app: Path, *, ok_codes: tuple[int, ...] = (0,)
+    name: str,
+    argv: list[str],
+    app: Path,
+    *,
+    ok_codes: tuple[int, ...] = (0,),
+    env: dict[str, str] | None = None,
 ) -> Step:
     """A CLI step: ok when it exits with one of ``ok_codes`` in its time."""
-    code, out, err, took = _run(argv, app, TIMEOUTS[name.split("-")[0]])
+    code, out, err, took = _run(argv, app, TIMEOUTS[name.split("-")[0]], env)
     ok = code in ok_codes
     return Step(
         name=name,
@@ -226,9 +244,9 @@ def judge_check(step: Step, stdout: str) -> Step:
     return step
 
 
-def run_check(name: str, app: Path) -> Step:
+def run_check(name: str, app: Path, env: dict[str, str] | None = None) -> Step:
     argv = [FLASKPROD, "check", str(app), "--format", "json"]
-    code, out, err, took = _run(argv, app, TIMEOUTS["check"])
+    code, out, err, took = _run(argv, app, TIMEOUTS["check"], env)
     step = Step(
         name=name,
         command=_shown(argv, app),
@@ -285,11 +303,13 @@ def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Ste
     context = ssl.create_default_context(cafile=str(ca))
     found = static_file(app, spec)
     wanted: list[tuple[str, str | None, bytes | None]] = [("get-home", "/", None)]
-    if found is None:
-        wanted.append(("get-static", None, None))
-    else:
+    if found is not None:
         wanted.append(("get-static", found[0], found[1].read_bytes()))
+    elif (app / spec["static_dir"]).exists():
+        wanted.append(("get-static", None, None))  # a folder without files: a failure
     wanted += [("get-health", spec["health_path"], None), ("get-ready", spec["ready_path"], None)]
+    if found is None and not (app / spec["static_dir"]).exists():  # an API: nothing to get
+        yield Step("get-static", "(none)", True, 0.0, output=f"no {spec['static_dir']}/ folder")
     with httpx.Client(verify=context, base_url=base, timeout=TIMEOUTS["http"]) as client:
         for name, path, body in wanted:
             if path is None:
@@ -327,15 +347,17 @@ def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Ste
 
 
 @contextlib.contextmanager
-def stack_of(app: Path, up_args: tuple[str, ...], trial: Trial) -> Iterator[int | None]:
+def stack_of(app: Path, needs: Needs, trial: Trial) -> Iterator[int | None]:
     """``up -d`` on free ports; yields the HTTPS port when it came up (else None); on
     exit ``down``, and anything it left running stopped by pid (recorded as a failure)."""
     https_port, http_port = free_ports(2)
     argv = [
         FLASKPROD, "up", str(app), "-d", "--https-port", str(https_port),
-        "--http-port", str(http_port), "--timeout", str(UP_READY), *up_args,
+        "--http-port", str(http_port), "--timeout", str(UP_READY), *needs.up_args,
     ]  # fmt: skip
-    up = command_step("up", argv, app)
+    up = command_step("up", argv, app, env=needs.env)
+    if not up.ok:
+        _add_log(up, app)
     trial.steps.append(up)
     dirs = StateDir(app / ".flaskprod")
     try:
@@ -357,16 +379,21 @@ def run_trial(project: str) -> Trial:
     try:
         source = resolve_source(project)
     except TrialSetupError as exc:
-        trial = Trial(project, project, ".", [], "")
+        trial = Trial(project, project, ".", [], {}, "")
         trial.steps.append(Step("copy", "", False, 0.0, first_error=str(exc)))
         return trial
     needs = NEEDS.get(source.name, Needs())
-    trial = Trial(source.name, str(source), needs.app_dir, list(needs.up_args), needs.reason)
+    trial = Trial(
+        source.name, str(source), needs.app_dir, list(needs.up_args), needs.env, needs.reason
+    )
     began = time.monotonic()
+    root: Path | None = None
     try:
         root, app = fresh_copy(source, needs.app_dir)
         venv, misfit = link_venv(app)
     except (TrialSetupError, OSError, subprocess.SubprocessError) as exc:
+        if root is not None:
+            shutil.rmtree(root.parent, ignore_errors=True)
         took = round(time.monotonic() - began, 1)
         trial.steps.append(Step("venv", "", False, took, first_error=str(exc)))
         return trial
@@ -392,11 +419,29 @@ def run_trial(project: str) -> Trial:
     return trial
 
 
+_LOG = re.compile(r"\(log: (\S+?)\)")
+
+
+def _add_log(step: Step, app: Path) -> None:
+    """The end of the log a failed ``up`` names: the app's own error is there."""
+    found = _LOG.search((step.first_error or "") + "\n" + step.output)
+    if found is None or not (app / found.group(1)).is_file():
+        return
+    tail = (app / found.group(1)).read_text(errors="replace").strip().splitlines()[-40:]
+    step.data["log"] = found.group(1)
+    step.output += f"\n{found.group(1)} (end):\n" + _trim("\n".join(tail), 8)
+    lines = [line.strip() for line in tail]
+    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    causes = named or [line for line in lines if re.match(r"^(Error|Exception)\b", line)]
+    if causes:  # the exception's own line (the traceback's last), else click's "Error:"
+        step.first_error = f"{step.first_error} — {causes[-1][:240]}"
+
+
 def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     before = freeze_step("freeze-before", app)
     trial.steps.append(before)
-    trial.steps.append(run_check("check-before", app))
-    init = command_step("init", [FLASKPROD, "init", str(app)], app)
+    trial.steps.append(run_check("check-before", app, needs.env))
+    init = command_step("init", [FLASKPROD, "init", str(app)], app, env=needs.env)
     trial.steps.append(init)
     if not (app / "flaskprod.toml").is_file():
         return
@@ -407,11 +452,10 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
         init.first_error = f"flaskprod.toml does not load: {first_error(str(exc))}"
         return
     init.data = dict(trial.spec)
-    trial.steps.append(
-        command_step("render-check", [FLASKPROD, "render", str(app), "--check"], app)
-    )
-    trial.steps.append(run_check("check-after", app))
-    with stack_of(app, needs.up_args, trial) as https_port:
+    render = [FLASKPROD, "render", str(app), "--check"]
+    trial.steps.append(command_step("render-check", render, app, env=needs.env))
+    trial.steps.append(run_check("check-after", app, needs.env))
+    with stack_of(app, needs, trial) as https_port:
         if https_port is not None:
             trial.steps.extend(http_steps(app, https_port, trial.spec))
     after = freeze_step("freeze-after", app)

@@ -31,11 +31,14 @@ def _project(result: dict[str, Any]) -> list[str]:
     verdict = "every step passed" if result["ok"] else "**some steps failed**"
     lines = [f"### {result['project']} — {verdict}", ""]
     where = f"app in `{result['app_dir']}`" if result["app_dir"] != "." else "app at the root"
-    needs = (
-        f"needed `up {' '.join(_quoted(a) for a in result['up_args'])}`: {result['reason']}"
-        if result["up_args"]
-        else (result["reason"] or "nothing beyond the commands below")
-    )
+    extra = []
+    if result["up_args"]:
+        extra.append(f"`up {' '.join(_quoted(a) for a in result['up_args'])}`")
+    if result["env"]:
+        extra.append(" ".join(f"`{key}={value}`" for key, value in result["env"].items()))
+    needs = result["reason"] or "nothing beyond the commands below"
+    if extra:
+        needs = f"needed {' and '.join(extra)}: {needs}"
     lines += [f"{where}; {needs}.", ""]
     if result["spec"]:
         decided = ", ".join(

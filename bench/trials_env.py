@@ -110,6 +110,9 @@ def project_venv(requirements: Requirements) -> Path:
 
 def _first_error(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:  # pip's own cause ("ERROR: ...", a failed step's mark, git's "fatal:")
+        if re.match("(ERROR:|fatal:|\u00d7)", line):
+            return line
     for line in lines:
         if re.search(r"\berror\b", line, re.IGNORECASE) and not line.startswith("WARNING"):
             return line
