@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.trials_env import REPO, TrialSetupError, fresh_copy, link_venv, resolve_source
+from bench.trials_env import REPO, SOURCE, TrialSetupError, fresh_copy, link_venv, resolve_source
 from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import StateDir
 
@@ -104,6 +104,7 @@ class Trial:
     up_args: list[str]
     env: dict[str, str]
     reason: str
+    origin: str = ""
     steps: list[Step] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
 
@@ -239,7 +240,7 @@ def judge_check(step: Step, stdout: str) -> Step:
         )
         + f"\nscore {summary['score']}/100 {summary['grade']}, app {summary.get('app_target')}"
         f" ({'imported' if summary.get('app_imported') else 'not imported'})",
-        lines=20,
+        lines=10,
     )
     return step
 
@@ -374,6 +375,21 @@ def stack_of(app: Path, needs: Needs, trial: Trial) -> Iterator[int | None]:
         trial.steps.append(down)
 
 
+def origin(source: Path) -> str:
+    """Where the project comes from: a git checkout's remote and commit, else its folder."""
+    if source.parent == SOURCE:
+        return f"real-projects/{source.name} (shared; its README says from where)"
+    if not (source / ".git").exists():
+        return str(source)
+    remote, commit = (
+        subprocess.run(
+            ["git", "-C", str(source), *argv], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        for argv in (["remote", "get-url", "origin"], ["rev-parse", "--short", "HEAD"])
+    )
+    return f"{remote.removesuffix('.git') or source} @ {commit}"
+
+
 def run_trial(project: str) -> Trial:
     """Every step on a fresh copy of ``project`` (a name of the shared ones, or a path)."""
     try:
@@ -384,7 +400,13 @@ def run_trial(project: str) -> Trial:
         return trial
     needs = NEEDS.get(source.name, Needs())
     trial = Trial(
-        source.name, str(source), needs.app_dir, list(needs.up_args), needs.env, needs.reason
+        source.name,
+        str(source),
+        needs.app_dir,
+        list(needs.up_args),
+        needs.env,
+        needs.reason,
+        origin(source),
     )
     began = time.monotonic()
     root: Path | None = None
@@ -409,13 +431,17 @@ def run_trial(project: str) -> Trial:
     )
     try:
         _run_steps(trial, app, needs)
+    except Exception as exc:  # a harness fault is a failed trial, never a crash of the run
+        error = f"{type(exc).__name__}: {exc}"
+        trial.steps.append(Step("harness", "", False, 0.0, first_error=error))
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)
     for step in trial.steps:  # the copy's temporary path says nothing: "." is the app
         for attr in ("output", "first_error", "command"):
             text = getattr(step, attr)
             if text:
-                setattr(step, attr, text.replace(str(app), ".").replace(str(root), "<repo>"))
+                text = text.replace(str(app), ".").replace(str(root), "<repo>")
+                setattr(step, attr, text.replace(str(Path.home()), "~"))
     return trial
 
 
@@ -457,7 +483,12 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     trial.steps.append(run_check("check-after", app, needs.env))
     with stack_of(app, needs, trial) as https_port:
         if https_port is not None:
-            trial.steps.extend(http_steps(app, https_port, trial.spec))
+            try:
+                trial.steps.extend(http_steps(app, https_port, trial.spec))
+            except Exception as exc:  # e.g. no CA where up said it wrote one: recorded
+                trial.steps.append(
+                    Step("get", "", False, 0.0, first_error=f"{type(exc).__name__}: {exc}")
+                )
     after = freeze_step("freeze-after", app)
     same = before.ok and after.ok and before.data["freeze"] == after.data["freeze"]
     if after.ok and not same:

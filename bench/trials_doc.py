@@ -77,6 +77,16 @@ def section(results: dict[str, Any]) -> str:
         f"Run of {results['date']}, flaskprod at {results['commit']}, Python {results['python']}.",
         "",
     ]
+    lines += ["| project | from | result |", "|---|---|---|"]
+    for result in results["projects"]:
+        failed = [step for step in result["steps"] if not step["ok"]]
+        verdict = (
+            f"{failed[0]['name']} failed: {failed[0]['first_error']}"
+            if failed
+            else "every step passed"
+        )
+        lines.append(f"| {result['project']} | {_cell(result['origin'])} | {_cell(verdict)} |")
+    lines.append("")
     for result in results["projects"]:
         lines += _project(result)
     return "\n".join(lines).rstrip() + "\n"

@@ -24,7 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # real_projects lives with the tests (not a package)
 
-from real_projects import SOURCE, VENVS  # noqa: E402
+from real_projects import SOURCE as SOURCE  # noqa: E402  (re-exported for bench.trials)
+from real_projects import VENVS  # noqa: E402
 
 #: Building an environment (pip from a warm cache; CTFd's takes the longest).
 VENV_TIMEOUT = 900.0
