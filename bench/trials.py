@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench.trials_csp import blocked
 from bench.trials_env import REPO, SOURCE, TrialSetupError, fresh_copy, link_venv, resolve_source
 from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import StateDir
@@ -345,6 +346,25 @@ def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Ste
                 output=f"{status}, {len(response.content)} bytes",
                 data={"status": response.status_code},
             )
+            if name == "get-home" and ok:
+                yield csp_step(response)
+
+
+def csp_step(response: httpx.Response) -> Step:
+    """Whether a browser would load what the home page names under the policy it came
+    with (a 200 page whose stylesheet the CSP refuses is still a broken page)."""
+    header = response.headers.get("content-security-policy", "")
+    refused = blocked(response.text, str(response.url), header) if header else []
+    shown = f"Content-Security-Policy: {header}" if header else "no enforced CSP"
+    return Step(
+        "csp-home",
+        f"the resources of {response.url.path}",
+        not refused,
+        0.0,
+        first_error=f"the CSP blocks {len(refused)}: {', '.join(refused[:6])}" if refused else None,
+        output=shown + ("" if refused else "; nothing on the page is blocked"),
+        data={"blocked": refused},
+    )
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ STEPS = [
     "check-after",
     "up",
     "get-home",
+    "csp-home",
     "get-static",
     "get-health",
     "get-ready",
