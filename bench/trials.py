@@ -535,7 +535,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", action="append", help="a shared project's name or a folder")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--doc", action="store_true", help="rewrite docs/trials.md's section")
+    parser.add_argument(
+        "--flaskprod", help="another flaskprod executable to try (default: this checkout's)"
+    )
     options = parser.parse_args(argv)
+    if options.flaskprod:
+        global FLASKPROD  # one run, one flaskprod
+        FLASKPROD = str(Path(options.flaskprod).resolve())
     trials = []
     for project in options.project or SHARED:
         print(f"== {project}", flush=True)
