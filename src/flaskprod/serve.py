@@ -6,6 +6,10 @@ that runs it; granian has no config file, so this does the same before granian s
 ``WEB_CONCURRENCY`` (containers, PaaS) wins, then a ``--workers`` given on the command
 line (server.workers), then one per core, at least 2
 (:func:`flaskprod.spec.workers.default_workers`). Standard library only.
+
+Kept for kits rendered before issue #12, still running on servers: today's kit starts
+granian with a plain shell line (:func:`flaskprod.spec.servers.granian_shell`) and needs
+nothing of flaskprod in the app's environment.
 """
 
 from __future__ import annotations

@@ -176,7 +176,11 @@ def test_a_project_python_that_cannot_run_is_app000_not_a_traceback(tmp_path: Pa
     python.chmod(0o755)
     result = probe(tmp_path, "app:app", {})
     assert result.info is None
-    assert result.error == f"cannot run the project's Python {python}: Exec format error"
+    assert result.error == (
+        "the project's Python .venv/bin/python: cannot be run: Exec format error (recreate "
+        "it: python3 -m venv --clear .venv && .venv/bin/pip install -r requirements.txt, "
+        "or pass --python PATH)"
+    )
     findings = run_checks(CheckOptions(root=tmp_path, select=("APP000",))).findings
     assert [f.id for f in findings] == ["APP000"]
     assert "Exec format error" in findings[0].message

@@ -30,7 +30,7 @@ def test_up_runs_granian_with_the_kits_flags(granian_stack: ShopStack) -> None:
     assert "granian" in names and "gunicorn" not in names, names
     master = granian_stack.pid("granian")
     argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
-    # flaskprod.serve became granian (exec: the recorded pid), with the kit's flags
+    # the project's granian (here flaskprod's own: the shop has no venv), the kit's flags
     assert any(part.endswith(b"/granian") for part in argv[:2]), argv
     for flag in (b"--respawn-failed-workers", b"--workers-kill-timeout", b"--blocking-threads"):
         assert flag in argv, argv

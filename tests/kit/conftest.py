@@ -206,8 +206,8 @@ def build_kit(
     (tmp / "acme/.well-known/acme-challenge/token123").write_text("challenge-ok\n")
     make_certificate(tmp / "tls", DOMAINS)
     shutil.copy(root / "deploy/.env.example", tmp / "etc" / f"{spec.app.name}.env")
-    # ExecStart must name an existing executable for systemd-analyze verify (gunicorn,
-    # or the python that runs flaskprod.serve for granian).
+    # ExecStart must name an existing executable for systemd-analyze verify (gunicorn;
+    # granian's line is /bin/sh's).
     for executable in ("gunicorn", "python"):
         stub = tmp / "venv/bin" / executable
         stub.parent.mkdir(parents=True, exist_ok=True)

@@ -66,9 +66,17 @@ def _flag(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
+def _granian(launcher: list[str]) -> list[str]:
+    """granian's argv inside the kit's launch line ``/bin/sh -c '... exec granian ...'``
+    (systemd's ``$$`` is the shell's ``$``)."""
+    assert launcher[:2] == ["/bin/sh", "-c"], launcher
+    words = shlex.split(launcher[2].replace("$$", "$"))
+    return words[words.index("exec") + 1 :]
+
+
 def _without_listen(argv: list[str]) -> list[str]:
-    """The flags after the launcher, without where they listen (the one difference)."""
-    rest = argv[argv.index("flaskprod.serve") + 1 :]
+    """The flags after the executable, without where they listen (the one difference)."""
+    rest = argv[1:]
     for flag in ("--uds", "--uds-permissions", "--host", "--port"):
         if flag in rest:
             at = rest.index(flag)
@@ -79,18 +87,22 @@ def _without_listen(argv: list[str]) -> list[str]:
 def test_every_launcher_runs_the_same_granian(granian_kit: Any) -> None:
     kit = granian_kit
     unit = _unit(kit)
-    systemd = shlex.split(unit["Service"]["ExecStart"])
-    docker = _cmd(kit)
-    paas = shlex.split(_procfile(kit)["web"])
+    systemd_line = shlex.split(unit["Service"]["ExecStart"])
+    docker_line = _cmd(kit)
+    paas_line = shlex.split(_procfile(kit)["web"])
     venv = kit.spec.resolve(kit.spec.deploy.venv)
-    assert systemd[:3] == [f"{venv}/bin/python", "-m", "flaskprod.serve"]
-    assert docker[:3] == paas[:3] == ["python", "-m", "flaskprod.serve"]
     # the same flags and target everywhere, exactly what spec/servers.py computes
     expected = server_commands(kit.spec, venv=venv)
-    assert systemd == expected["systemd"] and docker == expected["container"]
+    assert [*systemd_line[:2], systemd_line[2].replace("$$", "$")] == expected["systemd"]
+    assert docker_line == expected["container"] and paas_line == expected["paas"]
+    systemd, docker, paas = (_granian(line) for line in (systemd_line, docker_line, paas_line))
+    # granian itself, from the app's environment: nothing of flaskprod runs there
+    assert systemd[0] == f"{venv}/bin/granian" and docker[0] == paas[0] == "granian"
+    for line in (systemd_line, docker_line, paas_line):
+        assert "flaskprod" not in line[2]
     assert _without_listen(systemd) == _without_listen(docker) == _without_listen(paas)
-    # the spec's settings, mapped
-    assert _flag(systemd, "--workers") == "3"
+    # the spec's settings, mapped (WEB_CONCURRENCY overrides the count)
+    assert _flag(systemd, "--workers") == "${WEB_CONCURRENCY:-3}"
     assert _flag(systemd, "--blocking-threads") == str(kit.spec.server.threads)
     assert _flag(systemd, "--workers-kill-timeout") == str(kit.spec.server.graceful_timeout)
     assert _flag(systemd, "--workers-lifetime") == "3600"
@@ -132,11 +144,11 @@ def test_nginx_upstream_is_granians_bind(granian_kit: Any) -> None:
     directives = site["config"][0]["parsed"]
     (upstream,) = [d for d in directives if d["directive"] == "upstream"]
     servers = [d["args"][0] for d in upstream["block"] if d["directive"] == "server"]
-    systemd = shlex.split(_unit(kit)["Service"]["ExecStart"])
+    systemd = _granian(shlex.split(_unit(kit)["Service"]["ExecStart"]))
     assert servers == [f"unix:{_flag(systemd, '--uds')}"] == [kit.spec.bind]
     # compose: nginx's upstream port is the port the image's granian listens on
     compose_site = kit.path(f"deploy/nginx/{kit.spec.app.name}.compose.conf").read_text()
-    assert f"server web:{_flag(_cmd(kit), '--port')} " in compose_site
+    assert f"server web:{_flag(_granian(_cmd(kit)), '--port')} " in compose_site
 
 
 def test_pool_and_timeouts_follow_the_spec(granian_kit: Any) -> None:
@@ -152,7 +164,7 @@ def test_pool_and_timeouts_follow_the_spec(granian_kit: Any) -> None:
         in kit.files[f"deploy/nginx/{kit.spec.app.name}.conf"]
     )
     pod = yaml.safe_load(kit.path("deploy/k8s/deployment.yaml").read_text())["spec"]["template"]
-    systemd = shlex.split(_unit(kit)["Service"]["ExecStart"])
+    systemd = _granian(shlex.split(_unit(kit)["Service"]["ExecStart"]))
     kill = int(_flag(systemd, "--workers-kill-timeout"))
     assert pod["spec"]["terminationGracePeriodSeconds"] > kit.spec.container.pre_stop_seconds + kill
     assert int(_unit(kit)["Service"]["TimeoutStopSec"]) > kill
@@ -182,15 +194,34 @@ def test_switching_server_removes_and_restores_gunicorn_conf(tmp_path: Path) -> 
     assert conf.read_text().endswith("# my edit\n")
 
 
-def test_flaskprod_serve_sets_the_workers_here() -> None:
-    from flaskprod.serve import granian_command
-    from flaskprod.spec.workers import default_workers
+@pytest.mark.parametrize("workers", [None, 3])
+def test_the_launch_line_sets_the_workers_of_the_machine(
+    tmp_path: Path, workers: int | None
+) -> None:
+    """The kit's shell line, run by a real sh with a stand-in granian that prints its
+    arguments: WEB_CONCURRENCY wins, then server.workers, then the cores (at least 2)."""
+    from flaskprod.spec.model import Spec
+    from flaskprod.spec.servers import Listen, granian_shell
 
-    assert granian_command(["wsgi:app"], {})[1:3] == ["--workers", str(default_workers("granian"))]
-    assert granian_command(["--workers", "3", "wsgi:app"], {})[1:] == ["--workers", "3", "wsgi:app"]
-    given = granian_command(["--workers", "3", "wsgi:app"], {"WEB_CONCURRENCY": "5"})
-    assert given[1:] == ["--workers", "5", "wsgi:app"]
-    assert Path(granian_command(["x:y"], {})[0]).name == "granian"
+    fake = tmp_path / "granian"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    server = {"kind": "granian", **({"workers": workers} if workers else {})}
+    spec = Spec.model_validate({"app": {"target": "wsgi:app", "name": "w"}, "server": server})
+    line = granian_shell(spec, Listen(host="0.0.0.0", port="$PORT"), granian=str(fake))
+
+    def run(**env: str) -> list[str]:
+        result = subprocess.run(
+            ["/bin/sh", "-c", line], env={"PATH": os.environ["PATH"], "PORT": "9000", **env},
+            capture_output=True, text=True, check=True, timeout=10,
+        )  # fmt: skip
+        return result.stdout.splitlines()
+
+    argv = run()
+    cores = max(2, os.cpu_count() or 1)
+    assert _flag(argv, "--workers") == str(workers or cores)
+    assert _flag(argv, "--port") == "9000" and argv[-1] == "wsgi:app"
+    assert _flag(run(WEB_CONCURRENCY="5"), "--workers") == "5"
 
 
 # ---- live: nginx -> unix socket -> granian, as systemd and nginx run them --------------
@@ -221,9 +252,13 @@ def live(
         "REDIS_URL": redis_server.url(),
     }
     env = {**sample_env, **{key: value for key, value in values.items() if value}}
-    # The unit's command, with this Python for the server's venv/bin/python.
-    argv = shlex.split(_unit(kit)["Service"]["ExecStart"])
-    argv[0] = sys.executable
+    # The unit's command as systemd runs it ($$ -> $), with this Python's granian for
+    # the server's venv/bin/granian.
+    line = shlex.split(_unit(kit)["Service"]["ExecStart"])
+    venv = kit.spec.resolve(kit.spec.deploy.venv)
+    granian = str(Path(sys.executable).parent / "granian")
+    script = line[2].replace("$$", "$").replace(f"{venv}/bin/granian", granian)
+    argv = [*line[:2], script]
     socket_path = Path(kit.spec.socket_path or "")
     socket_path.unlink(missing_ok=True)
     prefix = tmp_path_factory.mktemp("granian-live")
@@ -331,7 +366,7 @@ def test_a_hung_request_ends_its_worker_and_granian_replaces_it(
     )
     sock = tmp_path / "granian.sock"
     argv = granian_argv(
-        spec, Listen(uds=str(sock)), launcher=[sys.executable, "-m", "flaskprod.serve"]
+        spec, Listen(uds=str(sock)), launcher=[str(Path(sys.executable).parent / "granian")]
     )
     env = {**sample_env, "FLASKPROD_REQUEST_TIMEOUT": str(spec.server.timeout)}
     log = tmp_path / "granian.log"

@@ -117,12 +117,25 @@ def test_init_prints_what_it_wrote(tmp_path: Path) -> None:
     root = make(tmp_path / "hello", SINGLE)
     result = run("init", str(root))
     assert result.exit_code == 0
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0] == (
         "Detected app:app in app.py: static /static/ -> static; 2 routes; "
         "health routes: none; dependencies: requirements.txt"
     )
-    assert lines[1] == "Wrote flaskprod.toml (every setting, with what it does)"
+    # no venv in the project: flaskprod's own interpreter imported it, and says so
+    assert lines[1].startswith(f"python: {sys.executable} (")
+    assert lines[1].endswith(
+        "flaskprod's own: the project has no virtual environment; "
+        "pass --python PATH to use another)"
+    )
+    # nothing in the project names an app server: the default, and the line to add
+    assert lines[2] == ("server: granian (the default: nothing in the project names an app server)")
+    assert lines[3] == "database: PostgreSQL through psycopg (database.driver)"
+    assert lines[4] == "Wrote flaskprod.toml (every setting, with what it does)"
+    assert (
+        "note: the project does not list granian, which the stack runs (server.kind = "
+        "'granian'): add 'granian==2.8.7' to requirements.txt (or run init with --add-deps)"
+    ) in lines
     for path in read_manifest(root):
         assert f"  created    {path}" in lines
     assert (
@@ -134,7 +147,7 @@ def test_init_on_a_package_with_a_factory(tmp_path: Path) -> None:
     root = make(tmp_path / "My Blog", PACKAGE)
     result = run("init", str(root), "--name", "blog")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Detected wsgi:app in wsgi.py: static /assets/ -> blog/static;")
+    assert result.stdout.startswith("Detected wsgi:app in wsgi.py: static /assets/ -> blog/static;")
     spec = load_spec(root / "flaskprod.toml")
     assert spec.app.target == "wsgi:app" and spec.app.name == "blog"
     assert spec.paths.static_dir == "blog/static" and spec.paths.static_url == "/assets/"
@@ -256,7 +269,7 @@ def edit_spec(root: Path, old: str, new: str) -> None:
 def test_render_check_is_clean_right_after_init(project: Path) -> None:
     result = run("render", str(project), "--check")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("The kit is up to date with flaskprod.toml (")
+    assert result.stdout.startswith("The kit is up to date with flaskprod.toml (")
 
 
 def test_render_check_reports_drift_and_writes_nothing(project: Path) -> None:
@@ -280,7 +293,7 @@ def test_render_check_sees_a_hand_edit_and_a_missing_file(project: Path) -> None
     (project / "deploy/k8s/pdb.yaml").unlink()
     result = run("render", str(project), "--check")
     assert result.exit_code == 1
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert "  deploy/Procfile: edited by hand since the last render" in lines
     assert "  deploy/k8s/pdb.yaml: missing" in lines
 
@@ -299,7 +312,7 @@ def test_render_never_overwrites_a_hand_edit_without_force(project: Path) -> Non
     assert snapshot(project) == before  # gunicorn.conf.py was safe to update, and was not
     result = run("render", str(project), "--force")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert "  replaced   deploy/Procfile  (edited by hand since the last render)" in lines
     assert "worker: celery" not in procfile.read_text()
     assert "45" in (project / "deploy/gunicorn.conf.py").read_text()
@@ -346,7 +359,8 @@ def test_init_with_granian_writes_a_spec_that_renders_clean(
     text = (project / "flaskprod.toml").read_text()
     assert "\n# worker_class = " in text and "\nworker_class = " not in text
     assert not (project / "deploy/gunicorn.conf.py").exists()  # removed from the last render
-    assert "flaskprod.serve" in (project / f"deploy/systemd/{spec.app.name}.service").read_text()
+    unit = (project / f"deploy/systemd/{spec.app.name}.service").read_text()
+    assert "/.venv/bin/granian --workers" in unit and "flaskprod.serve" not in unit
     assert run("render", str(project), "--check").exit_code == 0
 
 
@@ -421,7 +435,7 @@ def test_init_and_render_on_a_src_layout(tmp_path: Path) -> None:
     )
     result = run("init", str(root))
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(
+    assert result.stdout.startswith(
         "Detected notes:create_app() in src/notes/__init__.py: static /static/ -> src/notes/static"
     )
     spec = load_spec(root / "flaskprod.toml")

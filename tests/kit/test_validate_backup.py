@@ -185,6 +185,18 @@ def test_a_damaged_script_dump_is_refused_by_both_restores(
     assert row is None
 
 
+@pytest.mark.parametrize("driver", ["psycopg2", "pg8000"])
+def test_backup_reads_any_drivers_url(kit: Any, script_env: dict[str, str], driver: str) -> None:
+    """database.driver names the scheme (postgresql+psycopg2://): libpq gets it without."""
+    url = script_env["DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg://")
+    env = {**script_env, "DATABASE_URL": url.replace("+psycopg://", f"+{driver}://", 1)}
+    result = run(kit, "backup.sh", env)
+    assert result.returncode == 0, result.stderr
+    (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
+    assert dump.read_bytes()[:5] == b"PGDMP"
+
+
 def test_failed_dump_leaves_nothing(kit: Any, script_env: dict[str, str]) -> None:
     env = {**script_env, "DATABASE_URL": script_env["DATABASE_URL"] + "_missing"}
     result = run(kit, "backup.sh", env)

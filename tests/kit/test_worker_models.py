@@ -184,7 +184,7 @@ def test_readiness_checks_the_database_and_redis(served: Served) -> None:
     }
     log = served.server.log_path.read_text(errors="replace")
     if served.kind == "granian":
-        # flaskprod.serve became granian (same pid), with the spec's one worker.
+        # granian, with the spec's one worker.
         assert "Spawning worker-1 with PID" in log and "worker-2" not in log, log[-2000:]
         assert "granian" in Path(f"/proc/{served.server.pid}/cmdline").read_text()
         return

@@ -307,8 +307,9 @@ def test_a_broken_project_virtualenv_is_one_line_not_a_traceback(tmp_path: Path)
         detect_project(project)
     assert caught.value.exit_code == ExitCode.ENVIRONMENT
     assert str(caught.value) == (
-        "cannot run the project's Python .venv/bin/python: Exec format error "
-        "(recreate the virtual environment, or pass --no-import)"
+        "the project's Python .venv/bin/python: cannot be run: Exec format error "
+        "(recreate it: python3 -m venv --clear .venv && .venv/bin/pip install -r "
+        "requirements.txt, or pass --python PATH)"
     )
     assert detect_project(project, introspect=False).target == "app:app"
 

@@ -213,8 +213,9 @@ def test_socket_path_falls_back_when_too_long(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["gunicorn", "granian"])
 def test_the_app_server_command_follows_server_kind(tmp_path: Path, kind: str) -> None:
     """One lifecycle, two commands: gunicorn runs the rendered config with up's flags;
-    granian runs the kit's own flags (spec/servers.py) through flaskprod.serve, on a
-    socket in the state folder named after the server."""
+    granian runs the kit's own flags (spec/servers.py) with the worker count up
+    computes, on a socket in the state folder named after the server. Both come from
+    the project's environment (here none: flaskprod's own, the fallback)."""
     from flaskprod.spec.servers import Listen, granian_flags
     from flaskprod.stack.up import Stack, UpOptions
 
@@ -228,9 +229,10 @@ def test_the_app_server_command_follows_server_kind(tmp_path: Path, kind: str) -
         assert Path(argv[0]).name == "gunicorn" and f"unix:{sock}" in argv
         assert argv[argv.index("--config") + 1].endswith("deploy/gunicorn.conf.py")
         return
-    launcher = argv.index("-m")
-    assert argv[launcher + 1] == "flaskprod.serve" and argv[-1] == "wsgi:app"
+    launcher = argv.index("--workers")
+    assert Path(argv[launcher - 1]).name == "granian" and argv[-1] == "wsgi:app"
+    assert argv[launcher + 1] == "2"  # server.workers (WEB_CONCURRENCY would win)
     # exactly the kit's flags, listening on up's socket instead of /run/shop/
-    assert argv[launcher + 2 : -1] == granian_flags(spec, Listen(uds=str(sock)))
+    assert argv[launcher + 2 : -1] == granian_flags(spec, Listen(uds=str(sock)), workers=False)
     if os.geteuid() == 0:  # nginx's workers reach the 0660 socket through its group
         assert argv[0] == "setpriv" and argv[1].startswith("--regid=")

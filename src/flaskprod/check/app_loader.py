@@ -3,7 +3,7 @@
 The target is what production runs (the gunicorn argument in ExecStart / CMD /
 compose ``command`` / Procfile), else the spec's ``app.target``, else what detection
 finds. The probe (:mod:`flaskprod.check._probe`) runs under the project's own
-interpreter when it has a virtualenv, with a clean environment: production's
+interpreter (:mod:`flaskprod.spec.interpreter`), with a clean environment: production's
 variables, ``FLASKPROD_ENV=production`` unless they say otherwise, and nothing from
 the shell running the check. A refusal to start is a result, not a tool failure.
 """
@@ -17,7 +17,6 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,10 @@ from typing import Any
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
-from flaskprod.errors import ProjectError
+from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.servers import ENTRY_MODULE
+from flaskprod.spec.interpreter import resolve_python
 
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$")
 #: gunicorn options that take a value (so the value is not mistaken for the target).
@@ -95,14 +95,6 @@ def find_target(ctx: Context, source: EnvSource) -> str | None:
     return _detect_target(ctx.root)
 
 
-def _interpreter(root: Path) -> str:
-    for venv in (".venv", "venv", "env"):
-        candidate = root / venv / "bin" / "python"
-        if candidate.is_file():
-            return str(candidate)
-    return sys.executable
-
-
 #: Paths a liveness endpoint commonly has; the spec's health_path is added first.
 LIVENESS_PATHS = ("/health", "/healthz", "/livez", "/health/live", "/ping", "/_health", "/status")
 
@@ -122,8 +114,10 @@ def probe(
     env: dict[str, str],
     timeout: float = PROBE_TIMEOUT,
     health_paths: tuple[str, ...] = LIVENESS_PATHS,
+    python: Path | None = None,
 ) -> ProbeResult:
-    """Import ``target`` in a subprocess under ``env`` and describe the app."""
+    """Import ``target`` in a subprocess under ``env`` and describe the app, with the
+    project's interpreter (``python``, default: :func:`resolve_python`)."""
     clean = {key: os.environ[key] for key in _PASS_THROUGH if key in os.environ}
     clean.update(env)
     clean.setdefault("FLASKPROD_ENV", "production")
@@ -131,7 +125,10 @@ def probe(
     script = Path(__file__).with_name("_probe.py")
     with tempfile.TemporaryDirectory(prefix="flaskprod-probe-") as tmp:
         output = Path(tmp) / "app.json"
-        interpreter = _interpreter(root)
+        try:
+            interpreter = str(python or resolve_python(root).executable)
+        except EnvironmentProblem as error:
+            return ProbeResult(None, str(error))
         try:
             # Own session, so that whatever the app spawns at import is stopped with it.
             process = subprocess.Popen(
@@ -201,7 +198,12 @@ def load_app(ctx: Context, source: EnvSource) -> None:
         ctx.app_error = "no Flask app found (no gunicorn target, spec or app module)"
         return
     paths = tuple(dict.fromkeys([*_spec_health(ctx), *LIVENESS_PATHS]))
-    result = probe(ctx.root, target, source.env, health_paths=paths)
+    if ctx.cache.get("python_error"):
+        ctx.app_error = ctx.cache["python_error"]
+        return
+    python = ctx.cache.get("python")
+    interpreter = python.executable if python else None
+    result = probe(ctx.root, target, source.env, health_paths=paths, python=interpreter)
     if result.info is None:
         ctx.app_error = result.error
         return

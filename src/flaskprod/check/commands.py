@@ -86,6 +86,11 @@ def _live_host_options(
 )
 @click.option("--no-import", is_flag=True, help="Do not import the app (file checks only).")
 @click.option(
+    "--python",
+    metavar="PATH",
+    help="The project's interpreter or venv (default: $VIRTUAL_ENV, else .venv/venv/env).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "sarif", "html", "markdown"]),
@@ -131,6 +136,7 @@ def check_command(
     path: Path,
     env_file: Path | None,
     no_import: bool,
+    python: str | None,
     fmt: str,
     output: Path | None,
     fail_level: str,
@@ -167,6 +173,7 @@ def check_command(
         root=path,
         env_file=env_file,
         no_import=no_import,
+        python=python,
         select=parse_ids(select, "--select"),
         ignore=parse_ids(ignore_ids, "--ignore"),
     )

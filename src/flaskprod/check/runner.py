@@ -25,8 +25,9 @@ from flaskprod.check.discover import discover
 from flaskprod.check.envsource import production_env
 from flaskprod.check.internal import INTERNAL, internal_finding
 from flaskprod.check.model import LAYERS, REGISTRY, Finding, Rule
-from flaskprod.errors import ProjectError, SpecError, UserError
+from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError, UserError
 from flaskprod.spec import load as spec_load
+from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 
 #: Layers a file-level ``flaskprod check`` runs; ``live`` and ``host`` need a URL or
@@ -43,6 +44,8 @@ class CheckOptions:
     ignore: tuple[str, ...] = ()
     layers: tuple[str, ...] = FILE_LAYERS
     options: dict[str, Any] = field(default_factory=dict)
+    #: --python: the project's interpreter (default: resolve_python's order).
+    python: str | None = None
 
 
 @dataclass
@@ -144,6 +147,13 @@ def build_context(options: CheckOptions, on_start: Callable[[], None] | None = N
     spec = load_spec(root)
     ctx = Context(root=root, spec=spec, files=discover(root), options=dict(options.options))
     ctx.cache["pyproject_ignores"] = _pyproject_ignores(root)
+    if not options.no_import and set(options.layers) & set(FILE_LAYERS):
+        try:
+            ctx.cache["python"] = resolve_python(root, options.python)
+        except EnvironmentProblem as error:
+            if options.python:  # a bad --python is this command's input: one line, exit 3
+                raise
+            ctx.cache["python_error"] = str(error)  # the project's venv: APP000 says why
     if on_start is not None:
         on_start()
     if not set(options.layers) & set(FILE_LAYERS):

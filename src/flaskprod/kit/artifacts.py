@@ -20,7 +20,7 @@ from typing import Any
 from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
 from flaskprod.spec.model import Spec, format_size
-from flaskprod.spec.servers import Listen, granian_argv, served_target
+from flaskprod.spec.servers import Listen, granian_shell, served_target
 
 #: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
 #: value assumed when a key is missing.
@@ -137,25 +137,20 @@ def kit_path(output: str, project: Mapping[str, Any]) -> str:
     return output
 
 
-#: How the kit starts granian: :mod:`flaskprod.serve` counts the workers, then execs it.
-SERVE_MODULE = ["-m", "flaskprod.serve"]
-
-
 def server_commands(spec: Spec, *, venv: str) -> dict[str, list[str]]:
     """The app server's command per place, all from one function
-    (:func:`flaskprod.spec.servers.granian_argv` for granian): ``systemd`` (the spec's
-    bind), ``container`` (0.0.0.0:container.port; compose and Kubernetes run the
-    image's CMD) and ``paas`` (0.0.0.0:$PORT, for a shell)."""
+    (:func:`flaskprod.spec.servers.granian_shell` for granian, a shell line that counts
+    the workers on the machine that runs it: nothing of flaskprod runs there):
+    ``systemd`` (the spec's bind), ``container`` (0.0.0.0:container.port; compose and
+    Kubernetes run the image's CMD) and ``paas`` (0.0.0.0:$PORT, for a shell)."""
     if spec.server.kind == "granian":
         container = Listen(host="0.0.0.0", port=str(spec.container.port))
+        paas = Listen(host="0.0.0.0", port="$PORT")
+        systemd = Listen.from_bind(spec.bind)
         return {
-            "systemd": granian_argv(
-                spec, Listen.from_bind(spec.bind), launcher=[f"{venv}/bin/python", *SERVE_MODULE]
-            ),
-            "container": granian_argv(spec, container, launcher=["python", *SERVE_MODULE]),
-            "paas": granian_argv(
-                spec, Listen(host="0.0.0.0", port="$PORT"), launcher=["python", *SERVE_MODULE]
-            ),
+            "systemd": _sh(granian_shell(spec, systemd, granian=f"{venv}/bin/granian")),
+            "container": _sh(granian_shell(spec, container, granian="granian")),
+            "paas": _sh(granian_shell(spec, paas, granian="granian")),
         }
     conf = ["-c", "deploy/gunicorn.conf.py", served_target(spec)]
     return {
@@ -170,11 +165,17 @@ def server_commands(spec: Spec, *, venv: str) -> dict[str, list[str]]:
     }
 
 
+def _sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", script]
+
+
 def systemd_join(argv: list[str]) -> str:
     """``argv`` for systemd's ExecStart: bare words (parentheses are fine there),
-    double quotes around anything else."""
-    plain = re.compile(r"^[\w@%+=:,./()-]+$")
-    return " ".join(w if plain.match(w) else '"' + w.replace('"', '\\"') + '"' for w in argv)
+    double quotes around anything else; ``$`` and ``%`` doubled, so systemd passes
+    them on instead of expanding its own variables and specifiers."""
+    plain = re.compile(r"^[\w@+=:,./()-]+$")
+    words = [w.replace("$", "$$").replace("%", "%%") for w in argv]
+    return " ".join(w if plain.match(w) else '"' + w.replace('"', '\\"') + '"' for w in words)
 
 
 def shell_join(argv: list[str]) -> str:
@@ -202,7 +203,7 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
         ),
         EnvVar(
             "DATABASE_URL",
-            f"postgresql+psycopg://{db_user}:CHANGE-ME@localhost:5432/{db_name}"
+            f"postgresql+{spec.database.driver}://{db_user}:CHANGE-ME@localhost:5432/{db_name}"
             if spec.database.engine == "postgresql"
             else f"sqlite:///{sqlite_path(spec)}",
             "SQLAlchemy URL of the database (compose builds its own from POSTGRES_PASSWORD)."
@@ -394,7 +395,7 @@ def _worker_reasoning(spec: Spec) -> str:
     server = spec.server
     if server.kind == "granian" and not server.workers:
         return (
-            "Workers = one per CPU core, at least 2, counted by flaskprod.serve on the "
+            "Workers = one per CPU core, at least 2, counted by the launch line on the "
             f"machine that runs granian: each worker runs {server.threads} requests at once "
             "on its blocking threads, and two processes keep serving while one restarts."
         )

@@ -20,6 +20,7 @@ import click
 from flaskprod.errors import ProjectError, Refused, SpecError
 from flaskprod.kit.write import Change, plan_kit, refuse_conflicts, write_atomic, write_plan
 from flaskprod.spec.detect import Detection, ProjectInfo
+from flaskprod.spec.interpreter import ProjectPython, resolve_python
 
 # The spec model (pydantic) and the renderer (jinja2) are imported inside the commands,
 # after the app's import has started in its child process: the two then overlap.
@@ -34,13 +35,19 @@ _HEAVY = (
 )
 
 
-def _detect(root: Path, target: str | None, *, introspect: bool) -> ProjectInfo:
-    """Detect the project, loading flaskprod's heavier modules while the app imports."""
-    detection = Detection(root, target, introspect=introspect)
+def _detect(
+    root: Path, target: str | None, *, introspect: bool, python: str | None = None
+) -> tuple[ProjectInfo, ProjectPython | None]:
+    """Detect the project with its own interpreter (--python, else resolve_python's
+    order, said on stderr), loading flaskprod's heavier modules while the app imports."""
+    found = resolve_python(root, python) if introspect else None
+    detection = Detection(
+        root, target, introspect=introspect, python=found.executable if found else None
+    )
     try:
         for module in _HEAVY:
             importlib.import_module(module)
-        return detection.result()
+        return detection.result(), found
     finally:
         detection.cancel()
 
@@ -74,6 +81,10 @@ def build_spec(
         data["app"]["domains"] = list(domains)
     if server:
         data["server"] = {"kind": server}
+    elif project.server is not None:  # what the project's launchers already run
+        data["server"] = {"kind": project.server.kind, **project.server.settings}
+    if project.database is not None:
+        data["database"] = {"engine": project.database.engine, "driver": project.database.driver}
     # Options and detection feed the same validation as the file.
     return spec_from_data(data, f"{SPEC_FILENAME} (from init's options and detection)")
 
@@ -164,7 +175,7 @@ def _describe(project: ProjectInfo) -> str:
     return "; ".join(facts)
 
 
-def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
+def _notes(spec: Spec, project: ProjectInfo, *, deps_added: bool = False) -> list[str]:
     """Things worth fixing that are not errors."""
     notes = []
     if spec.http.health_source == "kit":
@@ -190,11 +201,35 @@ def _notes(spec: Spec, project: ProjectInfo) -> list[str]:
         )
     if not project.dependency_files:
         notes.append("no requirements*.txt or pyproject.toml: the image cannot install deps")
+    # (no dependency file at all: the note below says so, once)
+    if project.server is not None and project.dependency_files and not deps_added:
+        notes += filter(None, [_server_note(spec, project)])
+    database = project.database
+    if database is not None and database.note and not (deps_added and database.missing):
+        notes.append(database.note)
     if project.uses_migrate and not project.migrations_present:
         notes.append(
             f"Flask-Migrate is used but {project.migrations_dir}/ is missing: flask db init"
         )
     return notes
+
+
+def _server_note(spec: Spec, project: ProjectInfo) -> str | None:
+    from flaskprod.spec.server_choice import missing_note
+
+    assert project.server is not None
+    missing = project.server.missing_for(spec.server.kind, spec.server.worker_class)
+    return missing_note(missing, spec.server.kind, project.requirements_file)
+
+
+def missing_packages(spec: Spec, project: ProjectInfo) -> list[str]:
+    """Packages the stack needs that the project's requirements lack (for --add-deps)."""
+    packages = []
+    if project.server is not None:
+        packages += project.server.missing_for(spec.server.kind, spec.server.worker_class)
+    if project.database is not None and project.database.missing:
+        packages.append(project.database.missing)
+    return packages
 
 
 def _root(path: Path) -> Path:
@@ -204,10 +239,38 @@ def _root(path: Path) -> Path:
     return root
 
 
+def _add_deps(root: Path, spec: Spec, project: ProjectInfo) -> list[str]:
+    """--add-deps: the missing lines, appended to the requirements file (checked before
+    anything is written, so a refusal leaves the project as it was)."""
+    from flaskprod.spec.stackdeps import missing_lines
+
+    packages = missing_packages(spec, project)
+    if not packages:
+        return []
+    if project.requirements_file is None:
+        raise ProjectError(
+            f"--add-deps: {root} has no requirements*.txt to add {', '.join(packages)} to",
+            hint="add them to pyproject.toml's dependencies yourself",
+        )
+    lines = missing_lines(root, project.requirements_file, packages)
+    if lines:
+        path = root / project.requirements_file
+        text = path.read_text(encoding="utf-8")
+        separator = "\n" if text and not text.endswith("\n") else ""
+        write_atomic(path, text + separator + "".join(f"{line}\n" for line in lines))
+    return lines
+
+
 # -- commands ----------------------------------------------------------------------------
 
 _PATH = click.argument(
     "path", default=".", type=click.Path(path_type=Path, file_okay=False, exists=False)
+)
+_PYTHON = click.option(
+    "--python",
+    metavar="PATH",
+    help="The project's interpreter or venv that imports the app "
+    "(default: $VIRTUAL_ENV, else .venv, venv or env in the project).",
 )
 _NO_IMPORT = click.option(
     "--no-import",
@@ -229,7 +292,14 @@ _NO_IMPORT = click.option(
     help="The app server (server.kind); default: the spec's.",
 )
 @click.option("--force", is_flag=True, help="Overwrite flaskprod.toml and hand-edited files.")
+@click.option(
+    "--add-deps",
+    is_flag=True,
+    help="Append the pinned lines the stack needs (app server, database driver) to the "
+    "project's requirements file; nothing is installed.",
+)
 @_NO_IMPORT
+@_PYTHON
 def init_command(
     path: Path,
     target: str | None,
@@ -238,6 +308,8 @@ def init_command(
     server: str | None,
     force: bool,
     no_import: bool,
+    python: str | None = None,
+    add_deps: bool = False,
 ) -> None:
     """Detect the Flask app, write flaskprod.toml and render the kit into deploy/."""
     root = _root(path)
@@ -247,7 +319,7 @@ def init_command(
             f"{spec_path}: already exists",
             hint="edit it and run 'flaskprod render', or pass --force to write a new one",
         )
-    project = _detect(root, target, introspect=not no_import)
+    project, interpreter = _detect(root, target, introspect=not no_import, python=python)
     from flaskprod.spec.load import parse_spec
     from flaskprod.spec.model import SPEC_FILENAME
     from flaskprod.spec.write import render_spec
@@ -260,15 +332,24 @@ def init_command(
     plan = plan_kit(root, files, modes)
     if not force:
         refuse_conflicts(plan)  # before the spec is written: all or nothing
+    added = _add_deps(root, spec, project) if add_deps else []
     write_atomic(spec_path, spec_text)
     changes = write_plan(plan, force=force)
 
     out = _Printer()
     out.line(f"Detected {project.target} in {project.app_file}: {_describe(project)}")
+    if interpreter is not None:
+        out.line(interpreter.describe())
+    if project.server is not None and not server:
+        out.line(project.server.describe())
+    if spec.database.engine == "postgresql":
+        out.line(f"database: PostgreSQL through {spec.database.driver} (database.driver)")
     out.line(f"Wrote {SPEC_FILENAME} (every setting, with what it does)")
     out.line(f"Rendered the kit ({len(files)} files):")
     out.changes(changes)
-    for note in _notes(spec, project):
+    if added:
+        out.line(f"Added to {project.requirements_file} (not installed): {', '.join(added)}")
+    for note in _notes(spec, project, deps_added=bool(added)):
         out.line(f"note: {note}", "yellow")
     out.line(f"Next: review {SPEC_FILENAME}; after each change run 'flaskprod render'.")
 
@@ -278,9 +359,15 @@ def init_command(
 @click.option("--force", is_flag=True, help="Overwrite files edited by hand.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when files on disk drifted.")
 @_NO_IMPORT
+@_PYTHON
 @click.pass_context
 def render_command(
-    ctx: click.Context, path: Path, force: bool, check: bool, no_import: bool
+    ctx: click.Context,
+    path: Path,
+    force: bool,
+    check: bool,
+    no_import: bool,
+    python: str | None = None,
 ) -> None:
     """Re-render the kit from flaskprod.toml (after the spec changed)."""
     from flaskprod.spec.load import load_spec
@@ -288,7 +375,7 @@ def render_command(
 
     root = _root(path)
     spec = load_spec(root / SPEC_FILENAME)
-    project = _detect(root, spec.app.target, introspect=not no_import)
+    project, _ = _detect(root, spec.app.target, introspect=not no_import, python=python)
     files, modes = render_files(spec, project)
     plan = plan_kit(root, files, modes)
     out = _Printer()

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -25,6 +24,9 @@ from typing import Any
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec import launchers, probe, repository
 from flaskprod.spec import routes as app_routes
+from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.server_choice import ServerChoice, detect_server
+from flaskprod.spec.stackdeps import DatabaseChoice, declared, detect_database
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
 CANDIDATE_FILES = ("wsgi.py", "app.py", "application.py")
@@ -92,6 +94,9 @@ class ProjectInfo(Mapping[str, Any]):
     repo_subdir: str | None = None
     #: The sources import flaskprod (Production answers /health and /health/ready).
     uses_flaskprod: bool = False
+    #: The app server and database driver the project uses (spec/server_choice, stackdeps).
+    server: ServerChoice | None = None
+    database: DatabaseChoice | None = None
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -114,9 +119,11 @@ def detect_project(
     *,
     introspect: bool = True,
     timeout: float = PROBE_TIMEOUT,
+    python: Path | None = None,
 ) -> ProjectInfo:
-    """Detect the Flask app of ``root`` (or use ``app``, in Flask's ``--app`` syntax)."""
-    detection = Detection(root, app, introspect=introspect, timeout=timeout)
+    """Detect the Flask app of ``root`` (or use ``app``, in Flask's ``--app`` syntax),
+    importing it with ``python`` (default: :func:`flaskprod.spec.interpreter.resolve_python`)."""
+    detection = Detection(root, app, introspect=introspect, timeout=timeout, python=python)
     try:
         return detection.result()
     finally:
@@ -135,6 +142,7 @@ class Detection:
         *,
         introspect: bool = True,
         timeout: float = PROBE_TIMEOUT,
+        python: Path | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -142,7 +150,11 @@ class Detection:
         self.candidate = _explicit(self.root, app) if app else _from_settings_or_scan(self.root)
         self.timeout = timeout
         self._deadline = time.monotonic() + timeout
-        self._process = _start_probe(self.root, self.candidate) if introspect else None
+        if introspect and python is None:
+            python = resolve_python(self.root).executable
+        self._process = (
+            _start_probe(self.root, self.candidate, python) if introspect and python else None
+        )
         try:
             self._facts = _static_facts(self.root, self.candidate)  # while the child imports
         except BaseException:
@@ -229,7 +241,10 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
     static_dir, static_url = _static_guess(root, candidate)
     dependency_files = _dependency_files(root)
     repo_subdir, repo_name = repository.subfolder(root)
+    names = declared(root, dependency_files)
     return {
+        "server": detect_server(root, names),
+        "database": detect_database(names, "flask_sqlalchemy" in imports),
         "root": root,
         "target": candidate.target,
         "name": _slug(repo_name or root.name),  # a subfolder ("web") is named by its repo
@@ -568,17 +583,7 @@ def _main_requirements(files: tuple[str, ...]) -> str | None:
 # -- importing, in a child process ----------------------------------------------------
 
 
-def project_python(root: Path) -> str:
-    """The interpreter that has the project's dependencies: its own virtual environment
-    when it has one, else the one running flaskprod."""
-    for venv in (".venv", "venv", "env"):
-        python = root / venv / "bin" / "python"
-        if python.is_file():
-            return str(python)
-    return sys.executable
-
-
-def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
+def _start_probe(root: Path, candidate: Candidate, python: Path) -> subprocess.Popen[str]:
     environment = {
         **os.environ,
         # Detection is not production: the app's fail-fast gate must not block it.
@@ -593,10 +598,9 @@ def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
     # The probe's source is passed with -c: it needs only Flask, not flaskprod, in the
     # project's interpreter, and the project folder (cwd) comes first on sys.path.
     code = Path(probe.__file__).read_text(encoding="utf-8") + "\nmain()\n"
-    python = project_python(root)
     try:
         return subprocess.Popen(
-            [python, "-c", code, candidate.target],
+            [str(python), "-c", code, candidate.target],
             cwd=root,
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -607,7 +611,7 @@ def _start_probe(root: Path, candidate: Candidate) -> subprocess.Popen[str]:
     except OSError as error:
         # A .venv copied from another machine, or a python that is not executable.
         raise EnvironmentProblem(
-            f"cannot run the project's Python {_rel(Path(python), root)}: {error.strerror}",
+            f"cannot run the project's Python {_rel(python, root)}: {error.strerror}",
             hint="recreate the virtual environment, or pass --no-import",
         ) from None
 

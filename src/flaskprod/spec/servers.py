@@ -7,8 +7,10 @@ socket on a server and under ``up``, a TCP port in a container or on a PaaS.
 
 How the spec's shared settings map onto granian's flags:
 
-- ``workers`` -> ``--workers`` (unset: :mod:`flaskprod.serve` counts the cores when the
-  server starts, as ``gunicorn.conf.py`` does; ``WEB_CONCURRENCY`` overrides both);
+- ``workers`` -> ``--workers``, given by the launch line on the machine that runs it
+  (:func:`granian_shell`: ``WEB_CONCURRENCY``, else server.workers, else one per core,
+  at least 2, as ``gunicorn.conf.py`` does; granian's own default is 1) — plain
+  shell, so the project's environment needs granian only, not flaskprod;
 - ``threads`` -> ``--blocking-threads`` (the threads that run the WSGI app: a granian
   worker serves that many requests at once, like a gthread worker);
 - ``bind`` -> ``--uds PATH`` or ``--host H --port P``;
@@ -24,6 +26,7 @@ How the spec's shared settings map onto granian's flags:
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from flaskprod.spec.model import Spec
@@ -61,12 +64,13 @@ def granian_target(target: str) -> tuple[str, list[str]]:
     return target, []
 
 
-def granian_flags(spec: Spec, listen: Listen) -> list[str]:
+def granian_flags(spec: Spec, listen: Listen, *, workers: bool = True) -> list[str]:
     """granian's flags for ``spec`` listening at ``listen``, without the executable and
-    the app target (see :func:`granian_argv`)."""
+    the app target (see :func:`granian_argv`); ``workers=False`` leaves ``--workers``
+    to the launcher."""
     server = spec.server
     flags = ["--interface", "wsgi", "--http", "1", "--no-ws", *listen.flags()]
-    if server.workers:
+    if workers and server.workers:
         flags += ["--workers", str(server.workers)]
     flags += [
         *("--blocking-threads", str(server.threads)),
@@ -82,11 +86,29 @@ def granian_flags(spec: Spec, listen: Listen) -> list[str]:
     return flags
 
 
-def granian_argv(spec: Spec, listen: Listen, *, launcher: list[str]) -> list[str]:
-    """The whole command: ``launcher`` (``python -m flaskprod.serve``, which sets the
-    worker count and execs granian) + flags + the app target."""
+def granian_argv(
+    spec: Spec, listen: Listen, *, launcher: list[str], workers: bool = True
+) -> list[str]:
+    """The whole command: ``launcher`` (granian's executable, perhaps with
+    ``--workers N``) + flags + the app target."""
     target, factory = granian_target(served_target(spec))
-    return [*launcher, *granian_flags(spec, listen), *factory, target]
+    return [*launcher, *granian_flags(spec, listen, workers=workers), *factory, target]
+
+
+#: The worker count when server.workers is unset: one per core, at least 2
+#: (:func:`flaskprod.spec.workers.default_workers`), counted by the shell that starts it.
+_CORES = 'w=$(nproc); [ "$w" -ge 2 ] || w=2; '
+
+
+def granian_shell(spec: Spec, listen: Listen, *, granian: str) -> str:
+    """A POSIX shell line that starts granian with the worker count of the machine it
+    runs on and becomes it (exec: the same pid for systemd, Docker, a PaaS):
+    ``WEB_CONCURRENCY`` wins, then server.workers, then the cores."""
+    argv = granian_argv(spec, listen, launcher=[granian], workers=False)
+    count = str(spec.server.workers) if spec.server.workers else "$w"
+    words = [shlex.quote(argv[0]), "--workers", f'"${{WEB_CONCURRENCY:-{count}}}"']
+    words += ["$PORT" if word == "$PORT" else shlex.quote(word) for word in argv[1:]]
+    return ("" if spec.server.workers else _CORES) + "exec " + " ".join(words)
 
 
 #: The kit's entry module (``http.health_source = "kit"``), rendered at the project root.

@@ -11,6 +11,7 @@ from typing import IO
 import click
 
 from flaskprod.errors import ExitCode, Refused
+from flaskprod.spec.interpreter import resolve_python
 from flaskprod.stack import up as stack_up
 from flaskprod.stack.state import StackState, StateDir, process_rss
 
@@ -110,6 +111,12 @@ class LogFollower:
     help="Another release command after the migrations, e.g. 'flask seed' (repeatable).",
 )  # fmt: skip
 @click.option("-y", "--yes", is_flag=True, help="Never prompt.")
+@click.option(
+    "--python",
+    metavar="PATH",
+    help="The project's interpreter or venv that runs the app, its migrations and release "
+    "commands (default: $VIRTUAL_ENV, else .venv, venv or env in the project).",
+)
 @state_dir_option
 def up_command(
     path: Path,
@@ -121,6 +128,7 @@ def up_command(
     ready_timeout: float,
     release: tuple[str, ...],
     yes: bool,
+    python: str | None,
     state_dir: Path | None,
 ) -> None:
     """Run the project's production stack here: nginx (TLS) -> the app server -> the app,
@@ -143,8 +151,11 @@ def up_command(
             domains=(),
             force=False,
             no_import=False,
+            python=python,
         )
         spec = stack_up.load_project_spec(project)
+    interpreter = resolve_python(project, python)
+    _say(interpreter.describe())
     options = stack_up.UpOptions(
         project=project,
         https_port=https_port,
@@ -153,9 +164,10 @@ def up_command(
         state_dir=state_dir,
         ready_timeout=ready_timeout,
         release=release,
+        python=interpreter,
     )
     stack = stack_up.Stack(spec, options, _say)
-    stack_up.ensure_kit(spec, project, _say, stack.dirs)
+    stack_up.ensure_kit(spec, project, _say, stack.dirs, interpreter.executable)
     if print_config:
         click.echo(stack.print_config(), nl=False)
         return
@@ -308,11 +320,18 @@ def logs_command(
 
 @click.command("reload")
 @project_argument
+@click.option(
+    "--python",
+    metavar="PATH",
+    help="The project's interpreter or venv that imports the new code (as for up).",
+)
 @state_dir_option
-def reload_command(path: Path, state_dir: Path | None) -> None:
+def reload_command(path: Path, python: str | None, state_dir: Path | None) -> None:
     """Zero-downtime reload: new gunicorn workers, then nginx's new configuration."""
     project = path.resolve()
     spec = stack_up.load_project_spec(project)
-    options = stack_up.UpOptions(project=project, state_dir=state_dir)
+    # without --python: the venv up ran the stack with (state.json), else the usual order
+    given = resolve_python(project, python) if python else None
+    options = stack_up.UpOptions(project=project, state_dir=state_dir, python=given)
     took = stack_up.reload_stack(spec, options, _say)
     click.echo(f"reloaded in {took:.1f}s")

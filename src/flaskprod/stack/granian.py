@@ -1,9 +1,11 @@
 """Run granian (``server.kind = "granian"``) on a developer's machine, as the kit does.
 
-The command is the kit's own (:func:`flaskprod.spec.servers.granian_argv`, started
-through :mod:`flaskprod.serve` like the systemd unit); ``up`` only changes where it
-listens (a socket in the state folder) and, as root, the group it runs with, so that
-nginx's workers reach the 0660 socket as they do through the app's group on a server.
+The command is the kit's own (:func:`flaskprod.spec.servers.granian_argv`), run with
+the project's granian; ``up`` counts the workers itself (what the kit's shell line does
+on a server: ``WEB_CONCURRENCY``, else server.workers, else one per core, at least 2)
+and changes where it listens (a socket in the state folder) and, as root, the group it
+runs with, so that nginx's workers reach the 0660 socket as they do through the app's
+group on a server.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from flaskprod.spec.model import Spec
 from flaskprod.spec.servers import Listen, granian_argv
+from flaskprod.spec.workers import default_workers
 from flaskprod.stack.state import children_of
 
 #: granian's pause between starting a new worker and stopping the old one on HUP
@@ -24,15 +28,37 @@ from flaskprod.stack.state import children_of
 RESPAWN_INTERVAL = 3.5
 
 
-def command(spec: Spec, *, socket_path: Path, proxy_group: str | None = None) -> list[str]:
-    """``python -m flaskprod.serve <the kit's flags, bound to socket_path> <target>``."""
-    argv = granian_argv(
-        spec, Listen(uds=str(socket_path)), launcher=[sys.executable, "-m", "flaskprod.serve"]
-    )
+def command(
+    spec: Spec,
+    *,
+    socket_path: Path,
+    proxy_group: str | None = None,
+    executable: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """``granian --workers N <the kit's flags, bound to socket_path> <target>`` with
+    ``executable`` (``up``: the project's granian), default the granian of this Python."""
+    workers = worker_count(spec, os.environ if environ is None else environ)
+    launcher = [*(executable or _own_granian()), "--workers", str(workers)]
+    argv = granian_argv(spec, Listen(uds=str(socket_path)), launcher=launcher, workers=False)
     if proxy_group:
         # exec, so the pid stays granian's; the socket is created with this group.
         return ["setpriv", f"--regid={proxy_group}", "--keep-groups", *argv]
     return argv
+
+
+def worker_count(spec: Spec, environ: Mapping[str, str]) -> int:
+    """What the kit's launch line computes on a server: WEB_CONCURRENCY, else
+    server.workers, else one per core (at least 2)."""
+    given = environ.get("WEB_CONCURRENCY", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return spec.server.workers or default_workers("granian")
+
+
+def _own_granian() -> list[str]:
+    script = Path(sys.executable).parent / "granian"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "granian"]
 
 
 def overlay_flags(spec: Spec, *, socket_path: Path, proxy_group: str | None) -> list[str]:

@@ -30,8 +30,10 @@ def overlay_flags(
     project: Path,
     pid_file: Path,
     proxy_group: str | None = None,
+    version: str | None = None,
 ) -> list[str]:
     """The settings ``up`` overrides, as gunicorn flags (each one a machine difference).
+    ``version``: of the gunicorn that runs (the project's), default this Python's.
 
     ``proxy_group``: on a server nginx joins the app's group to reach the socket
     (0660 through the rendered umask); here, as root, the app runs with nginx's
@@ -40,7 +42,7 @@ def overlay_flags(
     group = ["--group", proxy_group] if proxy_group else []
     return [
         *group,
-        *_no_control_socket(),
+        *_no_control_socket(version),
         "--bind",
         f"unix:{socket_path}",
         "--chdir",
@@ -56,12 +58,13 @@ def overlay_flags(
     ]
 
 
-def _no_control_socket() -> list[str]:
+def _no_control_socket(given: str | None) -> list[str]:
     # gunicorn >= 24 opens a control socket at one per-user path by default: two stacks
-    # on one machine would fight over it, and up does not use it.
+    # on one machine would fight over it, and up does not use it. Older ones refuse the flag.
     from importlib.metadata import version
 
-    major = int(version("gunicorn").split(".")[0])
+    text = given or version("gunicorn")
+    major = int(text.split(".")[0]) if text.split(".")[0].isdigit() else 0
     return ["--no-control-socket"] if major >= 24 else []
 
 
@@ -73,11 +76,14 @@ def command(
     project: Path,
     pid_file: Path,
     proxy_group: str | None = None,
+    executable: list[str] | None = None,
+    version: str | None = None,
 ) -> list[str]:
-    """``gunicorn -c <rendered conf> <overlay flags> <app target>``, with the gunicorn
-    of this Python."""
+    """``gunicorn -c <rendered conf> <overlay flags> <app target>``, with ``executable``
+    (``up``: the project's gunicorn, see :mod:`flaskprod.stack.project_env`), default
+    the gunicorn of this Python."""
     return [
-        *gunicorn_executable(),
+        *(executable or gunicorn_executable()),
         "--config",
         str(conf),
         *overlay_flags(
@@ -86,6 +92,7 @@ def command(
             project=project,
             pid_file=pid_file,
             proxy_group=proxy_group,
+            version=version,
         ),
         served_target(spec),
     ]

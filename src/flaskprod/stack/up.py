@@ -20,17 +20,25 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from flaskprod.errors import EnvironmentProblem, ExitCode, Refused, ServiceFailed, SpecError
+from flaskprod.errors import (
+    EnvironmentProblem,
+    ExitCode,
+    ProjectError,
+    Refused,
+    ServiceFailed,
+    SpecError,
+)
+from flaskprod.spec.interpreter import ProjectPython, resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import served_target
-from flaskprod.stack import granian, gunicorn, process
+from flaskprod.spec.stackdeps import PINNED
+from flaskprod.stack import granian, gunicorn, process, project_env
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
     NginxFiles,
@@ -53,7 +61,14 @@ READY_TIMEOUT = 60.0
 
 #: The app's environment kept in state.json, for commands run next to the stack
 #: (``flask seed``, backups): where its data is. Not the secret key (its own 0600 file).
-_RECORDED_ENV = ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "FLASKPROD_MEDIA_ROOT")
+#: VIRTUAL_ENV: the project's venv up ran it with (--python), which reload imports with.
+_RECORDED_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MEDIA_ROOT",
+    "FLASKPROD_MEDIA_ROOT",
+    "VIRTUAL_ENV",
+)
 
 #: Start order; stopped in reverse. The app server is one of gunicorn and granian
 #: (server.kind), recorded under its own name.
@@ -111,6 +126,8 @@ class UpOptions:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     #: Extra release commands run after the migrations (``flask seed``, ...).
     release: tuple[str, ...] = ()
+    #: The project's interpreter (--python); None: resolve_python's order.
+    python: ProjectPython | None = None
 
 
 def spec_path(project: Path) -> Path:
@@ -139,7 +156,9 @@ def rendered_paths(spec: Spec, project: Path) -> tuple[Path, Path]:
     return deploy / "gunicorn.conf.py", deploy / "nginx" / f"{spec.app.name}.conf"
 
 
-def ensure_kit(spec: Spec, project: Path, echo: Echo, dirs: StateDir) -> None:
+def ensure_kit(
+    spec: Spec, project: Path, echo: Echo, dirs: StateDir, python: Path | None = None
+) -> None:
     """Render the kit when it is missing or stale, so ``up`` runs what would ship.
 
     Files edited by hand are not overwritten: ``up`` runs them as they are and says so
@@ -151,7 +170,7 @@ def ensure_kit(spec: Spec, project: Path, echo: Echo, dirs: StateDir) -> None:
     stamp = dirs.root / "kit.sha256"
     if stamp.is_file() and stamp.read_text().strip() == _kit_fingerprint(spec, project):
         return
-    info = detect_project(project, spec.app.target)
+    info = detect_project(project, spec.app.target, python=python)
     files, modes = render_files(spec, info)
     plan = plan_kit(project, files, modes)
     if plan.conflicts:
@@ -285,6 +304,15 @@ class Stack:
         )
         self.ca: LocalCA | None = None
         self.nginx_files: NginxFiles | None = None
+        self._python = options.python
+
+    @property
+    def python(self) -> ProjectPython:
+        """The project's interpreter: it runs the migrations, the release commands, the
+        import check and the app server (flaskprod's own only supervises)."""
+        if self._python is None:
+            self._python = resolve_python(self.project, environ=self.options.environ)
+        return self._python
 
     # -- what the stack would run --------------------------------------------------------
     def socket_path(self) -> Path:
@@ -307,11 +335,32 @@ class Stack:
             canonical_domain=self.spec.app.domains[0],
         )
 
+    def server_executable(self) -> list[str]:
+        """The project's own gunicorn or granian (exit 3 with the line to add if absent)."""
+        from flaskprod.spec.detect import detect_project
+
+        kind = self.spec.server.kind
+        try:
+            return project_env.server_executable(self.python, kind, None)
+        except EnvironmentProblem:
+            # the message names the project's requirements file (static detection)
+            try:
+                found = detect_project(self.project, self.spec.app.target, introspect=False)
+                requirements = found.requirements_file
+            except ProjectError:
+                requirements = None
+            return project_env.server_executable(self.python, kind, requirements)
+
     def server_command(self) -> list[str]:
-        """The app server's command: gunicorn or granian (server.kind)."""
+        """The app server's command: the project's gunicorn or granian (server.kind)."""
+        executable = self.server_executable()
         if self.spec.server.kind == "granian":
             return granian.command(
-                self.spec, socket_path=self.socket_path(), proxy_group=_proxy_group()
+                self.spec,
+                socket_path=self.socket_path(),
+                proxy_group=_proxy_group(),
+                executable=executable,
+                environ=self.options.environ,
             )
         conf, _ = rendered_paths(self.spec, self.project)
         return gunicorn.command(
@@ -321,6 +370,8 @@ class Stack:
             project=self.project,
             pid_file=self.dirs.run / "gunicorn.pid",
             proxy_group=_proxy_group(),
+            executable=executable,
+            version=project_env.package_version(self.python, "gunicorn"),
         )
 
     def print_config(self) -> str:
@@ -342,6 +393,7 @@ class Stack:
                 project=self.project,
                 pid_file=self.dirs.run / "gunicorn.pid",
                 proxy_group=_proxy_group(),
+                version=project_env.package_version(self.python, "gunicorn"),
             )
             heading = f"# gunicorn: runs {rel_conf} as rendered, with these flags on top:"
         pairs: list[str] = []
@@ -376,15 +428,8 @@ class Stack:
                 hint="see 'flaskprod status', or stop it with 'flaskprod down'",
             )
         nginx = find_nginx()
-        kind = self.spec.server.kind
-        try:
-            __import__(kind)
-        except ImportError:
-            extra = "cli" if kind == "gunicorn" else "granian"
-            raise EnvironmentProblem(
-                f"{kind} is not installed in this Python (server.kind = {kind!r})",
-                hint=f"pip install 'flaskprod[{extra}]'",
-            ) from None
+        self.server_executable()  # the project's app server, before anything starts
+        self.note_driver()
         for port, what in (
             (self.options.https_port, "--https-port"),
             (self.options.http_port, "--http-port"),
@@ -415,6 +460,7 @@ class Stack:
                     redis_url=redis_url,
                     media_root=self.dirs.media,
                 )
+                env = project_env.with_python(env, self.python)
                 self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
                 self._migrate(env)
                 for command in self.options.release:
@@ -426,6 +472,22 @@ class Stack:
                 self.stop()
                 raise
             return self.state
+
+    def note_driver(self) -> None:
+        """The app reaches the stack's PostgreSQL with the driver it ships: say so when
+        the project's environment lacks it (a note: an app may use no database at all)."""
+        spec, environ = self.spec, self.options.environ
+        if spec.database.engine != "postgresql" or self.options.embedded:
+            return
+        if environ.get("DATABASE_URL"):
+            return
+        driver = spec.database.driver
+        if not self.python.has_module(driver):
+            self.echo(
+                f"note: {driver} (database.driver) is not installed in "
+                f"{project_env.owner(self.python)}: the app cannot reach PostgreSQL with "
+                f"postgresql+{driver}://; add '{PINNED[driver]}' to its requirements"
+            )
 
     def _record(self, name: str, proc: process.Process | None, pid: int | None, **kw: str) -> None:
         pid = pid if pid is not None else (proc.pid if proc else None)
@@ -475,8 +537,10 @@ class Stack:
         )
         database = self.spec.resolve(self.spec.database.name)
         role = self.spec.resolve(self.spec.database.user)
-        _ensure_database(cluster, database, role)
-        return f"postgresql+psycopg://{role}@{LOOPBACK}:{cluster.port}/{database}"
+        _ensure_database(cluster, database, role)  # flaskprod's own psycopg: admin work
+        # The app connects with the driver it ships (database.driver).
+        driver = self.spec.database.driver
+        return f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
 
     def _redis(self) -> str | None:
         given = self.options.environ.get("REDIS_URL")
@@ -514,11 +578,10 @@ class Stack:
         self, argv: list[str], env: Mapping[str, str], label: str = "release"
     ) -> None:
         """Run one release command in the app's environment, from the project folder;
-        ``flask ...`` runs this Python's Flask against the spec's app. A failure stops
-        ``up`` with the command's log tail."""
+        ``flask ...`` runs the project's Flask against the spec's app, ``python ...`` its
+        interpreter. A failure stops ``up`` with the command's log tail."""
         shown = " ".join(argv)
-        if argv[:1] == ["flask"]:
-            argv = [sys.executable, "-m", "flask", "--app", self.spec.app.target, *argv[1:]]
+        argv = project_env.release_argv(argv, self.python, self.spec.app.target)
         log = self.dirs.log("release")
         self.echo(f"{label}: {shown}")
         with log.open("ab") as out:
@@ -756,7 +819,10 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
                 hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
             )
         stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
-        ensure_kit(spec, stack.project, echo, stack.dirs)
+        if options.python is None and state.env.get("VIRTUAL_ENV"):
+            # the venv the running server came from (up's --python), not today's guess
+            stack._python = resolve_python(stack.project, state.env["VIRTUAL_ENV"])
+        ensure_kit(spec, stack.project, echo, stack.dirs, stack.python.executable)
         _, site = rendered_paths(spec, stack.project)
         files = prepare_nginx(site, stack.overlay())
         from flaskprod.stack.nginx import test_config
@@ -809,9 +875,10 @@ def _check_app_imports(stack: Stack, state: StackState, echo: Echo) -> None:
         redis_url=state.env.get("REDIS_URL"),
         media_root=stack.dirs.media,
     )
+    env = project_env.with_python(env, stack.python)
     try:
         result = subprocess.run(
-            [sys.executable, "-c", _IMPORT_CHECK, spec.app.target],
+            [str(stack.python.executable), "-c", _IMPORT_CHECK, spec.app.target],
             cwd=stack.project, env=env, capture_output=True, text=True, timeout=120,
             stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip

@@ -15,8 +15,9 @@ backup_dir=${BACKUP_DIR:-/var/backups/shop}
 keep=${BACKUP_KEEP:-14}
 max_age_days=${BACKUP_MAX_AGE_DAYS:-30}
 url=${DATABASE_URL:?DATABASE_URL is not set (it comes from /etc/shop/shop.env)}
-# libpq does not know SQLAlchemy's driver suffix (postgresql+psycopg://).
-url=${url/+psycopg/}
+# libpq does not know SQLAlchemy's driver suffix (postgresql+psycopg2://).
+scheme=${url%%://*}
+url="${scheme%%+*}://${url#*://}"
 # The password goes to libpq through PGPASSWORD, never on a command line (other users
 # read those with ps): user:pass@ becomes user@, and %XX escapes are decoded.
 rest=${url#*://}

@@ -38,8 +38,9 @@ if [[ ! $target =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
   exit 2
 fi
 url=${DATABASE_URL:?DATABASE_URL is not set (it comes from /etc/shop/shop.env)}
-# libpq does not know SQLAlchemy's driver suffix (postgresql+psycopg://).
-url=${url/+psycopg/}
+# libpq does not know SQLAlchemy's driver suffix (postgresql+psycopg2://).
+scheme=${url%%://*}
+url="${scheme%%+*}://${url#*://}"
 # The password goes to libpq through PGPASSWORD, never on a command line (other users
 # read those with ps): user:pass@ becomes user@, and %XX escapes are decoded.
 rest=${url#*://}

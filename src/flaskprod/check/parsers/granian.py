@@ -1,12 +1,13 @@
 """granian command lines: every place the project starts granian (a systemd unit's
 ExecStart, a Procfile line, the final stage's CMD of a Dockerfile, a compose
-``command``), directly or through ``python -m flaskprod.serve`` (the kit's launcher,
-which adds ``--workers`` and execs granian). granian has no config file: its flags and
-its ``GRANIAN_*`` environment are all there is to read.
+``command``), directly, through ``python -m flaskprod.serve`` (older kits) or in a
+shell line that counts the workers and execs it (the kit's). granian has no config
+file: its flags and its ``GRANIAN_*`` environment are all there is to read.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -89,9 +90,20 @@ class GranianSetup:
         ]
 
 
+_SHELLS = frozenset({"sh", "bash", "dash"})
+#: The kit's launch line: --workers "${WEB_CONCURRENCY:-N}" (N a number, or the cores).
+_CONCURRENCY = re.compile(r"^\$\{WEB_CONCURRENCY:-(.*)\}$")
+
+
 def find_granian(words: list[str]) -> tuple[list[str], bool] | None:
-    """granian's arguments inside a command, and whether flaskprod.serve starts it."""
+    """granian's arguments inside a command (also inside ``sh -c '... exec granian ...'``,
+    the kit's launch line), and whether a launcher sets its worker count."""
     for index, word in enumerate(words):
+        if word == "-c" and index and PurePosixPath(words[index - 1]).name in _SHELLS:
+            # systemd's $$ is the shell's $
+            script = words[index + 1].replace("$$", "$") if index + 1 < len(words) else ""
+            found = find_granian(split_command(script))
+            return (found[0], True) if found else None
         if PurePosixPath(word).name == "granian":
             return words[index + 1 :], False
         if word == "-m" and index + 1 < len(words):
@@ -131,6 +143,13 @@ def _setup(
         return None
     args, launcher = found
     flags, target = parse_flags(args)
+    workers = flags.get("--workers")
+    given = _CONCURRENCY.match(workers) if isinstance(workers, str) else None
+    if given:  # WEB_CONCURRENCY overrides a count the launch line knows (or computes)
+        if given.group(1).isdigit():
+            flags["--workers"] = given.group(1)
+        else:
+            del flags["--workers"]
     return GranianSetup(origin, file, line, in_container, flags, target, env, launcher)
 
 

@@ -1,7 +1,8 @@
 """granian rules (``server.kind = "granian"``): how the app server is started.
 
 granian has no config file: each place that starts it (systemd, Procfile, Dockerfile,
-compose; directly or through the kit's ``python -m flaskprod.serve``) is judged on its
+compose; directly, in the kit's ``sh -c '... exec granian ...'`` launch line, or through
+an older kit's ``python -m flaskprod.serve``) is judged on its
 flags and its ``GRANIAN_*`` environment. Whether nginx reaches it is NGX002's (which
 knows granian's address too); pools against max_connections are PRJ008's (the spec).
 """
@@ -141,7 +142,7 @@ def disagrees_with_spec(ctx: Context) -> Iterator[Finding]:
     level=Level.ERROR,
     title="granian is started but not among the production dependencies",
     help="Add granian to the production dependencies (requirements.txt or pyproject's "
-    "dependencies, pinned like the rest, e.g. 'flaskprod[granian]'): the server and the "
+    "dependencies, pinned like the rest, e.g. 'granian==2.8.7'): the server and the "
     "image install only what they list, and the kit's image build stops without it.",
     example='server.kind = "granian", requirements.txt without granian',
 )

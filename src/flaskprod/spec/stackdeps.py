@@ -1,0 +1,133 @@
+"""What the stack needs from the project's own dependencies: an app server and a
+PostgreSQL driver.
+
+flaskprod never installs into the project's environment. Where the project lacks
+something the stack runs (granian or gunicorn, a driver), it names the exact
+requirements line to add, and ``flaskprod init --add-deps`` appends it on request.
+The pins are the versions flaskprod is tested with (requirements/dev.txt).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The requirements line per package the stack may need, pinned as flaskprod tests it.
+PINNED = {
+    "gunicorn": "gunicorn==27.0.1",
+    "gevent": "gevent==26.9.0",
+    "granian": "granian==2.8.7",
+    "psycopg": "psycopg[binary]==3.3.9",
+    "psycopg2": "psycopg2-binary==2.9.10",
+    "pg8000": "pg8000==1.31.2",
+}
+
+#: Distribution names (canonical) -> the SQLAlchemy driver, in order of preference.
+_DRIVERS = (
+    ("psycopg", "psycopg"),
+    ("psycopg-binary", "psycopg"),
+    ("psycopg2", "psycopg2"),
+    ("psycopg2-binary", "psycopg2"),
+    ("pg8000", "pg8000"),
+)
+_MYSQL = ("pymysql", "mysqlclient", "mysql-connector-python", "mariadb")
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared(root: Path, files: tuple[str, ...]) -> set[str]:
+    """Canonical names of the distributions the project's dependency files list
+    (requirements files, pyproject's [project] dependencies). Lock files are left out:
+    what production installs is declared, not merely resolved."""
+    names: set[str] = set()
+    for relative in files:
+        path = root / relative
+        if relative.endswith((".txt", ".in")):
+            names |= _requirement_names(path)
+        elif relative.endswith("pyproject.toml"):
+            names |= _pyproject_names(path)
+    return names
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return names
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        match = _NAME.match(line)
+        if match and "://" not in line.split("@", 1)[0]:
+            names.add(canonical(match.group(1)))
+    return names
+
+
+def _pyproject_names(path: Path) -> set[str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return set()
+    project = data.get("project") or {}
+    entries = list(project.get("dependencies") or [])
+    names: set[str] = set()
+    for entry in entries:
+        match = _NAME.match(str(entry))
+        if match:
+            names.add(canonical(match.group(1)))
+    return names
+
+
+@dataclass(frozen=True)
+class DatabaseChoice:
+    """The database the project can talk to, from its declared packages."""
+
+    engine: str  # "postgresql" or "sqlite"
+    driver: str  # "psycopg", "psycopg2" or "pg8000"
+    #: A package to add (its requirements line) when the project ships no PG driver.
+    missing: str | None = None
+    note: str | None = None
+
+
+def detect_database(names: set[str], uses_database: bool) -> DatabaseChoice:
+    """The driver the project ships; for a MySQL-only project, SQLite with a note
+    (flaskprod's stack runs PostgreSQL; MySQL/MariaDB support is a separate issue)."""
+    for package, driver in _DRIVERS:
+        if package in names:
+            return DatabaseChoice("postgresql", driver)
+    mysql = [name for name in _MYSQL if name in names]
+    if mysql:
+        return DatabaseChoice(
+            "sqlite",
+            "psycopg",
+            note=(
+                f"the project ships a MySQL driver ({mysql[0]}) and no PostgreSQL one: "
+                "flaskprod runs PostgreSQL or SQLite, not MySQL/MariaDB yet, so "
+                'database.engine = "sqlite" (set DATABASE_URL to your MySQL server yourself, '
+                f"or add {PINNED['psycopg']} to use PostgreSQL)"
+            ),
+        )
+    if not (uses_database or names & {"sqlalchemy", "flask-sqlalchemy"}):
+        return DatabaseChoice("postgresql", "psycopg")
+    return DatabaseChoice(
+        "postgresql",
+        "psycopg",
+        missing="psycopg",
+        note=(
+            "the project ships no PostgreSQL driver: the app needs one to reach the stack's "
+            f"database: add {PINNED['psycopg']} to its requirements (init --add-deps does)"
+        ),
+    )
+
+
+def missing_lines(root: Path, requirements: str, packages: list[str]) -> list[str]:
+    """The pinned lines of ``packages`` that ``requirements`` does not list yet."""
+    present = _requirement_names(root / requirements)
+    return [PINNED[package] for package in packages if canonical(package) not in present]

@@ -1,0 +1,203 @@
+"""What init reads from a project about the stack it needs: the app server and worker
+model its launchers run (spec/server_choice.py), the PostgreSQL driver it ships
+(spec/stackdeps.py), and ``init --add-deps`` adding exactly the missing lines."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flaskprod.cli import cli
+from flaskprod.spec.detect import detect_project
+from flaskprod.spec.load import load_spec
+
+REAL = Path("/work/shared/real-projects")
+APP = "from flask import Flask\napp = Flask(__name__)\n"
+
+
+def make(root: Path, files: dict[str, str]) -> Path:
+    for name, text in {"app.py": APP, **files}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def copy_real(name: str, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(REAL / name, tmp_path / name))
+
+
+# -- the app server -------------------------------------------------------------------
+
+
+def test_gunicorn_with_gevent_in_a_procfile_stays_gevent(tmp_path: Path) -> None:
+    """An app that streams (server-sent events) runs gevent workers: init keeps them."""
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask==3.1.3\ngunicorn==23.0.0\ngevent==24.2.1\n",
+            "Procfile": "web: gunicorn --worker-class gevent -w 4 app:app\n",
+        },
+    )
+    server = detect_project(root, introspect=False).server
+    assert server is not None
+    assert (server.kind, server.settings, server.source) == (
+        "gunicorn",
+        {"worker_class": "gevent", "workers": 4},
+        "Procfile:1",
+    )
+    assert server.missing == []
+
+
+def test_gunicorn_in_a_boot_script_the_image_runs(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\n",
+            "boot.sh": (
+                "#!/bin/sh\nflask db upgrade\n"
+                "exec gunicorn -k gthread --threads 8 -b :5000 app:app\n"
+            ),
+            "Dockerfile": 'FROM python:3.12-slim\nCOPY . .\nENTRYPOINT ["./boot.sh"]\n',
+        },
+    )
+    server = detect_project(root, introspect=False).server
+    assert server is not None and server.kind == "gunicorn"
+    assert server.settings == {"worker_class": "gthread", "threads": 8}
+    assert server.missing == ["gunicorn"]  # started, but not in requirements.txt
+
+
+def test_granian_in_a_dockerfile_cmd(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\ngranian\n",
+            "Dockerfile": (
+                'FROM python:3.12-slim\nCMD ["granian", "--interface", "wsgi", "app:app"]\n'
+            ),
+        },
+    )
+    server = detect_project(root, introspect=False).server
+    assert server is not None and (server.kind, server.missing) == ("granian", [])
+
+
+def test_nothing_named_is_the_default_with_the_line_to_add(tmp_path: Path) -> None:
+    root = make(tmp_path, {"requirements.txt": "flask==3.1.3\n"})
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
+    assert result.exit_code == 0, result.output
+    assert load_spec(root / "flaskprod.toml").server.kind == "granian"
+    assert (
+        "note: the project does not list granian, which the stack runs (server.kind = "
+        "'granian'): add 'granian==2.8.7' to requirements.txt (or run init with --add-deps)"
+    ) in result.stdout.splitlines()
+
+
+def test_microblog_runs_gunicorn_from_its_procfile(tmp_path: Path) -> None:
+    root = copy_real("microblog", tmp_path)
+    info = detect_project(root, introspect=False)
+    assert info.server is not None and info.database is not None
+    assert (info.server.kind, info.server.source, info.server.missing) == (
+        "gunicorn",
+        "Procfile:1",
+        [],
+    )
+    assert (info.database.engine, info.database.driver) == ("postgresql", "psycopg2")
+
+
+def test_flask_on_docker_gunicorn_and_psycopg2(tmp_path: Path) -> None:
+    root = copy_real("flask-on-docker", tmp_path) / "services" / "web"
+    info = detect_project(root, introspect=False)
+    assert info.server is not None and info.database is not None
+    assert (info.server.kind, info.server.missing) == ("gunicorn", [])
+    assert (info.database.driver, info.database.missing) == ("psycopg2", None)
+
+
+# -- the database driver --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requirement", "driver"),
+    [
+        ("psycopg2-binary==2.9.9", "psycopg2"),
+        ("psycopg2==2.9.9", "psycopg2"),
+        ("psycopg[binary]==3.2.1", "psycopg"),
+        ("pg8000==1.31.2", "pg8000"),
+    ],
+)
+def test_the_driver_the_project_ships_is_the_urls(
+    tmp_path: Path, requirement: str, driver: str
+) -> None:
+    root = make(
+        tmp_path,
+        {"requirements.txt": f"flask\nflask-sqlalchemy\ngunicorn\n{requirement}\n"},
+    )
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
+    assert result.exit_code == 0, result.output
+    spec = load_spec(root / "flaskprod.toml")
+    assert spec.database.driver == driver
+    url = f"postgresql+{driver}://"
+    assert f"DATABASE_URL={url}" in (root / "deploy/.env.example").read_text()
+    assert f"DATABASE_URL: {url}" in (root / "deploy/compose.yaml").read_text()
+    assert f"DATABASE_URL: {url}" in (root / f".github/workflows/{spec.app.name}.yml").read_text()
+
+
+def test_a_mysql_only_project_falls_back_to_sqlite_with_a_note(tmp_path: Path) -> None:
+    root = make(tmp_path, {"requirements.txt": "flask\nflask-sqlalchemy\ngunicorn\npymysql\n"})
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
+    assert result.exit_code == 0, result.output
+    assert load_spec(root / "flaskprod.toml").database.engine == "sqlite"
+    assert (
+        "note: the project ships a MySQL driver (pymysql) and no PostgreSQL one: flaskprod "
+        'runs PostgreSQL or SQLite, not MySQL/MariaDB yet, so database.engine = "sqlite" '
+        "(set DATABASE_URL to your MySQL server yourself, or add psycopg[binary]==3.3.9 to "
+        "use PostgreSQL)"
+    ) in result.stdout.splitlines()
+
+
+# -- init --add-deps ------------------------------------------------------------------
+
+
+def test_add_deps_appends_exactly_the_missing_lines(tmp_path: Path) -> None:
+    """An app using SQLAlchemy with no driver and no app server: both lines, pinned,
+    appended; the rest of the file is untouched; nothing is installed."""
+    before = "flask==3.1.3\nflask-sqlalchemy==3.1.1"  # no final newline
+    root = make(tmp_path, {"requirements.txt": before})
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
+    assert result.exit_code == 0, result.output
+    after = (root / "requirements.txt").read_text()
+    assert after == before + "\ngranian==2.8.7\npsycopg[binary]==3.3.9\n"
+    assert (
+        "Added to requirements.txt (not installed): granian==2.8.7, psycopg[binary]==3.3.9"
+    ) in result.stdout.splitlines()
+    assert "--add-deps" not in result.stdout  # no note asking for what was just done
+    # a second run adds nothing
+    again = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps", "--force"])
+    assert again.exit_code == 0, again.output
+    assert (root / "requirements.txt").read_text() == after
+    assert "Added to" not in again.stdout
+
+
+def test_add_deps_on_microblog_with_granian(tmp_path: Path) -> None:
+    """microblog ships gunicorn and psycopg2: choosing granian adds granian only."""
+    root = copy_real("microblog", tmp_path)
+    before = (root / "requirements.txt").read_text()
+    result = CliRunner().invoke(
+        cli, ["init", str(root), "--no-import", "--server", "granian", "--add-deps"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (root / "requirements.txt").read_text() == before + "granian==2.8.7\n"
+
+
+def test_add_deps_without_a_requirements_file_refuses_before_writing(tmp_path: Path) -> None:
+    root = make(tmp_path, {"pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'})
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"flaskprod: error: --add-deps: {root} has no requirements*.txt to add granian to "
+        "(add them to pyproject.toml's dependencies yourself)\n"
+    )
+    assert not (root / "flaskprod.toml").exists() and not (root / "deploy").exists()
