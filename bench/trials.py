@@ -35,6 +35,7 @@ import httpx
 
 from bench.trials_csp import blocked
 from bench.trials_env import REPO, SOURCE, TrialSetupError, fresh_copy, link_venv, resolve_source
+from flaskprod.spec.stackdeps import PINNED
 from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import StateDir
 
@@ -51,6 +52,10 @@ class Needs:
     #: Variables every flaskprod command gets (a user's ``export``), e.g. what the app
     #: reads from the environment while it is imported.
     env: dict[str, str] = field(default_factory=dict)
+    #: Packages the project lacks and flaskprod names the line for (an app server, a
+    #: PostgreSQL driver): installed in its venv as the user would (flaskprod's pin).
+    add: tuple[str, ...] = ()
+    init_args: tuple[str, ...] = ()
     reason: str = ""
 
 
@@ -58,8 +63,17 @@ class Needs:
 NEEDS: dict[str, Needs] = {
     "flaskr": Needs(
         up_args=("--release", "flask init-db"),
+        add=("granian",),
         reason="the tutorial creates its tables with its own `flask init-db` command "
-        "(no migrations); up runs it as a release command",
+        "(no migrations), up runs it as a release command; it lists no app server, and up "
+        "names the line to add (granian, init's choice): installed in its venv as a user "
+        "would (init --add-deps cannot write pyproject.toml, so the file is left as is)",
+    ),
+    "microblog-api": Needs(
+        add=("psycopg",),
+        init_args=("--add-deps",),
+        reason="it lists no PostgreSQL driver (SQLite by default); init --add-deps appends "
+        "the line up names, installed in its venv as a user would",
     ),
     "docker-flask-example": Needs(
         env={"SECRET_KEY": "trial-" + "k" * 40},
@@ -106,6 +120,8 @@ class Trial:
     env: dict[str, str]
     reason: str
     origin: str = ""
+    added: list[str] = field(default_factory=list)
+    init_args: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
 
@@ -427,12 +443,14 @@ def run_trial(project: str) -> Trial:
         needs.env,
         needs.reason,
         origin(source),
+        [PINNED[package] for package in needs.add],
+        list(needs.init_args),
     )
     began = time.monotonic()
     root: Path | None = None
     try:
         root, app = fresh_copy(source, needs.app_dir)
-        venv, misfit = link_venv(app)
+        venv, misfit = link_venv(app, tuple(PINNED[package] for package in needs.add))
     except (TrialSetupError, OSError, subprocess.SubprocessError) as exc:
         if root is not None:
             shutil.rmtree(root.parent, ignore_errors=True)
@@ -487,7 +505,8 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     before = freeze_step("freeze-before", app)
     trial.steps.append(before)
     trial.steps.append(run_check("check-before", app, needs.env))
-    init = command_step("init", [FLASKPROD, "init", str(app)], app, env=needs.env)
+    init_argv = [FLASKPROD, "init", str(app), *needs.init_args]
+    init = command_step("init", init_argv, app, env=needs.env)
     trial.steps.append(init)
     if not (app / "flaskprod.toml").is_file():
         return

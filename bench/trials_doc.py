@@ -32,13 +32,17 @@ def _project(result: dict[str, Any]) -> list[str]:
     lines = [f"### {result['project']} — {verdict}", ""]
     where = f"app in `{result['app_dir']}`" if result["app_dir"] != "." else "app at the root"
     extra = []
+    if result.get("added"):
+        extra.append(" ".join(f"`{line}`" for line in result["added"]) + " in its venv")
+    if result.get("init_args"):
+        extra.append(f"`init {' '.join(result['init_args'])}`")
     if result["up_args"]:
         extra.append(f"`up {' '.join(_quoted(a) for a in result['up_args'])}`")
     if result["env"]:
         extra.append(" ".join(f"`{key}={value}`" for key, value in result["env"].items()))
     needs = result["reason"] or "nothing beyond the commands below"
     if extra:
-        needs = f"needed {' and '.join(extra)}: {needs}"
+        needs = f"needed {', '.join(extra)}: {needs}"
     lines += [f"{where}; {needs}.", ""]
     if result["spec"]:
         decided = ", ".join(

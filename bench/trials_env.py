@@ -10,6 +10,7 @@ outside the repository. flaskprod is never installed into it.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import re
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ class TrialSetupError(RuntimeError):
     """The copy or its environment could not be made (the step's one-line reason)."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Requirements:
     """What the project declares it needs: the file hashed for the cache, and the
     arguments ``pip install`` takes for it."""
@@ -44,6 +44,8 @@ class Requirements:
     file: Path
     pip_args: tuple[str, ...]
     requires_python: str | None
+    #: Lines a user adds because flaskprod said so (an app server, a driver), installed too.
+    added: tuple[str, ...] = ()
 
 
 def find_requirements(app: Path) -> Requirements:
@@ -78,10 +80,15 @@ def python_fits(requires_python: str | None) -> str | None:
 def project_venv(requirements: Requirements) -> Path:
     """The cached environment for ``requirements`` (named and locked exactly as
     ``tests/real_projects.project_venv`` does for a requirements.txt, so both share it)."""
-    digest = hashlib.sha256(requirements.file.read_bytes()).hexdigest()[:16]
+    content = requirements.file.read_bytes()
+    if requirements.added:
+        content += b"\n# added\n" + "\n".join(requirements.added).encode()
+    digest = hashlib.sha256(content).hexdigest()[:16]
     stem = requirements.file.parent.name
     if requirements.file.name != "requirements.txt":
         stem += "-pyproject"
+    if requirements.added:
+        stem += "-added"
     venv = VENVS / f"{stem}-{digest}"
     VENVS.mkdir(parents=True, exist_ok=True)
     with (VENVS / f".{venv.name}.lock").open("w") as lock:
@@ -92,7 +99,13 @@ def project_venv(requirements: Requirements) -> Path:
         python = shutil.which("python3") or sys.executable
         for argv in (
             [python, "-m", "venv", str(venv)],
-            [str(venv / "bin" / "pip"), "install", "-q", *requirements.pip_args],
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "-q",
+                *requirements.pip_args,
+                *requirements.added,
+            ],
         ):
             try:
                 done = subprocess.run(
@@ -149,10 +162,11 @@ def fresh_copy(source: Path, app_dir: str) -> tuple[Path, Path]:
     return root, root / app_dir
 
 
-def link_venv(app: Path) -> tuple[Path, str | None]:
-    """``app/.venv`` linked to the project's cached environment; returns it and the
-    reason the machine's Python does not fit the project, if it does not."""
-    requirements = find_requirements(app)
+def link_venv(app: Path, added: tuple[str, ...] = ()) -> tuple[Path, str | None]:
+    """``app/.venv`` linked to the project's cached environment (with the ``added``
+    requirement lines); returns it and the reason the machine's Python does not fit the
+    project, if it does not."""
+    requirements = dataclasses.replace(find_requirements(app), added=added)
     venv = project_venv(requirements)
     (app / ".venv").symlink_to(venv)
     return venv, python_fits(requirements.requires_python)
