@@ -55,7 +55,8 @@ def find_requirements(app: Path) -> Requirements:
     pyproject = app / "pyproject.toml"
     data = tomllib.loads(pyproject.read_text()) if pyproject.is_file() else {}
     project = data.get("project", {})
-    requires_python = project.get("requires-python")
+    poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+    requires_python = project.get("requires-python") or _poetry_python(poetry.get("python"))
     requirements = app / "requirements.txt"
     if requirements.is_file():
         return Requirements(requirements, ("-r", str(requirements)), requires_python)
@@ -63,6 +64,24 @@ def find_requirements(app: Path) -> Requirements:
     if isinstance(dependencies, list):
         return Requirements(pyproject, tuple(str(d) for d in dependencies), requires_python)
     raise TrialSetupError(f"{app}: no requirements.txt and no [project].dependencies")
+
+
+def _poetry_python(constraint: object) -> str | None:
+    """Poetry's ``python = "^3.12"`` / ``"~3.11"`` as a PEP 440 specifier."""
+    if not isinstance(constraint, str):
+        return None
+    parts = []
+    for item in constraint.split(","):
+        item = item.strip()
+        caret = re.fullmatch(r"\^(\d+)\.(\d+)(?:\.\d+)?", item)
+        tilde = re.fullmatch(r"~(\d+)\.(\d+)(?:\.\d+)?", item)
+        if caret:
+            parts += [f">={item[1:]}", f"<{int(caret[1]) + 1}"]
+        elif tilde:
+            parts += [f">={item[1:]}", f"<{tilde[1]}.{int(tilde[2]) + 1}"]
+        elif item and item != "*":
+            parts.append(item)
+    return ",".join(dict.fromkeys(parts)) or None
 
 
 def python_fits(requires_python: str | None) -> str | None:

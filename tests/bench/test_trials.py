@@ -6,12 +6,14 @@ nginx+TLS, PostgreSQL and the app server, GETs through nginx, down, and the proj
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench.trials import main, run_trial
 from bench.trials_doc import HEADING, rewrite
+from flaskprod.spec.stackdeps import PINNED
 
 STEPS = [
     "venv",
@@ -44,6 +46,7 @@ def test_flaskr_every_step(tmp_path: Path) -> None:
     steps = {s["name"]: s for s in trial["steps"]}
 
     assert trial["up_args"] == ["--release", "flask init-db"] and trial["reason"]
+    assert trial["added"] == [PINNED["granian"]]  # flaskr lists no app server
     assert trial["spec"]["target"] == "flaskr:create_app()"
     assert trial["spec"]["static_dir"] == "flaskr/static"
     assert steps["init"]["exit_code"] == 0
@@ -90,3 +93,19 @@ def test_a_project_whose_requirements_do_not_install(tmp_path: Path) -> None:
     trial = run_trial(str(project))
     assert [s.name for s in trial.steps] == ["venv"] and not trial.ok
     assert "no-such-folder" in (trial.steps[0].first_error or "")
+
+
+def test_the_python_a_project_asks_for(tmp_path: Path) -> None:
+    """requires-python, or poetry's caret/tilde constraint, against this machine's."""
+    from bench.trials_env import find_requirements, python_fits
+
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.poetry.dependencies]\npython = "^3.12,<4"\n')
+    asked = find_requirements(tmp_path).requires_python
+    assert asked == ">=3.12,<4"
+    assert python_fits(">=3.11") is None
+    assert python_fits("~=3.10.0") == (
+        "requires-python ~=3.10.0; this machine's Python is "
+        + ".".join(str(part) for part in sys.version_info[:3])
+    )
