@@ -3,14 +3,13 @@ imports it with that venv, up runs its migrations, a release command and its own
 gunicorn with it, and its packages are exactly the same afterwards. A server the venv
 lacks is one line and exit 3, with the requirements line to add.
 
-microblog has no health route (another part of issue #12 adds health for such apps):
-the spec points http.health_path and ready_path at /auth/login, which answers 200.
+microblog has no health route: init chooses http.health_source = "kit", and the kit's
+entry module answers /health and /health/ready (its database) in front of the app.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import ssl
 import tempfile
@@ -36,13 +35,6 @@ class Microblog:
     up_output: str
 
 
-def _set(root: Path, key: str, value: str) -> None:
-    spec = root / "flaskprod.toml"
-    text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", spec.read_text(), count=1)
-    assert count == 1, key
-    spec.write_text(text)
-
-
 @pytest.fixture(scope="module")
 def microblog() -> Iterator[Microblog]:
     base = Path(tempfile.mkdtemp(prefix="flaskprod-real-"))
@@ -52,8 +44,7 @@ def microblog() -> Iterator[Microblog]:
     assert "flaskprod" not in freeze.lower()
     init = run_flaskprod("init", str(root))
     assert init.returncode == 0, init.stderr
-    _set(root, "health_path", '"/auth/login"')
-    _set(root, "ready_path", '"/auth/login"')
+    assert 'health_source = "kit"' in (root / "flaskprod.toml").read_text()
     https_port, http_port = free_ports(2)
     up = run_flaskprod(
         "up", str(root), "-d", "--https-port", str(https_port), "--http-port", str(http_port),
@@ -101,6 +92,9 @@ def test_microblog_answers_through_nginx(microblog: Microblog) -> None:
     with urllib.request.urlopen(url, context=context, timeout=10) as response:
         assert response.status == 200
         assert b"Sign In" in response.read()
+    ready = f"https://localhost:{microblog.https_port}/health/ready"
+    with urllib.request.urlopen(ready, context=context, timeout=10) as response:
+        assert json.loads(response.read())["status"] == "ok"
 
 
 def test_reload_keeps_the_projects_gunicorn(microblog: Microblog) -> None:
@@ -134,8 +128,6 @@ def test_flask_on_docker_runs_with_its_own_old_gunicorn() -> None:
         init = run_flaskprod("init", str(root))
         assert init.returncode == 0, init.stderr
         assert "server: gunicorn, listed in the project's requirements" in init.stdout
-        _set(root, "health_path", '"/"')
-        _set(root, "ready_path", '"/"')
         https_port, http_port = free_ports(2)
         up = run_flaskprod(
             "up", str(root), "-d", "--https-port", str(https_port),

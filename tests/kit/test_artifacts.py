@@ -37,6 +37,7 @@ EXPECTED = {
     "deploy/k8s/pdb.yaml",
     "deploy/k8s/migrate-job.yaml",
     "deploy/k8s/media-pvc.yaml",
+    "deploy/k8s/settings.yaml",
 }
 
 
@@ -100,6 +101,7 @@ def test_project_defaults_are_documented_keys() -> None:
             "uses_redis",
             "src_layout",
             "repo_subdir",
+            "lock",
         }
         del default
     assert context["requirements_file"] == "requirements.txt"
@@ -251,3 +253,19 @@ def test_dockerignore_lives_at_the_context_root(tmp_path: Path) -> None:
     ignored = render_kit(spec())[".dockerignore"].splitlines()
     for entry in (".env", ".git", ".venv", "__pycache__", "instance/"):
         assert entry in ignored
+
+
+def test_a_report_only_csp_is_sent_under_its_own_header() -> None:
+    files = render_kit(spec(http={"csp": "default-src 'self'", "csp_report_only": True}))
+    site = files["deploy/nginx/shop.conf"]
+    assert "add_header Content-Security-Policy-Report-Only \"default-src 'self'\" always;" in site
+    assert "add_header Content-Security-Policy " not in site
+    assert "FLASKPROD_CSP_REPORT_ONLY=true" in files["deploy/.env.example"]  # the app path
+
+
+def test_static_cache_is_immutable_only_for_fingerprinted_names() -> None:
+    plain = render_kit(spec())["deploy/nginx/shop.conf"]
+    assert 'Cache-Control "public, max-age=3600, must-revalidate"' in plain
+    assert "immutable" not in plain
+    digested = render_kit(spec(paths={"static_fingerprinted": True}))["deploy/nginx/shop.conf"]
+    assert 'Cache-Control "public, max-age=31536000, immutable"' in digested

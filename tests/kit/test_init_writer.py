@@ -14,7 +14,7 @@ from flaskprod.kit.write import MANIFEST, plan_kit, read_manifest, sha256, write
 FILES = {
     "deploy/gunicorn.conf.py": "bind = 'unix:/run/shop/gunicorn.sock'\n",
     "deploy/scripts/backup.sh": "#!/bin/sh\necho backup\n",
-    ".dockerignore": ".venv\n",
+    "Procfile": ".venv\n",
 }
 MODES = {"deploy/scripts/backup.sh": 0o755}
 
@@ -87,18 +87,16 @@ def test_force_overwrites_a_hand_edit(tmp_path: Path) -> None:
 
 
 def test_a_file_flaskprod_never_wrote_is_not_overwritten(tmp_path: Path) -> None:
-    (tmp_path / ".dockerignore").write_text("node_modules\n")
-    with pytest.raises(
-        Refused, match=r"\.dockerignore \(exists and was not written by flaskprod\)"
-    ):
+    (tmp_path / "Procfile").write_text("node_modules\n")
+    with pytest.raises(Refused, match=r"Procfile \(exists and was not written by flaskprod\)"):
         write(tmp_path)
-    assert snapshot(tmp_path) == {".dockerignore": b"node_modules\n"}
+    assert snapshot(tmp_path) == {"Procfile": b"node_modules\n"}
 
 
 def test_a_file_already_identical_is_adopted(tmp_path: Path) -> None:
-    (tmp_path / ".dockerignore").write_text(FILES[".dockerignore"])
-    assert write(tmp_path)[".dockerignore"] == "unchanged"
-    assert ".dockerignore" in read_manifest(tmp_path)  # ours from now on
+    (tmp_path / "Procfile").write_text(FILES["Procfile"])
+    assert write(tmp_path)["Procfile"] == "unchanged"
+    assert "Procfile" in read_manifest(tmp_path)  # ours from now on
 
 
 def test_a_wrong_mode_is_drift_and_is_repaired(tmp_path: Path) -> None:
@@ -114,22 +112,22 @@ def test_a_wrong_mode_is_drift_and_is_repaired(tmp_path: Path) -> None:
 
 def test_a_file_no_longer_rendered_is_removed_unless_edited(tmp_path: Path) -> None:
     write(tmp_path)
-    fewer = {k: v for k, v in FILES.items() if k != ".dockerignore"}
-    assert write(tmp_path, fewer)[".dockerignore"] == "remove"
-    assert not (tmp_path / ".dockerignore").exists()
+    fewer = {k: v for k, v in FILES.items() if k != "Procfile"}
+    assert write(tmp_path, fewer)["Procfile"] == "remove"
+    assert not (tmp_path / "Procfile").exists()
     write(tmp_path)
-    (tmp_path / ".dockerignore").write_text("mine\n")
-    assert write(tmp_path, fewer)[".dockerignore"] == "orphan"
-    assert (tmp_path / ".dockerignore").read_text() == "mine\n"
+    (tmp_path / "Procfile").write_text("mine\n")
+    assert write(tmp_path, fewer)["Procfile"] == "orphan"
+    assert (tmp_path / "Procfile").read_text() == "mine\n"
 
 
 def test_drift_lists_missing_changed_and_edited_files(tmp_path: Path) -> None:
     write(tmp_path)
-    (tmp_path / ".dockerignore").unlink()
+    (tmp_path / "Procfile").unlink()
     (tmp_path / "deploy/gunicorn.conf.py").write_text("edited\n")
     plan = plan_kit(tmp_path, FILES, MODES)
     assert [(c.path, c.action) for c in plan.drift] == [
-        (".dockerignore", "create"),
+        ("Procfile", "create"),
         ("deploy/gunicorn.conf.py", "edited"),
     ]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flaskprod.kit.commands import render_files
-from flaskprod.kit.write import MANIFEST, manifest_text, plan_kit
+from flaskprod.kit.write import MANIFEST, plan_kit
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.load import load_spec
 
@@ -23,13 +23,14 @@ def test_the_committed_shop_kit_matches_a_fresh_render() -> None:
     spec = load_spec(SHOP / "flaskprod.toml")
     project = detect_project(SHOP, spec.app.target)
     files, modes = render_files(spec, project)
-    drift = plan_kit(SHOP, files, modes).drift
+    plan = plan_kit(SHOP, files, modes)
+    drift = plan.drift
     listed = ", ".join(f"{change.path} ({change.detail or change.action})" for change in drift)
     assert not drift, (
         f"examples/shop's kit is stale: {listed}. Run 'flaskprod render examples/shop' "
         "and commit the result."
     )
-    assert (SHOP / MANIFEST).read_text() == manifest_text(files)
+    assert (SHOP / MANIFEST).read_text() == plan.manifest  # .dockerignore: as merged
 
 
 def test_the_shop_spec_is_what_init_detects() -> None:

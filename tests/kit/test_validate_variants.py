@@ -31,6 +31,50 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
         {"server": {"kind": "granian", "workers": None, "workers_lifetime": 3600}},
         {},
     ),
+    # Any real app (issue #12): static at /, its own settings (required, optional,
+    # secret), uploads setting, build steps with a node stage, uv.lock, Python 3.13.
+    "any-app-uv-assets": (
+        {
+            "app": {
+                "settings": {
+                    "API_BASE": "CHANGE-ME",
+                    "STRIPE_API_KEY": "CHANGE-ME",
+                    "MAIL_SERVER": "",
+                    "MAIL_PASSWORD": "",
+                    "SITE_NAME": "Shop",
+                    "GREETING": "hi: there #1 $HOME",
+                    "APP_FOLDER": "{root}",
+                },
+                "build": [
+                    "cd assets && npm ci && npm run build",
+                    "pybabel compile -d app/translations",
+                    "flask --app app:app digest compile",
+                ],
+            },
+            "paths": {
+                "static_url": "/",
+                "static_fingerprinted": True,
+                "media_env": ["UPLOAD_FOLDER", "MEDIA_FOLDER"],
+            },
+            "deploy": {"python_version": "3.13"},
+            "container": {"python_image": "python:3.13.1-slim-bookworm"},
+            "redis": {"maxmemory_policy": "noeviction"},
+        },
+        {
+            "requirements_file": None,
+            "dependency_files": ["pyproject.toml", "uv.lock"],
+            "lock": "uv",
+        },
+    ),
+    "poetry-lock": (
+        {},
+        {
+            "requirements_file": None,
+            "dependency_files": ["poetry.lock", "pyproject.toml"],
+            "lock": "poetry",
+            "src_layout": True,
+        },
+    ),
     "sqlite-no-redis-pyproject": (
         {"database": {"engine": "sqlite"}, "redis": {"enabled": False}},
         {
@@ -109,3 +153,64 @@ def test_actionlint_every_variant(
         kit = make_kit(tmp_path / name, sections, project)
         workflows.append(kit.path(f".github/workflows/{kit.spec.app.name}.yml"))
     assert actionlint(tool, workflows) == {str(w): [] for w in workflows}
+
+
+def test_any_app_carries_its_settings_build_and_uploads_everywhere(
+    make_kit: Callable[..., Any], tmp_path: Path
+) -> None:
+    """What the real tools above accepted also says the right thing (issue #12)."""
+    sections, project = VARIANTS["any-app-uv-assets"]
+    kit = make_kit(tmp_path / "any", sections, project)
+    media, root = kit.spec.media_dir, kit.spec.app.install_dir
+    env = kit.path("deploy/.env.example").read_text().splitlines()
+    # the systemd EnvironmentFile is a copy of it: the uploads settings are set there
+    assert f"UPLOAD_FOLDER={media}" in env and f"MEDIA_FOLDER={media}" in env
+    assert "API_BASE=CHANGE-ME" in env  # required: a line to fill in
+    assert "# MAIL_SERVER=" in env and "# MAIL_PASSWORD=" in env  # optional: unset
+    assert "SITE_NAME=Shop" in env and f"APP_FOLDER={root}" in env
+    unit = kit.path(f"deploy/systemd/{kit.spec.app.name}.service").read_text()
+    assert f"ReadWritePaths={media} " in unit
+
+    compose = yaml.safe_load(kit.path("deploy/compose.yaml").read_text().replace("$$", "$"))
+    app_env = compose["x-app"]["environment"]
+    assert app_env["UPLOAD_FOLDER"] == app_env["MEDIA_FOLDER"] == media
+    assert app_env["API_BASE"] == "${API_BASE:?set API_BASE in .env}"
+    assert app_env["MAIL_SERVER"] is None and app_env["MAIL_PASSWORD"] is None  # from .env
+    assert app_env["SITE_NAME"] == "${SITE_NAME:-Shop}"
+    assert app_env["GREETING"] == "${GREETING:-hi: there #1 $HOME}"  # $$ in the file
+    assert 'GREETING="hi: there #1 $HOME"' in env
+    assert "noeviction" in compose["services"]["redis"]["command"]
+
+    settings = yaml.safe_load(kit.path("deploy/k8s/settings.yaml").read_text())
+    # no secret here; MAIL_SERVER stays unset (a comment), API_BASE must be changed
+    assert settings["data"] == {
+        "API_BASE": "CHANGE-ME",
+        "APP_FOLDER": root,
+        "GREETING": "hi: there #1 $HOME",
+        "SITE_NAME": "Shop",
+    }
+    deployment = yaml.safe_load(kit.path("deploy/k8s/deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"configMapRef": {"name": f"{kit.spec.app.name}-settings"}}]
+    by_name = {item["name"]: item for item in container["env"]}
+    assert by_name["UPLOAD_FOLDER"]["value"] == media
+    secret = by_name["MAIL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert secret["key"] == "MAIL_PASSWORD" and secret["optional"] is True
+    required = by_name["STRIPE_API_KEY"]["valueFrom"]["secretKeyRef"]  # the pod needs it
+    assert required == {"name": f"{kit.spec.app.name}-secrets", "key": "STRIPE_API_KEY"}
+    assert "STRIPE_API_KEY=" in env
+    assert "API_BASE" not in by_name and "SITE_NAME" not in by_name  # from the ConfigMap
+
+    dockerfile = kit.path("deploy/Dockerfile").read_text()
+    assert "FROM python:3.13.1-slim-bookworm AS build" in dockerfile
+    assert "uv sync --frozen --no-dev --inexact --no-install-project" in dockerfile
+    assert "AS assets" in dockerfile
+    assert "WORKDIR /build/assets\nRUN npm ci && npm run build\nWORKDIR /build\n" in dockerfile
+    assert f"COPY --from=assets /build/{kit.spec.paths.static_dir} " in dockerfile
+    assert "RUN pybabel compile -d app/translations" in dockerfile
+    assert "RUN flask --app app:app digest compile" in dockerfile
+    site = kit.path(f"deploy/nginx/{kit.spec.app.name}.conf").read_text()
+    assert f'"public, max-age={kit.spec.paths.static_max_age}, immutable"' in site
+    workflow = kit.path(f".github/workflows/{kit.spec.app.name}.yml").read_text()
+    assert 'python-version: "3.13"' in workflow  # CI tests on the image's Python
+    assert "uv export --frozen --no-dev" in workflow  # and the locked versions

@@ -92,3 +92,14 @@ def test_config_changed_after_production_is_honoured(make_app: MakeApp) -> None:
     app = make_app("production")
     app.config["SECURITY_HEADERS"] = False
     assert "X-Frame-Options" not in app.test_client().get("/").headers
+
+
+def test_csp_report_only_from_the_environment(make_app: MakeApp) -> None:
+    """FLASKPROD_CSP_REPORT_ONLY (http.csp_report_only, security_headers = "app"): the
+    policy is reported, not enforced, under the other header name, never both."""
+    env = {"FLASKPROD_CSP_REPORT_ONLY": "true", "FLASKPROD_CONTENT_SECURITY_POLICY": "img-src *"}
+    headers = make_app("production", env=env).test_client().get("/").headers
+    assert headers.getlist("Content-Security-Policy-Report-Only") == ["img-src *"]
+    assert "Content-Security-Policy" not in headers
+    off = make_app("production", env={"FLASKPROD_CSP_REPORT_ONLY": "false"}).test_client()
+    assert "Content-Security-Policy-Report-Only" not in off.get("/").headers

@@ -129,3 +129,17 @@ def test_stopped_when_the_interpreter_exits_unless_asked_to_outlive_it(
             assert process.is_alive(pid)  # outlived the command that started it
         finally:
             assert process.stop_pid(pid) is True
+
+
+def test_the_specs_memory_limit_and_policy(tmp_path: Path) -> None:
+    """``up`` runs Redis as compose does: a job queue (RQ, Celery) gets noeviction."""
+    server = RedisServer(
+        tmp_path / "redis", maxmemory="64mb", maxmemory_policy="noeviction", die_with_parent=True
+    )
+    server.start()
+    try:
+        config = client(server).config_get("maxmemory*")
+        assert config["maxmemory-policy"] == "noeviction"
+        assert config["maxmemory"] == str(64 * 1024 * 1024)
+    finally:
+        server.stop()

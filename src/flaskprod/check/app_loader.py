@@ -27,8 +27,8 @@ from flaskprod.check.envsource import EnvSource
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec.detect import detect_project
-from flaskprod.spec.servers import ENTRY_MODULE
 from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.servers import ENTRY_MODULE
 
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$")
 #: gunicorn options that take a value (so the value is not mistaken for the target).

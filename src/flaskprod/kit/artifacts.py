@@ -19,8 +19,10 @@ from typing import Any
 
 from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
+from flaskprod.spec.buildinfo import JS_TOOLS
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.servers import Listen, granian_shell, served_target
+from flaskprod.spec.settings_scan import REQUIRED, is_secret
 
 #: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
 #: value assumed when a key is missing.
@@ -42,7 +44,16 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # The project's folder inside its git repository ("services/web"), when it is a
     # subfolder of one: the CI workflow goes to the repository's root, working there.
     "repo_subdir": None,
+    # The lock file the image installs from: "uv" (uv.lock) or "poetry" (poetry.lock);
+    # None: the requirements file or pyproject.toml. Detected into buildinfo.lock.
+    "lock": None,
 }
+
+#: The image of the asset build stage (package.json's build script, app.build "npm ...").
+NODE_IMAGE = "node:20.18.1-bookworm-slim"
+#: Pinned installers of the lock files (hadolint DL3013: pin what pip installs).
+UV_REQUIREMENT = "uv==0.5.11"
+POETRY_REQUIREMENT = "poetry==1.8.5"
 
 #: gunicorn may take this much longer than its own timeout before nginx gives up:
 #: nginx must never cut a request gunicorn is still allowed to finish.
@@ -73,6 +84,12 @@ class EnvVar:
     example: str  # what .env.example shows: a safe value or empty for secrets
     comment: str
     secret: bool = False
+    #: One of the app's own settings (app.settings), not flaskprod's.
+    own: bool = False
+    #: Optional and without a value: left unset (commented out, never set empty).
+    unset: bool = False
+    #: The app cannot start without it (read as os.environ["NAME"]).
+    required: bool = False
 
 
 def _artifacts() -> tuple[Artifact, ...]:
@@ -104,6 +121,7 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("k8s/media-pvc.yaml.j2", "deploy/k8s/media-pvc.yaml"),
         # http.health_source = "kit": the server serves this, in front of the app.
         Artifact("flaskprod_wsgi.py.j2", "flaskprod_wsgi.py"),
+        Artifact("k8s/settings.yaml.j2", "deploy/k8s/settings.yaml"),
     )
 
 
@@ -286,11 +304,60 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
         ),
         EnvVar("FLASKPROD_CONTENT_SECURITY_POLICY", spec.http.csp, "Content-Security-Policy."),
         EnvVar(
+            "FLASKPROD_CSP_REPORT_ONLY",
+            "true" if spec.http.csp_report_only else "false",
+            "Send the CSP as Content-Security-Policy-Report-Only (reported, not enforced).",
+        ),
+        EnvVar(
             "FLASKPROD_PERMISSIONS_POLICY",
             spec.http.permissions_policy,
             "Permissions-Policy: browser features the pages may use.",
         ),
     ]
+    media = spec.media_dir.rstrip("/")
+    variables += [
+        EnvVar(
+            name,
+            media,
+            f"Where the app writes uploads (paths.media_env): the folder nginx serves at "
+            f"{spec.paths.media_url} and the only one the service may write.",
+        )
+        for name in spec.paths.media_env
+    ]
+    return variables + app_settings(spec)
+
+
+def app_settings(spec: Spec) -> list[EnvVar]:
+    """The app's own settings (app.settings), as init found them in its config modules,
+    env samples and compose files; secrets by name (KEY, SECRET, PASSWORD, TOKEN)."""
+    variables = []
+    for name, value in spec.app.settings.items():
+        if name in spec.paths.media_env:
+            continue  # set to media_dir above
+        secret = is_secret(name)
+        required = value == REQUIRED
+        # A required secret is an empty line to fill in, like SECRET_KEY; a required
+        # plain setting shows CHANGE-ME (compose refuses to start without it).
+        example = "" if secret else spec.resolve(value)
+        if required:
+            comment = "required (the app reads it without a default): fill it in."
+        elif "{root}" in value:
+            comment = "where the app's code is installed: the app builds its folders on it."
+        elif example:
+            comment = "the app's default, or the value its sample shows."
+        else:
+            comment = "optional: stays unset unless you give it a value here."
+        variables.append(
+            EnvVar(
+                name,
+                example,
+                comment,
+                secret=secret,
+                own=True,
+                unset=not example and not required,
+                required=required,
+            )
+        )
     return variables
 
 
@@ -358,12 +425,28 @@ def _security_headers(spec: Spec) -> list[tuple[str, str]]:
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
         ("Referrer-Policy", "strict-origin-when-cross-origin"),
-        ("Content-Security-Policy", spec.http.csp),
+        (csp_header(spec), spec.http.csp),
         ("Permissions-Policy", spec.http.permissions_policy),
     ]
     if spec.http.hsts_max_age:
         headers.insert(0, ("Strict-Transport-Security", hsts_value(spec)))
     return [(name, value) for name, value in headers if value]
+
+
+def static_cache_control(spec: Spec) -> str:
+    """Immutable for a year only when names change with content (fingerprinted);
+    otherwise browsers revalidate, so a deploy's new app.css is seen at once."""
+    age = spec.paths.static_max_age
+    if spec.paths.static_fingerprinted and age:
+        return f"public, max-age={age}, immutable"
+    return f"public, max-age={min(age, 3600)}, must-revalidate" if age else "no-cache"
+
+
+def csp_header(spec: Spec) -> str:
+    """Report-only when the spec says the policy would break the pages (inline scripts)."""
+    if spec.http.csp_report_only:
+        return "Content-Security-Policy-Report-Only"
+    return "Content-Security-Policy"
 
 
 def hsts_value(spec: Spec) -> str:
@@ -426,6 +509,18 @@ def _cert_mounts(spec: Spec) -> list[str]:
     return mounts
 
 
+def _is_js(step: str) -> bool:
+    """An app.build step for the node stage (npm, yarn, pnpm; maybe after a cd)."""
+    return any(tool in f" {step} " for tool in JS_TOOLS)
+
+
+def _in_folder(step: str) -> tuple[str, str]:
+    """("assets", "npm ci && ...") for "cd assets && npm ci && ...": the Dockerfile
+    switches folders with WORKDIR (hadolint DL3003), not cd."""
+    match = re.match(r"^cd ([\w./-]+) && (.+)$", step)
+    return (match.group(1), match.group(2)) if match else ("", step)
+
+
 def _registry(image: str) -> str:
     """The registry host of an image name ("docker.io" when it names none)."""
     first = image.split("/", 1)[0]
@@ -473,8 +568,14 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "log_dir": log_dir,
         "backup_dir": spec.resolve(spec.backup.dir).rstrip("/"),
         "media_dir": media_dir,
+        # uploads inside the code (flask-on-docker's $APP_FOLDER/project/media): the
+        # image makes that folder the app user's after COPY, which would reset it
+        "media_in_code": media_dir.startswith(root.rstrip("/") + "/"),
         "static_dir": spec.static_dir,
         "static_src": spec.paths.static_dir.rstrip("/"),
+        # static_url_path="": the files share / with the app (nginx: try_files, one location)
+        "static_at_root": spec.paths.static_url == "/",
+        "static_cache_control": static_cache_control(spec),
         "app_rw_paths": app_rw,
         # gunicorn
         "bind": bind,
@@ -527,6 +628,13 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "pyproject": "pyproject.toml" in tuple(facts["dependency_files"]),
         "install_project": bool(facts["src_layout"]),
         "repo_subdir": facts["repo_subdir"],
+        "lock": facts["lock"],
+        "uv_requirement": UV_REQUIREMENT,
+        "poetry_requirement": POETRY_REQUIREMENT,
+        "node_image": NODE_IMAGE,
+        # app.build: npm steps run in a node stage, the others in the image as built
+        "asset_steps": [_in_folder(step) for step in spec.app.build if _is_js(step)],
+        "build_steps": [step for step in spec.app.build if not _is_js(step)],
         "migrations": bool(facts["migrations"]),
         "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses
@@ -534,6 +642,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "migrate_sh": shlex.join(["flask", "--app", spec.app.target, "db", "upgrade"]),
         # environment
         "app_env": app_environment(spec, redis=redis),
+        "own_settings": app_settings(spec),
         "env_value": env_file_value,
         "stack_env": stack_environment(spec, redis=redis),
         # http.health_source = "kit": the entry module the server serves

@@ -62,6 +62,7 @@ def build_spec(
     """The spec ``init`` writes: the model's defaults, plus what detection found."""
     from flaskprod.spec.load import spec_from_data
     from flaskprod.spec.model import SPEC_FILENAME, format_size
+    from flaskprod.spec.scanned import scanned_sections
 
     paths: dict[str, Any] = {"static_url": project.static_url}
     if project.static_dir and not Path(project.static_dir).is_absolute():
@@ -77,6 +78,8 @@ def build_spec(
         "http": http,
         "redis": {"enabled": project.uses_redis},
     }
+    for section, values in scanned_sections(project).items():  # settings, build, Python
+        data.setdefault(section, {}).update(values)
     if domains:
         data["app"]["domains"] = list(domains)
     if server:
@@ -109,6 +112,24 @@ def render_files(spec: Spec, project: Mapping[str, Any]) -> tuple[dict[str, str]
     files = render_kit(spec, project)
     modes = {kit_path(a.output, project): a.mode for a in artifacts_for(spec)}
     return files, modes
+
+
+def verify_files(spec: Spec, files: Mapping[str, str]) -> str | None:
+    """Refuse a kit nginx would refuse (``nginx -t``), before anything is written;
+    a note when this machine has no nginx to test it with."""
+    from flaskprod.kit.verify import nginx_binary, nginx_refusal
+
+    site = f"deploy/nginx/{spec.app.name}.conf"
+    binary = nginx_binary()
+    if binary is None:
+        return f"nginx is not installed here: {site} was not tested (nginx -t)"
+    refusal = nginx_refusal(files[site], spec, binary)
+    if refusal:
+        raise SpecError(
+            f"{site}: nginx -t refuses the rendered site: {refusal}; nothing was written",
+            hint="change the setting it names in flaskprod.toml, or report it as a bug",
+        )
+    return None
 
 
 # -- output ------------------------------------------------------------------------------
@@ -211,7 +232,9 @@ def _notes(spec: Spec, project: ProjectInfo, *, deps_added: bool = False) -> lis
         notes.append(
             f"Flask-Migrate is used but {project.migrations_dir}/ is missing: flask db init"
         )
-    return notes
+    from flaskprod.spec.scanned import scanned_notes
+
+    return notes + scanned_notes(project)
 
 
 def _server_note(spec: Spec, project: ProjectInfo) -> str | None:
@@ -329,6 +352,7 @@ def init_command(
     if parse_spec(spec_text) != spec:  # the writer must round-trip; never ship a lie
         raise SpecError(f"{SPEC_FILENAME}: internal error: the written spec does not round-trip")
     files, modes = render_files(spec, project)
+    untested = verify_files(spec, files)
     plan = plan_kit(root, files, modes)
     if not force:
         refuse_conflicts(plan)  # before the spec is written: all or nothing
@@ -349,7 +373,7 @@ def init_command(
     out.changes(changes)
     if added:
         out.line(f"Added to {project.requirements_file} (not installed): {', '.join(added)}")
-    for note in _notes(spec, project, deps_added=bool(added)):
+    for note in [*_notes(spec, project, deps_added=bool(added)), *filter(None, [untested])]:
         out.line(f"note: {note}", "yellow")
     out.line(f"Next: review {SPEC_FILENAME}; after each change run 'flaskprod render'.")
 
@@ -394,9 +418,12 @@ def render_command(
         else:
             out.line("Run 'flaskprod render' to update them.")
         ctx.exit(1)
+    untested = verify_files(spec, files)
     changes = write_plan(plan, force=force)
     written = [change for change in changes if change.action != "unchanged"]
     out.line(
         f"Rendered the kit from {SPEC_FILENAME}: {len(written)} of {len(files)} files changed."
     )
     out.changes(written)
+    if untested:
+        out.line(f"note: {untested}", "yellow")

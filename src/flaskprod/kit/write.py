@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from flaskprod.errors import Refused
+from flaskprod.errors import ProjectError, Refused
+from flaskprod.kit.merge import BEGIN, MERGED, merge_block
 
 #: Relative to the project root; lists files by their path relative to the root too.
 MANIFEST = "deploy/.flaskprod.lock.json"
@@ -91,6 +92,11 @@ def manifest_text(files: Mapping[str, str]) -> str:
 def plan_kit(root: Path, files: Mapping[str, str], modes: Mapping[str, int]) -> Plan:
     """Compare a fresh render (``files``: relative path -> text) with the disk."""
     known = read_manifest(root)
+    # A file shared with the project keeps the project's lines: the kit's go in a block.
+    files = {
+        path: merge_block(_project_part(root, path, known), text) if path in MERGED else text
+        for path, text in files.items()
+    }
     changes = [
         _change(root, path, text, modes.get(path, 0o644), known) for path, text in files.items()
     ]
@@ -106,6 +112,24 @@ def plan_kit(root: Path, files: Mapping[str, str], modes: Mapping[str, int]) -> 
     return Plan(root, dict(files), dict(modes), tuple(changes), manifest_text(files))
 
 
+def _project_part(root: Path, path: str, known: Mapping[str, str]) -> str | None:
+    """What the project has in a shared file: None when it has no such file, or when
+    the file is a whole one rendered before the kit kept its lines in a block."""
+    on_disk = root / path
+    if not on_disk.is_file():
+        return None
+    try:
+        text = on_disk.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ProjectError(
+            f"{path}: not UTF-8 text, so the kit cannot add its lines to it",
+            hint="save it as UTF-8, then run the command again",
+        ) from None
+    if BEGIN not in text and known.get(path) == sha256(text.encode()):
+        return None
+    return text
+
+
 def _change(root: Path, path: str, text: str, mode: int, known: Mapping[str, str]) -> Change:
     on_disk = root / path
     if not on_disk.exists():
@@ -118,6 +142,8 @@ def _change(root: Path, path: str, text: str, mode: int, known: Mapping[str, str
         if actual != mode:
             return Change(path, "update", f"mode {actual:04o}, expected {mode:04o}")
         return Change(path, "unchanged")
+    if path in MERGED:  # the project's lines are all kept: nothing to refuse
+        return Change(path, "update", "the project's lines kept, the kit's block updated")
     if path not in known:
         return Change(path, "foreign", "exists and was not written by flaskprod")
     if sha256(current) != known[path]:
@@ -131,7 +157,7 @@ def refuse_conflicts(plan: Plan) -> None:
     if conflicts:
         listed = ", ".join(f"{change.path} ({change.detail})" for change in conflicts)
         # Edits of a rendered file belong in the spec; a file flaskprod never wrote
-        # (a hand-made .dockerignore) has no setting there: move it aside instead.
+        # has no setting there: move it aside instead.
         ours = any(change.action == "edited" for change in conflicts)
         theirs = any(change.action == "foreign" for change in conflicts)
         ways = ["move your edits into flaskprod.toml"] if ours else []

@@ -104,6 +104,7 @@ _COMMON: dict[str, Any] = {
     "HSTS_MAX_AGE": 63072000,
     "HSTS_INCLUDE_SUBDOMAINS": True,
     "CONTENT_SECURITY_POLICY": "default-src 'self'; frame-ancestors 'none'",
+    "CSP_REPORT_ONLY": False,
     "X_FRAME_OPTIONS": "DENY",
     "X_CONTENT_TYPE_OPTIONS": "nosniff",
     "REFERRER_POLICY": "strict-origin-when-cross-origin",

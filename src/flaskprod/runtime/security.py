@@ -19,8 +19,11 @@ def security_headers(config: Mapping[str, Any]) -> tuple[list[Header], Header | 
     if not config.get("SECURITY_HEADERS"):
         return [], None
     always: list[Header] = []
+    # Report-only: the browser reports what the policy would block, and blocks nothing.
+    report_only = str(config.get("CSP_REPORT_ONLY", "")).lower() in {"1", "true", "yes", "on"}
+    csp = "Content-Security-Policy" + ("-Report-Only" if report_only else "")
     for name, key in (
-        ("Content-Security-Policy", "CONTENT_SECURITY_POLICY"),
+        (csp, "CONTENT_SECURITY_POLICY"),
         ("X-Content-Type-Options", "X_CONTENT_TYPE_OPTIONS"),
         ("X-Frame-Options", "X_FRAME_OPTIONS"),
         ("Referrer-Policy", "REFERRER_POLICY"),

@@ -24,8 +24,11 @@ from typing import Any
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec import launchers, probe, repository
 from flaskprod.spec import routes as app_routes
+from flaskprod.spec.buildinfo import BuildInfo, scan_build
+from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
 from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.server_choice import ServerChoice, detect_server
+from flaskprod.spec.settings_scan import AppSettings, scan_settings
 from flaskprod.spec.stackdeps import DatabaseChoice, declared, detect_database
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
@@ -97,6 +100,14 @@ class ProjectInfo(Mapping[str, Any]):
     #: The app server and database driver the project uses (spec/server_choice, stackdeps).
     server: ServerChoice | None = None
     database: DatabaseChoice | None = None
+    #: The app's own environment settings and uploads setting (spec/settings_scan.py).
+    settings: AppSettings | None = None
+    #: Python version, lock file, build steps, task queue (spec/buildinfo.py).
+    buildinfo: BuildInfo | None = None
+    #: The lock file the image installs from: "uv", "poetry" or None (buildinfo.lock).
+    lock: str | None = None
+    #: What the templates load from where, for the CSP (spec/csp_scan.py).
+    template_loads: TemplateLoads | None = None
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -261,6 +272,10 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "requirements_file": _main_requirements(dependency_files),
         "dependency_files": dependency_files,
         "src_layout": candidate.file.startswith(f"{SOURCE_DIR}/"),
+        "settings": scan_settings(root, _python_files(root)),
+        "buildinfo": (build := scan_build(root, dependency_files, candidate.target)),
+        "lock": build.lock,
+        "template_loads": scan_templates(root),
     }
 
 

@@ -140,6 +140,8 @@ def app_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # The uploads setting the app itself reads (paths.media_env), as the kit sets it.
+    env.update(dict.fromkeys(spec.paths.media_env, str(media_root)))
     if redis_url:
         env["REDIS_URL"] = redis_url
     else:

@@ -50,6 +50,8 @@ class RedisServer(LoopbackServer):
         password: str | None = None,
         *,
         persistence: bool = False,
+        maxmemory: str | None = None,
+        maxmemory_policy: str | None = None,
         binary: Path | None = None,
         ready_timeout: float = process.READY_TIMEOUT,
         die_with_parent: bool = False,
@@ -65,6 +67,9 @@ class RedisServer(LoopbackServer):
         self.binary = find_redis_server(binary)
         self.password = password
         self.persistence = persistence
+        #: The spec's limit and what is evicted at it (a job queue: noeviction).
+        self.maxmemory = maxmemory
+        self.maxmemory_policy = maxmemory_policy
         self.config_path = self.dir / "redis.conf"
         self.log_path = self.dir / "redis.log"
 
@@ -86,6 +91,10 @@ class RedisServer(LoopbackServer):
         ]
         if self.password:
             lines.append(f"requirepass {_quote(self.password)}")
+        if self.maxmemory:
+            lines.append(f"maxmemory {self.maxmemory}")
+        if self.maxmemory_policy:
+            lines.append(f"maxmemory-policy {self.maxmemory_policy}")
         tmp = self.config_path.with_name(".redis.conf.tmp")
         tmp.write_text("\n".join(lines) + "\n")
         tmp.chmod(0o600)  # it may hold the password

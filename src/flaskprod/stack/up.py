@@ -553,7 +553,13 @@ class Stack:
             return None
         from flaskprod.stack.redis import RedisServer
 
-        server = RedisServer(self.dirs.redis, persistence=True)
+        redis = self.spec.redis
+        server = RedisServer(
+            self.dirs.redis,
+            persistence=True,
+            maxmemory=redis.maxmemory,
+            maxmemory_policy=redis.maxmemory_policy,  # as compose runs it
+        )
         _start_or_stop(server)
         _outlive_this_process(server)
         self.echo(f"redis: {server.url()}")

@@ -577,6 +577,8 @@ def ready_lies(ctx: Context) -> Iterator[Finding]:
 
 _TEXT = ("text/", "javascript", "json", "svg", "xml")
 _LONG_LIVED = 7 * 86400
+#: A content hash in a file name (app.3f2a9c1e.css, Flask-Static-Digest's app-3f2a...css).
+_FINGERPRINT = re.compile(r"[.-][0-9a-f]{8,}\.[a-z0-9]+$")
 #: Headers Flask/Werkzeug put on files it serves itself and nginx never does.
 _APP_TELLTALES = ("content-disposition",)
 
@@ -593,8 +595,9 @@ def _assets(ctx: Context, owner: Rule, out: list[Finding]) -> list[dict[str, Any
     layer=_LIVE,
     level=Level.WARNING,
     title="Static files without long-lived cache headers",
-    help="Serve static files with 'Cache-Control: public, max-age=31536000, immutable' "
-    "(nginx 'expires 1y;' or add_header) and version their names.",
+    help="Version static file names (a content hash) and serve them with 'Cache-Control: "
+    "public, max-age=31536000, immutable'; files with plain names need a short max-age "
+    "with must-revalidate, or a deploy's new file is not seen.",
 )
 def static_cache(ctx: Context) -> Iterator[Finding]:
     out: list[Finding] = []
@@ -605,6 +608,9 @@ def static_cache(ctx: Context) -> Iterator[Finding]:
         match = re.search(r"max-age=(\d+)", control)
         if "immutable" in control or (match and int(match.group(1)) >= _LONG_LIVED):
             continue
+        path = urlsplit(asset["url"]).path
+        if not _FINGERPRINT.search(path) and match and "must-revalidate" in control:
+            continue  # a plain name cached briefly and revalidated: the right policy for it
         yield static_cache.finding(
             f"{urlsplit(asset['url']).path}: Cache-Control {control or 'missing'}"
         )

@@ -1,0 +1,152 @@
+"""The app's own settings and its uploads setting, read from its files (issue #12,
+item 9): Python reads of the environment, env samples, compose; real projects too."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flaskprod.spec.detect import _python_files
+from flaskprod.spec.settings_scan import REQUIRED, AppSettings, is_secret, scan_settings
+
+REAL = Path("/work/shared/real-projects")
+
+
+def scan(root: Path) -> AppSettings:
+    return scan_settings(root, _python_files(root))
+
+
+def make(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+def test_python_reads_with_their_defaults(tmp_path: Path) -> None:
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "config.py": """
+                    import os
+                    from os import environ, getenv
+
+                    class Config:
+                        API_BASE = os.environ["API_BASE"]
+                        MAIL_PORT = int(os.environ.get("MAIL_PORT", 25))
+                        FEATURE = getenv("FEATURE", "on")
+                        STRIPE_KEY = environ.get("STRIPE_KEY", "sk_live_real")
+                        DEBUG_TOOL = os.getenv("DEBUG_TOOL")
+                        SECRET_KEY = os.environ.get("SECRET_KEY", "dev")
+                        UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", "/tmp/up")
+                """,
+                "app/__init__.py": """
+                    from flask import Flask
+                    app = Flask(__name__)
+                    app.config.from_prefixed_env()
+                """,
+            },
+        )
+    )
+    assert found.settings == {
+        "API_BASE": REQUIRED,  # read without a default: the app cannot start without it
+        "DEBUG_TOOL": "",
+        "FEATURE": "on",
+        "MAIL_PORT": "25",
+        "STRIPE_KEY": "",  # a secret's default never travels into the kit
+    }  # SECRET_KEY is flaskprod's own; UPLOAD_FOLDER is set to media_dir
+    assert found.media_env == ["UPLOAD_FOLDER"]
+    assert found.prefixed_env == "FLASK"
+    assert found.sources == ["config.py"]
+
+
+def test_samples_and_compose_names_without_their_secrets(tmp_path: Path) -> None:
+    found = scan(
+        make(
+            tmp_path,
+            {
+                ".env.example": "S3_BUCKET=media\nAWS_SECRET_ACCESS_KEY=abc123real\n"
+                "WEBHOOK_URL=https://user:pw@hooks.example\n",
+                ".env.prod-sample": "export SITE_NAME='Shop'\nFLASK_DEBUG=0\nPOSTGRES_USER=x\n",
+                "docker-compose.yml": "services:\n  web:\n    environment:\n"
+                "      - SMTP_HOST=mail\n      - API_TOKEN\n",
+            },
+        )
+    )
+    assert found.settings == {
+        "API_TOKEN": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "S3_BUCKET": "media",
+        "SITE_NAME": "Shop",
+        "SMTP_HOST": "",
+        "WEBHOOK_URL": "",  # a URL with credentials: the name only
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [("MAIL_PASSWORD", True), ("MS_TRANSLATOR_KEY", True), ("API_TOKEN", True),
+     ("MAIL_SERVER", False), ("ELASTICSEARCH_URL", False)],
+)  # fmt: skip
+def test_secrets_by_name(name: str, secret: bool) -> None:
+    assert is_secret(name) is secret
+
+
+def test_microblog(tmp_path: Path) -> None:
+    root = tmp_path / "microblog"
+    shutil.copytree(REAL / "microblog", root)
+    found = scan(root)
+    assert found.settings == dict.fromkeys(
+        [
+            "ELASTICSEARCH_URL",
+            "LOG_TO_STDOUT",
+            "MAIL_PASSWORD",
+            "MAIL_PORT",
+            "MAIL_SERVER",
+            "MAIL_USERNAME",
+            "MAIL_USE_TLS",
+            "MS_TRANSLATOR_KEY",
+            "SERVER_NAME",
+        ],
+        "",  # all optional: unset unless given (MAIL_USE_TLS is tested 'is not None')
+    )
+    assert found.media_env == [] and found.media_from is None
+
+
+def test_flask_on_docker_uploads_follow_app_folder(tmp_path: Path) -> None:
+    root = tmp_path / "fod"
+    shutil.copytree(REAL / "flask-on-docker", root)
+    web = scan(root / "services/web")
+    # MEDIA_FOLDER = f"{os.getenv('APP_FOLDER')}/project/media": APP_FOLDER is the code
+    assert web.media_from == ("APP_FOLDER", "{root}", "/project/media")
+    assert web.settings == {"APP_FOLDER": "{root}"}
+    whole = scan(root)  # from the repository's root: the app is in services/web
+    assert whole.media_from == ("APP_FOLDER", "{root}/services/web", "/project/media")
+    assert whole.settings["APP_FOLDER"] == "{root}/services/web"
+    assert set(whole.sources) >= {".env.dev-sample", ".env.prod-sample"}
+
+
+def test_an_uploads_folder_fixed_in_the_code_and_url_defaults(tmp_path: Path) -> None:
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "config.py": """
+                    import os
+                    basedir = os.path.dirname(__file__)
+
+                    class Config:
+                        UPLOAD_FOLDER = os.path.join(basedir, "uploads")
+                        BROKER = os.environ.get("BROKER", "redis://user:pw@localhost:6379/0")
+                """,
+            },
+        )
+    )
+    assert found.media_fixed == ["UPLOAD_FOLDER (config.py:5)"]  # init says how to fix it
+    assert found.media_env == []
+    assert found.settings == {"BROKER": ""}  # a URL default never travels
