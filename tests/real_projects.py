@@ -1,10 +1,15 @@
-"""The real public Flask projects of ``/work/shared/real-projects`` (or
-``$FLASKPROD_REAL_PROJECTS``), each copied for a test with its OWN virtual environment
-built from its own requirements (flaskprod never goes into it).
+"""Real public Flask projects for tests: a fresh copy, with the project's own virtualenv.
 
-The environments are cached between runs, keyed by the requirements' sha256, under
-``$FLASKPROD_TEST_VENVS`` (default ``~/.cache/flaskprod/test-venvs``): a copy links its
-``.venv`` to the cached one, which flaskprod finds as the project's interpreter.
+``copy_project("microblog", tmp_path)`` copies ``/work/shared/real-projects/microblog``
+(never edited in place; ``$FLASKPROD_REAL_PROJECTS`` names another folder) to
+``tmp_path/microblog``, makes it a git repository with every file committed (as the
+published repository is), and links ``.venv`` — in the folder of the project's
+requirements, where a user's would be — to a virtualenv built from the project's OWN
+requirements (flaskprod is never installed into it). The virtualenvs are cached outside
+the repository, keyed by the hash of what they install, under
+``/var/cache/flaskprod-tests/venvs/<name>-<hash>`` (``$FLASKPROD_TEST_VENVS`` overrides
+it; ``~/.cache/flaskprod-tests/venvs`` where /var/cache is not writable): built once
+(about 20 s), reused by every later run.
 """
 
 from __future__ import annotations
@@ -15,54 +20,111 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-import pytest
+REAL_PROJECTS = Path(os.environ.get("FLASKPROD_REAL_PROJECTS", "/work/shared/real-projects"))
+#: Written last into a cached venv: a venv without it was cut short and is rebuilt.
+_COMPLETE = ".flaskprod-complete"
+#: What each project installs: a requirements file of its own (relative path); its
+#: folder is where the project's code runs and its .venv goes.
+REQUIREMENTS = {
+    "microblog": "requirements.txt",
+    "flask-on-docker": "services/web/requirements.txt",
+    "flaskr": "pyproject.toml",  # [project] dependencies
+}
 
-SOURCE = Path(os.environ.get("FLASKPROD_REAL_PROJECTS", "/work/shared/real-projects"))
-VENVS = Path(
-    os.environ.get("FLASKPROD_TEST_VENVS", Path.home() / ".cache" / "flaskprod" / "test-venvs")
-)
+
+def _venv_cache() -> Path:
+    given = os.environ.get("FLASKPROD_TEST_VENVS")
+    if given:
+        return Path(given)
+    system = Path("/var/cache/flaskprod-tests/venvs")
+    try:
+        system.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path.home() / ".cache" / "flaskprod-tests" / "venvs"
+    return system if os.access(system, os.W_OK) else Path.home() / ".cache/flaskprod-tests/venvs"
 
 
-def project_venv(requirements: Path) -> Path:
-    """A virtual environment with ``requirements`` installed, built once per content."""
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    venv = VENVS / f"{requirements.parent.name}-{digest}"
-    VENVS.mkdir(parents=True, exist_ok=True)
-    with (VENVS / f".{venv.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions never build the same one at once
-        if (venv / ".complete").is_file():
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)  # a build that was interrupted
-        python = shutil.which("python3") or sys.executable
-        for argv in (
-            [python, "-m", "venv", str(venv)],
-            [str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)],
-        ):
-            result = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                pytest.fail(f"{' '.join(argv)}: {result.stderr.strip()[-600:]}", pytrace=False)
-        (venv / ".complete").write_text(digest + "\n")
+def requirement_lines(name: str) -> list[str]:
+    """The project's own requirements, as pip arguments (from its requirements file, or
+    its pyproject's [project] dependencies)."""
+    source = REAL_PROJECTS / name / REQUIREMENTS[name]
+    if source.name == "pyproject.toml":
+        project = tomllib.loads(source.read_text(encoding="utf-8"))["project"]
+        return [str(item) for item in project.get("dependencies", [])]
+    lines = source.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def cached_venv(name: str) -> Path:
+    """The project's virtualenv, built once per content of its requirements."""
+    requirements = requirement_lines(name)
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
+    cache = _venv_cache()
+    venv = cache / f"{name}-{digest}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time, across test processes
+        if not (venv / _COMPLETE).is_file():
+            shutil.rmtree(venv, ignore_errors=True)
+            _build(venv, requirements)
+            (venv / _COMPLETE).write_text("\n".join(requirements) + "\n")
     return venv
 
 
-def copy_project(name: str, target: Path, *, app_dir: str = ".", git: bool = True) -> Path:
-    """``real-projects/<name>`` copied to ``target`` (a git repository with one commit when
-    ``git``), with ``<app_dir>/.venv`` linked to its cached environment; returns the
-    app's folder."""
-    source = SOURCE / name
-    if not source.is_dir():
-        pytest.fail(f"{source}: the real projects are missing", pytrace=False)
-    shutil.copytree(source, target)
-    app = target / app_dir
-    (app / ".venv").symlink_to(project_venv(app / "requirements.txt"))
-    if git:
-        (target / ".gitignore").open("a").write("\n.venv\n")
-        for argv in (
-            ["git", "init", "-q"],
-            ["git", "add", "-A"],
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "as published"],
-        ):
-            subprocess.run(argv, cwd=target, check=True, capture_output=True)
+def _build(venv: Path, requirements: list[str]) -> None:
+    # venv builds on the base interpreter, even when run from flaskprod's own venv
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    listed = venv / "requirements.txt"
+    listed.write_text("\n".join(requirements) + "\n")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    result = subprocess.run(
+        [*pip, "--disable-pip-version-check", "-r", str(listed)],
+        timeout=900,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pip install into {venv} failed: {result.stderr.strip()[-600:]}")
+
+
+def app_folder(name: str) -> str:
+    """Where the project's code runs, relative to its copy ("services/web")."""
+    parent = Path(REQUIREMENTS[name]).parent.as_posix()
+    return "" if parent == "." else parent
+
+
+def copy_project(name: str, destination: Path) -> Path:
+    """A writable, git-committed copy of real project ``name`` at
+    ``destination/name``, with ``.venv`` linked to its cached virtualenv in the folder
+    its code runs from; returns that folder (the copy's root, or services/web)."""
+    target = destination / name
+    shutil.copytree(REAL_PROJECTS / name, target)
+    for path in [target, *target.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)  # the shared copies are read-only
+    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "as published"], check=True)
+    # .venv is the tests' link, not the project's: git ignores it without an edit
+    (target / ".git" / "info" / "exclude").write_text(".venv\n")
+    app = target / app_folder(name)
+    (app / ".venv").symlink_to(cached_venv(name), target_is_directory=True)
     return app
+
+
+def pip_freeze(app: Path) -> str:
+    """What the project's own environment has installed, exactly."""
+    result = subprocess.run(
+        [str(app / ".venv/bin/python"), "-m", "pip", "freeze", "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from flaskprod_cli import run_flaskprod
-from project_venvs import copy_project, pip_freeze
+from real_projects import copy_project, pip_freeze
 
 from flaskprod.errors import ExitCode
 from flaskprod.stack.ports import free_ports
@@ -65,7 +65,10 @@ def test_init_imports_it_with_its_own_venv(microblog: Microblog) -> None:
     assert any(
         line.startswith(f"python: {venv_python} (") and "from .venv" in line for line in lines
     )
-    assert "server: gunicorn (worker_class sync), as the project runs it (Procfile:1)" in lines
+    assert (
+        "server: gunicorn (worker_class sync, workers 4), as the project runs it "
+        "(deployment/supervisor/microblog.conf:2)"
+    ) in lines
     assert "database: PostgreSQL through psycopg2 (database.driver)" in lines
 
 
@@ -122,7 +125,7 @@ def test_flask_on_docker_runs_with_its_own_old_gunicorn() -> None:
     out) and psycopg2; its app answers / with JSON. Its packages stay as they were."""
     base = Path(tempfile.mkdtemp(prefix="flaskprod-real-"))
     base.chmod(0o755)
-    root = copy_project("flask-on-docker", base, "services/web")
+    root = copy_project("flask-on-docker", base)  # services/web
     freeze = pip_freeze(root)
     try:
         init = run_flaskprod("init", str(root))

@@ -86,7 +86,7 @@ def _own_gunicorn(app: Path, env: dict[str, str]) -> Iterator[httpx.Client]:
 
 
 def test_microblog(tmp_path: Path, postgres_url: str, postgres_cluster: PostgresCluster) -> None:
-    app = copy_project("microblog", tmp_path / "microblog")
+    app = copy_project("microblog", tmp_path)
     out = _init(app)
     assert out.startswith("Detected microblog:app in microblog.py:"), out
     spec = (app / "flaskprod.toml").read_text()
@@ -116,8 +116,8 @@ def test_microblog(tmp_path: Path, postgres_url: str, postgres_cluster: Postgres
 
 
 def test_flask_on_docker_in_a_subfolder(tmp_path: Path, tool: ToolFinder) -> None:
+    app = copy_project("flask-on-docker", tmp_path)  # services/web
     repo = tmp_path / "flask-on-docker"
-    app = copy_project("flask-on-docker", repo, app_dir="services/web")
     out = _init(app)
     assert out.startswith("Detected project:app in project/__init__.py:"), out
     assert "created    ../../.github/workflows/flask-on-docker.yml" in out

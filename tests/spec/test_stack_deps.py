@@ -96,15 +96,18 @@ def test_nothing_named_is_the_default_with_the_line_to_add(tmp_path: Path) -> No
     ) in result.stdout.splitlines()
 
 
-def test_microblog_runs_gunicorn_from_its_procfile(tmp_path: Path) -> None:
+def test_microblog_runs_gunicorn_as_its_server_deployment_does(tmp_path: Path) -> None:
+    """Its Procfile and its supervisor config both start gunicorn: the supervisor
+    program (the Linux server deployment, with its 4 workers) is the one kept."""
     root = copy_real("microblog", tmp_path)
     info = detect_project(root, introspect=False)
     assert info.server is not None and info.database is not None
     assert (info.server.kind, info.server.source, info.server.missing) == (
         "gunicorn",
-        "Procfile:1",
+        "deployment/supervisor/microblog.conf:2",
         [],
     )
+    assert info.server.settings == {"worker_class": "sync", "workers": 4}
     assert (info.database.engine, info.database.driver) == ("postgresql", "psycopg2")
 
 

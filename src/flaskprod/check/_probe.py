@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ast
 import datetime
+import errno
+import importlib.abc
+import importlib.util
 import inspect
 import io
 import json
@@ -94,9 +97,38 @@ def _wsgi_chain(app: Any) -> list[Any]:
     return chain
 
 
-def _view_source(view: Any) -> str:
+#: A hand-written CSRF check: it reads the session, reads a token the request sends
+#: (form field or header), compares the two and refuses (400/403) when they differ.
+_TOKEN_WORDS = ("csrf", "token", "nonce", "xsrf")
+_REQUEST_TOKEN = ("request.form", "request.headers", "request.values", "request.json")
+_REFUSAL = ("abort(403", "abort(400", "Forbidden(", "BadRequest(", ", 403", ", 400")
+_COMPARISON = ("!=", "==", "compare_digest")
+
+
+def _is_csrf_check(source: str) -> bool:
+    lowered = source.lower()
+    return (
+        "session" in source
+        and any(word in lowered for word in _TOKEN_WORDS)
+        and any(marker in source for marker in _REQUEST_TOKEN)
+        and any(marker in source for marker in _COMPARISON)
+        and any(marker in source for marker in _REFUSAL)
+    )
+
+
+def _csrf_hook_scopes(app: Any) -> set[str | None]:
+    """Blueprints (None: the whole app) whose ``before_request`` hooks check a CSRF
+    token by hand (CTFd's nonce, a session token compared with a header)."""
+    scopes: set[str | None] = set()
+    for scope, hooks in app.before_request_funcs.items():
+        if any(_is_csrf_check(_source(hook)) for hook in hooks):
+            scopes.add(scope)
+    return scopes
+
+
+def _source(function: Any) -> str:
     try:
-        return textwrap.dedent(inspect.getsource(inspect.unwrap(view)))
+        return textwrap.dedent(inspect.getsource(inspect.unwrap(function)))
     except (OSError, TypeError):
         return ""
 
@@ -104,11 +136,12 @@ def _view_source(view: Any) -> str:
 def _routes(app: Any) -> list[dict[str, Any]]:
     csrf = app.extensions.get("csrf")
     exempt: set[str] = getattr(csrf, "_exempt_views", set()) or set()
+    hook_scopes = _csrf_hook_scopes(app)
     routes = []
     for url_rule in app.url_map.iter_rules():
         methods = sorted((url_rule.methods or set()) - {"HEAD", "OPTIONS"})
         view = app.view_functions.get(url_rule.endpoint)
-        source = _view_source(view) if view is not None and "POST" in methods else ""
+        source = _source(view) if view is not None and "POST" in methods else ""
         qualified = f"{getattr(view, '__module__', '')}.{getattr(view, '__name__', '')}"
         routes.append(
             {
@@ -119,6 +152,9 @@ def _routes(app: Any) -> list[dict[str, Any]]:
                 # a FlaskForm validates its own CSRF token, CSRFProtect or not
                 "flaskform": "validate_on_submit" in source,
                 "csrf_exempt": qualified in exempt,
+                # a before_request hook of the app, or of the route's blueprint
+                "csrf_hook": None in hook_scopes
+                or url_rule.endpoint.rpartition(".")[0] in hook_scopes,
             }
         )
     return routes
@@ -197,6 +233,23 @@ def _health(app: Any, candidates: list[str]) -> tuple[dict[str, int], dict[str, 
     return statuses, headers
 
 
+#: Last path segments of the app's own liveness routes (never readiness: that one
+#: touches the database, which the checker must never reach).
+_LIVENESS_NAMES = frozenset({"health", "healthz", "healthcheck", "livez", "live", "alive", "up"})
+
+
+def _liveness_routes(app: Any, known: list[str]) -> list[str]:
+    """The app's own liveness routes by name (GET, no arguments): /up, /api/healthz."""
+    found = []
+    for url_rule in app.url_map.iter_rules():
+        name = url_rule.rule.rstrip("/").rsplit("/", 1)[-1].lower()
+        methods = url_rule.methods or set()
+        get = "GET" in methods and not url_rule.arguments
+        if name in _LIVENESS_NAMES and get and url_rule.rule not in known:
+            found.append(url_rule.rule)
+    return found
+
+
 def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
     chain = _wsgi_chain(app)
     proxy_fix = None
@@ -211,7 +264,7 @@ def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
         if kind == "DebuggedApplication":
             debugger = True
     routes = _routes(app)
-    health, headers = _health(app, health_candidates)
+    health, headers = _health(app, [*health_candidates, *_liveness_routes(app, health_candidates)])
     return {
         "ok": True,
         "config": {str(k): _json_safe(v) for k, v in app.config.items()},
@@ -227,6 +280,23 @@ def describe(app: Any, health_candidates: list[str]) -> dict[str, Any]:
         "health": health,
         "headers": headers,
     }
+
+
+def _project_files(project: str) -> list[str]:
+    """The project's own Python files loaded by now (relative), not its virtualenv's."""
+    root = pathlib.Path(project).resolve()
+    found = set()
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if not name:
+            continue
+        try:
+            relative = pathlib.Path(name).resolve().relative_to(root)
+        except ValueError:
+            continue
+        if "site-packages" not in relative.parts and relative.parts[0] not in (".venv", "venv"):
+            found.add(relative.as_posix())
+    return sorted(found)
 
 
 def _first_line(text: str) -> str:
@@ -253,6 +323,88 @@ def _disarm_run() -> None:
     flask.Flask.run = run  # type: ignore[method-assign,assignment]
 
 
+#: Database drivers that connect from C (libpq, libmysqlclient), past Python's socket:
+#: module -> its attributes that open a connection.
+_C_DRIVERS = {
+    "psycopg2": ("connect",),
+    "psycopg": ("connect",),
+    "MySQLdb": ("connect", "Connect"),
+}
+
+
+class _DriverGuard(importlib.abc.MetaPathFinder):
+    """Once a C database driver is imported, its connect functions refuse (for when the
+    probe cannot run in a network namespace: see flaskprod.check.offline)."""
+
+    def __init__(self, refuse: Any) -> None:
+        self.refuse = refuse
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in _C_DRIVERS:
+            return None
+        sys.meta_path.remove(self)  # find the real module with the other finders
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, refuse = spec.loader, self.refuse
+        real_exec = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            real_exec(module)
+            for attribute in _C_DRIVERS[name]:
+                if hasattr(module, attribute):
+                    setattr(module, attribute, refuse)
+            connection = getattr(module, "Connection", None)
+            if name == "psycopg" and connection is not None:
+                connection.connect = classmethod(refuse)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+#: In the message of every refused connection (the APP000 rule looks for it).
+OFFLINE_MARK = "flaskprod check imports the app offline"
+
+
+class NoNetwork(ConnectionRefusedError):
+    """What a connection attempt meets while the app is judged."""
+
+
+def _offline() -> None:
+    """No connection leaves this process while the app is judged: production's hosts
+    (a compose service name like ``cache``, a database) are not this machine's, and a
+    placeholder URL must never reach whatever listens on localhost here. Every
+    connect and name lookup fails at once, as with the network unplugged; a Unix
+    socket stays allowed (syslog's /dev/log), but not a TCP one."""
+    import socket
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise NoNetwork(errno.ECONNREFUSED, f"{OFFLINE_MARK}: no network connection")
+
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family != getattr(socket, "AF_UNIX", None):
+            refuse()
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family != getattr(socket, "AF_UNIX", None):
+            refuse()
+        return real_connect_ex(self, address)
+
+    sys.meta_path.insert(0, _DriverGuard(refuse))
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
+        setattr(socket, name, refuse)
+    socket.create_connection = refuse
+
+
 def _is_module(folder: pathlib.Path, name: str) -> bool:
     return (folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()
 
@@ -268,6 +420,7 @@ def main() -> int:
     source = pathlib.Path(project, "src")
     if not _is_module(pathlib.Path(project), top) and _is_module(source, top):
         sys.path.insert(1, str(source))
+    _offline()
     _disarm_run()
     tee = _Tee(sys.stderr)
     sys.stderr = tee
@@ -278,6 +431,7 @@ def main() -> int:
             raise TypeError(f"{target} is a {type(app).__name__}, not a Flask app")
         result = describe(app, health_candidates)
         result["run_calls"] = _RUN_CALLS
+        result["files"] = _project_files(project)
     except SystemExit as stop:
         said = _first_line("".join(tee.kept)) or f"exited with status {stop.code}"
         result = {"ok": False, "error": said, "exit": stop.code}

@@ -11,10 +11,10 @@ the shell running the check. A refusal to start is a result, not a tool failure.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import tempfile
@@ -24,7 +24,12 @@ from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
-from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.offline import offline_prefix
+from flaskprod.check.parsers.dockerfile import expand
+from flaskprod.check.parsers.granian import find_granian, granian_setups
+from flaskprod.check.parsers.granian import parse_flags as parse_granian_flags
+from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups
+from flaskprod.check.parsers.shell import commands
 from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
@@ -48,15 +53,29 @@ class ProbeResult:
     error: str | None
 
 
-def target_from_command(command: str | None) -> str | None:
-    """The ``module:app`` a gunicorn (or waitress, granian) command line serves."""
+def target_from_command(command: str | None, env: dict[str, str] | None = None) -> str | None:
+    """The ``module:app`` (or ``module:factory()``) a gunicorn, granian or waitress
+    command line serves, its ``$VARIABLES`` expanded from ``env``."""
     if not command:
         return None
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
+    found = commands(expand(command, env or {}))
+    for line in found:  # the app server's command first: 'echo a:b && gunicorn w:app'
+        granian = find_granian(line.argv)
+        if granian is not None:
+            flags, target = parse_granian_flags(granian[0])
+            if target and flags.get("--factory") is True and "(" not in target:
+                target += "()"  # granian calls the factory
+            return target if target and _TARGET.match(target) else None
+        gunicorn = find_gunicorn(line.argv)
+        if gunicorn is not None:
+            return _first_target(gunicorn)
+    # another server (waitress-serve, uwsgi's --module, a launcher script's argument)
+    return next((t for line in found if (t := _first_target(list(line.argv)))), None)
+
+
+def _first_target(words: list[str]) -> str | None:
     skip = False
+    factory = False
     for word in words:
         if skip:
             skip = False
@@ -64,10 +83,13 @@ def target_from_command(command: str | None) -> str | None:
         if word in _VALUE_OPTIONS:
             skip = True
             continue
+        if word == "--call":  # waitress-serve --call module:create_app
+            factory = True
+            continue
         if word.startswith("-"):
             continue
         if _TARGET.match(word):
-            return word
+            return f"{word}()" if factory and "(" not in word else word
     return None
 
 
@@ -80,7 +102,7 @@ def _detect_target(root: Path) -> str | None:
 
 
 def find_target(ctx: Context, source: EnvSource) -> str | None:
-    from_command = target_from_command(source.command)
+    from_command = target_from_command(source.command, source.env)
     if from_command and from_command.startswith(f"{ENTRY_MODULE}:") and ctx.spec is not None:
         # The kit's entry module answers health in front of the app: judge the app.
         return ctx.spec.app.target
@@ -88,15 +110,68 @@ def find_target(ctx: Context, source: EnvSource) -> str | None:
         return from_command
     # gunicorn started some other way (an entrypoint script, a config's wsgi_app)
     for setup in gunicorn_setups(ctx):
-        if setup.target and _TARGET.match(setup.target):
-            return setup.target
+        target = expand(setup.target, {**setup.env, **source.env}) if setup.target else None
+        if target and _TARGET.match(target):
+            return target
+    for granian in granian_setups(ctx):
+        if granian.app_target and _TARGET.match(granian.app_target):
+            return granian.app_target
     if ctx.spec is not None:
         return ctx.spec.app.target
     return _detect_target(ctx.root)
 
 
+def _has_module(folder: Path, top: str) -> bool:
+    return (
+        (folder / f"{top}.py").is_file()
+        or (folder / top).is_dir()
+        or (folder / "src" / top).is_dir()
+        or (folder / "src" / f"{top}.py").is_file()
+    )
+
+
+def import_root(ctx: Context, target: str) -> Path:
+    """The folder the app is imported from: the project root, or the folder the app
+    server runs in when the code lives in a subfolder (flask-on-docker's services/web,
+    a compose service's build context, a Dockerfile's folder)."""
+    top = target.partition(":")[0].split(".")[0]
+    if _has_module(ctx.root, top):
+        return ctx.root
+    sources = [s.source for s in gunicorn_setups(ctx) if s.source is not None]
+    sources += [d.parent for d in ctx.of_kind("dockerfile")]
+    for folder in dict.fromkeys(sources):
+        if folder.is_relative_to(ctx.root.resolve()) and _has_module(folder, top):
+            return folder
+    return ctx.root
+
+
+def cannot_execute(program: str) -> str | None:
+    """Why the kernel would refuse to run ``program`` (as execve's strerror), or None.
+    Asked before starting it: under ``unshare`` a refused exec is unshare's failure,
+    and its execvp would even run a file that is no program as a shell script."""
+    try:
+        with Path(program).open("rb") as handle:
+            head = handle.read(4)
+    except OSError as error:
+        return error.strerror or str(error)
+    if not os.access(program, os.X_OK):
+        return os.strerror(errno.EACCES)
+    if not head.startswith((b"\x7fELF", b"#!")):
+        return os.strerror(errno.ENOEXEC)
+    return None
+
+
 #: Paths a liveness endpoint commonly has; the spec's health_path is added first.
-LIVENESS_PATHS = ("/health", "/healthz", "/livez", "/health/live", "/ping", "/_health", "/status")
+LIVENESS_PATHS = (
+    "/health",
+    "/healthz",
+    "/livez",
+    "/health/live",
+    "/ping",
+    "/_health",
+    "/status",
+    "/up",  # Rails' and docker-flask-example's
+)
 
 
 def _stop_group(process: subprocess.Popen[str]) -> None:
@@ -129,10 +204,15 @@ def probe(
             interpreter = str(python or resolve_python(root).executable)
         except EnvironmentProblem as error:
             return ProbeResult(None, str(error))
+        problem = cannot_execute(interpreter)
+        if problem is not None:
+            # A project's .venv copied from another machine, or not executable.
+            return ProbeResult(None, f"cannot run the project's Python {interpreter}: {problem}")
         try:
             # Own session, so that whatever the app spawns at import is stopped with it.
             process = subprocess.Popen(
                 [
+                    *offline_prefix(),
                     interpreter,
                     str(script),
                     str(root),
@@ -181,6 +261,7 @@ def probe(
         health=data.get("health", {}),
         headers=data.get("headers", {}),
         run_calls=data.get("run_calls", []),
+        files=data.get("files", []),
     )
     return ProbeResult(info, None)
 
@@ -198,12 +279,22 @@ def load_app(ctx: Context, source: EnvSource) -> None:
         ctx.app_error = "no Flask app found (no gunicorn target, spec or app module)"
         return
     paths = tuple(dict.fromkeys([*_spec_health(ctx), *LIVENESS_PATHS]))
+    root = import_root(ctx, target)
+    ctx.cache["app_root"] = root
     if ctx.cache.get("python_error"):
         ctx.app_error = ctx.cache["python_error"]
         return
     python = ctx.cache.get("python")
+    if root != ctx.root and (python is None or python.own):
+        try:  # the code in a subfolder (services/web) may hold its own venv
+            python = resolve_python(root)
+        except EnvironmentProblem as error:
+            ctx.app_error = str(error)
+            return
+    # Whose Python imports it: the project's own virtualenv, or flaskprod's.
+    ctx.cache["app_python_own"] = python is not None and not python.own
     interpreter = python.executable if python else None
-    result = probe(ctx.root, target, source.env, health_paths=paths, python=interpreter)
+    result = probe(root, target, source.env, health_paths=paths, python=interpreter)
     if result.info is None:
         ctx.app_error = result.error
         return

@@ -19,6 +19,7 @@ FILE_KINDS = (
     "gunicorn",  # gunicorn.conf.py / gunicorn_config.py
     "procfile",
     "systemd",  # *.service, *.timer, *.socket
+    "supervisor",  # supervisord program configs: [program:x] command=...
     "dockerfile",  # Dockerfile, Dockerfile.*, *.Dockerfile
     "dockerignore",
     "compose",  # docker-compose*.yml, compose*.yaml
@@ -58,6 +59,8 @@ class AppInfo:
     headers: dict[str, str] = field(default_factory=dict)
     #: ``app.run()`` calls reached while importing: [{"host": ..., "port": ..., "debug": ...}]
     run_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: The project's own Python files the import loaded (relative paths).
+    files: list[str] = field(default_factory=list)
 
     @property
     def paths(self) -> list[str]:

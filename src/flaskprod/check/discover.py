@@ -50,6 +50,8 @@ _NGINX_BLOCK = re.compile(r"^\s*(server|location|upstream|http)\b[^;{]*\{", re.M
 _PROSE = (".py", ".md", ".txt", ".rst", ".sh", ".j2", ".html")
 _NGINX_NAMED = re.compile(r"\.(conf|nginx|vhost)$|nginx")
 _NGINX_DIRS = frozenset({"sites-available", "sites-enabled", "nginx", "conf.d"})
+_SUPERVISOR_DIRS = frozenset({"supervisor", "supervisord", "supervisor.d", "conf.d"})
+_SUPERVISOR_PROGRAM = re.compile(r"^\s*\[program:[^\]]+\]", re.MULTILINE)
 _LOCK_NAMES = frozenset({"poetry.lock", "uv.lock", "Pipfile.lock", "pdm.lock", "pylock.toml"})
 
 
@@ -83,6 +85,12 @@ def _kind(path: Path, parents: tuple[str, ...]) -> str | None:
         lower in {"gunicorn.conf.py", "gunicorn_config.py"} or lower.startswith("gunicorn")
     ):
         return "gunicorn"
+    if (
+        lower.endswith((".conf", ".ini"))
+        and (_SUPERVISOR_DIRS.intersection(parents) or "supervisor" in lower)
+        and _sniff(path, _SUPERVISOR_PROGRAM)
+    ):
+        return "supervisor"
     if lower == "nginx.conf" or (_NGINX_DIRS.intersection(parents) and not lower.endswith(_PROSE)):
         return "nginx"
     if _NGINX_NAMED.search(lower) and not lower.endswith(_PROSE) and _sniff_nginx(path):
@@ -93,12 +101,17 @@ def _kind(path: Path, parents: tuple[str, ...]) -> str | None:
 
 
 def _sniff_nginx(path: Path) -> bool:
+    return _sniff(path, _NGINX_BLOCK)
+
+
+def _sniff(path: Path, pattern: re.Pattern[str]) -> bool:
+    """The first 64 KiB of ``path`` match ``pattern``."""
     try:
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return False
-    return bool(_NGINX_BLOCK.search(head))
+    return bool(pattern.search(head))
 
 
 def discover(root: Path, *, extra_dirs: tuple[str, ...] = ()) -> dict[str, list[Path]]:

@@ -59,6 +59,21 @@ missing `SECRET_KEY` is then only info). An app that exits or raises under a kno
 environment gives APP000, and the rules that need the app say nothing more. Only
 liveness paths are requested from the app (never anything that touches a database).
 
+The import is offline: production's hosts (a compose service such as `cache:6379`, a
+database named by a placeholder URL) are not this machine's, and a placeholder must
+never reach whatever listens here. The subprocess runs in a network namespace of its
+own where `unshare` allows it, and refuses every TCP connection, name lookup and C
+database driver connection itself everywhere; an app that connects while it is imported
+is reported (APP000, info) and not judged. Launchers are read as a shell reads them
+(line continuations, `&&`/`;`/newlines, `exec`, `VAR=x` prefixes, `sh -c '...'`, a
+shell-form `CMD`), the Dockerfile's `ENV` with its `ARG` defaults expanded; gunicorn's
+`-c python:package.module` config and granian's `--factory` are followed; supervisord
+`[program:x]` configs count as launchers. Beside a whole production compose file
+(`docker-compose.prod.yml`, every service with an image or a build), the other compose
+files of its folder are development ones and are not judged as production. When the
+server runs in a subfolder (a compose build context such as `services/web`), the app is
+imported from there, with the project's virtualenv.
+
 The `live` and `host` layers (a running URL, the server itself) are separate runs that
 add their rules to the same registry and reports.
 """

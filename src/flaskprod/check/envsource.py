@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.check.context import Context
-from flaskprod.check.parsers.compose import parse_compose
+from flaskprod.check.parsers.compose import development_files, parse_compose
 from flaskprod.check.parsers.dockerfile import parse_dockerfile
 from flaskprod.check.parsers.systemd import Unit, parse_unit
 
@@ -43,11 +43,29 @@ class EnvSource:
     command_file: str | None = None
 
 
+#: A word of an env file's name that makes it a template: .env.example,
+#: .env.prod-sample (testdrivenio), env.template, .env_dist, example.env.
+_TEMPLATE_WORD = re.compile(r"(^|[._-])(examples?|samples?|template|dist|tmpl|tpl)([._-]|$)")
+
+
 def is_env_template(path: Path) -> bool:
     """An env file meant to be copied (``.env.example``), not one holding values: the
     stand-in for production's values here, never a leaked secret for PRJ001/PRJ003."""
     name = path.name.lower()
-    return name.endswith(_TEMPLATE_SUFFIXES) or name in ("env.example", "example.env")
+    return name.endswith(_TEMPLATE_SUFFIXES) or bool(_TEMPLATE_WORD.search(name))
+
+
+def template_for(ctx: Context, missing: Path) -> Path | None:
+    """The template a missing env file is copied from (``.env.prod`` <- ``.env.prod-sample``,
+    ``.env.prod.example``), if the project has one."""
+    for path in ctx.of_kind("env"):
+        if (
+            path.parent == missing.parent
+            and path.name.startswith(missing.name)
+            and is_env_template(path)
+        ):
+            return path
+    return None
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -108,21 +126,21 @@ _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", r
 _DEVELOPMENT_ONLY = ("FLASK_DEBUG", "DEBUG", "FLASK_ENV")
 
 
-def _stand_in(ctx: Context) -> dict[str, str]:
-    """The project's env template, its secrets replaced by random values: production's
-    real secrets are on the server, and judging the template's placeholders would be
-    judging the wrong file. The replaced values are remembered in ``ctx.cache["stand_ins"]``
-    so that rules do not judge them either."""
+def _stand_in(ctx: Context, template: Path | None = None) -> dict[str, str]:
+    """The project's env template (``template``, else the first one), its secrets
+    replaced by random values: production's real secrets are on the server, and judging
+    the template's placeholders would be judging the wrong file. The replaced values are
+    remembered in ``ctx.cache["stand_ins"]`` so that rules do not judge them either."""
     stand_ins: dict[str, str] = ctx.cache.setdefault("stand_ins", {})
-    for path in ctx.of_kind("env"):
-        if is_env_template(path):
-            env = parse_env_file(ctx.read(path))
-            for key in _DEVELOPMENT_ONLY:  # a template's FLASK_DEBUG=1 is for laptops
-                env.pop(key, None)
-            for key in env:
-                if _SECRET_NAME.search(key):
-                    env[key] = stand_ins.setdefault(key, secrets.token_urlsafe(48))
-            return env
+    templates = [template] if template else [p for p in ctx.of_kind("env") if is_env_template(p)]
+    for path in templates:
+        env = parse_env_file(ctx.read(path))
+        for key in _DEVELOPMENT_ONLY:  # a template's FLASK_DEBUG=1 is for laptops
+            env.pop(key, None)
+        for key in env:
+            if _SECRET_NAME.search(key):
+                env[key] = stand_ins.setdefault(key, secrets.token_urlsafe(48))
+        return env
     return {}
 
 
@@ -176,7 +194,8 @@ def _constant(text: str) -> Callable[[re.Match[str]], str]:
 def compose_app_service(ctx: Context) -> tuple[Path, str, dict[str, Any]] | None:
     """The compose service that runs the web app: built from the project, or running
     gunicorn; never a database, cache or proxy image."""
-    for path in ctx.of_kind("compose"):
+    development = development_files(ctx)
+    for path in (p for p in ctx.of_kind("compose") if p not in development):
         services = parse_compose(ctx, path).services  # parsed once per run, shared
         ranked = []
         for name, service in services.items():
@@ -209,9 +228,14 @@ def _from_compose(ctx: Context) -> EnvSource | None:
         file_name = item.get("path") if isinstance(item, dict) else item
         required = not (isinstance(item, dict) and item.get("required") is False)
         local = folder / str(file_name)
+        template = None if local.is_file() else template_for(ctx, local)
         if local.is_file():
             env.update(parse_env_file(ctx.read(local)))
             parts.append(f"env_file {ctx.relative(local)}")
+        elif template is not None:  # copied from its template on the server
+            env.update(_stand_in(ctx, template))
+            parts.append(f"env_file {file_name}, on the server only: {ctx.relative(template)}")
+            known = False
         elif required:
             known = False
     environment = service.get("environment") or {}
@@ -238,7 +262,7 @@ def _from_compose(ctx: Context) -> EnvSource | None:
         env=env,
         description=f"{ctx.relative(path)} service {name}{suffix}",
         known=known,
-        command=" ".join(command) if isinstance(command, list) else command,
+        command=shlex.join(str(w) for w in command) if isinstance(command, list) else command,
         command_file=ctx.relative(path),
     )
 
@@ -255,17 +279,9 @@ def dockerfile_env_and_cmd(ctx: Context) -> tuple[dict[str, str], str | None]:
     stage = parsed.final
     if stage is None:
         return env, None
-    for instruction in stage.find("ENV"):
-        try:
-            tokens = shlex.split(instruction.value)
-        except ValueError:
-            continue
-        if tokens and "=" not in tokens[0] and len(tokens) >= 2:  # legacy ENV KEY value
-            env[tokens[0]] = " ".join(tokens[1:])
-        else:
-            env.update(tuple(t.split("=", 1)) for t in tokens if "=" in t)  # type: ignore[misc]
+    env.update(parsed.env())
     command = parsed.command()
-    return env, " ".join(command.argv()) if command is not None else None
+    return env, shlex.join(command.argv()) if command is not None else None
 
 
 def production_env(ctx: Context, env_file: Path | None = None) -> EnvSource:

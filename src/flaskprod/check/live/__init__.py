@@ -11,7 +11,7 @@ an https URL on 443).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from flaskprod.check.context import Context
 from flaskprod.check.live import observatory
@@ -30,8 +30,8 @@ def http_entry(ctx: Context, url: str) -> str | None:
     if explicit:
         return str(explicit)
     parts = urlsplit(url)
-    if parts.scheme == "http":
-        return url  # the URL itself is the plain-http entry: it must redirect
+    if parts.scheme == "http":  # the site itself is the plain-http entry: it must redirect
+        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
     if parts.scheme != "https" or not parts.hostname:
         return None
     from flaskprod.stack.state import StateDir
@@ -75,11 +75,16 @@ def live_report(ctx: Context) -> LiveReport:
         report = run_probes(settings_for(ctx))
         ctx.cache["live"] = report
         home = report.get("home")
-        if home.ok:
+        # An error page's headers earn no grade: a 5xx home page is the site down.
+        if home.ok and home.value["status"] < 500:
+            from flaskprod.check.live.csp import page_blocked
+
             redirect = report.get("redirect")
             found = observatory.modifiers(
                 home.value["headers"], redirect.value if redirect.ok else None
             )
+            if page_blocked(home.value):  # a CSP that breaks the page earns nothing
+                found = [m for m in found if not m.startswith("csp-implemented-with-no-unsafe")]
             ctx.cache["observatory"] = observatory.score(found)
     cached: LiveReport = ctx.cache["live"]
     return cached

@@ -26,7 +26,7 @@ import httpx
 from flaskprod.check.live.tls import certificate_facts, protocol_accepted, verify_error
 
 #: Paths probed for liveness/readiness when there is no spec.
-COMMON_HEALTH = ("/health", "/healthz", "/livez", "/health/live", "/ready", "/readyz")
+COMMON_HEALTH = ("/health", "/healthz", "/livez", "/health/live", "/ready", "/readyz", "/up")
 #: How long a health path may take (the issue's "within a second").
 HEALTH_BUDGET = 1.0
 #: How long we wait for a slow health path anyway, to still read its answer (a
@@ -129,8 +129,11 @@ class Prober:
     def __init__(self, settings: ProbeSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
         self.client = client
-        self.base = settings.url.rstrip("/")
         parts = urlsplit(settings.url)
+        # Paths (health, the debugger, a missing page) are the site's, from its origin:
+        # --url https://host/auth/login probes that page, and /health, not
+        # /auth/login/health.
+        self.base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self.host = parts.hostname or "localhost"
         self.port = parts.port or 443
         self._home: asyncio.Future[dict[str, Any]] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from dockerfile_parse import DockerfileParser
 
 from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers.shell import SERVER_WORDS, command_words
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
@@ -36,14 +38,13 @@ class Instruction:
         return [str(p) for p in parsed] if isinstance(parsed, list) else None
 
     def argv(self) -> list[str]:
-        """The command as words, whatever its form."""
+        """The command as words, whatever its form. The shell form is run by
+        ``/bin/sh -c``: of its commands (``a && exec gunicorn ...``), the one that
+        starts an app server, else the last."""
         form = self.exec_form
         if form is not None:
             return form
-        try:
-            return shlex.split(self.value)
-        except ValueError:
-            return self.value.split()
+        return command_words(self.value, SERVER_WORDS)
 
 
 @dataclass
@@ -76,16 +77,104 @@ class Dockerfile:
     def instructions(self) -> list[Instruction]:
         return [*self.preamble, *(i for s in self.stages for i in s.instructions)]
 
+    def env(self) -> dict[str, str]:
+        """The final stage's environment as the image has it: every ``ENV`` (both
+        forms) of the stage and of the stages it is built ``FROM``, with
+        ``$VAR``/``${VAR}``/``${VAR:-default}`` expanded from the ``ARG`` defaults
+        (global ones redeclared in a stage, and the stage's own) and the earlier ``ENV``
+        values, as the builder does when no ``--build-arg`` is given."""
+        global_args = _assignments(self.preamble, "ARG", {})
+        env: dict[str, str] = {}
+        for stage in self.lineage():
+            scope = dict(env)  # ENV is inherited from the parent stage; ARG is not
+            for instruction in stage.instructions:
+                if instruction.name == "ARG":
+                    for key, value in _pairs(instruction.value, "ARG"):
+                        default = global_args.get(key) if value is None else value
+                        if default is not None:
+                            scope[key] = expand(default, scope)
+                elif instruction.name == "ENV":
+                    for key, value in _pairs(instruction.value, "ENV"):
+                        env[key] = scope[key] = expand(value or "", scope)
+        return env
+
+    def inherited(self, name: str) -> Instruction | None:
+        """The last ``name`` instruction the final image has, its parent stages'
+        included (USER, WORKDIR, HEALTHCHECK carry over a FROM of a stage)."""
+        found = [i for stage in self.lineage() for i in stage.instructions if i.name == name]
+        return found[-1] if found else None
+
+    def lineage(self) -> list[Stage]:
+        """The final stage and the stages it is built FROM (by alias), oldest first."""
+        chain: list[Stage] = []
+        stage = self.final
+        while stage is not None and stage not in chain:
+            chain.insert(0, stage)
+            stage = next((s for s in self.stages if s.alias and s.alias == stage.base), None)
+        return chain
+
     def command(self) -> Instruction | None:
         """What the final image runs: its last ENTRYPOINT + CMD (ENTRYPOINT wins as
-        the program; a CMD after it is its arguments)."""
-        final = self.final
-        if final is None:
-            return None
-        entry, cmd = final.last("ENTRYPOINT"), final.last("CMD")
+        the program; a CMD after it is its arguments), inherited from the stages it is
+        built FROM (an ENTRYPOINT resets the CMD inherited with it, as Docker does)."""
+        entry: Instruction | None = None
+        cmd: Instruction | None = None
+        for stage in self.lineage():
+            for instruction in stage.instructions:
+                if instruction.name == "ENTRYPOINT":
+                    entry, cmd = instruction, None
+                elif instruction.name == "CMD":
+                    cmd = instruction
         if entry and cmd:
             return Instruction("ENTRYPOINT", json.dumps(entry.argv() + cmd.argv()), entry.line)
         return entry or cmd
+
+
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_]\w*))")
+
+
+def expand(text: str, scope: dict[str, str]) -> str:
+    """Docker's substitution: ``$X``, ``${X}``, ``${X:-default}``, ``${X:+alt}``."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(4)
+        operator, word = match.group(2), match.group(3) or ""
+        value = scope.get(name)
+        if operator in (":-", "-"):
+            return value if value or (operator == "-" and value is not None) else word
+        if operator in (":+", "+"):
+            return word if value else ""
+        return value if value is not None else ""
+
+    return _VARIABLE.sub(one, text)
+
+
+def _pairs(value: str, name: str) -> list[tuple[str, str | None]]:
+    """``KEY=v K2="x y"`` (or the legacy ``ENV KEY value``) as (key, value) pairs;
+    an ``ARG NAME`` without a default gives (NAME, None)."""
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    if name == "ENV" and len(words) >= 2 and "=" not in words[0]:
+        return [(words[0], value.strip()[len(words[0]) :].strip().strip("\"'"))]
+    pairs: list[tuple[str, str | None]] = []
+    for word in words:
+        key, sep, val = word.partition("=")
+        pairs.append((key, val if sep else None))
+    return pairs
+
+
+def _assignments(
+    instructions: list[Instruction], name: str, scope: dict[str, str]
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for instruction in instructions:
+        if instruction.name == name:
+            for key, value in _pairs(instruction.value, name):
+                if value is not None:
+                    found[key] = expand(value, {**scope, **found})
+    return found
 
 
 def parse_dockerfile_text(path: Path, text: str) -> Dockerfile:

@@ -16,6 +16,8 @@ from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
 from flaskprod.check.parsers.gunicorn import split_command
+from flaskprod.check.parsers.shell import unwrap
+from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ _SWITCHES = frozenset(
 class GranianSetup:
     """One place that starts granian, with what it says."""
 
-    origin: str  # systemd, procfile, dockerfile, compose
+    origin: str  # systemd, supervisor, procfile, dockerfile, compose
     file: Path
     line: int
     in_container: bool
@@ -72,6 +74,14 @@ class GranianSetup:
         return value
 
     @property
+    def app_target(self) -> str | None:
+        """The target as an import expression: ``--factory app:create_app`` is the
+        factory, called (``app:create_app()``), as granian calls it."""
+        if self.target and self.setting("--factory") is True and "(" not in self.target:
+            return f"{self.target}()"
+        return self.target
+
+    @property
     def interface(self) -> str:
         value = self.setting("--interface")
         return value if isinstance(value, str) else "rsgi"  # granian's default
@@ -90,20 +100,22 @@ class GranianSetup:
         ]
 
 
-_SHELLS = frozenset({"sh", "bash", "dash"})
 #: The kit's launch line: --workers "${WEB_CONCURRENCY:-N}" (N a number, or the cores).
 _CONCURRENCY = re.compile(r"^\$\{WEB_CONCURRENCY:-(.*)\}$")
 
 
-def find_granian(words: list[str]) -> tuple[list[str], bool] | None:
+def find_granian(words: list[str] | tuple[str, ...]) -> tuple[list[str], bool] | None:
     """granian's arguments inside a command (also inside ``sh -c '... exec granian ...'``,
-    the kit's launch line), and whether a launcher sets its worker count."""
+    the kit's launch line), and whether flaskprod.serve (older kits) starts it."""
+    for command in unwrap(words):
+        found = _granian_args(list(command.argv))
+        if found is not None:
+            return found
+    return None
+
+
+def _granian_args(words: list[str]) -> tuple[list[str], bool] | None:
     for index, word in enumerate(words):
-        if word == "-c" and index and PurePosixPath(words[index - 1]).name in _SHELLS:
-            # systemd's $$ is the shell's $
-            script = words[index + 1].replace("$$", "$") if index + 1 < len(words) else ""
-            found = find_granian(split_command(script))
-            return (found[0], True) if found else None
         if PurePosixPath(word).name == "granian":
             return words[index + 1 :], False
         if word == "-m" and index + 1 < len(words):
@@ -146,6 +158,7 @@ def _setup(
     workers = flags.get("--workers")
     given = _CONCURRENCY.match(workers) if isinstance(workers, str) else None
     if given:  # WEB_CONCURRENCY overrides a count the launch line knows (or computes)
+        launcher = True
         if given.group(1).isdigit():
             flags["--workers"] = given.group(1)
         else:
@@ -158,10 +171,16 @@ def _build(ctx: Context) -> list[GranianSetup]:
     for unit in parse_units(ctx):
         start = unit.get("Service", "ExecStart")
         if start is not None:
-            words = split_command(start.value.lstrip("-@:+!"))
+            words = split_command(start.value.lstrip("-@:+!").replace("$$", "$"))  # systemd's $$
             setup = _setup("systemd", words, unit.path, start.line, False, dict(ctx.env))
             if setup:
                 setups.append(setup)
+    for program in supervisor_programs(ctx):
+        words = split_command(program.command)
+        env = {**ctx.env, **program.env}
+        setup = _setup("supervisor", words, program.file, program.line, False, env)
+        if setup:
+            setups.append(setup)
     for procfile in ctx.of_kind("procfile"):
         text, _ = read_text(procfile)
         for number, raw in enumerate((text or "").splitlines(), start=1):
@@ -176,10 +195,7 @@ def _build(ctx: Context) -> list[GranianSetup]:
         final = dockerfile.final
         if instruction is None or final is None:
             continue
-        env = dict(ctx.env)
-        for env_line in final.find("ENV"):
-            for key, _, value in (p.partition("=") for p in split_command(env_line.value)):
-                env[key] = value
+        env = {**ctx.env, **dockerfile.env()}
         setup = _setup(
             "dockerfile", instruction.argv(), dockerfile.path, instruction.line, True, env
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import operator
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,6 +22,15 @@ from typing import TYPE_CHECKING, Any
 from flaskprod.check.parsers import cached, read_text
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
+from flaskprod.check.parsers.shell import (
+    SERVER_WORDS,
+    command_words,
+    commands,
+    expand_known,
+    tokens,
+    unwrap,
+)
+from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
 
 if TYPE_CHECKING:
@@ -234,36 +242,32 @@ _OTHER_SWITCHES = {
 _INT_SETTINGS = {"workers", "threads", "timeout", "graceful_timeout", "keepalive", "max_requests"}
 
 
-def find_gunicorn(words: list[str]) -> list[str] | None:
+def find_gunicorn(words: list[str] | tuple[str, ...]) -> list[str] | None:
     """The gunicorn argv inside a command (after env, exec, sh -c, python -m)."""
+    for command in unwrap(words):
+        found = _gunicorn_args(command.argv)
+        if found is not None:
+            return found
+    return None
+
+
+def _gunicorn_args(words: tuple[str, ...]) -> list[str] | None:
     for index, word in enumerate(words):
         base = PurePosixPath(word).name
         if base == "gunicorn" or (
             base.startswith("gunicorn") and base[8:].replace(".", "").isdigit()
         ):
-            return words[index + 1 :]
+            return list(words[index + 1 :])
         if word == "-m" and index + 1 < len(words) and words[index + 1] == "gunicorn":
-            return words[index + 2 :]
-        if " " in word and "gunicorn" in word:  # sh -c "... gunicorn ..."
-            inner = split_command(word)
-            found = find_gunicorn(inner)
-            if found is not None:
-                return found
+            return list(words[index + 2 :])
     return None
 
 
 def split_command(text: str) -> list[str]:
-    text = text.replace("\\\n", " ")
-    try:
-        words = shlex.split(text, comments=False)
-    except ValueError:
-        words = text.split()
-    out: list[str] = []
-    for word in words:  # stop at shell separators: the gunicorn part is one command
-        if word in ("&&", "||", ";", "|") and any("gunicorn" in w for w in out):
-            break
-        out.append(word)
-    return out
+    """The app server's command in shell ``text`` (continuations joined, ``exec``,
+    ``VAR=x`` and ``sh -c`` unwrapped; of ``a && b``, the command that runs a server,
+    else the last one)."""
+    return command_words(text, SERVER_WORDS)
 
 
 def parse_flags(args: list[str], file: Path, line: int) -> tuple[dict[str, Setting], str | None]:
@@ -306,7 +310,7 @@ def parse_flags(args: list[str], file: Path, line: int) -> tuple[dict[str, Setti
 class GunicornSetup:
     """One gunicorn as it will run: where it is started from and its settings."""
 
-    origin: str  # systemd, procfile, dockerfile, compose, config
+    origin: str  # systemd, supervisor, procfile, dockerfile, compose, config
     file: Path
     line: int
     in_container: bool
@@ -423,12 +427,26 @@ def _from_script(
     if script is None:
         return None
     text, _ = read_text(script)
-    for number, raw in enumerate((text or "").splitlines(), start=1):
-        if raw.lstrip().startswith("#") or "gunicorn" not in raw:
-            continue
-        args = find_gunicorn(split_command(raw))
+    for command in commands(text or ""):
+        args = find_gunicorn(command.argv)
         if args is not None:
-            return args, script, number
+            return args, script, command.line
+    return None
+
+
+def _config_file(ctx: Context, value: str, bases: list[str]) -> Path | None:
+    """The file of ``-c FILE`` or of ``-c python:package.module`` (a module gunicorn
+    imports from its working directory: looked up under the project and its bases)."""
+    if not value.startswith("python:"):
+        return _to_project(ctx, value, bases)
+    module = value.removeprefix("python:").strip()
+    parts = module.split(".")
+    if not module or not all(part.isidentifier() for part in parts):
+        return None
+    for relative in (Path(*parts).with_suffix(".py"), Path(*parts) / "__init__.py"):
+        found = _to_project(ctx, relative.as_posix(), bases)
+        if found is not None:
+            return found
     return None
 
 
@@ -448,13 +466,14 @@ def _setup_from_command(
         if found is None:
             return None
         args, file, line = found
+    # the launcher's shell expands $WORKERS from the environment it has
+    args = [expand_known(word, env) for word in args]
     flags, target = parse_flags(args, file, line)
     setup = GunicornSetup(origin, file, line, in_container, target=target, env=env)
     config_value = flags.get("config")
     config_path: Path | None = None
     if config_value is not None and isinstance(config_value.value, str):
-        if not config_value.value.startswith("python:"):
-            config_path = _to_project(ctx, config_value.value, bases)
+        config_path = _config_file(ctx, config_value.value, bases)
     else:
         config_path = next(
             (p for p in ctx.of_kind("gunicorn") if p.name == "gunicorn.conf.py"), None
@@ -465,7 +484,7 @@ def _setup_from_command(
     # gunicorn's order: config file, then GUNICORN_CMD_ARGS, then the command line.
     env_args = env.get("GUNICORN_CMD_ARGS", "")
     if env_args.strip():
-        env_flags, _ = parse_flags(split_command(env_args), file, line)
+        env_flags, _ = parse_flags(tokens(env_args), file, line)
         setup.settings.update(env_flags)
     setup.settings.update(flags)
     if setup.target is None and isinstance(setup.get("wsgi_app"), str):
@@ -503,6 +522,8 @@ def _build(ctx: Context) -> list[GunicornSetup]:
     #: Dockerfile (resolved) -> how its image starts gunicorn, for compose services.
     images: dict[Path, tuple[list[str], Path, int, list[str], dict[str, str]]] = {}
     bases = _install_bases(ctx)
+    #: Dockerfile -> its own setup (whose file may be its entrypoint script).
+    from_image: dict[Path, GunicornSetup] = {}
     for unit in parse_units(ctx):
         start = unit.get("Service", "ExecStart")
         if start is None:
@@ -513,6 +534,22 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         )
         if setup:
             setup.cwd = unit.value("Service", "WorkingDirectory").lstrip("-") or None
+            setups.append(setup)
+    for program in supervisor_programs(ctx):  # a VM deploy with supervisord
+        env = {**ctx.env, **program.env}
+        program_bases = [program.directory, *bases] if program.directory else bases
+        setup = _setup_from_command(
+            ctx,
+            "supervisor",
+            split_command(program.command),
+            program.file,
+            program.line,
+            False,
+            program_bases,
+            env,
+        )
+        if setup:
+            setup.cwd = program.directory
             setups.append(setup)
     for procfile in ctx.of_kind("procfile"):
         text, _ = read_text(procfile)
@@ -539,16 +576,14 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         if instruction is None or final is None:
             continue
         workdirs = [i.value for i in final.find("WORKDIR")]
-        env = dict(ctx.env)
-        for env_line in final.find("ENV"):
-            for key, _, value in (p.partition("=") for p in split_command(env_line.value)):
-                env[key] = value
+        env = {**ctx.env, **dockerfile.env()}
         launch = (instruction.argv(), dockerfile.path, instruction.line, [*workdirs, *bases], env)
         setup = _setup_from_command(ctx, "dockerfile", *launch[:3], True, *launch[3:])
         if setup:
             setup.source = dockerfile.path.parent
             setups.append(setup)
             images[dockerfile.path.resolve()] = launch
+            from_image[dockerfile.path] = setup
     replaced: set[Path] = set()
     for compose in parse_compose_files(ctx):
         for name, service in compose.services.items():
@@ -582,7 +617,8 @@ def _build(ctx: Context) -> list[GunicornSetup]:
                     setup.source = (compose.path.parent / context).resolve()
                 setups.append(setup)
     # A Dockerfile run by compose services is judged as those services.
-    setups = [s for s in setups if not (s.origin == "dockerfile" and s.file in replaced)]
+    judged_as_services = {id(from_image[path]) for path in replaced if path in from_image}
+    setups = [s for s in setups if id(s) not in judged_as_services]
     # A config file no launcher uses is judged on its own only when nothing starts
     # gunicorn at all; otherwise it is some other config (a local one, a test one).
     used = {s.config.path for s in setups if s.config}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flaskprod.check._probe import OFFLINE_MARK
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
@@ -36,10 +37,11 @@ def app_file(ctx: Context) -> str | None:
     if not target:
         return None
     module = str(target).partition(":")[0].replace(".", "/")
+    root: Path = ctx.cache.get("app_root") or ctx.root  # a subfolder (services/web)
     for base in ("", "src/"):  # the src layout keeps the package in src/
         for candidate in (f"{base}{module}.py", f"{base}{module}/__init__.py"):
-            if (ctx.root / candidate).is_file():
-                return candidate
+            if (root / candidate).is_file():
+                return ctx.relative(root / candidate)
     return None
 
 
@@ -79,6 +81,32 @@ def app_does_not_start(ctx: Context) -> Iterator[Finding]:
             level=Level.INFO,
             hint="Give the app in flaskprod.toml ([app] target) or a gunicorn command, or "
             "use --no-import for file checks only.",
+        )
+    elif OFFLINE_MARK in error:
+        # Production's hosts are not this machine's: not the app's fault, not judged.
+        yield app_does_not_start.finding(
+            f"the app opens a connection while it is imported, and check imports it "
+            f"offline, so it was not judged: {error}",
+            level=Level.INFO,
+            hint="Open connections lazily (at the first request, or in a CLI command) so "
+            "the app imports without its services; a container that must reach the "
+            "database to import crash-loops while the database starts.",
+            file=app_file(ctx),
+        )
+    elif (
+        error.startswith(("ModuleNotFoundError", "ImportError"))
+        and not _own_module_missing(ctx, error)
+        and ctx.cache.get("app_python_own")
+    ):
+        # The project's own virtualenv lacks it: production, installed from the same
+        # requirements, will too (or a setting names a driver the project does not have).
+        yield app_does_not_start.finding(
+            f"the app does not import with the project's own virtualenv: {error}",
+            level=Level.WARNING,
+            hint="Add the missing package to the project's requirements (and install it), "
+            "or fix the setting that names it (a database URL's driver: "
+            "postgresql+psycopg2:// for psycopg2).",
+            file=app_file(ctx),
         )
     elif error.startswith(("ModuleNotFoundError", "ImportError")) and not _own_module_missing(
         ctx, error
@@ -175,7 +203,18 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
         keys += [(f"SECRET_KEY_FALLBACKS[{i}]", v) for i, v in enumerate(fallbacks)]
     for name, value in keys:
         if isinstance(value, str) and value in stand_ins:
-            continue  # a stand-in for a value that lives on the server: not ours to judge
+            # A stand-in for a value that lives on the server: not ours to judge; but a
+            # placeholder the code falls back to when it is missing is in the project.
+            fallback = _secret_fallback(ctx) if name == "SECRET_KEY" else None
+            if fallback is not None:
+                literal, file, line = fallback
+                yield weak_secret.finding(
+                    f"SECRET_KEY falls back to the placeholder {literal!r} when production's "
+                    "environment does not set it",
+                    file=file,
+                    line=line,
+                )
+            continue
         problem = secret_problem(value)
         if problem == "is not set" and not ctx.env_known:
             # Production's environment is on the server: it may well set it there.
@@ -188,6 +227,52 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
         elif problem:
             level = Level.CRITICAL if problem in ("is not set", "is a placeholder") else Level.ERROR
             yield weak_secret.finding(f"{name} {problem}", level=level, file=app_file(ctx))
+
+
+_GETENV = ("os.environ.get", "environ.get", "os.getenv", "getenv")
+
+
+def _env_default(node: ast.AST, name: str) -> str | None:
+    """The literal a read of environment variable ``name`` falls back to:
+    ``os.environ.get(NAME) or "x"``, ``os.environ.get(NAME, "x")``, ``os.getenv(NAME, "x")``."""
+
+    def reads(call: ast.AST) -> bool:
+        return (
+            isinstance(call, ast.Call)
+            and ast.unparse(call.func) in _GETENV
+            and bool(call.args)
+            and isinstance(call.args[0], ast.Constant)
+            and call.args[0].value == name
+        )
+
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and reads(node.values[0]):
+        last = node.values[-1]
+        if isinstance(last, ast.Constant) and isinstance(last.value, str):
+            return last.value
+    if reads(node):
+        assert isinstance(node, ast.Call)
+        default = node.args[1] if len(node.args) > 1 else None
+        if isinstance(default, ast.Constant) and isinstance(default.value, str):
+            return default.value
+    return None
+
+
+def _secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
+    """A placeholder SECRET_KEY the project's code falls back to (microblog's
+    ``os.environ.get('SECRET_KEY') or 'you-will-never-guess'``): literal, file, line."""
+    for path in _python_sources(ctx):
+        text = ctx.read(path)
+        if "SECRET_KEY" not in text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            literal = _env_default(node, "SECRET_KEY")
+            if literal and secret_problem(literal) is not None:  # "" fails loudly instead
+                return literal, ctx.relative(path), getattr(node, "lineno", 1)
+    return None
 
 
 # -- APP003 ----------------------------------------------------------------------------
@@ -258,6 +343,8 @@ def no_csrf(ctx: Context) -> Iterator[Finding]:
     def protected(route: dict[str, Any]) -> bool:
         if route.get("csrf_exempt"):
             return False
+        if route.get("csrf_hook"):
+            return True  # the app's own before_request compares a session token
         return app.csrf or bool(route.get("flaskform") and form_tokens)
 
     forms = [r for r in app.routes if r.get("form") and not protected(r)]
@@ -474,6 +561,45 @@ def _runs_file_directly(ctx: Context, file: str) -> bool:
 
 
 _PUBLIC_HOSTS = ("0.0.0.0", "::", "[::]")
+#: Files that start the app in production (their commands may run a script).
+_LAUNCHER_KINDS = ("procfile", "dockerfile", "compose", "systemd")
+
+
+def _launchers_text(ctx: Context) -> str:
+    if "app_launchers_text" not in ctx.cache:
+        paths = [p for kind in _LAUNCHER_KINDS for p in ctx.of_kind(kind)]
+        paths += source_files(ctx.root, (".sh",), limit=50)
+        texts = [ctx.read(path) for path in paths]
+        ctx.cache["app_launchers_text"] = "\n".join([*texts, ctx.cache.get("app_target") or ""])
+    text: str = ctx.cache["app_launchers_text"]
+    return text
+
+
+def _imports_module(ctx: Context, module: str, besides: str) -> bool:
+    """Some other project module imports ``module`` (``import run``, ``from run import``)."""
+    pattern = re.compile(
+        rf"^\s*(from\s+{re.escape(module)}\s+import|import\s+{re.escape(module)}\b)", re.MULTILINE
+    )
+    return any(
+        ctx.relative(path) != besides and pattern.search(ctx.read(path))
+        for path in _python_sources(ctx)
+    )
+
+
+def _dev_only_script(ctx: Context, file: str) -> bool:
+    """A development script (``run.py``: ``app.run(debug=True)`` at its top level) that
+    production never runs nor imports: no launcher names it, the app's import did not
+    load it, and (when the app was not imported) no other module imports it."""
+    module = file.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    name = Path(file).name
+    launchers = _launchers_text(ctx)
+    if re.search(rf"(?<![\w.-]){re.escape(name)}\b", launchers) or re.search(
+        rf"(?<![\w.]){re.escape(module)}(:|\s|$)", launchers
+    ):
+        return False
+    if ctx.app is not None:
+        return file not in ctx.app.files
+    return not _imports_module(ctx, module, file)
 
 
 @rule(
@@ -488,7 +614,7 @@ _PUBLIC_HOSTS = ("0.0.0.0", "::", "[::]")
 )
 def run_reachable(ctx: Context) -> Iterator[Finding]:
     for call in run_calls(ctx):
-        if not call.guarded:
+        if not call.guarded and not _dev_only_script(ctx, call.file):
             public = " on all interfaces" if call.host in _PUBLIC_HOSTS else ""
             yield run_reachable.finding(
                 f"app.run(){public} runs whenever the module is imported (also under gunicorn)",

@@ -219,14 +219,16 @@ def plaintext_secret(ctx: Context) -> Iterator[Finding]:
 )
 def no_restart(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
+        awaited = _awaited_jobs(compose.services)
         missing = [
             name
             for name, service in compose.services.items()
             if not service.get("restart")
+            and service.get("restart") is not False  # YAML's unquoted 'no'
             and not (
                 isinstance(service.get("deploy"), dict) and service["deploy"].get("restart_policy")
             )
-            and str(service.get("restart", "")) != "no"
+            and name not in awaited
             and not _one_shot(service)
         ]
         if missing:
@@ -239,10 +241,35 @@ def no_restart(ctx: Context) -> Iterator[Finding]:
             )
 
 
+#: Commands of jobs that run once and exit: migrations, schema and data set-up.
+_JOB_COMMAND = re.compile(
+    r"\b(db\s+(upgrade|migrate|init|stamp)|alembic\s+upgrade|migrate|init[-_]?db|create[-_]?db"
+    r"|seed[-_]?db|collectstatic|flask\s+(translate|digest)\s+compile|backup)\b"
+)
+
+
+def _awaited_jobs(services: dict[str, LineDict]) -> set[str]:
+    """Services another one waits for to finish (``depends_on: X: condition:
+    service_completed_successfully``): jobs, by the project's own account."""
+    awaited: set[str] = set()
+    for service in services.values():
+        depends = service.get("depends_on") if isinstance(service, dict) else None
+        if isinstance(depends, dict):
+            for name, how in depends.items():
+                condition = how.get("condition") if isinstance(how, dict) else None
+                if condition == "service_completed_successfully":
+                    awaited.add(str(name))
+    return awaited
+
+
 def _one_shot(service: LineDict) -> bool:
     """Jobs (migrations, backups) that are meant to exit."""
     profiles = service.get("profiles")
-    return bool(profiles) or str(service.get("restart", "")) == "no"
+    if bool(profiles) or str(service.get("restart", "")) == "no":
+        return True
+    command = service.get("command")
+    text = " ".join(str(w) for w in command) if isinstance(command, list) else str(command or "")
+    return bool(_JOB_COMMAND.search(text))
 
 
 @rule(

@@ -10,8 +10,8 @@ from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import Dockerfile, Instruction, parse_dockerfiles
-from flaskprod.check.parsers.gunicorn import split_command
 from flaskprod.check.parsers.proxy import PROXY_IMAGES
+from flaskprod.check.parsers.shell import tokens
 
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|_KEY$)", re.I)
 #: Values that are obviously not secrets (empty, placeholders, interpolations).
@@ -53,7 +53,7 @@ def runs_as_root(ctx: Context) -> Iterator[Finding]:
         final = dockerfile.final
         if final is None or final.base.split("/")[-1].startswith(PROXY_IMAGES):
             continue  # nginx & co. start as root and drop to their own user
-        user = final.last("USER")
+        user = dockerfile.inherited("USER")  # a USER of the stage it is built FROM counts
         name = user.value.split(":", 1)[0].strip() if user else "root"
         if name in ("root", "0"):
             yield runs_as_root.finding(
@@ -303,7 +303,7 @@ def baked_secret(ctx: Context) -> Iterator[Finding]:
         for instruction in dockerfile.instructions():
             if instruction.name not in ("ARG", "ENV"):
                 continue
-            words = split_command(instruction.value)
+            words = tokens(instruction.value)
             pairs = [w.partition("=") for w in words]
             if instruction.name == "ENV" and len(words) >= 2 and "=" not in words[0]:
                 pairs = [(words[0], "=", " ".join(words[1:]))]  # legacy 'ENV KEY value'

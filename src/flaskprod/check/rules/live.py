@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from flaskprod.check.context import Context
 from flaskprod.check.live import live_report, observatory
+from flaskprod.check.live.csp import page_blocked
 from flaskprod.check.model import Finding, Level, Rule, rule
 
 _LIVE = "live"
@@ -58,7 +59,10 @@ def unreachable(ctx: Context) -> Iterator[Finding]:
     if not outcome.ok:
         yield unreachable.finding(f"{report.url}: {outcome.why_not(report.timeout)}")
     elif outcome.value["status"] >= 500:
-        yield unreachable.finding(f"{report.url} answers {outcome.value['status']}")
+        # The site is down for every visitor: whatever its headers, not an A.
+        yield unreachable.finding(
+            f"{report.url} answers {outcome.value['status']}", level=Level.CRITICAL
+        )
 
 
 # -- redirect ---------------------------------------------------------------------------
@@ -294,7 +298,15 @@ def csp(ctx: Context) -> Iterator[Finding]:
     if headers is None:
         return
     found = observatory.values(headers, "content-security-policy")
-    if not found:
+    reported = observatory.values(headers, "content-security-policy-report-only")
+    if not found and reported:
+        chosen = ctx.spec is not None and ctx.spec.http.csp_report_only
+        yield csp.finding(
+            "the CSP is only reported (Content-Security-Policy-Report-Only), not enforced"
+            + (": flaskprod.toml's http.csp_report_only, until the pages fit it" if chosen else ""),
+            level=Level.INFO if chosen else Level.WARNING,
+        )
+    elif not found:
         yield csp.finding("no Content-Security-Policy header")
     elif "'unsafe-inline'" in observatory.csp_script_sources(found[0]):
         yield csp.finding(f"the CSP allows inline scripts: {found[0]!r}")
@@ -376,6 +388,29 @@ def duplicate_headers(ctx: Context) -> Iterator[Finding]:
             )
         else:
             yield duplicate_headers.finding(f"{name} sent {len(found)} times")
+
+
+@rule(
+    "LIV026",
+    layer=_LIVE,
+    level=Level.WARNING,
+    title="The CSP blocks what the page itself loads",
+    help="Make the policy allow what the page loads (the CDN origins in script-src / "
+    "style-src, nonces or hashes for inline code), or move that code into your static "
+    "files; until then send it as Content-Security-Policy-Report-Only, which reports "
+    "without breaking the page.",
+    example="CSP default-src 'self' on a page loading Bootstrap from a CDN",
+)
+def csp_breaks_page(ctx: Context) -> Iterator[Finding]:
+    home = _home(ctx)
+    if home is None or home["status"] >= 400:
+        return
+    found = page_blocked(home)
+    if found:
+        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        yield csp_breaks_page.finding(
+            f"the Content-Security-Policy blocks what the home page loads: {shown}"
+        )
 
 
 # -- cookies ----------------------------------------------------------------------------

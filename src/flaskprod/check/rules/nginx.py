@@ -20,6 +20,7 @@ from flaskprod.spec.model import parse_size
 SECURITY_HEADERS = (
     "strict-transport-security",
     "content-security-policy",
+    "content-security-policy-report-only",  # http.csp_report_only
     "x-frame-options",
     "x-content-type-options",
     "referrer-policy",
@@ -737,3 +738,54 @@ def no_keepalive(ctx: Context) -> Iterator[Finding]:
         else:
             continue
         yield no_keepalive.finding(message, **_at(ctx, proxy_pass))
+
+
+def _location_key(location: Directive) -> tuple[str, str] | None:
+    """What nginx compares to find duplicate locations: prefix locations (with or
+    without ^~) by path, exact (=) ones by path; regex and named (@) locations are
+    never compared (nginx -t accepts two of them)."""
+    args = location.args
+    if not args:
+        return None
+    if len(args) == 1:
+        path = args[0]
+        if path.startswith("@"):
+            return None
+        if path.startswith("="):  # "=/x" written without a space
+            return ("exact", path[1:])
+        return ("prefix", path)
+    modifier, path = args[0], args[1]
+    if modifier == "^~":
+        return ("prefix", path)
+    if modifier == "=":
+        return ("exact", path)
+    return None  # ~ and ~*: regexes
+
+
+@rule(
+    "NGX016",
+    layer="nginx",
+    level=Level.ERROR,
+    title="two locations collide (nginx refuses the config)",
+    help="Keep one location per path in a server: 'location ^~ /x' and 'location /x' "
+    "are the same prefix to nginx, which stops with 'duplicate location'. Merge them "
+    "(a static_url_path of '' puts the static files at '/', where the app is: serve "
+    "them with try_files $uri @app instead).",
+    example="location ^~ / { root /srv/app/static; }\nlocation / { proxy_pass http://app; }",
+)
+def duplicate_location(ctx: Context) -> Iterator[Finding]:
+    for block in _tree(ctx).walk():
+        if block.name not in ("server", "location") or not block.children:
+            continue
+        seen: dict[tuple[str, str], Directive] = {}
+        for location in block.find("location"):
+            key = _location_key(location)
+            if key is None:
+                continue
+            first = seen.setdefault(key, location)
+            if first is not location:
+                yield duplicate_location.finding(
+                    f'duplicate location "{key[1]}": {" ".join(location.args)} here and '
+                    f"{' '.join(first.args)} at {ctx.relative(first.file)}:{first.line}",
+                    **_at(ctx, location),
+                )

@@ -15,7 +15,7 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.discover import source_files
-from flaskprod.check.envsource import app_unit, is_env_template
+from flaskprod.check.envsource import app_unit, is_env_template, parse_env_file
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose
 from flaskprod.check.requirements import dependencies, production_count
@@ -71,8 +71,24 @@ def env_tracked(ctx: Context) -> Iterator[Finding]:
         return
     for path in ctx.of_kind("env"):
         relative = ctx.relative(path)
-        if relative in tracked and not is_env_template(path):
+        if relative not in tracked:
+            continue
+        if not is_env_template(path):
             yield env_tracked.finding(f"{relative} is tracked by git", file=relative)
+            continue
+        # A template (.env.example, .env.prod-sample) is meant to be committed, with
+        # placeholders: only a value that looks like a real secret is a leak.
+        real = [
+            key
+            for key, value in parse_env_file(ctx.read(path)).items()
+            if re.fullmatch(_SECRET_NAME, key) and looks_secret(value)
+        ]
+        if real:
+            yield env_tracked.finding(
+                f"{relative} is a template tracked by git, but {', '.join(real)} "
+                "holds what looks like a real secret, not a placeholder",
+                file=relative,
+            )
 
 
 # -- PRJ002: secret literals ------------------------------------------------------------

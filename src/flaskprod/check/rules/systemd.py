@@ -11,6 +11,7 @@ from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups, split_command
 from flaskprod.check.parsers.proxy import proxy_targets
+from flaskprod.check.parsers.shell import tokens
 from flaskprod.check.parsers.systemd import Unit, parse_units
 from flaskprod.check.rules._exposure import exposure
 
@@ -102,7 +103,7 @@ def exec_start(ctx: Context) -> Iterator[Finding]:
                 f"{where} has no ExecStart=", file=where, line=unit.first_line("Service")
             )
             continue
-        words = split_command(start.value.lstrip("-@:+!|"))
+        words = tokens(start.value.lstrip("-@:+!|"))
         program = words[0] if words else ""
         if not program.startswith(("/", "%", "$")):
             yield exec_start.finding(
@@ -306,7 +307,7 @@ def _spec_urls(ctx: Context) -> dict[str, str]:
 def _unit_env(unit: Unit) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in unit.all("Service", "Environment"):
-        for word in split_command(item.value):
+        for word in tokens(item.value):
             key, sep, value = word.partition("=")
             if sep:
                 env[key] = value
