@@ -34,7 +34,16 @@ from typing import Any
 import httpx
 
 from bench.trials_csp import blocked
-from bench.trials_env import REPO, SOURCE, TrialSetupError, fresh_copy, link_venv, resolve_source
+from bench.trials_env import (
+    REPO,
+    SOURCE,
+    TrialSetupError,
+    fresh_copy,
+    link_venv,
+    resolve_source,
+    shared_copy,
+    trial_folder,
+)
 from flaskprod.spec.stackdeps import PINNED
 from flaskprod.stack.ports import free_ports
 from flaskprod.stack.state import StateDir
@@ -447,13 +456,15 @@ def run_trial(project: str) -> Trial:
         list(needs.init_args),
     )
     began = time.monotonic()
-    root: Path | None = None
+    base = trial_folder()
     try:
-        root, app = fresh_copy(source, needs.app_dir)
+        if source.parent == SOURCE and source.name in SHARED:
+            root, app = shared_copy(source.name, base)
+        else:
+            root, app = fresh_copy(source, needs.app_dir, base)
         venv, misfit = link_venv(app, tuple(PINNED[package] for package in needs.add))
-    except (TrialSetupError, OSError, subprocess.SubprocessError) as exc:
-        if root is not None:
-            shutil.rmtree(root.parent, ignore_errors=True)
+    except (TrialSetupError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
         took = round(time.monotonic() - began, 1)
         trial.steps.append(Step("venv", "", False, took, first_error=str(exc)))
         return trial

@@ -1,11 +1,12 @@
 """A trial's copy of a project and the project's OWN virtual environment.
 
-The three shared projects (``tests/real_projects.py``'s ``SOURCE``) and any project given
-by path are copied the same way: a fresh folder other users can traverse (nginx workers
-and PostgreSQL do not run as root), a git repository with one commit, and ``.venv`` in
-the app's folder linked to an environment built from the project's own requirements and
-cached by their hash, in the cache the test suite uses (``tests/real_projects.VENVS``),
-outside the repository. flaskprod is never installed into it.
+The shared real projects are copied by ``tests/real_projects.copy_project`` (the test
+suite's copy and cached venv); a project given by path is copied the same way here: a
+git repository with one commit (``.venv`` excluded through ``.git/info/exclude``, not an
+edit), ``.venv`` in the app's folder linked to an environment built from the project's
+own requirements, cached by their hash in the suite's cache, outside the repository.
+Both live in a fresh folder other users can traverse (nginx workers and PostgreSQL do
+not run as root). flaskprod is never installed into a project's environment.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # real_projects lives with the tests (not a package)
 
-from real_projects import SOURCE as SOURCE  # noqa: E402  (re-exported for bench.trials)
-from real_projects import VENVS  # noqa: E402
+import real_projects  # noqa: E402
+
+SOURCE = real_projects.REAL_PROJECTS
+VENVS = real_projects._venv_cache()  # the suite's cache: one place for every project venv
 
 #: Building an environment (pip from a warm cache; CTFd's takes the longest).
 VENV_TIMEOUT = 900.0
@@ -163,29 +166,47 @@ def resolve_source(project: str) -> Path:
     raise TrialSetupError(f"{project}: neither a folder nor one of {SOURCE}'s projects")
 
 
-def fresh_copy(source: Path, app_dir: str) -> tuple[Path, Path]:
-    """``source`` copied into a new traversable temporary folder, committed to a new git
-    repository (as published); returns (the copy's root, the app's folder in it)."""
+def trial_folder() -> Path:
+    """A new temporary folder nginx workers (nobody) and postgres can traverse."""
     base = Path(tempfile.mkdtemp(prefix="flaskprod-trial-"))
-    base.chmod(0o755)  # nginx workers (nobody) and postgres must traverse it
+    base.chmod(0o755)
+    return base
+
+
+def shared_copy(name: str, base: Path) -> tuple[Path, Path]:
+    """One of the shared projects, as the test suite copies it (its venv linked)."""
+    app = real_projects.copy_project(name, base)
+    return base / name, app
+
+
+def fresh_copy(source: Path, app_dir: str, base: Path) -> tuple[Path, Path]:
+    """``source`` copied into ``base``, committed to a new git repository (as
+    published); returns (the copy's root, the app's folder in it)."""
     root = base / source.name
     shutil.copytree(source, root, ignore=_IGNORED, symlinks=True)
-    with (root / ".gitignore").open("a") as ignore:
-        ignore.write("\n.venv\n")
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)  # a read-only source stays copyable
     for argv in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "as published"],
     ):
         subprocess.run(argv, cwd=root, check=True, capture_output=True, timeout=120)
+    (root / ".git" / "info" / "exclude").write_text(".venv\n")  # git ignores it, no edit
     return root, root / app_dir
 
 
 def link_venv(app: Path, added: tuple[str, ...] = ()) -> tuple[Path, str | None]:
     """``app/.venv`` linked to the project's cached environment (with the ``added``
-    requirement lines); returns it and the reason the machine's Python does not fit the
-    project, if it does not."""
+    requirement lines; a link already there is kept when nothing is added); returns it
+    and the reason the machine's Python does not fit the project, if it does not."""
     requirements = dataclasses.replace(find_requirements(app), added=added)
+    link = app / ".venv"
+    if link.is_symlink() and not added:
+        return link.resolve(), python_fits(requirements.requires_python)
     venv = project_venv(requirements)
-    (app / ".venv").symlink_to(venv)
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(venv, target_is_directory=True)
     return venv, python_fits(requirements.requires_python)
