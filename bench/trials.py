@@ -380,7 +380,10 @@ def csp_step(response: httpx.Response) -> Step:
     with (a 200 page whose stylesheet the CSP refuses is still a broken page)."""
     header = response.headers.get("content-security-policy", "")
     refused = blocked(response.text, str(response.url), header) if header else []
+    report_only = response.headers.get("content-security-policy-report-only")
     shown = f"Content-Security-Policy: {header}" if header else "no enforced CSP"
+    if report_only:  # reported, not enforced: nothing is blocked by it
+        shown += f" (Report-Only: {report_only[:160]})"
     return Step(
         "csp-home",
         f"the resources of {response.url.path}",
@@ -474,7 +477,10 @@ def run_trial(project: str) -> Trial:
             f".venv -> {venv}",
             True,
             round(time.monotonic() - began, 1),
-            output=misfit or "the project's own requirements, flaskprod not in it",
+            output=misfit
+            or "the project's own requirements"
+            + "".join(f" + {PINNED[package]}" for package in needs.add)
+            + ", flaskprod not in it",
             data={"python_misfit": misfit},
         )
     )
