@@ -360,6 +360,8 @@ def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Ste
             error = None
             if response.status_code != 200:
                 error = f"{response.status_code}: {first_error(response.text)}"
+                if response.status_code >= 500:
+                    error += f" — {_server_error(app) or 'no exception in the server log'}"
             elif body is not None and response.content != body:
                 error = f"200 but {len(response.content)} bytes, the file has {len(body)}"
             yield Step(
@@ -511,11 +513,28 @@ def _add_log(step: Step, app: Path) -> None:
     tail = (app / found.group(1)).read_text(errors="replace").strip().splitlines()[-40:]
     step.data["log"] = found.group(1)
     step.output += f"\n{found.group(1)} (end):\n" + _trim("\n".join(tail), 8)
+    cause = _cause(tail)
+    if cause:
+        step.first_error = f"{step.first_error} — {cause}"
+
+
+def _cause(tail: list[str]) -> str | None:
+    """The exception's own line (a traceback's last), else click's "Error: ..." line."""
     lines = [line.strip() for line in tail]
     named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
     causes = named or [line for line in lines if re.match(r"^(Error|Exception)\b", line)]
-    if causes:  # the exception's own line (the traceback's last), else click's "Error:"
-        step.first_error = f"{step.first_error} — {causes[-1][:240]}"
+    return causes[-1][:240] if causes else None
+
+
+def _server_error(app: Path) -> str | None:
+    """Why the app answered 5xx: the last exception in the app server's log."""
+    for name in ("gunicorn", "granian"):
+        log = app / ".flaskprod" / "logs" / f"{name}.log"
+        if log.is_file():
+            cause = _cause(log.read_text(errors="replace").splitlines()[-200:])
+            if cause:
+                return f"{cause} (.flaskprod/logs/{log.name})"
+    return None
 
 
 def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
