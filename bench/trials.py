@@ -19,10 +19,7 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
-import re
 import shutil
-import ssl
 import subprocess
 import sys
 import time
@@ -31,9 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.trials_csp import blocked
 from bench.trials_env import (
     REPO,
     SOURCE,
@@ -43,6 +37,16 @@ from bench.trials_env import (
     resolve_source,
     shared_copy,
     trial_folder,
+)
+from bench.trials_http import http_steps
+from bench.trials_steps import (
+    Step,
+    add_log,
+    command_step,
+    first_error,
+    freeze_diff,
+    freeze_step,
+    run_check,
 )
 from flaskprod.spec.stackdeps import PINNED
 from flaskprod.stack.ports import free_ports
@@ -95,29 +99,7 @@ NEEDS: dict[str, Needs] = {
     ),
 }
 
-TIMEOUTS = {
-    "freeze": 120.0,
-    "check": 300.0,
-    "init": 300.0,
-    "render": 120.0,
-    "up": 420.0,
-    "down": 180.0,
-    "http": 20.0,
-}
 UP_READY = 120  # up's own --timeout (readiness through nginx), below the step's bound
-OUTPUT_LINES = 12
-
-
-@dataclass
-class Step:
-    name: str
-    command: str
-    ok: bool
-    seconds: float
-    exit_code: int | None = None
-    first_error: str | None = None
-    output: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,147 +127,6 @@ class Trial:
         return {**asdict(self), "ok": self.ok}
 
 
-def _trim(text: str, lines: int = OUTPUT_LINES) -> str:
-    kept = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
-    if len(kept) > lines:
-        kept = [*kept[:lines], f"… ({len(kept) - lines} more lines)"]
-    return "\n".join(line[:200] for line in kept)
-
-
-_ERROR = re.compile(r"\b(error|failed|traceback|exception|not found|refused)\b", re.IGNORECASE)
-
-
-def first_error(text: str) -> str:
-    """The first line that says what went wrong (else the last non-blank one)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if _ERROR.search(line):
-            return line[:300]
-    return lines[-1][:300] if lines else "(no output)"
-
-
-def _run(
-    argv: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
-) -> tuple[int | None, str, str, float]:
-    began = time.monotonic()
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            env={**os.environ, **env} if env else None,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        return None, out, err + f"\nno end within {timeout:.0f}s", time.monotonic() - began
-    return done.returncode, done.stdout, done.stderr, time.monotonic() - began
-
-
-def _shown(argv: list[str], app: Path) -> str:
-    words = []
-    for word in argv:
-        word = word.replace(str(app), ".").replace(FLASKPROD, "flaskprod")
-        word = re.sub(r"^\S*/\.venv/bin/", ".venv/bin/", word)
-        words.append(f'"{word}"' if " " in word else word)
-    return " ".join(words)
-
-
-def command_step(
-    name: str,
-    argv: list[str],
-    app: Path,
-    *,
-    ok_codes: tuple[int, ...] = (0,),
-    env: dict[str, str] | None = None,
-) -> Step:
-    """A CLI step: ok when it exits with one of ``ok_codes`` in its time."""
-    code, out, err, took = _run(argv, app, TIMEOUTS[name.split("-")[0]], env)
-    ok = code in ok_codes
-    return Step(
-        name=name,
-        command=_shown(argv, app),
-        ok=ok,
-        seconds=round(took, 1),
-        exit_code=code,
-        first_error=None if ok else first_error(err + "\n" + out),
-        output=_trim(out + ("\n" + err if err.strip() else "")),
-    )
-
-
-def freeze_step(name: str, app: Path) -> Step:
-    """``pip freeze --all`` of the project's own environment."""
-    argv = [str(app / ".venv" / "bin" / "python"), "-m", "pip", "freeze", "--all"]
-    code, out, err, took = _run(argv, app, TIMEOUTS["freeze"])
-    ok = code == 0
-    return Step(
-        name=name,
-        command=_shown(argv, app),
-        ok=ok,
-        seconds=round(took, 1),
-        exit_code=code,
-        first_error=None if ok else first_error(err + "\n" + out),
-        output=f"{len(out.splitlines())} packages" if ok else _trim(err),
-        data={"freeze": out if ok else ""},
-    )
-
-
-def judge_check(step: Step, stdout: str) -> Step:
-    try:
-        report = json.loads(stdout)
-    except ValueError:
-        step.ok = False
-        step.first_error = step.first_error or f"not a JSON report: {first_error(stdout)}"
-        return step
-    findings = [f for f in report["findings"] if not f.get("ignored")]
-    summary = report["summary"]
-    step.data = {
-        "counts": summary["counts"],
-        "score": summary["score"],
-        "grade": summary["grade"],
-        "app_target": summary.get("app_target"),
-        "app_imported": summary.get("app_imported"),
-        "rules_skipped": summary.get("rules_skipped"),
-        "findings": [
-            {k: f[k] for k in ("id", "level", "file", "line", "message")} for f in findings
-        ],
-    }
-    internal = [f for f in findings if f["id"] == "FP000"]
-    if internal:
-        step.ok = False
-        step.first_error = f"FP000 {internal[0]['message']}"
-    step.output = _trim(
-        "\n".join(
-            f"{f['id']} {f['level']} {f['file'] or ''}{':' + str(f['line']) if f['line'] else ''}"
-            f" — {f['message']}"
-            for f in findings
-        )
-        + f"\nscore {summary['score']}/100 {summary['grade']}, app {summary.get('app_target')}"
-        f" ({'imported' if summary.get('app_imported') else 'not imported'})",
-        lines=10,
-    )
-    return step
-
-
-def run_check(name: str, app: Path, env: dict[str, str] | None = None) -> Step:
-    argv = [FLASKPROD, "check", str(app), "--format", "json"]
-    code, out, err, took = _run(argv, app, TIMEOUTS["check"], env)
-    step = Step(
-        name=name,
-        command=_shown(argv, app),
-        ok=code in (0, 1),
-        seconds=round(took, 1),
-        exit_code=code,
-        first_error=None if code in (0, 1) else first_error(err + "\n" + out),
-        output=_trim(out + "\n" + err),
-    )
-    return judge_check(step, out) if step.ok else step
-
-
 def spec_summary(app: Path) -> dict[str, Any]:
     """What init decided, as a user reads it in flaskprod.toml."""
     from flaskprod.spec.load import load_spec
@@ -309,94 +150,6 @@ def spec_summary(app: Path) -> dict[str, Any]:
     }
 
 
-def static_file(app: Path, spec: dict[str, Any]) -> tuple[str, Path] | None:
-    """One file of the app's static folder and its URL (a stylesheet or script first)."""
-    folder = app / spec["static_dir"]
-    if not folder.is_dir():
-        return None
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    files.sort(key=lambda p: (p.suffix not in (".css", ".js"), len(p.parts), str(p)))
-    if not files:
-        return None
-    prefix = "/" + spec["static_url"].strip("/")
-    url = f"{prefix.rstrip('/')}/{files[0].relative_to(folder).as_posix()}"
-    return url, files[0]
-
-
-def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Step]:
-    """GET through nginx+TLS, trusting the stack's local CA."""
-    ca = app / ".flaskprod" / "tls" / "ca.pem"
-    base = f"https://localhost:{https_port}"
-    context = ssl.create_default_context(cafile=str(ca))
-    found = static_file(app, spec)
-    wanted: list[tuple[str, str | None, bytes | None]] = [("get-home", "/", None)]
-    if found is not None:
-        wanted.append(("get-static", found[0], found[1].read_bytes()))
-    elif (app / spec["static_dir"]).exists():
-        wanted.append(("get-static", None, None))  # a folder without files: a failure
-    wanted += [("get-health", spec["health_path"], None), ("get-ready", spec["ready_path"], None)]
-    if found is None and not (app / spec["static_dir"]).exists():  # an API: nothing to get
-        yield Step("get-static", "(none)", True, 0.0, output=f"no {spec['static_dir']}/ folder")
-    with httpx.Client(verify=context, base_url=base, timeout=TIMEOUTS["http"]) as client:
-        for name, path, body in wanted:
-            if path is None:
-                yield Step(name, "(none)", False, 0.0, first_error="no file in the static folder")
-                continue
-            began = time.monotonic()
-            command = f"GET {base}{path}"
-            try:
-                response = client.get(path, follow_redirects=True)
-            except httpx.HTTPError as exc:
-                took = round(time.monotonic() - began, 1)
-                yield Step(name, command, False, took, first_error=f"{type(exc).__name__}: {exc}")
-                continue
-            took = round(time.monotonic() - began, 1)
-            hops = " -> ".join(
-                f"{r.status_code} {r.headers.get('location', '')}" for r in response.history
-            )
-            status = f"{hops} -> " if hops else ""
-            status += f"{response.status_code} {response.headers.get('content-type', '')}"
-            ok = response.status_code == 200 and (body is None or response.content == body)
-            error = None
-            if response.status_code != 200:
-                error = f"{response.status_code}: {first_error(response.text)}"
-                if response.status_code >= 500:
-                    error += f" — {_server_error(app) or 'no exception in the server log'}"
-            elif body is not None and response.content != body:
-                error = f"200 but {len(response.content)} bytes, the file has {len(body)}"
-            yield Step(
-                name,
-                command,
-                ok,
-                took,
-                first_error=error,
-                output=f"{status}, {len(response.content)} bytes",
-                data={"status": response.status_code},
-            )
-            if name == "get-home" and ok:
-                yield csp_step(response)
-
-
-def csp_step(response: httpx.Response) -> Step:
-    """Whether a browser would load what the home page names under the policy it came
-    with (a 200 page whose stylesheet the CSP refuses is still a broken page)."""
-    header = response.headers.get("content-security-policy", "")
-    refused = blocked(response.text, str(response.url), header) if header else []
-    report_only = response.headers.get("content-security-policy-report-only")
-    shown = f"Content-Security-Policy: {header}" if header else "no enforced CSP"
-    if report_only:  # reported, not enforced: nothing is blocked by it
-        shown += f" (Report-Only: {report_only[:160]})"
-    return Step(
-        "csp-home",
-        f"the resources of {response.url.path}",
-        not refused,
-        0.0,
-        first_error=f"the CSP blocks {len(refused)}: {', '.join(refused[:6])}" if refused else None,
-        output=shown + ("" if refused else "; nothing on the page is blocked"),
-        data={"blocked": refused},
-    )
-
-
 @contextlib.contextmanager
 def stack_of(app: Path, needs: Needs, trial: Trial) -> Iterator[int | None]:
     """``up -d`` on free ports; yields the HTTPS port when it came up (else None); on
@@ -408,7 +161,7 @@ def stack_of(app: Path, needs: Needs, trial: Trial) -> Iterator[int | None]:
     ]  # fmt: skip
     up = command_step("up", argv, app, env=needs.env)
     if not up.ok:
-        _add_log(up, app)
+        add_log(up, app)
     trial.steps.append(up)
     dirs = StateDir(app / ".flaskprod")
     try:
@@ -502,45 +255,10 @@ def run_trial(project: str) -> Trial:
     return trial
 
 
-_LOG = re.compile(r"\(log: (\S+?)\)")
-
-
-def _add_log(step: Step, app: Path) -> None:
-    """The end of the log a failed ``up`` names: the app's own error is there."""
-    found = _LOG.search((step.first_error or "") + "\n" + step.output)
-    if found is None or not (app / found.group(1)).is_file():
-        return
-    tail = (app / found.group(1)).read_text(errors="replace").strip().splitlines()[-40:]
-    step.data["log"] = found.group(1)
-    step.output += f"\n{found.group(1)} (end):\n" + _trim("\n".join(tail), 8)
-    cause = _cause(tail)
-    if cause:
-        step.first_error = f"{step.first_error} — {cause}"
-
-
-def _cause(tail: list[str]) -> str | None:
-    """The exception's own line (a traceback's last), else click's "Error: ..." line."""
-    lines = [line.strip() for line in tail]
-    named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
-    causes = named or [line for line in lines if re.match(r"^(Error|Exception)\b", line)]
-    return causes[-1][:240] if causes else None
-
-
-def _server_error(app: Path) -> str | None:
-    """Why the app answered 5xx: the last exception in the app server's log."""
-    for name in ("gunicorn", "granian"):
-        log = app / ".flaskprod" / "logs" / f"{name}.log"
-        if log.is_file():
-            cause = _cause(log.read_text(errors="replace").splitlines()[-200:])
-            if cause:
-                return f"{cause} (.flaskprod/logs/{log.name})"
-    return None
-
-
 def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     before = freeze_step("freeze-before", app)
     trial.steps.append(before)
-    trial.steps.append(run_check("check-before", app, needs.env))
+    trial.steps.append(run_check(FLASKPROD, "check-before", app, needs.env))
     init_argv = [FLASKPROD, "init", str(app), *needs.init_args]
     init = command_step("init", init_argv, app, env=needs.env)
     trial.steps.append(init)
@@ -555,7 +273,7 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     init.data = dict(trial.spec)
     render = [FLASKPROD, "render", str(app), "--check"]
     trial.steps.append(command_step("render-check", render, app, env=needs.env))
-    trial.steps.append(run_check("check-after", app, needs.env))
+    trial.steps.append(run_check(FLASKPROD, "check-after", app, needs.env))
     with stack_of(app, needs, trial) as https_port:
         if https_port is not None:
             try:
@@ -568,19 +286,11 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     same = before.ok and after.ok and before.data["freeze"] == after.data["freeze"]
     if after.ok and not same:
         after.ok = False
-        after.first_error = "pip freeze changed: " + _freeze_diff(
+        after.first_error = "pip freeze changed: " + freeze_diff(
             before.data["freeze"], after.data["freeze"]
         )
     after.output = "identical to before" if same else after.output
     trial.steps.append(after)
-
-
-def _freeze_diff(before: str, after: str) -> str:
-    old, new = set(before.splitlines()), set(after.splitlines())
-    changes = [f"-{line}" for line in sorted(old - new)] + [
-        f"+{line}" for line in sorted(new - old)
-    ]
-    return ", ".join(changes[:6]) or "(order only)"
 
 
 def main(argv: list[str] | None = None) -> int:
