@@ -6,8 +6,11 @@ virtual environment (flaskprod runs from this checkout's, never from the project
     pip freeze again (must be identical).
 
     .venv/bin/python -m bench.trials [--project NAME_OR_PATH ...] [--json OUT] [--doc]
+                                     [--flaskprod EXECUTABLE]
 
 Without ``--project``: the shared real projects (microblog, flask-on-docker, flaskr).
+What a project needs beyond that (extra ``up`` arguments, a variable, a requirements line
+flaskprod names) is in :data:`NEEDS`, each with the reason; a project is never edited.
 Every step is bounded in time; a failing step is recorded with its first error line and
 the trial goes on where it can. ``--doc`` rewrites the "Real projects" section of
 docs/trials.md from the results. Exit status: 0 when every step of every project passed.
