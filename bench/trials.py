@@ -73,6 +73,8 @@ class Needs:
     add: tuple[str, ...] = ()
     init_args: tuple[str, ...] = ()
     reason: str = ""
+    #: Where a folder without git history comes from (a subfolder of a repository).
+    origin: str = ""
 
 
 #: Per project (by folder name): where the app is, and extra ``up`` arguments with why.
@@ -90,6 +92,16 @@ NEEDS: dict[str, Needs] = {
         init_args=("--add-deps",),
         reason="it lists no PostgreSQL driver (SQLite by default); init --add-deps appends "
         "the line up names, installed in its venv as a user would",
+    ),
+    "flask-celery": Needs(
+        add=("granian",),
+        init_args=("--add-deps",),
+        env={"PYTHONPATH": "src"},
+        reason="Flask's Celery example lists no app server; init --add-deps appends the line "
+        "up names, installed in its venv as a user would; its package is under src/ and its "
+        "README installs it (pip install -e .), which a shared cached venv cannot hold for "
+        "each copy: PYTHONPATH=src stands for it",
+        origin="https://github.com/pallets/flask @ 2ac89889, examples/celery",
     ),
     "docker-flask-example": Needs(
         env={"SECRET_KEY": "trial-" + "k" * 40},
@@ -212,7 +224,7 @@ def run_trial(project: str) -> Trial:
         list(needs.up_args),
         needs.env,
         needs.reason,
-        origin(source),
+        needs.origin or origin(source),
         [PINNED[package] for package in needs.add],
         list(needs.init_args),
     )
