@@ -67,6 +67,13 @@ class _Resources(HTMLParser):
             self._inline = None
 
 
+def resources(html: str) -> list[Resource]:
+    """The scripts, stylesheets, images and inline blocks ``html`` names, in order."""
+    parser = _Resources()
+    parser.feed(html)
+    return parser.found
+
+
 def parse_policy(header: str) -> dict[str, list[str]]:
     policy: dict[str, list[str]] = {}
     for part in header.split(";"):
@@ -118,10 +125,8 @@ def blocked(html: str, page_url: str, header: str) -> list[str]:
     """The resources of ``html`` (served at ``page_url``) the policy ``header`` blocks,
     each as "<kind> <url or 'inline'>"."""
     policy = parse_policy(header)
-    parser = _Resources()
-    parser.feed(html)
     refused = []
-    for resource in parser.found:
+    for resource in resources(html):
         sources = policy.get(DIRECTIVE[resource.kind], policy.get("default-src"))
         if sources is None:
             continue

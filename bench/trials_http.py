@@ -9,10 +9,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from bench.trials_csp import blocked
+from bench.trials_csp import blocked, resources
 from bench.trials_steps import TIMEOUTS, Step, first_error, server_error
 
 
@@ -41,14 +42,21 @@ def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Ste
         wanted.append(("get-static", found[0], found[1].read_bytes()))
     elif (app / spec["static_dir"]).exists():
         wanted.append(("get-static", None, None))  # a folder without files: a failure
+    else:  # no static folder (assets served by the app, or an API): what the page loads
+        wanted.append(("get-static", _FROM_HOME, None))
     wanted += [("get-health", spec["health_path"], None), ("get-ready", spec["ready_path"], None)]
-    if found is None and not (app / spec["static_dir"]).exists():  # an API: nothing to get
-        yield Step("get-static", "(none)", True, 0.0, output=f"no {spec['static_dir']}/ folder")
+    home_asset: str | None = None
     with httpx.Client(verify=context, base_url=base, timeout=TIMEOUTS["http"]) as client:
         for name, path, body in wanted:
             if path is None:
                 yield Step(name, "(none)", False, 0.0, first_error="no file in the static folder")
                 continue
+            if path == _FROM_HOME:
+                if home_asset is None:
+                    shown = f"no {spec['static_dir']}/ folder, no same-origin asset on the page"
+                    yield Step(name, "(none)", True, 0.0, output=shown)
+                    continue
+                path = home_asset
             began = time.monotonic()
             command = f"GET {base}{path}"
             try:
@@ -82,6 +90,23 @@ def http_steps(app: Path, https_port: int, spec: dict[str, Any]) -> Iterator[Ste
             )
             if name == "get-home" and ok:
                 yield csp_step(response)
+                home_asset = same_origin_asset(response)
+
+
+_FROM_HOME = "(the first same-origin asset of the home page)"
+
+
+def same_origin_asset(response: httpx.Response) -> str | None:
+    """The path of the first stylesheet, script or image the page loads from its own
+    origin (the assets an app serves itself, CTFd's themes for one)."""
+    page = urlsplit(str(response.url))
+    for resource in resources(response.text):
+        if resource.url is None:
+            continue
+        url = urlsplit(urljoin(str(response.url), resource.url))
+        if (url.scheme, url.netloc) == (page.scheme, page.netloc):
+            return url.path + (f"?{url.query}" if url.query else "")
+    return None
 
 
 def csp_step(response: httpx.Response) -> Step:

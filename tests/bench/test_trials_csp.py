@@ -55,3 +55,19 @@ def test_other_origins_and_schemes() -> None:
     ]
     assert blocked('<img src="data:image/png;base64,AA">', PAGE, "img-src 'self' data:") == []
     assert blocked('<img src="https://a.cdn.example/x.png">', PAGE, "img-src *.cdn.example") == []
+
+
+def test_the_first_asset_a_page_loads_from_its_own_origin() -> None:
+    """What a trial GETs when the app has no static folder (CTFd serves its themes)."""
+    import httpx
+
+    from bench.trials_http import same_origin_asset
+
+    def page(html: str) -> httpx.Response:
+        return httpx.Response(200, text=html, request=httpx.Request("GET", PAGE))
+
+    assert same_origin_asset(page(HTML)) == "/static/loading.gif"
+    themed = '<link rel="stylesheet" href="/themes/core/static/main.css?d=1"><script>x()</script>'
+    assert same_origin_asset(page(themed)) == "/themes/core/static/main.css?d=1"
+    cdn_only = '<script src="https://unpkg.com/x.js"></script>'
+    assert same_origin_asset(page(cdn_only)) is None
