@@ -8,9 +8,9 @@ import pytest
 from project_files import write
 
 from flaskprod.check.context import Context
-from flaskprod.check.discover import discover
 from flaskprod.check.envsource import is_env_template, parse_env_file, production_env
 from flaskprod.check.runner import CheckOptions, build_context
+from flaskprod.launch.discover import discover
 
 
 def names(found: dict[str, list[Path]], root: Path) -> dict[str, list[str]]:
@@ -67,7 +67,7 @@ def test_files_are_sorted_by_kind(tmp_path: Path) -> None:
 
 
 def test_discovery_is_bounded(tmp_path: Path, monkeypatch: object) -> None:
-    import flaskprod.check.discover as discover_module
+    import flaskprod.launch.discover as discover_module
 
     for number in range(30):
         (tmp_path / f"{number:02d}.service").write_text("[Service]\n")

@@ -23,8 +23,8 @@ from project_files import write
 
 from flaskprod.errors import ProjectError
 from flaskprod.kit.commands import build_spec, render_files
+from flaskprod.launch.targets import command_target
 from flaskprod.spec.detect import detect_project
-from flaskprod.spec.launchers import command_target
 
 FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -25,23 +24,16 @@ from typing import Any
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.envsource import EnvSource
 from flaskprod.check.offline import offline_prefix
-from flaskprod.check.parsers.dockerfile import expand
-from flaskprod.check.parsers.granian import find_granian, granian_setups
-from flaskprod.check.parsers.granian import parse_flags as parse_granian_flags
-from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups
-from flaskprod.check.parsers.shell import commands
+from flaskprod.check.parsers.granian import granian_setups
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import EnvironmentProblem, ProjectError
+from flaskprod.launch.dockerfile import expand
+from flaskprod.launch.shell import commands
+from flaskprod.launch.targets import TARGET, loose_target, server_target
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.servers import ENTRY_MODULE
 
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(.*\))?$")
-#: gunicorn options that take a value (so the value is not mistaken for the target).
-_VALUE_OPTIONS = frozenset(
-    {"-b", "--bind", "-w", "--workers", "-k", "--worker-class", "-c", "--config", "-t"}
-    | {"--timeout", "--threads", "--chdir", "--log-level", "--access-logfile", "-u", "-g"}
-    | {"--error-logfile", "--pid", "--user", "--group", "-e", "--env", "--name", "-n"}
-)
 PROBE_TIMEOUT = 30.0
 #: Variables passed through from the checker's own environment (never secrets).
 _PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
@@ -60,37 +52,11 @@ def target_from_command(command: str | None, env: dict[str, str] | None = None) 
         return None
     found = commands(expand(command, env or {}))
     for line in found:  # the app server's command first: 'echo a:b && gunicorn w:app'
-        granian = find_granian(line.argv)
-        if granian is not None:
-            flags, target = parse_granian_flags(granian[0])
-            if target and flags.get("--factory") is True and "(" not in target:
-                target += "()"  # granian calls the factory
-            return target if target and _TARGET.match(target) else None
-        gunicorn = find_gunicorn(line.argv)
-        if gunicorn is not None:
-            return _first_target(gunicorn)
+        served = server_target(line.argv)
+        if served is not None and served[0] in ("granian", "gunicorn"):
+            return served[1]
     # another server (waitress-serve, uwsgi's --module, a launcher script's argument)
-    return next((t for line in found if (t := _first_target(list(line.argv)))), None)
-
-
-def _first_target(words: list[str]) -> str | None:
-    skip = False
-    factory = False
-    for word in words:
-        if skip:
-            skip = False
-            continue
-        if word in _VALUE_OPTIONS:
-            skip = True
-            continue
-        if word == "--call":  # waitress-serve --call module:create_app
-            factory = True
-            continue
-        if word.startswith("-"):
-            continue
-        if _TARGET.match(word):
-            return f"{word}()" if factory and "(" not in word else word
-    return None
+    return next((t for line in found if (t := loose_target(line.argv))), None)
 
 
 def _detect_target(root: Path) -> str | None:
@@ -111,10 +77,10 @@ def find_target(ctx: Context, source: EnvSource) -> str | None:
     # gunicorn started some other way (an entrypoint script, a config's wsgi_app)
     for setup in gunicorn_setups(ctx):
         target = expand(setup.target, {**setup.env, **source.env}) if setup.target else None
-        if target and _TARGET.match(target):
+        if target and TARGET.match(target):
             return target
     for granian in granian_setups(ctx):
-        if granian.app_target and _TARGET.match(granian.app_target):
+        if granian.app_target and TARGET.match(granian.app_target):
             return granian.app_target
     if ctx.spec is not None:
         return ctx.spec.app.target

@@ -11,24 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flaskprod.launch.discover import FILE_KINDS
 from flaskprod.spec.model import Spec
-
-#: The kinds of file discovery sorts a project into (``Context.files`` keys).
-FILE_KINDS = (
-    "nginx",  # nginx.conf, *.conf with server/location blocks, sites-available/*
-    "gunicorn",  # gunicorn.conf.py / gunicorn_config.py
-    "procfile",
-    "systemd",  # *.service, *.timer, *.socket
-    "supervisor",  # supervisord program configs: [program:x] command=...
-    "dockerfile",  # Dockerfile, Dockerfile.*, *.Dockerfile
-    "dockerignore",
-    "compose",  # docker-compose*.yml, compose*.yaml
-    "requirements",  # requirements*.txt, requirements/*.txt
-    "pyproject",
-    "lock",  # poetry.lock, uv.lock, Pipfile.lock, requirements*.lock / compiled files
-    "env",  # .env, .env.*, *.env
-    "gitignore",
-)
 
 
 @dataclass

@@ -22,7 +22,8 @@ from typing import Any
 from flaskprod.check.context import Context
 from flaskprod.check.parsers.compose import development_files, parse_compose
 from flaskprod.check.parsers.dockerfile import parse_dockerfile
-from flaskprod.check.parsers.systemd import Unit, parse_unit
+from flaskprod.check.parsers.systemd import parse_unit
+from flaskprod.launch.systemd import Unit
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _INTERPOLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")

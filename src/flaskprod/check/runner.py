@@ -21,11 +21,11 @@ from flaskprod.check import rules as rules_package
 from flaskprod.check import silence
 from flaskprod.check.app_loader import find_target, load_app
 from flaskprod.check.context import Context
-from flaskprod.check.discover import discover
 from flaskprod.check.envsource import production_env
 from flaskprod.check.internal import INTERNAL, internal_finding
 from flaskprod.check.model import LAYERS, REGISTRY, Finding, Rule
 from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError, UserError
+from flaskprod.launch.discover import discover
 from flaskprod.spec import load as spec_load
 from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec

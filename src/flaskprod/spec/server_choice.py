@@ -5,8 +5,8 @@ and its requirements.
 gunicorn there -> ``server.kind = "gunicorn"`` with the worker class and count the
 launchers use (gevent stays gevent: apps that stream server-sent events need it);
 granian there -> granian; neither -> the default (granian), with the line to add.
-The launchers are read with the shell-aware parsers ``check`` uses, so ``init`` and
-``check`` agree on what a project runs.
+The launchers are read by :mod:`flaskprod.launch`, the reading ``check`` does too, so
+``init`` and ``check`` agree on what a project runs.
 """
 
 from __future__ import annotations
@@ -15,10 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flaskprod.launch.compose import production_compose_files
+from flaskprod.launch.discover import discover
+from flaskprod.launch.granian import find_granian
+from flaskprod.launch.gunicorn import (
+    gunicorn_launch,
+    merged_settings,
+    read_config,
+    worker_class_name,
+)
+from flaskprod.launch.launchers import Launcher, read_launchers
+from flaskprod.launch.shell import split_command
 from flaskprod.spec.stackdeps import PINNED
 
 #: gunicorn worker classes the spec knows (server.worker_class).
 _WORKER_CLASSES = ("sync", "gthread", "gevent")
+#: The order a deployment would use its launchers in: a server's own first.
+_ORDER = ("systemd", "supervisor", "procfile", "dockerfile", "compose")
 
 
 @dataclass(frozen=True)
@@ -66,10 +79,9 @@ def _choose(root: Path, names: set[str]) -> tuple[str, dict[str, Any], str | Non
         worker_class = setup.worker_class
         if worker_class in _WORKER_CLASSES:
             settings["worker_class"] = worker_class
-        workers = setup.get("workers")
+        workers, threads = setup.workers, setup.threads
         if isinstance(workers, int) and workers > 1:
             settings["workers"] = workers
-        threads = setup.get("threads")
         if worker_class == "gthread" and isinstance(threads, int) and threads > 1:
             settings["threads"] = threads
         return "gunicorn", settings, f"{setup.file.relative_to(root).as_posix()}:{setup.line}"
@@ -96,20 +108,58 @@ def missing_note(missing: list[str], kind: str, requirements: str | None) -> str
     )
 
 
-def _launchers(root: Path) -> tuple[list[Any], list[Any]]:
-    """gunicorn and granian setups in the project's own files (not flaskprod's kit)."""
-    from flaskprod.check.context import Context
-    from flaskprod.check.discover import discover
-    from flaskprod.check.parsers.granian import granian_setups
-    from flaskprod.check.parsers.gunicorn import gunicorn_setups
-    from flaskprod.kit.write import read_manifest
+@dataclass(frozen=True)
+class _Seen:
+    """An app server a launcher starts: where, and (gunicorn) its worker settings."""
 
-    ctx = Context(root=root, files=discover(root))
-    ours = {root / path for path in read_manifest(root)}  # a kit rendered before
+    file: Path
+    line: int
+    worker_class: str = "sync"
+    #: As set (None when not: the count then comes from the server's environment).
+    workers: Any = None
+    threads: Any = None
+
+
+def _launchers(root: Path) -> tuple[list[_Seen], list[_Seen]]:
+    """gunicorn and granian in the project's own launchers (not flaskprod's kit), in
+    the order a deployment would use them: systemd, supervisor, Procfile, Dockerfile,
+    compose (production compose files only)."""
     try:
-        found = gunicorn_setups(ctx), granian_setups(ctx)
-    except Exception:  # a launcher the parsers cannot read must not stop init
+        files = discover(root)
+    except OSError:  # a tree init cannot walk: no launcher to learn from
         return [], []
-    gunicorns = [s for s in found[0] if s.file not in ours and s.origin != "config"]
-    granians = [s for s in found[1] if s.file not in ours]
+    from flaskprod.kit.write import read_manifest  # which files a kit rendered before
+
+    ours = {root / path for path in read_manifest(root)}
+    files["compose"] = production_compose_files(files["compose"])
+    mine = {kind: [p for p in paths if p not in ours] for kind, paths in files.items()}
+    gunicorns: list[_Seen] = []
+    granians: list[_Seen] = []
+    for launcher in read_launchers(mine, _ORDER):
+        words = split_command(launcher.text)
+        if find_granian(words) is not None:
+            granians.append(_Seen(launcher.file, launcher.line))
+            continue
+        seen = _gunicorn(root, launcher, words, mine["gunicorn"])
+        if seen is not None:
+            gunicorns.append(seen)
     return gunicorns, granians
+
+
+def _gunicorn(
+    root: Path, launcher: Launcher, words: list[str], configs: list[Path]
+) -> _Seen | None:
+    """gunicorn's worker settings as ``launcher`` starts it (itself or through the
+    project's script it runs), with its config file's and GUNICORN_CMD_ARGS'."""
+    env, where = launcher.env, (launcher.file, launcher.line)
+    launch = gunicorn_launch(root, words, where, list(launcher.bases), env, configs)
+    if launch is None:
+        return None
+    config = read_config(launch.config, env) if launch.config is not None else None
+    settings = merged_settings(config, env, launch.flags, launch.file, launch.line)
+
+    def value(name: str) -> Any:
+        return settings[name].value if name in settings else None
+
+    worker_class = worker_class_name(value("worker_class") or "sync", value("threads"))
+    return _Seen(launch.file, launch.line, worker_class, value("workers"), value("threads"))

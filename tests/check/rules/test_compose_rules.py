@@ -8,8 +8,8 @@ import pytest
 from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, write
 
 from flaskprod.check.model import Level
-from flaskprod.check.parsers.compose import parse_compose_text
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.launch.compose import parse_compose_text
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("CMP"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from deploy_helpers import assert_fixture, check, fixture_cases, ids, write
 
-from flaskprod.check.parsers.dockerfile import parse_dockerfile_text
+from flaskprod.launch.dockerfile import parse_dockerfile_text
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("DOC"))

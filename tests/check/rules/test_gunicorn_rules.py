@@ -8,16 +8,16 @@ import pytest
 from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, write
 
 from flaskprod.check.model import Level
-from flaskprod.check.parsers.gunicorn import (
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.runner import CheckOptions, run_checks
+from flaskprod.launch.gunicorn import (
     UNKNOWN,
     CpuBased,
     find_gunicorn,
-    gunicorn_setups,
     parse_config_text,
     parse_flags,
-    split_command,
 )
-from flaskprod.check.runner import CheckOptions, run_checks
+from flaskprod.launch.shell import split_command
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("GUN"))

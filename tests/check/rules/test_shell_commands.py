@@ -1,4 +1,4 @@
-"""The shell-aware reading of launcher command lines (check/parsers/shell.py), and the
+"""The shell-aware reading of launcher command lines (flaskprod/launch/shell.py), and the
 false positives it removes from real projects' launchers (issue #12, item 13)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from deploy_helpers import check, context, ids, write
 from flaskprod.check.app_loader import target_from_command
 from flaskprod.check.parsers.granian import granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
-from flaskprod.check.parsers.shell import commands, logical_lines, unwrap
+from flaskprod.launch.shell import commands, logical_lines, unwrap
 
 
 def argvs(text: str) -> list[list[str]]:
@@ -207,7 +207,7 @@ def test_an_image_run_by_compose_through_its_entrypoint_is_one_gunicorn(tmp_path
 
 
 def test_dockerfile_env_follows_args_and_parent_stages() -> None:
-    from flaskprod.check.parsers.dockerfile import parse_dockerfile_text
+    from flaskprod.launch.dockerfile import parse_dockerfile_text
 
     dockerfile = parse_dockerfile_text(
         Path("Dockerfile"),

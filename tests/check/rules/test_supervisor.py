@@ -8,7 +8,7 @@ from pathlib import Path
 from deploy_helpers import check, context, ids, write
 
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
-from flaskprod.check.parsers.supervisor import parse_programs
+from flaskprod.launch.supervisor import parse_programs
 
 PROGRAM = """\
 [program:shop]

@@ -11,8 +11,8 @@ import pytest
 from deploy_helpers import FIXTURES, assert_fixture, check, fixture_cases, ids, write
 
 from flaskprod.check.model import Level
-from flaskprod.check.parsers.systemd import parse_unit_text
 from flaskprod.check.rules._exposure import exposure
+from flaskprod.launch.systemd import parse_unit_text
 
 
 @pytest.mark.parametrize(("rule_id", "side"), fixture_cases("SYS"))

@@ -9,17 +9,12 @@ layer's parse-error rule reports those once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
 
 T = TypeVar("T")
-
-#: Files larger than this are cut: a deployment file is never this big, and a
-#: runaway file must not stall the whole check.
-MAX_BYTES = 2_000_000
 
 
 def cached(ctx: Context, key: str, build: Callable[[], T]) -> T:
@@ -28,17 +23,3 @@ def cached(ctx: Context, key: str, build: Callable[[], T]) -> T:
         ctx.cache[key] = build()
     value: T = ctx.cache[key]
     return value
-
-
-def read_text(path: Path) -> tuple[str | None, str | None]:
-    """(text, None) or (None, why-not). Binary files and bad encodings are errors."""
-    try:
-        data = path.read_bytes()[:MAX_BYTES]
-    except OSError as error:
-        return None, f"cannot read: {error.strerror or error}"
-    if b"\x00" in data:
-        return None, "binary file, not a text config"
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError as error:
-        return None, f"not UTF-8 text (byte {error.start})"

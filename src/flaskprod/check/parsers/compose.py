@@ -1,115 +1,18 @@
-"""Compose files, read with PyYAML's safe loader, keeping each key's line number.
-
-Anchors and merge keys (``<<: *default``) work as in YAML; mappings come back as
-:class:`LineDict`, a dict that remembers the line of each key for the findings.
-"""
+"""Compose files of the project under check, parsed once per run (the parser,
+keeping each key's line number, is :mod:`flaskprod.launch.compose`, shared with ``init``)."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
-
-from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers import cached
+from flaskprod.launch.compose import ComposeFile, parse_compose_text
+from flaskprod.launch.compose import development_files as compose_development_files
+from flaskprod.launch.text import read_text
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
-
-
-class LineDict(dict[str, Any]):
-    """A mapping that knows the (1-based) line of each of its keys and of itself."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: dict[str, int] = {}
-        self.start = 1
-
-    def line_of(self, key: str) -> int:
-        return self.lines.get(key, self.start)
-
-
-class LineList(list[Any]):
-    """A sequence that knows the (1-based) line of each item."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[int] = []
-        self.start = 1
-
-    def line_at(self, index: int) -> int:
-        return self.lines[index] if 0 <= index < len(self.lines) else self.start
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
-    sequence = LineList()
-    sequence.start = node.start_mark.line + 1
-    for item in node.value:
-        sequence.append(loader.construct_object(item, deep=True))
-        sequence.lines.append(item.start_mark.line + 1)
-    return sequence
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    mapping = LineDict()
-    mapping.start = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        mapping[str(key)] = loader.construct_object(value_node, deep=True)
-        mapping.lines[str(key)] = key_node.start_mark.line + 1
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
-
-@dataclass
-class ComposeFile:
-    path: Path
-    data: LineDict = field(default_factory=LineDict)
-    error: tuple[int | None, str] | None = None
-
-    @property
-    def services(self) -> dict[str, LineDict]:
-        services = self.data.get("services")
-        if not isinstance(services, dict):
-            return {}
-        return {str(k): v for k, v in services.items() if isinstance(v, LineDict)}
-
-    def line(self, service: str, key: str | None = None) -> int:
-        services = self.data.get("services")
-        if not isinstance(services, LineDict):
-            return 1
-        if key is None:
-            return services.line_of(service)
-        body = services.get(service)
-        return body.line_of(key) if isinstance(body, LineDict) else services.line_of(service)
-
-
-def parse_compose_text(path: Path, text: str) -> ComposeFile:
-    result = ComposeFile(path)
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        result.error = (mark.line + 1 if mark else None, f"invalid YAML: {problem}")
-        return result
-    if data is None:
-        return result
-    if not isinstance(data, LineDict):
-        result.error = (1, "not a compose file: the top level is not a mapping")
-        return result
-    result.data = data
-    return result
 
 
 def parse_compose(ctx: Context, path: Path) -> ComposeFile:
@@ -129,40 +32,10 @@ def parse_compose_files(ctx: Context) -> list[ComposeFile]:
     return [parse_compose(ctx, path) for path in ctx.of_kind("compose") if path not in development]
 
 
-_PRODUCTION_WORDS = frozenset({"prod", "production"})
-
-
-def _words(name: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", name.lower()))
-
-
-def _standalone(compose: ComposeFile) -> bool:
-    """Every service says what it runs (image or build): a whole deployment, not an
-    override merged onto a base file."""
-    services = compose.services
-    return bool(services) and all(
-        isinstance(s, dict) and ("image" in s or "build" in s) for s in services.values()
-    )
-
-
 def development_files(ctx: Context) -> set[Path]:
-    """Compose files for development: beside a whole production file of the same
-    folder (docker-compose.prod.yml), the others not named for production
-    (docker-compose.yml running 'flask run', docker-compose.dev.yml). Where the
-    production file is an override of the base file, nothing is set aside."""
-
-    def build() -> set[Path]:
-        files = ctx.of_kind("compose")
-        development: set[Path] = set()
-        for folder in {path.parent for path in files}:
-            here = [path for path in files if path.parent == folder]
-            production = [
-                path
-                for path in here
-                if _words(path.name) & _PRODUCTION_WORDS and _standalone(parse_compose(ctx, path))
-            ]
-            if production:
-                development |= {p for p in here if not _words(p.name) & _PRODUCTION_WORDS}
-        return development
-
-    return cached(ctx, "parsers.compose.development", build)
+    """Compose files for development (see :func:`flaskprod.launch.compose.development_files`)."""
+    return cached(
+        ctx,
+        "parsers.compose.development",
+        lambda: compose_development_files(ctx.of_kind("compose"), lambda p: parse_compose(ctx, p)),
+    )

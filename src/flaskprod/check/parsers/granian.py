@@ -1,47 +1,29 @@
-"""granian command lines: every place the project starts granian (a systemd unit's
-ExecStart, a Procfile line, the final stage's CMD of a Dockerfile, a compose
-``command``), directly, through ``python -m flaskprod.serve`` (older kits) or in a
-shell line that counts the workers and execs it (the kit's). granian has no config
-file: its flags and its ``GRANIAN_*`` environment are all there is to read.
+"""granian as the project under check starts it: every place that starts granian (a
+systemd unit's ExecStart, a Procfile line, the final stage's CMD of a Dockerfile, a
+compose ``command``), directly, through ``python -m flaskprod.serve`` (older kits) or
+in a shell line that counts the workers and execs it (the kit's). granian has no config
+file: its flags and its ``GRANIAN_*`` environment are all there is to read (the command
+line itself is read by :mod:`flaskprod.launch.granian`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers import cached
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
-from flaskprod.check.parsers.gunicorn import split_command
-from flaskprod.check.parsers.shell import unwrap
 from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
+from flaskprod.launch.granian import SWITCHES, find_granian, parse_flags
+from flaskprod.launch.shell import split_command
+from flaskprod.launch.text import read_text
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
-
-#: granian's switches (no value); every ``--no-x`` is one too.
-_SWITCHES = frozenset(
-    {
-        "--ws",
-        "--factory",
-        "--respawn-failed-workers",
-        "--access-log",
-        "--log",
-        "--reload",
-        "--metrics",
-        "--http1-keep-alive",
-        "--http1-pipeline-flush",
-        "--http2-adaptive-window",
-        "--ssl-client-verify",
-        "--reload-ignore-worker-failure",
-        "--version",
-        "--help",
-    }
-)
 
 
 @dataclass
@@ -69,7 +51,7 @@ class GranianSetup:
         value = self.env.get(name)
         if value is None:
             return None
-        if flag in _SWITCHES:
+        if flag in SWITCHES:
             return value.strip().lower() in ("1", "true", "yes", "on")
         return value
 
@@ -102,49 +84,6 @@ class GranianSetup:
 
 #: The kit's launch line: --workers "${WEB_CONCURRENCY:-N}" (N a number, or the cores).
 _CONCURRENCY = re.compile(r"^\$\{WEB_CONCURRENCY:-(.*)\}$")
-
-
-def find_granian(words: list[str] | tuple[str, ...]) -> tuple[list[str], bool] | None:
-    """granian's arguments inside a command (also inside ``sh -c '... exec granian ...'``,
-    the kit's launch line), and whether flaskprod.serve (older kits) starts it."""
-    for command in unwrap(words):
-        found = _granian_args(list(command.argv))
-        if found is not None:
-            return found
-    return None
-
-
-def _granian_args(words: list[str]) -> tuple[list[str], bool] | None:
-    for index, word in enumerate(words):
-        if PurePosixPath(word).name == "granian":
-            return words[index + 1 :], False
-        if word == "-m" and index + 1 < len(words):
-            module = words[index + 1]
-            if module in ("granian", "flaskprod.serve"):
-                return words[index + 2 :], module == "flaskprod.serve"
-    return None
-
-
-def parse_flags(args: list[str]) -> tuple[dict[str, str | bool], str | None]:
-    """granian's flags (``--x v``, ``--x=v``, switches) and its APP argument."""
-    flags: dict[str, str | bool] = {}
-    target: str | None = None
-    index = 0
-    while index < len(args):
-        word = args[index]
-        if word.startswith("--"):
-            name, sep, value = word.partition("=")
-            if sep:
-                flags[name] = value
-            elif name in _SWITCHES or name.startswith("--no-"):
-                flags[name] = True
-            elif index + 1 < len(args):
-                flags[name] = args[index + 1]
-                index += 1
-        elif target is None:
-            target = word
-        index += 1
-    return flags, target
 
 
 def _setup(

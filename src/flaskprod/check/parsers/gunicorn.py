@@ -1,204 +1,37 @@
-"""gunicorn settings, read statically from every place a project sets them.
-
-``gunicorn.conf.py`` is Python, but we never execute it (it may import the app, read
-secrets or fail on this machine): module-level assignments of literals and simple
-expressions are evaluated with :mod:`ast`; ``multiprocessing.cpu_count() * 2 + 1``
-is understood as "computed from the machine"; ``os.environ.get(NAME, default)``
-reads the production environment. Command-line flags come from systemd
-``ExecStart``, a Procfile, a Dockerfile ``CMD``/``ENTRYPOINT`` and compose
-``command``; flags override the config file, as in gunicorn.
-"""
+"""Every gunicorn the project under check starts, with its settings: the launchers
+(systemd ``ExecStart``, supervisor, Procfile, Dockerfile ``CMD``/``ENTRYPOINT``,
+compose ``command``) and the config files they use, read once per run. The reading
+of one command line or config file is :mod:`flaskprod.launch.gunicorn`."""
 
 from __future__ import annotations
 
-import ast
-import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from flaskprod.check.parsers import cached, read_text
+from flaskprod.check.parsers import cached
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
-from flaskprod.check.parsers.shell import (
-    SERVER_WORDS,
-    command_words,
-    commands,
-    expand_known,
-    tokens,
-    unwrap,
-)
 from flaskprod.check.parsers.supervisor import supervisor_programs
 from flaskprod.check.parsers.systemd import parse_units
+from flaskprod.launch.compose import service_env
+from flaskprod.launch.gunicorn import (
+    GunicornConfig,
+    Setting,
+    Unknown,
+    gunicorn_launch,
+    merged_settings,
+    read_config,
+    worker_class_name,
+    worker_count,
+)
+from flaskprod.launch.shell import split_command
+from flaskprod.launch.text import read_text
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
-
-
-class Unknown:
-    """A value the static reading could not work out (a rule then stays silent)."""
-
-    def __repr__(self) -> str:
-        return "<unknown>"
-
-
-UNKNOWN = Unknown()
-
-
-@dataclass(frozen=True)
-class CpuBased:
-    """A worker count computed from the machine's cores at start."""
-
-    expression: str
-
-
-@dataclass(frozen=True)
-class Setting:
-    value: Any
-    file: Path
-    line: int
-
-
-@dataclass
-class GunicornConfig:
-    path: Path
-    settings: dict[str, Setting] = field(default_factory=dict)
-    #: Server hooks defined in the file (post_fork, post_worker_init, ...), with lines.
-    hooks: dict[str, int] = field(default_factory=dict)
-    error: tuple[int | None, str] | None = None
-
-
-# -- the config file ---------------------------------------------------------------
-
-_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv,
-    ast.Div: operator.truediv,
-}
-
-
-def _call_name(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_call_name(node.value)}.{node.attr}"
-    return ""
-
-
-class _Evaluator:
-    def __init__(self, env: Mapping[str, str], source: str) -> None:
-        self.env = env
-        self.source = source
-        self.names: dict[str, Any] = {}
-
-    def eval(self, node: ast.expr) -> Any:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            return [self.eval(e) for e in node.elts]
-        if isinstance(node, ast.Name):
-            return self.names.get(node.id, UNKNOWN)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            value = self.eval(node.operand)
-            return -value if isinstance(value, int | float) else UNKNOWN
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left, right = self.eval(node.left), self.eval(node.right)
-            if isinstance(left, CpuBased) or isinstance(right, CpuBased):
-                return CpuBased(ast.get_source_segment(self.source, node) or "cpu_count()")
-            if isinstance(left, Unknown) or isinstance(right, Unknown):
-                return UNKNOWN
-            try:
-                return _BINOPS[type(node.op)](left, right)
-            except Exception:
-                return UNKNOWN
-        if isinstance(node, ast.IfExp):
-            test = self.eval(node.test)
-            if isinstance(test, Unknown | CpuBased):
-                return UNKNOWN
-            return self.eval(node.body if test else node.orelse)
-        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
-            for value_node in node.values:
-                value = self.eval(value_node)
-                if isinstance(value, Unknown) or value:
-                    return value
-            return value
-        if isinstance(node, ast.Subscript) and _call_name(node.value) == "os.environ":
-            key = self.eval(node.slice)
-            return self.env.get(key, UNKNOWN) if isinstance(key, str) else UNKNOWN
-        if isinstance(node, ast.JoinedStr):
-            parts = []
-            for part in node.values:
-                value = (
-                    self.eval(part.value)
-                    if isinstance(part, ast.FormattedValue)
-                    else self.eval(part)
-                )
-                if isinstance(value, Unknown | CpuBased):
-                    return UNKNOWN
-                parts.append(str(value))
-            return "".join(parts)
-        if isinstance(node, ast.Call):
-            return self.call(node)
-        return UNKNOWN
-
-    def call(self, node: ast.Call) -> Any:
-        name = _call_name(node.func)
-        args = [self.eval(a) for a in node.args]
-        if name.endswith("cpu_count") or (name == "len" and "sched_getaffinity" in ast.dump(node)):
-            return CpuBased(ast.get_source_segment(self.source, node) or name)
-        if name in ("os.environ.get", "os.getenv", "environ.get", "getenv") and args:
-            default = args[1] if len(args) > 1 else None
-            return self.env.get(args[0], default) if isinstance(args[0], str) else UNKNOWN
-        if name in ("int", "float", "str", "bool") and len(args) == 1:
-            value = args[0]
-            if isinstance(value, CpuBased) and name == "int":
-                return value
-            if isinstance(value, Unknown | CpuBased):
-                return UNKNOWN
-            if name == "bool" and isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            try:
-                return {"int": int, "float": float, "str": str, "bool": bool}[name](value)
-            except (TypeError, ValueError):
-                return UNKNOWN
-        if name in ("max", "min") and args and not any(isinstance(a, Unknown) for a in args):
-            if any(isinstance(a, CpuBased) for a in args):
-                return CpuBased(ast.get_source_segment(self.source, node) or name)
-            try:
-                return max(args) if name == "max" else min(args)
-            except TypeError:
-                return UNKNOWN
-        return UNKNOWN
-
-
-def parse_config_text(path: Path, text: str, env: Mapping[str, str]) -> GunicornConfig:
-    config = GunicornConfig(path)
-    try:
-        tree = ast.parse(text, filename=str(path))
-    except SyntaxError as error:
-        config.error = (error.lineno, f"Python syntax error: {error.msg}")
-        return config
-    evaluator = _Evaluator(env, text)
-    for statement in tree.body:
-        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-            config.hooks[statement.name] = statement.lineno
-            continue
-        targets: list[ast.expr] = []
-        value_node: ast.expr | None = None
-        if isinstance(statement, ast.Assign):
-            targets, value_node = statement.targets, statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            targets, value_node = [statement.target], statement.value
-        for target in targets:
-            if isinstance(target, ast.Name) and value_node is not None:
-                value = evaluator.eval(value_node)
-                evaluator.names[target.id] = value
-                config.settings[target.id] = Setting(value, path, statement.lineno)
-    return config
 
 
 def parse_config(ctx: Context, path: Path, env: Mapping[str, str] | None = None) -> GunicornConfig:
@@ -206,101 +39,8 @@ def parse_config(ctx: Context, path: Path, env: Mapping[str, str] | None = None)
     service's environment, or production's environment by default)."""
     env = ctx.env if env is None else env
 
-    def build() -> GunicornConfig:
-        text, problem = read_text(path)
-        if text is None:
-            return GunicornConfig(path, error=(None, problem or "unreadable"))
-        return parse_config_text(path, text, env)
-
-    return cached(ctx, f"parsers.gunicorn:{path}:{hash(frozenset(env.items()))}", build)
-
-
-# -- command lines -----------------------------------------------------------------
-
-_FLAGS = {
-    "-b": "bind", "--bind": "bind",
-    "-w": "workers", "--workers": "workers",
-    "-k": "worker_class", "--worker-class": "worker_class",
-    "--threads": "threads",
-    "-t": "timeout", "--timeout": "timeout",
-    "--graceful-timeout": "graceful_timeout",
-    "--keep-alive": "keepalive",
-    "--max-requests": "max_requests",
-    "--max-requests-jitter": "max_requests_jitter",
-    "--forwarded-allow-ips": "forwarded_allow_ips",
-    "-c": "config", "--config": "config",
-    "--chdir": "chdir",
-}  # fmt: skip
-_SWITCHES = {"--preload": "preload_app", "--reload": "reload"}
-#: Flags taking no value (everything else unknown is assumed to take one).
-_OTHER_SWITCHES = {
-    "-D", "--daemon", "--check-config", "--print-config", "--spew", "--capture-output",
-    "--enable-stdio-inheritance", "--no-sendfile", "--reuse-port", "--proxy-protocol",
-    "-R", "--strip-header-spaces", "--suppress-ragged-eofs", "--do-handshake-on-connect",
-    "--disable-redirect-access-to-syslog", "--log-syslog", "--statsd-prefix",
-}  # fmt: skip
-_INT_SETTINGS = {"workers", "threads", "timeout", "graceful_timeout", "keepalive", "max_requests"}
-
-
-def find_gunicorn(words: list[str] | tuple[str, ...]) -> list[str] | None:
-    """The gunicorn argv inside a command (after env, exec, sh -c, python -m)."""
-    for command in unwrap(words):
-        found = _gunicorn_args(command.argv)
-        if found is not None:
-            return found
-    return None
-
-
-def _gunicorn_args(words: tuple[str, ...]) -> list[str] | None:
-    for index, word in enumerate(words):
-        base = PurePosixPath(word).name
-        if base == "gunicorn" or (
-            base.startswith("gunicorn") and base[8:].replace(".", "").isdigit()
-        ):
-            return list(words[index + 1 :])
-        if word == "-m" and index + 1 < len(words) and words[index + 1] == "gunicorn":
-            return list(words[index + 2 :])
-    return None
-
-
-def split_command(text: str) -> list[str]:
-    """The app server's command in shell ``text`` (continuations joined, ``exec``,
-    ``VAR=x`` and ``sh -c`` unwrapped; of ``a && b``, the command that runs a server,
-    else the last one)."""
-    return command_words(text, SERVER_WORDS)
-
-
-def parse_flags(args: list[str], file: Path, line: int) -> tuple[dict[str, Setting], str | None]:
-    """gunicorn argv (after the program) -> settings, app target."""
-    settings: dict[str, Setting] = {}
-    binds: list[str] = []
-    target: str | None = None
-    index = 0
-    while index < len(args):
-        word = args[index]
-        flag, has_eq, inline = word.partition("=")
-        if word.startswith("-") and flag in _FLAGS:
-            value = inline if has_eq else (args[index + 1] if index + 1 < len(args) else "")
-            index += 1 if has_eq else 2
-            name = _FLAGS[flag]
-            if name == "bind":
-                binds.append(value)
-                continue
-            parsed: Any = value
-            if name in _INT_SETTINGS:
-                parsed = int(value) if value.lstrip("-").isdigit() else UNKNOWN
-            settings[name] = Setting(parsed, file, line)
-            continue
-        if word in _SWITCHES:
-            settings[_SWITCHES[word]] = Setting(True, file, line)
-        elif word.startswith("-") and word not in _OTHER_SWITCHES and not has_eq:
-            index += 1  # an option we do not read, with its value
-        elif not word.startswith("-"):
-            target = word
-        index += 1
-    if binds:
-        settings["bind"] = Setting(binds, file, line)
-    return settings, target
+    key = f"parsers.gunicorn:{path}:{hash(frozenset(env.items()))}"
+    return cached(ctx, key, lambda: read_config(path, env))
 
 
 # -- setups: one running gunicorn each ---------------------------------------------
@@ -361,45 +101,11 @@ class GunicornSetup:
 
     @property
     def worker_class(self) -> str:
-        value = self.get("worker_class", "sync")
-        if not isinstance(value, str):
-            return "unknown"
-        short = value.rsplit(".", 1)[-1].lower()
-        name = {"threadworker": "gthread", "geventworker": "gevent", "ggeventworker": "gevent"}.get(
-            short, short.removeprefix("egg:gunicorn#")
-        )
-        threads = self.get("threads", 1)
-        if name == "sync" and isinstance(threads, int) and threads > 1:
-            return "gthread"  # gunicorn switches to gthread when threads > 1
-        return name
+        return worker_class_name(self.get("worker_class", "sync"), self.get("threads", 1))
 
     @property
     def workers(self) -> Any:
-        value = self.get("workers")
-        if value is None:
-            concurrency = self.env.get("WEB_CONCURRENCY", "")
-            return int(concurrency) if concurrency.isdigit() else 1
-        return value
-
-
-def _to_project(ctx: Context, text: str, bases: list[str]) -> Path | None:
-    """A path as the server sees it -> the file in the project, if it is one."""
-    path = PurePosixPath(text)
-    if not path.is_absolute():
-        for base in ["", *bases]:
-            candidate = (ctx.root / base.lstrip("/") / path) if base else ctx.root / path
-            if candidate.is_file():
-                return candidate
-    for base in bases:
-        if base and path.is_relative_to(base):
-            candidate = ctx.root / path.relative_to(base)
-            if candidate.is_file():
-                return candidate
-    for start in range(1, len(path.parts)):  # the longest tail that exists here
-        candidate = ctx.root.joinpath(*path.parts[start:])
-        if candidate.is_file():
-            return candidate
-    return None
+        return worker_count(self.get("workers"), self.env)
 
 
 def _install_bases(ctx: Context) -> list[str]:
@@ -409,45 +115,6 @@ def _install_bases(ctx: Context) -> list[str]:
         if workdir.startswith("/"):
             bases.append(workdir)
     return bases
-
-
-def _from_script(
-    ctx: Context, words: list[str], bases: list[str]
-) -> tuple[list[str], Path, int] | None:
-    """gunicorn started by a shell script of the project (docker-entrypoint.sh,
-    start.sh): its gunicorn line, the script and the line number."""
-    script_word = next((w for w in words[:3] if w.endswith(".sh")), None)
-    if script_word is None:
-        return None
-    script = _to_project(ctx, script_word, bases)
-    if script is None:  # copied into the image under another folder: find it by name
-        name = PurePosixPath(script_word).name
-        found = [p for depth in ("", "*/", "*/*/") for p in sorted(ctx.root.glob(depth + name))]
-        script = next((p for p in found if p.is_file()), None)
-    if script is None:
-        return None
-    text, _ = read_text(script)
-    for command in commands(text or ""):
-        args = find_gunicorn(command.argv)
-        if args is not None:
-            return args, script, command.line
-    return None
-
-
-def _config_file(ctx: Context, value: str, bases: list[str]) -> Path | None:
-    """The file of ``-c FILE`` or of ``-c python:package.module`` (a module gunicorn
-    imports from its working directory: looked up under the project and its bases)."""
-    if not value.startswith("python:"):
-        return _to_project(ctx, value, bases)
-    module = value.removeprefix("python:").strip()
-    parts = module.split(".")
-    if not module or not all(part.isidentifier() for part in parts):
-        return None
-    for relative in (Path(*parts).with_suffix(".py"), Path(*parts) / "__init__.py"):
-        found = _to_project(ctx, relative.as_posix(), bases)
-        if found is not None:
-            return found
-    return None
 
 
 def _setup_from_command(
@@ -460,46 +127,20 @@ def _setup_from_command(
     bases: list[str],
     env: dict[str, str],
 ) -> GunicornSetup | None:
-    args = find_gunicorn(words)
-    if args is None:
-        found = _from_script(ctx, words, bases)
-        if found is None:
-            return None
-        args, file, line = found
-    # the launcher's shell expands $WORKERS from the environment it has
-    args = [expand_known(word, env) for word in args]
-    flags, target = parse_flags(args, file, line)
-    setup = GunicornSetup(origin, file, line, in_container, target=target, env=env)
-    config_value = flags.get("config")
-    config_path: Path | None = None
-    if config_value is not None and isinstance(config_value.value, str):
-        config_path = _config_file(ctx, config_value.value, bases)
-    else:
-        config_path = next(
-            (p for p in ctx.of_kind("gunicorn") if p.name == "gunicorn.conf.py"), None
-        )
-    if config_path is not None:
-        setup.config = parse_config(ctx, config_path, env)
-        setup.settings.update(setup.config.settings)
-    # gunicorn's order: config file, then GUNICORN_CMD_ARGS, then the command line.
-    env_args = env.get("GUNICORN_CMD_ARGS", "")
-    if env_args.strip():
-        env_flags, _ = parse_flags(tokens(env_args), file, line)
-        setup.settings.update(env_flags)
-    setup.settings.update(flags)
+    launch = gunicorn_launch(ctx.root, words, (file, line), bases, env, ctx.of_kind("gunicorn"))
+    if launch is None:
+        return None
+    setup = GunicornSetup(
+        origin, launch.file, launch.line, in_container, target=launch.target, env=env
+    )
+    if launch.config is not None:
+        setup.config = parse_config(ctx, launch.config, env)
+    setup.settings.update(
+        merged_settings(setup.config, env, launch.flags, launch.file, launch.line)
+    )
     if setup.target is None and isinstance(setup.get("wsgi_app"), str):
         setup.target = setup.get("wsgi_app")
     return setup
-
-
-def _compose_env(service: Mapping[str, Any]) -> dict[str, str]:
-    env = service.get("environment")
-    if isinstance(env, dict):
-        return {str(k): str(v) for k, v in env.items() if v is not None}
-    if isinstance(env, list):
-        pairs = [str(item).partition("=") for item in env]
-        return {k: v for k, sep, v in pairs if sep}
-    return {}
 
 
 def _built_from(compose_file: Path, service: Mapping[str, Any]) -> Path | None:
@@ -592,7 +233,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
             if not given and built in images:
                 # The service runs the image's CMD, under its own environment.
                 argv, path, line, image_bases, image_env = images[built]
-                env = {**image_env, **_compose_env(service)}
+                env = {**image_env, **service_env(service)}
                 setup = _setup_from_command(
                     ctx, "compose", argv, path, line, True, image_bases, env
                 )
@@ -606,7 +247,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
             words = (
                 [str(w) for w in given] if isinstance(given, list) else split_command(str(given))
             )
-            env = {**ctx.env, **_compose_env(service)}
+            env = {**ctx.env, **service_env(service)}
             line = compose.line(name, "command" if "command" in service else "entrypoint")
             setup = _setup_from_command(ctx, "compose", words, compose.path, line, True, bases, env)
             if setup:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import crossplane
 
-from flaskprod.check.parsers import MAX_BYTES, cached, read_text
+from flaskprod.check.parsers import cached
+from flaskprod.launch.text import MAX_BYTES, read_text
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flaskprod.check.parsers import cached
-from flaskprod.check.parsers.compose import ComposeFile, parse_compose_files
+from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import parse_bind
 from flaskprod.check.parsers.nginx import Directive, NginxTree, parse_nginx
+from flaskprod.launch.compose import ComposeFile
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flaskprod.check.parsers.systemd import Unit
+from flaskprod.launch.systemd import Unit
 
 #: Capabilities systemd weighs, with weights (tenths of a point as systemd shows them).
 _CAPABILITIES = {

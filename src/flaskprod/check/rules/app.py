@@ -17,9 +17,9 @@ from typing import Any
 
 from flaskprod.check._probe import OFFLINE_MARK
 from flaskprod.check.context import AppInfo, Context
-from flaskprod.check.discover import source_files
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.proxy import has_proxy
+from flaskprod.launch.discover import source_files
 from flaskprod.runtime.config import _MIN_SECRET, _is_placeholder
 from flaskprod.spec.servers import ENTRY_MODULE
 

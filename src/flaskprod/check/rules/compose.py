@@ -8,10 +8,11 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
-from flaskprod.check.parsers.compose import ComposeFile, LineDict, LineList, parse_compose_files
+from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.check.parsers.proxy import compose_proxies
 from flaskprod.check.rules.docker import SECRET_NAME
+from flaskprod.launch.compose import ComposeFile, LineDict, LineList
 
 _DATA_IMAGES = (
     "postgres",

@@ -9,9 +9,10 @@ from pathlib import Path
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
-from flaskprod.check.parsers.dockerfile import Dockerfile, Instruction, parse_dockerfiles
+from flaskprod.check.parsers.dockerfile import parse_dockerfiles
 from flaskprod.check.parsers.proxy import PROXY_IMAGES
-from flaskprod.check.parsers.shell import tokens
+from flaskprod.launch.dockerfile import Dockerfile, Instruction
+from flaskprod.launch.shell import tokens
 
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|_KEY$)", re.I)
 #: Values that are obviously not secrets (empty, placeholders, interpolations).

@@ -16,7 +16,6 @@ from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import (
-    CpuBased,
     GunicornSetup,
     gunicorn_setups,
     parse_bind,
@@ -24,6 +23,7 @@ from flaskprod.check.parsers.gunicorn import (
 )
 from flaskprod.check.parsers.nginx import parse_nginx
 from flaskprod.check.parsers.proxy import has_proxy, proxy_targets, reaches
+from flaskprod.launch.gunicorn import CpuBased
 from flaskprod.spec.model import default_workers
 
 _WILDCARDS = {"0.0.0.0", "::", "*", ""}

@@ -14,11 +14,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.check.context import Context
-from flaskprod.check.discover import source_files
 from flaskprod.check.envsource import app_unit, is_env_template, parse_env_file
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose
 from flaskprod.check.requirements import dependencies, production_count
+from flaskprod.launch.discover import source_files
 from flaskprod.runtime.config import _is_placeholder
 
 # -- git --------------------------------------------------------------------------------

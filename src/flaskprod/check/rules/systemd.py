@@ -9,11 +9,13 @@ from pathlib import Path, PurePosixPath
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
-from flaskprod.check.parsers.gunicorn import find_gunicorn, gunicorn_setups, split_command
+from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.check.parsers.proxy import proxy_targets
-from flaskprod.check.parsers.shell import tokens
-from flaskprod.check.parsers.systemd import Unit, parse_units
+from flaskprod.check.parsers.systemd import parse_units
 from flaskprod.check.rules._exposure import exposure
+from flaskprod.launch.gunicorn import find_gunicorn
+from flaskprod.launch.shell import split_command, tokens
+from flaskprod.launch.systemd import Unit
 
 #: Exposure above this is systemd-analyze's EXPOSED/UNSAFE: a warning.
 EXPOSURE_WARNING = 7.0

@@ -2,8 +2,9 @@
 
 Discovery walks the tree once (skipping virtualenvs, VCS and build folders, and
 bounded in the number of files so a check never wanders through a huge monorepo) and
-sorts what it finds into :data:`~flaskprod.check.context.FILE_KINDS`. It reads file
-contents only where the name is not enough (``*.conf``: is it an nginx config?).
+sorts what it finds into :data:`FILE_KINDS`. It reads file contents only where the
+name is not enough (``*.conf``: is it an nginx config?). ``check`` judges these files;
+``init`` reads the launchers among them for the app server a project runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,22 @@ import os
 import re
 from pathlib import Path
 
-from flaskprod.check.context import FILE_KINDS
+#: The kinds of file discovery sorts a project into (check's ``Context.files`` keys).
+FILE_KINDS = (
+    "nginx",  # nginx.conf, *.conf with server/location blocks, sites-available/*
+    "gunicorn",  # gunicorn.conf.py / gunicorn_config.py
+    "procfile",
+    "systemd",  # *.service, *.timer, *.socket
+    "supervisor",  # supervisord program configs: [program:x] command=...
+    "dockerfile",  # Dockerfile, Dockerfile.*, *.Dockerfile
+    "dockerignore",
+    "compose",  # docker-compose*.yml, compose*.yaml
+    "requirements",  # requirements*.txt, requirements/*.txt
+    "pyproject",
+    "lock",  # poetry.lock, uv.lock, Pipfile.lock, requirements*.lock / compiled files
+    "env",  # .env, .env.*, *.env
+    "gitignore",
+)
 
 #: Folders never worth looking into.
 SKIP_DIRS = frozenset(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -180,10 +181,17 @@ def command_words(text: str, wanted: tuple[str, ...] = ()) -> list[str]:
     return list(found[-1].argv) if found else []
 
 
+def split_command(text: str) -> list[str]:
+    """The app server's command in shell ``text`` (continuations joined, ``exec``,
+    ``VAR=x`` and ``sh -c`` unwrapped; of ``a && b``, the command that runs a server,
+    else the last one)."""
+    return command_words(text, SERVER_WORDS)
+
+
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 
 
-def expand_known(word: str, env: dict[str, str]) -> str:
+def expand_known(word: str, env: Mapping[str, str]) -> str:
     """``$VAR``/``${VAR}`` replaced where ``env`` knows them; others left as written
     (a value only the server has stays visibly unknown)."""
 
