@@ -20,6 +20,7 @@ from typing import Any
 from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
 from flaskprod.spec.buildinfo import JS_TOOLS
+from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.servers import Listen, granian_shell, served_target
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
@@ -527,6 +528,13 @@ def _registry(image: str) -> str:
     return first if "/" in image and ("." in first or ":" in first) else "docker.io"
 
 
+def _docker_quoted(value: str) -> str:
+    """``value`` as a Dockerfile ``ENV`` value: double quotes, ``\\``, ``"`` and ``$``
+    escaped (Docker would expand ``$``)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
 def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     """Every value the templates use, computed once."""
     facts = {**PROJECT_DEFAULTS, **project}
@@ -549,6 +557,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     server = spec.server
     venv = spec.resolve(spec.deploy.venv).rstrip("/")
     commands = server_commands(spec, venv=venv)
+    target = spec.app.target
     return {
         "spec": spec,
         "name": name,
@@ -634,12 +643,16 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "node_image": NODE_IMAGE,
         # app.build: npm steps run in a node stage, the others in the image as built
         "asset_steps": [_in_folder(step) for step in spec.app.build if _is_js(step)],
-        "build_steps": [step for step in spec.app.build if not _is_js(step)],
+        "build_steps": [shell_step(target, step) for step in spec.app.build if not _is_js(step)],
+        "build_shell": [shell_step(target, step) for step in spec.app.build],
         "migrations": bool(facts["migrations"]),
-        "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
+        # the app comes from FLASK_APP (every Flask reads it; --app needs Flask >= 2.2):
+        # the image sets it (ENV), shells get it in front of the command
+        "flask_app_docker": _docker_quoted(flask_env(target)["FLASK_APP"]),
+        "migrate_command": ["flask", "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses
-        "target_sh": shlex.quote(spec.app.target),
-        "migrate_sh": shlex.join(["flask", "--app", spec.app.target, "db", "upgrade"]),
+        "target_sh": shlex.quote(target),
+        "migrate_sh": shell_step(target, "flask db upgrade"),
         # environment
         "app_env": app_environment(spec, redis=redis),
         "own_settings": app_settings(spec),

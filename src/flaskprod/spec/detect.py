@@ -273,7 +273,7 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "dependency_files": dependency_files,
         "src_layout": candidate.file.startswith(f"{SOURCE_DIR}/"),
         "settings": scan_settings(root, _python_files(root)),
-        "buildinfo": (build := scan_build(root, dependency_files, candidate.target)),
+        "buildinfo": (build := scan_build(root, dependency_files)),
         "lock": build.lock,
         "template_loads": scan_templates(root),
     }
