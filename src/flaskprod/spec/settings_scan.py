@@ -3,6 +3,10 @@
 Sources, in order: the project's Python files (``os.environ["X"]``, ``os.environ.get``,
 ``os.getenv``, ``environ.get``, with their defaults), its env samples (``.env.example``,
 ``.env.sample``, ``.env.prod-sample``, ...) and its compose files (``environment:``).
+A name from a sample or compose counts only when the app's code reads it (or names it
+in a string, as a config loader does, or it falls under ``from_prefixed_env``'s
+prefix): samples also hold Docker and compose knobs (``COMPOSE_PROFILES``,
+``DOCKER_WEB_VOLUME=.:/app``, ``NODE_ENV=development``) that are no setting of the app.
 Each name becomes one ``app.settings`` entry, the value the env file shows:
 
 - ``""``: optional, the line stays commented out (unset, as the app expects when it
@@ -56,6 +60,14 @@ _NOT_SETTINGS = re.compile(
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAMPLE = re.compile(r"^\.env(\.[\w.-]+)?[.-](example|sample|template|dist)$|^\.env\.example\.\w+$")
 _COMPOSE = re.compile(r"^(docker-)?compose[\w.-]*\.ya?ml$")
+#: A name in quotes in Python code: read through a loader (``config("X")``, an ini
+#: interpolated from the environment), so a sample's line for it is a setting.
+_QUOTED_NAME = re.compile(r"""["']([A-Z][A-Z0-9_]*)["']""")
+#: Code that takes the whole environment (pydantic-settings, environs, a mapping of
+#: os.environ): any sample name may be read, none can be told apart.
+_WHOLE_ENVIRONMENT = re.compile(r"BaseSettings|environs|from_mapping\(\s*(os\.)?environ\b")
+#: Sample values that only make sense on a developer's machine.
+_DEVELOPMENT_VALUE = re.compile(r"^(development|dev|local|debug)$|:/", re.IGNORECASE)
 
 
 @dataclass
@@ -72,6 +84,14 @@ class AppSettings:
     #: ``app.config.from_prefixed_env()``: the app also reads every FLASK_* variable.
     prefixed_env: str | None = None
     sources: list[str] = field(default_factory=list)
+    #: Names the code mentions in quotes; None: it reads the whole environment.
+    mentioned: set[str] | None = field(default_factory=set)
+
+    def read_by_app(self, name: str) -> bool:
+        """Whether the app's code reads ``name`` (for names from samples and compose)."""
+        if self.mentioned is None or name in self.settings or name in self.mentioned:
+            return True
+        return self.prefixed_env is not None and name.startswith(f"{self.prefixed_env}_")
 
 
 def is_secret(name: str) -> bool:
@@ -97,9 +117,11 @@ def scan_settings(root: Path, python_files: Iterator[Path]) -> AppSettings:
     return found
 
 
-def _add(found: AppSettings, name: str, value: str) -> None:
+def _add(found: AppSettings, name: str, value: str, *, sample: bool = False) -> None:
     if not _NAME.match(name) or _NOT_SETTINGS.match(name):
         return
+    if sample and not found.read_by_app(name):
+        return  # a Docker/compose knob, or a name the app never reads
     if is_secret(name) and value != REQUIRED:
         value = ""  # a sample's or a default's secret never travels
     if "://" in value or "@" in value:
@@ -147,6 +169,11 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return
+    if found.mentioned is not None:
+        if _WHOLE_ENVIRONMENT.search(text):
+            found.mentioned = None
+        else:
+            found.mentioned.update(_QUOTED_NAME.findall(text))
     if "environ" not in text and "getenv" not in text and "from_prefixed_env" not in text:
         return
     try:
@@ -237,10 +264,13 @@ def _scan_sample(path: Path, found: AppSettings) -> None:
             continue
         name, _, value = line.partition("=")
         value = value.strip().strip("'\"")
-        # A sample shows where things are on its author's machine: keep plain values only.
+        # A sample shows where things are on its author's machine (paths, volumes,
+        # hosts, "development"): keep plain values only.
         if "://" in value or "@" in value or value.startswith("/"):
             value = ""
-        _add(found, name.strip(), value)
+        if _DEVELOPMENT_VALUE.search(value):
+            value = ""
+        _add(found, name.strip(), value, sample=True)
 
 
 def _scan_compose(path: Path, found: AppSettings) -> None:
@@ -258,4 +288,4 @@ def _scan_compose(path: Path, found: AppSettings) -> None:
         else:
             continue
         for name in names:
-            _add(found, name.strip(), "")
+            _add(found, name.strip(), "", sample=True)
