@@ -218,3 +218,50 @@ def test_an_uploads_folder_fixed_in_the_code_and_url_defaults(tmp_path: Path) ->
     assert found.media_fixed == ["UPLOAD_FOLDER (config.py:5)"]  # init says how to fix it
     assert found.media_env == []
     assert found.settings == {"BROKER": ""}  # a URL default never travels
+
+
+CTFD_CONFIG = """
+    import configparser
+    import os
+
+    class EnvInterpolation(configparser.BasicInterpolation):
+        def before_get(self, parser, section, option, value, defaults):
+            envvar = os.getenv(option)
+            return envvar if value == "" and envvar else value
+
+    config_ini = configparser.ConfigParser(interpolation=EnvInterpolation())
+    config_ini.read(os.path.join(os.path.dirname(__file__), "config.ini"))
+
+    class ServerConfig:
+        UPLOAD_FOLDER: str = config_ini["uploads"]["UPLOAD_FOLDER"] \\
+            or os.path.join(os.path.dirname(os.path.abspath(__file__)), "uploads")
+"""
+
+
+def test_an_uploads_setting_read_through_an_env_interpolated_ini(tmp_path: Path) -> None:
+    """CTFd: each ini option falls back to the variable of its name (os.getenv(option));
+    its uploads folder is UPLOAD_FOLDER, annotated in a config class."""
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "CTFd/config.py": CTFD_CONFIG,
+                "CTFd/config.ini": "[uploads]\nUPLOAD_FOLDER =\n",
+                "docker-compose.yml": "services:\n  ctfd:\n    environment:\n"
+                "      - UPLOAD_FOLDER=/var/uploads\n",
+            },
+        )
+    )
+    assert found.media_env == ["UPLOAD_FOLDER"]
+    assert "UPLOAD_FOLDER" not in found.settings  # the kit sets it to media_dir
+    # where names are not read from the environment by name, an ini value is fixed
+    fixed = scan(
+        make(
+            tmp_path / "fixed",
+            {
+                "config.py": 'import os\nDEBUG = os.getenv("DEBUG")\n'
+                'UPLOAD_FOLDER: str = ini["uploads"]["UPLOAD_FOLDER"]\n'
+            },
+        )
+    )
+    assert fixed.media_env == [] and fixed.media_fixed == ["UPLOAD_FOLDER (config.py:3)"]

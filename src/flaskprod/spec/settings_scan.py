@@ -181,7 +181,11 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
     except (SyntaxError, ValueError):
         return
     relative = path.relative_to(root).as_posix()
+    by_name = _reads_env_by_name(tree)
     for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            # "UPLOAD_FOLDER: str = ..." (CTFd's config classes): an assignment too
+            node = ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno)
         read = _env_read(node)
         if read:
             _add(found, *read)
@@ -196,7 +200,9 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
         ):
             prefix = node.args[0] if node.args else None
             found.prefixed_env = str(prefix.value) if isinstance(prefix, ast.Constant) else "FLASK"
-        if isinstance(node, ast.Assign) and not _media_assignment(node, found, path.parent, root):
+        if isinstance(node, ast.Assign) and not _media_assignment(
+            node, found, path.parent, root, by_name
+        ):
             keys = [k for k in _assigned_keys(node) if k in MEDIA_KEYS]
             if keys and not isinstance(node.value, ast.Name):
                 found.media_fixed.append(f"{keys[0]} ({relative}:{node.lineno})")
@@ -212,15 +218,54 @@ def _assigned_keys(node: ast.Assign) -> list[Any]:
     return keys
 
 
-def _media_assignment(node: ast.Assign, found: AppSettings, folder: Path, root: Path) -> bool:
+def _reads_env_by_name(tree: ast.AST) -> bool:
+    """Whether the module reads variables named at run time (``os.getenv(option)``):
+    CTFd's config parser takes each ini option from the variable of the same name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_environ(node.value):
+            key: ast.AST = node.slice
+        elif isinstance(node, ast.Call) and node.args and _is_env_getter(node.func):
+            key = node.args[0]
+        else:
+            continue
+        if not isinstance(key, ast.Constant):
+            return True
+    return False
+
+
+def _is_env_getter(func: ast.AST) -> bool:
+    """``os.getenv`` / ``getenv`` / ``os.environ.get``."""
+    if isinstance(func, ast.Name):
+        return func.id == "getenv"
+    if isinstance(func, ast.Attribute):
+        return func.attr == "getenv" or (func.attr == "get" and _is_environ(func.value))
+    return False
+
+
+def _media_assignment(
+    node: ast.Assign, found: AppSettings, folder: Path, root: Path, by_name: bool = False
+) -> bool:
     """``UPLOAD_FOLDER = os.environ.get("X")`` or ``app.config["MEDIA_FOLDER"] = ...``:
-    True when the uploads folder comes from the environment."""
-    if not any(key in MEDIA_KEYS for key in _assigned_keys(node)):
+    True when the uploads folder comes from the environment. In a module that reads
+    variables by a computed name, ``UPLOAD_FOLDER = ini["uploads"]["UPLOAD_FOLDER"]``
+    is the variable ``UPLOAD_FOLDER`` (CTFd: an ini interpolated from the environment)."""
+    keys = [key for key in _assigned_keys(node) if key in MEDIA_KEYS]
+    if not keys:
         return False
     read = _env_read(node.value)
     if read:
         if read[0] not in found.media_env:
             found.media_env.append(read[0])
+        return True
+    named = {
+        inner.value
+        for inner in ast.walk(node.value)
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, str) and inner.value in keys
+    }
+    if by_name and named:
+        for name in sorted(named):
+            if name not in found.media_env:
+                found.media_env.append(name)
         return True
     found_env = any(_env_read(inner) for inner in ast.walk(node.value))
     if isinstance(node.value, ast.JoinedStr):  # f"{os.getenv('APP_FOLDER')}/project/media"
