@@ -71,6 +71,39 @@ def test_gunicorn_in_a_boot_script_the_image_runs(tmp_path: Path) -> None:
     assert server.missing == ["gunicorn"]  # started, but not in requirements.txt
 
 
+def test_a_worker_class_from_the_entrypoints_own_default(tmp_path: Path) -> None:
+    """CTFd's docker-entrypoint.sh: ``WORKER_CLASS=${WORKER_CLASS:-gevent}`` then
+    ``--worker-class "$WORKER_CLASS"`` (server-sent events need gevent)."""
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\ngunicorn\ngevent\n",
+            "docker-entrypoint.sh": """\
+                #!/bin/bash
+                set -euo pipefail
+
+                WORKERS=${WORKERS:-4}
+                WORKER_CLASS=${WORKER_CLASS:-gevent}
+                export ACCESS_LOG=${ACCESS_LOG:--}
+
+                flask db upgrade
+                exec gunicorn 'app:app' \\
+                    --bind '0.0.0.0:8000' \\
+                    --workers $WORKERS \\
+                    --worker-class "$WORKER_CLASS" \\
+                    --access-logfile "$ACCESS_LOG"
+            """,
+            "Dockerfile": "FROM python:3.11-slim\nCOPY . /opt/app\n"
+            'ENTRYPOINT ["/opt/app/docker-entrypoint.sh"]\n',
+        },
+    )
+    server = detect_project(root, introspect=False).server
+    assert server is not None and server.kind == "gunicorn"
+    assert server.settings == {"worker_class": "gevent", "workers": 4}
+    assert server.source == "docker-entrypoint.sh:9"
+    assert server.missing == []
+
+
 def test_granian_in_a_dockerfile_cmd(tmp_path: Path) -> None:
     root = make(
         tmp_path,

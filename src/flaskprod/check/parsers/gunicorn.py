@@ -27,6 +27,7 @@ from flaskprod.check.parsers.shell import (
     command_words,
     commands,
     expand_known,
+    script_variables,
     tokens,
     unwrap,
 )
@@ -412,10 +413,11 @@ def _install_bases(ctx: Context) -> list[str]:
 
 
 def _from_script(
-    ctx: Context, words: list[str], bases: list[str]
-) -> tuple[list[str], Path, int] | None:
+    ctx: Context, words: list[str], bases: list[str], env: dict[str, str]
+) -> tuple[list[str], Path, int, dict[str, str]] | None:
     """gunicorn started by a shell script of the project (docker-entrypoint.sh,
-    start.sh): its gunicorn line, the script and the line number."""
+    start.sh): its gunicorn line, the script, the line number, and ``env`` with the
+    variables the script sets itself (CTFd: ``WORKER_CLASS=${WORKER_CLASS:-gevent}``)."""
     script_word = next((w for w in words[:3] if w.endswith(".sh")), None)
     if script_word is None:
         return None
@@ -430,7 +432,7 @@ def _from_script(
     for command in commands(text or ""):
         args = find_gunicorn(command.argv)
         if args is not None:
-            return args, script, command.line
+            return args, script, command.line, script_variables(text or "", env)
     return None
 
 
@@ -462,10 +464,10 @@ def _setup_from_command(
 ) -> GunicornSetup | None:
     args = find_gunicorn(words)
     if args is None:
-        found = _from_script(ctx, words, bases)
+        found = _from_script(ctx, words, bases, env)
         if found is None:
             return None
-        args, file, line = found
+        args, file, line, env = found
     # the launcher's shell expands $WORKERS from the environment it has
     args = [expand_known(word, env) for word in args]
     flags, target = parse_flags(args, file, line)
