@@ -107,3 +107,20 @@ def test_backup_schedule_is_a_calendar_systemd_understands(kit: Any, analyze: Pa
         [str(analyze), "calendar", "every other tuesday"], capture_output=True, timeout=30
     )
     assert bad.returncode != 0
+
+
+def test_an_app_writing_its_instance_folder(make_kit: Any, analyze: Path, tmp_path: Path) -> None:
+    """flaskr's shape (SQLite in app.instance_path): the unit creates the instance
+    folder for the app user before the sandbox starts and keeps it writable."""
+    kit = make_kit(tmp_path, {"database": {"engine": "sqlite"}}, {"instance_folder": True})
+    unit = units(kit)[0]
+    result = verify(analyze, unit)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    lines = unit.read_text().splitlines()
+    instance = f"{kit.spec.app.install_dir}/instance"
+    user = kit.spec.resolve(kit.spec.deploy.user)
+    pre = f"ExecStartPre=+/usr/bin/install -d -o {user} -g {user} -m 0750 {instance}"
+    assert pre in lines
+    (writable,) = [line for line in lines if line.startswith("ReadWritePaths=")]
+    assert instance in writable.removeprefix("ReadWritePaths=").split()
+    assert exposure(analyze, unit) <= MAX_EXPOSURE  # "+" is the pre step's only

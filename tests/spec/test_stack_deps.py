@@ -194,6 +194,45 @@ def test_a_mysql_only_project_falls_back_to_sqlite_with_a_note(tmp_path: Path) -
     ) in result.stdout.splitlines()
 
 
+def test_flaskr_on_its_own_sqlite_file_gets_sqlite_and_a_writable_instance(
+    tmp_path: Path,
+) -> None:
+    """flaskr: sqlite3 on app.instance_path/flaskr.sqlite, no DATABASE_URL read: no
+    PostgreSQL, and the server keeps its instance folder writable for the app user."""
+    root = copy_real("flaskr", tmp_path)
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
+    assert result.exit_code == 0, result.output
+    spec = load_spec(root / "flaskprod.toml")
+    assert spec.database.engine == "sqlite"
+    assert (
+        "note: the app keeps its data in SQLite through sqlite3 and reads no DATABASE_URL: "
+        'database.engine = "sqlite" (no PostgreSQL in the stack)'
+    ) in result.stdout.splitlines()
+    unit = (root / "deploy/systemd/flaskr.service").read_text().splitlines()
+    instance = f"{spec.app.install_dir}/instance"
+    (writable,) = [line for line in unit if line.startswith("ReadWritePaths=")]
+    assert instance in writable.split("=", 1)[1].split()
+    assert f"ExecStartPre=+/usr/bin/install -d -o flaskr -g flaskr -m 0750 {instance}" in unit
+    dockerfile = (root / "deploy/Dockerfile").read_text()
+    assert f"RUN mkdir -p {instance} \\\n    && chown 10001:10001 {instance}\n" in dockerfile
+    # the kit's own files (the entry module's sqlite3 readiness) do not change the facts
+    again = CliRunner().invoke(cli, ["render", "--check", str(root), "--no-import"])
+    assert again.exit_code == 0, again.output
+
+
+def test_sqlite3_with_a_database_url_stays_postgresql(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\n",
+            "db.py": "import os, sqlite3\nURL = os.environ['DATABASE_URL']\n",
+        },
+    )
+    info = detect_project(root, introspect=False)
+    assert info.database is not None and info.database.engine == "postgresql"
+    assert info.instance_folder is False
+
+
 # -- init --add-deps ------------------------------------------------------------------
 
 

@@ -48,6 +48,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # The lock file the image installs from: "uv" (uv.lock) or "poetry" (poetry.lock);
     # None: the requirements file or pyproject.toml. Detected into buildinfo.lock.
     "lock": None,
+    # The app writes files in its instance folder ({root}/instance, Flask's default
+    # for an app run from its folder): the folder stays writable for the app user.
+    "instance_folder": False,
 }
 
 #: The image of the asset build stage (package.json's build script, app.build "npm ...").
@@ -551,6 +554,9 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     app_rw = [media_dir, log_dir]
     if spec.database.engine == "sqlite":
         app_rw.append(posixpath.dirname(sqlite_path(spec)))  # the file and its journal
+    instance_dir = f"{root.rstrip('/')}/instance" if facts["instance_folder"] else None
+    if instance_dir:
+        app_rw.append(instance_dir)  # the code is read-only; its instance folder is not
     if socket_dir and socket_dir != runtime_dir:
         app_rw.append(socket_dir)  # ProtectSystem=strict: the socket's folder must be writable
     container_bind = f"0.0.0.0:{spec.container.port}"
@@ -586,6 +592,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "static_at_root": spec.paths.static_url == "/",
         "static_cache_control": static_cache_control(spec),
         "app_rw_paths": app_rw,
+        "instance_dir": instance_dir,
         # gunicorn
         "bind": bind,
         "socket_path": socket_path,
