@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -267,12 +268,36 @@ def test_add_deps_on_microblog_with_granian(tmp_path: Path) -> None:
     assert (root / "requirements.txt").read_text() == before + "granian==2.8.7\n"
 
 
-def test_add_deps_without_a_requirements_file_refuses_before_writing(tmp_path: Path) -> None:
-    root = make(tmp_path, {"pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'})
+def test_add_deps_into_flaskrs_pyproject_changes_only_its_dependencies(tmp_path: Path) -> None:
+    """flaskr declares its dependencies in pyproject.toml only: the lines go into
+    [project].dependencies; every other byte of the file stays as it was."""
+    root = copy_real("flaskr", tmp_path)
+    before = (root / "pyproject.toml").read_text()
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
+    assert result.exit_code == 0, result.output
+    after = (root / "pyproject.toml").read_text()
+    assert after == before.replace('    "flask",\n', '    "flask",\n    "granian==2.8.7",\n', 1)
+    old, new = tomllib.loads(before), tomllib.loads(after)
+    assert new["project"].pop("dependencies") == ["flask", "granian==2.8.7"]
+    old["project"].pop("dependencies")
+    assert new == old
+    assert "Added to pyproject.toml (not installed): granian==2.8.7" in result.stdout.splitlines()
+    assert "--add-deps" not in result.stdout  # no note asking for what was just done
+    again = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps", "--force"])
+    assert again.exit_code == 0, again.output
+    assert (root / "pyproject.toml").read_text() == after  # nothing added twice
+
+
+def test_add_deps_into_a_pyproject_it_cannot_edit_refuses_before_writing(
+    tmp_path: Path,
+) -> None:
+    pyproject = '[tool.poetry]\nname = "a"\n\n[tool.poetry.dependencies]\nflask = "^3"\n'
+    root = make(tmp_path, {"pyproject.toml": pyproject})
     result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
     assert result.exit_code == 2
     assert result.stderr == (
-        f"flaskprod: error: --add-deps: {root} has no requirements*.txt to add granian to "
-        "(add them to pyproject.toml's dependencies yourself)\n"
+        "flaskprod: error: --add-deps: pyproject.toml has no [project] table: add the lines "
+        "to its dependencies yourself (init without --add-deps prints the lines to add)\n"
     )
+    assert (root / "pyproject.toml").read_text() == pyproject
     assert not (root / "flaskprod.toml").exists() and not (root / "deploy").exists()
