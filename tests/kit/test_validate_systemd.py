@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kit_tools import ToolFinder
 
 #: Measured when written: app 1.1, backup 1.1 ("OK"). The app keeps UMask=0007 (nginx
@@ -124,3 +125,9 @@ def test_an_app_writing_its_instance_folder(make_kit: Any, analyze: Path, tmp_pa
     (writable,) = [line for line in lines if line.startswith("ReadWritePaths=")]
     assert instance in writable.removeprefix("ReadWritePaths=").split()
     assert exposure(analyze, unit) <= MAX_EXPOSURE  # "+" is the pre step's only
+    # in containers the image gives it to the app user; compose keeps it in a volume
+    dockerfile = kit.path("deploy/Dockerfile").read_text()
+    assert f"&& chown {kit.spec.container.uid}:{kit.spec.container.uid} {instance}\n" in dockerfile
+    compose = yaml.safe_load(kit.path("deploy/compose.yaml").read_text())
+    assert f"instance:{instance}" in compose["services"]["web"]["volumes"]
+    assert "instance" in compose["volumes"]

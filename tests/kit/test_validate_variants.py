@@ -26,6 +26,8 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
         },
         {},
     ),
+    # flaskr's shape: SQLite in its instance folder, kept writable (unit, image, volume).
+    "sqlite-instance": ({"database": {"engine": "sqlite"}}, {"instance_folder": True}),
     # granian (server.kind): the systemd unit, CMD and Procfile run its flags.
     "granian": (
         {"server": {"kind": "granian", "workers": None, "workers_lifetime": 3600}},
