@@ -60,7 +60,12 @@ def requirement_lines(name: str) -> list[str]:
 
 def cached_venv(name: str) -> Path:
     """The project's virtualenv, built once per content of its requirements."""
-    requirements = requirement_lines(name)
+    return venv_with(name, requirement_lines(name))
+
+
+def venv_with(name: str, requirements: list[str]) -> Path:
+    """A virtualenv named ``name`` holding ``requirements`` (pip lines), built once per
+    their content (an old Flask, as a real project pins it, for a small test app)."""
     digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
     cache = _venv_cache()
     venv = cache / f"{name}-{digest}"

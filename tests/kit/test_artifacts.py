@@ -102,6 +102,7 @@ def test_project_defaults_are_documented_keys() -> None:
             "src_layout",
             "repo_subdir",
             "lock",
+            "instance_folder",
         }
         del default
     assert context["requirements_file"] == "requirements.txt"

@@ -357,8 +357,11 @@ def test_every_launcher_runs_the_same_gunicorn(kit: Any) -> None:
     root = kit.spec.app.install_dir
     assert exec_start[1:] == ["-c", f"{root}/deploy/gunicorn.conf.py", kit.spec.app.target]
     assert unit["Service"]["WorkingDirectory"] == root
-    migrate = ["flask", "--app", kit.spec.app.target, "db", "upgrade"]
-    assert shlex.split(procfile["release"]) == migrate
+    # the app in FLASK_APP (every Flask reads it; --app needs Flask >= 2.2): in front of
+    # the shell's command, in the image's environment for compose and Kubernetes
+    migrate = ["flask", "db", "upgrade"]
+    assert shlex.split(procfile["release"]) == [f"FLASK_APP={kit.spec.app.target}", *migrate]
+    assert f'FLASK_APP="{kit.spec.app.target}"' in kit.path("deploy/Dockerfile").read_text()
     assert compose(kit)["services"]["migrate"]["command"] == migrate
     job = k8s(kit, "migrate-job")["spec"]["template"]["spec"]["containers"][0]
     assert job["command"] == migrate

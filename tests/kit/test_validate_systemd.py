@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kit_tools import ToolFinder
 
 #: Measured when written: app 1.1, backup 1.1 ("OK"). The app keeps UMask=0007 (nginx
@@ -107,3 +108,26 @@ def test_backup_schedule_is_a_calendar_systemd_understands(kit: Any, analyze: Pa
         [str(analyze), "calendar", "every other tuesday"], capture_output=True, timeout=30
     )
     assert bad.returncode != 0
+
+
+def test_an_app_writing_its_instance_folder(make_kit: Any, analyze: Path, tmp_path: Path) -> None:
+    """flaskr's shape (SQLite in app.instance_path): the unit creates the instance
+    folder for the app user before the sandbox starts and keeps it writable."""
+    kit = make_kit(tmp_path, {"database": {"engine": "sqlite"}}, {"instance_folder": True})
+    unit = units(kit)[0]
+    result = verify(analyze, unit)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    lines = unit.read_text().splitlines()
+    instance = f"{kit.spec.app.install_dir}/instance"
+    user = kit.spec.resolve(kit.spec.deploy.user)
+    pre = f"ExecStartPre=+/usr/bin/install -d -o {user} -g {user} -m 0750 {instance}"
+    assert pre in lines
+    (writable,) = [line for line in lines if line.startswith("ReadWritePaths=")]
+    assert instance in writable.removeprefix("ReadWritePaths=").split()
+    assert exposure(analyze, unit) <= MAX_EXPOSURE  # "+" is the pre step's only
+    # in containers the image gives it to the app user; compose keeps it in a volume
+    dockerfile = kit.path("deploy/Dockerfile").read_text()
+    assert f"&& chown {kit.spec.container.uid}:{kit.spec.container.uid} {instance}\n" in dockerfile
+    compose = yaml.safe_load(kit.path("deploy/compose.yaml").read_text())
+    assert f"instance:{instance}" in compose["services"]["web"]["volumes"]
+    assert "instance" in compose["volumes"]

@@ -26,6 +26,8 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
         },
         {},
     ),
+    # flaskr's shape: SQLite in its instance folder, kept writable (unit, image, volume).
+    "sqlite-instance": ({"database": {"engine": "sqlite"}}, {"instance_folder": True}),
     # granian (server.kind): the systemd unit, CMD and Procfile run its flags.
     "granian": (
         {"server": {"kind": "granian", "workers": None, "workers_lifetime": 3600}},
@@ -208,7 +210,8 @@ def test_any_app_carries_its_settings_build_and_uploads_everywhere(
     assert "WORKDIR /build/assets\nRUN npm ci && npm run build\nWORKDIR /build\n" in dockerfile
     assert f"COPY --from=assets /build/{kit.spec.paths.static_dir} " in dockerfile
     assert "RUN pybabel compile -d app/translations" in dockerfile
-    assert "RUN flask --app app:app digest compile" in dockerfile
+    # the spec's app, in FLASK_APP (Flask < 2.2 has no --app), quoted for the shell
+    assert "RUN FLASK_APP='sample:create_app()' flask digest compile" in dockerfile
     site = kit.path(f"deploy/nginx/{kit.spec.app.name}.conf").read_text()
     assert f'"public, max-age={kit.spec.paths.static_max_age}, immutable"' in site
     workflow = kit.path(f".github/workflows/{kit.spec.app.name}.yml").read_text()

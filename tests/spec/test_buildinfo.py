@@ -19,7 +19,7 @@ def build(root: Path, files: dict[str, str]) -> BuildInfo:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     deps = tuple(n for n in files if n.startswith("requirements") or n == "pyproject.toml")
-    return scan_build(root, deps, "app:app")
+    return scan_build(root, deps)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_locks_build_steps_and_queue(tmp_path: Path) -> None:
         },
     )
     assert info.lock == "uv"
-    assert info.build == ["npm install && npm run build", "flask --app app:app digest compile"]
+    assert info.build == ["npm install && npm run build", "flask digest compile"]
     assert info.fingerprinted is True
     assert info.queue == "celery"
 
@@ -96,7 +96,7 @@ def test_pip_tools_and_poetry(tmp_path: Path) -> None:
 def test_microblog_translations_and_rq(tmp_path: Path) -> None:
     root = tmp_path / "microblog"
     shutil.copytree(REAL / "microblog", root)
-    info = scan_build(root, ("requirements.txt",), "microblog:app")
+    info = scan_build(root, ("requirements.txt",))
     assert info.build == ["pybabel compile -d app/translations"]  # babel.cfg + .po files
     assert info.queue == "rq"
     assert info.fingerprinted is False and info.lock is None and info.python_version is None

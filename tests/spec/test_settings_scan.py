@@ -70,6 +70,13 @@ def test_samples_and_compose_names_without_their_secrets(tmp_path: Path) -> None
         make(
             tmp_path,
             {
+                # read through a loader (python-decouple): the names are in quotes
+                "settings.py": """
+                    from decouple import config
+                    NAMES = ["S3_BUCKET", "AWS_SECRET_ACCESS_KEY", "WEBHOOK_URL", "SITE_NAME"]
+                    SETTINGS = {name: config(name) for name in NAMES}
+                    SMTP = config("SMTP_HOST"), config("API_TOKEN")
+                """,
                 ".env.example": "S3_BUCKET=media\nAWS_SECRET_ACCESS_KEY=abc123real\n"
                 "WEBHOOK_URL=https://user:pw@hooks.example\n",
                 ".env.prod-sample": "export SITE_NAME='Shop'\nFLASK_DEBUG=0\nPOSTGRES_USER=x\n",
@@ -86,6 +93,67 @@ def test_samples_and_compose_names_without_their_secrets(tmp_path: Path) -> None
         "SMTP_HOST": "",
         "WEBHOOK_URL": "",  # a URL with credentials: the name only
     }
+
+
+def test_sample_names_the_app_never_reads_are_no_settings(tmp_path: Path) -> None:
+    """docker-flask-example's .env.example: Docker and compose knobs with development
+    values next to the two settings its config reads."""
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "config/settings.py": """
+                    import os
+                    SECRET_KEY = os.environ["SECRET_KEY"]
+                    SERVER_NAME = os.getenv("SERVER_NAME", "localhost:8000")
+                    MODE = os.getenv("APP_MODE")
+                """,
+                "config/gunicorn.py": """
+                    import os
+                    reload = os.getenv("WEB_RELOAD", "false")
+                """,
+                "app.py": "from flask import Flask\napp = Flask(__name__)\n"
+                "app.config.from_prefixed_env()\n",
+                ".env.example": """
+                    export DOCKER_BUILDKIT=1
+                    export COMPOSE_PROJECT_NAME=helloflask
+                    export COMPOSE_PROFILES=postgres,redis,assets,web,worker
+                    export SECRET_KEY=insecure_key_for_dev
+                    export NODE_ENV=development
+                    export WEB_RELOAD=true
+                    export APP_MODE=development
+                    export FLASK_MAIL_SENDER=shop
+                    export DOCKER_WEB_VOLUME=.:/app
+                    export DOCKER_WEB_PORT_FORWARD=8000
+                """,
+                "compose.yaml": "services:\n  web:\n    environment:\n"
+                "      - NODE_ENV\n      - DOCKER_RESTART_POLICY=no\n",
+            },
+        )
+    )
+    assert found.settings == {
+        "APP_MODE": "",  # read by the app; "development" is no production value
+        "FLASK_MAIL_SENDER": "shop",  # under from_prefixed_env's FLASK_ prefix
+        "SERVER_NAME": "localhost:8000",
+        "WEB_RELOAD": "false",  # the code's default, not the sample's development "true"
+    }
+
+
+def test_an_app_reading_the_whole_environment_keeps_every_sample_name(tmp_path: Path) -> None:
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "config.py": """
+                    from pydantic_settings import BaseSettings
+                    class Settings(BaseSettings):
+                        site_name: str = "shop"
+                """,
+                ".env.example": "SITE_NAME=Shop\n",
+            },
+        )
+    )
+    assert found.settings == {"SITE_NAME": "Shop"}  # pydantic reads it by the field's name
 
 
 @pytest.mark.parametrize(
@@ -175,3 +243,50 @@ def test_variables_of_the_python_image_are_settings_the_kit_gives(tmp_path: Path
         )
     )
     assert found.settings == {"LANG": "C.UTF-8", "PYTHON_VERSION": "{python}"}
+
+
+CTFD_CONFIG = """
+    import configparser
+    import os
+
+    class EnvInterpolation(configparser.BasicInterpolation):
+        def before_get(self, parser, section, option, value, defaults):
+            envvar = os.getenv(option)
+            return envvar if value == "" and envvar else value
+
+    config_ini = configparser.ConfigParser(interpolation=EnvInterpolation())
+    config_ini.read(os.path.join(os.path.dirname(__file__), "config.ini"))
+
+    class ServerConfig:
+        UPLOAD_FOLDER: str = config_ini["uploads"]["UPLOAD_FOLDER"] \\
+            or os.path.join(os.path.dirname(os.path.abspath(__file__)), "uploads")
+"""
+
+
+def test_an_uploads_setting_read_through_an_env_interpolated_ini(tmp_path: Path) -> None:
+    """CTFd: each ini option falls back to the variable of its name (os.getenv(option));
+    its uploads folder is UPLOAD_FOLDER, annotated in a config class."""
+    found = scan(
+        make(
+            tmp_path,
+            {
+                "CTFd/config.py": CTFD_CONFIG,
+                "CTFd/config.ini": "[uploads]\nUPLOAD_FOLDER =\n",
+                "docker-compose.yml": "services:\n  ctfd:\n    environment:\n"
+                "      - UPLOAD_FOLDER=/var/uploads\n",
+            },
+        )
+    )
+    assert found.media_env == ["UPLOAD_FOLDER"]
+    assert "UPLOAD_FOLDER" not in found.settings  # the kit sets it to media_dir
+    # where names are not read from the environment by name, an ini value is fixed
+    fixed = scan(
+        make(
+            tmp_path / "fixed",
+            {
+                "config.py": 'import os\nDEBUG = os.getenv("DEBUG")\n'
+                'UPLOAD_FOLDER: str = ini["uploads"]["UPLOAD_FOLDER"]\n'
+            },
+        )
+    )
+    assert fixed.media_env == [] and fixed.media_fixed == ["UPLOAD_FOLDER (config.py:3)"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,39 @@ def test_gunicorn_in_a_boot_script_the_image_runs(tmp_path: Path) -> None:
     assert server is not None and server.kind == "gunicorn"
     assert server.settings == {"worker_class": "gthread", "threads": 8}
     assert server.missing == ["gunicorn"]  # started, but not in requirements.txt
+
+
+def test_a_worker_class_from_the_entrypoints_own_default(tmp_path: Path) -> None:
+    """CTFd's docker-entrypoint.sh: ``WORKER_CLASS=${WORKER_CLASS:-gevent}`` then
+    ``--worker-class "$WORKER_CLASS"`` (server-sent events need gevent)."""
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\ngunicorn\ngevent\n",
+            "docker-entrypoint.sh": """\
+                #!/bin/bash
+                set -euo pipefail
+
+                WORKERS=${WORKERS:-4}
+                WORKER_CLASS=${WORKER_CLASS:-gevent}
+                export ACCESS_LOG=${ACCESS_LOG:--}
+
+                flask db upgrade
+                exec gunicorn 'app:app' \\
+                    --bind '0.0.0.0:8000' \\
+                    --workers $WORKERS \\
+                    --worker-class "$WORKER_CLASS" \\
+                    --access-logfile "$ACCESS_LOG"
+            """,
+            "Dockerfile": "FROM python:3.11-slim\nCOPY . /opt/app\n"
+            'ENTRYPOINT ["/opt/app/docker-entrypoint.sh"]\n',
+        },
+    )
+    server = detect_project(root, introspect=False).server
+    assert server is not None and server.kind == "gunicorn"
+    assert server.settings == {"worker_class": "gevent", "workers": 4}
+    assert server.source == "docker-entrypoint.sh:9"
+    assert server.missing == []
 
 
 def test_granian_in_a_dockerfile_cmd(tmp_path: Path) -> None:
@@ -161,6 +195,45 @@ def test_a_mysql_only_project_falls_back_to_sqlite_with_a_note(tmp_path: Path) -
     ) in result.stdout.splitlines()
 
 
+def test_flaskr_on_its_own_sqlite_file_gets_sqlite_and_a_writable_instance(
+    tmp_path: Path,
+) -> None:
+    """flaskr: sqlite3 on app.instance_path/flaskr.sqlite, no DATABASE_URL read: no
+    PostgreSQL, and the server keeps its instance folder writable for the app user."""
+    root = copy_real("flaskr", tmp_path)
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
+    assert result.exit_code == 0, result.output
+    spec = load_spec(root / "flaskprod.toml")
+    assert spec.database.engine == "sqlite"
+    assert (
+        "note: the app keeps its data in SQLite through sqlite3 and reads no DATABASE_URL: "
+        'database.engine = "sqlite" (no PostgreSQL in the stack)'
+    ) in result.stdout.splitlines()
+    unit = (root / "deploy/systemd/flaskr.service").read_text().splitlines()
+    instance = f"{spec.app.install_dir}/instance"
+    (writable,) = [line for line in unit if line.startswith("ReadWritePaths=")]
+    assert instance in writable.split("=", 1)[1].split()
+    assert f"ExecStartPre=+/usr/bin/install -d -o flaskr -g flaskr -m 0750 {instance}" in unit
+    dockerfile = (root / "deploy/Dockerfile").read_text()
+    assert f"RUN mkdir -p {instance} \\\n    && chown 10001:10001 {instance}\n" in dockerfile
+    # the kit's own files (the entry module's sqlite3 readiness) do not change the facts
+    again = CliRunner().invoke(cli, ["render", "--check", str(root), "--no-import"])
+    assert again.exit_code == 0, again.output
+
+
+def test_sqlite3_with_a_database_url_stays_postgresql(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\n",
+            "db.py": "import os, sqlite3\nURL = os.environ['DATABASE_URL']\n",
+        },
+    )
+    info = detect_project(root, introspect=False)
+    assert info.database is not None and info.database.engine == "postgresql"
+    assert info.instance_folder is False
+
+
 # -- init --add-deps ------------------------------------------------------------------
 
 
@@ -195,12 +268,36 @@ def test_add_deps_on_microblog_with_granian(tmp_path: Path) -> None:
     assert (root / "requirements.txt").read_text() == before + "granian==2.8.7\n"
 
 
-def test_add_deps_without_a_requirements_file_refuses_before_writing(tmp_path: Path) -> None:
-    root = make(tmp_path, {"pyproject.toml": '[project]\nname = "a"\ndependencies = ["flask"]\n'})
+def test_add_deps_into_flaskrs_pyproject_changes_only_its_dependencies(tmp_path: Path) -> None:
+    """flaskr declares its dependencies in pyproject.toml only: the lines go into
+    [project].dependencies; every other byte of the file stays as it was."""
+    root = copy_real("flaskr", tmp_path)
+    before = (root / "pyproject.toml").read_text()
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
+    assert result.exit_code == 0, result.output
+    after = (root / "pyproject.toml").read_text()
+    assert after == before.replace('    "flask",\n', '    "flask",\n    "granian==2.8.7",\n', 1)
+    old, new = tomllib.loads(before), tomllib.loads(after)
+    assert new["project"].pop("dependencies") == ["flask", "granian==2.8.7"]
+    old["project"].pop("dependencies")
+    assert new == old
+    assert "Added to pyproject.toml (not installed): granian==2.8.7" in result.stdout.splitlines()
+    assert "--add-deps" not in result.stdout  # no note asking for what was just done
+    again = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps", "--force"])
+    assert again.exit_code == 0, again.output
+    assert (root / "pyproject.toml").read_text() == after  # nothing added twice
+
+
+def test_add_deps_into_a_pyproject_it_cannot_edit_refuses_before_writing(
+    tmp_path: Path,
+) -> None:
+    pyproject = '[tool.poetry]\nname = "a"\n\n[tool.poetry.dependencies]\nflask = "^3"\n'
+    root = make(tmp_path, {"pyproject.toml": pyproject})
     result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
     assert result.exit_code == 2
     assert result.stderr == (
-        f"flaskprod: error: --add-deps: {root} has no requirements*.txt to add granian to "
-        "(add them to pyproject.toml's dependencies yourself)\n"
+        "flaskprod: error: --add-deps: pyproject.toml has no [project] table: add the lines "
+        "to its dependencies yourself (init without --add-deps prints the lines to add)\n"
     )
+    assert (root / "pyproject.toml").read_text() == pyproject
     assert not (root / "flaskprod.toml").exists() and not (root / "deploy").exists()

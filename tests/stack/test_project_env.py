@@ -69,13 +69,20 @@ def test_the_server_comes_from_the_projects_bin(tmp_path: Path) -> None:
 
 def test_release_commands_and_path_are_the_projects(bare: Path) -> None:
     python = resolve_python(bare, environ={})
-    assert project_env.release_argv(["flask", "seed"], python, "wsgi:app") == [
-        str(bare / ".venv/bin/python"), "-m", "flask", "--app", "wsgi:app", "seed",
-    ]  # fmt: skip
-    assert project_env.release_argv(["python", "x.py"], python, "wsgi:app") == [
-        str(bare / ".venv/bin/python"), "x.py",
-    ]  # fmt: skip
-    assert project_env.release_argv(["./boot.sh"], python, "wsgi:app") == ["./boot.sh"]
+    base = {"PATH": "/usr/bin"}
+    # the app in FLASK_APP, which every Flask reads (--app needs Flask >= 2.2)
+    assert project_env.release_command(["flask", "seed"], python, "wsgi:app", base) == (
+        [str(bare / ".venv/bin/python"), "-m", "flask", "seed"],
+        {"PATH": "/usr/bin", "FLASK_APP": "wsgi:app"},
+    )
+    written = ["flask", "--app", "other:app", "seed"]  # the spec's app wins
+    assert project_env.release_command(written, python, "wsgi:app", base)[0][-1:] == ["seed"]
+    assert project_env.release_command(["python", "x.py"], python, "wsgi:app", base) == (
+        [str(bare / ".venv/bin/python"), "x.py"], base,
+    )  # fmt: skip
+    assert project_env.release_command(["./boot.sh"], python, "wsgi:app", base) == (
+        ["./boot.sh"], base,
+    )  # fmt: skip
     env = project_env.with_python({"PATH": "/usr/bin"}, python, _spec())
     assert env["PATH"] == f"{bare}/.venv/bin:/usr/bin"
     assert env["VIRTUAL_ENV"] == str(bare / ".venv")

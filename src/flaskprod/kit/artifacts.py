@@ -20,6 +20,7 @@ from typing import Any
 from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
 from flaskprod.spec.buildinfo import JS_TOOLS
+from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.servers import Listen, granian_shell, served_target
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
@@ -47,6 +48,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # The lock file the image installs from: "uv" (uv.lock) or "poetry" (poetry.lock);
     # None: the requirements file or pyproject.toml. Detected into buildinfo.lock.
     "lock": None,
+    # The app writes files in its instance folder ({root}/instance, Flask's default
+    # for an app run from its folder): the folder stays writable for the app user.
+    "instance_folder": False,
 }
 
 #: The image of the asset build stage (package.json's build script, app.build "npm ...").
@@ -535,6 +539,13 @@ def _registry(image: str) -> str:
     return first if "/" in image and ("." in first or ":" in first) else "docker.io"
 
 
+def _docker_quoted(value: str) -> str:
+    """``value`` as a Dockerfile ``ENV`` value: double quotes, ``\\``, ``"`` and ``$``
+    escaped (Docker would expand ``$``)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
 def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     """Every value the templates use, computed once."""
     facts = {**PROJECT_DEFAULTS, **project}
@@ -551,12 +562,16 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     app_rw = [media_dir, log_dir]
     if spec.database.engine == "sqlite":
         app_rw.append(posixpath.dirname(sqlite_path(spec)))  # the file and its journal
+    instance_dir = f"{root.rstrip('/')}/instance" if facts["instance_folder"] else None
+    if instance_dir:
+        app_rw.append(instance_dir)  # the code is read-only; its instance folder is not
     if socket_dir and socket_dir != runtime_dir:
         app_rw.append(socket_dir)  # ProtectSystem=strict: the socket's folder must be writable
     container_bind = f"0.0.0.0:{spec.container.port}"
     server = spec.server
     venv = spec.resolve(spec.deploy.venv).rstrip("/")
     commands = server_commands(spec, venv=venv)
+    target = spec.app.target
     return {
         "spec": spec,
         "name": name,
@@ -585,6 +600,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "static_at_root": spec.paths.static_url == "/",
         "static_cache_control": static_cache_control(spec),
         "app_rw_paths": app_rw,
+        "instance_dir": instance_dir,
         # gunicorn
         "bind": bind,
         "socket_path": socket_path,
@@ -642,12 +658,16 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "node_image": NODE_IMAGE,
         # app.build: npm steps run in a node stage, the others in the image as built
         "asset_steps": [_in_folder(step) for step in spec.app.build if _is_js(step)],
-        "build_steps": [step for step in spec.app.build if not _is_js(step)],
+        "build_steps": [shell_step(target, step) for step in spec.app.build if not _is_js(step)],
+        "build_shell": [shell_step(target, step) for step in spec.app.build],
         "migrations": bool(facts["migrations"]),
-        "migrate_command": ["flask", "--app", spec.app.target, "db", "upgrade"],
+        # the app comes from FLASK_APP (every Flask reads it; --app needs Flask >= 2.2):
+        # the image sets it (ENV), shells get it in front of the command
+        "flask_app_docker": _docker_quoted(flask_env(target)["FLASK_APP"]),
+        "migrate_command": ["flask", "db", "upgrade"],
         # for shells (Procfile, CI): "module:create_app()" has parentheses
-        "target_sh": shlex.quote(spec.app.target),
-        "migrate_sh": shlex.join(["flask", "--app", spec.app.target, "db", "upgrade"]),
+        "target_sh": shlex.quote(target),
+        "migrate_sh": shell_step(target, "flask db upgrade"),
         # environment
         "app_env": app_environment(spec, redis=redis),
         "own_settings": app_settings(spec),

@@ -305,26 +305,36 @@ def _root(path: Path) -> Path:
     return root
 
 
-def _add_deps(root: Path, spec: Spec, project: ProjectInfo) -> list[str]:
-    """--add-deps: the missing lines, appended to the requirements file (checked before
-    anything is written, so a refusal leaves the project as it was)."""
-    from flaskprod.spec.stackdeps import missing_lines
+def _add_deps(root: Path, spec: Spec, project: ProjectInfo) -> tuple[list[str], str | None]:
+    """--add-deps: the missing lines, appended to the requirements file, else to
+    pyproject.toml's [project].dependencies (checked before anything is written, so a
+    refusal leaves the project as it was); the lines and the file they went to."""
+    from flaskprod.spec.pyproject_deps import add_dependencies
+    from flaskprod.spec.stackdeps import PINNED, canonical, declared, missing_lines
 
     packages = missing_packages(spec, project)
     if not packages:
-        return []
-    if project.requirements_file is None:
+        return [], None
+    if project.requirements_file is not None:
+        lines = missing_lines(root, project.requirements_file, packages)
+        if lines:
+            path = root / project.requirements_file
+            text = path.read_text(encoding="utf-8")
+            separator = "\n" if text and not text.endswith("\n") else ""
+            write_atomic(path, text + separator + "".join(f"{line}\n" for line in lines))
+        return lines, project.requirements_file
+    if "pyproject.toml" not in project.dependency_files:
         raise ProjectError(
-            f"--add-deps: {root} has no requirements*.txt to add {', '.join(packages)} to",
-            hint="add them to pyproject.toml's dependencies yourself",
+            f"--add-deps: {root} has no requirements*.txt or pyproject.toml to add "
+            f"{', '.join(packages)} to",
+            hint="create requirements.txt with the project's dependencies first",
         )
-    lines = missing_lines(root, project.requirements_file, packages)
+    present = declared(root, ("pyproject.toml",))
+    lines = [PINNED[package] for package in packages if canonical(package) not in present]
     if lines:
-        path = root / project.requirements_file
-        text = path.read_text(encoding="utf-8")
-        separator = "\n" if text and not text.endswith("\n") else ""
-        write_atomic(path, text + separator + "".join(f"{line}\n" for line in lines))
-    return lines
+        path = root / "pyproject.toml"
+        write_atomic(path, add_dependencies(path.read_text(encoding="utf-8"), lines))
+    return lines, "pyproject.toml"
 
 
 def _env_file(path: Path | None) -> dict[str, str]:
@@ -376,7 +386,8 @@ _NO_IMPORT = click.option(
     "--add-deps",
     is_flag=True,
     help="Append the pinned lines the stack needs (app server, database driver) to the "
-    "project's requirements file; nothing is installed.",
+    "project's requirements file (else pyproject.toml's [project].dependencies); nothing "
+    "is installed.",
 )
 @click.option(
     "--env-file",
@@ -423,7 +434,7 @@ def init_command(
     plan = plan_kit(root, files, modes)
     if not force:
         refuse_conflicts(plan)  # before the spec is written: all or nothing
-    added = _add_deps(root, spec, project) if add_deps else []
+    added, added_to = _add_deps(root, spec, project) if add_deps else ([], None)
     write_atomic(spec_path, spec_text)
     changes = write_plan(plan, force=force)
 
@@ -444,7 +455,7 @@ def init_command(
     out.line(f"Rendered the kit ({len(files)} files):")
     out.changes(changes)
     if added:
-        out.line(f"Added to {project.requirements_file} (not installed): {', '.join(added)}")
+        out.line(f"Added to {added_to} (not installed): {', '.join(added)}")
     notes = [fallback, *_notes(spec, project, deps_added=bool(added)), untested]
     for note in filter(None, notes):
         out.line(f"note: {note}", "yellow")

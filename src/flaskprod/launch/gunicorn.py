@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.launch.scripts import launched_script, module_file
-from flaskprod.launch.shell import commands, expand_known, tokens, unwrap
+from flaskprod.launch.shell import commands, expand_known, script_variables, tokens, unwrap
 from flaskprod.launch.text import read_text
 
 
@@ -352,6 +352,8 @@ def gunicorn_launch(
         if command is None or args is None:
             return None
         file, line = script, command.line
+        # what the script sets for itself (CTFd: WORKER_CLASS=${WORKER_CLASS:-gevent})
+        env = script_variables(text or "", env)
     # the launcher's shell expands $WORKERS from the environment it has
     flags, target = parse_flags([expand_known(word, env) for word in args], file, line)
     config_value = flags["config"].value if "config" in flags else None

@@ -189,14 +189,42 @@ def split_command(text: str) -> list[str]:
 
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
+#: ``${VAR:-default}`` / ``${VAR-default}`` / ``${VAR:=default}`` / ``${VAR=default}``.
+_WITH_DEFAULT = re.compile(r"\$\{([A-Za-z_]\w*)(:?)[-=]([^}]*)\}")
 
 
-def expand_known(word: str, env: Mapping[str, str]) -> str:
+def expand_known(word: str, env: Mapping[str, str], *, defaults: bool = False) -> str:
     """``$VAR``/``${VAR}`` replaced where ``env`` knows them; others left as written
-    (a value only the server has stays visibly unknown)."""
+    (a value only the server has stays visibly unknown). With ``defaults``, a
+    ``${VAR:-default}`` the environment does not set is its default, as the shell does."""
 
     def one(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         return env.get(name, match.group(0))
 
+    def with_default(match: re.Match[str]) -> str:
+        name, colon, default = match.groups()
+        value = env.get(name)
+        if value is None or (colon and not value):
+            return expand_known(default, env)
+        return value
+
+    if defaults:
+        word = _WITH_DEFAULT.sub(with_default, word)
     return _VARIABLE.sub(one, word)
+
+
+def script_variables(text: str, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the variables a script sets for itself on lines of their own
+    (``WORKER_CLASS=${WORKER_CLASS:-gevent}``, ``export X=y``), expanded in order as
+    the shell does: what the launcher's environment sets wins where the script says so."""
+    known = dict(env)
+    for _, logical in logical_lines(text):
+        words = tokens(logical)
+        if words[:1] in (["export"], ["readonly"]):
+            words = words[1:]
+        if words and all(_ASSIGNMENT.match(word) for word in words):
+            for word in words:
+                name, _, value = word.partition("=")
+                known[name] = expand_known(value, known, defaults=True)
+    return known

@@ -48,7 +48,7 @@ class BuildInfo:
     queue: str | None = None
 
 
-def scan_build(root: Path, dependency_files: tuple[str, ...], target: str) -> BuildInfo:
+def scan_build(root: Path, dependency_files: tuple[str, ...]) -> BuildInfo:
     info = BuildInfo()
     info.python_version, info.python_source = _python_version(root)
     requirements = _dependency_text(root, dependency_files)
@@ -68,7 +68,8 @@ def scan_build(root: Path, dependency_files: tuple[str, ...], target: str) -> Bu
     if (root / "babel.cfg").is_file() and translations:
         info.build.append(f"pybabel compile -d {translations}")
     if _requires("flask-static-digest", requirements):
-        info.build.append(f"flask --app {target} digest compile")
+        # the app comes from FLASK_APP where the step runs (flask_cli.shell_step)
+        info.build.append("flask digest compile")
         info.fingerprinted = True  # every file gets a hashed copy and url_for uses it
     info.queue = next((name for name in QUEUES if _requires(name, requirements)), None)
     return info

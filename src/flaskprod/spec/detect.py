@@ -29,6 +29,7 @@ from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
 from flaskprod.spec.interpreter import is_flaskprods_own, resolve_python
 from flaskprod.spec.server_choice import ServerChoice, detect_server
 from flaskprod.spec.settings_scan import AppSettings, scan_settings
+from flaskprod.spec.sqlite_scan import scan_sqlite
 from flaskprod.spec.stackdeps import DatabaseChoice, declared, detect_database
 from flaskprod.spec.stand_ins import stand_ins
 
@@ -115,6 +116,8 @@ class ProjectInfo(Mapping[str, Any]):
     template_loads: TemplateLoads | None = None
     #: Names the import was given placeholders for (spec/stand_ins.py).
     stand_ins: tuple[str, ...] = ()
+    #: The app writes files in its instance folder ({root}/instance; spec/sqlite_scan.py).
+    instance_folder: bool = False
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -314,9 +317,16 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
     dependency_files = _dependency_files(root)
     repo_subdir, repo_name = repository.subfolder(root)
     names = declared(root, dependency_files)
+    sqlite = scan_sqlite(_own_python_files(root))
+    src_layout = candidate.file.startswith(f"{SOURCE_DIR}/")
     return {
         "server": detect_server(root, names),
-        "database": detect_database(names, "flask_sqlalchemy" in imports),
+        "database": detect_database(
+            names, "flask_sqlalchemy" in imports, own_sqlite=sqlite.own_sqlite
+        ),
+        # its own SQLite file in its instance folder (flaskr): kept writable (an installed
+        # src-layout package has its instance folder in the venv instead)
+        "instance_folder": sqlite.own_sqlite and sqlite.uses_instance and not src_layout,
         "root": root,
         "target": candidate.target,
         "name": _slug(repo_name or root.name),  # a subfolder ("web") is named by its repo
@@ -332,9 +342,9 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "max_content_length": _max_content_length(root, sources),
         "requirements_file": _main_requirements(dependency_files),
         "dependency_files": dependency_files,
-        "src_layout": candidate.file.startswith(f"{SOURCE_DIR}/"),
+        "src_layout": src_layout,
         "settings": scan_settings(root, _python_files(root)),
-        "buildinfo": (build := scan_build(root, dependency_files, candidate.target)),
+        "buildinfo": (build := scan_build(root, dependency_files)),
         "lock": build.lock,
         "template_loads": scan_templates(root),
     }
@@ -555,6 +565,15 @@ def _generated(path: Path) -> bool:
             return file.read(len(_GENERATED)) == _GENERATED
     except OSError:
         return False
+
+
+def _own_python_files(root: Path) -> Iterator[Path]:
+    """The project's Python files without the kit's own (flaskprod_wsgi.py, the
+    gunicorn config: they name sqlite3 and DATABASE_URL for the readiness check)."""
+    from flaskprod.kit.write import read_manifest
+
+    ours = {root / path for path in read_manifest(root)}
+    return (path for path in _python_files(root) if path not in ours)
 
 
 def _scan_sources(root: Path) -> dict[Path, tuple[set[str], bool]]:

@@ -3,6 +3,10 @@
 Sources, in order: the project's Python files (``os.environ["X"]``, ``os.environ.get``,
 ``os.getenv``, ``environ.get``, with their defaults), its env samples (``.env.example``,
 ``.env.sample``, ``.env.prod-sample``, ...) and its compose files (``environment:``).
+A name from a sample or compose counts only when the app's code reads it (or names it
+in a string, as a config loader does, or it falls under ``from_prefixed_env``'s
+prefix): samples also hold Docker and compose knobs (``COMPOSE_PROFILES``,
+``DOCKER_WEB_VOLUME=.:/app``, ``NODE_ENV=development``) that are no setting of the app.
 Each name becomes one ``app.settings`` entry, the value the env file shows:
 
 - ``""``: optional, the line stays commented out (unset, as the app expects when it
@@ -62,6 +66,14 @@ IMAGE_SETTINGS = {"PYTHON_VERSION": "{python}", "LANG": "C.UTF-8"}
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SAMPLE = re.compile(r"^\.env(\.[\w.-]+)?[.-](example|sample|template|dist)$|^\.env\.example\.\w+$")
 _COMPOSE = re.compile(r"^(docker-)?compose[\w.-]*\.ya?ml$")
+#: A name in quotes in Python code: read through a loader (``config("X")``, an ini
+#: interpolated from the environment), so a sample's line for it is a setting.
+_QUOTED_NAME = re.compile(r"""["']([A-Z][A-Z0-9_]*)["']""")
+#: Code that takes the whole environment (pydantic-settings, environs, a mapping of
+#: os.environ): any sample name may be read, none can be told apart.
+_WHOLE_ENVIRONMENT = re.compile(r"BaseSettings|environs|from_mapping\(\s*(os\.)?environ\b")
+#: Sample values that only make sense on a developer's machine.
+_DEVELOPMENT_VALUE = re.compile(r"^(development|dev|local|debug)$|:/", re.IGNORECASE)
 
 
 @dataclass
@@ -78,6 +90,14 @@ class AppSettings:
     #: ``app.config.from_prefixed_env()``: the app also reads every FLASK_* variable.
     prefixed_env: str | None = None
     sources: list[str] = field(default_factory=list)
+    #: Names the code mentions in quotes; None: it reads the whole environment.
+    mentioned: set[str] | None = field(default_factory=set)
+
+    def read_by_app(self, name: str) -> bool:
+        """Whether the app's code reads ``name`` (for names from samples and compose)."""
+        if self.mentioned is None or name in self.settings or name in self.mentioned:
+            return True
+        return self.prefixed_env is not None and name.startswith(f"{self.prefixed_env}_")
 
 
 def is_secret(name: str) -> bool:
@@ -134,9 +154,11 @@ def sample_values(root: Path) -> dict[str, str]:
     return {name: value for name, value in found.settings.items() if value}
 
 
-def _add(found: AppSettings, name: str, value: str) -> None:
+def _add(found: AppSettings, name: str, value: str, *, sample: bool = False) -> None:
     if not _NAME.match(name) or _NOT_SETTINGS.match(name):
         return
+    if sample and not found.read_by_app(name):
+        return  # a Docker/compose knob, or a name the app never reads
     if name in IMAGE_SETTINGS:
         found.settings[name] = IMAGE_SETTINGS[name]  # what the image gives, wherever it runs
         return
@@ -187,6 +209,11 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return
+    if found.mentioned is not None:
+        if _WHOLE_ENVIRONMENT.search(text):
+            found.mentioned = None
+        else:
+            found.mentioned.update(_QUOTED_NAME.findall(text))
     if "environ" not in text and "getenv" not in text and "from_prefixed_env" not in text:
         return
     try:
@@ -194,7 +221,11 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
     except (SyntaxError, ValueError):
         return
     relative = path.relative_to(root).as_posix()
+    by_name = _reads_env_by_name(tree)
     for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            # "UPLOAD_FOLDER: str = ..." (CTFd's config classes): an assignment too
+            node = ast.Assign(targets=[node.target], value=node.value, lineno=node.lineno)
         read = _env_read(node)
         if read:
             _add(found, *read)
@@ -209,7 +240,9 @@ def _scan_python(root: Path, path: Path, found: AppSettings) -> None:
         ):
             prefix = node.args[0] if node.args else None
             found.prefixed_env = str(prefix.value) if isinstance(prefix, ast.Constant) else "FLASK"
-        if isinstance(node, ast.Assign) and not _media_assignment(node, found, path.parent, root):
+        if isinstance(node, ast.Assign) and not _media_assignment(
+            node, found, path.parent, root, by_name
+        ):
             keys = [k for k in _assigned_keys(node) if k in MEDIA_KEYS]
             if keys and not isinstance(node.value, ast.Name):
                 found.media_fixed.append(f"{keys[0]} ({relative}:{node.lineno})")
@@ -225,15 +258,54 @@ def _assigned_keys(node: ast.Assign) -> list[Any]:
     return keys
 
 
-def _media_assignment(node: ast.Assign, found: AppSettings, folder: Path, root: Path) -> bool:
+def _reads_env_by_name(tree: ast.AST) -> bool:
+    """Whether the module reads variables named at run time (``os.getenv(option)``):
+    CTFd's config parser takes each ini option from the variable of the same name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_environ(node.value):
+            key: ast.AST = node.slice
+        elif isinstance(node, ast.Call) and node.args and _is_env_getter(node.func):
+            key = node.args[0]
+        else:
+            continue
+        if not isinstance(key, ast.Constant):
+            return True
+    return False
+
+
+def _is_env_getter(func: ast.AST) -> bool:
+    """``os.getenv`` / ``getenv`` / ``os.environ.get``."""
+    if isinstance(func, ast.Name):
+        return func.id == "getenv"
+    if isinstance(func, ast.Attribute):
+        return func.attr == "getenv" or (func.attr == "get" and _is_environ(func.value))
+    return False
+
+
+def _media_assignment(
+    node: ast.Assign, found: AppSettings, folder: Path, root: Path, by_name: bool = False
+) -> bool:
     """``UPLOAD_FOLDER = os.environ.get("X")`` or ``app.config["MEDIA_FOLDER"] = ...``:
-    True when the uploads folder comes from the environment."""
-    if not any(key in MEDIA_KEYS for key in _assigned_keys(node)):
+    True when the uploads folder comes from the environment. In a module that reads
+    variables by a computed name, ``UPLOAD_FOLDER = ini["uploads"]["UPLOAD_FOLDER"]``
+    is the variable ``UPLOAD_FOLDER`` (CTFd: an ini interpolated from the environment)."""
+    keys = [key for key in _assigned_keys(node) if key in MEDIA_KEYS]
+    if not keys:
         return False
     read = _env_read(node.value)
     if read:
         if read[0] not in found.media_env:
             found.media_env.append(read[0])
+        return True
+    named = {
+        inner.value
+        for inner in ast.walk(node.value)
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, str) and inner.value in keys
+    }
+    if by_name and named:
+        for name in sorted(named):
+            if name not in found.media_env:
+                found.media_env.append(name)
         return True
     found_env = any(_env_read(inner) for inner in ast.walk(node.value))
     if isinstance(node.value, ast.JoinedStr):  # f"{os.getenv('APP_FOLDER')}/project/media"
@@ -277,10 +349,13 @@ def _scan_sample(path: Path, found: AppSettings) -> None:
             continue
         name, _, value = line.partition("=")
         value = value.strip().strip("'\"")
-        # A sample shows where things are on its author's machine: keep plain values only.
+        # A sample shows where things are on its author's machine (paths, volumes,
+        # hosts, "development"): keep plain values only.
         if "://" in value or "@" in value or value.startswith("/"):
             value = ""
-        _add(found, name.strip(), value)
+        if _DEVELOPMENT_VALUE.search(value):
+            value = ""
+        _add(found, name.strip(), value, sample=True)
 
 
 def _scan_compose(path: Path, found: AppSettings) -> None:
@@ -298,4 +373,4 @@ def _scan_compose(path: Path, found: AppSettings) -> None:
         else:
             continue
         for name in names:
-            _add(found, name.strip(), "")
+            _add(found, name.strip(), "", sample=True)

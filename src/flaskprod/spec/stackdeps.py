@@ -96,12 +96,25 @@ class DatabaseChoice:
     note: str | None = None
 
 
-def detect_database(names: set[str], uses_database: bool) -> DatabaseChoice:
+def detect_database(
+    names: set[str], uses_database: bool, *, own_sqlite: bool = False
+) -> DatabaseChoice:
     """The driver the project ships; for a MySQL-only project, SQLite with a note
-    (flaskprod's stack runs PostgreSQL; MySQL/MariaDB support is a separate issue)."""
+    (flaskprod's stack runs PostgreSQL; MySQL/MariaDB support is a separate issue);
+    for an app on its own SQLite file that reads no database URL (``own_sqlite``),
+    SQLite: a PostgreSQL it never connects to would only be started for nothing."""
     for package, driver in _DRIVERS:
         if package in names:
             return DatabaseChoice("postgresql", driver)
+    if own_sqlite:
+        return DatabaseChoice(
+            "sqlite",
+            "psycopg",
+            note=(
+                "the app keeps its data in SQLite through sqlite3 and reads no DATABASE_URL: "
+                'database.engine = "sqlite" (no PostgreSQL in the stack)'
+            ),
+        )
     mysql = [name for name in _MYSQL if name in names]
     if mysql:
         return DatabaseChoice(

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Mapping
 
 from flaskprod.errors import EnvironmentProblem
+from flaskprod.spec.flask_cli import flask_env, without_app_option
 from flaskprod.spec.interpreter import ProjectPython
 from flaskprod.spec.model import Spec
 from flaskprod.spec.stackdeps import PINNED
@@ -64,12 +65,16 @@ def with_python(env: Mapping[str, str], python: ProjectPython, spec: Spec) -> di
     return out
 
 
-def release_argv(argv: list[str], python: ProjectPython, target: str) -> list[str]:
-    """A release command as the project runs it: ``flask ...`` is its Flask against the
-    spec's app, ``python ...`` its interpreter; anything else resolves on PATH (the
-    project's bin folder first, see :func:`with_python`)."""
+def release_command(
+    argv: list[str], python: ProjectPython, target: str, env: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """A release command as the project runs it, and its environment: ``flask ...`` is
+    its Flask against the spec's app (named in ``FLASK_APP``, which Flask < 2.2 reads
+    too), ``python ...`` its interpreter; anything else resolves on PATH (the project's
+    bin folder first, see :func:`with_python`)."""
     if argv[:1] == ["flask"]:
-        return [str(python.executable), "-m", "flask", "--app", target, *argv[1:]]
+        flask = [str(python.executable), "-m", "flask", *without_app_option(argv)[1:]]
+        return flask, {**env, **flask_env(target)}
     if argv[:1] in (["python"], ["python3"]):
-        return [str(python.executable), *argv[1:]]
-    return argv
+        return [str(python.executable), *argv[1:]], dict(env)
+    return argv, dict(env)

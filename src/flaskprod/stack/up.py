@@ -623,7 +623,7 @@ class Stack:
         ``flask ...`` runs the project's Flask against the spec's app, ``python ...`` its
         interpreter. A failure stops ``up`` with the command's log tail."""
         shown = " ".join(argv)
-        argv = project_env.release_argv(argv, self.python, self.spec.app.target)
+        argv, run_env = project_env.release_command(argv, self.python, self.spec.app.target, env)
         log = self.dirs.log("release")
         self.echo(f"{label}: {shown}")
         with log.open("ab") as out:
@@ -631,7 +631,7 @@ class Stack:
                 result = subprocess.run(
                     argv,
                     cwd=self.project,
-                    env=dict(env),
+                    env=run_env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -10,7 +10,13 @@ from deploy_helpers import check, context, ids, write
 from flaskprod.check.app_loader import target_from_command
 from flaskprod.check.parsers.granian import granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
-from flaskprod.launch.shell import commands, logical_lines, unwrap
+from flaskprod.launch.shell import (
+    commands,
+    expand_known,
+    logical_lines,
+    script_variables,
+    unwrap,
+)
 
 
 def argvs(text: str) -> list[list[str]]:
@@ -248,3 +254,21 @@ def test_a_final_stage_inherits_its_parents_command(tmp_path: Path) -> None:
         },
     )
     assert "DOC002" not in ids(check(tmp_path))
+
+
+def test_a_scripts_own_variables_with_their_defaults() -> None:
+    script = (
+        "WORKERS=${WORKERS:-1}\nWORKER_CLASS=${WORKER_CLASS:-gevent}\n"
+        "export LOG=${LOG:--} TMP=${TMP-/dev/shm}\nEMPTY=${EMPTY:-x}\nfoo=bar gunicorn app:app\n"
+    )
+    # the launcher's environment wins where it sets a value (":-" ignores an empty one)
+    assert script_variables(script, {"WORKERS": "4", "EMPTY": ""}) == {
+        "WORKERS": "4",
+        "WORKER_CLASS": "gevent",
+        "LOG": "-",
+        "TMP": "/dev/shm",
+        "EMPTY": "x",
+    }  # "foo=bar gunicorn" is a command's prefix, not the script's variable
+    # without defaults=True an unknown ${X:-d} stays as written (only the server knows)
+    assert expand_known("${X:-d} $Y", {"Y": "y"}) == "${X:-d} y"
+    assert expand_known("${X:-d} $Y", {"Y": "y"}, defaults=True) == "d y"
