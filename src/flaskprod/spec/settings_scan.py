@@ -146,8 +146,8 @@ def required_reads(path: Path) -> list[str]:
 
 def sample_values(root: Path) -> dict[str, str]:
     """The plain values the project's env samples show (secrets, URLs and paths left
-    out, as for the kit)."""
-    found = AppSettings()
+    out, as for the kit): every name, read by the app or not (stand-ins for an import)."""
+    found = AppSettings(mentioned=None)
     for path in sorted(root.iterdir()) if root.is_dir() else []:
         if path.is_file() and _SAMPLE.match(path.name):
             _scan_sample(path, found)
