@@ -60,7 +60,12 @@ def requirement_lines(name: str) -> list[str]:
 
 def cached_venv(name: str) -> Path:
     """The project's virtualenv, built once per content of its requirements."""
-    requirements = requirement_lines(name)
+    return cached_venv_of(name, requirement_lines(name))
+
+
+def cached_venv_of(name: str, requirements: list[str]) -> Path:
+    """A virtualenv with ``requirements`` (pip arguments), built once per content of
+    them; ``name`` keys it in the cache (a real project's, or a test app's)."""
     digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
     cache = _venv_cache()
     venv = cache / f"{name}-{digest}"
