@@ -444,3 +444,63 @@ def test_init_and_render_on_a_src_layout(tmp_path: Path) -> None:
     dockerfile = (root / "deploy/Dockerfile").read_text()
     assert "RUN pip install --no-cache-dir ." in dockerfile  # installs the src package
     assert run("render", str(root), "--check").exit_code == 0
+
+
+def _health_line(tmp_path: Path, name: str, routes: str) -> str:
+    """init's first line for an app with ``routes`` (decorated views, one per line)."""
+    app = "from flask import Flask\n\napp = Flask(__name__)\n\n" + textwrap.dedent(routes)
+    root = make(tmp_path / name, {"app.py": app, "requirements.txt": "flask\n"})
+    result = run("init", str(root))
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    return next(part for part in first.split("; ") if part.startswith("health routes:"))
+
+
+def test_init_names_a_liveness_only_route_once(tmp_path: Path) -> None:
+    # CTFd: /healthcheck only; it serves both probes and was printed twice.
+    line = _health_line(
+        tmp_path,
+        "live",
+        """
+        @app.get("/healthcheck")
+        def healthcheck():
+            return "ok"
+        """,
+    )
+    assert line == "health routes: /healthcheck (liveness and readiness)"
+
+
+def test_init_names_a_route_at_two_rules_once(tmp_path: Path) -> None:
+    # docker-flask-example's shape: /up answers at /up and /up/ (two endpoints), with
+    # no readiness route of its own: one route, named once.
+    line = _health_line(
+        tmp_path,
+        "up",
+        """
+        @app.get("/up")
+        def up():
+            return ""
+
+        @app.get("/up/")
+        def up_slash():
+            return ""
+        """,
+    )
+    assert line == "health routes: /up/ (liveness and readiness)"  # the rule both reach
+
+
+def test_init_names_liveness_and_readiness(tmp_path: Path) -> None:
+    line = _health_line(
+        tmp_path,
+        "both",
+        """
+        @app.get("/up/")
+        def up():
+            return ""
+
+        @app.get("/up/databases")
+        def databases():
+            return ""
+        """,
+    )
+    assert line == "health routes: /up/, /up/databases"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,67 @@ def test_the_built_environment_imports_the_app_as_the_image_runs_it(tmp_path: Pa
         timeout=60,
     )
     assert "site-packages/notes/__init__.py" in where.stdout, where.stdout + where.stderr
+
+
+def _fresh_venv(path: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    return path
+
+
+def _pip_steps(text: str) -> list[list[str]]:
+    """The ``pip install ...`` commands a header comment tells, in order."""
+    flat = " ".join(line.lstrip("# ") for line in text.splitlines())
+    found = re.findall(r"pip install (?:--no-deps )?(?:-e \.|-r \S+?(?=,|\s|$))", flat)
+    return [step.split() for step in found]
+
+
+def _imports_from_elsewhere(venv: Path, cwd: Path) -> str:
+    """Where the venv imports the app's package from, run outside the project (so only
+    an installed package is found)."""
+    where = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import notes; print(notes.__file__)"],
+        cwd=cwd,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.returncode == 0, where.stderr
+    return where.stdout.strip()
+
+
+def test_the_units_header_installs_what_the_server_imports(tmp_path: Path) -> None:
+    """A server: the systemd unit's header says how to install the project into the
+    venv its ExecStart uses; those very commands make the app's package importable."""
+    root = write(tmp_path / "notes", NOTES)
+    unit = render_kit(spec(), SRC_LAYOUT)["deploy/systemd/notes.service"]
+    steps = _pip_steps(unit.split("[Unit]", 1)[0])
+    assert steps == [
+        ["pip", "install", "-r", "requirements.txt"],
+        ["pip", "install", "--no-deps", "-e", "."],
+    ]
+    venv = _fresh_venv(tmp_path / "venv")
+    for step in steps:
+        done = subprocess.run(
+            [str(venv / "bin/python"), "-m", *step],
+            cwd=root, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (step, done.stderr[-2000:])
+    assert _imports_from_elsewhere(venv, tmp_path) == str(root / "src/notes/__init__.py")
+
+
+def test_the_procfiles_header_installs_what_the_platform_imports(tmp_path: Path) -> None:
+    """A PaaS installs the requirements file only: with the line the Procfile's header
+    says to add, the app's package is installed too."""
+    root = write(tmp_path / "notes", NOTES)
+    procfile = render_kit(spec(), SRC_LAYOUT)["deploy/Procfile"]
+    assert 'add a last line "." to\n# it' in procfile
+    requirements = root / "requirements.txt"
+    requirements.write_text(requirements.read_text() + ".\n")
+    venv = _fresh_venv(tmp_path / "venv")
+    done = subprocess.run(
+        [str(venv / "bin/python"), "-m", "pip", "install", "-r", "requirements.txt"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "site-packages/notes/__init__.py" in _imports_from_elsewhere(venv, tmp_path)

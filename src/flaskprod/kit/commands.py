@@ -26,6 +26,7 @@ from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve
 # after the app's import has started in its child process: the two then overlap.
 if TYPE_CHECKING:
     from flaskprod.spec.model import Spec
+    from flaskprod.spec.routes import HealthRoutes
 
 _HEAVY = (
     "flaskprod.spec.load",
@@ -233,10 +234,17 @@ def _describe(project: ProjectInfo) -> str:
     if project.imported:
         facts.append(f"{len(project.routes)} routes")
         found = project.health_routes
-        health = f"{found.health_path}, {found.ready_path}" if found else "none"
+        health = _health_routes_text(found) if found else "none"
         facts.append(f"health routes: {health}")
     facts.append(f"dependencies: {', '.join(project.dependency_files) or 'none declared'}")
     return "; ".join(facts)
+
+
+def _health_routes_text(found: HealthRoutes) -> str:
+    """One route serving both (an app with a liveness route only) is named once."""
+    if found.health_path.rstrip("/") == found.ready_path.rstrip("/"):
+        return f"{found.health_path} (liveness and readiness)"
+    return f"{found.health_path}, {found.ready_path}"
 
 
 def _notes(spec: Spec, project: ProjectInfo, *, deps_added: bool = False) -> list[str]:

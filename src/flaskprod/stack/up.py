@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import shlex
 import shutil
@@ -38,7 +39,7 @@ from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import served_target
 from flaskprod.spec.stackdeps import PINNED
-from flaskprod.stack import app_settings, granian, gunicorn, process, project_env
+from flaskprod.stack import app_settings, granian, gunicorn, process, project_env, source_path
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
     NginxFiles,
@@ -316,6 +317,14 @@ class Stack:
             self._python = found
         return self._python
 
+    @functools.cached_property
+    def source_folder(self) -> Path | None:
+        """src/ when the app's package lives there and the project's venv does not have
+        the project installed: put on PYTHONPATH of everything up runs of the project."""
+        return source_path.needed(
+            self.project, self.spec.app.target, self.python, self.options.environ
+        )
+
     # -- what the stack would run --------------------------------------------------------
     def socket_path(self) -> Path:
         return self.dirs.socket_path(f"{self.spec.server.kind}.sock")
@@ -355,6 +364,7 @@ class Stack:
             media_root=self.media_folder(),
             settings=settings.env,
         )
+        env = source_path.with_source(env, self.source_folder)
         return project_env.with_python(env, self.python, self.spec)
 
     def server_executable(self) -> list[str]:
@@ -452,6 +462,8 @@ class Stack:
         nginx = find_nginx()
         self.server_executable()  # the project's app server, before anything starts
         self.note_driver()
+        if self.source_folder is not None:
+            self.echo(source_path.message(self.source_folder, self.project))
         for port, what in (
             (self.options.https_port, "--https-port"),
             (self.options.http_port, "--http-port"),
