@@ -82,10 +82,11 @@ NEEDS: dict[str, Needs] = {
     "flaskr": Needs(
         up_args=("--release", "flask init-db"),
         add=("granian",),
+        init_args=("--add-deps",),
         reason="the tutorial creates its tables with its own `flask init-db` command "
-        "(no migrations), up runs it as a release command; it lists no app server, and up "
-        "names the line to add (granian, init's choice): installed in its venv as a user "
-        "would (init --add-deps cannot write pyproject.toml, so the file is left as is)",
+        "(no migrations), up runs it as a release command; it lists no app server: init "
+        "--add-deps appends the line to pyproject.toml's dependencies, installed in its venv "
+        "as a user would",
     ),
     "microblog-api": Needs(
         add=("psycopg",),
@@ -96,17 +97,10 @@ NEEDS: dict[str, Needs] = {
     "flask-celery": Needs(
         add=("granian",),
         init_args=("--add-deps",),
-        env={"PYTHONPATH": "src"},
         reason="Flask's Celery example lists no app server; init --add-deps appends the line "
-        "up names, installed in its venv as a user would; its package is under src/ and its "
-        "README installs it (pip install -e .), which a shared cached venv cannot hold for "
-        "each copy: PYTHONPATH=src stands for it",
+        "up names, installed in its venv as a user would (its package under src/ is not "
+        "installed in the venv: up puts src/ on the path and says so)",
         origin="https://github.com/pallets/flask @ 2ac89889, examples/celery",
-    ),
-    "docker-flask-example": Needs(
-        env={"SECRET_KEY": "trial-" + "k" * 40},
-        reason="config/settings.py reads os.environ['SECRET_KEY'] when it is imported; "
-        "init's own hint says to set it for the command",
     ),
     "flask-on-docker": Needs(
         app_dir="services/web",
