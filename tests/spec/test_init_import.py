@@ -19,6 +19,7 @@ from flaskprod_cli import run_flaskprod
 from real_projects import cached_venv
 
 from flaskprod.errors import ExitCode
+from flaskprod.spec.interpreter import poetry_python
 
 #: A Python newer than the venv's (built from this interpreter), e.g. ">=3.12" on 3.11.
 NEWER = f">=3.{sys.version_info.minor + 1}"
@@ -158,3 +159,28 @@ def _refused_for_python(result: subprocess.CompletedProcess[str]) -> None:
     ), line
     assert f"create the project's venv with a Python {NEWER}" in line
     assert "or pass --python PATH to one that has the project's packages" in line
+
+
+def test_poetrys_python_constraint_is_enforced_too(tmp_path: Path, venv: Path) -> None:
+    """flask-blueprint-tutorial: [tool.poetry.dependencies] python = "^3.12,<4" and
+    requirements whose markers install nothing on an older Python: init names the
+    constraint, not the 'No module named flask' it would meet."""
+    newer = f"^3.{sys.version_info.minor + 1},<4"
+    files = {
+        "app.py": "from flask import Flask\napp = Flask(__name__)\n",
+        "pyproject.toml": f'[tool.poetry.dependencies]\npython = "{newer}"\n',
+    }
+    root = _project(tmp_path / "poetry", venv, files)
+    init = run_flaskprod("init", str(root), env=_clean_env())
+    assert init.returncode == ExitCode.ENVIRONMENT, init.stdout + init.stderr
+    assert init.stderr.startswith(
+        "flaskprod: error: pyproject.toml: the project requires Python "
+        f">=3.{sys.version_info.minor + 1},<4, and .venv/bin/python (from .venv) is "
+    ), init.stderr
+
+
+def test_poetry_constraints_read_as_pep_440() -> None:
+    assert poetry_python("^3.12,<4") == ">=3.12,<4"
+    assert poetry_python("~3.12") == ">=3.12,<3.13"
+    assert poetry_python(">=3.10") == ">=3.10"
+    assert poetry_python("^x") is None

@@ -199,14 +199,42 @@ def _parse_version(text: str) -> tuple[int, int, int] | None:
 
 
 def requires_python(root: Path) -> str | None:
-    """pyproject.toml's ``requires-python`` (what pip enforces), or None."""
+    """pyproject.toml's ``requires-python`` (what pip enforces), else poetry's own
+    ``python = "^3.12"`` as a PEP 440 specifier, or None."""
     pyproject = root / "pyproject.toml"
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     requires = data.get("project", {}).get("requires-python")
-    return requires if isinstance(requires, str) else None
+    if isinstance(requires, str):
+        return requires
+    poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+    python = poetry.get("python") if isinstance(poetry, dict) else None
+    return poetry_python(python) if isinstance(python, str) else None
+
+
+def poetry_python(constraint: str) -> str | None:
+    """Poetry's ``^3.12,<4`` / ``~3.12`` / ``>=3.10`` as PEP 440 (``>=3.12,<4``); None
+    when a part is not understood (then nothing is enforced here)."""
+    parts: list[str] = []
+    for item in (part.strip() for part in constraint.split(",")):
+        if item in ("", "*"):
+            continue
+        if item[0] in "^~" and not item.startswith("~="):
+            version = item[1:].strip()
+            numbers = version.split(".")
+            if not all(number.isdigit() for number in numbers):
+                return None
+            major = int(numbers[0])
+            if item[0] == "^" or len(numbers) == 1:  # ^3.12: <4; ~3: <4
+                upper = f"{major + 1}"
+            else:  # ~3.12: <3.13
+                upper = f"{major}.{int(numbers[1]) + 1}"
+            parts += [f">={version}", f"<{upper}"]
+        else:
+            parts.append(item)
+    return ",".join(dict.fromkeys(parts)) or None  # ^3.12,<4: one <4
 
 
 def require_supported(python: ProjectPython, root: Path) -> None:
