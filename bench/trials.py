@@ -102,6 +102,13 @@ NEEDS: dict[str, Needs] = {
         "installed in the venv: up puts src/ on the path and says so)",
         origin="https://github.com/pallets/flask @ 2ac89889, examples/celery",
     ),
+    "docker-flask-example": Needs(
+        init_args=("--python", ".venv/bin/python"),
+        up_args=("--python", ".venv/bin/python"),
+        reason="its pyproject.toml requires Python >=3.13 and this machine has 3.11 only "
+        "(init and up refuse that, naming it); its venv here is 3.11, where the app runs: "
+        "--python names that interpreter knowingly",
+    ),
     "flask-on-docker": Needs(
         app_dir="services/web",
         reason="the app lives in services/web of the repository",

@@ -148,6 +148,10 @@ def test_a_python_the_project_does_not_support_is_one_line_and_exit_3(
     up = run_flaskprod("up", str(root), "--print-config", env=_clean_env())
     _refused_for_python(up)
     assert sorted(str(path) for path in root.rglob("*")) == before
+    # named knowingly with --python, the interpreter is used as it is
+    python = str(root / ".venv/bin/python")
+    forced = run_flaskprod("init", str(root), "--force", "--python", python, env=_clean_env())
+    assert forced.returncode == 0, forced.stdout + forced.stderr
 
 
 def _refused_for_python(result: subprocess.CompletedProcess[str]) -> None:
@@ -158,7 +162,7 @@ def _refused_for_python(result: subprocess.CompletedProcess[str]) -> None:
         f".venv/bin/python (from .venv) is 3.{sys.version_info.minor}."
     ), line
     assert f"create the project's venv with a Python {NEWER}" in line
-    assert "or pass --python PATH to one that has the project's packages" in line
+    assert "or name the interpreter with --python PATH to use it anyway" in line
 
 
 def test_poetrys_python_constraint_is_enforced_too(tmp_path: Path, venv: Path) -> None:

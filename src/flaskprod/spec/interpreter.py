@@ -242,8 +242,8 @@ def require_supported(python: ProjectPython, root: Path) -> None:
     ">=3.13" while .venv is 3.11): its code would fail on syntax or imports far from the
     cause. Names the Python needed and, when this machine has one, its path."""
     requires = requires_python(root)
-    if requires is None:
-        return
+    if requires is None or python.source == "--python":
+        return  # none stated, or the user named this interpreter knowingly
     try:
         wanted = SpecifierSet(requires)
     except InvalidSpecifier:
@@ -268,8 +268,8 @@ def require_supported(python: ProjectPython, root: Path) -> None:
     raise EnvironmentProblem(
         f"pyproject.toml: the project requires Python {requires}, and {where} is "
         f"{python.version_text}",
-        hint=f"create the project's venv with a Python {requires} ({how}), or pass "
-        "--python PATH to one that has the project's packages",
+        hint=f"create the project's venv with a Python {requires} ({how}), or name the "
+        "interpreter with --python PATH to use it anyway",
     )
 
 
