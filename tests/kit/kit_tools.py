@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 ToolFinder = Callable[[str, str], Path]
@@ -105,3 +108,33 @@ def actionlint(tool: ToolFinder, workflows: list[Path]) -> dict[str, list[dict[s
     assert result.returncode == 0, result.stderr
     findings: dict[str, list[dict[str, Any]]] = json.loads(result.stdout)
     return findings
+
+
+@contextmanager
+def serving(
+    argv: list[str], cwd: Path, env: dict[str, str], port: int, log: Path
+) -> Iterator[httpx.Client]:
+    """A real app server started with ``argv`` (its output in ``log``), once it answers
+    /health on 127.0.0.1:``port``: a client to it; stopped by pid at the end."""
+    with log.open("wb") as out:
+        server = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                client.get("/health")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

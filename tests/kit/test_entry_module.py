@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kit_tools import serving
 from project_files import write
 
 from flaskprod.errors import SpecError
@@ -116,28 +117,8 @@ def served(
         **extra,
     }
     log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                client.get("/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    with serving(argv, root, env, port, log) as client:
         yield client, log
-    finally:
-        client.close()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def _timed(client: httpx.Client, path: str) -> tuple[httpx.Response, float]:

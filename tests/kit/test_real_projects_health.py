@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from kit_tools import ToolFinder, actionlint
+from kit_tools import ToolFinder, actionlint, serving
 from real_projects import copy_project
 
 from flaskprod.stack.ports import free_port
@@ -59,30 +59,8 @@ def _own_gunicorn(app: Path, env: dict[str, str]) -> Iterator[httpx.Client]:
         f"127.0.0.1:{port}",
         "flaskprod_wsgi:application",
     ]
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            argv,
-            cwd=app,
-            env={"PATH": "/usr/bin:/bin", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                client.get("/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    with serving(argv, app, {"PATH": "/usr/bin:/bin", **env}, port, log) as client:
         yield client
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_microblog(tmp_path: Path, postgres_url: str, postgres_cluster: PostgresCluster) -> None:
