@@ -72,6 +72,13 @@ class Needs:
     #: PostgreSQL driver): installed in its venv as the user would (flaskprod's pin).
     add: tuple[str, ...] = ()
     init_args: tuple[str, ...] = ()
+    #: ``--python`` for init, render and up: an interpreter named knowingly.
+    python: str | None = None
+
+    @property
+    def python_args(self) -> tuple[str, ...]:
+        return ("--python", self.python) if self.python else ()
+
     reason: str = ""
     #: Where a folder without git history comes from (a subfolder of a repository).
     origin: str = ""
@@ -103,8 +110,7 @@ NEEDS: dict[str, Needs] = {
         origin="https://github.com/pallets/flask @ 2ac89889, examples/celery",
     ),
     "docker-flask-example": Needs(
-        init_args=("--python", ".venv/bin/python"),
-        up_args=("--python", ".venv/bin/python"),
+        python=".venv/bin/python",
         reason="its pyproject.toml requires Python >=3.13 and this machine has 3.11 only "
         "(init and up refuse that, naming it); its venv here is 3.11, where the app runs: "
         "--python names that interpreter knowingly",
@@ -174,6 +180,7 @@ def stack_of(app: Path, needs: Needs, trial: Trial) -> Iterator[int | None]:
     argv = [
         FLASKPROD, "up", str(app), "-d", "--https-port", str(https_port),
         "--http-port", str(http_port), "--timeout", str(UP_READY), *needs.up_args,
+        *needs.python_args,
     ]  # fmt: skip
     up = command_step("up", argv, app, env=needs.env)
     if not up.ok:
@@ -222,12 +229,12 @@ def run_trial(project: str) -> Trial:
         source.name,
         str(source),
         needs.app_dir,
-        list(needs.up_args),
+        [*needs.up_args, *needs.python_args],
         needs.env,
         needs.reason,
         needs.origin or origin(source),
         [PINNED[package] for package in needs.add],
-        list(needs.init_args),
+        [*needs.init_args, *needs.python_args],
     )
     began = time.monotonic()
     base = trial_folder()
@@ -275,7 +282,7 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
     before = freeze_step("freeze-before", app)
     trial.steps.append(before)
     trial.steps.append(run_check(FLASKPROD, "check-before", app, needs.env))
-    init_argv = [FLASKPROD, "init", str(app), *needs.init_args]
+    init_argv = [FLASKPROD, "init", str(app), *needs.init_args, *needs.python_args]
     init = command_step("init", init_argv, app, env=needs.env)
     trial.steps.append(init)
     if not (app / "flaskprod.toml").is_file():
@@ -287,7 +294,7 @@ def _run_steps(trial: Trial, app: Path, needs: Needs) -> None:
         init.first_error = f"flaskprod.toml does not load: {first_error(str(exc))}"
         return
     init.data = dict(trial.spec)
-    render = [FLASKPROD, "render", str(app), "--check"]
+    render = [FLASKPROD, "render", str(app), "--check", *needs.python_args]
     trial.steps.append(command_step("render-check", render, app, env=needs.env))
     trial.steps.append(run_check(FLASKPROD, "check-after", app, needs.env))
     with stack_of(app, needs, trial) as https_port:
