@@ -23,7 +23,18 @@ import sys
 import tomllib
 from pathlib import Path
 
-REAL_PROJECTS = Path(os.environ.get("FLASKPROD_REAL_PROJECTS", "/work/shared/real-projects"))
+
+def _real_projects() -> Path:
+    """``$FLASKPROD_REAL_PROJECTS``, else the shared folder beside this checkout (as CI
+    lays it), else the workplace's."""
+    given = os.environ.get("FLASKPROD_REAL_PROJECTS")
+    if given:
+        return Path(given)
+    beside = Path(__file__).resolve().parents[2] / "shared" / "real-projects"
+    return beside if beside.is_dir() else Path("/work/shared/real-projects")
+
+
+REAL_PROJECTS = _real_projects()
 #: Written last into a cached venv: a venv without it was cut short and is rebuilt.
 _COMPLETE = ".flaskprod-complete"
 #: What each project installs: a requirements file of its own (relative path); its

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from real_projects import REAL_PROJECTS
 
 from flaskprod.cli import cli
 from flaskprod.errors import ExitCode
 from flaskprod.spec.load import load_spec
 
-REAL = Path("/work/shared/real-projects")
+REAL = REAL_PROJECTS  # the shared folder beside the checkout
 
 
 def run(*args: str) -> Result:

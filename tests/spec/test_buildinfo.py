@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from real_projects import REAL_PROJECTS
 
 from flaskprod.spec.buildinfo import BuildInfo, scan_build
 
-REAL = Path("/work/shared/real-projects")
+REAL = REAL_PROJECTS  # the shared folder beside the checkout
 
 
 def build(root: Path, files: dict[str, str]) -> BuildInfo:

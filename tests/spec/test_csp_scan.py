@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from real_projects import REAL_PROJECTS
+
 from flaskprod.spec.csp_scan import derive_csp, scan_templates
 
-REAL = Path("/work/shared/real-projects")
+REAL = REAL_PROJECTS  # the shared folder beside the checkout
 
 
 def page(root: Path, text: str, name: str = "app/templates/base.html") -> Path:

@@ -8,11 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from real_projects import REAL_PROJECTS
 
 from flaskprod.spec.detect import _python_files
 from flaskprod.spec.settings_scan import REQUIRED, AppSettings, is_secret, scan_settings
 
-REAL = Path("/work/shared/real-projects")
+REAL = REAL_PROJECTS  # the shared folder beside the checkout
 
 
 def scan(root: Path) -> AppSettings:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from real_projects import REAL_PROJECTS
 
 from flaskprod.cli import cli
 from flaskprod.spec.detect import detect_project
 from flaskprod.spec.load import load_spec
 
-REAL = Path("/work/shared/real-projects")
+REAL = REAL_PROJECTS  # the shared folder beside the checkout
 APP = "from flask import Flask\napp = Flask(__name__)\n"
 
 
