@@ -27,6 +27,7 @@ from flaskprod.spec import routes as app_routes
 from flaskprod.spec.buildinfo import BuildInfo, scan_build
 from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
 from flaskprod.spec.interpreter import is_flaskprods_own, resolve_python
+from flaskprod.spec.pyimports import imported_modules
 from flaskprod.spec.server_choice import ServerChoice, detect_server
 from flaskprod.spec.settings_scan import AppSettings, scan_settings
 from flaskprod.spec.sqlite_scan import scan_sqlite
@@ -528,13 +529,7 @@ def _scan_module(root: Path, module: str, file: Path) -> Candidate | None:
 
 def _top_imports(tree: ast.Module) -> set[str]:
     """Top-level names of the modules a module imports at its top level."""
-    imports: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            imports.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imports.add(node.module.split(".")[0])
-    return imports
+    return imported_modules(tree.body)
 
 
 # -- what the sources say, statically ----------------------------------------------
@@ -586,13 +581,7 @@ def _scan_sources(root: Path) -> dict[Path, tuple[set[str], bool]]:
             tree = ast.parse(text)
         except (OSError, ValueError, SyntaxError):
             continue
-        imports: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                imports.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imports.add(node.module.split(".")[0])
-        result[path] = (imports, "REDIS_URL" in text)
+        result[path] = (imported_modules(ast.walk(tree)), "REDIS_URL" in text)
     return result
 
 

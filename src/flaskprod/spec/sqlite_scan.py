@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from flaskprod.spec.pyimports import imported_modules
+
 #: Names that say "the database comes from the environment / SQLAlchemy".
 _URL_WORDS = ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "DATABASE_URI", "DB_URL")
 _ORMS = frozenset({"sqlalchemy", "flask_sqlalchemy", "peewee", "pony", "tortoise", "mongoengine"})
@@ -38,19 +40,9 @@ def scan_sqlite(files: Iterable[Path]) -> SqliteUse:
             tree = ast.parse(text)
         except (OSError, ValueError, SyntaxError):
             continue
-        modules = _imports(tree)
+        modules = imported_modules(ast.walk(tree))
         sqlite3 = sqlite3 or "sqlite3" in modules
         orm = orm or bool(modules & _ORMS)
         url = url or any(word in text for word in _URL_WORDS)
         instance = instance or "instance_path" in text
     return SqliteUse(own_sqlite=sqlite3 and not url and not orm, uses_instance=instance)
-
-
-def _imports(tree: ast.AST) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found
