@@ -35,13 +35,14 @@ def imported(package: str) -> dict[str, set[str]]:
     return found
 
 
-def test_launch_imports_no_other_layer_and_spec_never_imports_check() -> None:
+def test_launch_imports_no_other_layer_and_spec_never_imports_check_or_kit() -> None:
     launch = imported("launch")
     assert "launch/shell.py" in launch and "launch/launchers.py" in launch
     for module, names in launch.items():
         assert all(name.startswith("flaskprod.launch") for name in names), (module, names)
     for module, names in imported("spec").items():
-        assert not any(name.startswith("flaskprod.check") for name in names), (module, names)
+        downstream = ("flaskprod.check", "flaskprod.kit", "flaskprod.stack")
+        assert not any(name.startswith(downstream) for name in names), (module, names)
     assert not (SRC / "check" / "parsers" / "shell.py").exists()
 
 

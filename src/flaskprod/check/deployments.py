@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flaskprod.check.context import Context
 from flaskprod.check.parsers import cached
-from flaskprod.kit.write import MANIFEST
+from flaskprod.spec.rendered import MANIFEST
 
 _KIT_FOLDER = Path(MANIFEST).parent.name  # "deploy"
 

@@ -25,9 +25,9 @@ from typing import Literal
 
 from flaskprod.errors import ProjectError, Refused
 from flaskprod.kit.merge import BEGIN, MERGED, merge_block
+from flaskprod.spec.rendered import MANIFEST, read_manifest
 
 #: Relative to the project root; lists files by their path relative to the root too.
-MANIFEST = "deploy/.flaskprod.lock.json"
 
 Action = Literal["create", "update", "unchanged", "edited", "foreign", "remove", "orphan"]
 #: Actions that stop a write unless forced.
@@ -64,19 +64,6 @@ class Plan:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def read_manifest(root: Path) -> dict[str, str]:
-    """Path -> sha256 of the last render; empty when there is none (or it is damaged,
-    in which case every existing file counts as not ours: the safe side)."""
-    try:
-        data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-        files = data["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    if not isinstance(files, dict):
-        return {}
-    return {str(path): str(digest) for path, digest in files.items()}
 
 
 def manifest_text(files: Mapping[str, str]) -> str:

@@ -28,6 +28,7 @@ from flaskprod.spec.buildinfo import BuildInfo, scan_build
 from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
 from flaskprod.spec.interpreter import is_flaskprods_own, resolve_python
 from flaskprod.spec.pyimports import imported_modules
+from flaskprod.spec.rendered import rendered_files
 from flaskprod.spec.server_choice import ServerChoice, detect_server
 from flaskprod.spec.settings_scan import AppSettings, scan_settings
 from flaskprod.spec.sqlite_scan import scan_sqlite
@@ -565,9 +566,7 @@ def _generated(path: Path) -> bool:
 def _own_python_files(root: Path) -> Iterator[Path]:
     """The project's Python files without the kit's own (flaskprod_wsgi.py, the
     gunicorn config: they name sqlite3 and DATABASE_URL for the readiness check)."""
-    from flaskprod.kit.write import read_manifest
-
-    ours = {root / path for path in read_manifest(root)}
+    ours = rendered_files(root)
     return (path for path in _python_files(root) if path not in ours)
 
 

@@ -26,6 +26,7 @@ from flaskprod.launch.gunicorn import (
 )
 from flaskprod.launch.launchers import Launcher, read_launchers
 from flaskprod.launch.shell import split_command
+from flaskprod.spec.rendered import rendered_files
 from flaskprod.spec.stackdeps import PINNED
 
 #: gunicorn worker classes the spec knows (server.worker_class).
@@ -128,9 +129,7 @@ def _launchers(root: Path) -> tuple[list[_Seen], list[_Seen]]:
         files = discover(root)
     except OSError:  # a tree init cannot walk: no launcher to learn from
         return [], []
-    from flaskprod.kit.write import read_manifest  # which files a kit rendered before
-
-    ours = {root / path for path in read_manifest(root)}
+    ours = rendered_files(root)  # a kit rendered before: not the project's launchers
     files["compose"] = production_compose_files(files["compose"])
     mine = {kind: [p for p in paths if p not in ours] for kind, paths in files.items()}
     gunicorns: list[_Seen] = []

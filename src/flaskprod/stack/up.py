@@ -199,7 +199,7 @@ def _kit_fingerprint(spec: Spec, project: Path) -> str:
     import hashlib
 
     from flaskprod import __version__
-    from flaskprod.kit.write import MANIFEST
+    from flaskprod.spec.rendered import MANIFEST
 
     digest = hashlib.sha256(__version__.encode())
     templates = Path(__file__).resolve().parents[1] / "kit" / "templates"
