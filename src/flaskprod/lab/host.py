@@ -182,6 +182,7 @@ class Lab:
     def start(cls, workdir: Path, echo: Echo | None = None) -> Lab:
         base = ensure_base(echo)
         base.apt_archives.joinpath("partial").mkdir(parents=True, exist_ok=True)
+        base.pip_cache.mkdir(parents=True, exist_ok=True)
         workdir.mkdir(parents=True, exist_ok=True)
         lab = cls(workdir=workdir, base=base, proxy=PackageProxy.start(workdir / "proxy"))
         lab.known_hosts.write_text("")
@@ -214,6 +215,7 @@ class Lab:
             "-M",
             name,
             f"--bind={self.base.apt_archives}:/var/cache/apt/archives",
+            f"--bind={self.base.pip_cache}:/root/.cache/pip",
             "-b",
         ]
         nspawn = process.start(
