@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -149,6 +150,7 @@ class LabHost:
         for helper in reversed(self._helpers):
             process.stop_pid(helper.pid, expected_start=helper.started, timeout=5.0)
         self._helpers.clear()
+        self.lab.keep_downloads(self.name)
         if self in self.lab.hosts:
             self.lab.hosts.remove(self)
         self.lab.write_ssh_config()
@@ -214,7 +216,7 @@ class Lab:
             "--private-network",
             "-M",
             name,
-            f"--bind={self.base.apt_archives}:/var/cache/apt/archives",
+            f"--bind={self._host_archives(name)}:/var/cache/apt/archives",
             f"--bind={self.base.pip_cache}:/root/.cache/pip",
             "-b",
         ]
@@ -245,6 +247,30 @@ class Lab:
                 handle.write(f"{name} {self.base.host_key}\n")
         self.write_ssh_config()
         return host
+
+    def _host_archives(self, name: str) -> Path:
+        """The host's own apt archive folder, filled with hard links to the shared
+        cache: apt locks its archive folder, so hosts installing at the same moment
+        cannot share one (see :meth:`LabHost.stop`, which gives new downloads back)."""
+        folder = self.workdir / f"{name}-apt-archives"
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "partial").mkdir(parents=True)
+        for deb in self.base.apt_archives.glob("*.deb"):
+            with contextlib.suppress(FileExistsError):
+                os.link(deb, folder / deb.name)
+        return folder
+
+    def keep_downloads(self, name: str) -> None:
+        """Packages a host downloaded, linked into the shared cache for the next hosts."""
+        folder = self.workdir / f"{name}-apt-archives"
+        for deb in folder.glob("*.deb"):
+            target = self.base.apt_archives / deb.name
+            if not target.exists():
+                temporary = target.with_name(f".{deb.name}.{os.getpid()}")
+                with contextlib.suppress(OSError):
+                    os.link(deb, temporary)
+                    temporary.replace(target)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _proxy_relay(self, host: LabHost) -> process.Process:
         return process.start(
