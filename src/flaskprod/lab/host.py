@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flaskprod.errors import EnvironmentProblem, ServiceFailed
 from flaskprod.lab.base import PROXY_PORT, Base, ensure_base
+from flaskprod.lab.network import BRIDGE, PREFIX, PrivateNetwork
 from flaskprod.lab.proxy import PackageProxy
 from flaskprod.stack import process
 from flaskprod.stack.ports import free_port
@@ -56,6 +57,8 @@ class LabHost:
     lab: Lab
     nspawn: process.Process
     leader_pid: int
+    #: Its address on the lab's private network, if it is on it.
+    address: str | None = None
     _helpers: list[process.Process] = field(default_factory=list)
 
     # ---- for tests: look inside without SSH ------------------------------------------
@@ -179,6 +182,7 @@ class Lab:
     base: Base
     proxy: PackageProxy
     hosts: list[LabHost] = field(default_factory=list)
+    network: PrivateNetwork | None = None
 
     @classmethod
     def start(cls, workdir: Path, echo: Echo | None = None) -> Lab:
@@ -199,13 +203,26 @@ class Lab:
     def known_hosts(self) -> Path:
         return self.workdir / "known_hosts"
 
-    def boot(self, name: str, *, trust_host_key: bool = True) -> LabHost:
+    def boot(
+        self, name: str, *, trust_host_key: bool = True, private_address: str | None = None
+    ) -> LabHost:
         """A fresh host named ``name``, booted and reachable over SSH as ``name``.
         ``trust_host_key``: its key goes into the lab's known_hosts, as a user who
-        checked the fingerprint would have it (False: ssh meets an unknown key)."""
+        checked the fingerprint would have it (False: ssh meets an unknown key).
+        ``private_address``: also on the lab's private network with this address
+        (hosts that must reach each other: app, database, balancer)."""
         if any(h.name == name for h in self.hosts):
             raise EnvironmentProblem(f"lab: a host named {name} is already running")
+        if private_address is not None and self.network is None:
+            self.network = PrivateNetwork.create()
+        network = (
+            ["--private-network"]
+            if private_address is None or self.network is None
+            else [f"--network-bridge={BRIDGE}"]
+        )
+        enter = self.network.enter() if private_address and self.network else []
         argv = [
+            *enter,
             "systemd-nspawn",
             "--register=no",
             "--keep-unit",
@@ -213,7 +230,7 @@ class Lab:
             "-D",
             str(self.base.rootfs),
             "--volatile=overlay",
-            "--private-network",
+            *network,
             "-M",
             name,
             f"--bind={self._host_archives(name)}:/var/cache/apt/archives",
@@ -234,9 +251,15 @@ class Lab:
         leader = _container_init(nspawn.pid)
         if leader is None:
             raise ServiceFailed(f"lab host {name}: systemd-nspawn failed: {nspawn.log_tail()}")
-        host = LabHost(name=name, lab=self, nspawn=nspawn, leader_pid=leader)
+        host = LabHost(
+            name=name, lab=self, nspawn=nspawn, leader_pid=leader, address=private_address
+        )
         self.hosts.append(host)
         try:
+            if private_address is not None:
+                host.run(
+                    f"ip addr add {private_address}/{PREFIX} dev host0 && ip link set host0 up"
+                )
             host._helpers.append(self._proxy_relay(host))
             host.wait_running()
         except BaseException:
@@ -311,3 +334,5 @@ class Lab:
         for host in list(self.hosts):
             host.kill()
         self.proxy.stop()
+        if self.network is not None:
+            self.network.delete()
