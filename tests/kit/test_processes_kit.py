@@ -121,7 +121,7 @@ def test_compose_services(kit: Any) -> None:
     assert [e.message for e in validator.iter_errors(data)] == []
     services = data["services"]
     worker = services["worker"]
-    assert worker["command"][4] == f"redis://:{SECRETS['REDIS_PASSWORD']}@redis:6379/0"
+    assert worker["command"][5] == f"redis://:{SECRETS['REDIS_PASSWORD']}@redis:6379/0"
     assert worker["stop_grace_period"] == "120s" and worker["restart"] == "unless-stopped"
     assert worker["depends_on"]["redis"] == {"condition": "service_healthy"}
     assert services["digest"]["profiles"] == ["scheduled"]  # not started by `up`

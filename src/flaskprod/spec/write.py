@@ -148,9 +148,13 @@ def _tables(path: str, field: FieldInfo, entries: dict[str, BaseModel]) -> Itera
     """A top-level dict of models (``processes``): one [path.key] table each, every
     setting shown; none: the section's description and a commented example."""
     yield from _comment(field)
-    if not entries:
+    _, model_type = get_args(field.annotation)
+    if not entries:  # an example, every setting explained
+        yield f"# [{path}]: none. One table per process, e.g.:"
         yield f"# [{path}.worker]"
-        yield '# command = "rq worker"'
+        for name, sub in model_type.model_fields.items():
+            yield from _comment(sub)
+            yield '# command = "rq worker"' if name == "command" else f"# {name} = (unset)"
         return
     for at, key in enumerate(sorted(entries)):
         if at:
