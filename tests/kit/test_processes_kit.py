@@ -100,7 +100,9 @@ def test_timer_fires_when_the_cron_schedule_says(kit: Any, analyze: Path) -> Non
 
 def test_kubernetes_deployments_and_cronjob_strict(kit: Any, tool: ToolFinder) -> None:
     binary = tool("kubernetes-validate", "pip install kubernetes-validate (make setup)")
-    files = [kit.path(f"deploy/k8s/{n}.yaml") for n in ("worker-worker", "worker-beat", "cron-digest")]
+    files = [
+        kit.path(f"deploy/k8s/{n}.yaml") for n in ("worker-worker", "worker-beat", "cron-digest")
+    ]
     result = run([str(binary), "--strict", *map(str, files)])
     assert result.returncode == 0, result.stdout + result.stderr
     worker, beat, cron = (yaml.safe_load(path.read_text()) for path in files)

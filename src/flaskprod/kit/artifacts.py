@@ -170,7 +170,9 @@ def process_artifacts(spec: Spec) -> tuple[Artifact, ...]:
         else:
             found += [
                 Artifact("worker.service.j2", f"{unit}.service", process=process),
-                Artifact("k8s/worker.yaml.j2", f"deploy/k8s/worker-{process}.yaml", process=process),
+                Artifact(
+                    "k8s/worker.yaml.j2", f"deploy/k8s/worker-{process}.yaml", process=process
+                ),
             ]
     return tuple(found)
 
@@ -204,9 +206,7 @@ def process_contexts(spec: Spec, *, venv: str, redis: bool) -> dict[str, dict[st
             "systemd": systemd_join(systemd).replace(_REDIS_REF, "${REDIS_URL}"),
             "compose": [compose_url if w == _REDIS_REF else w for w in argv],
             "k8s": ["$(REDIS_URL)" if w == _REDIS_REF else w for w in argv],
-            "paas": " ".join(
-                '"$REDIS_URL"' if w == _REDIS_REF else shlex.quote(w) for w in argv
-            ),
+            "paas": " ".join('"$REDIS_URL"' if w == _REDIS_REF else shlex.quote(w) for w in argv),
         }
         if argv[0] == "flask":
             found[name]["paas"] = f"FLASK_APP={shlex.quote(target)} {found[name]['paas']}"

@@ -182,10 +182,12 @@ def process_argv(
             if concurrency and concurrency > 1 and args[at] == "worker":
                 args[at : at + 1] = ["worker-pool", "--num-workers", str(concurrency)]
                 at += 2
-            named = any(w in {"--url", "-u", "--config", "-c"} or w.startswith("--url=") for w in args)
+            named = any(
+                w in {"--url", "-u", "--config", "-c"} or w.startswith("--url=") for w in args
+            )
             if redis_url and not named:
                 args[at + 1 : at + 1] = ["--url", redis_url]
-    if kind == "celery" and concurrency:
-        if not any(w in {"-c", "--concurrency"} or w.startswith("--concurrency=") for w in args):
-            args += ["--concurrency", str(concurrency)]
+    named = any(w in {"-c", "--concurrency"} or w.startswith("--concurrency=") for w in args)
+    if kind == "celery" and concurrency and not named:
+        args += ["--concurrency", str(concurrency)]
     return [name, *args]
