@@ -147,9 +147,7 @@ def test_a_worker_killed_mid_job_is_restarted_and_the_job_is_not_lost(stack: Sta
     before = workers(client)
     os.kill(worker, signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(
-        lambda: children_of(stack.keeper_pid()) not in ([], [worker]), 15, "a new worker pid"
-    )
+    wait_for(lambda: children_of(stack.keeper_pid()) not in ([], [worker]), 15, "a new worker pid")
     wait_for(lambda: workers(client) - before, 20, "the new worker registered")
     restarted = time.monotonic() - killed
     wait_for(lambda: stack.rq(STATUS, job) == "finished", 20, "the job finished")
