@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from flaskprod.errors import SpecError
+from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec.flask_cli import flask_env
 from flaskprod.spec.interpreter import ProjectPython
 from flaskprod.spec.model import SPEC_FILENAME, ProcessSection, Spec
@@ -27,8 +27,12 @@ PREFIX = "process-"
 _CELERY_IMPORT = "import sys; from celery.app.utils import find_app; find_app(sys.argv[1])"
 
 
-class ProcessProblem(SpecError):
-    """A process of the spec cannot run in this project (missing program, app import)."""
+class MissingProgram(EnvironmentProblem):
+    """A process's program is not installed in the project's virtualenv (exit 3)."""
+
+
+class ProcessImportFailed(ProjectError):
+    """A process's Celery app does not import (exit 2)."""
 
 
 def record_name(process: str) -> str:
@@ -43,7 +47,7 @@ def running(spec: Spec) -> dict[str, ProcessSection]:
 def process_command(
     name: str, process: ProcessSection, python: ProjectPython, redis_url: str | None
 ) -> list[str]:
-    """The argv of a process in the project's virtualenv; ProcessProblem (one line)
+    """The argv of a process in the project's virtualenv; MissingProgram (one line)
     when its program is not there."""
     argv = process_argv(process.kind, process.argv, process.concurrency, redis_url)
     if argv[0] == "flask":
@@ -53,7 +57,7 @@ def process_command(
     program = python.executable.parent / argv[0]
     if not program.is_file():
         venv = python.executable.parent.parent
-        raise ProcessProblem(
+        raise MissingProgram(
             f"{SPEC_FILENAME}: processes.{name}: '{argv[0]}' is not installed in {venv} "
             f"(command = {process.command!r})",
             hint=f"add {argv[0]} to the project's requirements and install them, or fix "
@@ -85,12 +89,12 @@ def _import_celery(
             stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise ProcessProblem(
+        raise ProcessImportFailed(
             f"processes.{name}: importing the Celery app {app} took over 60s"
         ) from None
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
-        raise ProcessProblem(
+        raise ProcessImportFailed(
             f"{SPEC_FILENAME}: processes.{name}: the Celery app {app} does not import: "
             f"{lines[-1] if lines else f'exit {result.returncode}'}",
             hint=f"fix the app, or the -A of processes.{name}.command",
