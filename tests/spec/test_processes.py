@@ -48,7 +48,7 @@ def test_the_kind_is_read_from_the_command_and_checked() -> None:
 
 
 def test_an_evicting_redis_is_refused_when_a_queue_uses_it() -> None:
-    with pytest.raises(ValidationError, match="processes.worker keeps its jobs in Redis"):
+    with pytest.raises(ValidationError, match=r"processes\.worker keeps its jobs in Redis"):
         spec({"worker": {"command": "rq worker"}}, redis={"maxmemory_policy": "allkeys-lru"})
     # a scheduled Flask command keeps no jobs in Redis
     spec({"job": {"command": "flask digest", "schedule": "0 3 * * *"}}, redis={})

@@ -18,7 +18,10 @@ from flaskprod.stack.ports import free_ports
 
 pytestmark = pytest.mark.services
 
-APP = 'from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get("/")\ndef index():\n    return "hi"\n'
+APP = (
+    'from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get("/")\n'
+    'def index():\n    return "hi"\n'
+)
 TASKS = 'from celery import Celery\nimport no_such_module_of_tasks\n\ncelery = Celery("tasks")\n'
 #: Celery in the project's own venv, with the app server up needs (granian, init's default).
 CELERY_VENV = ["flask==3.1.3", "granian==2.8.7", "celery==5.4.0"]
