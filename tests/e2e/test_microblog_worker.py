@@ -156,6 +156,28 @@ def test_a_worker_killed_mid_job_is_restarted_and_the_job_is_not_lost(stack: Sta
     assert f"pid {worker} killed by signal 9" in log
 
 
+def test_the_queue_redis_never_evicts_and_persists(stack: Stack) -> None:
+    client = redis.Redis.from_url(stack.redis_url)
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+
+
+def test_reload_restarts_the_worker_once_the_app_server_is_healthy(stack: Stack) -> None:
+    client = redis.Redis.from_url(stack.redis_url)
+    wait_for(lambda: children_of(stack.keeper_pid()), 20, "a worker")
+    (old,) = children_of(stack.keeper_pid())
+    reload = run_flaskprod("reload", str(stack.root), timeout=180)
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+    lines = reload.stdout.splitlines()
+    restarting = lines.index("worker: restarting on the new code (its current job finishes first)")
+    served = next(i for i, line in enumerate(lines) if line.startswith("gunicorn: new master"))
+    assert served < restarting  # the app server first, healthy (reload checks readiness)
+    wait_for(lambda: children_of(stack.keeper_pid()) not in ([], [old]), 20, "a new worker")
+    wait_for(lambda: len(workers(client)) == 1, 20, "one registered worker")
+    log = (stack.root / ".flaskprod/logs/process-worker.log").read_text()
+    assert f"stopping pid {old} (TERM" in log  # warm shutdown, not a kill
+
+
 def test_down_stops_the_worker_by_pid(tmp_path: Path) -> None:
     """A stack of its own (the module's must keep running for the tests above)."""
     base = Path(tempfile.mkdtemp(prefix="flaskprod-worker-down-"))
