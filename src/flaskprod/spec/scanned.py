@@ -75,7 +75,8 @@ def scanned_notes(project: ProjectInfo) -> list[str]:
     if project.buildinfo is not None:
         notes += _build_notes(project.root, project.buildinfo)
     if project.processes is not None:
-        notes += _process_notes(project.processes)
+        queue_noted = bool(project.buildinfo and project.buildinfo.queue)
+        notes += _process_notes(project.processes, queue_noted=queue_noted)
     loads = project.template_loads
     if loads is not None and loads.files:
         csp, _, why = derive_csp(loads)
@@ -141,7 +142,7 @@ def _build_notes(root: Path, build: BuildInfo) -> list[str]:
     return notes
 
 
-def _process_notes(scan: ProcessScan) -> list[str]:
+def _process_notes(scan: ProcessScan, *, queue_noted: bool) -> list[str]:
     notes = [
         f"process {process.name}: {process.command} ({process.kind}, from {process.where})"
         + (f", on schedule '{process.schedule}'" if process.schedule else "")
@@ -151,9 +152,10 @@ def _process_notes(scan: ProcessScan) -> list[str]:
         for process in scan.processes
     ]
     if any(process.kind in QUEUE_KINDS for process in scan.processes):
+        kept = "" if queue_noted else "redis.maxmemory_policy = 'noeviction', and "
         notes.append(
-            "a queue keeps its jobs in Redis: redis.maxmemory_policy = 'noeviction', and "
-            "the rendered Redis persists them (appendonly)"
+            f"a queue keeps its jobs in Redis: {kept}compose's and up's Redis write them "
+            "to disk (appendonly)"
         )
     if scan.web_scheduler:
         notes.append(
