@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flaskprod.stack.keeper")
     parser.add_argument("--name", required=True)
     parser.add_argument("--stop-timeout", type=float, default=60.0)
+    parser.add_argument("--give-up-after", type=int, default=MAX_QUICK_FAILURES)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         lasted = time.monotonic() - began
         how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
         quick_failures = quick_failures + 1 if lasted < QUICK else 0
-        if quick_failures >= MAX_QUICK_FAILURES:
+        if quick_failures >= args.give_up_after:
             say(args.name, f"{how} {quick_failures} times within {QUICK:g}s of starting: giving up")
             return 1
         delay = min(delay * 2, 10.0) if lasted < QUICK else 1.0
