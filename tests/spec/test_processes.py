@@ -162,3 +162,22 @@ def test_detected_from_code_alone(tmp_path: Path) -> None:
         "beat": "celery -A shop.tasks:celery beat",
     }
     assert found.web_scheduler == "shop/sched.py"
+
+
+def test_detected_from_the_projects_own_systemd_timer(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "deployment/cleanup.timer": "[Timer]\nOnCalendar=*-*-* 04:30:00\nPersistent=true\n",
+            "deployment/cleanup.service": (
+                "[Service]\nType=oneshot\nExecStart=/srv/app/venv/bin/flask purge-sessions\n"
+            ),
+            # one with no cron equivalent is left to the project's timer
+            "deployment/odd.timer": "[Timer]\nOnCalendar=Mon..Fri 9..17/2:00\n",
+            "deployment/odd.service": "[Service]\nExecStart=/srv/venv/bin/flask odd\n",
+        },
+    )
+    found = scan_processes(tmp_path, [])
+    assert [p.section() for p in found.processes] == [
+        {"command": "flask purge-sessions", "kind": "command", "schedule": "30 4 * * *"}
+    ]
