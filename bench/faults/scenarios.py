@@ -951,7 +951,7 @@ def background_worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
     ]
     started = _wait_started(queue, jobs)
     main = _job_worker(stack)
-    fault_at = load.mark("kill")
+    load.mark("kill")  # the event in the load record
     os.kill(main, signal.SIGKILL)
     killed = time.monotonic()
     connection = queue.connection
