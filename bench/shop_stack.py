@@ -171,7 +171,11 @@ def set_server_kind(project: Path, kind: str) -> None:
     from flaskprod.spec.model import GRANIAN_ONLY, GUNICORN_ONLY
 
     spec = project / "flaskprod.toml"
-    text, count = re.subn(r'(?m)^#? ?kind = "[a-z]+"$', f'kind = "{kind}"', spec.read_text())
+    # only [server]'s: a [processes.<name>] table has a kind of its own ("rq")
+    head, sep, rest = spec.read_text().partition("\n[server]\n")
+    server, table, tail = rest.partition("\n[")
+    server, count = re.subn(r'(?m)^#? ?kind = "[a-z]+"$', f'kind = "{kind}"', server)
+    text = head + sep + server + table + tail
     if count != 1:
         raise StackError(f"{spec}: no single 'kind = ...' line in [server] to replace")
     own, other = (

@@ -5,7 +5,7 @@
                                      [--worker-class sync|gthread|gevent]
 
 Starts one ``flaskprod up -d`` of a copy of examples/shop on free loopback ports, runs
-the chosen scenarios (all seven by default) one after another, writes
+the chosen scenarios (all eight by default) one after another, writes
 ``bench/results/faults-<UTC time>.json`` (atomically) and regenerates
 ``docs/reliability.md`` from every results file (newest result per scenario). Exits 1
 when a check failed, 0 otherwise. Bounded: every load and fault has a count and a time

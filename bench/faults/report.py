@@ -155,7 +155,7 @@ machine.
 
 Each scenario is shown with its newest full-size run (else its newest quick one) on the
 app server the shop's flaskprod.toml names (`server.kind`); every run of it is listed
-below its table. Reproduce (all seven scenarios; `--quick` for a
+below its table. Reproduce (all eight scenarios; `--quick` for a
 shorter run, `--scenario N` for one):
 
     {COMMAND} [--quick] [--scenario N] [--server gunicorn|granian]

@@ -1,4 +1,4 @@
-"""The seven fault scenarios. Each runs a bounded load against a running stack,
+"""The eight fault scenarios. Each runs a bounded load against a running stack,
 injects one fault, and returns its figures and the checks it makes (each check says
 what was expected and what was observed; the scenario passes when all of them hold).
 
@@ -36,6 +36,7 @@ from bench.faults.slow import SlowClients
 from bench.faults.stack import FaultStack, flaskprod
 from flaskprod.runtime.config import DATABASE_PROBE_TIMEOUT, DATABASE_STALL_SECONDS
 from flaskprod.stack import process
+from flaskprod.stack.state import children_of as process_children
 
 #: How long a request may wait on a stalled database (scenario 7): the stall guard's
 #: defaults, which the fault stack does not override.
@@ -882,6 +883,167 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
     )
 
 
+# -- 8. the background worker killed mid-job ----------------------------------------------
+
+#: The shop's queue ([processes.worker] = rq worker shop-jobs) and the stand-in job: a
+#: fixed 0.4 s of work (time.sleep), so that a kill lands in the middle of one.
+JOB_QUEUE = "shop-jobs"
+JOB_SECONDS = 0.4
+#: Seconds a job may run (RQ's job_timeout): the abandoned job of a killed work horse is
+#: seen as such after min(timeout, 30) + 60 s (RQ's heartbeat TTL).
+JOB_TIMEOUT = 10
+
+
+def _queue(stack: FaultStack) -> Any:
+    import redis
+    import rq
+
+    return rq.Queue(JOB_QUEUE, connection=redis.Redis.from_url(stack.env["REDIS_URL"]))
+
+
+def _job_worker(stack: FaultStack) -> int:
+    """The worker's main process (the keeper's child), once there is one."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        children = process_children(stack.pid("process-worker"))
+        if children:
+            return children[0]
+        time.sleep(0.05)
+    raise RuntimeError("the worker's keeper runs no worker")
+
+
+def _status(job: Any) -> str:
+    """A job's status as RQ names it ("queued", "started", "finished", "failed")."""
+    status = job.get_status(refresh=True)
+    return str(getattr(status, "value", status))
+
+
+def _wait_started(queue: Any, jobs: list[Any], timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job in jobs:
+            if _status(job) == "started":
+                return job
+        time.sleep(0.02)
+    return None
+
+
+def _statuses(jobs: list[Any]) -> Counter[str]:
+    return Counter(_status(job) for job in jobs)
+
+
+def background_worker_killed(stack: FaultStack, size: Size) -> dict[str, Any]:
+    """SIGKILL to the RQ worker's main process while its work horse runs a job: the
+    keeper (systemd's Restart=always under up) starts a new worker, the horse finishes
+    its job, the queued jobs are run. Full size also kills main and horse together: the
+    job is abandoned, and RQ's registry cleanup (run by every worker's maintenance and by
+    ``rq info``) retries it, or reports it failed; never silently lost."""
+    from rq import Retry
+    from rq.registry import StartedJobRegistry
+
+    queue = _queue(stack)
+    count = 10 if size is TEST else 30
+    load = Load(stack, _plan(size, size.before + size.after + 240), _prefix(8)).start()
+    _run_for(load, size.before)
+    jobs = [
+        queue.enqueue("time.sleep", JOB_SECONDS, job_timeout=JOB_TIMEOUT, retry=Retry(max=2))
+        for _ in range(count)
+    ]
+    started = _wait_started(queue, jobs)
+    main = _job_worker(stack)
+    load.mark("kill")  # the event in the load record
+    os.kill(main, signal.SIGKILL)
+    killed = time.monotonic()
+    connection = queue.connection
+    before = {name for name in connection.smembers("rq:workers")}
+    new_worker = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and new_worker is None:
+        fresh = {name for name in connection.smembers("rq:workers")} - before
+        new_worker = round(time.monotonic() - killed, 3) if fresh else None
+        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and set(_statuses(jobs)) - {"finished"}:
+        time.sleep(0.1)
+    all_done = round(time.monotonic() - killed, 3)
+    statuses = _statuses(jobs)
+    abandoned: dict[str, Any] = {}
+    if size is not TEST:
+        abandoned = _kill_horse_too(stack, queue, StartedJobRegistry, Retry)
+    _run_for(load, size.after)
+    load.stop()
+    summary = summarize(load.record)
+    lost = sum(n for status, n in statuses.items() if status not in {"finished", "failed"})
+    checks = [
+        check(
+            "the keeper started a new worker, registered in Redis",
+            new_worker is not None and new_worker <= 10,
+            "within 10 s",
+            f"{new_worker} s",
+        ),
+        check(
+            "the job in progress and every queued job finished",
+            statuses == Counter({"finished": count}),
+            f"{count} finished",
+            dict(statuses),
+        ),
+        check("no job lost", lost == 0, "0", lost),
+        check("no GET failed", not summary["failed_gets"], "0 failed", summary["failed_gets"]),
+    ]
+    if abandoned:
+        checks.append(
+            check(
+                "a job whose work horse was killed too is retried or reported failed",
+                abandoned["status"] in {"finished", "failed"},
+                "finished (retried) or failed (reported)",
+                f"{abandoned['status']} after {abandoned['seconds']} s",
+            )
+        )
+    return _finish(
+        8,
+        "the background worker killed mid-job (RQ, under its keeper)",
+        f"SIGKILL to the RQ worker {main} while it ran job {started.id if started else '?'}",
+        load,
+        stack,
+        checks,
+        new_worker if new_worker is not None else -1.0,
+        {
+            "jobs": count,
+            "job_seconds": JOB_SECONDS,
+            "new_worker_registered_after_s": new_worker,
+            "all_jobs_finished_after_s": all_done,
+            "job_statuses": dict(statuses),
+            "main_and_horse_killed": abandoned or "not run at this size",
+        },
+    )
+
+
+def _kill_horse_too(stack: FaultStack, queue: Any, registry: Any, retry: Any) -> dict[str, Any]:
+    """Main and work horse killed at once (an OOM kill of the whole unit): the job stays
+    in RQ's started registry until its heartbeat expires; then the registry's cleanup
+    requeues it (a retry left) and a worker finishes it."""
+    job = queue.enqueue("time.sleep", 3.0, job_timeout=JOB_TIMEOUT, retry=retry(max=2))
+    if _wait_started(queue, [job]) is None:
+        return {"status": "never started", "seconds": None}
+    main = _job_worker(stack)
+    horses = process_children(main)
+    killed_at = time.monotonic()
+    for pid in [main, *horses]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = killed_at + 150
+    status = _status(job)
+    while time.monotonic() < deadline and status not in {"finished", "failed"}:
+        registry(queue=queue).cleanup()  # what `rq info` and a worker's maintenance run
+        time.sleep(1.0)
+        status = _status(job)
+    return {
+        "status": status,
+        "seconds": round(time.monotonic() - killed_at, 1),
+        "horses_killed": horses,
+    }
+
+
 SCENARIOS: dict[int, Callable[[FaultStack, Size], dict[str, Any]]] = {
     1: reload_under_load,
     2: worker_killed,
@@ -890,4 +1052,5 @@ SCENARIOS: dict[int, Callable[[FaultStack, Size], dict[str, Any]]] = {
     5: redis_stopped,
     6: slow_clients,
     7: postgres_stalled,
+    8: background_worker_killed,
 }

@@ -14,6 +14,7 @@ import pytest
 
 from bench.faults.scenarios import (
     TEST,
+    background_worker_killed,
     postgres_restarted,
     redis_stopped,
     reload_under_load,
@@ -88,4 +89,15 @@ def test_redis_stop_degrades_sessions_to_503_and_recovers(fault_stack: FaultStac
     assert extra["login_page"]["status"] == 503 and not extra["login_page"]["traceback"]
     assert extra["sessions_back_after_restart_s"] is not None, "sessions did not come back"
     _assert_no_order_lost_or_duplicated(result)
+    _assert_passed(result)
+
+
+def test_a_background_worker_killed_mid_job_loses_no_job(fault_stack: FaultStack) -> None:
+    """Scenario 8: the shop's RQ worker SIGKILLed while it runs a job; its keeper starts
+    another, the job in progress and the queued ones all finish."""
+    result = background_worker_killed(fault_stack, TEST)
+    extra = result["extra"]
+    assert extra["job_statuses"] == {"finished": extra["jobs"]}, extra
+    assert extra["new_worker_registered_after_s"] is not None, extra
+    assert not result["load"]["failed_gets"], result["load"]["failed_gets"]
     _assert_passed(result)

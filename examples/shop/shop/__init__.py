@@ -63,11 +63,13 @@ def create_app(config: dict[str, Any] | None = None, *, instance_path: str | Non
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
+        from shop.jobs import thumbnail_url
         from shop.media import media_url
 
         return {
             "current_user": auth.current_user_for_page(),
             "media_url": media_url,
+            "thumbnail_url": thumbnail_url,
             "price": lambda cents: f"€{cents // 100}.{cents % 100:02d}",
         }
 

@@ -19,6 +19,7 @@ from flaskprod.runtime.request_id import current_request_id
 from shop.auth import current_user
 from shop.cache import cached_products
 from shop.extensions import db
+from shop.jobs import thumbnail_url
 from shop.media import media_url
 from shop.models import Order, Product, User
 from shop.openapi import openapi_document
@@ -60,6 +61,8 @@ def product_json(product: Product) -> dict[str, Any]:
         "description": product.description,
         "price_cents": product.price_cents,
         "image_url": media_url(product.image_filename),
+        # made by the worker (shop/jobs.py) within seconds of the upload; null until then
+        "thumbnail_url": thumbnail_url(product.image_filename),
         "created_at": product.created_at.isoformat() + "Z",
     }
 

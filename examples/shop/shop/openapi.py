@@ -38,7 +38,15 @@ _PATH_ID = {
 _SCHEMAS: dict[str, Any] = {
     "Product": {
         "type": "object",
-        "required": ["id", "name", "description", "price_cents", "image_url", "created_at"],
+        "required": [
+            "id",
+            "name",
+            "description",
+            "price_cents",
+            "image_url",
+            "thumbnail_url",
+            "created_at",
+        ],
         "additionalProperties": False,
         "properties": {
             "id": _ID,
@@ -46,6 +54,11 @@ _SCHEMAS: dict[str, Any] = {
             "description": {"type": "string"},
             "price_cents": _CENTS,
             "image_url": {"type": ["string", "null"]},
+            "thumbnail_url": {
+                "type": ["string", "null"],
+                "description": "Made by the background worker within seconds of the "
+                "upload; null until then.",
+            },
             "created_at": _TIME,
         },
     },

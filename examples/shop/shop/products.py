@@ -21,6 +21,7 @@ from shop.auth import current_user, form_status, login_required
 from shop.cache import invalidate_products
 from shop.extensions import db
 from shop.forms import OrderForm, ProductForm
+from shop.jobs import enqueue_thumbnail
 from shop.media import NotAnImage, media_root, store_image
 from shop.models import Product
 
@@ -63,6 +64,7 @@ def new() -> tuple[str, int] | Response:
             db.session.add(product)
             db.session.commit()
             invalidate_products()
+            enqueue_thumbnail(filename)  # the worker makes it; this answers at once
             flash("Product created.", "success")
             return redirect(url_for("products.detail", product_id=product.id))
     return render_template("product_new.html", form=form), form_status(form)

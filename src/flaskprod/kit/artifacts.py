@@ -22,6 +22,7 @@ from flaskprod.kit.render import Artifact
 from flaskprod.spec.buildinfo import JS_TOOLS
 from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.model import Spec, format_size
+from flaskprod.spec.processes import SINGLETON_KINDS, on_calendar, process_argv
 from flaskprod.spec.servers import Listen, granian_shell, served_target
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
 
@@ -144,13 +145,72 @@ HEALTH_SOURCE_ONLY: dict[str, str] = {"flaskprod_wsgi.py": "kit"}
 
 
 def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
-    """The artifacts of this spec's server, with ``{name}`` in their output paths replaced."""
+    """The artifacts of this spec's server, with ``{name}`` in their output paths replaced,
+    and those of each of its processes (:func:`process_artifacts`)."""
     return tuple(
         Artifact(a.template, a.output.replace("{name}", spec.app.name), a.comment, a.mode)
         for a in ARTIFACTS
         if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
         and HEALTH_SOURCE_ONLY.get(a.output, spec.http.health_source) == spec.http.health_source
-    )
+    ) + process_artifacts(spec)
+
+
+def process_artifacts(spec: Spec) -> tuple[Artifact, ...]:
+    """Per process: a systemd unit ``{name}-{process}.service`` (installed like the
+    app's) and a Deployment; a scheduled one gets a oneshot unit, its timer and a CronJob."""
+    found: list[Artifact] = []
+    for process, section in sorted(spec.processes.items()):
+        unit = f"deploy/systemd/{spec.app.name}-{process}"
+        if section.schedule:
+            found += [
+                Artifact("job.service.j2", f"{unit}.service", process=process),
+                Artifact("job.timer.j2", f"{unit}.timer", process=process),
+                Artifact("k8s/cronjob.yaml.j2", f"deploy/k8s/cron-{process}.yaml", process=process),
+            ]
+        else:
+            found += [
+                Artifact("worker.service.j2", f"{unit}.service", process=process),
+                Artifact(
+                    "k8s/worker.yaml.j2", f"deploy/k8s/worker-{process}.yaml", process=process
+                ),
+            ]
+    return tuple(found)
+
+
+#: Where a process's command finds the app's Redis, per target (an RQ worker's --url):
+#: systemd expands the env file's variable, Kubernetes $(VAR) from the container's env,
+#: compose builds it as it does the app's REDIS_URL, a PaaS shell expands it.
+_REDIS_REF = "@@REDIS_URL@@"
+
+
+def process_contexts(spec: Spec, *, venv: str, redis: bool) -> dict[str, dict[str, Any]]:
+    """What the templates need of each process, computed once."""
+    found: dict[str, dict[str, Any]] = {}
+    target = spec.app.target
+    for name, process in spec.processes.items():
+        argv = process_argv(
+            process.kind, process.argv, process.concurrency, _REDIS_REF if redis else None
+        )
+        systemd = [f"{venv}/bin/{argv[0]}", *argv[1:]]
+        compose_url = "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}@redis:6379/0"
+        found[name] = {
+            "name": name,
+            "unit": f"{spec.app.name}-{name}",
+            "kind": process.kind,
+            "command": process.command,
+            "schedule": process.schedule,
+            "on_calendar": on_calendar(process.schedule) if process.schedule else None,
+            "stop_timeout": process.stop_timeout,
+            "singleton": process.kind in SINGLETON_KINDS,
+            "flask_app_env": systemd_join([f"FLASK_APP={target}"]),
+            "systemd": systemd_join(systemd).replace(_REDIS_REF, "${REDIS_URL}"),
+            "compose": [compose_url if w == _REDIS_REF else w for w in argv],
+            "k8s": ["$(REDIS_URL)" if w == _REDIS_REF else w for w in argv],
+            "paas": " ".join('"$REDIS_URL"' if w == _REDIS_REF else shlex.quote(w) for w in argv),
+        }
+        if argv[0] == "flask":
+            found[name]["paas"] = f"FLASK_APP={shlex.quote(target)} {found[name]['paas']}"
+    return found
 
 
 def kit_path(output: str, project: Mapping[str, Any]) -> str:
@@ -673,6 +733,9 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "own_settings": app_settings(spec),
         "env_value": env_file_value,
         "stack_env": stack_environment(spec, redis=redis),
+        # processes beside the web server ([processes.<name>])
+        "processes": process_contexts(spec, venv=venv, redis=redis),
+        "queue_redis": redis and bool(spec.queue_processes),
         # http.health_source = "kit": the entry module the server serves
         **entry_context(spec),
     }

@@ -28,6 +28,8 @@ class Artifact:
     output: str
     comment: str = "#"
     mode: int = 0o644
+    #: The spec's process this file is rendered for ([processes.<name>]), if any.
+    process: str = ""
 
 
 def header(artifact: Artifact) -> str:
@@ -54,6 +56,8 @@ def _environment() -> jinja2.Environment:
 def render_artifact(
     environment: jinja2.Environment, artifact: Artifact, context: Mapping[str, Any]
 ) -> str:
+    if artifact.process:
+        context = {**context, "process": context["processes"][artifact.process]}
     body = environment.get_template(artifact.template).render(**context)
     if body.startswith("#!"):  # keep a shebang on the first line
         shebang, _, rest = body.partition("\n")

@@ -39,6 +39,9 @@ class Launcher:
     env: dict[str, str] = field(default_factory=dict, compare=False)
     #: Folders the code is installed in where it runs (WORKDIR, WorkingDirectory).
     bases: tuple[str, ...] = ()
+    #: The process's own name there: a Procfile's process type, a supervisor
+    #: program, a compose service, a systemd unit ("" where a file has none).
+    name: str = field(default="", compare=False)
 
 
 def read_launchers(files: Mapping[str, Sequence[Path]], order: Sequence[str]) -> list[Launcher]:
@@ -56,9 +59,10 @@ def _procfile(path: Path, text: str) -> list[Launcher]:
     # A Procfile runs on a PaaS (Heroku, Dokku): PORT is set by the platform.
     found = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        _name, sep, command = raw.partition(":")
+        name, sep, command = raw.partition(":")
         if sep and not raw.lstrip().startswith("#"):
-            found.append(Launcher("procfile", path, number, command, {"PORT": "$PORT"}))
+            env = {"PORT": "$PORT"}
+            found.append(Launcher("procfile", path, number, command, env, name=name.strip()))
     return found
 
 
@@ -87,7 +91,7 @@ def _compose(path: Path, text: str) -> list[Launcher]:
             continue
         command = shlex.join(str(w) for w in given) if isinstance(given, list) else str(given)
         line = compose.line(name, key)
-        found.append(Launcher("compose", path, line, command, service_env(service)))
+        found.append(Launcher("compose", path, line, command, service_env(service), name=name))
     return found
 
 
@@ -100,6 +104,7 @@ def _supervisor(path: Path, text: str) -> list[Launcher]:
             program.command,
             program.env,
             (program.directory,) if program.directory else (),
+            name=program.name,
         )
         for program in parse_programs(text, path)
     ]
@@ -112,7 +117,8 @@ def _systemd(path: Path, text: str) -> list[Launcher]:
         return []
     command = start.value.lstrip("-@:+!").replace("$$", "$")  # systemd's prefixes, its $$
     workdir = unit.value("Service", "WorkingDirectory").lstrip("-")
-    return [Launcher("systemd", path, start.line, command, {}, (workdir,) if workdir else ())]
+    bases = (workdir,) if workdir else ()
+    return [Launcher("systemd", path, start.line, command, {}, bases, name=path.stem)]
 
 
 _READERS = {

@@ -21,6 +21,8 @@ class Program:
     command: str
     directory: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: Every option of its section (autorestart, user, numprocs...), as written.
+    options: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def _environment(value: str) -> dict[str, str]:
@@ -59,6 +61,7 @@ def parse_programs(text: str, path: Path) -> list[Program]:
                 command=command,
                 directory=parser.get(section, "directory", fallback=None),
                 env=_environment(parser.get(section, "environment", fallback="")),
+                options={key: parser.get(section, key) for key in parser.options(section)},
             )
         )
     return programs

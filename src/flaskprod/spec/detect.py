@@ -27,6 +27,7 @@ from flaskprod.spec import routes as app_routes
 from flaskprod.spec.buildinfo import BuildInfo, scan_build
 from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
 from flaskprod.spec.interpreter import is_flaskprods_own, resolve_python
+from flaskprod.spec.process_scan import ProcessScan, scan_processes
 from flaskprod.spec.pyimports import imported_modules
 from flaskprod.spec.rendered import rendered_files
 from flaskprod.spec.server_choice import ServerChoice, detect_server
@@ -120,6 +121,8 @@ class ProjectInfo(Mapping[str, Any]):
     stand_ins: tuple[str, ...] = ()
     #: The app writes files in its instance folder ({root}/instance; spec/sqlite_scan.py).
     instance_folder: bool = False
+    #: Workers, schedulers and scheduled commands beside the web server (process_scan.py).
+    processes: ProcessScan | None = None
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "root"]
@@ -349,6 +352,7 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
         "buildinfo": (build := scan_build(root, dependency_files)),
         "lock": build.lock,
         "template_loads": scan_templates(root),
+        "processes": scan_processes(root, _own_python_files(root)),
     }
 
 

@@ -57,7 +57,7 @@ def launcher_targets(root: Path, extra_dirs: tuple[Path, ...] = ()) -> list[Foun
     ``extra_dirs``: more folders whose compose files may start this one (the
     repository's root when the app is in a subfolder of it)."""
     found: list[Found] = []
-    for launcher in read_launchers(_launcher_files(root, extra_dirs), _ORDER):
+    for launcher in read_launchers(launcher_files(root, extra_dirs), _ORDER):
         target = command_target(launcher.text)
         if target:
             path = launcher.file
@@ -66,7 +66,7 @@ def launcher_targets(root: Path, extra_dirs: tuple[Path, ...] = ()) -> list[Foun
     return found
 
 
-def _launcher_files(root: Path, extra_dirs: tuple[Path, ...]) -> dict[str, list[Path]]:
+def launcher_files(root: Path, extra_dirs: tuple[Path, ...]) -> dict[str, list[Path]]:
     """Where projects keep their launchers (not a walk of the whole tree: a launcher
     in some other folder starts some other program)."""
     composes = [

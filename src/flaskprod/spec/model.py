@@ -13,6 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flaskprod.spec.processes import (
+    NAME,
+    QUEUE_KINDS,
+    ProcessKind,
+    check_cron,
+    classify,
+    split,
+)
 from flaskprod.spec.settings_scan import IMAGE_SETTINGS
 from flaskprod.spec.workers import default_pool
 from flaskprod.spec.workers import default_workers as default_workers  # re-exported
@@ -460,6 +468,90 @@ class ContainerSection(_Section):
     ingress_class: str = Field(default="nginx", description="Kubernetes IngressClass.")
 
 
+class ProcessSection(_Section):
+    """A process of the app beside its web server: a queue worker, a scheduler, or a
+    command run on a schedule. Every target runs it from here (systemd unit and timer,
+    compose service, Kubernetes Deployment or CronJob, Procfile line, ``flaskprod up``)."""
+
+    command: str = Field(
+        description="What it runs, from the project's root in its virtualenv, as the project "
+        "wrote it (e.g. 'rq worker microblog-tasks', 'celery -A app.celery worker', "
+        "'flask send-digest'). An RQ worker gets the app's REDIS_URL (--url) unless it names one.",
+        min_length=1,
+    )
+    kind: ProcessKind = Field(
+        default="command",
+        description="rq, rq-scheduler, celery, celery-beat (read from the command) or "
+        "command: how it stops gracefully, whether its Redis must never evict, check's rules.",
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Jobs it runs at once: celery --concurrency; rq: 'rq worker-pool' with "
+        "that many workers when above 1; unset: the tool's default (rq 1, celery one per core).",
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Cron schedule (minute hour day month weekday, e.g. '0 3 * * *'): a "
+        "command run then (systemd timer, Kubernetes CronJob with concurrencyPolicy Forbid) "
+        "instead of a long-running process; unset: it runs all the time.",
+    )
+    stop_timeout: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Seconds it may take to finish its current job when stopped (TERM: "
+        "RQ's and Celery's warm shutdown) before it is killed; at least the longest job.",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        if not split(value):
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_command(cls, data: object) -> object:
+        """An unset kind is the one the command runs (rq worker -> rq)."""
+        if isinstance(data, dict) and "kind" not in data and isinstance(data.get("command"), str):
+            try:
+                found = classify(split(data["command"]))
+            except ValueError:
+                return data  # the command's own validator says why
+            if found is not None:
+                return {**data, "kind": found}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_matches(self) -> ProcessSection:
+        found = classify(split(self.command))
+        if found is not None and found != self.kind:
+            raise ValueError(f"kind = {self.kind!r}, but the command runs {found}: set {found!r}")
+        if self.schedule and self.kind != "command":
+            raise ValueError(
+                f"schedule: a {self.kind} process runs all the time; a schedule is for a "
+                "command run at fixed times (its own scheduler has the job schedule)"
+            )
+        return self
+
+    @property
+    def uses_queue(self) -> bool:
+        """It keeps jobs in Redis (RQ, Celery on a Redis broker)."""
+        return self.kind in QUEUE_KINDS
+
+    @property
+    def argv(self) -> list[str]:
+        return split(self.command)
+
+
 class Spec(BaseModel):
     """The whole ``flaskprod.toml``."""
 
@@ -475,6 +567,11 @@ class Spec(BaseModel):
     backup: BackupSection = Field(default_factory=BackupSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
     container: ContainerSection = Field(default_factory=ContainerSection)
+    processes: dict[str, ProcessSection] = Field(
+        default_factory=dict,
+        description="Processes beside the web server, by name ([processes.worker]): queue "
+        "workers, schedulers, scheduled commands.",
+    )
     ignore: dict[str, str] = Field(
         default_factory=dict, description="Silenced check ids and the reason: {NGX004 = 'why'}."
     )
@@ -501,6 +598,34 @@ class Spec(BaseModel):
                 "use 'module:create_app()' or 'module:app', or set server.kind = 'gunicorn'"
             )
         return self
+
+    @model_validator(mode="after")
+    def _queue_never_evicted(self) -> Spec:
+        queues = self.queue_processes
+        policy = self.redis.maxmemory_policy
+        if queues and self.redis.enabled and policy != "noeviction":
+            raise ValueError(
+                f"redis.maxmemory_policy = {policy!r} evicts keys when Redis is full, and "
+                f"processes.{queues[0]} keeps its jobs in Redis (they would be dropped "
+                "silently): set maxmemory_policy = 'noeviction'"
+            )
+        return self
+
+    @field_validator("processes")
+    @classmethod
+    def _process_names(cls, value: dict[str, ProcessSection]) -> dict[str, ProcessSection]:
+        for name in value:
+            if not NAME.match(name) or name in {"web", "release", "backup", "migrate"}:
+                raise ValueError(
+                    f"processes.{name}: a name of lowercase letters, digits and '-' (at most "
+                    "21), not web, release, backup or migrate (the kit's own)"
+                )
+        return value
+
+    @property
+    def queue_processes(self) -> list[str]:
+        """Names of the processes that keep jobs in Redis."""
+        return [name for name, process in self.processes.items() if process.uses_queue]
 
     # -- placeholders resolved once, here, so every consumer agrees -----------------
     def resolve(self, text: str) -> str:

@@ -11,6 +11,8 @@ from flaskprod.spec.buildinfo import BuildInfo, python_image
 from flaskprod.spec.csp_scan import derive_csp
 from flaskprod.spec.detect import ProjectInfo
 from flaskprod.spec.interpreter import resolve_python
+from flaskprod.spec.process_scan import ProcessScan
+from flaskprod.spec.processes import QUEUE_KINDS
 from flaskprod.spec.settings_scan import AppSettings
 
 
@@ -23,6 +25,7 @@ def scanned_sections(project: ProjectInfo) -> dict[str, dict[str, Any]]:
         "container": {},
         "redis": {},
         "http": {},
+        "processes": {},
     }
     settings, build = project.settings, project.buildinfo
     if settings is not None:
@@ -50,6 +53,12 @@ def scanned_sections(project: ProjectInfo) -> dict[str, dict[str, Any]]:
             sections["container"]["python_image"] = image
         if build.queue:
             sections["redis"]["maxmemory_policy"] = "noeviction"
+    scan = project.processes
+    if scan is not None:
+        for process in scan.processes:
+            sections["processes"][process.name] = process.section()
+        if any(process.kind in QUEUE_KINDS for process in scan.processes):
+            sections["redis"]["maxmemory_policy"] = "noeviction"
     loads = project.template_loads
     if loads is not None and loads.files:
         csp, report_only, _ = derive_csp(loads)
@@ -65,6 +74,9 @@ def scanned_notes(project: ProjectInfo) -> list[str]:
         notes += _settings_notes(project.settings)
     if project.buildinfo is not None:
         notes += _build_notes(project.root, project.buildinfo)
+    if project.processes is not None:
+        queue_noted = bool(project.buildinfo and project.buildinfo.queue)
+        notes += _process_notes(project.processes, queue_noted=queue_noted)
     loads = project.template_loads
     if loads is not None and loads.files:
         csp, _, why = derive_csp(loads)
@@ -126,6 +138,29 @@ def _build_notes(root: Path, build: BuildInfo) -> list[str]:
         notes.append(
             f"Redis holds {build.queue}'s job queue: redis.maxmemory_policy = 'noeviction' "
             "(an evicting policy would silently drop queued jobs)"
+        )
+    return notes
+
+
+def _process_notes(scan: ProcessScan, *, queue_noted: bool) -> list[str]:
+    notes = [
+        f"process {process.name}: {process.command} ({process.kind}, from {process.where})"
+        + (f", on schedule '{process.schedule}'" if process.schedule else "")
+        + ": rendered as its own unit, compose service, Kubernetes "
+        + ("CronJob" if process.schedule else "Deployment")
+        + " and Procfile line; 'flaskprod up' runs it"
+        for process in scan.processes
+    ]
+    if any(process.kind in QUEUE_KINDS for process in scan.processes):
+        kept = "" if queue_noted else "redis.maxmemory_policy = 'noeviction', and "
+        notes.append(
+            f"a queue keeps its jobs in Redis: {kept}compose's and up's Redis write them "
+            "to disk (appendonly)"
+        )
+    if scan.web_scheduler:
+        notes.append(
+            f"{scan.web_scheduler} starts an APScheduler inside the app: every web worker "
+            "runs each job (check SCH001); move the jobs to [processes] with a schedule"
         )
     return notes
 

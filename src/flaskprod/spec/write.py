@@ -144,6 +144,29 @@ def _section(path: str, model: BaseModel, cpus: int | None) -> Iterator[str]:
                 yield f"{_key(sub_name)} = {toml_value(getattr(entries[key], sub_name))}"
 
 
+def _tables(path: str, field: FieldInfo, entries: dict[str, BaseModel]) -> Iterator[str]:
+    """A top-level dict of models (``processes``): one [path.key] table each, every
+    setting shown; none: the section's description and a commented example."""
+    yield from _comment(field)
+    _, model_type = get_args(field.annotation)
+    if not entries:  # an example, every setting explained
+        yield f"# [{path}]: none. One table per process, e.g.:"
+        yield f"# [{path}.worker]"
+        for name, sub in model_type.model_fields.items():
+            yield from _comment(sub)
+            yield '# command = "rq worker"' if name == "command" else f"# {name} = (unset)"
+        return
+    for at, key in enumerate(sorted(entries)):
+        if at:
+            yield ""
+        model = entries[key]
+        yield f"[{path}.{_key(key)}]"
+        for name, sub in type(model).model_fields.items():
+            yield from _comment(sub)
+            value = getattr(model, name)
+            yield f"# {name} = (unset)" if value is None else f"{_key(name)} = {toml_value(value)}"
+
+
 def render_spec(spec: Spec, *, cpus: int | None = None) -> str:
     """The text of ``flaskprod.toml`` for ``spec``; ``cpus`` only feeds a comment."""
     lines = [
@@ -157,6 +180,9 @@ def render_spec(spec: Spec, *, cpus: int | None = None) -> str:
         lines.append("")
         if isinstance(value, BaseModel):
             lines.extend(_section(name, value, cpus))
+            continue
+        if _is_table(field):
+            lines.extend(_tables(name, field, value))
             continue
         # A top-level table of plain values (``ignore``).
         lines.extend(_comment(field))

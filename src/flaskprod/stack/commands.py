@@ -235,6 +235,13 @@ def _health(dirs: StateDir, state: StackState, name: str) -> str:
         return "accepts" if stack_up.tcp_accepts(port) else "no answer"
     if name in stack_up.APP_SERVERS:
         return "accepts" if gunicorn.socket_accepts(Path(record.address[5:])) else "no answer"
+    from flaskprod.stack.workers import PREFIX
+
+    if name.startswith(PREFIX):
+        from flaskprod.stack.state import children_of
+
+        running = children_of(record.pid)
+        return f"worker pid {running[0]}" if running else "no worker (restarting)"
     url = stack_up.https_url(state.https_port, state.ready_path)
     status, detail = stack_up.probe_https(url, dirs.tls / "ca.pem")
     return f"ready ({status})" if status == 200 else f"not ready ({status or detail})"

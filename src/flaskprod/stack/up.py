@@ -39,7 +39,15 @@ from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import served_target
 from flaskprod.spec.stackdeps import PINNED
-from flaskprod.stack import app_settings, granian, gunicorn, process, project_env, source_path
+from flaskprod.stack import (
+    app_settings,
+    granian,
+    gunicorn,
+    process,
+    project_env,
+    source_path,
+    workers,
+)
 from flaskprod.stack.ca import LocalCA, ensure_ca
 from flaskprod.stack.nginx import (
     NginxFiles,
@@ -108,6 +116,10 @@ def stop_how(name: str, graceful: float = 30.0) -> StopHow:
     """How each service is stopped cleanly: nginx QUIT (finish requests), gunicorn
     TERM (graceful: workers finish in-flight requests), PostgreSQL INT (fast shutdown,
     the postmaster stops its backends itself), Redis TERM."""
+    if name.startswith(workers.PREFIX):
+        # TERM to its keeper, which passes it to the worker (warm shutdown) and kills
+        # it after processes.<name>.stop_timeout itself.
+        return StopHow(signal.SIGTERM, False, 3600.0 + 10.0)
     return {
         "nginx": StopHow(signal.SIGQUIT, True, 15.0),
         "gunicorn": StopHow(signal.SIGTERM, True, graceful + 5.0),
@@ -489,12 +501,16 @@ class Stack:
                 redis_url = self._redis()
                 env = self.app_environment(database_url, redis_url)
                 self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
+                process_commands = workers.check_processes(
+                    self.spec, self.python, workers.process_env(self.spec, env), self.project
+                )
                 self._migrate(env)
                 for command in self.options.release:
                     self._release_step(shlex.split(command), env)
                 self._app_server(env)
                 self._nginx(nginx)
                 self._wait_ready()
+                self._processes(process_commands, env)
             except BaseException:
                 self.stop()
                 raise
@@ -677,6 +693,31 @@ class Stack:
         self.echo(f"{kind}: {served_target(self.spec)} on unix:{sock} (pid {proc.pid})")
         proc.wait_ready(lambda: gunicorn.socket_accepts(sock), timeout=self.options.ready_timeout)
 
+    def _processes(self, commands: Mapping[str, list[str]], env: Mapping[str, str]) -> None:
+        """The spec's long-running processes, each under a keeper, once the app server is
+        healthy; scheduled ones are named with the command that runs one by hand."""
+        for name, section in sorted(self.spec.processes.items()):
+            if section.schedule:
+                self.echo(
+                    f"{name}: scheduled ({section.schedule}), not run by up: run it once with "
+                    f"'flaskprod up' running and: {section.command}"
+                )
+        run_env = workers.process_env(self.spec, env)
+        for name, argv in commands.items():
+            process_spec = self.spec.processes[name]
+            record = workers.record_name(name)
+            proc = process.start(
+                workers.keeper_command(name, process_spec, argv),
+                name=record,
+                log_path=self.dirs.log(record),
+                cwd=self.project,
+                env=run_env,
+            )
+            self._record(record, proc, None, address=process_spec.kind, log=str(proc.log_path))
+            self.echo(
+                f"{name}: {process_spec.command} (keeper pid {proc.pid}, restarted if it dies)"
+            )
+
     def _nginx(self, binary: str) -> None:
         _, site = rendered_paths(self.spec, self.project)
         self.nginx_files = prepare_nginx(site, self.overlay())
@@ -823,9 +864,14 @@ def stop_services(
     """Stop the recorded services in reverse start order, each only if it is still the
     process we started. Clears ``state.json``. Returns the names stopped."""
     stopped: list[str] = []
+    # the processes first (they use the database and Redis), then the reverse start order
     order = sorted(
         state.services,
-        key=lambda r: -SERVICES.index(r.name) if r.name in SERVICES else 0,
+        key=lambda r: (
+            -SERVICES.index(r.name)
+            if r.name in SERVICES
+            else -len(SERVICES) - (1 if r.name.startswith(workers.PREFIX) else 0)
+        ),
     )
     for record in order:
         how = stop_how(record.name, graceful)
@@ -894,7 +940,17 @@ def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
     status, detail = probe_https(https_url(state.https_port, spec.http.ready_path), ca)
     if status != 200:
         raise ServiceFailed(f"after the reload, readiness answers {status or detail}")
+    _restart_processes(state, echo)
     return time.monotonic() - began
+
+
+def _restart_processes(state: StackState, echo: Echo) -> None:
+    """After the app server answers healthy on the new code: each worker finishes its
+    job and restarts on it (HUP to its keeper)."""
+    for record in state.services:
+        if record.name.startswith(workers.PREFIX) and record.send(signal.SIGHUP):
+            name = record.name.removeprefix(workers.PREFIX)
+            echo(f"{name}: restarting on the new code (its current job finishes first)")
 
 
 def _hup_gunicorn(master: ServiceRecord, nginx: ServiceRecord, graceful: float, echo: Echo) -> None:
@@ -1061,6 +1117,9 @@ def log_files(dirs: StateDir, state: StackState | None) -> dict[str, list[Path]]
         if name == "redis" and not record:
             paths = [dirs.redis / "redis.log"]
         files[name] = [p for p in paths if p.exists()]
+    for record in state.services if state else []:
+        if record.name.startswith(workers.PREFIX) and Path(record.log).exists():
+            files[record.name.removeprefix(workers.PREFIX)] = [Path(record.log)]
     release = dirs.log("release")
     if release.exists():
         files["release"] = [release]

@@ -44,4 +44,7 @@ docker stop --time 35 "$old" >/dev/null
 docker rm "$old" >/dev/null
 "${compose[@]}" up --detach --no-deps --no-recreate --scale web=1 web
 "${compose[@]}" exec nginx nginx -s reload
+# The workers on the new image, after the migration and once the new web serves: each
+# gets TERM (warm shutdown: its current job finishes, stop_grace_period), then restarts.
+"${compose[@]}" up --detach --no-deps worker
 echo "deploy: $IMAGE_TAG is live"
