@@ -183,17 +183,33 @@ def test_the_driver_the_project_ships_is_the_urls(
     assert f"DATABASE_URL: {url}" in (root / f".github/workflows/{spec.app.name}.yml").read_text()
 
 
-def test_a_mysql_only_project_falls_back_to_sqlite_with_a_note(tmp_path: Path) -> None:
+def test_a_mysql_only_project_gets_mariadb_with_its_driver(tmp_path: Path) -> None:
     root = make(tmp_path, {"requirements.txt": "flask\nflask-sqlalchemy\ngunicorn\npymysql\n"})
     result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
     assert result.exit_code == 0, result.output
-    assert load_spec(root / "flaskprod.toml").database.engine == "sqlite"
-    assert (
-        "note: the project ships a MySQL driver (pymysql) and no PostgreSQL one: flaskprod "
-        'runs PostgreSQL or SQLite, not MySQL/MariaDB yet, so database.engine = "sqlite" '
-        "(set DATABASE_URL to your MySQL server yourself, or add psycopg[binary]==3.3.9 to "
-        "use PostgreSQL)"
-    ) in result.stdout.splitlines()
+    database = load_spec(root / "flaskprod.toml").database
+    assert (database.engine, database.driver) == ("mariadb", "pymysql")
+    assert "database: MariaDB through pymysql (database.driver)" in result.stdout.splitlines()
+    url = "mysql+pymysql://"
+    assert f"DATABASE_URL={url}" in (root / "deploy/.env.example").read_text()
+
+
+@pytest.mark.parametrize(
+    ("package", "driver"),
+    [("mysqlclient", "mysqldb"), ("mysql-connector-python", "mysqlconnector")],
+)
+def test_each_mysql_driver_is_detected(tmp_path: Path, package: str, driver: str) -> None:
+    root = make(tmp_path, {"requirements.txt": f"flask\nflask-sqlalchemy\n{package}\n"})
+    database = detect_project(root, "app:app", introspect=False).database
+    assert database is not None
+    assert (database.engine, database.driver) == ("mariadb", driver)
+
+
+def test_a_postgresql_driver_wins_over_a_mysql_one(tmp_path: Path) -> None:
+    root = make(tmp_path, {"requirements.txt": "flask\npymysql\npsycopg2-binary\n"})
+    database = detect_project(root, "app:app", introspect=False).database
+    assert database is not None
+    assert (database.engine, database.driver) == ("postgresql", "psycopg2")
 
 
 def test_flaskr_on_its_own_sqlite_file_gets_sqlite_and_a_writable_instance(

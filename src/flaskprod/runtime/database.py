@@ -39,6 +39,11 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
         if statement_ms > 0:
             connect_args["options"] = f"-c statement_timeout={statement_ms}"
         options["connect_args"] = connect_args
+    elif url.startswith(("mysql", "mariadb")):
+        # Bounded connect (mysql-connector names it differently); pool_recycle stays
+        # below the server's wait_timeout (the spec checks), pre-ping catches the rest.
+        key = "connection_timeout" if "+mysqlconnector" in url else "connect_timeout"
+        options["connect_args"] = {key: int(config["SQLALCHEMY_CONNECT_TIMEOUT"])}
     return options
 
 
