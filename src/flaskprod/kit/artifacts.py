@@ -22,6 +22,7 @@ from flaskprod.kit.render import Artifact
 from flaskprod.spec import mariadb
 from flaskprod.spec.buildinfo import JS_TOOLS
 from flaskprod.spec.flask_cli import flask_env, shell_step
+from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.servers import Listen, granian_shell, served_target
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
@@ -675,6 +676,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
             key.replace("-", "_"): value for key, value in mariadb.server_settings(spec).items()
         },
         "mariadb_charset": mariadb.CHARSET,
+        "mariadb_dump_options": DUMP_OPTIONS,
         "mariadb_collation": mariadb.COLLATION,
         "mariadb_url_example": spec.database.url(
             spec.resolve(spec.database.user),

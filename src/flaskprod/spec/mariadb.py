@@ -18,6 +18,22 @@ SQL_MODE = (
     "NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
 )
 PORT = 3306
+#: mariadb-dump's options, the same for ``flaskprod backup``, the kit's backup.sh and
+#: the comparison after a restore: one consistent snapshot without table locks, one
+#: row per INSERT line, binary values in hex, each table's rows in one transaction.
+DUMP_OPTIONS = (
+    "--single-transaction",
+    "--quick",
+    "--skip-lock-tables",
+    "--no-tablespaces",  # the app's user has no PROCESS privilege, nor needs it
+    "--hex-blob",
+    "--skip-extended-insert",
+    "--order-by-primary",
+    "--skip-dump-date",
+    "--default-character-set=utf8mb4",
+    "--triggers",
+    "--no-autocommit",
+)
 
 
 def server_settings(spec: Spec) -> dict[str, str]:
