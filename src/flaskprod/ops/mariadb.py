@@ -58,7 +58,7 @@ def defaults_file(db: Database) -> Iterator[str]:
     """``--defaults-extra-file=PATH`` holding the connection (and password), 0600."""
     folder = Path(tempfile.mkdtemp(prefix="flaskprod-my-"))
     path = folder / "client.cnf"
-    lines = ["[client]"]
+    lines = ["[client]", "default-character-set=utf8mb4"]
     if db.user:
         lines.append(f"user={_option(db.user)}")
     if db.password:

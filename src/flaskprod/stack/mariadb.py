@@ -226,6 +226,7 @@ class MariaDBServer(LoopbackServer):
             "--no-defaults",
             f"--socket={self.socket_path}",
             "--user=root",
+            "--default-character-set=utf8mb4",
             "--batch",
             "--skip-column-names",
             "--raw",
