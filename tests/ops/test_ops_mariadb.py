@@ -53,7 +53,8 @@ def fill(server: MariaDBServer) -> tuple[str, str]:
     )
     audit = ",".join(["('dup', 1.5)"] * 3 + ["(NULL, NULL)", "('é', 2.0)"])
     inserts = f"INSERT INTO users (name, avatar, joined, score) VALUES {rows};"  # noqa: S608
-    server.sql(f"{SCHEMA}{inserts}INSERT INTO audit VALUES {audit};", database=name)
+    audits = f"INSERT INTO audit VALUES {audit};"  # noqa: S608
+    server.sql(SCHEMA + inserts + audits, database=name)
     return spec().database.url(name, "pw'x", "127.0.0.1", server.port, name), name
 
 
