@@ -680,7 +680,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "mariadb_collation": mariadb.COLLATION,
         "mariadb_url_example": spec.database.url(
             spec.resolve(spec.database.user),
-            "<password>",
+            "PASSWORD",
             "127.0.0.1",
             mariadb.PORT,
             spec.resolve(spec.database.name),
