@@ -77,8 +77,10 @@ def ctfd() -> Iterator[Ctfd]:
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
         yield Ctfd(root, https_port, init.stdout, up.stdout)
     finally:
-        down = run_flaskprod("down", str(root))
+        down = run_flaskprod("down", str(root), "--volumes", "--yes")
         assert down.returncode == 0, down.stderr
+        assert "mariadb: stopped (pid " in down.stdout + down.stderr
+        assert not (root / ".flaskprod/mariadb").exists()  # --volumes: its data went too
         shutil.rmtree(base)
 
 
