@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from deploy_helpers import FIXTURES, check, write
+from deploy_helpers import FIXTURES, check, ids, write
 
 from flaskprod.check.runner import CheckOptions, run_checks
 from flaskprod.kit.render import render_kit
@@ -84,3 +84,47 @@ def test_the_kits_compose_for_mariadb_passes(tmp_path: Path) -> None:
     bad = bad.replace("--character-set-server=utf8mb4", "--character-set-server=latin1")
     (tmp_path / "deploy/compose.yaml").write_text(bad)
     assert {"MDB004", "MDB005"} <= all_ids(tmp_path)
+
+
+UNIT = """[Unit]
+Description=app
+{after}
+[Service]
+User=app
+Environment=DATABASE_URL=mysql+pymysql://app:pw@127.0.0.1:3306/app?charset=utf8mb4
+ExecStart=/srv/app/.venv/bin/gunicorn -w 3 -b 127.0.0.1:8000 app:app
+"""
+
+
+@pytest.mark.parametrize(
+    ("after", "fires"),
+    [
+        ("After=network-online.target mariadb.service", False),
+        ("After=mysql.service", False),
+        ("After=network-online.target", True),
+    ],
+)
+def test_a_local_mariadb_needs_the_units_ordering(tmp_path: Path, after: str, fires: bool) -> None:
+    write(tmp_path, {"deploy/app.service": UNIT.format(after=after)})
+    found = [f for f in check(tmp_path) if f.id == "SYS008"]
+    assert bool(found) is fires, found
+    if fires:
+        assert "the local mysql (DATABASE_URL)" in found[0].message
+
+
+def test_the_kits_unit_for_mariadb_is_ordered_after_it(tmp_path: Path) -> None:
+    # (SYS008 judges gunicorn's units: the kit's with server.kind = "gunicorn")
+    spec = Spec.model_validate(
+        {
+            "app": {"target": "app:app", "name": "app"},
+            "server": {"kind": "gunicorn"},
+            "database": {"engine": "mariadb"},
+        }
+    )
+    unit = render_kit(spec)["deploy/systemd/app.service"]
+    toml = SPEC + '[server]\nkind = "gunicorn"\n'
+    write(tmp_path, {"deploy/systemd/app.service": unit, "flaskprod.toml": toml})
+    assert "SYS008" not in ids(check(tmp_path))
+    write(tmp_path, {"deploy/systemd/app.service": unit.replace(" mariadb.service", "")})
+    found = [f for f in check(tmp_path) if f.id == "SYS008"]
+    assert found and "flaskprod.toml [database] local" in found[0].message
