@@ -11,6 +11,7 @@ from sqlalchemy import text
 from flaskprod import Production
 from flaskprod.runtime.database import dispose_engines, engine_options
 from flaskprod.runtime.fork import after_fork
+from flaskprod.stack.mariadb import MariaDBServer
 
 
 def prepare(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> None:
@@ -125,3 +126,31 @@ def test_after_fork_gives_the_child_its_own_connections(
 
     assert in_child(disposed) not in (parent, child)
     assert backend_pid(db, app) == parent
+
+
+@pytest.mark.services
+def test_real_mariadb_engine_recycles_pre_pings_and_speaks_utf8mb4(
+    monkeypatch: pytest.MonkeyPatch, mariadb_server: MariaDBServer
+) -> None:
+    """Production's options on a MariaDB URL (the suite's own server, through PyMySQL):
+    pool_recycle from the env file, a connect timeout, and pre-ping replacing a pooled
+    connection the server killed (what wait_timeout does to an idle one) unseen."""
+    mariadb_server.ensure_database("rt_db", "rt_db", "pw")
+    url = f"mysql+pymysql://rt_db:pw@127.0.0.1:{mariadb_server.port}/rt_db?charset=utf8mb4"
+    prepare(monkeypatch, url, FLASKPROD_SQLALCHEMY_POOL_RECYCLE="300")
+    app = Flask("db")
+    Production(app)
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_recycle"] == 300 and options["pool_pre_ping"] is True
+    assert options["connect_args"] == {"connect_timeout": 3}
+    db = SQLAlchemy(app)
+    with app.app_context():
+        with db.engine.connect() as connection:
+            first = connection.execute(text("SELECT CONNECTION_ID()")).scalar()
+            flag = connection.execute(text("SELECT HEX(CONVERT('\U0001f6a9' USING utf8mb4))"))
+            assert flag.scalar() == "F09F9AA9"
+        mariadb_server.sql(f"KILL {int(first)};")  # the pooled connection dies idle
+        with db.engine.connect() as connection:  # pre-ping: a new one, no error
+            second = connection.execute(text("SELECT CONNECTION_ID()")).scalar()
+        assert second != first
+        db.engine.dispose()
