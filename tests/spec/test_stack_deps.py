@@ -318,3 +318,28 @@ def test_add_deps_into_a_pyproject_it_cannot_edit_refuses_before_writing(
     )
     assert (root / "pyproject.toml").read_text() == pyproject
     assert not (root / "flaskprod.toml").exists() and not (root / "deploy").exists()
+
+
+def test_a_mysql_url_in_the_apps_code_without_a_driver_gets_mariadb_and_the_driver(
+    tmp_path: Path,
+) -> None:
+    """CTFd's shape without its requirements line: config.py defaults to mysql+pymysql."""
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\nflask-sqlalchemy\n",
+            "config.py": 'import os\nURL = os.environ.get("DATABASE_URL") or "mysql+pymysql://u@db/app"\n',
+        },
+    )
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
+    assert result.exit_code == 0, result.output
+    database = load_spec(root / "flaskprod.toml").database
+    assert (database.engine, database.driver) == ("mariadb", "pymysql")
+    assert "PyMySQL==1.1.1" in (root / "requirements.txt").read_text()
+    # a dialect name compared in code is no URL: the usual PostgreSQL default
+    plain = make(
+        tmp_path / "plain",
+        {"requirements.txt": "flask\nflask-sqlalchemy\n", "db.py": 'X = name == "mysql"\n'},
+    )
+    found = detect_project(plain, "app:app", introspect=False).database
+    assert found is not None and found.engine == "postgresql"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,11 @@ _MYSQL_DRIVERS = (
     ("mysql-connector", "mysqlconnector"),
 )
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: A MySQL/MariaDB SQLAlchemy URL in the app's own code (a config default, CTFd's
+#: ``drivername="mysql+pymysql"``): the driver it names, if any.
+_MYSQL_URL = re.compile(
+    r"""["'](?:mysql|mariadb)(?:\+(pymysql|mysqldb|mysqlconnector)(?:://|["'])|://)"""
+)
 
 
 def canonical(name: str) -> str:
@@ -115,11 +121,30 @@ class DatabaseChoice:
     note: str | None = None
 
 
+def mysql_in_sources(files: Iterable[Path]) -> str | None:
+    """The driver of a MySQL URL the app's own code names (``"mysql+pymysql://..."``;
+    ``pymysql`` for a bare ``mysql://``), or None when it names none."""
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        match = _MYSQL_URL.search(text)
+        if match is not None:
+            return match.group(1) or "pymysql"
+    return None
+
+
 def detect_database(
-    names: set[str], uses_database: bool, *, own_sqlite: bool = False
+    names: set[str],
+    uses_database: bool,
+    *,
+    own_sqlite: bool = False,
+    mysql_url: str | None = None,
 ) -> DatabaseChoice:
     """The driver the project ships: a PostgreSQL one first, else a MariaDB/MySQL one
-    (the stack then runs MariaDB); for an app on its own SQLite file that reads no
+    (the stack then runs MariaDB), else the MySQL driver its code's URL names
+    (``mysql_url``, to be added); for an app on its own SQLite file that reads no
     database URL (``own_sqlite``), SQLite: a server it never connects to would only be
     started for nothing."""
     for package, driver in _DRIVERS:
@@ -144,6 +169,17 @@ def detect_database(
                     f'database.engine = "mariadb" (mysql+{driver}://, utf8mb4)'
                 ),
             )
+    if mysql_url is not None:
+        return DatabaseChoice(
+            "mariadb",
+            mysql_url,
+            missing=mysql_url,
+            note=(
+                f"the app's code names a mysql+{mysql_url}:// database and the project "
+                f'ships no driver: database.engine = "mariadb"; add {PINNED[mysql_url]} '
+                "to its requirements (init --add-deps does)"
+            ),
+        )
     if not (uses_database or names & {"sqlalchemy", "flask-sqlalchemy"}):
         return DatabaseChoice("postgresql", "psycopg")
     return DatabaseChoice(
