@@ -23,6 +23,10 @@ required=(
   "initdb postgresql"
   "pg_dump postgresql-client"
   "psql postgresql-client"
+  "mariadbd mariadb-server"
+  "mariadb-install-db mariadb-server"
+  "mariadb mariadb-client"
+  "mariadb-dump mariadb-client"
   "wrk wrk"
   "chromium chromium"
   "systemd-analyze systemd"
@@ -47,8 +51,9 @@ required=(
 say() { printf 'bootstrap: %s\n' "$*"; }
 
 has_command() {
-  # PostgreSQL's server binaries live outside PATH on Debian.
-  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+  # PostgreSQL's server binaries live outside PATH on Debian; mariadbd in /usr/sbin.
+  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null ||
+    [ -x "/usr/sbin/$1" ]
 }
 
 missing_packages() {

@@ -8,6 +8,8 @@ binary FAILS the test, naming what to install: never a skip.
 - ``postgres_cluster`` (session): a started :class:`PostgresCluster`.
 - ``postgres_url`` (function): a fresh database per test, its SQLAlchemy URL
   (``postgresql+psycopg://postgres@127.0.0.1:PORT/NAME``); dropped afterwards.
+- ``mariadb_server`` (session): a started :class:`MariaDBServer` (never the machine's
+  own MariaDB: its own data folder, socket and port), with flaskprod's settings.
 - ``redis_server`` (session): a started :class:`RedisServer`.
 - ``redis_url`` (function): ``redis://127.0.0.1:PORT/0``, flushed before the test.
 """
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 import pytest
 
 from flaskprod.errors import UserError
+from flaskprod.stack.mariadb import MariaDBServer
 from flaskprod.stack.postgres import PostgresCluster, temp_cluster_dir
 from flaskprod.stack.redis import RedisServer
 
@@ -54,6 +57,26 @@ def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
     yield url
     _revive(postgres_cluster)
     postgres_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    from flaskprod.spec.mariadb import server_settings
+    from flaskprod.spec.model import Spec
+
+    spec = Spec.model_validate({"app": {"target": "app:app", "name": "t"}})
+    data_dir = temp_cluster_dir(prefix="flaskprod-test-my-")
+    try:
+        server = MariaDBServer(
+            data_dir, settings=server_settings(spec), fsync=False, die_with_parent=True
+        )
+        server.start()
+    except UserError as error:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+        pytest.fail(f"MariaDB for the tests: {error}", pytrace=False)
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

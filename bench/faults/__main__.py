@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.faults [--quick] [--scenario N ...] [--no-doc]
                                      [--server gunicorn|granian]
                                      [--worker-class sync|gthread|gevent]
+                                     [--database mariadb]
 
 Starts one ``flaskprod up -d`` of a copy of examples/shop on free loopback ports, runs
-the chosen scenarios (all eight by default) one after another, writes
+the chosen scenarios (1-8 by default; with ``--database mariadb`` the shop runs on
+MariaDB and the default is scenario 9, the database restart there) one after another, writes
 ``bench/results/faults-<UTC time>.json`` (atomically) and regenerates
 ``docs/reliability.md`` from every results file (newest result per scenario). Exits 1
 when a check failed, 0 otherwise. Bounded: every load and fault has a count and a time
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.faults.report import RESULTS, write_doc
-from bench.faults.scenarios import FULL, QUICK, SCENARIOS
+from bench.faults.scenarios import FULL, MARIADB_ONLY, POSTGRES_ONLY, QUICK, SCENARIOS
 from bench.faults.stack import running_stack
 
 
@@ -49,22 +51,35 @@ def main(argv: list[str] | None = None) -> int:
         "another server than the shop's in each scenario's list of runs, not as its "
         "headline).",
     )
+    parser.add_argument(
+        "--database",
+        choices=("mariadb",),
+        help="Run the shop on MariaDB (through PyMySQL) instead of PostgreSQL; implied by "
+        "scenario 9.",
+    )
     options = parser.parse_args(argv)
+    if options.scenario and set(options.scenario) & set(MARIADB_ONLY):
+        options.database = "mariadb"
+    if options.database == "mariadb" and set(options.scenario or []) & set(POSTGRES_ONLY):
+        parser.error(f"scenarios {POSTGRES_ONLY} fault PostgreSQL: not with --database mariadb")
     if options.worker_class and options.server == "granian":
         parser.error("--worker-class is gunicorn's: it cannot go with --server granian")
     if options.worker_class and not options.server:
         options.server = "gunicorn"  # the class of gunicorn's workers, whatever the shop runs
     size = QUICK if options.quick else FULL
-    chosen = options.scenario or sorted(SCENARIOS)
+    default = MARIADB_ONLY if options.database else [n for n in SCENARIOS if n not in MARIADB_ONLY]
+    chosen = options.scenario or sorted(default)
     command = "python -m bench.faults" + (" --quick" if options.quick else "")
     command += "".join(f" --scenario {n}" for n in options.scenario or [])
     if options.server:
         command += f" --server {options.server}"
     if options.worker_class:
         command += f" --worker-class {options.worker_class}"
+    if options.database and not options.scenario:
+        command += f" --database {options.database}"
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results: list[dict[str, Any]] = []
-    with running_stack(options.worker_class, options.server) as stack:
+    with running_stack(options.worker_class, options.server, options.database) as stack:
         server = stack.server
         print(f"stack up: {stack.url} ({server}, project {stack.project})", flush=True)
         for number in chosen:
@@ -90,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if options.worker_class:
         run["worker_class"] = options.worker_class
+    if options.database:
+        run["database"] = options.database
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"faults-{started.replace(':', '')}.json"
     fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=".faults-")

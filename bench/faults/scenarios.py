@@ -1,6 +1,7 @@
-"""The eight fault scenarios. Each runs a bounded load against a running stack,
-injects one fault, and returns its figures and the checks it makes (each check says
-what was expected and what was observed; the scenario passes when all of them hold).
+"""The fault scenarios (scenario 9 is scenario 4 on MariaDB). Each runs a bounded load
+against a running stack, injects one fault, and returns its figures and the checks it
+makes (each check says what was expected and what was observed; the scenario passes
+when all of them hold).
 
 Every scenario gets a :class:`Size`: ``TEST`` (make test: a few seconds of load),
 ``QUICK`` (``--quick``) or ``FULL``.
@@ -478,20 +479,37 @@ def _fresh_product_cache(stack: FaultStack) -> int:
 
 
 def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
+    return _database_restarted(stack, size, 4, "postgres")
+
+
+def mariadb_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
+    """Scenario 4 on MariaDB (a stack run with ``--database mariadb``): the shop through
+    PyMySQL with flaskprod's pool settings (pre-ping, pool_recycle)."""
+    return _database_restarted(stack, size, 8, "mariadb")
+
+
+def _database_restarted(
+    stack: FaultStack, size: Size, number: int, database: str
+) -> dict[str, Any]:
+    if stack.database != database:
+        raise RuntimeError(
+            f"scenario {number} restarts {database}, and this stack runs {stack.database}"
+        )
+    label = stack.database_label
     cache_ttl = _fresh_product_cache(stack)
     plan = _plan(size, size.before + size.outage + size.after + 60, get_paths=("/api/products",))
-    load = Load(stack, plan, _prefix(4)).start()
+    load = Load(stack, plan, _prefix(number)).start()
     ready = Poller(stack, "/health/ready", load.t0, source="127.0.9.1").start()
     page = Poller(stack, "/", load.t0, interval=0.25, source="127.0.9.2").start()
     try:
         _run_for(load, size.before)
-        stopped_at = load.mark("stop postgres")
-        stack.stop_postgres()
-        load.mark("postgres stopped")
+        stopped_at = load.mark(f"stop {database}")
+        stack.stop_database()
+        load.mark(f"{database} stopped")
         time.sleep(size.outage)
-        load.mark("start postgres")
-        stack.start_postgres()
-        started_at = load.mark("postgres accepts connections")
+        load.mark(f"start {database}")
+        stack.start_database()
+        started_at = load.mark(f"{database} accepts connections")
         ready.wait_for(200, started_at, 15)
         _run_for(load, size.after)
         load.stop()
@@ -532,10 +550,11 @@ def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
         *_order_checks(stack, load.record),
     ]
     down = round(started_at - stopped_at, 3)
+    how = "fast shutdown" if database == "postgres" else "clean shutdown, SIGTERM"
     return _finish(
-        4,
-        "PostgreSQL restarted",
-        f"PostgreSQL stopped (fast shutdown) for {down} s, then started; the product list "
+        number,
+        f"{label} restarted",
+        f"{label} stopped ({how}) for {down} s, then started; the product list "
         f"was cached {size.before:g} s before the stop (entry lifetime {cache_ttl} s)",
         load,
         stack,
@@ -1053,4 +1072,10 @@ SCENARIOS: dict[int, Callable[[FaultStack, Size], dict[str, Any]]] = {
     6: slow_clients,
     7: postgres_stalled,
     8: background_worker_killed,
+    # on a stack run with --database mariadb only
+    9: mariadb_restarted,
 }
+
+#: The scenarios of a MariaDB stack (``--database mariadb``), and those of PostgreSQL's.
+MARIADB_ONLY = (9,)
+POSTGRES_ONLY = (4, 7)

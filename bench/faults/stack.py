@@ -123,6 +123,50 @@ class FaultStack(RunningShop):
         self._replace(server, proc.pid)
         return proc.pid
 
+    # -- the database: PostgreSQL or MariaDB (database.engine) ---------------------------
+    @property
+    def database(self) -> str:
+        """The database service ``up`` recorded: ``postgres`` or ``mariadb``."""
+        state = self.dirs.read()
+        names = [s.name for s in state.services] if state else []
+        return "mariadb" if "mariadb" in names else "postgres"
+
+    @property
+    def database_label(self) -> str:
+        return "MariaDB" if self.database == "mariadb" else "PostgreSQL"
+
+    def stop_database(self) -> None:
+        """The stack's database stopped cleanly, as ``systemctl stop`` does."""
+        if self.database == "mariadb":
+            self.stop_mariadb()
+        else:
+            self.stop_postgres()
+
+    def start_database(self) -> int:
+        return self.start_mariadb() if self.database == "mariadb" else self.start_postgres()
+
+    def stop_mariadb(self) -> None:
+        """SIGTERM: MariaDB's clean shutdown (InnoDB flushed), as systemd stops it."""
+        self.record("mariadb").stop(60.0, signal.SIGTERM, group=False)
+
+    def start_mariadb(self) -> int:
+        """Start the stack's MariaDB again on the same port, data, settings and log."""
+        from flaskprod.spec.mariadb import server_settings
+        from flaskprod.stack.mariadb import MariaDBServer
+
+        server = MariaDBServer(
+            self.dirs.mariadb,
+            port=_port_of(self.record("mariadb")),
+            settings=server_settings(self.spec()),
+            log_path=self.dirs.log("mariadb"),
+            ready_timeout=60.0,
+            stop_at_exit=False,
+        )
+        server.start()
+        assert server.pid is not None
+        self._replace("mariadb", server.pid)
+        return server.pid
+
     # -- PostgreSQL and Redis ----------------------------------------------------------
     def stop_postgres(self) -> None:
         """Fast shutdown (SIGINT), as ``systemctl stop postgresql`` does."""
@@ -201,6 +245,8 @@ class FaultStack(RunningShop):
     # -- the database, read directly ---------------------------------------------------
     def orders_by_key(self, prefix: str) -> dict[str, list[int]]:
         """Every order whose Idempotency-Key starts with ``prefix``: key -> order ids."""
+        if self.database == "mariadb":
+            return self._mariadb_orders(prefix)
         import psycopg
 
         with psycopg.connect(self.database_dsn(), connect_timeout=5) as conn:
@@ -211,6 +257,20 @@ class FaultStack(RunningShop):
         found: dict[str, list[int]] = {}
         for key, order_id in rows:
             found.setdefault(str(key), []).append(int(order_id))
+        return found
+
+    def _mariadb_orders(self, prefix: str) -> dict[str, list[int]]:
+        from flaskprod.ops import mariadb
+        from flaskprod.ops.database import parse_url
+
+        if not re.fullmatch(r"[A-Za-z0-9-]+", prefix):
+            raise StackError(f"unexpected order key prefix {prefix!r}")
+        db = parse_url(self.env["DATABASE_URL"])
+        sql = f"SELECT idempotency_key, id FROM orders WHERE idempotency_key LIKE '{prefix}%';"  # noqa: S608
+        rows = mariadb.query(db, sql, database=db.dbname)
+        found: dict[str, list[int]] = {}
+        for key, order_id in rows:
+            found.setdefault(key, []).append(int(order_id))
         return found
 
     def wait_ready(self, timeout: float = 30.0) -> float:
@@ -239,15 +299,31 @@ def _set_worker_class(spec: Path, worker_class: str) -> None:
     spec.write_text(text)
 
 
+def _set_mariadb(spec: Path) -> None:
+    """database.engine = "mariadb" through PyMySQL, as a user switching would write it."""
+    text = spec.read_text()
+    text, engines = re.subn(r'(?m)^engine = "postgresql"$', 'engine = "mariadb"', text)
+    text, drivers = re.subn(r'(?m)^driver = "[a-z0-9]+"$', 'driver = "pymysql"', text)
+    if engines != 1:
+        raise RuntimeError(f"{spec}: no single 'engine = \"postgresql\"' line to replace")
+    if not drivers:
+        text = text.replace('engine = "mariadb"', 'engine = "mariadb"\ndriver = "pymysql"')
+    spec.write_text(text)
+
+
 @contextlib.contextmanager
 def running_stack(
-    worker_class: str | None = None, server: str | None = None
+    worker_class: str | None = None, server: str | None = None, database: str | None = None
 ) -> Iterator[FaultStack]:
     """``flaskprod up -d`` of a fresh copy of the shop; ``flaskprod down`` afterwards,
     then every recorded pid is checked gone (and stopped by pid if ``down`` failed).
     ``server``: the app server (gunicorn or granian) instead of the shop's;
-    ``worker_class``: gunicorn's, instead of the shop's (``up`` re-renders the kit)."""
+    ``worker_class``: gunicorn's, instead of the shop's (``up`` re-renders the kit);
+    ``database``: ``mariadb`` to run the shop on MariaDB (through PyMySQL) instead of
+    its PostgreSQL."""
     project = copy_shop("flaskprod-faults-")
+    if database == "mariadb":
+        _set_mariadb(project / "flaskprod.toml")
     if server is not None:
         set_server_kind(project, server)
     if worker_class is not None:

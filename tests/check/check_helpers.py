@@ -22,7 +22,7 @@ from flaskprod.check.runner import CheckOptions, load_rules, run_checks
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: The layers whose fixtures this suite runs (the deployment-file layers run theirs in
 #: tests/check/rules/).
-OWN_PREFIXES = ("APP", "PRJ", "DEP")
+OWN_PREFIXES = ("APP", "PRJ", "DEP", "MDB")
 
 
 def prepare(source: Path, scratch: Path) -> Path:

@@ -53,7 +53,10 @@ def test_every_artifact_is_rendered() -> None:
     assert set(render_kit(spec())) == EXPECTED
     # + the kit's entry module, only with http.health_source = "kit"
     assert set(render_kit(spec(http={"health_source": "kit"}))) == EXPECTED | {"flaskprod_wsgi.py"}
-    assert len(ARTIFACTS) == len(EXPECTED) + 1
+    # + the MariaDB server settings, only with a MariaDB/MySQL database
+    mariadb = spec(database={"engine": "mariadb"})
+    assert set(render_kit(mariadb)) == EXPECTED | {"deploy/mariadb/shop.cnf"}
+    assert len(ARTIFACTS) == len(EXPECTED) + 2
 
 
 def test_rendering_is_deterministic() -> None:

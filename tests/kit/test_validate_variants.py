@@ -77,6 +77,14 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
             "src_layout": True,
         },
     ),
+    # CTFd's shape (issue #17): MariaDB through pymysql, gevent workers.
+    "mariadb": (
+        {
+            "database": {"engine": "mariadb", "wait_timeout": 600, "pool_recycle": 300},
+            "server": {"kind": "gunicorn", "worker_class": "gevent", "workers": None},
+        },
+        {},
+    ),
     "sqlite-no-redis-pyproject": (
         {"database": {"engine": "sqlite"}, "redis": {"enabled": False}},
         {

@@ -34,8 +34,9 @@ def test_urls_of_the_app_become_libpq_parameters_without_the_password() -> None:
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("mysql://root@localhost/shop", "not PostgreSQL or SQLite"),
+        ("mssql+pyodbc://u:secret@localhost/shop", "not PostgreSQL, MariaDB/MySQL or SQLite"),
         ("postgresql://u:secret@localhost/", "names no database"),
+        ("mysql+pymysql://u:secret@localhost/", "names no database"),
         ("sqlite://", "in-memory"),
     ],
 )

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from runtime_helpers import GOOD_KEY, in_child
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from flaskprod import Production
 from flaskprod.runtime.database import dispose_engines, engine_options
 from flaskprod.runtime.fork import after_fork
+from flaskprod.stack.mariadb import MariaDBServer
 
 
 def prepare(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> None:
@@ -125,3 +128,59 @@ def test_after_fork_gives_the_child_its_own_connections(
 
     assert in_child(disposed) not in (parent, child)
     assert backend_pid(db, app) == parent
+
+
+@pytest.mark.services
+def test_real_mariadb_engine_recycles_pre_pings_and_speaks_utf8mb4(
+    monkeypatch: pytest.MonkeyPatch, mariadb_server: MariaDBServer
+) -> None:
+    """Production's options on a MariaDB URL (the suite's own server, through PyMySQL):
+    pool_recycle from the env file, a connect timeout, and pre-ping replacing a pooled
+    connection the server killed (what wait_timeout does to an idle one) unseen."""
+    mariadb_server.ensure_database("rt_db", "rt_db", "pw")
+    url = f"mysql+pymysql://rt_db:pw@127.0.0.1:{mariadb_server.port}/rt_db?charset=utf8mb4"
+    prepare(monkeypatch, url, FLASKPROD_SQLALCHEMY_POOL_RECYCLE="300")
+    app = Flask("db")
+    Production(app)
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_recycle"] == 300 and options["pool_pre_ping"] is True
+    # reads and writes bounded by the statement timeout (30 s by default)
+    bounds = {"connect_timeout": 3, "read_timeout": 30, "write_timeout": 30}
+    assert options["connect_args"] == bounds
+    db = SQLAlchemy(app)
+    with app.app_context():
+        with db.engine.connect() as connection:
+            first = connection.execute(text("SELECT CONNECTION_ID()")).scalar()
+            flag = connection.execute(text("SELECT HEX(CONVERT('\U0001f6a9' USING utf8mb4))"))
+            assert flag.scalar() == "F09F9AA9"
+        mariadb_server.sql(f"KILL {int(first)};")  # the pooled connection dies idle
+        with db.engine.connect() as connection:  # pre-ping: a new one, no error
+            second = connection.execute(text("SELECT CONNECTION_ID()")).scalar()
+        assert second != first
+        db.engine.dispose()
+
+
+@pytest.mark.services
+def test_a_stalled_mariadb_fails_a_statement_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, mariadb_server: MariaDBServer
+) -> None:
+    """The server frozen (SIGSTOP, a stalled host): the statement fails after the
+    statement timeout (read_timeout), the worker is not held forever."""
+    mariadb_server.ensure_database("rt_stall", "rt_stall", "pw")
+    url = f"mysql+pymysql://rt_stall:pw@127.0.0.1:{mariadb_server.port}/rt_stall"
+    prepare(monkeypatch, url, FLASK_SQLALCHEMY_STATEMENT_TIMEOUT_MS="1500")
+    app = Flask("db")
+    Production(app)
+    db = SQLAlchemy(app)
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+        mariadb_server.pause()
+        began = time.monotonic()
+        try:
+            with pytest.raises(OperationalError):
+                connection.execute(text("SELECT 2"))
+        finally:
+            mariadb_server.resume()
+        assert 1.5 <= time.monotonic() - began < 10
+    with app.app_context():
+        db.engine.dispose()

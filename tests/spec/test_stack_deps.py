@@ -183,17 +183,33 @@ def test_the_driver_the_project_ships_is_the_urls(
     assert f"DATABASE_URL: {url}" in (root / f".github/workflows/{spec.app.name}.yml").read_text()
 
 
-def test_a_mysql_only_project_falls_back_to_sqlite_with_a_note(tmp_path: Path) -> None:
+def test_a_mysql_only_project_gets_mariadb_with_its_driver(tmp_path: Path) -> None:
     root = make(tmp_path, {"requirements.txt": "flask\nflask-sqlalchemy\ngunicorn\npymysql\n"})
     result = CliRunner().invoke(cli, ["init", str(root), "--no-import"])
     assert result.exit_code == 0, result.output
-    assert load_spec(root / "flaskprod.toml").database.engine == "sqlite"
-    assert (
-        "note: the project ships a MySQL driver (pymysql) and no PostgreSQL one: flaskprod "
-        'runs PostgreSQL or SQLite, not MySQL/MariaDB yet, so database.engine = "sqlite" '
-        "(set DATABASE_URL to your MySQL server yourself, or add psycopg[binary]==3.3.9 to "
-        "use PostgreSQL)"
-    ) in result.stdout.splitlines()
+    database = load_spec(root / "flaskprod.toml").database
+    assert (database.engine, database.driver) == ("mariadb", "pymysql")
+    assert "database: MariaDB through pymysql (database.driver)" in result.stdout.splitlines()
+    url = "mysql+pymysql://"
+    assert f"DATABASE_URL={url}" in (root / "deploy/.env.example").read_text()
+
+
+@pytest.mark.parametrize(
+    ("package", "driver"),
+    [("mysqlclient", "mysqldb"), ("mysql-connector-python", "mysqlconnector")],
+)
+def test_each_mysql_driver_is_detected(tmp_path: Path, package: str, driver: str) -> None:
+    root = make(tmp_path, {"requirements.txt": f"flask\nflask-sqlalchemy\n{package}\n"})
+    database = detect_project(root, "app:app", introspect=False).database
+    assert database is not None
+    assert (database.engine, database.driver) == ("mariadb", driver)
+
+
+def test_a_postgresql_driver_wins_over_a_mysql_one(tmp_path: Path) -> None:
+    root = make(tmp_path, {"requirements.txt": "flask\npymysql\npsycopg2-binary\n"})
+    database = detect_project(root, "app:app", introspect=False).database
+    assert database is not None
+    assert (database.engine, database.driver) == ("postgresql", "psycopg2")
 
 
 def test_flaskr_on_its_own_sqlite_file_gets_sqlite_and_a_writable_instance(
@@ -302,3 +318,28 @@ def test_add_deps_into_a_pyproject_it_cannot_edit_refuses_before_writing(
     )
     assert (root / "pyproject.toml").read_text() == pyproject
     assert not (root / "flaskprod.toml").exists() and not (root / "deploy").exists()
+
+
+def test_a_mysql_url_in_the_apps_code_without_a_driver_gets_mariadb_and_the_driver(
+    tmp_path: Path,
+) -> None:
+    """CTFd's shape without its requirements line: config.py defaults to mysql+pymysql."""
+    root = make(
+        tmp_path,
+        {
+            "requirements.txt": "flask\nflask-sqlalchemy\n",
+            "config.py": 'import os\nURL = os.environ.get("DATABASE_URL") or "mysql+pymysql://u@db/app"\n',
+        },
+    )
+    result = CliRunner().invoke(cli, ["init", str(root), "--no-import", "--add-deps"])
+    assert result.exit_code == 0, result.output
+    database = load_spec(root / "flaskprod.toml").database
+    assert (database.engine, database.driver) == ("mariadb", "pymysql")
+    assert "PyMySQL==1.1.1" in (root / "requirements.txt").read_text()
+    # a dialect name compared in code is no URL: the usual PostgreSQL default
+    plain = make(
+        tmp_path / "plain",
+        {"requirements.txt": "flask\nflask-sqlalchemy\n", "db.py": 'X = name == "mysql"\n'},
+    )
+    found = detect_project(plain, "app:app", introspect=False).database
+    assert found is not None and found.engine == "postgresql"

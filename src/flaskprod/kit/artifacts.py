@@ -19,8 +19,10 @@ from typing import Any
 
 from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
+from flaskprod.spec import mariadb
 from flaskprod.spec.buildinfo import JS_TOOLS
 from flaskprod.spec.flask_cli import flask_env, shell_step
+from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.processes import SINGLETON_KINDS, on_calendar, process_argv
 from flaskprod.spec.servers import Listen, granian_shell, served_target
@@ -130,6 +132,8 @@ def _artifacts() -> tuple[Artifact, ...]:
         # http.health_source = "kit": the server serves this, in front of the app.
         Artifact("flaskprod_wsgi.py.j2", "flaskprod_wsgi.py"),
         Artifact("k8s/settings.yaml.j2", "deploy/k8s/settings.yaml"),
+        # database.engine = mariadb/mysql: the server's settings on a host.
+        Artifact("mariadb.cnf.j2", "deploy/mariadb/{name}.cnf"),
     )
 
 
@@ -142,6 +146,8 @@ ARTIFACTS: tuple[Artifact, ...] = _artifacts()
 SERVER_ONLY: dict[str, str] = {"deploy/gunicorn.conf.py": "gunicorn"}
 #: Files only one http.health_source uses: the kit's entry module answers health.
 HEALTH_SOURCE_ONLY: dict[str, str] = {"flaskprod_wsgi.py": "kit"}
+#: Files only a MariaDB/MySQL database uses.
+MYSQL_ONLY = ("deploy/mariadb/{name}.cnf",)
 
 
 def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
@@ -152,6 +158,7 @@ def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
         for a in ARTIFACTS
         if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
         and HEALTH_SOURCE_ONLY.get(a.output, spec.http.health_source) == spec.http.health_source
+        and (a.output not in MYSQL_ONLY or spec.database.is_mysql)
     ) + process_artifacts(spec)
 
 
@@ -286,18 +293,9 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
             secret=True,
         ),
-        EnvVar(
-            "DATABASE_URL",
-            f"postgresql+{spec.database.driver}://{db_user}:CHANGE-ME@localhost:5432/{db_name}"
-            if spec.database.engine == "postgresql"
-            else f"sqlite:///{sqlite_path(spec)}",
-            "SQLAlchemy URL of the database (compose builds its own from POSTGRES_PASSWORD)."
-            if spec.database.engine == "postgresql"
-            else "SQLAlchemy URL of the SQLite file (its folder is writable by the service).",
-            secret=True,
-        ),
+        _database_url(spec, db_user, db_name),
     ]
-    if spec.database.engine == "postgresql":
+    if spec.database.server_engine:
         pool_size, max_overflow = spec.pool
         variables += [
             EnvVar(
@@ -312,6 +310,16 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
                 "Extra connections a worker may open under load (database.max_overflow).",
             ),
         ]
+    if spec.database.is_mysql:
+        variables.append(
+            EnvVar(
+                "FLASKPROD_SQLALCHEMY_POOL_RECYCLE",
+                str(spec.database.pool_recycle),
+                f"Seconds before a pooled connection is replaced: below the server's "
+                f"wait_timeout ({spec.database.wait_timeout}), or MySQL drops it first "
+                "('server has gone away'); pre-ping checks each one before use.",
+            )
+        )
     if redis:
         variables.append(
             EnvVar(
@@ -442,6 +450,25 @@ def env_file_value(value: str) -> str:
     return f'"{escaped}"' if value else ""
 
 
+def _database_url(spec: Spec, db_user: str, db_name: str) -> EnvVar:
+    database = spec.database
+    if database.engine == "sqlite":
+        return EnvVar(
+            "DATABASE_URL",
+            f"sqlite:///{sqlite_path(spec)}",
+            "SQLAlchemy URL of the SQLite file (its folder is writable by the service).",
+            secret=True,
+        )
+    port = 3306 if database.is_mysql else 5432
+    password = "MARIADB_PASSWORD" if database.is_mysql else "POSTGRES_PASSWORD"
+    return EnvVar(
+        "DATABASE_URL",
+        database.url(db_user, "CHANGE-ME", "localhost", port, db_name),
+        f"SQLAlchemy URL of the database (compose builds its own from {password}).",
+        secret=True,
+    )
+
+
 def stack_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
     """What compose and the scripts read (not the app)."""
     variables = []
@@ -454,6 +481,21 @@ def stack_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
                 secret=True,
             )
         )
+    if spec.database.is_mysql:
+        variables += [
+            EnvVar(
+                "MARIADB_PASSWORD",
+                "",
+                "Password of the app's database user (compose: MariaDB and the app's URL).",
+                secret=True,
+            ),
+            EnvVar(
+                "MARIADB_ROOT_PASSWORD",
+                "",
+                "Password of MariaDB's root (compose: the server's admin; never the app's).",
+                secret=True,
+            ),
+        ]
     if redis:
         variables.append(
             EnvVar("REDIS_PASSWORD", "", "Redis password (compose: requirepass).", secret=True)
@@ -688,6 +730,21 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "rate_limits": _rate_limits(spec, ident),
         # database / redis
         "postgres": spec.database.engine == "postgresql",
+        "mariadb": spec.database.is_mysql,
+        "mariadb_command": ["mariadbd", *mariadb.server_flags(spec)],
+        "mariadb_settings": {
+            key.replace("-", "_"): value for key, value in mariadb.server_settings(spec).items()
+        },
+        "mariadb_charset": mariadb.CHARSET,
+        "mariadb_dump_options": DUMP_OPTIONS,
+        "mariadb_collation": mariadb.COLLATION,
+        "mariadb_url_example": spec.database.url(
+            spec.resolve(spec.database.user),
+            "PASSWORD",
+            "127.0.0.1",
+            mariadb.PORT,
+            spec.resolve(spec.database.name),
+        ),
         "db_name": spec.resolve(spec.database.name),
         "db_user": spec.resolve(spec.database.user),
         "redis": redis,
@@ -698,6 +755,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
                     "postgresql.service",
                     spec.database.engine == "postgresql" and spec.database.local,
                 ),
+                ("mariadb.service", spec.database.is_mysql and spec.database.local),
                 ("redis-server.service", redis and spec.redis.local),
             )
             if wanted

@@ -457,8 +457,10 @@ def init_command(
         )
     if project.server is not None and not server:
         out.line(project.server.describe())
-    if spec.database.engine == "postgresql":
-        out.line(f"database: PostgreSQL through {spec.database.driver} (database.driver)")
+    if spec.database.server_engine:
+        out.line(
+            f"database: {spec.database.label} through {spec.database.driver} (database.driver)"
+        )
     out.line(f"Wrote {SPEC_FILENAME} (every setting, with what it does)")
     out.line(f"Rendered the kit ({len(files)} files):")
     out.changes(changes)

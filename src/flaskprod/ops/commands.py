@@ -18,7 +18,14 @@ from flaskprod.ops import media as media_files
 from flaskprod.ops import restore as restoring
 from flaskprod.ops import target
 from flaskprod.ops.backup import apply_retention, make_backup, remove
-from flaskprod.ops.database import NAME_PATTERN, POSTGRESQL, SQLITE, Database, parse_url
+from flaskprod.ops.database import (
+    MARIADB,
+    NAME_PATTERN,
+    POSTGRESQL,
+    SQLITE,
+    Database,
+    parse_url,
+)
 from flaskprod.ops.files import human_size
 from flaskprod.ops.manifest import Backup, TableStats, read_backup
 from flaskprod.ops.restore import RestoreResult, describe, restore_backup
@@ -87,7 +94,8 @@ def backup_command(
 ) -> None:
     """Back up the app's database (and media), verified, then apply retention.
 
-    PostgreSQL: pg_dump's custom format, checked with pg_restore. SQLite: the online
+    PostgreSQL: pg_dump's custom format, checked with pg_restore. MariaDB/MySQL:
+    mariadb-dump --single-transaction, gzipped, read back to its end. SQLite: the online
     backup API, checked with PRAGMA integrity_check. Each backup gets a .sha256 and
     a JSON manifest (row counts and checksums per table).
     """
@@ -108,7 +116,7 @@ def backup_command(
     summary: dict[str, Any] = {"backup": _summary(made)}
     if verify_restore:
         try:
-            drilled = restoring.verify_restore(made, target.admin(db, source))
+            drilled = restoring.verify_restore(made, target.admin(db, source, setup.state_dir))
         except VerificationFailed:
             remove(made)
             _say(f"backup: removed {made.database_path.name}: it did not restore identically")
@@ -243,7 +251,7 @@ def _configured(
             raise
         return None, None
     db = parse_url(url, source=source)
-    admin = target.admin(db, source)
+    admin = target.admin(db, source, setup.state_dir)
     return db, (admin if admin is not db else None)
 
 
@@ -256,7 +264,9 @@ def _report(found: Backup, result: RestoreResult) -> None:
             f"{found.database_path.name} in {len(result.differences)} table(s): "
             f"{result.differences[0]}"
         )
-    kind = "PostgreSQL" if found.manifest.database_kind == POSTGRESQL else "SQLite"
+    kind = {POSTGRESQL: "PostgreSQL", MARIADB: "MariaDB"}.get(
+        found.manifest.database_kind, "SQLite"
+    )
     if not result.compared:
         checked = "its archive read back"
         checked += (

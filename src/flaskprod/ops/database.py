@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from flaskprod.errors import UserError
 
 POSTGRESQL = "postgresql"
+MARIADB = "mariadb"  # MariaDB and MySQL: mysql[+driver]:// and mariadb[+driver]:// URLs
 SQLITE = "sqlite"
 #: Database names flaskprod creates or accepts for --into (no quoting surprises).
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -71,9 +72,12 @@ class Database:
 
 
 def parse_url(url: str, *, source: str = "the database URL") -> Database:
-    """``postgresql[+driver]://user:pw@host:port/db?opts`` or ``sqlite:///path``."""
+    """``postgresql[+driver]://user:pw@host:port/db?opts``, ``mysql[+driver]://...``
+    (MariaDB/MySQL) or ``sqlite:///path``."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0].lower()
+    if scheme in ("mysql", "mariadb"):
+        return _server(parts, url, source, MARIADB, 3306)
     if scheme in ("postgresql", "postgres"):
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
@@ -101,8 +105,27 @@ def parse_url(url: str, *, source: str = "the database URL") -> Database:
             raise UserError(f"{source} is an in-memory SQLite database: nothing to back up")
         return Database(kind=SQLITE, path=Path(unquote(path_text)).absolute())
     raise UserError(
-        f"{source} is not PostgreSQL or SQLite: {_redact(url)}",
-        hint="flaskprod backs up postgresql:// and sqlite:/// databases",
+        f"{source} is not PostgreSQL, MariaDB/MySQL or SQLite: {_redact(url)}",
+        hint="flaskprod backs up postgresql://, mysql:// and sqlite:/// databases",
+    )
+
+
+def _server(parts: SplitResult, url: str, source: str, kind: str, default_port: int) -> Database:
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise UserError(f"{source} names no database: {_redact(url)}")
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise UserError(f"{source} has a bad port: {_redact(url)}") from None
+    return Database(
+        kind=kind,
+        host=unquote(parts.hostname or ""),
+        port=port,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        dbname=dbname,
+        options=dict(parse_qsl(parts.query)),
     )
 
 

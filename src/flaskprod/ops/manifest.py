@@ -26,11 +26,12 @@ from flaskprod.errors import VerificationFailed
 
 FORMAT = 1
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-SUFFIXES = {"postgresql": ".dump", "sqlite": ".sqlite3"}
+SUFFIXES = {"postgresql": ".dump", "mariadb": ".sql.gz", "sqlite": ".sqlite3"}
 MEDIA_SUFFIX = ".media.tar"
 _STAMP = re.compile(r"-(\d{8}T\d{6}Z)$")
 _PG_MAGIC = b"PGDMP"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_GZIP_MAGIC = b"\x1f\x8b"  # the MariaDB dump, gzipped
 
 
 @dataclass(frozen=True)
@@ -176,13 +177,16 @@ def read_checksums(path: Path) -> dict[str, str]:
 
 
 def sniff_kind(path: Path) -> str | None:
-    """``postgresql`` for a custom-format dump, ``sqlite`` for a database file."""
+    """``postgresql`` for a custom-format dump, ``sqlite`` for a database file,
+    ``mariadb`` for a gzipped dump."""
     with path.open("rb") as handle:
         head = handle.read(16)
     if head.startswith(_PG_MAGIC):
         return "postgresql"
     if head == _SQLITE_MAGIC:
         return "sqlite"
+    if head.startswith(_GZIP_MAGIC):
+        return "mariadb"
     return None
 
 
@@ -196,7 +200,7 @@ def derived_backup(path: Path, name: str) -> Backup:
         database = next((c for c in candidates if c.is_file()), None)
         if database is None:
             raise VerificationFailed(
-                f"{path}: no database file ({name}.dump or .sqlite3) beside it"
+                f"{path}: no database file ({name}.dump, .sql.gz or .sqlite3) beside it"
             )
     else:
         database = path

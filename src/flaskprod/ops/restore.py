@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TextIO
 
 from flaskprod.errors import Refused, UserError, VerificationFailed
-from flaskprod.ops import postgres, sqlite
-from flaskprod.ops.database import POSTGRESQL, SQLITE, Database
+from flaskprod.ops import mariadb, postgres, sqlite
+from flaskprod.ops.database import MARIADB, POSTGRESQL, SQLITE, Database
 from flaskprod.ops.files import Progress, temp_path
 from flaskprod.ops.manifest import Backup, TableStats
 from flaskprod.ops.pgtools import find_tools
@@ -76,6 +76,15 @@ def restore_backup(
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             tables = postgres.stats(conn, _checksums(progress))
             conn.rollback()
+    elif kind == MARIADB:
+        if not backup.has_manifest:  # never verified by flaskprod: read it all first
+            mariadb.verify_archive(backup.database_path)
+        if create_from is not None and not mariadb.database_exists(create_from, target.dbname):
+            mariadb.create_database(create_from, target.dbname, owner=target.user or None)
+        occupied = mariadb.table_count(target) > 0
+        _refuse_unless(occupied, yes, target)
+        mariadb.restore(target, backup.database_path, progress)
+        tables = mariadb.current_stats(target).result()
     else:
         assert target.path is not None
         if not backup.has_manifest:
@@ -121,13 +130,15 @@ def verify_restore(
             "compare the restored copy with",
             hint="restore it with 'flaskprod restore --into NAME' and inspect it",
         )
-    if backup.manifest.database_kind == POSTGRESQL:
+    kind = backup.manifest.database_kind
+    if kind in (POSTGRESQL, MARIADB):
+        engine = postgres if kind == POSTGRESQL else mariadb
         scratch = server.with_name(f"flaskprod_verify_{os.getpid()}_{secrets.token_hex(4)}")
-        postgres.create_database(server, scratch.dbname)
+        engine.create_database(server, scratch.dbname)
         try:
             result = restore_backup(backup, scratch, tool_dirs=tool_dirs, stream=stream)
         finally:
-            postgres.drop_database(server, scratch.dbname)
+            engine.drop_database(server, scratch.dbname)
     else:
         path = temp_path(backup.folder / f"verify-{backup.stem}.sqlite3")
         scratch = Database(kind=SQLITE, path=path)

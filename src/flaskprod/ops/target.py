@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flaskprod.errors import UserError
-from flaskprod.ops.database import POSTGRESQL, Database
+from flaskprod.ops.database import MARIADB, POSTGRESQL, Database
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 
 STACK = "the local stack"
@@ -63,7 +63,7 @@ def database_url(option: str | None, environ: Mapping[str, str], setup: Setup) -
     )
 
 
-def admin(db: Database, source: str) -> Database:
+def admin(db: Database, source: str, state_dir: Path | None = None) -> Database:
     """Who creates and drops scratch databases. On the local stack's own cluster that
     is its superuser (trust authentication on loopback): the app's role there may
     not create databases. Elsewhere, the configured role itself."""
@@ -71,6 +71,13 @@ def admin(db: Database, source: str) -> Database:
 
     if source == STACK and db.kind == POSTGRESQL:
         return replace(db, user=PG_USER, password="")
+    if source == STACK and db.kind == MARIADB and state_dir is not None:
+        # MariaDB's root, by the unix socket of the stack's server (no password)
+        from flaskprod.stack.mariadb import socket_for
+        from flaskprod.stack.state import StateDir
+
+        socket = socket_for(StateDir(state_dir).mariadb)
+        return replace(db, user="root", password="", options={"unix_socket": str(socket)})
     return db
 
 

@@ -39,7 +39,25 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
         if statement_ms > 0:
             connect_args["options"] = f"-c statement_timeout={statement_ms}"
         options["connect_args"] = connect_args
+    elif url.startswith(("mysql", "mariadb")):
+        options["connect_args"] = _mysql_connect_args(url, config)
     return options
+
+
+def _mysql_connect_args(url: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Bounded connect, and (PyMySQL, mysqlclient) bounded reads and writes: a stalled
+    server fails a statement after the statement timeout instead of holding the worker
+    forever. pool_recycle stays below the server's wait_timeout (the spec checks it),
+    pre-ping catches the rest."""
+    connect = int(config["SQLALCHEMY_CONNECT_TIMEOUT"])
+    if "+mysqlconnector" in url:
+        return {"connection_timeout": connect}
+    args: dict[str, Any] = {"connect_timeout": connect}
+    statement_ms = int(config["SQLALCHEMY_STATEMENT_TIMEOUT_MS"])
+    if statement_ms > 0:
+        seconds = max(1, -(-statement_ms // 1000))  # whole seconds, rounded up
+        args["read_timeout"] = args["write_timeout"] = seconds
+    return args
 
 
 def apply_engine_options(app: Flask) -> None:

@@ -33,7 +33,12 @@ from flaskprod.spec.rendered import rendered_files
 from flaskprod.spec.server_choice import ServerChoice, detect_server
 from flaskprod.spec.settings_scan import AppSettings, scan_settings
 from flaskprod.spec.sqlite_scan import scan_sqlite
-from flaskprod.spec.stackdeps import DatabaseChoice, declared, detect_database
+from flaskprod.spec.stackdeps import (
+    DatabaseChoice,
+    declared,
+    detect_database,
+    mysql_in_sources,
+)
 from flaskprod.spec.stand_ins import stand_ins
 
 #: Files Flask itself looks for, in its order, then packages exposing a factory.
@@ -327,7 +332,10 @@ def _static_facts(root: Path, candidate: Candidate) -> dict[str, Any]:
     return {
         "server": detect_server(root, names),
         "database": detect_database(
-            names, "flask_sqlalchemy" in imports, own_sqlite=sqlite.own_sqlite
+            names,
+            "flask_sqlalchemy" in imports,
+            own_sqlite=sqlite.own_sqlite,
+            mysql_url=mysql_in_sources(_own_python_files(root)),
         ),
         # its own SQLite file in its instance folder (flaskr): kept writable (an installed
         # src-layout package has its instance folder in the venv instead)

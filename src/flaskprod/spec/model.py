@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -341,15 +342,27 @@ class HttpSection(_Section):
         return parse_size(self.max_body)
 
 
+DatabaseEngine = Literal["postgresql", "mariadb", "mysql", "sqlite"]
+DatabaseDriver = Literal["psycopg", "psycopg2", "pg8000", "pymysql", "mysqldb", "mysqlconnector"]
+#: The engines spoken to with MySQL's protocol (``mysql+DRIVER://`` URLs).
+MYSQL_ENGINES = ("mariadb", "mysql")
+POSTGRESQL_DRIVERS = ("psycopg", "psycopg2", "pg8000")
+MYSQL_DRIVERS = ("pymysql", "mysqldb", "mysqlconnector")
+
+
 class DatabaseSection(_Section):
-    engine: Literal["postgresql", "sqlite"] = Field(
+    engine: DatabaseEngine = Field(
         default="postgresql",
-        description="postgresql for production; sqlite for a single small box.",
+        description="postgresql or mariadb/mysql for production (mariadb: the server up "
+        "runs and the kit ships; mysql: the same kit for a MySQL server); sqlite for a "
+        "single small box.",
     )
-    driver: Literal["psycopg", "psycopg2", "pg8000"] = Field(
+    driver: DatabaseDriver = Field(
         default="psycopg",
-        description="The PostgreSQL driver the project ships (DATABASE_URL's "
-        "'postgresql+DRIVER://' scheme).",
+        description="The driver the project ships (DATABASE_URL's scheme): psycopg, "
+        "psycopg2 or pg8000 for PostgreSQL ('postgresql+DRIVER://'); pymysql, mysqldb "
+        "(mysqlclient) or mysqlconnector for MariaDB/MySQL ('mysql+DRIVER://'; pymysql "
+        "when the engine is one of them and no driver is given).",
     )
     name: str = Field(default="{name}", description="Database name ({name} is replaced).")
     user: str = Field(default="{name}", description="Database role ({name} is replaced).")
@@ -373,11 +386,75 @@ class DatabaseSection(_Section):
     pool_timeout: int = Field(
         default=10, ge=1, description="Seconds to wait for a pooled connection."
     )
-    max_connections: int = Field(default=100, ge=1, description="PostgreSQL's max_connections.")
+    max_connections: int = Field(
+        default=100, ge=1, description="The server's max_connections (PostgreSQL, MariaDB)."
+    )
+    wait_timeout: int = Field(
+        default=3600,
+        ge=60,
+        description="MariaDB/MySQL: seconds the server keeps an idle connection (its "
+        "wait_timeout, as up and compose run it); pool_recycle must stay below it, or "
+        "pooled connections die with 'MySQL server has gone away'.",
+    )
     local: bool = Field(
         default=True,
-        description="PostgreSQL runs on the app's server (the service starts after it).",
+        description="The database server runs on the app's server (the service starts after it).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mysql_driver(cls, data: object) -> object:
+        # A MariaDB/MySQL engine without a driver gets pymysql, not PostgreSQL's default.
+        engine = data.get("engine") if isinstance(data, dict) else None
+        if isinstance(data, dict) and engine in MYSQL_ENGINES and "driver" not in data:
+            return {**data, "driver": "pymysql"}
+        return data
+
+    @model_validator(mode="after")
+    def _driver_fits_engine(self) -> DatabaseSection:
+        if self.engine == "sqlite":
+            return self
+        fitting = MYSQL_DRIVERS if self.is_mysql else POSTGRESQL_DRIVERS
+        if self.driver not in fitting:
+            raise ValueError(
+                f"database.driver: {self.driver!r} is not a driver for {self.engine}; "
+                f"use one of {', '.join(fitting)}"
+            )
+        if self.is_mysql and self.pool_recycle >= self.wait_timeout:
+            raise ValueError(
+                f"database.pool_recycle ({self.pool_recycle}) must be below "
+                f"database.wait_timeout ({self.wait_timeout}): the server closes idle "
+                "connections first ('MySQL server has gone away')"
+            )
+        return self
+
+    @property
+    def is_mysql(self) -> bool:
+        """MariaDB or MySQL: the MySQL protocol, ``mysql+DRIVER://`` URLs."""
+        return self.engine in MYSQL_ENGINES
+
+    @property
+    def server_engine(self) -> bool:
+        """A database server the stack runs (PostgreSQL, MariaDB/MySQL), not SQLite."""
+        return self.engine != "sqlite"
+
+    @property
+    def scheme(self) -> str:
+        """The SQLAlchemy URL scheme: ``postgresql+psycopg``, ``mysql+pymysql``..."""
+        return f"{'mysql' if self.is_mysql else 'postgresql'}+{self.driver}"
+
+    @property
+    def label(self) -> str:
+        """How messages name the server: PostgreSQL, MariaDB, MySQL, SQLite."""
+        return {"postgresql": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL"}.get(
+            self.engine, "SQLite"
+        )
+
+    def url(self, user: str, password: str, host: str, port: int, name: str) -> str:
+        """The app's DATABASE_URL on a server (MySQL's: utf8mb4 named in the URL)."""
+        auth = f"{quote(user, safe='')}:{quote(password, safe='')}" if password else quote(user)
+        url = f"{self.scheme}://{auth}@{host}:{port}/{name}"
+        return f"{url}?charset=utf8mb4" if self.is_mysql else url
 
 
 class RedisSection(_Section):
@@ -447,6 +524,11 @@ class ContainerSection(_Section):
         description="nginx image of compose (same major as the nginx the site is tested with).",
     )
     postgres_image: str = Field(default="postgres:15.10-bookworm", description="PostgreSQL image.")
+    mariadb_image: str = Field(
+        default="mariadb:10.11.10-jammy",
+        description="MariaDB image (database.engine = mariadb/mysql; the LTS series the "
+        "kit is tested with).",
+    )
     redis_image: str = Field(default="redis:7.0.15-bookworm", description="Redis image.")
     replicas: int = Field(
         default=2, ge=1, description="Kubernetes pods (the autoscaler's minimum)."

@@ -1,5 +1,5 @@
 """What the stack needs from the project's own dependencies: an app server and a
-PostgreSQL driver.
+database driver (PostgreSQL's, or MariaDB/MySQL's).
 
 flaskprod never installs into the project's environment. Where the project lacks
 something the stack runs (granian or gunicorn, a driver), it names the exact
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,19 @@ PINNED = {
     "psycopg": "psycopg[binary]==3.3.9",
     "psycopg2": "psycopg2-binary==2.9.10",
     "pg8000": "pg8000==1.31.2",
+    "pymysql": "PyMySQL==1.1.1",
+    "mysqldb": "mysqlclient==2.2.7",
+    "mysqlconnector": "mysql-connector-python==9.1.0",
+}
+
+#: The module each driver is imported as (what ``up`` looks for in the project's venv).
+DRIVER_MODULES = {
+    "psycopg": "psycopg",
+    "psycopg2": "psycopg2",
+    "pg8000": "pg8000",
+    "pymysql": "pymysql",
+    "mysqldb": "MySQLdb",
+    "mysqlconnector": "mysql.connector",
 }
 
 #: Distribution names (canonical) -> the SQLAlchemy driver, in order of preference.
@@ -32,8 +46,19 @@ _DRIVERS = (
     ("psycopg2-binary", "psycopg2"),
     ("pg8000", "pg8000"),
 )
-_MYSQL = ("pymysql", "mysqlclient", "mysql-connector-python", "mariadb")
+#: MariaDB/MySQL distributions -> the SQLAlchemy driver (``mysql+DRIVER://``).
+_MYSQL_DRIVERS = (
+    ("pymysql", "pymysql"),
+    ("mysqlclient", "mysqldb"),
+    ("mysql-connector-python", "mysqlconnector"),
+    ("mysql-connector", "mysqlconnector"),
+)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: A MySQL/MariaDB SQLAlchemy URL in the app's own code (a config default, CTFd's
+#: ``drivername="mysql+pymysql"``): the driver it names, if any.
+_MYSQL_URL = re.compile(
+    r"""["'](?:mysql|mariadb)(?:\+(pymysql|mysqldb|mysqlconnector)(?:://|["'])|://)"""
+)
 
 
 def canonical(name: str) -> str:
@@ -89,20 +114,39 @@ def _pyproject_names(path: Path) -> set[str]:
 class DatabaseChoice:
     """The database the project can talk to, from its declared packages."""
 
-    engine: str  # "postgresql" or "sqlite"
-    driver: str  # "psycopg", "psycopg2" or "pg8000"
+    engine: str  # "postgresql", "mariadb" or "sqlite"
+    driver: str  # "psycopg", "psycopg2", "pg8000", "pymysql", "mysqldb", "mysqlconnector"
     #: A package to add (its requirements line) when the project ships no PG driver.
     missing: str | None = None
     note: str | None = None
 
 
+def mysql_in_sources(files: Iterable[Path]) -> str | None:
+    """The driver of a MySQL URL the app's own code names (``"mysql+pymysql://..."``;
+    ``pymysql`` for a bare ``mysql://``), or None when it names none."""
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        match = _MYSQL_URL.search(text)
+        if match is not None:
+            return match.group(1) or "pymysql"
+    return None
+
+
 def detect_database(
-    names: set[str], uses_database: bool, *, own_sqlite: bool = False
+    names: set[str],
+    uses_database: bool,
+    *,
+    own_sqlite: bool = False,
+    mysql_url: str | None = None,
 ) -> DatabaseChoice:
-    """The driver the project ships; for a MySQL-only project, SQLite with a note
-    (flaskprod's stack runs PostgreSQL; MySQL/MariaDB support is a separate issue);
-    for an app on its own SQLite file that reads no database URL (``own_sqlite``),
-    SQLite: a PostgreSQL it never connects to would only be started for nothing."""
+    """The driver the project ships: a PostgreSQL one first, else a MariaDB/MySQL one
+    (the stack then runs MariaDB), else the MySQL driver its code's URL names
+    (``mysql_url``, to be added); for an app on its own SQLite file that reads no
+    database URL (``own_sqlite``), SQLite: a server it never connects to would only be
+    started for nothing."""
     for package, driver in _DRIVERS:
         if package in names:
             return DatabaseChoice("postgresql", driver)
@@ -115,16 +159,25 @@ def detect_database(
                 'database.engine = "sqlite" (no PostgreSQL in the stack)'
             ),
         )
-    mysql = [name for name in _MYSQL if name in names]
-    if mysql:
+    for package, driver in _MYSQL_DRIVERS:
+        if package in names:
+            return DatabaseChoice(
+                "mariadb",
+                driver,
+                note=(
+                    f"the project ships a MySQL driver ({package}) and no PostgreSQL one: "
+                    f'database.engine = "mariadb" (mysql+{driver}://, utf8mb4)'
+                ),
+            )
+    if mysql_url is not None:
         return DatabaseChoice(
-            "sqlite",
-            "psycopg",
+            "mariadb",
+            mysql_url,
+            missing=mysql_url,
             note=(
-                f"the project ships a MySQL driver ({mysql[0]}) and no PostgreSQL one: "
-                "flaskprod runs PostgreSQL or SQLite, not MySQL/MariaDB yet, so "
-                'database.engine = "sqlite" (set DATABASE_URL to your MySQL server yourself, '
-                f"or add {PINNED['psycopg']} to use PostgreSQL)"
+                f"the app's code names a mysql+{mysql_url}:// database and the project "
+                f'ships no driver: database.engine = "mariadb"; add {PINNED[mysql_url]} '
+                "to its requirements (init --add-deps does)"
             ),
         )
     if not (uses_database or names & {"sqlalchemy", "flask-sqlalchemy"}):

@@ -17,6 +17,7 @@ from flaskprod.stack.state import StackState, StateDir, process_rss
 
 _COLOURS = {
     "postgres": "blue",
+    "mariadb": "blue",
     "redis": "red",
     "gunicorn": "green",
     "granian": "green",
@@ -230,7 +231,7 @@ def _health(dirs: StateDir, state: StackState, name: str) -> str:
     record = state.service(name)
     if record is None or not record.alive():
         return "-"
-    if name in ("postgres", "redis"):
+    if name in ("postgres", "mariadb", "redis"):
         port = int(record.address.rsplit(":", 1)[1])
         return "accepts" if stack_up.tcp_accepts(port) else "no answer"
     if name in stack_up.APP_SERVERS:

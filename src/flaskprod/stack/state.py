@@ -141,6 +141,10 @@ class StateDir:
         return self.root / "postgres"
 
     @property
+    def mariadb(self) -> Path:
+        return self.root / "mariadb"
+
+    @property
     def redis(self) -> Path:
         return self.root / "redis"
 

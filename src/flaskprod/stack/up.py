@@ -1,6 +1,6 @@
 """``flaskprod up``: the production-shaped stack of a project, on this machine.
 
-Order: local CA -> PostgreSQL -> Redis -> migrations (release step) -> the app server
+Order: local CA -> PostgreSQL or MariaDB -> Redis -> migrations (release step) -> the app server
 (gunicorn with the rendered config, or granian with the kit's flags) -> nginx with the
 rendered site -> readiness through nginx over HTTPS. Every service is started in its
 own session with its output in a log file, so the same code serves the foreground mode
@@ -38,7 +38,7 @@ from flaskprod.errors import (
 from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve_python
 from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.servers import served_target
-from flaskprod.spec.stackdeps import PINNED
+from flaskprod.spec.stackdeps import DRIVER_MODULES, PINNED
 from flaskprod.stack import (
     app_settings,
     granian,
@@ -61,6 +61,7 @@ from flaskprod.stack.ports import LOOPBACK
 from flaskprod.stack.state import ServiceRecord, StackState, StateDir, children_of
 
 if TYPE_CHECKING:
+    from flaskprod.stack.mariadb import MariaDBServer
     from flaskprod.stack.postgres import PostgresCluster
     from flaskprod.stack.redis import RedisServer
 
@@ -81,7 +82,7 @@ _RECORDED_ENV = (
 
 #: Start order; stopped in reverse. The app server is one of gunicorn and granian
 #: (server.kind), recorded under its own name.
-SERVICES = ("postgres", "redis", "gunicorn", "granian", "nginx")
+SERVICES = ("postgres", "mariadb", "redis", "gunicorn", "granian", "nginx")
 APP_SERVERS = ("gunicorn", "granian")
 
 Echo = Callable[[str], None]
@@ -125,6 +126,8 @@ def stop_how(name: str, graceful: float = 30.0) -> StopHow:
         "gunicorn": StopHow(signal.SIGTERM, True, graceful + 5.0),
         "granian": StopHow(signal.SIGTERM, True, graceful + 5.0),
         "postgres": StopHow(signal.SIGINT, False, 30.0),
+        # TERM: MariaDB's clean shutdown (flushes InnoDB); one process, no group
+        "mariadb": StopHow(signal.SIGTERM, False, 60.0),
     }.get(name, StopHow(signal.SIGTERM, True, 10.0))
 
 
@@ -541,16 +544,17 @@ class Stack:
         """The app reaches the stack's PostgreSQL with the driver it ships: say so when
         the project's environment lacks it (a note: an app may use no database at all)."""
         spec, environ = self.spec, self.options.environ
-        if spec.database.engine != "postgresql" or self.options.embedded:
+        if not spec.database.server_engine or self.options.embedded:
             return
         if environ.get("DATABASE_URL"):
             return
         driver = spec.database.driver
-        if not self.python.has_module(driver):
+        if not self.python.has_module(DRIVER_MODULES[driver]):
             self.echo(
                 f"note: {driver} (database.driver) is not installed in "
-                f"{project_env.owner(self.python)}: the app cannot reach PostgreSQL with "
-                f"postgresql+{driver}://; add '{PINNED[driver]}' to its requirements"
+                f"{project_env.owner(self.python)}: the app cannot reach "
+                f"{spec.database.label} with {spec.database.scheme}://; add "
+                f"'{PINNED[driver]}' to its requirements"
             )
 
     def _record(self, name: str, proc: process.Process | None, pid: int | None, **kw: str) -> None:
@@ -571,12 +575,16 @@ class Stack:
     def _database(self) -> str:
         given = self.options.environ.get("DATABASE_URL")
         if given:
-            self.echo("database: DATABASE_URL is set: using it (no PostgreSQL started)")
+            self.echo(
+                f"database: DATABASE_URL is set: using it (no {self.spec.database.label} started)"
+            )
             return given
         if self.options.embedded or self.spec.database.engine == "sqlite":
             why = "--embedded" if self.options.embedded else 'database.engine = "sqlite"'
             self.echo(f"database: SQLite in {self.dirs.sqlite} ({why})")
             return f"sqlite:///{self.dirs.sqlite}"
+        if self.spec.database.is_mysql:
+            return self._mariadb()
         from flaskprod.stack.postgres import PostgresCluster
 
         cluster = PostgresCluster(
@@ -605,6 +613,43 @@ class Stack:
         # The app connects with the driver it ships (database.driver).
         driver = self.spec.database.driver
         return f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
+
+    def _mariadb(self) -> str:
+        """The project's own MariaDB in the state folder (for engine mariadb and mysql:
+        the same protocol and SQL the app uses), its database and least-privilege user
+        with a generated password (kept in the state folder, 0600)."""
+        from flaskprod.spec.mariadb import server_settings
+        from flaskprod.stack.mariadb import MariaDBServer
+
+        server = MariaDBServer(
+            self.dirs.mariadb,
+            settings=server_settings(self.spec),
+            log_path=self.dirs.log("mariadb"),
+            ready_timeout=60.0,
+        )
+        first = not server.initialized
+        self.echo(
+            f"mariadb: {'creating a new server in' if first else 'starting'} {self.dirs.mariadb}"
+        )
+        _start_or_stop(server)
+        _outlive_this_process(server)
+        self._record(
+            "mariadb",
+            None,
+            server.pid,
+            address=f"{LOOPBACK}:{server.port}",
+            log=str(server.log_path),
+            data=str(self.dirs.mariadb),
+        )
+        database = self.spec.resolve(self.spec.database.name)
+        user = self.spec.resolve(self.spec.database.user)
+        password = self.dirs.generated_secret("mariadb-password")
+        server.ensure_database(database, user, password)
+        self.echo(
+            f"mariadb: database {database}, user {user} (granted on it only; utf8mb4, "
+            f"strict SQL mode, wait_timeout {self.spec.database.wait_timeout}s)"
+        )
+        return self.spec.database.url(user, password, LOOPBACK, server.port, database)
 
     def _redis(self) -> str | None:
         given = self.options.environ.get("REDIS_URL")
@@ -814,7 +859,7 @@ def _can_listen(port: int) -> bool:
     return True
 
 
-def _start_or_stop(server: PostgresCluster | RedisServer) -> None:
+def _start_or_stop(server: PostgresCluster | MariaDBServer | RedisServer) -> None:
     # Interrupted (Ctrl-C) while it starts, the server is not recorded yet: stop it
     # here, or it would outlive `up` unnoticed.
     try:
@@ -888,7 +933,7 @@ def stop_services(
 def remove_data(dirs: StateDir) -> list[Path]:
     """The data ``down --volumes`` deletes: database, Redis, uploads, SQLite."""
     removed: list[Path] = []
-    for path in (dirs.postgres, dirs.redis, dirs.media, dirs.sqlite):
+    for path in (dirs.postgres, dirs.mariadb, dirs.redis, dirs.media, dirs.sqlite):
         if path.is_dir():
             shutil.rmtree(path)
             removed.append(path)

@@ -97,7 +97,7 @@ for found in "$backup_dir/$app-"*.sha256; do
   old=${found%.sha256}
   old_stamp=${old#"$backup_dir/$app-"}
   [[ $old_stamp =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || continue
-  [[ -f $old.dump || -f $old.sqlite3 ]] || continue
+  [[ -f $old.dump || -f $old.sql.gz || -f $old.sqlite3 ]] || continue
   backups+=("$old_stamp")
   count=$((count + 1))
 done
@@ -107,7 +107,7 @@ if ((count > keep)); then
     if [[ $old_stamp < $cutoff ]]; then
       old="$backup_dir/$app-$old_stamp"
       # the manifest first (what makes it count for flaskprod), the database file last
-      rm -f -- "$old.json" "$old.media.tar" "$old.sha256" "$old.dump" "$old.sqlite3"
+      rm -f -- "$old.json" "$old.media.tar" "$old.sha256" "$old.dump" "$old.sql.gz" "$old.sqlite3"
       echo "backup: removed $app-$old_stamp (older than $max_age_days days and beyond the newest $keep)"
     fi
   done

@@ -14,7 +14,7 @@ verify_checksum() {
   local file=$1 folder base sums line
   folder=$(dirname -- "$file")
   base=$(basename -- "$file")
-  sums="$folder/${base%.*}.sha256"
+  sums="$folder/${base%%.*}.sha256"
   if [[ ! -f $sums ]]; then
     echo "restore: warning: no ${sums##*/} beside $file: its checksum is NOT verified" >&2
     return 0

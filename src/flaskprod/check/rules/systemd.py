@@ -301,6 +301,8 @@ def _spec_urls(ctx: Context) -> dict[str, str]:
     database, redis = ctx.spec.database, ctx.spec.redis
     if getattr(database, "local", False) and database.engine == "postgresql":
         urls["flaskprod.toml [database] local"] = "postgresql://localhost/"
+    if getattr(database, "local", False) and database.engine in ("mariadb", "mysql"):
+        urls["flaskprod.toml [database] local"] = "mysql://localhost/"
     if getattr(redis, "local", False) and redis.enabled:
         urls["flaskprod.toml [redis] local"] = "redis://localhost/"
     return urls
@@ -351,7 +353,10 @@ def no_after_database(ctx: Context) -> Iterator[Finding]:
             kind = next((d for d in _DATABASES if scheme.startswith(d[:5])), None)
             if kind is None or host not in _LOCAL_HOSTS:
                 continue
-            if kind[:5] in order or (kind == "mariadb" and "mysql" in order):
+            if kind[:5] in order:
+                continue
+            # MariaDB answers mysql:// URLs; Debian's unit is mariadb.service (alias mysql)
+            if kind in ("mysql", "mariadb") and ("mysql" in order or "mariadb" in order):
                 continue
             missing.setdefault(kind, key)
         if missing:

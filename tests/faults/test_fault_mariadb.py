@@ -1,0 +1,52 @@
+"""Scenario 9: the database restart of scenario 4 with the shop on MariaDB (the
+MariaDB ``up`` runs in the state folder, the shop through PyMySQL with flaskprod's
+pre-ping and pool_recycle): readiness 503 within 2 s and back within 2 s, cached
+reads unaffected, pages 503 not 500, no acknowledged order lost or stored twice
+(checked in MariaDB directly)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.faults.scenarios import TEST, mariadb_restarted  # noqa: E402
+from bench.faults.stack import FaultStack, StackError, running_stack  # noqa: E402
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def mariadb_stack() -> Iterator[FaultStack]:
+    try:
+        with running_stack(database="mariadb") as stack:
+            yield stack
+    except StackError as error:
+        pytest.fail(f"the MariaDB stack for scenario 9 did not start: {error}", pytrace=False)
+
+
+def test_mariadb_restart_turns_readiness_503_and_back_and_loses_no_order(
+    mariadb_stack: FaultStack,
+) -> None:
+    assert mariadb_stack.database == "mariadb"
+    assert mariadb_stack.env["DATABASE_URL"].startswith("mysql+pymysql://shop:")
+    before = mariadb_stack.pid("mariadb")
+    result = mariadb_restarted(mariadb_stack, TEST)
+    assert mariadb_stack.pid("mariadb") != before, "MariaDB was not restarted"
+    extra = result["extra"]
+    assert extra["readiness_503_after_s"] is not None and extra["readiness_503_after_s"] <= 2.0
+    assert extra["readiness_200_after_restart_s"] is not None
+    assert extra["readiness_200_after_restart_s"] <= 2.0
+    assert not result["load"]["failed_gets"], "a cached product read failed"
+    assert result["load"]["tracebacks"] == 0
+    assert "503" in extra["page_during_outage"], extra
+    orders = result["orders"]
+    assert orders["acknowledged"] > 0 and orders["lost"] == orders["duplicated"] == 0, orders
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert not failed, failed
