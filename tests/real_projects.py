@@ -43,6 +43,7 @@ REQUIREMENTS = {
     "microblog": "requirements.txt",
     "flask-on-docker": "services/web/requirements.txt",
     "flaskr": "pyproject.toml",  # [project] dependencies
+    "CTFd": "requirements.txt",
 }
 
 

@@ -40,6 +40,7 @@ class Level(IntEnum):
 LAYERS = (
     "app",
     "project",
+    "kit",
     "gunicorn",
     "granian",
     "nginx",
