@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import spec_governs
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import GunicornSetup, gunicorn_setups
@@ -562,11 +563,14 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     limit = _app_body_limit(ctx)
     if limit is None:
         return
+    from_spec = ctx.app_config is None
     reported: set[int] = set()
     for proxy_pass in _app_proxy_passes(ctx):
         block, server = proxy_pass.parent, _enclosing_server(proxy_pass)
         if block is None or id(server) in reported:
             continue
+        if from_spec and not spec_governs(ctx, proxy_pass.file):
+            continue  # the spec's max_body is the kit's; the project's own site is not held to it
         found = block.setting("client_max_body_size")
         text = found.args[0] if found and found.args else "1m"
         try:
