@@ -102,7 +102,8 @@ def render_markdown() -> str:
             out.append(f'<a id="{rule.id.lower()}"></a>\n')
             out.append(f"### {rule.id}: {rule.title}\n")
             needs = f" Needs: {', '.join(sorted(rule.requires))}." if rule.requires else ""
-            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}\n")
+            why = f" Why this level: {rule.level_reason}" if rule.level_reason else ""
+            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}{why}\n")
             out.append(f"{rule.help}\n")
             if rule.example:
                 out.append(f"Example:\n\n```\n{rule.example.strip()}\n```\n")

@@ -107,6 +107,9 @@ class Rule:
     requires: frozenset[str] = frozenset()
     #: A short example of what the rule flags, for the checks reference.
     example: str = ""
+    #: Why the default level is what it is (its consequence), and how it rises with the
+    #: size of the problem; shown beside the level in the checks reference.
+    level_reason: str = ""
 
     def finding(
         self,
@@ -169,12 +172,15 @@ def rule(
     help: str,
     requires: Iterable[str] = (),
     example: str = "",
+    level_reason: str = "",
 ) -> Callable[[CheckFunction], Rule]:
     """Declare a rule. The decorated function gets the :class:`Context` and yields
     findings, usually made with ``RULE.finding(...)`` on the returned :class:`Rule`.
 
     ``requires`` names preconditions (see :data:`PRECONDITIONS`); when one is not met
-    the runner does not call the rule. ``example`` is shown in docs/checks.md."""
+    the runner does not call the rule. ``example`` and ``level_reason`` (why this
+    level: the consequence, and when a finding is raised above it) are shown in
+    docs/checks.md."""
 
     def register(function: CheckFunction) -> Rule:
         new_rule = Rule(
@@ -186,6 +192,7 @@ def rule(
             function=function,
             requires=frozenset(requires),
             example=example,
+            level_reason=level_reason,
         )
         REGISTRY.add(new_rule)
         return new_rule

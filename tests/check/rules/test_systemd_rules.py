@@ -80,12 +80,17 @@ def test_no_working_directory_for_gunicorn(tmp_path: Path) -> None:
     assert "SYS005" not in ids(check(tmp_path))
 
 
-def test_hardening_levels(tmp_path: Path) -> None:
-    bare = "[Service]\nUser=a\nExecStart=/bin/true\n"
-    write(tmp_path, {"a.service": bare})
+@pytest.mark.parametrize(
+    ("name", "level"),
+    [("bare", Level.ERROR), ("some", Level.WARNING), ("caps", Level.INFO), ("hard", None)],
+)
+def test_hardening_level_rises_with_exposure(tmp_path: Path, name: str, level: Level) -> None:
+    """systemd-analyze 252 says UNSAFE (9.6), EXPOSED (8.5), MEDIUM (6.5) and OK for these
+    units: an unhardened unit is an error, a weakly hardened one a warning."""
+    write(tmp_path, {"a.service": UNITS[name]})
     found = [f for f in check(tmp_path) if f.id == "SYS010"]
-    assert [f.level for f in found] == [Level.WARNING]
-    assert "/10" in found[0].message
+    assert [f.level for f in found] == ([level] if level else []), found
+    assert all("/10" in f.message for f in found)
 
 
 UNITS = {

@@ -322,10 +322,11 @@ def _secret_defaults(tree: ast.Module) -> Iterator[tuple[str, str, int]]:
     help="Read secrets with os.environ['NAME'] (the app refuses to start without them) "
     "instead of os.environ.get('NAME', 'some-default') or os.getenv('NAME') or '...': "
     "the literal is in the repository, and the day the variable is missing (a new "
-    "server, a typo in the env file) the app starts with it instead of failing. "
-    "Level: warning, a placeholder waiting to happen; when production's environment "
-    "really lacks SECRET_KEY, APP002 reports the fallback in effect (critical).",
+    "server, a typo in the env file) the app starts with it instead of failing.",
     example="SECRET_KEY = os.environ.get('SECRET_KEY', 'dev')",
+    level_reason="warning: a placeholder waiting to happen, not in effect while the "
+    "environment sets the variable; when production's environment really lacks "
+    "SECRET_KEY, APP002 reports the fallback in effect (critical).",
 )
 def secret_default(ctx: Context) -> Iterator[Finding]:
     in_effect = None  # the SECRET_KEY fallback APP002 reports (the env lacks the key)
@@ -504,10 +505,11 @@ def _unprotected_forms(app: AppInfo) -> list[dict[str, Any]]:
     help="Remove WTF_CSRF_ENABLED = False from the factory or the production config (keep "
     "it in a testing config or under 'if app.testing:'): with it, every form a logged-in "
     "user can post can be posted for them by any site they visit. Exempt single views "
-    "that take no cookies with @csrf.exempt instead. Level: error, as APP004 (the same "
-    "consequence); when the app was imported and APP004 already names the unprotected "
-    "routes, this line is its cause and is not reported twice.",
+    "that take no cookies with @csrf.exempt instead.",
     example="def create_app():\n    app.config['WTF_CSRF_ENABLED'] = False",
+    level_reason="error, as APP004 (the same consequence: forged posts in a logged-in "
+    "session); when the app was imported and APP004 already names the unprotected "
+    "routes, this line is its cause and is not reported twice.",
 )
 def csrf_switched_off(ctx: Context) -> Iterator[Finding]:
     sources = [p for p in _python_sources(ctx) if "WTF_CSRF" in ctx.read(p)]
@@ -839,10 +841,11 @@ def run_public(ctx: Context) -> Iterator[Finding]:
     "('python wsgi.py' to try something) starts Flask's development server with what the "
     "__main__ block says. Keep app.run() out of the module production serves (use "
     "'flask --app ... run --debug' on a workstation), or at least no debug=True and no "
-    "host='0.0.0.0' there. Level: error when both (the Werkzeug debugger on every "
-    "interface runs code for whoever reaches it), warning for either alone (the debugger "
-    "on loopback, or an unhardened server on the network).",
+    "host='0.0.0.0' there.",
     example="if __name__ == '__main__':\n    app.run(host='0.0.0.0', debug=True)  # in wsgi.py",
+    level_reason="error when both (the Werkzeug debugger on every interface runs code for "
+    "whoever reaches it), warning for either alone (the debugger on loopback, or an "
+    "unhardened server on the network); only when someone starts the file by hand.",
 )
 def main_block_run(ctx: Context) -> Iterator[Finding]:
     entry = app_file(ctx)

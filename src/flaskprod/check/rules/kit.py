@@ -63,6 +63,9 @@ def _project_facts(ctx: Context) -> Any:
     "'flaskprod render' (it refuses to overwrite hand edits unless --force). "
     "'flaskprod render --check' lists the same files.",
     example="deploy/nginx/shop.conf edited by hand after 'flaskprod init'",
+    level_reason="warning: what runs is not what flaskprod.toml says (and what check "
+    "judged there), and the next render loses or refuses the edit; info when no kit was "
+    "rendered yet (nothing deployed from it).",
 )
 def kit_drift(ctx: Context) -> Iterator[Finding]:
     if ctx.spec is None:

@@ -17,7 +17,10 @@ from flaskprod.launch.gunicorn import find_gunicorn
 from flaskprod.launch.shell import split_command, tokens
 from flaskprod.launch.systemd import Unit
 
-#: Exposure above this is systemd-analyze's EXPOSED/UNSAFE: a warning.
+#: From this exposure on, systemd-analyze (252) says UNSAFE: next to nothing is
+#: sandboxed, an error.
+EXPOSURE_ERROR = 9.0
+#: Exposure above this is systemd-analyze's EXPOSED: a warning.
 EXPOSURE_WARNING = 7.0
 #: Above this (systemd's MEDIUM), an info with the settings to add.
 EXPOSURE_INFO = 4.5
@@ -368,11 +371,13 @@ def no_after_database(ctx: Context) -> Iterator[Finding]:
 @rule(
     "SYS009",
     layer="systemd",
-    level=Level.INFO,
+    level=Level.WARNING,
     title="no ExecReload for a graceful reload",
     help="Add 'ExecReload=/bin/kill -s HUP $MAINPID': 'systemctl reload APP' then "
     "replaces gunicorn's workers without dropping a request.",
     example="# no ExecReload=/bin/kill -s HUP $MAINPID",
+    level_reason="warning: a graceful reload is a deployment checklist item; without it "
+    "every deploy restarts the service and the requests in flight get a 502.",
 )
 def no_reload(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -397,6 +402,10 @@ def no_reload(ctx: Context) -> Iterator[Finding]:
     "RestrictNamespaces=yes, LockPersonality=yes, SystemCallFilter=@system-service, "
     "CapabilityBoundingSet=; check with 'systemd-analyze security UNIT'.",
     example="[Service]\nUser=shop\nExecStart=...   # nothing else: exposure 9.2/10",
+    level_reason=f"rises with the exposure score, in systemd-analyze's (252) bands: "
+    f"error from {EXPOSURE_ERROR} (UNSAFE: an unhardened unit, a compromised app can read "
+    f"and write all its user can), warning above {EXPOSURE_WARNING} (EXPOSED: weakly "
+    f"hardened), info above {EXPOSURE_INFO} (MEDIUM: the settings still to add).",
 )
 def weak_hardening(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -411,7 +420,11 @@ def weak_hardening(ctx: Context) -> Iterator[Finding]:
             f"style); most open: {', '.join(missing[:5])}",
             file=where,
             line=unit.first_line("Service"),
-            level=None if score > EXPOSURE_WARNING else Level.INFO,
+            level=Level.ERROR
+            if score >= EXPOSURE_ERROR
+            else Level.WARNING
+            if score > EXPOSURE_WARNING
+            else Level.INFO,
         )
 
 
