@@ -12,6 +12,7 @@ from deploy_helpers import FIXTURES, assert_fixture, check, fixture_cases, ids, 
 
 from flaskprod.check.model import Level
 from flaskprod.check.rules._exposure import exposure
+from flaskprod.check.rules.systemd import timespan
 from flaskprod.launch.systemd import parse_unit_text
 
 
@@ -175,3 +176,24 @@ def test_dotenv_kept_out_of_the_repository_is_not_missing(tmp_path: Path) -> Non
         assert "SYS005" not in ids(check(tmp_path)), env
     write(tmp_path, {"a.service": unit.format(env="/srv/a/deploy/production.env")})
     assert "SYS005" in ids(check(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("1min 30s", 90.0), ("2m", 120.0), ("500ms", 0.5),
+     ("infinity", float("inf")), ("soon", None), ("5 fortnights", None)],
+)  # fmt: skip
+def test_systemd_time_spans(text: str, seconds: float | None) -> None:
+    assert timespan(text) == seconds
+
+
+def test_stop_timeout_set_below_gunicorns_default_graceful(tmp_path: Path) -> None:
+    """TimeoutStopSec=20 and no graceful_timeout: gunicorn's own default (30 s) counts."""
+    unit = (
+        "[Service]\nUser=app\nWorkingDirectory=/srv/app\nTimeoutStopSec=20\n"
+        "ExecStart=/srv/app/v/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app\n"
+    )
+    write(tmp_path, {"app.service": unit, "wsgi.py": "app = None\n"})
+    found = [f for f in check(tmp_path) if f.id == "SYS012"]
+    assert [(f.line, f.level) for f in found] == [(4, Level.WARNING)], found
+    assert "20 s (TimeoutStopSec=20)" in found[0].message and "30 s" in found[0].message

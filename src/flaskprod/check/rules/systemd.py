@@ -483,3 +483,66 @@ def socket_folder(ctx: Context) -> Iterator[Finding]:
                 file=ctx.relative(file),
                 line=line,
             )
+
+
+#: systemd 252's DefaultTimeoutStopSec (system.conf): a unit that sets no TimeoutStopSec=
+#: (nor TimeoutSec=) is SIGKILLed this long after its stop began.
+SYSTEMD_STOP_TIMEOUT = 90.0
+#: gunicorn's own graceful_timeout default (seconds), when neither config nor flag sets it.
+GUNICORN_GRACEFUL_TIMEOUT = 30
+_SPAN_UNITS = {
+    "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3,
+    "": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+}  # fmt: skip
+
+
+def timespan(text: str) -> float | None:
+    """Seconds in a systemd time span ("90", "1min 30s", "500ms"; "infinity": inf);
+    None when it is not one (systemd.time(7))."""
+    text = text.strip().lower()
+    if text == "infinity":
+        return float("inf")
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+    if not parts or re.sub(r"[\d.\sa-z]", "", text):
+        return None
+    if any(unit not in _SPAN_UNITS for _, unit in parts):
+        return None
+    return sum(float(number) * _SPAN_UNITS[unit] for number, unit in parts)
+
+
+@rule(
+    "SYS012",
+    layer="systemd",
+    level=Level.WARNING,
+    title="systemd kills the app before its graceful shutdown can end",
+    help="Give the unit TimeoutStopSec= longer than gunicorn's graceful_timeout (the kit "
+    "uses graceful_timeout + 10 s): on 'systemctl stop/restart' gunicorn lets its workers "
+    "finish their requests for graceful_timeout, and systemd SIGKILLs whatever still runs "
+    "after TimeoutStopSec (90 s in systemd 252 when unset).",
+    example="TimeoutStopSec=10\nExecStart=/srv/app/.venv/bin/gunicorn --graceful-timeout 30 w:app",
+    level_reason="warning: requests still running at a stop or restart are cut (a 502 "
+    "each), on every deploy that restarts; nothing is exposed.",
+)
+def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
+    units = {u.path: u for u in _services(ctx)}
+    for setup in gunicorn_setups(ctx):
+        unit = units.get(setup.file)
+        if setup.origin != "systemd" or unit is None:
+            continue
+        graceful = setup.get("graceful_timeout", GUNICORN_GRACEFUL_TIMEOUT)
+        if not isinstance(graceful, int) or isinstance(graceful, bool):
+            continue  # from a variable: not statically known
+        key = next((k for k in ("TimeoutStopSec", "TimeoutSec") if unit.get("Service", k)), None)
+        stop = timespan(unit.value("Service", key)) if key else SYSTEMD_STOP_TIMEOUT
+        if stop is None or stop > graceful:
+            continue
+        where = ctx.relative(unit.path)
+        said = f"{key}={unit.value('Service', key)}" if key else "systemd 252's default 90 s"
+        yield stop_before_graceful.finding(
+            f"{where} stops the app after {stop:g} s ({said}) but gunicorn gives its workers "
+            f"{graceful} s (graceful_timeout) to finish: requests still running are SIGKILLed",
+            file=where,
+            line=_line(unit, key) if key else _line(unit, "ExecStart"),
+        )
