@@ -22,7 +22,7 @@ from flaskprod.check.runner import CheckOptions, load_rules, run_checks
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: The layers whose fixtures this suite runs (the deployment-file layers run theirs in
 #: tests/check/rules/).
-OWN_PREFIXES = ("APP", "PRJ", "DEP", "KIT")
+OWN_PREFIXES = ("APP", "PRJ", "DEP", "KIT", "GHA", "K8S")
 
 
 def prepare(source: Path, scratch: Path) -> Path:

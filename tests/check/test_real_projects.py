@@ -30,6 +30,12 @@ def init(root: Path, *options: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+CTFD_TAGGED = ("docker-build", "lint", "mariadb", "mysql", "mysql8", "postgres", "sqlite")
+CTFD_UNSCOPED = (
+    *("lint", "mariadb", "mirror-core-theme", "mysql", "mysql8", "postgres", "sqlite"),
+    "verify-themes",
+)
+
 #: What ``check`` still reports at warning or above right after ``flaskprod init`` (id,
 #: file): each project's own defects, in its own files, which init does not touch and
 #: check must not hide (pinned CVEs, placeholder secrets, forms without CSRF, its own
@@ -76,6 +82,10 @@ OWN_FINDINGS = {
         # wsgi.py, the module init found and the kit serves, ends in
         # app.run(debug=True, ...) under __main__: the debugger, if run by hand
         ("APP014", "wsgi.py"),
+        # its own workflows: other owners' actions at tags (astral-sh, codecov, docker)
+        *(("GHA001", f".github/workflows/{name}.yml") for name in CTFD_TAGGED),
+        # and jobs whose token gets the repository's default permissions
+        *(("GHA002", f".github/workflows/{name}.yml") for name in CTFD_UNSCOPED),
     },
 }
 

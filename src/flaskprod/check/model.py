@@ -47,6 +47,8 @@ LAYERS = (
     "systemd",
     "docker",
     "compose",
+    "k8s",
+    "ci",
     "deps",
     "live",
     "host",
