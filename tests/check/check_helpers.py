@@ -79,7 +79,13 @@ def render_kit_into(root: Path) -> None:
 def needs_import(rule_id: str) -> bool:
     """Import the app only for rules that judge it (APP000 reports the import itself)."""
     load_rules()
-    return rule_id == "APP000" or "app" in REGISTRY[rule_id].requires
+    return rule_id in JUDGES_THE_APP or "app" in REGISTRY[rule_id].requires
+
+
+#: Rules that read the imported app without requiring it (quiet, not "not judged",
+#: when it is missing): APP000 reports the import itself, K8S001 compares probe paths
+#: with the app's routes only in projects that have Kubernetes manifests.
+JUDGES_THE_APP = frozenset({"APP000", "K8S001"})
 
 
 class MemoProbe:

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 DOCS_URL = "https://github.com/flaskprod/flaskprod/blob/main/docs/checks.md"
 
 
+def is_id_prefix(text: str) -> bool:
+    """A layer prefix of check ids (``NGX``, ``K8S``), not a whole id (``NGX004``): ids
+    end with their number, prefixes with a letter."""
+    return text.isalnum() and text.isascii() and not text[-1].isdigit()
+
+
 class Level(IntEnum):
     INFO = 10
     WARNING = 20
