@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import kit_health_paths
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers import cached
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
@@ -133,8 +134,8 @@ def probe_paths(ctx: Context) -> Iterator[Finding]:
     served = _health_paths(ctx) if ctx.app is not None else None
     if served is None or not manifests(ctx):
         return
-    own = {ctx.spec.http.health_path, ctx.spec.http.ready_path} if ctx.spec else set()
     for manifest in manifests(ctx):
+        own = kit_health_paths(ctx, manifest.path)
         for container in manifest.containers:
             for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
                 probe = container.get(kind)
