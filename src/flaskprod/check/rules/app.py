@@ -927,6 +927,8 @@ def proxy_fix(ctx: Context) -> Iterator[Finding]:
     "flaskprod.Production(app) adds both.",
     requires=("app",),
     example="no /health, /healthz or /livez route",
+    level_reason="warning, a checklist item (a health check): without it a hung app keeps "
+    "its traffic and deploys cannot wait for the new version to be healthy.",
 )
 def no_health(ctx: Context) -> Iterator[Finding]:
     app = _app(ctx)

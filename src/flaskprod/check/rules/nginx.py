@@ -596,6 +596,8 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     help="Add 'server_tokens off;' in the http block (or each server): nginx otherwise "
     "shows its exact version on every error page and in the Server header.",
     example="http {\n    # no server_tokens off;",
+    level_reason="warning, a checklist item (version hidden): the exact version tells "
+    "scanners which CVEs to try; info for a site file, whose nginx.conf may turn it off.",
 )
 def server_tokens(ctx: Context) -> Iterator[Finding]:
     tree = _tree(ctx)
@@ -630,6 +632,9 @@ def server_tokens(ctx: Context) -> Iterator[Finding]:
         "server { listen 80; server_name shop.example.com; ... }"
         "   # also answers Host: evil.example"
     ),
+    level_reason="warning, as the deployment checklists have it: the site answers any "
+    "Host (host-header poisoning of password-reset links, the site indexed under other "
+    "names); info for a site file whose nginx.conf may hold the default server.",
 )
 def no_default_server(ctx: Context) -> Iterator[Finding]:
     by_port: dict[str, list[Directive]] = {}
