@@ -197,3 +197,25 @@ def test_stop_timeout_set_below_gunicorns_default_graceful(tmp_path: Path) -> No
     found = [f for f in check(tmp_path) if f.id == "SYS012"]
     assert [(f.line, f.level) for f in found] == [(4, Level.WARNING)], found
     assert "20 s (TimeoutStopSec=20)" in found[0].message and "30 s" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("flags", "unit_lines", "found"),
+    [
+        ("", "", []),  # gunicorn binds with umask 0: 0777
+        ("--umask 077", "", ["0700 (gunicorn's umask 0077)"]),
+        ("-m 007", "RuntimeDirectoryMode=0700\n", ["0770 (gunicorn's umask 0007), folder 0700"]),
+        ("--umask 007", "RuntimeDirectoryMode=0750\n", []),  # through the app's group
+    ],
+)  # fmt: skip
+def test_gunicorn_socket_modes(
+    tmp_path: Path, flags: str, unit_lines: str, found: list[str]
+) -> None:
+    unit = (
+        f"[Service]\nUser=app\nGroup=app\nWorkingDirectory=/srv/app\nRuntimeDirectory=app\n{unit_lines}"
+        f"ExecStart=/srv/app/v/bin/gunicorn {flags} --bind unix:/run/app/g.sock wsgi:app\n"
+    )
+    write(tmp_path, {"app.service": unit, "wsgi.py": "app = None\n"})
+    messages = [f.message for f in check(tmp_path) if f.id == "SYS013"]
+    assert len(messages) == len(found), messages
+    assert all(part in message for part, message in zip(found, messages, strict=True)), messages

@@ -546,3 +546,102 @@ def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
             file=where,
             line=_line(unit, key) if key else _line(unit, "ExecStart"),
         )
+
+
+#: systemd 252's defaults for a service: UMask=0022, RuntimeDirectoryMode=0755.
+SYSTEMD_UMASK = 0o022
+RUNTIME_DIRECTORY_MODE = 0o755
+
+
+def _mode(value: object) -> int | None:
+    """A file mode or mask as written: 0o660, 432, "0660", "660", "0o660"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().lower().removeprefix("0o")
+    try:
+        return int(text, 8)
+    except ValueError:
+        return None
+
+
+def _sockets(ctx: Context) -> Iterator[tuple[Unit, PurePosixPath, int, str, Path, int]]:
+    """(unit, socket path, socket mode, why that mode, file, line) of every app server a
+    systemd unit starts on a unix socket, the mode judged as it will be: gunicorn binds
+    with its own umask (0 unless set: 0777), granian with --uds-permissions, else with
+    the unit's UMask (0022 unless set: 0755)."""
+    from flaskprod.check.parsers.granian import granian_setups
+
+    units = {u.path: u for u in _services(ctx)}
+    for setup in gunicorn_setups(ctx):
+        unit = units.get(setup.file)
+        if setup.origin != "systemd" or unit is None:
+            continue
+        umask = _mode(setup.get("umask", 0))
+        if umask is None:
+            continue
+        said = (
+            f"gunicorn's umask {umask:04o}" if "umask" in setup.settings else "gunicorn's umask 0"
+        )
+        for bind in setup.binds:
+            if bind.startswith("unix:"):
+                file, line = (
+                    setup.where("umask") if "umask" in setup.settings else setup.where("bind")
+                )
+                yield unit, PurePosixPath(bind[5:]), 0o777 & ~umask, said, file, line
+    for granian in granian_setups(ctx):
+        unit = units.get(granian.file)
+        uds = granian.setting("--uds")
+        if granian.origin != "systemd" or unit is None or not isinstance(uds, str):
+            continue
+        given = granian.setting("--uds-permissions")
+        if isinstance(given, str):
+            mode, said = _mode(given), f"--uds-permissions {given}"
+        else:
+            written = unit.get("Service", "UMask")
+            umask = _mode(written.value) if written else SYSTEMD_UMASK
+            mode = None if umask is None else 0o777 & ~umask
+            said = f"UMask={written.value}" if written else "systemd's default UMask=0022"
+        if mode is not None:
+            yield unit, PurePosixPath(uds), mode, said, granian.file, granian.line
+
+
+@rule(
+    "SYS013",
+    layer="systemd",
+    level=Level.ERROR,
+    title="nginx can never connect to the app's unix socket",
+    help="nginx runs as another user (www-data): it needs write permission on the socket "
+    "and search permission on its folder, through the app's group (add nginx's user to "
+    "Group=, socket 0660, RuntimeDirectoryMode=0750) or through everyone. gunicorn binds "
+    "with its own umask (0: 0777 unless set); granian with --uds-permissions, else with "
+    "the unit's UMask (systemd's default 0022 makes 0755: only the app's user can "
+    "connect). The kit: --uds-permissions 0660, UMask=0007, RuntimeDirectoryMode=0750.",
+    example="ExecStart=/srv/app/.venv/bin/granian --uds /run/app/granian.sock ...\n"
+    "# no --uds-permissions, no UMask=: the socket is 0755",
+    level_reason="error: every request through nginx is a 502 (connect() permission "
+    "denied) until the modes change; when the group could connect, whether nginx is in "
+    "that group is only seen on the server (check --host, HST004).",
+)
+def socket_unreachable(ctx: Context) -> Iterator[Finding]:
+    for unit, path, mode, said, file, line in _sockets(ctx):
+        runtime = {w for a in unit.all("Service", "RuntimeDirectory") for w in a.value.split()}
+        folder_mode = None
+        if path.parent.parent == PurePosixPath("/run") and path.parent.name in runtime:
+            written = unit.get("Service", "RuntimeDirectoryMode")
+            folder_mode = _mode(written.value) if written else RUNTIME_DIRECTORY_MODE
+        reachable = [
+            who
+            for who, write, search in (("its group", 0o020, 0o010), ("others", 0o002, 0o001))
+            if mode & write and (folder_mode is None or folder_mode & search)
+        ]
+        if reachable:
+            continue
+        folder = f", folder {folder_mode:04o}" if folder_mode is not None else ""
+        yield socket_unreachable.finding(
+            f"{path} will be mode {mode:04o} ({said}){folder}: only its owner can connect, "
+            "and nginx runs as another user",
+            file=ctx.relative(file),
+            line=line,
+        )
