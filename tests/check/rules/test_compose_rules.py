@@ -9,6 +9,7 @@ from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, w
 
 from flaskprod.check.model import Level
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.rules.compose import duration
 from flaskprod.launch.compose import parse_compose_text
 
 
@@ -182,3 +183,11 @@ def test_lines_of_list_items(tmp_path: Path) -> None:
     write(tmp_path, {"compose.yaml": text})
     found = {f.id: f.line for f in check(tmp_path) if f.id in ("CMP004", "CMP007")}
     assert found == {"CMP004": 8, "CMP007": 11}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10.0), ("1m30s", 90.0), ("1.5s", 1.5), ("500ms", 0.5), (45, 45.0), ("soon", None)],
+)
+def test_compose_durations(text: object, seconds: float | None) -> None:
+    assert duration(text) == seconds
