@@ -68,3 +68,14 @@ def test_hand_edit_missing_file_and_lost_mode_in_the_json_report(tmp_path: Path)
     assert report["deploy/Procfile"].startswith("missing")
     assert report["deploy/scripts/deploy.sh"].startswith("mode 0644, expected 0755")
     assert report["deploy/nginx/app.conf"].startswith("edited by hand since the last render")
+
+
+def test_a_spec_that_cannot_be_rendered_is_said_not_crashed(tmp_path: Path) -> None:
+    """app.target names no module: render --check fails, and check says why at info
+    instead of a rule crash (FP000)."""
+    root = project(tmp_path, rendered=True)
+    spec = root / "flaskprod.toml"
+    spec.write_text(spec.read_text().replace('"wsgi:app"', '"nowhere:app"'))
+    found = kit_findings(root)
+    assert [(file, level) for file, level, _ in found] == [("flaskprod.toml", "INFO")], found
+    assert "no module 'nowhere'" in found[0][2]

@@ -16,6 +16,7 @@ from typing import Any
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
+from flaskprod.errors import UserError
 from flaskprod.spec.rendered import read_manifest
 
 #: Level by how the file differs, and why: a hand edit (or a file flaskprod did not
@@ -81,7 +82,17 @@ def kit_drift(ctx: Context) -> Iterator[Finding]:
         return
     from flaskprod.kit.commands import plan_render
 
-    for change in plan_render(ctx.root, ctx.spec, _project_facts(ctx)).drift:
+    try:
+        drift = plan_render(ctx.root, ctx.spec, _project_facts(ctx)).drift
+    except UserError as error:  # e.g. app.target names no module: render fails the same
+        yield kit_drift.finding(
+            f"the kit could not be rendered to compare: {error}",
+            level=Level.INFO,
+            hint="Run 'flaskprod render --check' to see why.",
+            file="flaskprod.toml",
+        )
+        return
+    for change in drift:
         why = _REASONS.get(change.action, change.reason)
         if change.action == "update" and change.detail.startswith("mode "):
             why = f"{change.detail}: run 'flaskprod render'"
