@@ -29,7 +29,7 @@ def _tool(name: str, hint: str) -> str:
 
 def test_actionlint_and_gha003_agree_on_script_injection() -> None:
     workflows = sorted(FIXTURES.glob("GHA*/*/.github/workflows/*.yml"))
-    assert len(workflows) == 8, workflows
+    assert len(workflows) == 10, workflows
     theirs = actionlint(_tool, workflows)
     injected = {
         path for path, found in theirs.items() if any("untrusted" in f["message"] for f in found)

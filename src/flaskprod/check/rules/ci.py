@@ -255,9 +255,7 @@ def deploy_not_gated(ctx: Context) -> Iterator[Finding]:
     for workflow in workflows(ctx):
         if workflow.data is None:
             continue
-        data: dict[Any, Any] = workflow.data
-        events = data.get("on", data.get(True))  # YAML 1.1 reads the key on: as True
-        if isinstance(events, dict) and "workflow_run" in events:
+        if "workflow_run" in _events(workflow):
             continue  # started after another workflow: its conditions are elsewhere
         jobs = workflow.jobs
         for job_id, job in jobs.items():
@@ -277,3 +275,51 @@ def deploy_not_gated(ctx: Context) -> Iterator[Finding]:
                 file=ctx.relative(workflow.path),
                 line=workflow.line_of(f"{job_id}:"),
             )
+
+
+# -- GHA005 -----------------------------------------------------------------------------
+
+_PR_HEAD = re.compile(r"github\.event\.pull_request\.head\.(sha|ref)|github\.head_ref|refs/pull/")
+
+
+def _events(workflow: Workflow) -> set[str]:
+    data: dict[Any, Any] = workflow.data or {}
+    events = data.get("on", data.get(True))  # YAML 1.1 reads the key on: as True
+    if isinstance(events, str):
+        return {events}
+    if isinstance(events, list):
+        return {str(e) for e in events}
+    return {str(e) for e in events} if isinstance(events, dict) else set()
+
+
+@rule(
+    "GHA005",
+    layer=_LAYER,
+    level=Level.CRITICAL,
+    title="pull_request_target checks out and runs the pull request's code",
+    help="A pull_request_target workflow runs with the base repository's secrets and a "
+    "write token: never check out the pull request's head (ref: ${{ github.event."
+    "pull_request.head.sha }}) in it, nor build or test that code. Use pull_request for "
+    "anything that runs the contributor's code; keep pull_request_target for labelling "
+    "and comments.",
+    example="on: pull_request_target\n...\n- uses: actions/checkout@...\n  with:\n"
+    "    ref: ${{ github.event.pull_request.head.sha }}",
+    level_reason="critical: anyone who opens a pull request runs code with the "
+    "repository's secrets and a token that can push (GitHub Security Lab's 'pwn request').",
+)
+def pwn_request(ctx: Context) -> Iterator[Finding]:
+    for workflow in workflows(ctx):
+        if "pull_request_target" not in _events(workflow):
+            continue
+        for job in workflow.jobs.values():
+            for step in _steps(job):
+                uses = str(step.get("uses", ""))
+                given = step.get("with")
+                ref = str(given.get("ref", "")) if isinstance(given, dict) else ""
+                if uses.startswith("actions/checkout@") and _PR_HEAD.search(ref):
+                    yield pwn_request.finding(
+                        f"checks out the pull request's head ({ref.strip()}) in a "
+                        "pull_request_target workflow",
+                        file=ctx.relative(workflow.path),
+                        line=workflow.line_of(ref.strip()),
+                    )
