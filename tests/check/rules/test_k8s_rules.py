@@ -51,5 +51,24 @@ def test_the_kits_manifests_pass_every_k8s_rule() -> None:
     migration in a bounded Job), with the app imported for the probe paths."""
     result = run_checks(CheckOptions(root=SHOP, select=("K8S",)))
     assert result.context.app is not None, result.context.app_error
-    assert sorted(result.rules_run) == [f"K8S00{n}" for n in range(1, 7)]
+    assert sorted(result.rules_run) == [f"K8S00{n}" for n in range(1, 8)]
     assert result.findings == [], [(f.id, f.message) for f in result.findings]
+
+
+def test_liveness_on_the_readiness_route(tmp_path: Path) -> None:
+    """The readiness route checks the database: as a liveness probe, a database outage
+    would restart every pod at once."""
+    serving = BASE.replace(
+        '          command: ["gunicorn", "--bind", "0.0.0.0:8000", "wsgi:app"]\n',
+        '          command: ["gunicorn", "--bind", "0.0.0.0:8000", "wsgi:app"]\n'
+        "          ports:\n            - containerPort: 8000\n",
+    )
+    write(tmp_path, {"k8s/app.yaml": serving})
+    assert [f for f in k8s(tmp_path) if f.id == "K8S007"] == []
+    live_ready = serving.replace(
+        "              path: /health\n", "              path: /health/ready\n", 1
+    )
+    write(tmp_path, {"k8s/app.yaml": live_ready})
+    found = [f for f in k8s(tmp_path) if f.id == "K8S007"]
+    assert [(f.level, f.line) for f in found] == [(Level.WARNING, 27)], found
+    assert "the livenessProbe requests /health/ready" in found[0].message

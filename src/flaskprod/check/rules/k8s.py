@@ -425,3 +425,57 @@ def migration_job(ctx: Context) -> Iterator[Finding]:
                     file=file,
                     line=manifest.line_of("spec:"),
                 )
+
+
+# -- K8S007: readiness and liveness -----------------------------------------------------------
+
+
+#: A readiness route by its name (/health/ready, /readyz, /readiness).
+_READY = re.compile(r"ready|readiness", re.IGNORECASE)
+
+
+def _probe_path(container: dict[str, Any], kind: str) -> str | None:
+    probe = container.get(kind)
+    get = probe.get("httpGet") if isinstance(probe, dict) else None
+    path = get.get("path") if isinstance(get, dict) else None
+    return path if isinstance(path, str) else None
+
+
+@rule(
+    "K8S007",
+    layer=_LAYER,
+    level=Level.WARNING,
+    title="No readiness probe, or a liveness probe that checks the dependencies",
+    help="Give each serving container a readinessProbe (the readiness route: checks the "
+    "database and Redis) and a livenessProbe on the liveness route (answers without "
+    "touching them): without readiness a pod gets traffic before the app has imported; "
+    "with the dependencies in liveness, a database outage restarts every pod at once.",
+    example="livenessProbe:\n  httpGet:\n    path: /health/ready   # checks the database",
+    level_reason="warning: 502s at every rollout and scale-up, or restart storms during "
+    "a dependency's outage; nothing is exposed.",
+)
+def readiness(ctx: Context) -> Iterator[Finding]:
+    ready_paths = {ctx.spec.http.ready_path} if ctx.spec is not None else set()
+    for manifest in manifests(ctx):
+        if manifest.kind not in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
+            continue
+        for container in manifest.containers:
+            if not container.get("ports"):
+                continue  # not serving: a sidecar, a worker
+            name = container.get("name", "?")
+            file = ctx.relative(manifest.path)
+            live = _probe_path(container, "livenessProbe")
+            if "readinessProbe" not in container:
+                yield readiness.finding(
+                    f"{manifest.kind} {manifest.name}, container {name}: no readinessProbe, "
+                    "so it gets traffic as soon as it starts",
+                    file=file,
+                    line=manifest.line_of(f"name: {name}", after="containers:"),
+                )
+            elif live is not None and (live in ready_paths or _READY.search(live)):
+                yield readiness.finding(
+                    f"{manifest.kind} {manifest.name}, container {name}: the livenessProbe "
+                    f"requests {live}, the readiness route (it checks the dependencies)",
+                    file=file,
+                    line=manifest.line_of(f"path: {live}", after="livenessProbe"),
+                )
