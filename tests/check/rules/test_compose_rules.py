@@ -191,3 +191,19 @@ def test_lines_of_list_items(tmp_path: Path) -> None:
 )
 def test_compose_durations(text: object, seconds: float | None) -> None:
     assert duration(text) == seconds
+
+
+def test_stop_grace_level_rises_when_a_shutdown_window_was_chosen(tmp_path: Path) -> None:
+    """Both defaults (gunicorn's 30 s, Docker's 10 s): info, only requests over 10 s are
+    cut; a graceful timeout written and undone by Docker's default: a warning."""
+    compose = (
+        "services:\n  web:\n    build: .\n"
+        '    command: ["gunicorn", "--bind", "0.0.0.0:8000"{flags}, "wsgi:app"]\n'
+        "    restart: unless-stopped\n"
+    )
+    write(tmp_path, {"compose.yaml": compose.format(flags=""), "wsgi.py": "app = None\n"})
+    found = [(f.level, f.line) for f in check(tmp_path) if f.id == "CMP010"]
+    assert found == [(Level.INFO, 2)], found
+    write(tmp_path, {"compose.yaml": compose.format(flags=', "--graceful-timeout", "60"')})
+    found = [(f.level, f.line) for f in check(tmp_path) if f.id == "CMP010"]
+    assert found == [(Level.WARNING, 2)], found

@@ -391,7 +391,7 @@ def duration(value: object) -> float | None:
     return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
-def _graceful(ctx: Context, compose: ComposeFile, name: str) -> tuple[int, str] | None:
+def _graceful(ctx: Context, compose: ComposeFile, name: str) -> tuple[int, str, bool] | None:
     """How long the app server of service ``name`` lets requests finish on SIGTERM:
     gunicorn's graceful_timeout (30 s unless set), granian's --workers-kill-timeout
     (unbounded when unset: GRN003's finding, nothing to compare here)."""
@@ -401,7 +401,8 @@ def _graceful(ctx: Context, compose: ComposeFile, name: str) -> tuple[int, str] 
         if setup.origin == "compose" and setup.service == name:
             value = setup.get("graceful_timeout", GUNICORN_GRACEFUL_TIMEOUT)
             if isinstance(value, int) and not isinstance(value, bool):
-                return value, "gunicorn's graceful_timeout"
+                written = "graceful_timeout" in setup.settings
+                return value, "gunicorn's graceful_timeout", written
     found = compose.services.get(name)
     service: dict[str, Any] = found if isinstance(found, dict) else {}
     built = _built_dockerfile(compose, service)
@@ -418,7 +419,7 @@ def _graceful(ctx: Context, compose: ComposeFile, name: str) -> tuple[int, str] 
         if ours or image:
             value = granian.setting("--workers-kill-timeout")
             if isinstance(value, str) and value.isdigit():
-                return int(value), "granian's --workers-kill-timeout"
+                return int(value), "granian's --workers-kill-timeout", True
     return None
 
 
@@ -445,8 +446,10 @@ def _built_dockerfile(compose: ComposeFile, service: dict[str, Any]) -> Any:
     "unset), cutting the requests gunicorn or granian were still finishing.",
     example="web:\n  build: .\n  command: gunicorn --graceful-timeout 30 wsgi:app\n"
     "  # no stop_grace_period: killed after 10 s",
-    level_reason="warning: requests in flight at each redeploy are cut (502s, half-done "
-    "work); nothing is exposed.",
+    level_reason="warning when a graceful window or a stop_grace_period is written (the "
+    "shutdown someone chose is undone: requests in flight at each redeploy are cut); info "
+    "when both are left to their defaults (gunicorn's 30 s, Docker's 10 s: only requests "
+    "running longer than 10 s at a redeploy are cut).",
 )
 def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
     for compose in _files(ctx):
@@ -456,7 +459,7 @@ def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
             found = _graceful(ctx, compose, name)
             if found is None:
                 continue
-            graceful, said = found
+            graceful, said, chosen = found
             written = service.get("stop_grace_period")
             grace = DOCKER_STOP_GRACE if written is None else duration(written)
             if grace is None or grace > graceful:
@@ -469,4 +472,5 @@ def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
                 line=compose.line(name, "stop_grace_period")
                 if written is not None
                 else compose.line(name),
+                level=Level.WARNING if chosen or written is not None else Level.INFO,
             )
