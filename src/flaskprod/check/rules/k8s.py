@@ -455,7 +455,11 @@ def _probe_path(container: dict[str, Any], kind: str) -> str | None:
     "a dependency's outage; nothing is exposed.",
 )
 def readiness(ctx: Context) -> Iterator[Finding]:
-    ready_paths = {ctx.spec.http.ready_path} if ctx.spec is not None else set()
+    # The spec's readiness route, unless it is also its liveness route (one route for
+    # both, as an app with a single /healthcheck has: what it checks is unknown).
+    http = ctx.spec.http if ctx.spec is not None else None
+    ready_paths = {http.ready_path} - {http.health_path} if http is not None else set()
+    live_paths = {http.health_path} if http is not None else set()
     for manifest in manifests(ctx):
         if manifest.kind not in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
             continue
@@ -472,7 +476,11 @@ def readiness(ctx: Context) -> Iterator[Finding]:
                     file=file,
                     line=manifest.line_of(f"name: {name}", after="containers:"),
                 )
-            elif live is not None and (live in ready_paths or _READY.search(live)):
+            elif (
+                live is not None
+                and live not in live_paths
+                and (live in ready_paths or _READY.search(live))
+            ):
                 yield readiness.finding(
                     f"{manifest.kind} {manifest.name}, container {name}: the livenessProbe "
                     f"requests {live}, the readiness route (it checks the dependencies)",
