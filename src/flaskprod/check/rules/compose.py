@@ -474,3 +474,56 @@ def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
                 else compose.line(name),
                 level=Level.WARNING if chosen or written is not None else Level.INFO,
             )
+
+
+def _volume_targets(service: dict[str, Any]) -> list[str]:
+    """Where the service's volumes and bind mounts are mounted (tmpfs is not storage)."""
+    targets: list[str] = []
+    volumes = service.get("volumes")
+    for item in volumes if isinstance(volumes, list) else []:
+        if isinstance(item, str):
+            parts = item.split(":")
+            if len(parts) >= 2:
+                targets.append(parts[1])
+        elif isinstance(item, dict) and item.get("type") != "tmpfs":
+            target = item.get("target")
+            if isinstance(target, str):
+                targets.append(target)
+    return [t.rstrip("/") or "/" for t in targets]
+
+
+@rule(
+    "CMP011",
+    layer="compose",
+    level=Level.ERROR,
+    title="Uploads are written inside the container, on no volume",
+    help="Mount a named volume (or a bind mount) where the app writes its uploads: "
+    "'volumes: [media:/var/lib/app/media]' for MEDIA_ROOT=/var/lib/app/media. Without "
+    "it they live in the container's writable layer and go with it: every deploy "
+    "recreates the container.",
+    example="web:\n  environment:\n    UPLOAD_FOLDER: /srv/app/uploads\n  # no volumes:",
+    level_reason="error: users' files are lost at the next deploy or container "
+    "recreation, without any error at the time they are uploaded.",
+)
+def uploads_without_volume(ctx: Context) -> Iterator[Finding]:
+    from flaskprod.launch.compose import service_env
+    from flaskprod.spec.settings_scan import MEDIA_KEYS
+
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            if not isinstance(service, dict) or _one_shot(service):
+                continue
+            env = service_env(service)
+            targets = _volume_targets(service)
+            for key in sorted(MEDIA_KEYS & set(env)):
+                folder = env[key].strip().rstrip("/")
+                if not folder.startswith("/") or "$" in folder:
+                    continue  # relative to the app, or from a variable: not known here
+                if any(folder == t or folder.startswith(f"{t}/") or t == "/" for t in targets):
+                    continue
+                yield uploads_without_volume.finding(
+                    f"service '{name}' writes uploads to {folder} ({key}), which no volume "
+                    "holds: they are lost when the container is recreated",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name, "environment"),
+                )
