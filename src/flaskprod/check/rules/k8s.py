@@ -487,3 +487,48 @@ def readiness(ctx: Context) -> Iterator[Finding]:
                     file=file,
                     line=manifest.line_of(f"path: {live}", after="livenessProbe"),
                 )
+
+
+# -- K8S008: image tags -------------------------------------------------------------------------
+
+
+def _tag(image: str) -> str | None:
+    """The image's tag; None when it has none (a digest pins it: "@sha256:...")."""
+    if "@" in image:
+        return "@digest"
+    name = image.rsplit("/", 1)[-1]
+    return name.partition(":")[2] or None
+
+
+@rule(
+    "K8S008",
+    layer=_LAYER,
+    level=Level.WARNING,
+    title="A container runs a moving image tag (latest, or none)",
+    help="Run an immutable image: the tag CI pushes for the commit (ghcr.io/org/app:"
+    "<git sha>) or a digest (@sha256:...), set at each deploy (kustomize images:, "
+    "'kubectl set image'); then 'kubectl rollout undo' really goes back, and every node "
+    "runs the same code.",
+    example="image: ghcr.io/org/app:latest\nimagePullPolicy: IfNotPresent",
+    level_reason="warning when nodes may keep an older copy (a moving tag with "
+    "imagePullPolicy IfNotPresent or Never): pods of one Deployment run different code; "
+    "info when it is pulled every time (imagePullPolicy Always, Kubernetes' default for "
+    "latest): one version runs, but a rollback cannot name the previous one.",
+)
+def moving_tag(ctx: Context) -> Iterator[Finding]:
+    for manifest in manifests(ctx):
+        for container in manifest.containers:
+            image = container.get("image")
+            if not isinstance(image, str) or "$" in image or "{{" in image:
+                continue
+            tag = _tag(image)
+            if tag not in (None, "latest"):
+                continue
+            policy = container.get("imagePullPolicy") or "Always"  # the default for latest
+            yield moving_tag.finding(
+                f"{manifest.kind} {manifest.name}, container {container.get('name', '?')}: "
+                f"{image} (imagePullPolicy {policy})",
+                level=Level.INFO if policy == "Always" else Level.WARNING,
+                file=ctx.relative(manifest.path),
+                line=manifest.line_of(f"image: {image}"),
+            )
