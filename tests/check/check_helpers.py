@@ -22,13 +22,16 @@ from flaskprod.check.runner import CheckOptions, load_rules, run_checks
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: The layers whose fixtures this suite runs (the deployment-file layers run theirs in
 #: tests/check/rules/).
-OWN_PREFIXES = ("APP", "PRJ", "DEP", "MDB")
+OWN_PREFIXES = ("APP", "PRJ", "DEP", "MDB", "KIT", "GHA", "K8S")
 
 
 def prepare(source: Path, scratch: Path) -> Path:
-    """A copy of the fixture to check, git-initialised when it says so."""
+    """A copy of the fixture to check, git-initialised when it says so, with the kit
+    rendered into it when it has a ``RENDER_KIT`` file (see :func:`render_kit_into`)."""
     target = scratch / source.parent.name / source.name
     shutil.copytree(source, target)
+    if (target / "RENDER_KIT").is_file():
+        render_kit_into(target)
     track = source / "GIT_TRACK"
     if not track.is_file():
         return target
@@ -45,10 +48,44 @@ def git_repo(root: Path, track: Sequence[str] = ()) -> Path:
     return root
 
 
+def render_kit_into(root: Path) -> None:
+    """Render the kit from the copy's flaskprod.toml as ``flaskprod render --no-import``
+    does (rendered at test time, so a template change never leaves a stale fixture),
+    then apply the edits ``RENDER_KIT`` lists, one a line: ``append PATH TEXT`` (a
+    hand edit), ``delete PATH``, ``chmod PATH MODE`` (octal)."""
+    from flaskprod.kit.commands import plan_render
+    from flaskprod.kit.write import write_plan
+    from flaskprod.spec.detect import detect_project
+    from flaskprod.spec.load import load_spec
+
+    instructions = (root / "RENDER_KIT").read_text().splitlines()
+    (root / "RENDER_KIT").unlink()
+    spec = load_spec(root / "flaskprod.toml")
+    project = detect_project(root, spec.app.target, introspect=False)
+    write_plan(plan_render(root, spec, project))
+    for line in filter(None, (raw.strip() for raw in instructions)):
+        verb, path, *rest = line.split(" ", 2)
+        target = root / path
+        if verb == "append":
+            target.write_text(target.read_text() + rest[0] + "\n")
+        elif verb == "delete":
+            target.unlink()
+        elif verb == "chmod":
+            target.chmod(int(rest[0], 8))
+        else:
+            raise ValueError(f"RENDER_KIT: unknown edit {line!r}")
+
+
 def needs_import(rule_id: str) -> bool:
     """Import the app only for rules that judge it (APP000 reports the import itself)."""
     load_rules()
-    return rule_id == "APP000" or "app" in REGISTRY[rule_id].requires
+    return rule_id in JUDGES_THE_APP or "app" in REGISTRY[rule_id].requires
+
+
+#: Rules that read the imported app without requiring it (quiet, not "not judged",
+#: when it is missing): APP000 reports the import itself, K8S001 compares probe paths
+#: with the app's routes only in projects that have Kubernetes manifests.
+JUDGES_THE_APP = frozenset({"APP000", "K8S001"})
 
 
 class MemoProbe:

@@ -245,3 +245,41 @@ def test_an_app_without_health_routes_after_init_is_one_finding(tmp_path: Path) 
     dockerfile = tmp_path / "deploy/Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace(":8000/health", ":8000/healthz"))
     assert "DOC005" in [f.id for f in run_checks(options).findings]
+
+
+CSRF_OFF = Path(__file__).parent / "fixtures" / "APP016" / "fail" / "app.py"
+
+
+def test_csrf_switched_off_is_one_finding_when_the_app_shows_its_routes(tmp_path: Path) -> None:
+    """Imported under an environment that sets the key, the factory's
+    WTF_CSRF_ENABLED = False leaves /transfer open: APP004 names the route, and APP016
+    (the line that caused it) does not say it a second time."""
+    key = "k9" * 24
+    write(
+        tmp_path,
+        {
+            "app.py": CSRF_OFF.read_text(),
+            "app.service": "[Service]\nEnvironment=SECRET_KEY=" + key + "\n"
+            "ExecStart=/v/bin/gunicorn 'app:create_app()'\n",
+        },
+    )
+    found = [(f.id, f.level) for f in app_findings(tmp_path) if f.id in ("APP004", "APP016")]
+    assert found == [("APP004", Level.ERROR)], found
+
+
+def test_a_main_block_in_a_dev_script_is_not_the_entry_module(tmp_path: Path) -> None:
+    """APP014 judges the module production serves: run_dev.py (debug on 0.0.0.0, never
+    named by a launcher) is a workstation's; the same lines in wsgi.py are an error."""
+    main = '\nif __name__ == "__main__":\n    app.run(host="0.0.0.0", debug=True)\n'
+    write(
+        tmp_path,
+        {
+            "wsgi.py": APP.format(extra=""),
+            "run_dev.py": "from wsgi import app\n" + main,
+            "Procfile": "web: gunicorn wsgi:app\n",
+        },
+    )
+    assert [f for f in app_findings(tmp_path) if f.id == "APP014"] == []
+    write(tmp_path, {"wsgi.py": APP.format(extra="") + main})
+    found = [(f.id, f.level, f.file) for f in app_findings(tmp_path) if f.id == "APP014"]
+    assert found == [("APP014", Level.ERROR, "wsgi.py")], found

@@ -37,6 +37,8 @@ VENV_BIN = Path(sys.executable).parent
 DATA = Path(__file__).parent / "data"
 
 NAME = "sample"
+#: An upload stored as the shop stores them (uuid4().hex), for the media cache tests.
+UPLOAD_UUID = "3f2a9c1e0b7d4a55a1b2c3d4e5f60718"
 DOMAINS = ["sample.test", "www.sample.test"]
 
 SAMPLE_INIT = '''\
@@ -203,6 +205,7 @@ def build_kit(
     for folder in ("run", "media", "log", "backups", "acme/.well-known/acme-challenge", "etc"):
         (tmp / folder).mkdir(parents=True, exist_ok=True)
     (tmp / "media/hello.txt").write_text("uploaded\n")
+    (tmp / f"media/{UPLOAD_UUID}.txt").write_text("uploaded under a uuid4 name\n")
     (tmp / "acme/.well-known/acme-challenge/token123").write_text("challenge-ok\n")
     make_certificate(tmp / "tls", DOMAINS)
     shutil.copy(root / "deploy/.env.example", tmp / "etc" / f"{spec.app.name}.env")

@@ -12,6 +12,7 @@ import yaml
 
 from flaskprod.kit.artifacts import ARTIFACTS, PROJECT_DEFAULTS, artifacts_for, build_context
 from flaskprod.kit.render import render_kit
+from flaskprod.spec.cache_names import IMMUTABLE_NAME
 from flaskprod.spec.model import Spec
 
 EXPECTED = {
@@ -25,6 +26,7 @@ EXPECTED = {
     ".dockerignore",
     "deploy/compose.yaml",
     "deploy/.env.example",
+    "deploy/.gitignore",
     ".github/workflows/shop.yml",
     "deploy/scripts/backup.sh",
     "deploy/scripts/restore.sh",
@@ -267,9 +269,17 @@ def test_a_report_only_csp_is_sent_under_its_own_header() -> None:
     assert "FLASKPROD_CSP_REPORT_ONLY=true" in files["deploy/.env.example"]  # the app path
 
 
-def test_static_cache_is_immutable_only_for_fingerprinted_names() -> None:
+def test_static_cache_is_immutable_only_for_names_that_never_change() -> None:
+    """Plain static names are revalidated; a fingerprinted name (by the shared pattern,
+    or every name when the spec says they are fingerprinted) is immutable."""
     plain = render_kit(spec())["deploy/nginx/shop.conf"]
-    assert 'Cache-Control "public, max-age=3600, must-revalidate"' in plain
-    assert "immutable" not in plain
+    immutable = f'"~{IMMUTABLE_NAME}" "public, max-age=31536000, immutable";'
+    static_map = plain.split("map $uri $shop_static_cache {")[1].split("\n}\n")[0]
+    assert 'default "public, max-age=3600, must-revalidate";' in static_map
+    assert immutable in static_map
+    assert "add_header Cache-Control $shop_static_cache always;" in plain
     digested = render_kit(spec(paths={"static_fingerprinted": True}))["deploy/nginx/shop.conf"]
-    assert 'Cache-Control "public, max-age=31536000, immutable"' in digested
+    assert 'default "public, max-age=31536000, immutable";' in digested
+    off = render_kit(spec(paths={"static_max_age": 0}))["deploy/nginx/shop.conf"]
+    assert "$shop_static_cache" not in off
+    assert 'add_header Cache-Control "no-cache" always;' in off

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import UPLOAD_UUID
 from kit_tools import ToolFinder, compose_site, nginx_t, write_wrapper
 
 from flaskprod.stack.ports import free_port, free_ports
@@ -390,6 +391,17 @@ def test_live_static_from_alias_revalidated(stack: Stack) -> None:
 def test_live_media_from_alias(stack: Stack) -> None:
     response = stack.https("GET", "/media/hello.txt")
     assert response.status == 200
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    # a plain name can be overwritten: cached briefly, revalidated
+    assert response.getheader("Cache-Control") == "public, max-age=3600, must-revalidate"
+
+
+def test_live_media_named_by_uuid_is_immutable(stack: Stack) -> None:
+    """An upload stored under a fresh uuid never means other bytes: a year, immutable
+    (the map in the kit's nginx and LIV060 read the same pattern)."""
+    response = stack.https("GET", f"/media/{UPLOAD_UUID}.txt")
+    assert response.status == 200
+    assert response.getheader("Cache-Control") == "public, max-age=31536000, immutable"
     assert response.getheader("X-Content-Type-Options") == "nosniff"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flaskprod.check.context import Context
 from flaskprod.check.parsers import cached
+from flaskprod.spec.model import SPEC_FILENAME, Spec
 from flaskprod.spec.rendered import MANIFEST
 
 _KIT_FOLDER = Path(MANIFEST).parent.name  # "deploy"
@@ -39,8 +40,9 @@ def kit_roots(ctx: Context) -> list[Path]:
     return sorted((m.parent.parent for m in _manifests(ctx)), key=lambda p: len(p.parts))
 
 
-def _kit_files(ctx: Context) -> frozenset[Path]:
-    files: set[Path] = set()
+def _kits(ctx: Context) -> dict[Path, frozenset[Path]]:
+    """Each kit's project folder -> the files rendered into it (absolute, resolved)."""
+    kits: dict[Path, frozenset[Path]] = {}
     for manifest in _manifests(ctx):
         base = manifest.parent.parent  # paths in it are relative to the kit's project
         try:
@@ -48,13 +50,23 @@ def _kit_files(ctx: Context) -> frozenset[Path]:
         except (OSError, ValueError, AttributeError):
             continue  # a broken manifest is init's to report; nothing is the kit's
         if isinstance(listed, dict):
-            files.update((base / name).resolve() for name in listed)
-    return frozenset(files)
+            kits[base.resolve()] = frozenset((base / name).resolve() for name in listed)
+    return kits
 
 
 def kit_files(ctx: Context) -> frozenset[Path]:
     """Every file flaskprod rendered into the project (absolute, resolved)."""
-    return cached(ctx, "deployments.kit_files", lambda: _kit_files(ctx))
+    kits = cached(ctx, "deployments.kits", lambda: _kits(ctx))
+    return frozenset().union(*kits.values()) if kits else frozenset()
+
+
+def kit_root_of(ctx: Context, path: Path) -> Path | None:
+    """The folder of the kit that rendered ``path`` (its flaskprod.toml's folder, where
+    the kit's relative paths start: services/web for a kit rendered there), or None for
+    a file of the project's own."""
+    kits = cached(ctx, "deployments.kits", lambda: _kits(ctx))
+    resolved = path.resolve()
+    return next((root for root, files in kits.items() if resolved in files), None)
 
 
 def is_kit(ctx: Context, path: Path) -> bool:
@@ -70,3 +82,26 @@ def spec_governs(ctx: Context, path: Path) -> bool:
     """flaskprod.toml describes the kit: once a kit is rendered, the project's own
     launchers (its Procfile, boot.sh, supervisor program) are not held to it."""
     return not kit_files(ctx) or is_kit(ctx, path)
+
+
+def kit_health_paths(ctx: Context, path: Path) -> set[str]:
+    """The health and readiness paths the spec of the kit that rendered ``path`` names
+    (the project's own file: the spec's at the root, if any). Whether the app answers
+    them is APP011's to say, once; rules judging a probe or HEALTHCHECK of the kit skip
+    them. A kit in a subfolder (services/web) has its spec there, read once."""
+    root = kit_root_of(ctx, path)
+    if root is None or root == ctx.root:
+        spec = ctx.spec
+    else:
+        spec = cached(ctx, f"deployments.spec:{root}", lambda: _spec_at(root))
+    return {spec.http.health_path, spec.http.ready_path} if spec is not None else set()
+
+
+def _spec_at(root: Path) -> Spec | None:
+    from flaskprod.errors import UserError
+    from flaskprod.spec.load import load_spec
+
+    try:
+        return load_spec(root / SPEC_FILENAME)
+    except (UserError, OSError):
+        return None  # an invalid spec of a subfolder: its own check reports it

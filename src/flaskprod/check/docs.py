@@ -74,6 +74,14 @@ files of its folder are development ones and are not judged as production. When 
 server runs in a subfolder (a compose build context such as `services/web`), the app is
 imported from there, with the project's virtualenv.
 
+The `kit` layer compares the rendered deployment files with a fresh render of
+`flaskprod.toml` (the same comparison as `flaskprod render --check`); the `k8s` layer
+reads Kubernetes manifests (any YAML file of the project with `apiVersion` and `kind`)
+and the `ci` layer the GitHub Actions workflows in `.github/workflows/`. A setting that
+is not written is judged on the value the software then uses (nginx 1.22's, gunicorn's,
+systemd 252's, Kubernetes', Flask's defaults). Where a level depends on the size of the
+problem, or is not the obvious one, the rule says why beside its level.
+
 The `live` and `host` layers (a running URL, the server itself) are separate runs that
 add their rules to the same registry and reports.
 """
@@ -102,7 +110,8 @@ def render_markdown() -> str:
             out.append(f'<a id="{rule.id.lower()}"></a>\n')
             out.append(f"### {rule.id}: {rule.title}\n")
             needs = f" Needs: {', '.join(sorted(rule.requires))}." if rule.requires else ""
-            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}\n")
+            why = f" Why this level: {rule.level_reason}" if rule.level_reason else ""
+            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}{why}\n")
             out.append(f"{rule.help}\n")
             if rule.example:
                 out.append(f"Example:\n\n```\n{rule.example.strip()}\n```\n")

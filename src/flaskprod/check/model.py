@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 DOCS_URL = "https://github.com/flaskprod/flaskprod/blob/main/docs/checks.md"
 
 
+def is_id_prefix(text: str) -> bool:
+    """A layer prefix of check ids (``NGX``, ``K8S``), not a whole id (``NGX004``): ids
+    end with their number, prefixes with a letter."""
+    return text.isalnum() and text.isascii() and not text[-1].isdigit()
+
+
 class Level(IntEnum):
     INFO = 10
     WARNING = 20
@@ -40,12 +46,15 @@ class Level(IntEnum):
 LAYERS = (
     "app",
     "project",
+    "kit",
     "gunicorn",
     "granian",
     "nginx",
     "systemd",
     "docker",
     "compose",
+    "k8s",
+    "ci",
     "deps",
     "live",
     "host",
@@ -106,6 +115,9 @@ class Rule:
     requires: frozenset[str] = frozenset()
     #: A short example of what the rule flags, for the checks reference.
     example: str = ""
+    #: Why the default level is what it is (its consequence), and how it rises with the
+    #: size of the problem; shown beside the level in the checks reference.
+    level_reason: str = ""
 
     def finding(
         self,
@@ -168,12 +180,15 @@ def rule(
     help: str,
     requires: Iterable[str] = (),
     example: str = "",
+    level_reason: str = "",
 ) -> Callable[[CheckFunction], Rule]:
     """Declare a rule. The decorated function gets the :class:`Context` and yields
     findings, usually made with ``RULE.finding(...)`` on the returned :class:`Rule`.
 
     ``requires`` names preconditions (see :data:`PRECONDITIONS`); when one is not met
-    the runner does not call the rule. ``example`` is shown in docs/checks.md."""
+    the runner does not call the rule. ``example`` and ``level_reason`` (why this
+    level: the consequence, and when a finding is raised above it) are shown in
+    docs/checks.md."""
 
     def register(function: CheckFunction) -> Rule:
         new_rule = Rule(
@@ -185,6 +200,7 @@ def rule(
             function=function,
             requires=frozenset(requires),
             example=example,
+            level_reason=level_reason,
         )
         REGISTRY.add(new_rule)
         return new_rule

@@ -23,7 +23,7 @@ from flaskprod.check.app_loader import find_target, load_app
 from flaskprod.check.context import Context
 from flaskprod.check.envsource import production_env
 from flaskprod.check.internal import INTERNAL, internal_finding
-from flaskprod.check.model import LAYERS, REGISTRY, Finding, Rule
+from flaskprod.check.model import LAYERS, REGISTRY, Finding, Rule, is_id_prefix
 from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError, UserError
 from flaskprod.launch.discover import discover
 from flaskprod.spec import load as spec_load
@@ -91,7 +91,8 @@ def parse_ids(values: Iterable[str], option: str) -> tuple[str, ...]:
             item = part.strip().upper()
             if not item:
                 continue
-            if item not in known and not any(k.startswith(item) for k in known if item.isalpha()):
+            prefix = is_id_prefix(item)
+            if item not in known and not any(prefix and k.startswith(item) for k in known):
                 raise UserError(
                     f"{option}: unknown check id {item!r}",
                     hint="'flaskprod check --list' shows every id",
@@ -101,7 +102,7 @@ def parse_ids(values: Iterable[str], option: str) -> tuple[str, ...]:
 
 
 def _matches(rule_id: str, patterns: tuple[str, ...]) -> bool:
-    return any(rule_id == p or (p.isalpha() and rule_id.startswith(p)) for p in patterns)
+    return any(rule_id == p or (is_id_prefix(p) and rule_id.startswith(p)) for p in patterns)
 
 
 def _identity(finding: Finding) -> tuple[str, str, str | None, int | None, str]:

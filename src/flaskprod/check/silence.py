@@ -15,10 +15,10 @@ from pathlib import Path
 
 from flaskprod.check.context import Context
 from flaskprod.check.internal import internal_finding
-from flaskprod.check.model import Finding
+from flaskprod.check.model import Finding, is_id_prefix
 
 _DIRECTIVE = re.compile(r"[#;]\s*flaskprod:\s*ignore\s*=\s*([A-Za-z0-9_,\s]+?)(?:\s+(.*))?$")
-_ID_LIST = re.compile(r"^[A-Z]+[0-9]*(,[A-Z]+[0-9]*)*$")
+_ID_LIST = re.compile(r"^[A-Z][A-Z0-9]*(,[A-Z][A-Z0-9]*)*$")  # NGX004, NGX, K8S001
 NO_REASON = "(no reason given)"
 
 
@@ -31,7 +31,7 @@ class Silence:
     line: int | None = None
 
     def covers(self, rule_id: str) -> bool:
-        return any(rule_id == i or (i.isalpha() and rule_id.startswith(i)) for i in self.ids)
+        return any(rule_id == i or (is_id_prefix(i) and rule_id.startswith(i)) for i in self.ids)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from flaskprod.kit.entrypoint import entry_context
 from flaskprod.kit.render import Artifact
 from flaskprod.spec import mariadb
 from flaskprod.spec.buildinfo import JS_TOOLS
+from flaskprod.spec.cache_names import IMMUTABLE_CACHE_CONTROL, IMMUTABLE_NAME
 from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
@@ -116,6 +117,8 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("dockerignore.j2", ".dockerignore"),
         Artifact("compose.yaml.j2", "deploy/compose.yaml"),
         Artifact("env.example.j2", "deploy/.env.example"),
+        # Its copy deploy/.env holds secrets: ignored here, without editing the project's.
+        Artifact("gitignore.j2", "deploy/.gitignore"),
         # Rendered where GitHub runs it; the deploy job waits for secret DEPLOY_HOST.
         Artifact("github-workflow.yml.j2", ".github/workflows/{name}.yml"),
         Artifact("backup.sh.j2", "deploy/scripts/backup.sh", mode=0o755),
@@ -701,6 +704,12 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         # static_url_path="": the files share / with the app (nginx: try_files, one location)
         "static_at_root": spec.paths.static_url == "/",
         "static_cache_control": static_cache_control(spec),
+        # a variable (the map by name) unless caching is off: then the one literal value
+        "static_cache_header": f"${ident}_static_cache"
+        if not static_cache_control(spec).startswith("no-cache")
+        else f'"{static_cache_control(spec)}"',
+        "immutable_name": IMMUTABLE_NAME,
+        "immutable_cache_control": IMMUTABLE_CACHE_CONTROL,
         "app_rw_paths": app_rw,
         "instance_dir": instance_dir,
         # gunicorn

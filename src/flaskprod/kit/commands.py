@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flaskprod.errors import ProjectError, Refused, SpecError
-from flaskprod.kit.write import Change, plan_kit, refuse_conflicts, write_atomic, write_plan
+from flaskprod.kit.write import Change, Plan, plan_kit, refuse_conflicts, write_atomic, write_plan
 from flaskprod.spec.detect import Detection, ImportFailed, ProjectInfo
 from flaskprod.spec.interpreter import ProjectPython, require_supported, resolve_python
 
@@ -156,6 +156,13 @@ def render_files(spec: Spec, project: Mapping[str, Any]) -> tuple[dict[str, str]
     files = render_kit(spec, project)
     modes = {kit_path(a.output, project): a.mode for a in artifacts_for(spec)}
     return files, modes
+
+
+def plan_render(root: Path, spec: Spec, project: Mapping[str, Any]) -> Plan:
+    """A fresh render compared with the disk: what ``render`` writes, what ``render
+    --check`` and ``check``'s KIT001 report as drift (``Plan.drift``)."""
+    files, modes = render_files(spec, project)
+    return plan_kit(root, files, modes)
 
 
 def verify_files(spec: Spec, files: Mapping[str, str]) -> str | None:
@@ -494,8 +501,8 @@ def render_command(
     root = _root(path)
     spec = load_spec(root / SPEC_FILENAME)
     project, _ = _detect(root, spec.app.target, introspect=not no_import, python=python)
-    files, modes = render_files(spec, project)
-    plan = plan_kit(root, files, modes)
+    plan = plan_render(root, spec, project)
+    files = plan.files
     out = _Printer()
     if check:
         drift = plan.drift
@@ -504,8 +511,7 @@ def render_command(
             return
         out.line(f"{len(drift)} file(s) differ from a fresh render of {SPEC_FILENAME}:")
         for change in drift:
-            reason = change.detail or {"create": "missing"}.get(change.action, change.action)
-            out.line(f"  {change.path}: {reason}", "red")
+            out.line(f"  {change.path}: {change.reason}", "red")
         if any(change.action in {"edited", "foreign"} for change in drift):
             out.line("Run 'flaskprod render' to update them (hand-edited files need --force:")
             out.line(f"move those edits into {SPEC_FILENAME} first).")

@@ -41,6 +41,11 @@ class Change:
     #: Why, for people: "edited since the last render", "mode 0644, expected 0755".
     detail: str = ""
 
+    @property
+    def reason(self) -> str:
+        """What differs, in a few words (``render --check`` and ``check``'s KIT001)."""
+        return self.detail or {"create": "missing"}.get(self.action, self.action)
+
 
 @dataclass(frozen=True)
 class Plan:

@@ -202,6 +202,7 @@ _FLAGS = {
     "--forwarded-allow-ips": "forwarded_allow_ips",
     "-c": "config", "--config": "config",
     "--chdir": "chdir",
+    "-m": "umask", "--umask": "umask",
 }  # fmt: skip
 _SWITCHES = {"--preload": "preload_app", "--reload": "reload"}
 #: Flags taking no value (everything else unknown is assumed to take one).

@@ -62,8 +62,23 @@ def by_id(findings: list[Finding]) -> dict[str, list[Finding]]:
 
 
 @pytest.fixture(scope="module")
-def healthy(shop: Shop) -> list[Finding]:
-    return host(shop.project)
+def healthy(shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
+    """The running stack's host findings, with the firewall made unreadable on purpose:
+    a stand-in ufw that refuses as ufw refuses a user who is not root, found before any
+    ufw or nft this machine has (what HST008 then says is set up here, not assumed)."""
+    bin_dir = tmp_path_factory.mktemp("refusing-ufw")
+    _refusing_ufw(bin_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        return host(shop.project)
+
+
+def _refusing_ufw(folder: Path) -> None:
+    script = folder / "ufw"
+    script.write_text(
+        "#!/bin/sh\necho 'ERROR: You need to be root to run this script' >&2\nexit 1\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
 
 @pytest.mark.covers(
@@ -89,7 +104,9 @@ def test_the_running_stack(healthy: list[Finding], shop: Shop) -> None:
     assert "no backup folder" in found["HST012"][0].message, text
     # what this machine cannot show is said, at info level, with the reason
     assert found["HST008"][0].level == Level.INFO, text
-    assert found["HST008"][0].message.startswith("could not check: ")
+    assert found["HST008"][0].message == (
+        "could not check: ufw status: ERROR: You need to be root to run this script"
+    ), text
     assert found["HST002"][0].message.startswith("could not check: ")
 
 

@@ -95,8 +95,9 @@ class Shop:
         return self.dirs.tls / "ca.pem"
 
 
-def start_shop(prefix: str, *, gunicorn: bool = False) -> Iterator[Shop]:
-    """The shop under ``flaskprod up -d``; ``gunicorn``: with server.kind = "gunicorn"."""
+def start_shop(prefix: str, *, gunicorn: bool = False, seed: bool = False) -> Iterator[Shop]:
+    """The shop under ``flaskprod up -d``; ``gunicorn``: with server.kind = "gunicorn";
+    ``seed``: with its catalogue (``flask seed``: products with uploaded images)."""
     if not Path(NGINX).is_file():
         pytest.fail("nginx is not installed (apt-get install nginx)", pytrace=False)
     base = _traversable_dir(prefix)
@@ -119,6 +120,7 @@ def start_shop(prefix: str, *, gunicorn: bool = False) -> Iterator[Shop]:
         str(shop.http_port),
         "--timeout",
         "90",
+        *(("--release", "flask seed") if seed else ()),
     )
     try:
         if up.returncode != 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from live_support import (
@@ -22,6 +23,7 @@ from live_support import (
     start_shop,
 )
 
+from flaskprod.check.live import live_report, observatory
 from flaskprod.check.model import REGISTRY, Finding, Level
 from flaskprod.check.runner import CheckResult, load_rules
 
@@ -32,7 +34,7 @@ ALL_PASS = [f"{rule_id}:pass" for rule_id in LIVE_IDS]
 
 @pytest.fixture(scope="module")
 def shop() -> Iterator[Shop]:
-    yield from start_shop("flaskprod-live-shop-")
+    yield from start_shop("flaskprod-live-shop-", seed=True)  # uploads on the home page
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,23 @@ def test_the_shop_under_up_gives_nothing_at_warning_or_above(shop_result: CheckR
     assert sorted(shop_result.rules_run) == LIVE_IDS
     observatory = shop_result.context.cache["observatory"]
     assert observatory["grade"] in ("A+", "A"), observatory
+
+
+@pytest.mark.covers("LIV060:pass")
+def test_uploads_named_by_uuid_are_immutable(shop_result: CheckResult) -> None:
+    """The seeded shop's product images (/media/<uuid4 hex>.png) are among the assets
+    LIV060 judged, served for a year as immutable by the kit's nginx; its static files
+    (plain names) briefly, revalidated (issue #15: LIV060 warned on the shop's uploads)."""
+    assets = live_report(shop_result.context).get("assets").value
+    control = {
+        urlsplit(a["url"]).path: ", ".join(observatory.values(a["headers"], "cache-control"))
+        for a in assets
+    }
+    media = {path: value for path, value in control.items() if path.startswith("/media/")}
+    assert media, control
+    assert set(media.values()) == {"public, max-age=31536000, immutable"}, control
+    static = {path: value for path, value in control.items() if path.startswith("/static/")}
+    assert static and set(static.values()) == {"public, max-age=3600, must-revalidate"}, control
 
 
 @pytest.mark.covers(

@@ -9,6 +9,7 @@ from deploy_helpers import assert_fixture, check, context, fixture_cases, ids, w
 
 from flaskprod.check.model import Level
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.check.rules.compose import duration
 from flaskprod.launch.compose import parse_compose_text
 
 
@@ -182,3 +183,27 @@ def test_lines_of_list_items(tmp_path: Path) -> None:
     write(tmp_path, {"compose.yaml": text})
     found = {f.id: f.line for f in check(tmp_path) if f.id in ("CMP004", "CMP007")}
     assert found == {"CMP004": 8, "CMP007": 11}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10.0), ("1m30s", 90.0), ("1.5s", 1.5), ("500ms", 0.5), (45, 45.0), ("soon", None)],
+)
+def test_compose_durations(text: object, seconds: float | None) -> None:
+    assert duration(text) == seconds
+
+
+def test_stop_grace_level_rises_when_a_shutdown_window_was_chosen(tmp_path: Path) -> None:
+    """Both defaults (gunicorn's 30 s, Docker's 10 s): info, only requests over 10 s are
+    cut; a graceful timeout written and undone by Docker's default: a warning."""
+    compose = (
+        "services:\n  web:\n    build: .\n"
+        '    command: ["gunicorn", "--bind", "0.0.0.0:8000"{flags}, "wsgi:app"]\n'
+        "    restart: unless-stopped\n"
+    )
+    write(tmp_path, {"compose.yaml": compose.format(flags=""), "wsgi.py": "app = None\n"})
+    found = [(f.level, f.line) for f in check(tmp_path) if f.id == "CMP010"]
+    assert found == [(Level.INFO, 2)], found
+    write(tmp_path, {"compose.yaml": compose.format(flags=', "--graceful-timeout", "60"')})
+    found = [(f.level, f.line) for f in check(tmp_path) if f.id == "CMP010"]
+    assert found == [(Level.WARNING, 2)], found

@@ -191,3 +191,19 @@ def test_static_alias_with_the_code_in_a_subfolder(tmp_path: Path) -> None:
     )
     write(tmp_path / "two", {"compose.yaml": compose, "site.conf": conf2})
     assert "NGX004" not in ids(check(tmp_path / "two"))
+
+
+def test_the_projects_own_site_is_not_held_to_the_kits_max_body(tmp_path: Path) -> None:
+    """CTFd after init: its own conf/nginx/http.conf allows 4G; flaskprod.toml's
+    max_body (10M) is what the kit's site enforces, not the project's (the app, not
+    imported, gives no MAX_CONTENT_LENGTH to compare with)."""
+    conf = (PROXY % ("", "http://127.0.0.1:8000")).replace(
+        "client_max_body_size 10m;", "client_max_body_size 4G;"
+    )
+    spec = '[app]\ntarget = "wsgi:app"\nname = "app"\n[http]\nmax_body = "10M"\n'
+    write(tmp_path, {"conf/nginx/http.conf": conf, "flaskprod.toml": spec})
+    alone = [f for f in check(tmp_path) if f.id == "NGX011"]
+    assert [f.file for f in alone] == ["conf/nginx/http.conf"]  # no kit: the spec governs all
+    manifest = '{"files": {"deploy/nginx/app.conf": "0"}}\n'
+    write(tmp_path, {"deploy/.flaskprod.lock.json": manifest})
+    assert [f for f in check(tmp_path) if f.id == "NGX011"] == []

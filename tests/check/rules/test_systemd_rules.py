@@ -12,6 +12,7 @@ from deploy_helpers import FIXTURES, assert_fixture, check, fixture_cases, ids, 
 
 from flaskprod.check.model import Level
 from flaskprod.check.rules._exposure import exposure
+from flaskprod.check.rules.systemd import timespan
 from flaskprod.launch.systemd import parse_unit_text
 
 
@@ -80,12 +81,17 @@ def test_no_working_directory_for_gunicorn(tmp_path: Path) -> None:
     assert "SYS005" not in ids(check(tmp_path))
 
 
-def test_hardening_levels(tmp_path: Path) -> None:
-    bare = "[Service]\nUser=a\nExecStart=/bin/true\n"
-    write(tmp_path, {"a.service": bare})
+@pytest.mark.parametrize(
+    ("name", "level"),
+    [("bare", Level.ERROR), ("some", Level.WARNING), ("caps", Level.INFO), ("hard", None)],
+)
+def test_hardening_level_rises_with_exposure(tmp_path: Path, name: str, level: Level) -> None:
+    """systemd-analyze 252 says UNSAFE (9.6), EXPOSED (8.5), MEDIUM (6.5) and OK for these
+    units: an unhardened unit is an error, a weakly hardened one a warning."""
+    write(tmp_path, {"a.service": UNITS[name]})
     found = [f for f in check(tmp_path) if f.id == "SYS010"]
-    assert [f.level for f in found] == [Level.WARNING]
-    assert "/10" in found[0].message
+    assert [f.level for f in found] == ([level] if level else []), found
+    assert all("/10" in f.message for f in found)
 
 
 UNITS = {
@@ -170,3 +176,46 @@ def test_dotenv_kept_out_of_the_repository_is_not_missing(tmp_path: Path) -> Non
         assert "SYS005" not in ids(check(tmp_path)), env
     write(tmp_path, {"a.service": unit.format(env="/srv/a/deploy/production.env")})
     assert "SYS005" in ids(check(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("1min 30s", 90.0), ("2m", 120.0), ("500ms", 0.5),
+     ("infinity", float("inf")), ("soon", None), ("5 fortnights", None)],
+)  # fmt: skip
+def test_systemd_time_spans(text: str, seconds: float | None) -> None:
+    assert timespan(text) == seconds
+
+
+def test_stop_timeout_set_below_gunicorns_default_graceful(tmp_path: Path) -> None:
+    """TimeoutStopSec=20 and no graceful_timeout: gunicorn's own default (30 s) counts."""
+    unit = (
+        "[Service]\nUser=app\nWorkingDirectory=/srv/app\nTimeoutStopSec=20\n"
+        "ExecStart=/srv/app/v/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app\n"
+    )
+    write(tmp_path, {"app.service": unit, "wsgi.py": "app = None\n"})
+    found = [f for f in check(tmp_path) if f.id == "SYS012"]
+    assert [(f.line, f.level) for f in found] == [(4, Level.WARNING)], found
+    assert "20 s (TimeoutStopSec=20)" in found[0].message and "30 s" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("flags", "unit_lines", "found"),
+    [
+        ("", "", []),  # gunicorn binds with umask 0: 0777
+        ("--umask 077", "", ["0700 (gunicorn's umask 0077)"]),
+        ("-m 007", "RuntimeDirectoryMode=0700\n", ["0770 (gunicorn's umask 0007), folder 0700"]),
+        ("--umask 007", "RuntimeDirectoryMode=0750\n", []),  # through the app's group
+    ],
+)  # fmt: skip
+def test_gunicorn_socket_modes(
+    tmp_path: Path, flags: str, unit_lines: str, found: list[str]
+) -> None:
+    unit = (
+        f"[Service]\nUser=app\nGroup=app\nWorkingDirectory=/srv/app\nRuntimeDirectory=app\n{unit_lines}"
+        f"ExecStart=/srv/app/v/bin/gunicorn {flags} --bind unix:/run/app/g.sock wsgi:app\n"
+    )
+    write(tmp_path, {"app.service": unit, "wsgi.py": "app = None\n"})
+    messages = [f.message for f in check(tmp_path) if f.id == "SYS013"]
+    assert len(messages) == len(found), messages
+    assert all(part in message for part, message in zip(found, messages, strict=True)), messages

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from flaskprod.check.deployments import same_deployment
+from flaskprod.check.deployments import kit_root_of, same_deployment
 from flaskprod.check.parsers import cached
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
@@ -131,12 +131,17 @@ def _setup_from_command(
     # gunicorn reads ./gunicorn.conf.py of its own folder: the kit's config is not the
     # project's launchers' (boot.sh, supervisor), nor theirs the kit's.
     configs = [p for p in ctx.of_kind("gunicorn") if same_deployment(ctx, p, file)]
-    launch = gunicorn_launch(ctx.root, words, (file, line), bases, env, configs)
+    # A kit rendered in a subfolder (services/web) names its files from there.
+    kit_root = kit_root_of(ctx, file)
+    root = kit_root if kit_root is not None else ctx.root
+    launch = gunicorn_launch(root, words, (file, line), bases, env, configs)
     if launch is None:
         return None
     setup = GunicornSetup(
         origin, launch.file, launch.line, in_container, target=launch.target, env=env
     )
+    if kit_root is not None and kit_root != ctx.root:
+        setup.source = kit_root  # where its app module is looked for first
     if launch.config is not None:
         setup.config = parse_config(ctx, launch.config, env)
     setup.settings.update(
@@ -225,7 +230,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         launch = (instruction.argv(), dockerfile.path, instruction.line, [*workdirs, *bases], env)
         setup = _setup_from_command(ctx, "dockerfile", *launch[:3], True, *launch[3:])
         if setup:
-            setup.source = dockerfile.path.parent
+            setup.source = setup.source or dockerfile.path.parent  # a kit's: its folder
             setups.append(setup)
             images[dockerfile.path.resolve()] = launch
             from_image[dockerfile.path] = setup
@@ -242,7 +247,7 @@ def _build(ctx: Context) -> list[GunicornSetup]:
                     ctx, "compose", argv, path, line, True, image_bases, env
                 )
                 if setup:
-                    setup.service, setup.source = name, path.parent
+                    setup.service, setup.source = name, setup.source or path.parent
                     setups.append(setup)
                     replaced.add(path)
                 continue

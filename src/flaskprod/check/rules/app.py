@@ -22,6 +22,7 @@ from flaskprod.check.parsers.proxy import has_proxy
 from flaskprod.launch.discover import source_files
 from flaskprod.runtime.config import _MIN_SECRET, _is_placeholder
 from flaskprod.spec.servers import ENTRY_MODULE
+from flaskprod.spec.settings_scan import is_secret
 
 _GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
@@ -275,6 +276,84 @@ def _secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
     return None
 
 
+# -- APP015 ----------------------------------------------------------------------------
+
+#: Config classes that production never selects (their fallbacks are for tests/dev).
+_NOT_PRODUCTION_CLASS = re.compile(r"^(Test|Testing|Dev|Development|Local|Debug)", re.IGNORECASE)
+
+
+def _read_name(call: ast.AST) -> str | None:
+    """NAME when ``call`` reads environment variable NAME (os.environ.get, os.getenv)."""
+    if (
+        isinstance(call, ast.Call)
+        and ast.unparse(call.func) in _GETENV
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+    ):
+        return call.args[0].value
+    return None
+
+
+def _secret_defaults(tree: ast.Module) -> Iterator[tuple[str, str, int]]:
+    """(variable, literal, line) for every read of a secret-named environment variable
+    that falls back to a non-empty string literal, outside test/dev config classes."""
+
+    def visit(node: ast.AST) -> Iterator[tuple[str, str, int]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef) and _NOT_PRODUCTION_CLASS.match(child.name):
+                continue
+            reading = child.values[0] if isinstance(child, ast.BoolOp) else child
+            name = _read_name(reading)
+            if name and is_secret(name):
+                literal = _env_default(child, name)
+                if literal:
+                    yield name, literal, getattr(child, "lineno", 1)
+            yield from visit(child)
+
+    yield from visit(tree)
+
+
+@rule(
+    "APP015",
+    layer="app",
+    level=Level.WARNING,
+    title="A secret read from the environment falls back to a literal in the code",
+    help="Read secrets with os.environ['NAME'] (the app refuses to start without them) "
+    "instead of os.environ.get('NAME', 'some-default') or os.getenv('NAME') or '...': "
+    "the literal is in the repository, and the day the variable is missing (a new "
+    "server, a typo in the env file) the app starts with it instead of failing.",
+    example="SECRET_KEY = os.environ.get('SECRET_KEY', 'dev')",
+    level_reason="warning: a placeholder waiting to happen, not in effect while the "
+    "environment sets the variable; when production's environment really lacks "
+    "SECRET_KEY, APP002 reports the fallback in effect (critical).",
+)
+def secret_default(ctx: Context) -> Iterator[Finding]:
+    in_effect = None  # the SECRET_KEY fallback APP002 reports (the env lacks the key)
+    if ctx.app is not None:
+        value = ctx.app.config.get("SECRET_KEY")
+        if isinstance(value, str) and value in set(ctx.cache.get("stand_ins", {}).values()):
+            in_effect = _secret_fallback(ctx)
+    for path in _python_sources(ctx):
+        text = ctx.read(path)
+        if "environ" not in text and "getenv" not in text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue
+        file = ctx.relative(path)
+        for name, literal, line in _secret_defaults(tree):
+            if in_effect is not None and name == "SECRET_KEY" and in_effect[1:] == (file, line):
+                continue
+            yield secret_default.finding(
+                f"{name} falls back to a literal ({len(literal)} characters) when the "
+                "environment does not set it",
+                file=file,
+                line=line,
+            )
+
+
 # -- APP003 ----------------------------------------------------------------------------
 
 _SESSION_USE = re.compile(
@@ -337,7 +416,75 @@ def session_cookie(ctx: Context) -> Iterator[Finding]:
     example="@app.post('/login') reading request.form, without CSRFProtect",
 )
 def no_csrf(ctx: Context) -> Iterator[Finding]:
-    app = _app(ctx)
+    forms = _unprotected_forms(_app(ctx))
+    if forms:
+        shown = ", ".join(str(r["rule"]) for r in forms[:3])
+        more = f" and {len(forms) - 3} more" if len(forms) > 3 else ""
+        yield no_csrf.finding(
+            f"routes take form posts without CSRF protection: {shown}{more}",
+            file=app_file(ctx),
+        )
+
+
+# -- APP016 ----------------------------------------------------------------------------
+
+_CSRF_SWITCHES = ("WTF_CSRF_ENABLED",)
+#: Branches production does not take: ``if app.testing:``, ``if config_name == "dev":``.
+_NOT_PRODUCTION_BRANCH = re.compile(r"test|debug|dev|local", re.IGNORECASE)
+
+
+def _false(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is False
+
+
+def _csrf_switched_off(node: ast.AST) -> bool:
+    """``WTF_CSRF_ENABLED = False``, ``app.config["WTF_CSRF_ENABLED"] = False``,
+    ``app.config.update(WTF_CSRF_ENABLED=False)`` or ``.update({"WTF_CSRF_ENABLED": False})``."""
+    if isinstance(node, ast.Assign) and _false(node.value):
+        for target in node.targets:
+            if isinstance(target, ast.Name) and target.id in _CSRF_SWITCHES:
+                return True
+            if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
+                return target.slice.value in _CSRF_SWITCHES
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("update", "setdefault")
+    ):
+        if any(kw.arg in _CSRF_SWITCHES and _false(kw.value) for kw in node.keywords):
+            return True
+        for arg in node.args:
+            if isinstance(arg, ast.Dict):
+                for key, value in zip(arg.keys, arg.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value in _CSRF_SWITCHES:
+                        return _false(value)
+    return False
+
+
+def _csrf_switches(tree: ast.Module) -> Iterator[int]:
+    """Lines switching CSRF off, outside test/dev config classes and branches."""
+
+    def visit(node: ast.AST) -> Iterator[int]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef) and _NOT_PRODUCTION_CLASS.match(child.name):
+                continue
+            if isinstance(child, ast.If) and _NOT_PRODUCTION_BRANCH.search(ast.unparse(child.test)):
+                yield from (line for stmt in child.orelse for line in visit_one(stmt))
+                continue
+            if _csrf_switched_off(child):
+                yield getattr(child, "lineno", 1)
+            yield from visit(child)
+
+    def visit_one(stmt: ast.AST) -> Iterator[int]:
+        if _csrf_switched_off(stmt):
+            yield getattr(stmt, "lineno", 1)
+        yield from visit(stmt)
+
+    yield from visit(tree)
+
+
+def _unprotected_forms(app: AppInfo) -> list[dict[str, Any]]:
+    """The app's form routes that no CSRF check covers (APP004's finding)."""
     form_tokens = app.config.get("WTF_CSRF_ENABLED", True) is not False
 
     def protected(route: dict[str, Any]) -> bool:
@@ -347,14 +494,45 @@ def no_csrf(ctx: Context) -> Iterator[Finding]:
             return True  # the app's own before_request compares a session token
         return app.csrf or bool(route.get("flaskform") and form_tokens)
 
-    forms = [r for r in app.routes if r.get("form") and not protected(r)]
-    if forms:
-        shown = ", ".join(str(r["rule"]) for r in forms[:3])
-        more = f" and {len(forms) - 3} more" if len(forms) > 3 else ""
-        yield no_csrf.finding(
-            f"routes take form posts without CSRF protection: {shown}{more}",
-            file=app_file(ctx),
-        )
+    return [r for r in app.routes if r.get("form") and not protected(r)]
+
+
+@rule(
+    "APP016",
+    layer="app",
+    level=Level.ERROR,
+    title="CSRF protection switched off in the code production runs",
+    help="Remove WTF_CSRF_ENABLED = False from the factory or the production config (keep "
+    "it in a testing config or under 'if app.testing:'): with it, every form a logged-in "
+    "user can post can be posted for them by any site they visit. Exempt single views "
+    "that take no cookies with @csrf.exempt instead.",
+    example="def create_app():\n    app.config['WTF_CSRF_ENABLED'] = False",
+    level_reason="error, as APP004 (the same consequence: forged posts in a logged-in "
+    "session); when the app was imported and APP004 already names the unprotected "
+    "routes, this line is its cause and is not reported twice.",
+)
+def csrf_switched_off(ctx: Context) -> Iterator[Finding]:
+    sources = [p for p in _python_sources(ctx) if "WTF_CSRF" in ctx.read(p)]
+    if not sources:
+        return
+    if ctx.app is not None:
+        if ctx.app.config.get("WTF_CSRF_ENABLED", True) is not False:
+            return  # the line is not in effect under production's environment
+        if _unprotected_forms(ctx.app):
+            return  # APP004 reports the routes this leaves open
+    elif not any(re.search(r"\bflask_wtf\b", ctx.read(p)) for p in _python_sources(ctx)):
+        return  # no Flask-WTF: the setting switches nothing off
+    for path in sources:
+        try:
+            tree = ast.parse(ctx.read(path))
+        except (SyntaxError, ValueError):
+            continue
+        for line in _csrf_switches(tree):
+            yield csrf_switched_off.finding(
+                "WTF_CSRF_ENABLED = False: Flask-WTF checks no CSRF token on any form",
+                file=ctx.relative(path),
+                line=line,
+            )
 
 
 # -- APP005, APP006: the database -------------------------------------------------------
@@ -460,6 +638,10 @@ class RunCall:
     line: int
     host: str | None
     guarded: bool  # inside ``if __name__ == "__main__":`` or a function body
+    #: ``debug=True`` written in the call (the debugger and reloader on).
+    debug: bool = False
+    #: Inside ``if __name__ == "__main__":`` itself (not only a function body).
+    main: bool = False
 
 
 def _python_sources(ctx: Context) -> list[Path]:
@@ -500,13 +682,14 @@ def _flask_names(tree: ast.Module) -> set[str]:
 def _run_calls_in(tree: ast.Module, file: str) -> Iterator[RunCall]:
     names = _flask_names(tree)
 
-    def visit(node: ast.AST, guarded: bool) -> Iterator[RunCall]:
+    def visit(node: ast.AST, guarded: bool, main: bool) -> Iterator[RunCall]:
         for child in ast.iter_child_nodes(node):
             inner = guarded or isinstance(
                 child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
             )
+            in_main = main
             if isinstance(child, ast.If) and _is_main_guard(child):
-                inner = True
+                inner = in_main = True
             if (
                 isinstance(child, ast.Call)
                 and isinstance(child.func, ast.Attribute)
@@ -524,10 +707,14 @@ def _run_calls_in(tree: ast.Module, file: str) -> Iterator[RunCall]:
                 )
                 if host is None and child.args and isinstance(child.args[0], ast.Constant):
                     host = child.args[0].value
-                yield RunCall(file, child.lineno, str(host) if host else None, guarded)
-            yield from visit(child, inner)
+                debug = any(
+                    kw.arg == "debug" and isinstance(kw.value, ast.Constant) and kw.value.value
+                    for kw in child.keywords
+                )
+                yield RunCall(file, child.lineno, str(host) if host else None, guarded, debug, main)
+            yield from visit(child, inner, in_main)
 
-    yield from visit(tree, False)
+    yield from visit(tree, False, False)
 
 
 def run_calls(ctx: Context) -> list[RunCall]:
@@ -644,6 +831,45 @@ def run_public(ctx: Context) -> Iterator[Finding]:
             )
 
 
+@rule(
+    "APP014",
+    layer="app",
+    level=Level.WARNING,
+    title="The entry module starts the development server with debug or on 0.0.0.0 when "
+    "run by hand",
+    help="Production imports this module, and anyone who runs it on the server "
+    "('python wsgi.py' to try something) starts Flask's development server with what the "
+    "__main__ block says. Keep app.run() out of the module production serves (use "
+    "'flask --app ... run --debug' on a workstation), or at least no debug=True and no "
+    "host='0.0.0.0' there.",
+    example="if __name__ == '__main__':\n    app.run(host='0.0.0.0', debug=True)  # in wsgi.py",
+    level_reason="error when both (the Werkzeug debugger on every interface runs code for "
+    "whoever reaches it), warning for either alone (the debugger on loopback, or an "
+    "unhardened server on the network); only when someone starts the file by hand.",
+)
+def main_block_run(ctx: Context) -> Iterator[Finding]:
+    entry = app_file(ctx)
+    for call in run_calls(ctx):
+        if not call.main or call.file != entry:
+            continue
+        if _runs_file_directly(ctx, call.file):
+            continue  # production itself runs the file: APP009 (or APP001) says so
+        public = call.host in _PUBLIC_HOSTS
+        if not (public or call.debug):
+            continue
+        what = " and ".join(
+            part for part, on in (("debug=True", call.debug), (f"host={call.host!r}", public)) if on
+        )
+        yield main_block_run.finding(
+            f"{call.file} runs app.run({what}) when started by hand: the module production "
+            "serves carries a development server"
+            + (" with the debugger on every interface" if public and call.debug else ""),
+            level=Level.ERROR if public and call.debug else Level.WARNING,
+            file=call.file,
+            line=call.line,
+        )
+
+
 # -- APP010 ----------------------------------------------------------------------------
 
 
@@ -701,6 +927,8 @@ def proxy_fix(ctx: Context) -> Iterator[Finding]:
     "flaskprod.Production(app) adds both.",
     requires=("app",),
     example="no /health, /healthz or /livez route",
+    level_reason="warning, a checklist item (a health check): without it a hung app keeps "
+    "its traffic and deploys cannot wait for the new version to be healthy.",
 )
 def no_health(ctx: Context) -> Iterator[Finding]:
     app = _app(ctx)

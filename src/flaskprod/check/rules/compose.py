@@ -370,3 +370,160 @@ def app_published(ctx: Context) -> Iterator[Finding]:
                     file=ctx.relative(compose.path),
                     line=compose.line(name, "ports"),
                 )
+
+
+#: Docker's stop timeout when a service sets no stop_grace_period (compose spec).
+DOCKER_STOP_GRACE = 10.0
+#: gunicorn's own graceful_timeout default (seconds).
+GUNICORN_GRACEFUL_TIMEOUT = 30
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def duration(value: object) -> float | None:
+    """Seconds in a compose duration ("1m30s", "10s", "500ms", a bare number of seconds)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|ns|m|s)", value.strip())
+    if not parts or "".join(n + u for n, u in parts) != value.strip():
+        return None
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def _graceful(ctx: Context, compose: ComposeFile, name: str) -> tuple[int, str, bool] | None:
+    """How long the app server of service ``name`` lets requests finish on SIGTERM:
+    gunicorn's graceful_timeout (30 s unless set), granian's --workers-kill-timeout
+    (unbounded when unset: GRN003's finding, nothing to compare here)."""
+    from flaskprod.check.parsers.granian import granian_setups
+
+    for setup in gunicorn_setups(ctx):
+        if setup.origin == "compose" and setup.service == name:
+            value = setup.get("graceful_timeout", GUNICORN_GRACEFUL_TIMEOUT)
+            if isinstance(value, int) and not isinstance(value, bool):
+                written = "graceful_timeout" in setup.settings
+                return value, "gunicorn's graceful_timeout", written
+    found = compose.services.get(name)
+    service: dict[str, Any] = found if isinstance(found, dict) else {}
+    built = _built_dockerfile(compose, service)
+    command_line = compose.line(name, "command")
+    for granian in granian_setups(ctx):
+        ours = (granian.origin == "compose" and granian.file == compose.path) and (
+            granian.line == command_line
+        )
+        image = (
+            granian.origin == "dockerfile"
+            and built is not None
+            and (granian.file.resolve() == built and not service.get("command"))
+        )
+        if ours or image:
+            value = granian.setting("--workers-kill-timeout")
+            if isinstance(value, str) and value.isdigit():
+                return int(value), "granian's --workers-kill-timeout", True
+    return None
+
+
+def _built_dockerfile(compose: ComposeFile, service: dict[str, Any]) -> Any:
+    build = service.get("build")
+    if isinstance(build, str):
+        context, dockerfile = build, "Dockerfile"
+    elif isinstance(build, dict):
+        context = str(build.get("context", "."))
+        dockerfile = str(build.get("dockerfile", "Dockerfile"))
+    else:
+        return None
+    return None if "://" in context else (compose.path.parent / context / dockerfile).resolve()
+
+
+@rule(
+    "CMP010",
+    layer="compose",
+    level=Level.WARNING,
+    title="Docker kills the app before its graceful shutdown can end",
+    help="Give the app's service stop_grace_period longer than its server's graceful "
+    "timeout (the kit: graceful_timeout + 10 s): 'docker compose stop', a redeploy or a "
+    "host shutdown sends SIGTERM, then SIGKILL after stop_grace_period (10 s when "
+    "unset), cutting the requests gunicorn or granian were still finishing.",
+    example="web:\n  build: .\n  command: gunicorn --graceful-timeout 30 wsgi:app\n"
+    "  # no stop_grace_period: killed after 10 s",
+    level_reason="warning when a graceful window or a stop_grace_period is written (the "
+    "shutdown someone chose is undone: requests in flight at each redeploy are cut); info "
+    "when both are left to their defaults (gunicorn's 30 s, Docker's 10 s: only requests "
+    "running longer than 10 s at a redeploy are cut).",
+)
+def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            if not isinstance(service, dict):
+                continue
+            found = _graceful(ctx, compose, name)
+            if found is None:
+                continue
+            graceful, said, chosen = found
+            written = service.get("stop_grace_period")
+            grace = DOCKER_STOP_GRACE if written is None else duration(written)
+            if grace is None or grace > graceful:
+                continue
+            shown = f"{written}" if written is not None else "10 s (Docker's default; not set)"
+            yield stop_before_graceful.finding(
+                f"service '{name}' is killed {shown} after SIGTERM, but {said} lets "
+                f"requests finish for {graceful} s",
+                file=ctx.relative(compose.path),
+                line=compose.line(name, "stop_grace_period")
+                if written is not None
+                else compose.line(name),
+                level=Level.WARNING if chosen or written is not None else Level.INFO,
+            )
+
+
+def _volume_targets(service: dict[str, Any]) -> list[str]:
+    """Where the service's volumes and bind mounts are mounted (tmpfs is not storage)."""
+    targets: list[str] = []
+    volumes = service.get("volumes")
+    for item in volumes if isinstance(volumes, list) else []:
+        if isinstance(item, str):
+            parts = item.split(":")
+            if len(parts) >= 2:
+                targets.append(parts[1])
+        elif isinstance(item, dict) and item.get("type") != "tmpfs":
+            target = item.get("target")
+            if isinstance(target, str):
+                targets.append(target)
+    return [t.rstrip("/") or "/" for t in targets]
+
+
+@rule(
+    "CMP011",
+    layer="compose",
+    level=Level.ERROR,
+    title="Uploads are written inside the container, on no volume",
+    help="Mount a named volume (or a bind mount) where the app writes its uploads: "
+    "'volumes: [media:/var/lib/app/media]' for MEDIA_ROOT=/var/lib/app/media. Without "
+    "it they live in the container's writable layer and go with it: every deploy "
+    "recreates the container.",
+    example="web:\n  environment:\n    UPLOAD_FOLDER: /srv/app/uploads\n  # no volumes:",
+    level_reason="error: users' files are lost at the next deploy or container "
+    "recreation, without any error at the time they are uploaded.",
+)
+def uploads_without_volume(ctx: Context) -> Iterator[Finding]:
+    from flaskprod.launch.compose import service_env
+    from flaskprod.spec.settings_scan import MEDIA_KEYS
+
+    for compose in _files(ctx):
+        for name, service in compose.services.items():
+            if not isinstance(service, dict) or _one_shot(service):
+                continue
+            env = service_env(service)
+            targets = _volume_targets(service)
+            for key in sorted(MEDIA_KEYS & set(env)):
+                folder = env[key].strip().rstrip("/")
+                if not folder.startswith("/") or "$" in folder:
+                    continue  # relative to the app, or from a variable: not known here
+                if any(folder == t or folder.startswith(f"{t}/") or t == "/" for t in targets):
+                    continue
+                yield uploads_without_volume.finding(
+                    f"service '{name}' writes uploads to {folder} ({key}), which no volume "
+                    "holds: they are lost when the container is recreated",
+                    file=ctx.relative(compose.path),
+                    line=compose.line(name, "environment"),
+                )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import kit_health_paths
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.dockerfile import parse_dockerfiles
@@ -189,7 +190,7 @@ def healthcheck(ctx: Context) -> Iterator[Finding]:
         if not urls or paths is None:
             continue
         path = "/" + urls[0].split("://", 1)[1].partition("/")[2].split("?")[0]
-        if ctx.spec is not None and path == ctx.spec.http.health_path:
+        if path in kit_health_paths(ctx, dockerfile.path):
             continue  # the app misses the spec's own health path: APP011 says so, once
         if not any(_route_matches(rule_path, path) for rule_path in paths):
             yield healthcheck.finding(

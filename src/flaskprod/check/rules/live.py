@@ -17,6 +17,7 @@ from flaskprod.check.context import Context
 from flaskprod.check.live import live_report, observatory
 from flaskprod.check.live.csp import page_blocked
 from flaskprod.check.model import Finding, Level, Rule, rule
+from flaskprod.spec.cache_names import is_immutable_name
 
 _LIVE = "live"
 
@@ -612,8 +613,6 @@ def ready_lies(ctx: Context) -> Iterator[Finding]:
 
 _TEXT = ("text/", "javascript", "json", "svg", "xml")
 _LONG_LIVED = 7 * 86400
-#: A content hash in a file name (app.3f2a9c1e.css, Flask-Static-Digest's app-3f2a...css).
-_FINGERPRINT = re.compile(r"[.-][0-9a-f]{8,}\.[a-z0-9]+$")
 #: Headers Flask/Werkzeug put on files it serves itself and nginx never does.
 _APP_TELLTALES = ("content-disposition",)
 
@@ -630,9 +629,12 @@ def _assets(ctx: Context, owner: Rule, out: list[Finding]) -> list[dict[str, Any
     layer=_LIVE,
     level=Level.WARNING,
     title="Static files without long-lived cache headers",
-    help="Version static file names (a content hash) and serve them with 'Cache-Control: "
-    "public, max-age=31536000, immutable'; files with plain names need a short max-age "
-    "with must-revalidate, or a deploy's new file is not seen.",
+    help="Give files names that never mean other bytes (a content hash, a fingerprint, a "
+    "fresh uuid for an upload) and serve those with 'Cache-Control: public, "
+    "max-age=31536000, immutable'; files with plain names need a short max-age with "
+    "must-revalidate, or a deploy's new file is not seen ('no-cache' asks again on every "
+    "page). Static files and "
+    "uploads (/media/<uuid>.png) alike; the kit's nginx chooses by the same pattern.",
 )
 def static_cache(ctx: Context) -> Iterator[Finding]:
     out: list[Finding] = []
@@ -644,7 +646,7 @@ def static_cache(ctx: Context) -> Iterator[Finding]:
         if "immutable" in control or (match and int(match.group(1)) >= _LONG_LIVED):
             continue
         path = urlsplit(asset["url"]).path
-        if not _FINGERPRINT.search(path) and match and "must-revalidate" in control:
+        if not is_immutable_name(path) and match and "must-revalidate" in control:
             continue  # a plain name cached briefly and revalidated: the right policy for it
         yield static_cache.finding(
             f"{urlsplit(asset['url']).path}: Cache-Control {control or 'missing'}"

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flaskprod.check.context import Context
+from flaskprod.check.deployments import spec_governs
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.compose import parse_compose_files
 from flaskprod.check.parsers.gunicorn import GunicornSetup, gunicorn_setups
@@ -562,11 +563,14 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     limit = _app_body_limit(ctx)
     if limit is None:
         return
+    from_spec = ctx.app_config is None
     reported: set[int] = set()
     for proxy_pass in _app_proxy_passes(ctx):
         block, server = proxy_pass.parent, _enclosing_server(proxy_pass)
         if block is None or id(server) in reported:
             continue
+        if from_spec and not spec_governs(ctx, proxy_pass.file):
+            continue  # the spec's max_body is the kit's; the project's own site is not held to it
         found = block.setting("client_max_body_size")
         text = found.args[0] if found and found.args else "1m"
         try:
@@ -592,6 +596,8 @@ def body_size_mismatch(ctx: Context) -> Iterator[Finding]:
     help="Add 'server_tokens off;' in the http block (or each server): nginx otherwise "
     "shows its exact version on every error page and in the Server header.",
     example="http {\n    # no server_tokens off;",
+    level_reason="warning, a checklist item (version hidden): the exact version tells "
+    "scanners which CVEs to try; info for a site file, whose nginx.conf may turn it off.",
 )
 def server_tokens(ctx: Context) -> Iterator[Finding]:
     tree = _tree(ctx)
@@ -626,6 +632,9 @@ def server_tokens(ctx: Context) -> Iterator[Finding]:
         "server { listen 80; server_name shop.example.com; ... }"
         "   # also answers Host: evil.example"
     ),
+    level_reason="warning, as the deployment checklists have it: the site answers any "
+    "Host (host-header poisoning of password-reset links, the site indexed under other "
+    "names); info for a site file whose nginx.conf may hold the default server.",
 )
 def no_default_server(ctx: Context) -> Iterator[Finding]:
     by_port: dict[str, list[Directive]] = {}

@@ -17,7 +17,10 @@ from flaskprod.launch.gunicorn import find_gunicorn
 from flaskprod.launch.shell import split_command, tokens
 from flaskprod.launch.systemd import Unit
 
-#: Exposure above this is systemd-analyze's EXPOSED/UNSAFE: a warning.
+#: From this exposure on, systemd-analyze (252) says UNSAFE: next to nothing is
+#: sandboxed, an error.
+EXPOSURE_ERROR = 9.0
+#: Exposure above this is systemd-analyze's EXPOSED: a warning.
 EXPOSURE_WARNING = 7.0
 #: Above this (systemd's MEDIUM), an info with the settings to add.
 EXPOSURE_INFO = 4.5
@@ -373,11 +376,13 @@ def no_after_database(ctx: Context) -> Iterator[Finding]:
 @rule(
     "SYS009",
     layer="systemd",
-    level=Level.INFO,
+    level=Level.WARNING,
     title="no ExecReload for a graceful reload",
     help="Add 'ExecReload=/bin/kill -s HUP $MAINPID': 'systemctl reload APP' then "
     "replaces gunicorn's workers without dropping a request.",
     example="# no ExecReload=/bin/kill -s HUP $MAINPID",
+    level_reason="warning: a graceful reload is a deployment checklist item; without it "
+    "every deploy restarts the service and the requests in flight get a 502.",
 )
 def no_reload(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -402,6 +407,10 @@ def no_reload(ctx: Context) -> Iterator[Finding]:
     "RestrictNamespaces=yes, LockPersonality=yes, SystemCallFilter=@system-service, "
     "CapabilityBoundingSet=; check with 'systemd-analyze security UNIT'.",
     example="[Service]\nUser=shop\nExecStart=...   # nothing else: exposure 9.2/10",
+    level_reason=f"rises with the exposure score, in systemd-analyze's (252) bands: "
+    f"error from {EXPOSURE_ERROR} (UNSAFE: an unhardened unit, a compromised app can read "
+    f"and write all its user can), warning above {EXPOSURE_WARNING} (EXPOSED: weakly "
+    f"hardened), info above {EXPOSURE_INFO} (MEDIUM: the settings still to add).",
 )
 def weak_hardening(ctx: Context) -> Iterator[Finding]:
     for unit in _services(ctx):
@@ -416,7 +425,11 @@ def weak_hardening(ctx: Context) -> Iterator[Finding]:
             f"style); most open: {', '.join(missing[:5])}",
             file=where,
             line=unit.first_line("Service"),
-            level=None if score > EXPOSURE_WARNING else Level.INFO,
+            level=Level.ERROR
+            if score >= EXPOSURE_ERROR
+            else Level.WARNING
+            if score > EXPOSURE_WARNING
+            else Level.INFO,
         )
 
 
@@ -475,3 +488,165 @@ def socket_folder(ctx: Context) -> Iterator[Finding]:
                 file=ctx.relative(file),
                 line=line,
             )
+
+
+#: systemd 252's DefaultTimeoutStopSec (system.conf): a unit that sets no TimeoutStopSec=
+#: (nor TimeoutSec=) is SIGKILLed this long after its stop began.
+SYSTEMD_STOP_TIMEOUT = 90.0
+#: gunicorn's own graceful_timeout default (seconds), when neither config nor flag sets it.
+GUNICORN_GRACEFUL_TIMEOUT = 30
+_SPAN_UNITS = {
+    "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3,
+    "": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+}  # fmt: skip
+
+
+def timespan(text: str) -> float | None:
+    """Seconds in a systemd time span ("90", "1min 30s", "500ms"; "infinity": inf);
+    None when it is not one (systemd.time(7))."""
+    text = text.strip().lower()
+    if text == "infinity":
+        return float("inf")
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+    if not parts or re.sub(r"[\d.\sa-z]", "", text):
+        return None
+    if any(unit not in _SPAN_UNITS for _, unit in parts):
+        return None
+    return sum(float(number) * _SPAN_UNITS[unit] for number, unit in parts)
+
+
+@rule(
+    "SYS012",
+    layer="systemd",
+    level=Level.WARNING,
+    title="systemd kills the app before its graceful shutdown can end",
+    help="Give the unit TimeoutStopSec= longer than gunicorn's graceful_timeout (the kit "
+    "uses graceful_timeout + 10 s): on 'systemctl stop/restart' gunicorn lets its workers "
+    "finish their requests for graceful_timeout, and systemd SIGKILLs whatever still runs "
+    "after TimeoutStopSec (90 s in systemd 252 when unset).",
+    example="TimeoutStopSec=10\nExecStart=/srv/app/.venv/bin/gunicorn --graceful-timeout 30 w:app",
+    level_reason="warning: requests still running at a stop or restart are cut (a 502 "
+    "each), on every deploy that restarts; nothing is exposed.",
+)
+def stop_before_graceful(ctx: Context) -> Iterator[Finding]:
+    units = {u.path: u for u in _services(ctx)}
+    for setup in gunicorn_setups(ctx):
+        unit = units.get(setup.file)
+        if setup.origin != "systemd" or unit is None:
+            continue
+        graceful = setup.get("graceful_timeout", GUNICORN_GRACEFUL_TIMEOUT)
+        if not isinstance(graceful, int) or isinstance(graceful, bool):
+            continue  # from a variable: not statically known
+        key = next((k for k in ("TimeoutStopSec", "TimeoutSec") if unit.get("Service", k)), None)
+        stop = timespan(unit.value("Service", key)) if key else SYSTEMD_STOP_TIMEOUT
+        if stop is None or stop > graceful:
+            continue
+        where = ctx.relative(unit.path)
+        said = f"{key}={unit.value('Service', key)}" if key else "systemd 252's default 90 s"
+        yield stop_before_graceful.finding(
+            f"{where} stops the app after {stop:g} s ({said}) but gunicorn gives its workers "
+            f"{graceful} s (graceful_timeout) to finish: requests still running are SIGKILLed",
+            file=where,
+            line=_line(unit, key) if key else _line(unit, "ExecStart"),
+        )
+
+
+#: systemd 252's defaults for a service: UMask=0022, RuntimeDirectoryMode=0755.
+SYSTEMD_UMASK = 0o022
+RUNTIME_DIRECTORY_MODE = 0o755
+
+
+def _mode(value: object) -> int | None:
+    """A file mode or mask as written: 0o660, 432, "0660", "660", "0o660"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().lower().removeprefix("0o")
+    try:
+        return int(text, 8)
+    except ValueError:
+        return None
+
+
+def _sockets(ctx: Context) -> Iterator[tuple[Unit, PurePosixPath, int, str, Path, int]]:
+    """(unit, socket path, socket mode, why that mode, file, line) of every app server a
+    systemd unit starts on a unix socket, the mode judged as it will be: gunicorn binds
+    with its own umask (0 unless set: 0777), granian with --uds-permissions, else with
+    the unit's UMask (0022 unless set: 0755)."""
+    from flaskprod.check.parsers.granian import granian_setups
+
+    units = {u.path: u for u in _services(ctx)}
+    for setup in gunicorn_setups(ctx):
+        unit = units.get(setup.file)
+        if setup.origin != "systemd" or unit is None:
+            continue
+        umask = _mode(setup.get("umask", 0))
+        if umask is None:
+            continue
+        said = (
+            f"gunicorn's umask {umask:04o}" if "umask" in setup.settings else "gunicorn's umask 0"
+        )
+        for bind in setup.binds:
+            if bind.startswith("unix:"):
+                file, line = (
+                    setup.where("umask") if "umask" in setup.settings else setup.where("bind")
+                )
+                yield unit, PurePosixPath(bind[5:]), 0o777 & ~umask, said, file, line
+    for granian in granian_setups(ctx):
+        unit = units.get(granian.file)
+        uds = granian.setting("--uds")
+        if granian.origin != "systemd" or unit is None or not isinstance(uds, str):
+            continue
+        given = granian.setting("--uds-permissions")
+        if isinstance(given, str):
+            mode, said = _mode(given), f"--uds-permissions {given}"
+        else:
+            written = unit.get("Service", "UMask")
+            umask = _mode(written.value) if written else SYSTEMD_UMASK
+            mode = None if umask is None else 0o777 & ~umask
+            said = f"UMask={written.value}" if written else "systemd's default UMask=0022"
+        if mode is not None:
+            yield unit, PurePosixPath(uds), mode, said, granian.file, granian.line
+
+
+@rule(
+    "SYS013",
+    layer="systemd",
+    level=Level.ERROR,
+    title="nginx can never connect to the app's unix socket",
+    help="nginx runs as another user (www-data): it needs write permission on the socket "
+    "and search permission on its folder, through the app's group (add nginx's user to "
+    "Group=, socket 0660, RuntimeDirectoryMode=0750) or through everyone. gunicorn binds "
+    "with its own umask (0: 0777 unless set); granian with --uds-permissions, else with "
+    "the unit's UMask (systemd's default 0022 makes 0755: only the app's user can "
+    "connect). The kit: --uds-permissions 0660, UMask=0007, RuntimeDirectoryMode=0750.",
+    example="ExecStart=/srv/app/.venv/bin/granian --uds /run/app/granian.sock ...\n"
+    "# no --uds-permissions, no UMask=: the socket is 0755",
+    level_reason="error: every request through nginx is a 502 (connect() permission "
+    "denied) until the modes change; when the group could connect, whether nginx is in "
+    "that group is only seen on the server (check --host, HST004).",
+)
+def socket_unreachable(ctx: Context) -> Iterator[Finding]:
+    for unit, path, mode, said, file, line in _sockets(ctx):
+        runtime = {w for a in unit.all("Service", "RuntimeDirectory") for w in a.value.split()}
+        folder_mode = None
+        if path.parent.parent == PurePosixPath("/run") and path.parent.name in runtime:
+            written = unit.get("Service", "RuntimeDirectoryMode")
+            folder_mode = _mode(written.value) if written else RUNTIME_DIRECTORY_MODE
+        reachable = [
+            who
+            for who, write, search in (("its group", 0o020, 0o010), ("others", 0o002, 0o001))
+            if mode & write and (folder_mode is None or folder_mode & search)
+        ]
+        if reachable:
+            continue
+        folder = f", folder {folder_mode:04o}" if folder_mode is not None else ""
+        yield socket_unreachable.finding(
+            f"{path} will be mode {mode:04o} ({said}){folder}: only its owner can connect, "
+            "and nginx runs as another user",
+            file=ctx.relative(file),
+            line=line,
+        )

@@ -1,0 +1,99 @@
+"""Rules of the ``kit`` layer: the deployment files ``flaskprod init`` rendered still
+say what flaskprod.toml says.
+
+Every other layer judges the files as they are; this one compares them with a fresh
+render of the spec, exactly as ``flaskprod render --check`` does (the same
+:func:`flaskprod.kit.commands.plan_render`, so the two can never disagree). A file
+edited by hand is overwritten by the next render (or blocks it), and a kit not
+re-rendered after the spec changed deploys something else than what was reviewed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from flaskprod.check.context import Context
+from flaskprod.check.model import Finding, Level, rule
+from flaskprod.errors import UserError
+from flaskprod.spec.rendered import read_manifest
+
+#: Level by how the file differs, and why: a hand edit (or a file flaskprod did not
+#: write at a kit path) is lost or refused at the next render, and what runs is not
+#: what the spec says: warning. A missing file, a stale one (the spec changed after the
+#: render) or a wrong mode (a script no longer executable): the kit deploys something
+#: other than the spec: warning too; none of them is an attack surface by itself.
+_REASONS = {
+    "edited": "edited by hand since the last render: the next 'flaskprod render' refuses "
+    "to overwrite it (--force loses the edit); move the change into flaskprod.toml",
+    "foreign": "not written by flaskprod, at a path the kit renders: 'flaskprod render' "
+    "refuses to overwrite it; move it aside or describe it in flaskprod.toml",
+    "update": "differs from a fresh render of flaskprod.toml (changed since, or a newer "
+    "flaskprod): run 'flaskprod render'",
+    "create": "missing: run 'flaskprod render'",
+}
+
+
+def _project_facts(ctx: Context) -> Any:
+    """What the kit's templates know about the project, detected from its sources as
+    ``render --no-import`` does, plus what the app showed when it was imported here
+    (Redis and Flask-Migrate loaded at import), as ``render`` after an import sees."""
+    from flaskprod.spec.detect import detect_project
+
+    assert ctx.spec is not None
+    project = detect_project(ctx.root, ctx.spec.app.target, introspect=False)
+    if ctx.app is not None:
+        redis = project.uses_redis or "redis" in ctx.app.modules
+        migrate = project.uses_migrate or "migrate" in ctx.app.extensions
+        project = dataclasses.replace(
+            project,
+            uses_redis=redis,
+            uses_migrate=migrate,
+            migrations=migrate or project.migrations_present,
+        )
+    return project
+
+
+@rule(
+    "KIT001",
+    layer="kit",
+    level=Level.WARNING,
+    title="The rendered kit differs from flaskprod.toml",
+    help="The deployment files are rendered from flaskprod.toml: change the spec and run "
+    "'flaskprod render' (it refuses to overwrite hand edits unless --force). "
+    "'flaskprod render --check' lists the same files.",
+    example="deploy/nginx/shop.conf edited by hand after 'flaskprod init'",
+    level_reason="warning: what runs is not what flaskprod.toml says (and what check "
+    "judged there), and the next render loses or refuses the edit; info when no kit was "
+    "rendered yet (nothing deployed from it).",
+)
+def kit_drift(ctx: Context) -> Iterator[Finding]:
+    if ctx.spec is None:
+        return  # no spec, no kit: nothing was rendered, nothing is missing
+    if not read_manifest(ctx.root):
+        yield kit_drift.finding(
+            "flaskprod.toml is here but the kit was never rendered (no "
+            "deploy/.flaskprod.lock.json): nothing to compare",
+            level=Level.INFO,
+            hint="Run 'flaskprod render' to write the deployment files it describes.",
+            file="flaskprod.toml",
+        )
+        return
+    from flaskprod.kit.commands import plan_render
+
+    try:
+        drift = plan_render(ctx.root, ctx.spec, _project_facts(ctx)).drift
+    except UserError as error:  # e.g. app.target names no module: render fails the same
+        yield kit_drift.finding(
+            f"the kit could not be rendered to compare: {error}",
+            level=Level.INFO,
+            hint="Run 'flaskprod render --check' to see why.",
+            file="flaskprod.toml",
+        )
+        return
+    for change in drift:
+        why = _REASONS.get(change.action, change.reason)
+        if change.action == "update" and change.detail.startswith("mode "):
+            why = f"{change.detail}: run 'flaskprod render'"
+        yield kit_drift.finding(why, file=change.path)
