@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tomllib
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def _real_projects() -> Path:
 
 
 REAL_PROJECTS = _real_projects()
+#: Projects the shared folder does not hold, kept here as a snapshot of their published
+#: repository (tests/data/real-projects/README.md says what was left out and why).
+SNAPSHOTS = {"CTFd": Path(__file__).resolve().parent / "data/real-projects/CTFd-91ced62d.tar.gz"}
 #: Written last into a cached venv: a venv without it was cut short and is rebuilt.
 _COMPLETE = ".flaskprod-complete"
 #: What each project installs: a requirements file of its own (relative path); its
@@ -59,10 +63,31 @@ def _venv_cache() -> Path:
     return system if os.access(system, os.W_OK) else Path.home() / ".cache/flaskprod-tests/venvs"
 
 
+def project_source(name: str) -> Path:
+    """The published project ``name``: its folder in the shared real projects, or its
+    snapshot unpacked once (keyed by the snapshot's content) into the tests' cache."""
+    snapshot = SNAPSHOTS.get(name)
+    if snapshot is None:
+        return REAL_PROJECTS / name
+    digest = hashlib.sha256(snapshot.read_bytes()).hexdigest()[:16]
+    cache = _venv_cache().parent / "projects"
+    folder = cache / f"{name}-{digest}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / _COMPLETE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            with tarfile.open(snapshot) as archive:
+                archive.extractall(folder, filter="data")
+            (folder / _COMPLETE).write_text(digest + "\n")
+    return folder
+
+
 def requirement_lines(name: str) -> list[str]:
     """The project's own requirements, as pip arguments (from its requirements file, or
     its pyproject's [project] dependencies)."""
-    source = REAL_PROJECTS / name / REQUIREMENTS[name]
+    source = project_source(name) / REQUIREMENTS[name]
     if source.name == "pyproject.toml":
         project = tomllib.loads(source.read_text(encoding="utf-8"))["project"]
         return [str(item) for item in project.get("dependencies", [])]
@@ -120,7 +145,7 @@ def copy_project(name: str, destination: Path) -> Path:
     ``destination/name``, with ``.venv`` linked to its cached virtualenv in the folder
     its code runs from; returns that folder (the copy's root, or services/web)."""
     target = destination / name
-    shutil.copytree(REAL_PROJECTS / name, target)
+    shutil.copytree(project_source(name), target, ignore=shutil.ignore_patterns(_COMPLETE))
     for path in [target, *target.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)  # the shared copies are read-only
