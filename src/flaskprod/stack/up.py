@@ -478,6 +478,15 @@ class Stack:
                 f"# nginx: the site, changed against {rel_site}:",
                 files.diff(rel_site).rstrip(),
                 "",
+                *(
+                    [
+                        f"# nginx: {files.upstream_path} (the live slot's app server)",
+                        files.upstream.rstrip(),
+                        "",
+                    ]
+                    if files.upstream_path
+                    else []
+                ),
             ]
         )
 
