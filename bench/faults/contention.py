@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 "orders_duplicated": orders["duplicated"],
                 "reload_seconds": result["extra"]["reload_seconds"],
                 "passed": result["passed"],
+                # what failed and when, against the reload's start and end (load clock)
+                "failed_examples": load["failed_examples"],
+                "events": load["events"],
             }
             runs.append(run)
             print(
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({'passed' if run['passed'] else 'FAILED'})",
                 flush=True,
             )
+            for failure in run["failed_examples"]:
+                print(f"  failed: {failure} (events {run['events']})", flush=True)
     failed_runs = [r for r in runs if not r["passed"]]
     totals = {
         "runs": len(runs),

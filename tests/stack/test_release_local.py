@@ -170,6 +170,22 @@ def watch(tiny: Tiny) -> Iterator[Watch]:
     thread.join(timeout=30)
 
 
+def test_the_pipeline_knows_no_target() -> None:
+    """release/pipeline.py is shared by up and deploy: it imports flaskprod's errors
+    only (the local target is release/local.py, the SSH one deploy's)."""
+    import ast
+
+    import flaskprod.release.pipeline as pipeline
+
+    tree = ast.parse(Path(pipeline.__file__).read_text())
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("flaskprod")
+    }
+    assert imported == {"flaskprod.errors"}, imported
+
+
 def test_a_release_id_and_the_free_slot() -> None:
     release = Release.new("0123456789abcdef")
     assert re.fullmatch(r"\d{8}T\d{6}Z-0123456789ab", release.id), release.id

@@ -142,7 +142,9 @@ class LocalTarget:
             log=str(log),
             slot=slot,
         )
-        self.state.services.append(record)
+        services = self.state.services
+        at = max((i + 1 for i, r in enumerate(services) if r.name == kind), default=len(services))
+        services.insert(at, record)  # beside the live one: status lists it in its place
         self.dirs.write(self.state)  # recorded at once: `down` stops it whatever happens
         self.echo(f"{kind}: release {release.id} starting on slot {slot} (pid {proc.pid})")
 
