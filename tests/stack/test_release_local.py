@@ -275,6 +275,32 @@ def test_a_revision_that_does_not_start_leaves_the_old_one_serving(
     assert run_flaskprod("status", str(tiny.root)).returncode == 0
 
 
+def test_a_site_nginx_refuses_is_not_switched_to(tiny: Tiny, watch: Watch) -> None:
+    """The new slot got ready, but the site (edited by hand: up runs it as it is) fails
+    ``nginx -t`` at the switch: its files are put back, the new slot stopped, the old
+    one serves; the exit code is nginx's refusal's (a usage error)."""
+    ((live_pid, live_slot),) = tiny.servers()
+    before = tiny.get().text
+    files = [tiny.dirs.nginx / name for name in ("upstream.conf", "site.conf", "nginx.conf")]
+    contents = [path.read_text() for path in files]
+    site = tiny.root / "deploy" / "nginx" / "tiny.conf"
+    rendered = site.read_text()
+    tiny.write_app("v-unseen")
+    site.write_text(rendered.replace("server {", "server {\n    no_such_directive on;", 1))
+    try:
+        refused = _reload(tiny)
+    finally:
+        site.write_text(rendered)
+    assert refused.returncode == ExitCode.USAGE, refused.stdout + refused.stderr
+    assert "failed at switch" in refused.stderr and "no_such_directive" in refused.stderr
+    assert "slot " + other_slot(live_slot) + " serving" in refused.stdout  # it was ready
+    assert [path.read_text() for path in files] == contents
+    assert tiny.servers() == [(live_pid, live_slot)] and tiny.state().slot == live_slot
+    assert tiny.get().text == before
+    watch.stop.set()
+    assert all(status == 200 and text == before for _at, status, text in watch.seen)
+
+
 def test_a_revision_on_a_new_venv_runs_with_it(tiny: Tiny, watch: Watch) -> None:
     """The venv replaced by another one with one more package (what a dependency change
     does): the new slot runs the project's interpreter as it is now."""

@@ -117,8 +117,8 @@ class LocalTarget:
             self.stack._release_step(shlex.split(command), env)
 
     def start(self, release: Release, slot: str) -> None:
-        for leftover in self._records(slot):  # a server a crashed reload left behind
-            self.stop_slot(slot) if leftover.alive() else self._forget(leftover)
+        if self._records(slot):  # a server a crashed reload left behind
+            self.stop_slot(slot)
         stack, kind = self.stack, self.kind
         sock = stack.socket_path(slot)
         sock.unlink(missing_ok=True)
@@ -203,14 +203,15 @@ class LocalTarget:
         try:
             files: NginxFiles = prepare_nginx(site, self.stack.overlay(slot))
             test_config(self.nginx, files)
-            if nginx is None or not nginx.alive():
+            if nginx is None:
+                raise NotRunning("nginx of the stack is not recorded (see 'flaskprod status')")
+            self._old_workers = set(children_of(nginx.pid))
+            if not nginx.send(signal.SIGHUP):
                 raise NotRunning("nginx of the stack is not running (see 'flaskprod status')")
         except BaseException:
-            for path, text in before.items():
+            for path, text in before.items():  # nginx keeps (or restarts with) the old slot
                 write_atomic(path, text)
             raise
-        self._old_workers = set(children_of(nginx.pid))
-        nginx.send(signal.SIGHUP)
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline:  # new workers: new requests go to the new slot
             if set(children_of(nginx.pid)) - self._old_workers:

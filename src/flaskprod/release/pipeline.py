@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from flaskprod.errors import ServiceFailed, UserError
+from flaskprod.errors import ExitCode, ServiceFailed, UserError
 
 SLOTS = ("a", "b")
 #: Seconds the new slot gets to answer its ready path (a release can override it).
@@ -77,11 +77,14 @@ class ReleaseFailed(ServiceFailed):
         *,
         live: bool = False,
         hint: str | None = None,
+        exit_code: ExitCode | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.step = step
         self.lines = list(lines)
         self.live = live
+        if exit_code is not None:  # the cause's (a refused nginx config stays a usage error)
+            self.exit_code = exit_code
 
     def __str__(self) -> str:
         # The first line is the error; the app's own lines follow, indented: they are
@@ -183,6 +186,7 @@ def run_release(target: ReleaseTarget, release: Release, echo: Echo) -> ReleaseR
             f"release {release.id} failed at {failed_at}: {_message(error)}; {serving}",
             _lines(error),
             hint=error.hint,
+            exit_code=error.exit_code,
         ) from None
     target.record(release, "live")
     if previous is not None:
