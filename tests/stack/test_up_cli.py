@@ -177,7 +177,18 @@ def test_foreground_up_stops_cleanly_on_ctrl_c(tiny: Path) -> None:
     ca = tiny / ".flaskprod" / "tls" / "ca.pem"
     trust = ssl.create_default_context(cafile=str(ca))
     httpx.get(f"https://localhost:{ports[1]}/", verify=trust).raise_for_status()
+    first = [r.pid for r in StateDir(tiny / ".flaskprod").read().services]  # type: ignore[union-attr]
+    # A reload under the foreground up: its old server leaving is not a service dying
+    # (the supervisor follows the live slot), and Ctrl-C then stops the new one too.
+    app = tiny / "app.py"
+    app.write_text(app.read_text().replace("<h1>tiny</h1>", "<h1>tiny v2</h1>"))
+    reload = run("reload", str(tiny))
+    assert reload.returncode == 0, reload.stdout + reload.stderr
+    time.sleep(1.0)  # a few of the supervisor's ticks
+    assert process.poll() is None, "the foreground up stopped after a reload"
+    assert httpx.get(f"https://localhost:{ports[1]}/", verify=trust).text == "<h1>tiny v2</h1>"
     pids = [r.pid for r in StateDir(tiny / ".flaskprod").read().services]  # type: ignore[union-attr]
+    assert set(pids) != set(first)  # the new slot's server
     process.send_signal(signal.SIGINT)
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, rest
