@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 "orders_lost": orders["lost"],
                 "orders_duplicated": orders["duplicated"],
                 "reload_seconds": result["extra"]["reload_seconds"],
+                "phases": result["extra"].get("phases", ""),
                 "passed": result["passed"],
                 # what failed and when, against the reload's start and end (load clock)
                 "failed_examples": load["failed_examples"],
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"run {number}: {run['sent']} requests, {run['failed_first_attempt']} failed, "
                 f"{run['retries']} retries, orders lost {run['orders_lost']} duplicated "
                 f"{run['orders_duplicated']}, reload {run['reload_seconds']} s "
+                f"{'(' + run['phases'] + ') ' if run['phases'] else ''}"
                 f"({'passed' if run['passed'] else 'FAILED'})",
                 flush=True,
             )
