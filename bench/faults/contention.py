@@ -1,19 +1,20 @@
 """Scenario 1 (``flaskprod reload`` under load) repeated on a busy machine.
 
-    .venv/bin/python -m bench.faults.contention [--runs N] [--burners N]
+    .venv/bin/python -m bench.faults.contention [--runs N] [--burners N] [--rate R]
                                                 [--server gunicorn|granian]
 
 One ``flaskprod up -d`` of the shop (as ``bench.faults``), then ``--runs`` times the
-reload-under-load scenario (``--quick`` size) while ``--burners`` CPU burners
-(``python -c 'while ...: pass'``, each bounded in time by itself, started and stopped
-here by pid) compete for the cores. Prints one line per run and the totals, writes
-``bench/results/reload-contention-<UTC time>.json``. Exits 1 when a run failed a
-request or lost an order.
+reload-under-load scenario (``--quick`` size, ``--rate`` first attempts a second) while
+``--burners`` CPU burners (``python -c 'while ...: pass'``, each bounded in time by
+itself, started and stopped here by pid) compete for the cores. Prints one line per run
+and the totals, writes ``bench/results/reload-contention-<UTC time>.json``. Exits 1 when
+a run failed a request or lost an order.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -47,18 +48,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="Reloads under load (1-100).")
     parser.add_argument("--burners", type=int, default=2, help="CPU burners (0-8).")
     parser.add_argument("--server", choices=("gunicorn", "granian"), help="Instead of the shop's.")
+    parser.add_argument(
+        "--rate", type=float, default=QUICK.rate, help="First attempts per second (10-150)."
+    )
     options = parser.parse_args(argv)
     if not 1 <= options.runs <= 100 or not 0 <= options.burners <= 8:
         parser.error("--runs must be 1-100 and --burners 0-8")
+    if not 10 <= options.rate <= 150:  # nginx limits /api/ to 20 r/s per client (8 here)
+        parser.error("--rate must be 10-150")
+    size = dataclasses.replace(QUICK, rate=options.rate)
     runs: list[dict[str, Any]] = []
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with running_stack(None, options.server) as stack:
-        print(f"stack up: {stack.url} ({stack.server}), {options.burners} burners", flush=True)
+        print(
+            f"stack up: {stack.url} ({stack.server}), {options.burners} burners, "
+            f"{options.rate:g} req/s",
+            flush=True,
+        )
         for number in range(1, options.runs + 1):
             burners = _burners(options.burners, seconds=120.0)
             try:
                 time.sleep(0.5)  # the burners run before the load starts
-                result = reload_under_load(stack, QUICK)
+                result = reload_under_load(stack, size)
             finally:
                 _stop(burners)
             load, orders = result["load"], result["orders"]
@@ -106,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS / f"reload-contention-{stamp}.json"
     path.write_text(
         json.dumps(
-            {"started": started, "burners": options.burners, "totals": totals, "runs": runs},
+            {
+                "started": started,
+                "burners": options.burners,
+                "rate": options.rate,
+                "totals": totals,
+                "runs": runs,
+            },
             indent=2,
         )
         + "\n"
