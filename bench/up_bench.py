@@ -6,7 +6,7 @@ On a copy of the project (in a temp folder, free ports, its own state folder), e
 ``--runs`` times, with the median and the range:
 - ``up -d`` to ready, new cluster: an empty state folder (CA, initdb, migrations...);
 - ``up -d`` to ready, existing cluster: after ``down``, data kept;
-- ``reload`` (new gunicorn workers serving, nginx reloaded, old workers gone);
+- ``reload`` (the new app server ready on the other slot, nginx switched, the old one gone);
 - ``down``;
 and once, with the stack at rest after a few requests: the memory of every process of
 the stack, summed per service (masters, workers, backends), as RSS and as PSS (RSS

@@ -173,8 +173,16 @@ def reload_under_load(stack: FaultStack, size: Size) -> dict[str, Any]:
         stack,
         checks,
         recovery_seconds(load.record, load.record.events["reload"]),
-        {"reload_seconds": took},
+        {"reload_seconds": took, "phases": _phases(output)},
     )
+
+
+def _phases(output: str) -> str:
+    """The release pipeline's line of seconds per phase ('build 0.1s, ...'), if any."""
+    for line in output.splitlines():
+        if ": live on slot " in line and "(" in line:
+            return line[line.index("(") + 1 : line.rindex(")")]
+    return ""
 
 
 # -- 2. a worker killed ---------------------------------------------------------------------

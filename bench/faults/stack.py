@@ -100,6 +100,8 @@ class FaultStack(RunningShop):
             project=self.project, https_port=self.https_port, http_port=self.http_port
         )
         starter = Stack(spec, options, lambda _message: None)
+        state = self.dirs.read()
+        starter.slot = state.slot if state else starter.slot  # the live slot's socket
         # The environment up gave it (state.json keeps only the URLs): what systemd's
         # EnvironmentFile gives the restarted service on a server. Both servers get
         # the same one (up builds it once).
@@ -238,8 +240,9 @@ class FaultStack(RunningShop):
             address=old.address if old else "",
             log=old.log if old else str(self.dirs.log(name)),
             data=old.data if old else None,
+            slot=old.slot if old else None,
         )
-        state.services = [record if s.name == name else s for s in state.services]
+        state.services = [record if s is old else s for s in state.services]
         self.dirs.write(state)
 
     # -- the database, read directly ---------------------------------------------------

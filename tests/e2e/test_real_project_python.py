@@ -24,6 +24,15 @@ from real_projects import copy_project, pip_freeze
 
 from flaskprod.errors import ExitCode
 from flaskprod.stack.ports import free_ports
+from flaskprod.stack.state import StateDir
+
+
+def _gunicorn_pid(root: Path) -> int:
+    """The live gunicorn master up (or the last reload) recorded."""
+    state = StateDir(root / ".flaskprod").read()
+    record = state.service("gunicorn") if state else None
+    assert record is not None, "no gunicorn in state.json"
+    return record.pid
 
 
 @dataclass
@@ -82,7 +91,7 @@ def test_up_runs_migrations_release_and_gunicorn_with_the_projects_python(
     assert "Running upgrade" in release and "ModuleNotFoundError" not in release
     # `flask translate compile` shells out to pybabel: found in the project's venv
     assert (root / "app/translations/es/LC_MESSAGES/messages.mo").is_file()
-    master = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+    master = _gunicorn_pid(root)
     argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
     assert argv[1] == str(root / ".venv/bin/gunicorn").encode(), argv
     # and the database URL names the driver microblog ships
@@ -101,15 +110,15 @@ def test_microblog_answers_through_nginx(microblog: Microblog) -> None:
 
 
 def test_reload_keeps_the_projects_gunicorn(microblog: Microblog) -> None:
-    """preload_app: reload starts a new master (USR2), which re-executes the project's
+    """preload_app: reload starts a new master on the other slot, with the project's
     gunicorn; the venv up ran with is recorded for it."""
     root = microblog.root
     state = json.loads((root / ".flaskprod/state.json").read_text())
     assert state["env"]["VIRTUAL_ENV"] == str(root / ".venv")
-    old = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+    old = _gunicorn_pid(root)
     reload = run_flaskprod("reload", str(root))
     assert reload.returncode == 0, reload.stdout + reload.stderr
-    new = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+    new = _gunicorn_pid(root)
     assert new != old
     argv = Path(f"/proc/{new}/cmdline").read_bytes().split(b"\0")
     assert argv[1] == str(root / ".venv/bin/gunicorn").encode(), argv
@@ -144,7 +153,7 @@ def test_flask_on_docker_runs_with_its_own_old_gunicorn() -> None:
         url = f"https://localhost:{https_port}/"
         with urllib.request.urlopen(url, context=context, timeout=10) as response:
             assert json.loads(response.read()) == {"hello": "world"}
-        master = int((root / ".flaskprod/run/gunicorn.pid").read_text())
+        master = _gunicorn_pid(root)
         argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
         assert argv[1] == str(root / ".venv/bin/gunicorn").encode(), argv
         assert b"--no-control-socket" not in argv

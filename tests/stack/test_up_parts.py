@@ -224,7 +224,7 @@ def test_the_app_server_command_follows_server_kind(tmp_path: Path, kind: str) -
     stack = Stack(spec, UpOptions(project=tmp_path, state_dir=tmp_path / "state"), lambda _: None)
     argv = stack.server_command()
     sock = stack.socket_path()
-    assert sock.name == f"{kind}.sock"
+    assert sock.name == f"{kind}-a.sock"  # slot a: a reload starts the new code on b
     if kind == "gunicorn":
         assert Path(argv[0]).name == "gunicorn" and f"unix:{sock}" in argv
         assert argv[argv.index("--config") + 1].endswith("deploy/gunicorn.conf.py")

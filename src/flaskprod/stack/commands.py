@@ -336,11 +336,13 @@ def logs_command(
 )
 @state_dir_option
 def reload_command(path: Path, python: str | None, state_dir: Path | None) -> None:
-    """Zero-downtime reload: new gunicorn workers, then nginx's new configuration."""
+    """Zero-downtime reload: the new code on the other slot, nginx switched once it is ready."""
     project = path.resolve()
     spec = stack_up.load_project_spec(project)
     # without --python: the venv up ran the stack with (state.json), else the usual order
     given = resolve_python(project, python) if python else None
     options = stack_up.UpOptions(project=project, state_dir=state_dir, python=given)
-    took = stack_up.reload_stack(spec, options, _say)
+    from flaskprod.release.local import reload_stack
+
+    took = reload_stack(spec, options, _say)
     click.echo(f"reloaded in {took:.1f}s")

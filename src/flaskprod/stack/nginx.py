@@ -67,6 +67,9 @@ class Overlay:
     logs: Path
     prefix: Path  # nginx -p: pid, temp folders
     canonical_domain: str
+    #: Where the upstream's server line goes (``up``'s blue/green switch rewrites only
+    #: that file); None: the line stays in the site.
+    upstream_include: Path | None = None
 
 
 def parse_site(site: Path) -> list[Directive]:
@@ -207,6 +210,31 @@ def overlay_site(parsed: list[Directive], overlay: Overlay) -> list[Directive]:
     return site
 
 
+def split_upstream(site: list[Directive], overlay: Overlay) -> str:
+    """Move the app's upstream server line out of the site into
+    ``overlay.upstream_include`` (the site includes it there), as on a server
+    (``/etc/nginx/<name>-upstream.conf``): a release switches slots by rewriting that
+    one file. Returns its content ("" when the site has no upstream to our socket or
+    no include is wanted). ``site`` (already overlaid) is changed in place."""
+    if overlay.upstream_include is None or overlay.socket_to is None:
+        return ""
+    ours = f"unix:{overlay.socket_to}"
+    include = {"directive": "include", "args": [str(overlay.upstream_include)]}
+    lines: list[Directive] = []
+    for upstream in (d for d in site if d["directive"] == "upstream" and "block" in d):
+        block: list[Directive] = upstream["block"]
+        for index, directive in enumerate(block):
+            if directive["directive"] == "server" and directive["args"][:1] == [ours]:
+                lines.append(directive)
+            elif directive["directive"] == "include":  # the server's own include file
+                lines.append({"directive": "server", "args": [ours, "fail_timeout=0"]})
+            else:
+                continue
+            block[index] = include
+    built: str = crossplane.build(lines[:1])
+    return built + "\n" if lines else ""
+
+
 def nginx_user() -> tuple[str, str] | None:
     """The ``user`` directive's value: as root, workers drop to the invoking user
     (``sudo``) or to nobody; as anyone else nginx ignores ``user``, so none is set."""
@@ -276,6 +304,9 @@ class NginxFiles:
     original: str
     transformed: str
     wrapper: str
+    #: The upstream include file (its path and content), when the overlay asks for one.
+    upstream_path: Path | None = None
+    upstream: str = ""
 
     def diff(self, site_name: str) -> str:
         return "".join(
@@ -292,6 +323,7 @@ def prepare_nginx(rendered_site: Path, overlay: Overlay, *, write: bool = True) 
     """Parse, transform and (optionally) write ``site.conf`` and ``nginx.conf``."""
     parsed = parse_site(rendered_site)
     transformed = overlay_site(parsed, overlay)
+    upstream = split_upstream(transformed, overlay)
     site_conf = overlay.prefix / "site.conf"
     conf = overlay.prefix / "nginx.conf"
     files = NginxFiles(
@@ -300,15 +332,24 @@ def prepare_nginx(rendered_site: Path, overlay: Overlay, *, write: bool = True) 
         original=crossplane.build(parsed) + "\n",
         transformed=crossplane.build(transformed) + "\n",
         wrapper=wrapper_conf(site_conf, transformed, overlay),
+        upstream_path=overlay.upstream_include if upstream else None,
+        upstream=upstream,
     )
     if write:
-        from flaskprod.stack.state import write_atomic
-
-        for kind in _TEMP_PATHS:
-            (overlay.prefix / "temp" / kind).mkdir(parents=True, exist_ok=True)
-        write_atomic(site_conf, files.transformed)
-        write_atomic(conf, files.wrapper)
+        write_files(files, overlay.prefix)
     return files
+
+
+def write_files(files: NginxFiles, prefix: Path) -> None:
+    """Write the upstream include, the site and the wrapper, each atomically."""
+    from flaskprod.stack.state import write_atomic
+
+    for kind in _TEMP_PATHS:
+        (prefix / "temp" / kind).mkdir(parents=True, exist_ok=True)
+    if files.upstream_path is not None:
+        write_atomic(files.upstream_path, files.upstream)
+    write_atomic(files.site, files.transformed)
+    write_atomic(files.conf, files.wrapper)
 
 
 def nginx_command(binary: str, files: NginxFiles, *extra: str) -> list[str]:

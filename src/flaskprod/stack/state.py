@@ -60,6 +60,8 @@ class ServiceRecord:
     command: list[str] = field(default_factory=list)
     #: The folder to remove with ``down --volumes`` (data this service owns), if any.
     data: str | None = None
+    #: The app server's blue/green slot ("a"/"b"); None for the other services.
+    slot: str | None = None
 
     def alive(self) -> bool:
         """Whether the process we started still runs (the pid was not reused)."""
@@ -95,9 +97,21 @@ class StackState:
     services: list[ServiceRecord] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     ready_path: str = "/health/ready"
+    #: The live slot: the one nginx sends requests to (see flaskprod.release).
+    slot: str = "a"
 
     def service(self, name: str) -> ServiceRecord | None:
-        return next((s for s in self.services if s.name == name), None)
+        """The record of ``name``; of an app server, the live slot's (during a reload
+        the new slot's server is recorded too, before it serves)."""
+        found = [s for s in self.services if s.name == name]
+        live = [s for s in found if s.slot in (None, self.slot)]
+        chosen = live or found
+        return chosen[0] if chosen else None
+
+    def live(self, record: ServiceRecord) -> bool:
+        """Whether ``record`` is part of the serving stack (not a slot being started
+        or retired by a reload)."""
+        return record.slot in (None, self.slot)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

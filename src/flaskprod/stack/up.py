@@ -58,7 +58,7 @@ from flaskprod.stack.nginx import (
     prepare_nginx,
 )
 from flaskprod.stack.ports import LOOPBACK
-from flaskprod.stack.state import ServiceRecord, StackState, StateDir, children_of
+from flaskprod.stack.state import ServiceRecord, StackState, StateDir
 
 if TYPE_CHECKING:
     from flaskprod.stack.mariadb import MariaDBServer
@@ -72,7 +72,7 @@ READY_TIMEOUT = 60.0
 #: The app's environment kept in state.json, for commands run next to the stack
 #: (``flask seed``, backups): where its data is. Not the secret key (its own 0600 file).
 #: VIRTUAL_ENV: the project's venv up ran it with (--python), which reload imports with.
-_RECORDED_ENV = (
+RECORDED_ENV = (
     "DATABASE_URL",
     "REDIS_URL",
     "MEDIA_ROOT",
@@ -252,6 +252,29 @@ def probe_https(url: str, ca: Path, timeout: float = 2.0) -> tuple[int | None, s
     return response.status_code, response.text[:200].replace("\n", " ")
 
 
+def probe_socket(
+    socket_path: Path, path: str, https_port: int, timeout: float = 2.0
+) -> tuple[int | None, str]:
+    """(status, detail) of a GET of ``path`` straight to the app server's unix socket,
+    with the headers nginx sends (Host with the port, X-Forwarded-Proto https): the
+    app answers as it would through nginx. Status None when no HTTP answer."""
+    import httpx
+
+    headers = {
+        "Host": f"localhost:{https_port}",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": LOOPBACK,
+        "X-Real-IP": LOOPBACK,
+    }
+    transport = httpx.HTTPTransport(uds=str(socket_path))
+    try:
+        with httpx.Client(transport=transport, timeout=timeout) as client:
+            response = client.get(f"http://localhost{path}", headers=headers)
+    except httpx.HTTPError as error:
+        return None, f"{type(error).__name__}: {error}"
+    return response.status_code, response.text[:200].replace("\n", " ")
+
+
 def tcp_accepts(port: int, host: str = LOOPBACK) -> bool:
     import socket
 
@@ -321,6 +344,9 @@ class Stack:
         self.ca: LocalCA | None = None
         self.nginx_files: NginxFiles | None = None
         self._python = options.python
+        #: The blue/green slot the app server runs on ("a" or "b": its socket and pid
+        #: file); a reload starts the new code on the other one (flaskprod.release).
+        self.slot = "a"
 
     @property
     def python(self) -> ProjectPython:
@@ -341,10 +367,16 @@ class Stack:
         )
 
     # -- what the stack would run --------------------------------------------------------
-    def socket_path(self) -> Path:
-        return self.dirs.socket_path(f"{self.spec.server.kind}.sock")
+    def socket_path(self, slot: str | None = None) -> Path:
+        """The app server's socket on ``slot`` (default: the stack's slot)."""
+        return self.dirs.socket_path(f"{self.spec.server.kind}-{slot or self.slot}.sock")
 
-    def overlay(self) -> Overlay:
+    def pid_file(self, slot: str | None = None) -> Path:
+        """gunicorn's pid file on ``slot``: one per slot, as two masters run side by
+        side during a reload (gunicorn refuses a pid file naming a live process)."""
+        return self.dirs.run / f"gunicorn-{slot or self.slot}.pid"
+
+    def overlay(self, slot: str | None = None) -> Overlay:
         tls = self.dirs.tls
         folders = [(self.spec.static_dir, self.project / self.spec.paths.static_dir)]
         folders.append((self.spec.media_dir, self.media_folder()))
@@ -354,7 +386,8 @@ class Stack:
             certificate=tls / "server.pem",
             certificate_key=tls / "server-key.pem",
             socket_from=self.spec.socket_path,
-            socket_to=self.socket_path(),
+            socket_to=self.socket_path(slot),
+            upstream_include=self.dirs.nginx / "upstream.conf",
             folders=tuple(folders),
             logs=self.dirs.logs,
             prefix=self.dirs.nginx,
@@ -398,13 +431,13 @@ class Stack:
                 requirements = None
             return project_env.server_executable(self.python, kind, requirements)
 
-    def server_command(self) -> list[str]:
-        """The app server's command: the project's gunicorn or granian (server.kind)."""
+    def server_command(self, slot: str | None = None) -> list[str]:
+        """The app server's command on ``slot``: the project's gunicorn or granian."""
         executable = self.server_executable()
         if self.spec.server.kind == "granian":
             return granian.command(
                 self.spec,
-                socket_path=self.socket_path(),
+                socket_path=self.socket_path(slot),
                 proxy_group=_proxy_group(),
                 executable=executable,
                 environ=self.options.environ,
@@ -413,9 +446,9 @@ class Stack:
         return gunicorn.command(
             self.spec,
             conf=conf,
-            socket_path=self.socket_path(),
+            socket_path=self.socket_path(slot),
             project=self.project,
-            pid_file=self.dirs.run / "gunicorn.pid",
+            pid_file=self.pid_file(slot),
             proxy_group=_proxy_group(),
             executable=executable,
             version=project_env.package_version(self.python, "gunicorn"),
@@ -438,7 +471,7 @@ class Stack:
                 self.spec,
                 socket_path=self.socket_path(),
                 project=self.project,
-                pid_file=self.dirs.run / "gunicorn.pid",
+                pid_file=self.pid_file(),
                 proxy_group=_proxy_group(),
                 version=project_env.package_version(self.python, "gunicorn"),
             )
@@ -460,6 +493,15 @@ class Stack:
                 f"# nginx: the site, changed against {rel_site}:",
                 files.diff(rel_site).rstrip(),
                 "",
+                *(
+                    [
+                        f"# nginx: {files.upstream_path} (the live slot's app server)",
+                        files.upstream.rstrip(),
+                        "",
+                    ]
+                    if files.upstream_path
+                    else []
+                ),
             ]
         )
 
@@ -503,7 +545,7 @@ class Stack:
                 database_url = self._database()
                 redis_url = self._redis()
                 env = self.app_environment(database_url, redis_url)
-                self.state.env = {k: v for k, v in env.items() if k in _RECORDED_ENV}
+                self.state.env = {k: v for k, v in env.items() if k in RECORDED_ENV}
                 process_commands = workers.check_processes(
                     self.spec, self.python, workers.process_env(self.spec, env), self.project
                 )
@@ -568,6 +610,7 @@ class Stack:
             log=kw.get("log", ""),
             command=[],
             data=kw.get("data"),
+            slot=kw.get("slot"),
         )
         self.state.services = [s for s in self.state.services if s.name != name] + [record]
         self.dirs.write(self.state)
@@ -734,7 +777,10 @@ class Stack:
             cwd=self.project,
             env=env,
         )
-        self._record(kind, proc, None, address=f"unix:{sock}", log=str(proc.log_path))
+        self.state.slot = self.slot
+        self._record(
+            kind, proc, None, address=f"unix:{sock}", log=str(proc.log_path), slot=self.slot
+        )
         self.echo(f"{kind}: {served_target(self.spec)} on unix:{sock} (pid {proc.pid})")
         proc.wait_ready(lambda: gunicorn.socket_accepts(sock), timeout=self.options.ready_timeout)
 
@@ -900,7 +946,7 @@ def _ensure_database(cluster: PostgresCluster, database: str, role: str) -> None
             )
 
 
-# -- stopping, reloading, status --------------------------------------------------------------
+# -- stopping, status ----------------------------------------------------------------------
 
 
 def stop_services(
@@ -943,175 +989,13 @@ def remove_data(dirs: StateDir) -> list[Path]:
     return removed
 
 
-def reload_stack(spec: Spec, options: UpOptions, echo: Echo) -> float:
-    """Zero-downtime reload of gunicorn (new code and config) and nginx (the re-applied
-    overlay). New workers serve before old ones leave; requests in flight finish.
-    Returns the seconds it took, until the old workers were gone."""
-    began = time.monotonic()
-    stack = Stack(spec, options, echo)
-    with project_lock(stack.dirs):
-        state = live_state(stack.dirs)
-        if state is None:
-            raise NotRunning(
-                f"the stack of {stack.project} is not running", hint="start it with 'flaskprod up'"
-            )
-        kind = spec.server.kind
-        master = state.service(kind)
-        nginx = state.service("nginx")
-        if master is None or nginx is None or not master.alive() or not nginx.alive():
-            raise NotRunning(
-                f"{kind} or nginx of {stack.project} is not running",
-                hint="see 'flaskprod status'; restart with 'flaskprod down' then 'flaskprod up'",
-            )
-        stack.options.https_port, stack.options.http_port = state.https_port, state.http_port
-        if options.python is None and state.env.get("VIRTUAL_ENV"):
-            # the venv the running server came from (up's --python), not today's guess
-            stack._python = resolve_python(stack.project, state.env["VIRTUAL_ENV"])
-        ensure_kit(spec, stack.project, echo, stack.dirs, stack.python.executable)
-        _, site = rendered_paths(spec, stack.project)
-        files = prepare_nginx(site, stack.overlay())
-        from flaskprod.stack.nginx import test_config
-
-        test_config(find_nginx(), files)
-        graceful = float(spec.server.graceful_timeout) + 5.0
-        if kind == "granian":
-            _check_app_imports(stack, state, echo)
-            _hup_granian(master, nginx, graceful, echo)
-        elif spec.server.preload_app:
-            _upgrade_gunicorn(stack.dirs, state, master, nginx, graceful, echo)
-        else:
-            _hup_gunicorn(master, nginx, graceful, echo)
-    ca = stack.dirs.tls / "ca.pem"
-    status, detail = probe_https(https_url(state.https_port, spec.http.ready_path), ca)
-    if status != 200:
-        raise ServiceFailed(f"after the reload, readiness answers {status or detail}")
-    _restart_processes(state, echo)
-    return time.monotonic() - began
-
-
-def _restart_processes(state: StackState, echo: Echo) -> None:
+def restart_processes(state: StackState, echo: Echo) -> None:
     """After the app server answers healthy on the new code: each worker finishes its
     job and restarts on it (HUP to its keeper)."""
     for record in state.services:
         if record.name.startswith(workers.PREFIX) and record.send(signal.SIGHUP):
             name = record.name.removeprefix(workers.PREFIX)
             echo(f"{name}: restarting on the new code (its current job finishes first)")
-
-
-def _hup_gunicorn(master: ServiceRecord, nginx: ServiceRecord, graceful: float, echo: Echo) -> None:
-    """Without preload_app, HUP is enough: each new worker imports the app (new code)."""
-    expected = len(gunicorn.workers(master.pid))
-    try:
-        new, old = gunicorn.start_new_workers(master.pid, expected)
-    except TimeoutError as error:
-        raise ServiceFailed(f"gunicorn: {error}", hint=f"see {master.log}") from None
-    echo(f"gunicorn: {len(new)} new workers serving (pids {', '.join(map(str, new))})")
-    _reload_nginx(nginx, echo)
-    if not gunicorn.wait_gone(master.pid, old, graceful):
-        raise ServiceFailed(f"gunicorn: old workers {sorted(old)} still run after {graceful:g}s")
-    echo("gunicorn: old workers finished their requests and left")
-
-
-#: Imports the app as a worker does (flask's own resolution of module:app and
-#: module:create_app()), in a child with the app's environment.
-_IMPORT_CHECK = "import sys; from flask.cli import ScriptInfo; ScriptInfo(sys.argv[1]).load_app()"
-
-
-def _check_app_imports(stack: Stack, state: StackState, echo: Echo) -> None:
-    """granian's HUP replaces its workers in place, and when the new ones cannot import
-    the app granian exits ("Worker crash loop detected"): the site goes down, where
-    gunicorn's new master would fail alone. So the new code is imported once first."""
-    spec = stack.spec
-    env = stack.app_environment(state.env.get("DATABASE_URL", ""), state.env.get("REDIS_URL"))
-    try:
-        result = subprocess.run(
-            [str(stack.python.executable), "-c", _IMPORT_CHECK, spec.app.target],
-            cwd=stack.project, env=env, capture_output=True, text=True, timeout=120,
-            stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise ServiceFailed(
-            f"granian: importing {spec.app.target} took over 120s; nothing was reloaded"
-        ) from None
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise ServiceFailed(
-            f"granian: the new code did not start: importing {spec.app.target} failed "
-            f"({lines[-1] if lines else f'exit {result.returncode}'}); nothing was reloaded",
-            hint="fix it and reload again; the running version keeps serving",
-        )
-    echo(f"granian: {spec.app.target} imports (checked before replacing the workers)")
-
-
-def _hup_granian(master: ServiceRecord, nginx: ServiceRecord, graceful: float, echo: Echo) -> None:
-    """granian replaces its workers one by one on HUP, each new one importing the app
-    (new code), each old one finishing its requests: then nginx reloads."""
-    count = len(children_of(master.pid))
-    timeout = count * (granian.RESPAWN_INTERVAL + graceful) + 30.0
-    try:
-        new, _old = granian.replace_workers(master.pid, timeout)
-    except TimeoutError as error:
-        raise ServiceFailed(f"granian: {error}", hint=f"see {master.log}") from None
-    echo(f"granian: {len(new)} new workers serving (pids {', '.join(map(str, new))})")
-    _reload_nginx(nginx, echo)
-    echo("granian: old workers finished their requests and left")
-
-
-def _upgrade_gunicorn(
-    dirs: StateDir,
-    state: StackState,
-    master: ServiceRecord,
-    nginx: ServiceRecord,
-    graceful: float,
-    echo: Echo,
-) -> None:
-    """With preload_app, workers fork from the master's imported app, so HUP would keep
-    the old code: a new master is started next to the old one (USR2), then the old one
-    retires gracefully."""
-    expected = len(gunicorn.workers(master.pid))
-    try:
-        new = gunicorn.upgrade_master(master.pid, dirs.run / "gunicorn.pid", expected)
-    except RuntimeError as error:
-        raise ServiceFailed(
-            f"gunicorn: {error}",
-            hint=f"see {master.log}",
-        ) from None
-    workers = gunicorn.workers(new)
-    echo(f"gunicorn: new master {new} (code loaded afresh), {len(workers)} workers serving")
-    # Recorded before the old master leaves: `down` must always find the live one.
-    record = ServiceRecord(
-        name="gunicorn",
-        pid=new,
-        started=process.start_time(new),
-        address=master.address,
-        log=master.log,
-        data=master.data,
-    )
-    state.services = [record if s.name == "gunicorn" else s for s in state.services]
-    dirs.write(state)
-    _reload_nginx(nginx, echo)
-    if not gunicorn.retire_master(master.pid, graceful):
-        raise ServiceFailed(f"gunicorn: the old master {master.pid} still runs after {graceful:g}s")
-    if not gunicorn.wait_promoted(new, dirs.run / "gunicorn.pid"):
-        raise ServiceFailed(
-            f"gunicorn: the new master {new} did not take over its pid file",
-            hint=f"see {master.log}",
-        )
-    echo(f"gunicorn: old master {master.pid} and its workers finished their requests and left")
-
-
-def _reload_nginx(nginx: ServiceRecord, echo: Echo) -> None:
-    # nginx's new workers open fresh upstream connections; its old ones finish their
-    # requests and drop their idle keepalive connections to the old gunicorn workers.
-    old = set(children_of(nginx.pid))
-    nginx.send(signal.SIGHUP)
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline:
-        current = set(children_of(nginx.pid))
-        if current and not current & old:
-            break
-        time.sleep(0.02)
-    echo("nginx: configuration reloaded")
 
 
 def wait_forever(dirs: StateDir, state: StackState, on_tick: Callable[[], None], echo: Echo) -> int:
@@ -1127,11 +1011,12 @@ def wait_forever(dirs: StateDir, state: StackState, on_tick: Callable[[], None],
     try:
         while not stop["signal"]:
             on_tick()
-            # `reload` may have replaced gunicorn's master: state.json has the live pid.
+            # `reload` replaces the app server (another slot): state.json has the live one.
             fresh = dirs.read()
             if fresh is not None:
-                state.services = fresh.services
-            dead = [r for r in state.services if not r.alive()]
+                state.services, state.slot = fresh.services, fresh.slot
+            # A slot a reload starts or retires comes and goes: only the live ones count.
+            dead = [r for r in state.services if state.live(r) and not r.alive()]
             if dead:
                 names = ", ".join(r.name for r in dead)
                 echo(f"{names} stopped unexpectedly: stopping the stack (logs: {dirs.logs})")

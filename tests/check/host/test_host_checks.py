@@ -467,7 +467,8 @@ def test_the_502_walk_with_the_upstream_stopped(shop: Shop) -> None:
     text = describe(findings)
     walk = found["HST020"][0]
     assert walk.message.startswith("socket: "), text
-    assert "gunicorn.sock does not exist" in walk.message
+    # the live slot's socket, named in nginx's upstream include (up's blue/green switch)
+    assert "gunicorn-a.sock does not exist" in walk.message
     assert "after: nginx ok -> upstream ok" in walk.message
     assert "start gunicorn" in walk.hint
     assert "does not exist" in found["HST004"][0].message, text

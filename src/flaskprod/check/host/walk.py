@@ -11,6 +11,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import crossplane
@@ -65,6 +66,26 @@ def _status(conn: socket.socket, host: str, path: str) -> int | None:
     return int(line[1]) if len(line) > 1 and line[1].isdigit() else None
 
 
+def _upstream_servers(block: list[dict[str, Any]]) -> list[str]:
+    """The server addresses of an upstream block, also those in a file it includes
+    (the release switch keeps the live slot's server line in its own file)."""
+    servers: list[str] = []
+    for directive in block:
+        if directive["directive"] == "server" and directive.get("args"):
+            servers.append(str(directive["args"][0]))
+        elif directive["directive"] == "include" and directive.get("args"):
+            included = Path(str(directive["args"][0]))
+            if not included.is_file():
+                continue
+            parsed = crossplane.parse(
+                str(included), single=True, catch_errors=True, comments=False,
+                check_ctx=False, check_args=False,
+            )  # fmt: skip
+            inner = parsed["config"][0]["parsed"] if parsed["config"] else []
+            servers += _upstream_servers(inner)
+    return servers
+
+
 def upstreams(site: Path) -> list[str]:
     """The addresses nginx proxies ``location /`` to: upstream servers resolved, or
     the proxy_pass target itself ("unix:/run/app.sock", "127.0.0.1:8000")."""
@@ -80,12 +101,7 @@ def upstreams(site: Path) -> list[str]:
             name, args = item["directive"], item.get("args") or []
             assert isinstance(args, list)
             if name == "upstream" and args:
-                servers = [
-                    str(d["args"][0])
-                    for d in item.get("block") or []  # type: ignore[attr-defined]
-                    if d["directive"] == "server"
-                ]
-                named[str(args[0])] = servers
+                named[str(args[0])] = _upstream_servers(item.get("block") or [])  # type: ignore[arg-type]
             elif name == "proxy_pass" and args:
                 passes.append(str(args[0]))
             if item.get("block"):
