@@ -32,9 +32,18 @@ SECRETS = {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SENTRY_DSN"}
 PREPARE = r"""
 set -e
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q -o Dpkg::Use-Pty=0 nginx python3-venv postgresql redis-server >/tmp/apt.log 2>&1 \
-  || {{ apt-get update -q >/dev/null && apt-get install -y -q nginx python3-venv postgresql redis-server >/tmp/apt.log 2>&1; }} \
-  || {{ tail -20 /tmp/apt.log; exit 1; }}
+packages="nginx python3-venv postgresql redis-server"
+# The lab shares one apt archive folder between its hosts: wait for another host's lock.
+for attempt in $(seq 60); do
+  if apt-get install -y -q -o DPkg::Lock::Timeout=60 $packages >/tmp/apt.log 2>&1; then break; fi
+  if ! grep -q "Could not get lock" /tmp/apt.log; then
+    apt-get update -q >/dev/null 2>&1 || true
+    apt-get install -y -q $packages >/tmp/apt.log 2>&1 && break
+    grep -q "Could not get lock" /tmp/apt.log || {{ tail -20 /tmp/apt.log; exit 1; }}
+  fi
+  sleep 3
+done
+dpkg -s nginx postgresql redis-server python3-venv >/dev/null || {{ tail -20 /tmp/apt.log; exit 1; }}
 id {user} >/dev/null 2>&1 || useradd --system --home-dir {root} --shell /usr/sbin/nologin {user}
 usermod -aG {user} www-data
 install -d -m 0755 {root} {root}/releases {root}/slots
@@ -70,6 +79,9 @@ def env_base(spec: Spec) -> str:
         for var in app_environment(spec, redis=True)
         if var.name not in SECRETS and not var.unset
     ]
+    # The shop reads its settings with the FLASKPROD_ prefix (as `up` gives it them):
+    # the kit's env file has MEDIA_ROOT only (told to the lead: provisioning needs it).
+    lines.append(f"FLASKPROD_MEDIA_ROOT={spec.media_dir}")
     return "\n".join(lines) + "\n"
 
 
@@ -83,16 +95,14 @@ def prepare_host(remote: Any, spec: Spec, tls_dir: Path) -> None:
     env = spec.resolve(spec.deploy.env_file)
     cert = spec.resolve(spec.tls.certificate)
     key = spec.resolve(spec.tls.certificate_key)
-    remote.run(f"mkdir -p {Path(cert).parent} {Path(key).parent} {Path(env).parent}")
-    remote.put(ca.server_cert.read_bytes(), cert, 0o644, "root")
-    remote.put(ca.server_key.read_bytes(), key, 0o600, "root")
-    remote.put(env_base(spec).encode(), f"{env}.base", 0o600, "root")
+    remote.put(ca.server_cert.read_bytes(), cert)
+    remote.put(ca.server_key.read_bytes(), key, mode="0600")
+    remote.put(env_base(spec), f"{env}.base", mode="0600")
     unit = f"deploy/systemd/{name}@.service"
-    remote.put(kit[unit].encode(), f"/etc/systemd/system/{name}@.service", 0o644, "root")
-    site = f"/etc/nginx/sites-available/{name}.conf"
-    remote.put(deploy_site(spec).encode(), site, 0o644, "root")
+    remote.put(kit[unit], f"/etc/systemd/system/{name}@.service")
+    remote.put(deploy_site(spec), f"/etc/nginx/sites-available/{name}.conf")
     include = upstream_path(spec)
-    remote.put(upstream_line(spec, "a").encode(), f"{include}.initial", 0o644, "root")
+    remote.put(upstream_line(spec, "a"), f"{include}.initial")
     script = PREPARE.format(
         user=spec.resolve(spec.deploy.user),
         root=spec.app.install_dir,
@@ -107,8 +117,8 @@ def prepare_host(remote: Any, spec: Spec, tls_dir: Path) -> None:
         name=name,
         include=include,
     )
-    result = remote.run(script, check=False, timeout=600)
-    if result.rc != 0:
+    result = remote.run(script, step="prepare the host", check=False, timeout=600)
+    if result.returncode != 0:
         raise RuntimeError(f"preparing the host failed:\n{result.stdout}\n{result.stderr}")
 
 
@@ -117,8 +127,16 @@ def prepare_host(remote: Any, spec: Spec, tls_dir: Path) -> None:
 
 def git(cwd: Path, *args: str) -> str:
     result = subprocess.run(
-        ["git", "-C", str(cwd), "-c", "user.name=flaskprod", "-c", "user.email=t@example.com",
-         *args],  # fmt: skip
+        [
+            "git",
+            "-C",
+            str(cwd),
+            "-c",
+            "user.name=flaskprod",
+            "-c",
+            "user.email=t@example.com",
+            *args,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -173,11 +191,13 @@ class HostShop:
 
     def orders_by_key(self, prefix: str) -> dict[str, list[int]]:
         db = self.spec.resolve(self.spec.database.name)
-        query = (
-            "SELECT idempotency_key || ' ' || id FROM orders "
-            f"WHERE idempotency_key LIKE '{prefix}%'"
+        # psql's variable, quoted by psql itself (:'prefix'), read from stdin
+        query = "SELECT idempotency_key || ' ' || id FROM orders WHERE idempotency_key LIKE :'p'"
+        result = self.remote.run(
+            f"runuser -u postgres -- psql -At -d {db} -v p={prefix}%",
+            step="orders",
+            input=query + ";\n",
         )
-        result = self.remote.run(f'runuser -u postgres -- psql -At -d {db} -c "{query}"')
         found: dict[str, list[int]] = {}
         for line in result.stdout.splitlines():
             key, _, order_id = line.partition(" ")

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from flaskprod.errors import ExitCode, UserError
+from flaskprod.errors import DeployError
 
 Echo = Callable[[str], None]
 SLOTS = ("a", "b")
@@ -33,8 +33,8 @@ class NotReady(Exception):
         self.lines = lines
 
 
-class ReleaseFailed(UserError):
-    exit_code = ExitCode(7)  # ExitCode.DEPLOY once errors.py has it
+class ReleaseFailed(DeployError):
+    """A release step failed on the host (exit 7); the old release keeps serving."""
 
     def __init__(self, step: str, message: str, lines: list[str] | None = None) -> None:
         super().__init__(message)
@@ -99,7 +99,7 @@ def run_release(
         target.stop_slot(new)
         target.record(release, "failed")
         raise ReleaseFailed("ready", f"{target.label}: {error}", error.lines) from None
-    except ReleaseFailed:
+    except DeployError:
         if started_slot:
             target.stop_slot(new)
         target.record(release, "failed")

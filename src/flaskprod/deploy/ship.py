@@ -43,9 +43,22 @@ def release_to_host(
     target = SshTarget(
         remote, spec, echo, source=source, wheels=wheels, release_commands=release_commands
     )
-    result = run_release(target, release, echo, ready_timeout=ready_timeout)
+    result = _run(target, release, echo, ready_timeout)
     echo(f"{target.label}: release {release.id} live on slot {result.slot}")
     return result
+
+
+def _run(target: SshTarget, release: Release, echo: Echo, ready_timeout: float) -> ReleaseResult:
+    """The pipeline; on failure the app's own lines are printed before the one-line error."""
+    try:
+        return run_release(target, release, echo, ready_timeout=ready_timeout)
+    except ReleaseFailed as error:
+        if error.lines:
+            echo(f"{target.label}: {error.step} failed; the last lines it wrote:")
+            for line in error.lines:
+                echo(f"  | {line}")
+        echo(f"{target.label}: the release that was serving before keeps serving")
+        raise
 
 
 def rollback_host(
@@ -59,7 +72,7 @@ def rollback_host(
         raise ReleaseFailed("rollback", f"{target.label}: {error}") from None
     release = Release(id=entry.id, revision=entry.revision, created=entry.created)
     echo(f"{target.label}: rolling back to {entry.id}")
-    result = run_release(target, release, echo, ready_timeout=ready_timeout)
+    result = _run(target, release, echo, ready_timeout)
     echo(f"{target.label}: release {release.id} live on slot {result.slot}")
     return result
 

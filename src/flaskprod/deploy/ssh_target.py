@@ -87,7 +87,7 @@ class SshTarget:
     _entries: list[ledger.Entry] | None = None
 
     def __post_init__(self) -> None:
-        self.label = self.label or getattr(self.remote, "dest", "the host")
+        self.label = self.label or self.remote.label
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -112,8 +112,10 @@ class SshTarget:
         self, script: str, step: str, *, input: bytes | None = None, timeout: float = 120
     ) -> str:
         """Run ``script`` with sh on the host; a failure raises ReleaseFailed(step)."""
-        result = self.remote.run(f"set -e\n{script}", input=input, check=False, timeout=timeout)
-        if result.rc != 0:
+        result = self.remote.run(
+            f"set -e\n{script}", step=step, input=input, check=False, timeout=timeout
+        )
+        if result.returncode != 0:
             lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
             raise ReleaseFailed(
                 step,
@@ -134,16 +136,16 @@ class SshTarget:
             f"chmod 0755 {q(self.root)} {q(self.root)}/releases",
             "ship",
         )
-        self.remote.put_tree(self.source.archive, folder)
+        self.remote.put_tar(self.source.archive, folder, step="ship")
         shipped = {}
         for name, wheel in self.wheels.items():
             target = f"{folder}/.wheels/{wheel.name}"
-            self.remote.put(wheel, target, 0o644, "root")
+            self.remote.put(wheel.read_bytes(), target, step="ship")
             shipped[name] = target
         steps = [f"cd {q(folder)}", "python3 -m venv .venv"]
         if self.source.requirements:
             requirements = host_requirements(self.source.requirements_text, shipped)
-            self.remote.put(requirements.encode(), f"{folder}/.requirements.txt", 0o644, "root")
+            self.remote.put(requirements, f"{folder}/.requirements.txt", step="build")
             house = f"{self.root}/.wheelhouse"
             pip = ".venv/bin/pip install -q --disable-pip-version-check"
             steps += [
@@ -185,8 +187,10 @@ class SshTarget:
         if self.source is None:
             return  # a rollback runs no migrations (the schema stays as it is)
         folder = self.folder(release.id)
-        check = self.remote.run(f"test -f {q(folder)}/migrations/env.py", check=False)
-        commands = ["flask db upgrade"] if check.rc == 0 else []
+        check = self.remote.run(
+            f"test -f {q(folder)}/migrations/env.py", step="release step", check=False
+        )
+        commands = ["flask db upgrade"] if check.returncode == 0 else []
         commands += list(self.release_commands)
         for command in commands:
             self.echo(f"{self.label}: release step: {command}")
@@ -208,11 +212,13 @@ class SshTarget:
             "python3", "-c", READY_PROBE, self.unit(slot), slot_socket(self.spec, slot),
             self.spec.http.ready_path, self.spec.app.domains[0], str(timeout),
         ]  # fmt: skip
-        result = self.remote.run(shlex.join(argv), check=False, timeout=timeout + 30)
-        if result.rc == 0:
+        result = self.remote.run(argv, step="ready", check=False, timeout=timeout + 30)
+        if result.returncode == 0:
             return
         journal = self.remote.run(
-            f"journalctl -u {q(self.unit(slot))} -n 25 --no-pager -o cat", check=False
+            f"journalctl -u {q(self.unit(slot))} -n 25 --no-pager -o cat",
+            step="ready",
+            check=False,
         )
         lines = [line for line in journal.stdout.splitlines() if line.strip()]
         raise NotReady(f"{self.unit(slot)} never got ready: {result.stdout.strip()}", lines)
@@ -267,6 +273,7 @@ systemctl enable --quiet {q(self.unit(slot))}
         self.remote.run(
             f"systemctl disable --quiet {q(self.unit(slot))} 2>/dev/null; "
             f"systemctl stop {q(self.unit(slot))}; systemctl reset-failed {q(self.unit(slot))}",
+            step="stop the new slot",
             check=False,
             timeout=self.spec.server.graceful_timeout + 30,
         )
@@ -300,17 +307,16 @@ systemctl enable --quiet {q(self.unit(slot))}
 
     def entries(self) -> list[ledger.Entry]:
         if self._entries is None:
-            result = self.remote.run(f"cat {q(self.root)}/releases.json", check=False)
+            text = self.remote.read(f"{self.root}/releases.json", step="read the ledger")
             try:
-                self._entries = ledger.parse(result.stdout if result.rc == 0 else "")
+                self._entries = ledger.parse(text or "")
             except ledger.LedgerDamaged as error:
                 raise ReleaseFailed("ledger", f"{self.label}: {self.root}/{error}") from None
         return list(self._entries)
 
     def write_entries(self, entries: list[ledger.Entry]) -> None:
         path = f"{self.root}/releases.json"
-        self.sh(f"mkdir -p {q(self.root)}; cat > {q(path)}.new; mv -f {q(path)}.new {q(path)}",
-                "ledger", input=ledger.dump(entries).encode())  # fmt: skip
+        self.remote.put(ledger.dump(entries), path, step="write the ledger")
         self._entries = list(entries)
 
     def _link_target(self, slot: str) -> str:
