@@ -39,10 +39,16 @@ def release_to_host(
     downtime. Raises ReleaseFailed (exit 7) naming the step; the old release serves on."""
     source = read_source(project, allow_dirty=allow_dirty)
     wheels = local_wheels(source.requirements_text)
-    release = new_release(source)
     target = SshTarget(
         remote, spec, echo, source=source, wheels=wheels, release_commands=release_commands
     )
+    release = new_release(source)
+    taken = {entry.id for entry in target.entries()}
+    if release.id in taken:  # the same revision again within a second: never reuse a folder
+        number = 2
+        while f"{release.id}-{number}" in taken:
+            number += 1
+        release = Release(f"{release.id}-{number}", release.revision, release.created)
     result = _run(target, release, echo, ready_timeout)
     echo(f"{target.label}: release {release.id} live on slot {result.slot}")
     return result
