@@ -33,17 +33,9 @@ PREPARE = r"""
 set -e
 export DEBIAN_FRONTEND=noninteractive
 packages="nginx python3-venv postgresql redis-server"
-# The lab shares one apt archive folder between its hosts: wait for another host's lock.
-for attempt in $(seq 60); do
-  if apt-get install -y -q -o DPkg::Lock::Timeout=60 $packages >/tmp/apt.log 2>&1; then break; fi
-  if ! grep -q "Could not get lock" /tmp/apt.log; then
-    apt-get update -q >/dev/null 2>&1 || true
-    apt-get install -y -q $packages >/tmp/apt.log 2>&1 && break
-    grep -q "Could not get lock" /tmp/apt.log || {{ tail -20 /tmp/apt.log; exit 1; }}
-  fi
-  sleep 3
-done
-dpkg -s nginx postgresql redis-server python3-venv >/dev/null || {{ tail -20 /tmp/apt.log; exit 1; }}
+apt-get install -y -q $packages >/tmp/apt.log 2>&1 \
+  || {{ apt-get update -q >/dev/null && apt-get install -y -q $packages >/tmp/apt.log 2>&1; }} \
+  || {{ tail -20 /tmp/apt.log; exit 1; }}
 id {user} >/dev/null 2>&1 || useradd --system --home-dir {root} --shell /usr/sbin/nologin {user}
 usermod -aG {user} www-data
 install -d -m 0755 {root} {root}/releases {root}/slots

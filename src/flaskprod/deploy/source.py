@@ -8,11 +8,8 @@ tree's files (tracked and untracked, not ignored) are shipped and the revision s
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-import flaskprod
+from flaskprod.deploy.wheels import flaskprod_wheel, source_root
 from flaskprod.errors import Refused, UserError
 
 #: Requirements files looked for in the release, in this order.
@@ -132,61 +129,13 @@ def required_names(requirements_text: str) -> set[str]:
     return names
 
 
-def flaskprod_checkout() -> Path | None:
-    """The source checkout flaskprod runs from, or None when it is an installed
-    release (then the package index has it)."""
-    root = Path(flaskprod.__file__).resolve().parents[2]
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and 'name = "flaskprod"' in pyproject.read_text(encoding="utf-8"):
-        return root
-    return None
-
-
 def local_wheels(requirements_text: str) -> dict[str, Path]:
     """Wheels to ship with the release: canonical name -> wheel file. flaskprod itself
-    when the app's requirements name it and flaskprod runs from a checkout."""
-    checkout = flaskprod_checkout()
-    if checkout is None or "flaskprod" not in required_names(requirements_text):
+    when the app's requirements name it and flaskprod runs from its source (then the
+    package index does not have this version)."""
+    if source_root() is None or "flaskprod" not in required_names(requirements_text):
         return {}
-    return {"flaskprod": _built_wheel(checkout, _source_digest(checkout))}
-
-
-def _source_digest(checkout: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted((checkout / "src" / "flaskprod").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(checkout).as_posix().encode())
-            digest.update(path.read_bytes())
-    digest.update((checkout / "pyproject.toml").read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@functools.cache
-def _built_wheel(checkout: Path, digest: str) -> Path:
-    """flaskprod's wheel for this exact source (cached by its digest)."""
-    cache = Path(tempfile.gettempdir()) / f"flaskprod-wheels-{digest}"
-    found = sorted(cache.glob("flaskprod-*.whl"))
-    if found:
-        return found[0]
-    with tempfile.TemporaryDirectory(prefix="flaskprod-wheel-") as temporary:
-        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", temporary]
-        result = subprocess.run(
-            [*argv, str(checkout)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        wheels = sorted(Path(temporary).glob("flaskprod-*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise UserError(
-                f"building flaskprod's wheel from {checkout} failed: "
-                f"{(result.stderr or result.stdout).strip()[-300:]}"
-            )
-        cache.mkdir(exist_ok=True)
-        target = cache / wheels[0].name
-        wheels[0].replace(target)
-        return target
+    return {"flaskprod": flaskprod_wheel(Path(tempfile.gettempdir()))}
 
 
 def host_requirements(requirements_text: str, wheels: dict[str, str]) -> str:
