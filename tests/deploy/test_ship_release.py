@@ -110,6 +110,8 @@ def test_the_first_release_serves_the_shop_through_the_hosts_nginx(deployed: Dep
     assert "flaskprod-0.1.0-py3-none-any.whl" in listing and f"releases/{entry.id}" in listing
     version = deployed.host.run(f"{folder}/.venv/bin/python -c 'import flaskprod, granian'")
     assert version.returncode == 0
+    venv = deployed.host.run(f"readlink {folder}/.venv").stdout.strip()
+    assert venv.startswith("/srv/shop/venvs/"), venv  # one venv per set of pins
     # the secrets were made on the host: the local env never saw them
     env = deployed.host.run("cat /etc/shop/shop.env").stdout
     assert "SECRET_KEY=" in env and "SECRET_KEY" not in "".join(deployed.lines)
@@ -152,6 +154,12 @@ def test_a_new_revision_under_load_fails_nothing_and_loses_no_order(deployed: De
     assert (deployed.active("shop@a"), deployed.active("shop@b")) == ("inactive", "active")
     six = deployed.host.run("/srv/shop/slots/b/.venv/bin/python -c 'import six'", check=False)
     assert six.returncode == 0, six.stderr
+    # a new pin, a new venv; the previous release keeps its own (a rollback needs it)
+    links = deployed.host.run("readlink /srv/shop/slots/a/.venv /srv/shop/slots/b/.venv")
+    old_venv, new_venv = links.stdout.split()
+    assert old_venv != new_venv
+    old_six = deployed.host.run(f"{old_venv}/bin/python -c 'import six'", check=False)
+    assert old_six.returncode != 0
 
 
 def refused(deployed: Deployed, path: str, text: str, message: str) -> ReleaseFailed:
@@ -197,8 +205,11 @@ def test_a_revision_that_never_gets_ready_is_stopped(deployed: Deployed) -> None
         "if not sys.argv[0].endswith('flask'):\n"
         "    raise RuntimeError('boom: this revision cannot serve')\n"
     )
+    started = time.monotonic()
     error = refused(deployed, "wsgi.py", wsgi, "serves nothing")
+    assert time.monotonic() - started < 40, "a crash loop is seen, not waited out (60 s)"
     assert error.step == "ready"
+    assert "keep crashing" in str(error), error
     assert any("boom: this revision cannot serve" in line for line in error.lines), error.lines
     assert any("boom: this revision cannot serve" in line for line in deployed.lines)
     disabled = deployed.host.run(["systemctl", "is-enabled", "shop@a"], check=False).stdout

@@ -10,6 +10,7 @@ script), so a release costs a handful of round trips over the shared connection.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,13 +44,23 @@ class Conn(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(5)
         self.sock.connect(sock)
-last = "no answer on " + sock
+def crashes(invocation):
+    # the app server respawning workers that die at import: the same failure again
+    log = subprocess.run(["journalctl", "-o", "cat", "--no-pager",
+                          "_SYSTEMD_INVOCATION_ID=" + invocation],
+                         capture_output=True, text=True).stdout
+    return log.count("Traceback (most recent call last)")
+last, checked = "no answer on " + sock, 0.0
 while time.monotonic() < deadline:
-    show = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts", unit],
-                          capture_output=True, text=True).stdout
-    state = dict(l.split("=", 1) for l in show.split())
+    show = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,InvocationID",
+                           unit], capture_output=True, text=True).stdout
+    state = dict(l.split("=", 1) for l in show.split() if "=" in l)
     if state.get("ActiveState") == "failed" or int(state.get("NRestarts", "0") or 0) > 0:
         print(f"{unit} exited ({last})"); sys.exit(2)
+    if time.monotonic() - checked > 1 and state.get("InvocationID"):
+        checked = time.monotonic()
+        if crashes(state["InvocationID"]) >= 2:
+            print(f"{unit}: its workers keep crashing ({last})"); sys.exit(3)
     try:
         conn = Conn("localhost", timeout=5)
         conn.request("GET", path, headers={"Host": host, "X-Forwarded-Proto": "https"})
@@ -142,27 +153,51 @@ class SshTarget:
             target = f"{folder}/.wheels/{wheel.name}"
             self.remote.put(wheel.read_bytes(), target, step="ship")
             shipped[name] = target
-        steps = [f"cd {q(folder)}", "python3 -m venv .venv"]
+        steps = [f"cd {q(folder)}"]
         if self.source.requirements:
             requirements = host_requirements(self.source.requirements_text, shipped)
             self.remote.put(requirements, f"{folder}/.requirements.txt", step="build")
-            house = f"{self.root}/.wheelhouse"
-            pip = ".venv/bin/pip install -q --disable-pip-version-check"
+            steps += self._venv_steps(self._venv_key())
+        else:  # the project installs itself (pyproject): a venv of this release's own
             steps += [
-                f"mkdir -p {q(house)}",
-                # offline from the host's wheelhouse when it has every pin (a release
-                # without new dependencies), else fetch the missing ones into it first
-                f"{pip} --no-index --find-links {q(house)} -r .requirements.txt 2>/dev/null || "
-                f"{{ .venv/bin/pip wheel -q --disable-pip-version-check -w {q(house)} "
-                f"--find-links {q(house)} -r .requirements.txt && "
-                f"{pip} --no-index --find-links {q(house)} -r .requirements.txt; }}",
+                "python3 -m venv .venv",
+                ".venv/bin/pip install -q --disable-pip-version-check .",
             ]
-        else:
-            steps.append(".venv/bin/pip install -q --disable-pip-version-check .")
         for step in self.spec.app.build:
             steps.append(f"PATH={q(folder)}/.venv/bin:$PATH {self._flask(step)}")
         self.echo(f"{self.label}: building the release's venv")
         self.sh("\n".join(steps), "build", timeout=BUILD_TIMEOUT)
+
+    def _venv_key(self) -> str:
+        """The venv's identity: the pinned requirements and the shipped wheels' bytes."""
+        assert self.source is not None
+        digest = hashlib.sha256(self.source.requirements_text.encode())
+        for name in sorted(self.wheels):
+            digest.update(name.encode() + hashlib.sha256(self.wheels[name].read_bytes()).digest())
+        return digest.hexdigest()[:16]
+
+    def _venv_steps(self, key: str) -> list[str]:
+        """``.venv`` -> ``{root}/venvs/<key>-py3X``, built once per set of pins (and
+        minor Python): a release that changes only code reuses its venv; one that
+        changes a pin gets a new venv, the old releases keep theirs. Packages come from
+        the host's wheelhouse offline when it has every pin, else the missing ones are
+        fetched into it first."""
+        house = f"{self.root}/.wheelhouse"
+        pip = '"$v/bin/pip" install -q --disable-pip-version-check --no-index'
+        return [
+            f"v={q(self.root)}/venvs/{key}-$(python3 -c "
+            "'import sys; print(\"py%d%d\" % sys.version_info[:2])')",
+            f"mkdir -p {q(house)} {q(self.root)}/venvs",
+            'if [ ! -e "$v/.complete" ]; then',
+            '  rm -rf "$v"; python3 -m venv "$v"',
+            f"  {pip} --find-links {q(house)} -r .requirements.txt 2>/dev/null || "
+            f'{{ "$v/bin/pip" wheel -q --disable-pip-version-check -w {q(house)} '
+            f"--find-links {q(house)} -r .requirements.txt && "
+            f"{pip} --find-links {q(house)} -r .requirements.txt; }}",
+            '  touch "$v/.complete"',
+            "fi",
+            'ln -sfn "$v" .venv',
+        ]
 
     def _flask(self, step: str) -> str:
         from flaskprod.spec.flask_cli import shell_step
@@ -299,6 +334,15 @@ systemctl enable --quiet {q(self.unit(slot))}
             folders = " ".join(q(self.folder(g)) for g in gone)
             self.sh(f"rm -rf {folders}", "prune")
             self.echo(f"{self.label}: pruned {len(gone)} old release(s) (keep {self.keep})")
+        if state == "live":  # venvs no kept release links to
+            root = q(self.root)
+            self.sh(
+                f"used=$(readlink {root}/releases/*/.venv 2>/dev/null || true)\n"
+                f'for v in {root}/venvs/*; do [ -d "$v" ] || continue\n'
+                f'  printf "%s\\n" "$used" | grep -qxF "$v" || rm -rf "$v"\n'
+                "done",
+                "prune",
+            )
 
     # -- the ledger on the host ----------------------------------------------------------
     @property
