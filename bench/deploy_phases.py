@@ -39,7 +39,7 @@ from flaskprod.lab import Lab  # noqa: E402
 from flaskprod.spec.load import load_spec  # noqa: E402
 
 DOC = REPO / "docs" / "deploy.md"
-PHASES = ("build", "release step", "start", "ready", "switch", "drain", "retire")
+PHASES = ("build", "release", "start", "ready", "switch", "drain", "retire")
 START, END = "<!-- bench.deploy_phases:start -->", "<!-- bench.deploy_phases:end -->"
 
 
@@ -109,13 +109,15 @@ def section(result: dict[str, Any]) -> str:
             "",
             *table(result),
             "",
-            "- *build*: the revision's tar unpacked in `releases/<id>/`, its venv built on the "
-            "host (first release: every pinned package fetched into the host's wheelhouse "
-            "through the package proxy; later releases install offline from it unless a pin "
-            "is new), flaskprod's own wheel shipped.",
-            "- *release step*: `flask db upgrade` (and the first release's `flask seed`) as "
-            "the app user with the env file, through `systemd-run`.",
-            "- *ready*: GET of the ready path on the new slot's socket, on the host.",
+            "- *build*: the revision's tar unpacked in `releases/<id>/`, flaskprod's own "
+            "wheel shipped beside it, its `.venv` linked to the venv of its pins "
+            "(`venvs/<key>`): built only when a pin changed (the first release fetches "
+            "every package into the host's wheelhouse through the package proxy; a new pin "
+            "fetches again), else reused as it is.",
+            "- *release*: the release step, `flask db upgrade` (and the first release's "
+            "`flask seed`), as the app user with the env file, through `systemd-run`.",
+            "- *ready*: GET of the ready path on the new slot's socket, on the host (most of "
+            "it is the app server importing the app).",
             "- *drain*: until the nginx workers of before the switch exited.",
             "- *rollback*: no build, no migration: the previous release's folder and venv are "
             "still there; its slot is started, checked, switched to.",

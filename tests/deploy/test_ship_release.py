@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from flaskprod.deploy import ledger
-from flaskprod.deploy._pipeline import ReleaseFailed
 from flaskprod.deploy.remote import Remote
-from flaskprod.deploy.ship import host_releases, release_to_host
+from flaskprod.deploy.ship import DeployFailed, host_releases, release_to_host
 from flaskprod.errors import ExitCode
 from flaskprod.lab import Lab, LabHost
 from flaskprod.spec.load import load_spec
@@ -162,12 +161,12 @@ def test_a_new_revision_under_load_fails_nothing_and_loses_no_order(deployed: De
     assert old_six.returncode != 0
 
 
-def refused(deployed: Deployed, path: str, text: str, message: str) -> ReleaseFailed:
+def refused(deployed: Deployed, path: str, text: str, message: str) -> DeployFailed:
     before = ledger.live(deployed.entries())
     good = git(deployed.project, "rev-parse", "HEAD")
     commit_change(deployed.project, path, text, message)
     try:
-        with pytest.raises(ReleaseFailed) as caught:
+        with pytest.raises(DeployFailed) as caught:
             deployed.release()
     finally:
         git(deployed.project, "reset", "-q", "--hard", good)
@@ -189,7 +188,7 @@ def test_a_revision_that_does_not_import_is_refused(deployed: Deployed) -> None:
     error = refused(
         deployed, "wsgi.py", "raise RuntimeError('boom: this revision cannot start')\n", "broken"
     )
-    assert error.step == "release step"
+    assert error.step == "release"
     # the app's own error lines are shown
     assert any("boom: this revision cannot start" in line for line in error.lines), error.lines
     assert any("boom: this revision cannot start" in line for line in deployed.lines)
@@ -228,7 +227,7 @@ def test_a_revision_whose_migration_fails_is_refused(deployed: Deployed) -> None
         "def downgrade():\n    pass\n"
     )
     error = refused(deployed, "migrations/versions/ffff_fails.py", migration, "bad migration")
-    assert error.step == "release step"
+    assert error.step == "release"
     assert any("no_such_table" in line for line in error.lines), error.lines
     # nothing was started for it: the live slot is the only app server
     assert deployed.active("shop@b") == "active"

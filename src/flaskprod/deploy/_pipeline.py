@@ -1,9 +1,11 @@
 """STAND-IN for ``flaskprod.release`` (helper "release" writes the real pipeline in
-parallel): the contract's ``Release``, ``ReleaseTarget``, ``NotReady``,
-``ReleaseFailed`` and ``run_release``, minimal, so the SSH target can be coded and
-tested against them. Delete this module when ``flaskprod.release`` lands and import
-from there instead (only :mod:`flaskprod.deploy.ssh_target` and
-:mod:`flaskprod.deploy.ship` import it).
+parallel, ``src/flaskprod/release/pipeline.py`` on wip-release): the names and the
+semantics of ``/work/agents/release-protocol-changes.md`` (Release with its
+ready_timeout, phases build/release/start/ready/switch/drain/retire, ReleaseFailed a
+ServiceFailed wrapping the phase's UserError, ``live=True`` after the switch), minimal,
+so the SSH target is coded and tested against them. Delete this module when
+``flaskprod.release`` lands and import from there (only ``deploy/ssh_target.py`` and
+``deploy/ship.py`` import it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from flaskprod.errors import DeployError
+from flaskprod.errors import ServiceFailed, UserError
 
 Echo = Callable[[str], None]
 SLOTS = ("a", "b")
@@ -25,21 +27,23 @@ class Release:
     id: str
     revision: str
     created: str
+    ready_timeout: float = 60.0
 
 
-class NotReady(Exception):
+class NotReady(ServiceFailed):
     def __init__(self, message: str, lines: list[str]) -> None:
         super().__init__(message)
         self.lines = lines
 
 
-class ReleaseFailed(DeployError):
-    """A release step failed on the host (exit 7); the old release keeps serving."""
-
-    def __init__(self, step: str, message: str, lines: list[str] | None = None) -> None:
+class ReleaseFailed(ServiceFailed):
+    def __init__(
+        self, step: str, message: str, lines: list[str] | None = None, *, live: bool = False
+    ) -> None:
         super().__init__(message)
         self.step = step
         self.lines = lines or []
+        self.live = live
 
 
 class ReleaseTarget(Protocol):
@@ -61,7 +65,7 @@ class ReleaseTarget(Protocol):
 class ReleaseResult:
     release: Release
     slot: str
-    old_slot: str | None
+    previous: str | None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -69,17 +73,18 @@ def other_slot(slot: str | None) -> str:
     return "b" if slot == "a" else "a"
 
 
-def run_release(
-    target: ReleaseTarget, release: Release, echo: Echo, *, ready_timeout: float = 60.0
-) -> ReleaseResult:
-    """build -> release step -> start -> ready -> switch -> drain -> retire. A failure
-    before the switch stops the new slot; the old one keeps serving."""
+def run_release(target: ReleaseTarget, release: Release, echo: Echo) -> ReleaseResult:
+    """build -> release -> start -> ready -> switch -> drain -> retire. A failure up to
+    the switch stops the new slot; the old one keeps serving."""
     old = target.live_slot()
     new = other_slot(old)
     result = ReleaseResult(release, new, old)
+    current = ""
 
     @contextmanager
     def phase(name: str) -> Iterator[None]:
+        nonlocal current
+        current = name
         started = time.monotonic()
         yield
         result.timings[name] = round(time.monotonic() - started, 2)
@@ -88,28 +93,32 @@ def run_release(
     try:
         with phase("build"):
             target.build(release)
-        with phase("release step"):
+        with phase("release"):
             target.release_step(release)
         with phase("start"):
             started_slot = True
             target.start(release, new)
         with phase("ready"):
-            target.ready(new, ready_timeout)
-    except NotReady as error:
-        target.stop_slot(new)
-        target.record(release, "failed")
-        raise ReleaseFailed("ready", f"{target.label}: {error}", error.lines) from None
-    except DeployError:
+            target.ready(new, release.ready_timeout)
+        with phase("switch"):
+            target.switch(new)
+    except BaseException as error:
         if started_slot:
             target.stop_slot(new)
         target.record(release, "failed")
+        if isinstance(error, UserError):
+            lines = list(getattr(error, "lines", []) or [])
+            raise ReleaseFailed(current, error.message, lines) from error
         raise
-    with phase("switch"):
-        target.switch(new)
-        target.record(release, "live")
-    if old is not None:
-        with phase("drain"):
-            target.drain(old)
-        with phase("retire"):
-            target.retire(old)
+    target.record(release, "live")
+    try:
+        if old is not None:
+            with phase("drain"):
+                target.drain(old)
+            with phase("retire"):
+                target.retire(old)
+    except UserError as error:
+        raise ReleaseFailed(current, error.message, live=True) from error
+    spent = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
+    echo(f"release {release.id}: live on slot {new} ({spent})")
     return result

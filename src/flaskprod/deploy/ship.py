@@ -19,10 +19,23 @@ from flaskprod.deploy import ledger
 from flaskprod.deploy._pipeline import Echo, Release, ReleaseFailed, ReleaseResult, run_release
 from flaskprod.deploy.source import local_wheels, read_source
 from flaskprod.deploy.ssh_target import SshTarget, new_release
+from flaskprod.errors import DeployError
 from flaskprod.spec.model import Spec
 
 if TYPE_CHECKING:
     from flaskprod.deploy.remote import Remote
+
+
+class DeployFailed(DeployError):
+    """A release was refused on a host (exit 7): ``step`` is the pipeline's phase
+    (build, release, start, ready, switch, drain, retire; rollback), ``lines`` what the
+    app or the command wrote last; ``live``: the new release was already serving."""
+
+    def __init__(self, step: str, message: str, lines: list[str], *, live: bool = False) -> None:
+        super().__init__(message)
+        self.step = step
+        self.lines = lines
+        self.live = live
 
 
 def release_to_host(
@@ -42,29 +55,34 @@ def release_to_host(
     target = SshTarget(
         remote, spec, echo, source=source, wheels=wheels, release_commands=release_commands
     )
-    release = new_release(source)
+    release = new_release(source, ready_timeout)
     taken = {entry.id for entry in target.entries()}
     if release.id in taken:  # the same revision again within a second: never reuse a folder
         number = 2
         while f"{release.id}-{number}" in taken:
             number += 1
-        release = Release(f"{release.id}-{number}", release.revision, release.created)
-    result = _run(target, release, echo, ready_timeout)
-    echo(f"{target.label}: release {release.id} live on slot {result.slot}")
-    return result
+        release = Release(
+            f"{release.id}-{number}", release.revision, release.created, ready_timeout
+        )
+    return _run(target, release, echo)
 
 
-def _run(target: SshTarget, release: Release, echo: Echo, ready_timeout: float) -> ReleaseResult:
-    """The pipeline; on failure the app's own lines are printed before the one-line error."""
+def _run(target: SshTarget, release: Release, echo: Echo) -> ReleaseResult:
+    """The pipeline; a refusal prints the app's own lines, then fails with one line
+    naming the host and the step (exit 7)."""
     try:
-        return run_release(target, release, echo, ready_timeout=ready_timeout)
+        return run_release(target, release, echo)
     except ReleaseFailed as error:
         if error.lines:
             echo(f"{target.label}: {error.step} failed; the last lines it wrote:")
             for line in error.lines:
                 echo(f"  | {line}")
-        echo(f"{target.label}: the release that was serving before keeps serving")
-        raise
+        if not error.live:
+            echo(f"{target.label}: the release that was serving before keeps serving")
+        message = error.message
+        if not message.startswith(f"{target.label}: "):
+            message = f"{target.label}: {error.step}: {message}"
+        raise DeployFailed(error.step, message, error.lines, live=error.live) from None
 
 
 def rollback_host(
@@ -75,12 +93,10 @@ def rollback_host(
     try:
         entry = ledger.rollback_target(target.entries(), to)
     except LookupError as error:
-        raise ReleaseFailed("rollback", f"{target.label}: {error}") from None
-    release = Release(id=entry.id, revision=entry.revision, created=entry.created)
+        raise DeployFailed("rollback", f"{target.label}: {error}", []) from None
+    release = Release(entry.id, entry.revision, entry.created, ready_timeout)
     echo(f"{target.label}: rolling back to {entry.id}")
-    result = _run(target, release, echo, ready_timeout)
-    echo(f"{target.label}: release {release.id} live on slot {result.slot}")
-    return result
+    return _run(target, release, echo)
 
 
 def host_releases(remote: Remote, spec: Spec) -> list[ledger.Entry]:

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from flaskprod.deploy import ledger
-from flaskprod.deploy._pipeline import Echo, NotReady, Release, ReleaseFailed
+from flaskprod.deploy._pipeline import Echo, NotReady, Release
 from flaskprod.deploy.source import Source, host_requirements
+from flaskprod.errors import DeployError
 from flaskprod.kit.deploy_site import current_link, upstream_line, upstream_path
 from flaskprod.spec.flask_cli import flask_env
 from flaskprod.spec.model import Spec
@@ -76,6 +77,14 @@ print(last); sys.exit(1)
 """
 
 
+class StepFailed(DeployError):
+    """A command of a release step failed on the host; ``lines``: its last output."""
+
+    def __init__(self, message: str, lines: list[str]) -> None:
+        super().__init__(message)
+        self.lines = lines
+
+
 def q(value: str) -> str:
     return shlex.quote(value)
 
@@ -122,14 +131,13 @@ class SshTarget:
     def sh(
         self, script: str, step: str, *, input: bytes | None = None, timeout: float = 120
     ) -> str:
-        """Run ``script`` with sh on the host; a failure raises ReleaseFailed(step)."""
+        """Run ``script`` with sh on the host; a failure raises StepFailed naming host and step."""
         result = self.remote.run(
             f"set -e\n{script}", step=step, input=input, check=False, timeout=timeout
         )
         if result.returncode != 0:
             lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-            raise ReleaseFailed(
-                step,
+            raise StepFailed(
                 f"{self.label}: {step} failed" + (f": {lines[-1]}" if lines else ""),
                 lines[-20:],
             )
@@ -256,7 +264,9 @@ class SshTarget:
             check=False,
         )
         lines = [line for line in journal.stdout.splitlines() if line.strip()]
-        raise NotReady(f"{self.unit(slot)} never got ready: {result.stdout.strip()}", lines)
+        raise NotReady(
+            f"{self.label}: {self.unit(slot)} never got ready: {result.stdout.strip()}", lines
+        )
 
     def switch(self, slot: str) -> None:
         include = upstream_path(self.spec)
@@ -355,7 +365,7 @@ systemctl enable --quiet {q(self.unit(slot))}
             try:
                 self._entries = ledger.parse(text or "")
             except ledger.LedgerDamaged as error:
-                raise ReleaseFailed("ledger", f"{self.label}: {self.root}/{error}") from None
+                raise DeployError(f"{self.label}: {self.root}/{error}") from None
         return list(self._entries)
 
     def write_entries(self, entries: list[ledger.Entry]) -> None:
@@ -368,10 +378,11 @@ systemctl enable --quiet {q(self.unit(slot))}
         return out.rsplit("/", 1)[-1]
 
 
-def new_release(source: Source, when: datetime | None = None) -> Release:
+def new_release(source: Source, ready_timeout: float, when: datetime | None = None) -> Release:
     moment = when or datetime.now(UTC)
     return Release(
         id=ledger.release_id(source.revision, moment),
         revision=source.revision,
         created=moment.replace(microsecond=0).isoformat(),
+        ready_timeout=ready_timeout,
     )
