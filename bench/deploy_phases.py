@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ from flaskprod.lab import Lab  # noqa: E402
 from flaskprod.spec.load import load_spec  # noqa: E402
 
 DOC = REPO / "docs" / "deploy.md"
+FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 PHASES = ("build", "release", "start", "ready", "switch", "drain", "retire")
 START, END = "<!-- bench.deploy_phases:start -->", "<!-- bench.deploy_phases:end -->"
 
@@ -47,6 +49,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="flaskprod-deploy-bench-"))
     lab = Lab.start(work / "lab")
     runs: dict[str, Any] = {}
+    cli: dict[str, Any] = {}
     try:
         project = shop_repository(work)
         spec = load_spec(project / "flaskprod.toml")
@@ -63,7 +66,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
             with Remote(host.name, ssh_config=lab.ssh_config) as remote:
                 result = action(remote)
             wall = round(time.monotonic() - started, 1)
-            runs[label] = {"wall": wall, "phases": result.timings}
+            runs[label] = {"wall": wall, "phases": result.timings, "id": result.release.id}
             echo(f"{label}: {wall}s {json.dumps(result.timings)}")
 
         seed = [f"flask seed --token {TOKEN}"]
@@ -77,12 +80,27 @@ def measure(echo: Any = print) -> dict[str, Any]:
         commit_change(project, "requirements.txt", requirements, "v3: a new dependency")
         timed("release (a new dependency)", lambda r: release_to_host(r, spec, project, echo))
         timed("rollback", lambda r: rollback_host(r, spec, echo))
+        # what a user sees: the CLI, forward again to the newest release, then the list
+        newest = runs["release (a new dependency)"]["id"]
+        for name, args in (("rollback", ["rollback", "--to", newest]), ("releases", ["releases"])):
+            argv = [FLASKPROD, *args, str(project), "--host", host.name]
+            argv += ["--ssh-config", str(lab.ssh_config)]
+            started = time.monotonic()
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+            cli[name] = {
+                "command": f"flaskprod {' '.join(args)} shop --host {host.name} "
+                "--ssh-config lab/ssh_config",
+                "output": (done.stdout + done.stderr).rstrip("\n"),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+            echo(f"{cli[name]['command']}: {done.returncode}\n{cli[name]['output']}")
     finally:
         lab.stop()
     return {
         "machine": f"{platform.node()} ({os.cpu_count()} cores)",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "runs": runs,
+        "cli": cli,
     }
 
 
@@ -121,6 +139,20 @@ def section(result: dict[str, Any]) -> str:
             "- *drain*: until the nginx workers of before the switch exited.",
             "- *rollback*: no build, no migration: the previous release's folder and venv are "
             "still there; its slot is started, checked, switched to.",
+            "",
+            "The same host, through the command line right after (wall time with the CLI's "
+            "start and the SSH connection):",
+            "",
+            *[
+                line
+                for run in result.get("cli", {}).values()
+                for line in (
+                    "```text",
+                    f"$ {run['command']}    # {run['seconds']} s",
+                    run["output"],
+                    "```",
+                )
+            ],
             END,
         ]
     )

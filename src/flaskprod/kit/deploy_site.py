@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flaskprod.kit.artifacts import build_context
-from flaskprod.spec.servers import slot_socket
 from flaskprod.kit.render import Artifact, render_one
 from flaskprod.spec.model import Spec
+from flaskprod.spec.servers import slot_socket
 
 SLOTS = ("a", "b")
 
