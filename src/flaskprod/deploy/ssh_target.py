@@ -77,6 +77,29 @@ print(last); sys.exit(1)
 """
 
 
+#: Run on the host by python3: the ``name==version`` pins of a requirements file that
+#: the wheelhouse lacks (so only those are fetched; "?" when a line is not a plain pin).
+MISSING_PINS = r"""
+import os, re, sys
+requirements, house = sys.argv[1:3]
+norm = lambda name: re.sub(r"[-_.]+", "_", name).lower()
+have = set()
+for file in os.listdir(house):
+    parts = file[:-4].split("-") if file.endswith(".whl") else []
+    if len(parts) >= 2:
+        have.add((norm(parts[0]), parts[1]))
+for raw in open(requirements):
+    line = raw.split(" #")[0].strip()
+    if not line or line.startswith("#") or " @ " in line:
+        continue
+    pin = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^]]*\])?==([^;\s]+)", line)
+    if pin is None:
+        print("?"); continue
+    if (norm(pin.group(1)), pin.group(3)) not in have:
+        print(pin.group(1) + "==" + pin.group(3))
+"""
+
+
 class StepFailed(DeployError):
     """A command of a release step failed on the host; ``lines``: its last output."""
 
@@ -198,6 +221,11 @@ class SshTarget:
             f"mkdir -p {q(house)} {q(self.root)}/venvs",
             'if [ ! -e "$v/.complete" ]; then',
             '  rm -rf "$v"; python3 -m venv "$v"',
+            f"  missing=$(python3 -c {q(MISSING_PINS)} .requirements.txt {q(house)})",
+            # only the new pins fetched (without dependencies: a fully pinned file names
+            # them too); if that is not enough, the whole file is resolved into the house
+            f'  case "$missing" in ""|*"?"*) ;; *) "$v/bin/pip" wheel -q '
+            f"--disable-pip-version-check --no-deps -w {q(house)} $missing || true;; esac",
             f"  {pip} --find-links {q(house)} -r .requirements.txt 2>/dev/null || "
             f'{{ "$v/bin/pip" wheel -q --disable-pip-version-check -w {q(house)} '
             f"--find-links {q(house)} -r .requirements.txt && "
@@ -246,7 +274,11 @@ class SshTarget:
         self.sh(
             f"ln -sfn ../releases/{q(release.id)} {q(link)}.new && mv -T {q(link)}.new {q(link)}\n"
             f"systemctl reset-failed {q(self.unit(slot))} 2>/dev/null || true\n"
-            f"systemctl start {q(self.unit(slot))}",
+            # the unit's own lines when it does not start (systemctl only points at them)
+            f"systemctl start {q(self.unit(slot))} 2>/dev/null || {{ "
+            f"systemctl status --no-pager -n 0 {q(self.unit(slot))} | sed -n 1,4p; "
+            f"journalctl --no-pager -o cat -n 15 -u {q(self.unit(slot))}; "
+            f"echo 'systemctl start {self.unit(slot)} failed' >&2; exit 1; }}",
             "start",
         )
 
