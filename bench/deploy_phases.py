@@ -46,6 +46,7 @@ START, END = "<!-- bench.deploy_phases:start -->", "<!-- bench.deploy_phases:end
 
 
 def measure(echo: Any = print) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="flaskprod-deploy-bench-"))
     lab = Lab.start(work / "lab")
     runs: dict[str, Any] = {}
@@ -98,6 +99,8 @@ def measure(echo: Any = print) -> dict[str, Any]:
         lab.stop()
     return {
         "machine": f"{platform.node()} ({os.cpu_count()} cores)",
+        # the machine is shared: say how busy it was while this ran
+        "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "runs": runs,
         "cli": cli,
@@ -121,7 +124,8 @@ def section(result: dict[str, Any]) -> str:
             "## Phases",
             "",
             f"Measured by `python -m bench.deploy_phases --doc` on {result['machine']}, "
-            f"{result['when']}: the shop released to a fresh lab host (Debian 12 booted with "
+            f"{result['when']} (load average {result.get('load', '?')}, shared with other "
+            "work): the shop released to a fresh lab host (Debian 12 booted with "
             "systemd-nspawn, reached over SSH through its ProxyCommand), each phase as the "
             "release pipeline timed it; wall = what the user waits for, SSH included.",
             "",
