@@ -20,6 +20,7 @@ EXPECTED = {
     "deploy/nginx/shop.conf",
     "deploy/nginx/shop.compose.conf",
     "deploy/systemd/shop.service",
+    "deploy/systemd/shop@.service",
     "deploy/systemd/shop-backup.service",
     "deploy/systemd/shop-backup.timer",
     "deploy/Dockerfile",

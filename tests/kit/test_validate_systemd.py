@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,50 @@ def test_an_app_writing_its_instance_folder(make_kit: Any, analyze: Path, tmp_pa
     compose = yaml.safe_load(kit.path("deploy/compose.yaml").read_text())
     assert f"instance:{instance}" in compose["services"]["web"]["volumes"]
     assert "instance" in compose["volumes"]
+
+
+def slot_instance(kit: Any, tmp_path: Path) -> Path:
+    """The slot template (``{name}@.service``) as systemd loads instance ``a``, with
+    slot ``a`` laid out as on a host (verify checks that ExecStart's program exists)."""
+    name = kit.spec.app.name
+    slot = Path(kit.spec.app.install_dir) / "slots" / "a"
+    slot.mkdir(parents=True, exist_ok=True)
+    for link, to in ((".venv", Path(sys.prefix)), ("deploy", kit.path("deploy"))):
+        if not (slot / link).exists():
+            (slot / link).symlink_to(to)
+    template = tmp_path / f"{name}@.service"
+    template.write_text(kit.path(f"deploy/systemd/{name}@.service").read_text())
+    return tmp_path / f"{name}@a.service"
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_slot_template_verifies_and_stays_hardened(
+    make_kit: Any, analyze: Path, tmp_path: Path, server: str
+) -> None:
+    """deploy's template unit (one instance per release slot) passes verify silently,
+    keeps the plain unit's exposure, and differs from it only where a slot must: the
+    release's folder and venv through {root}/slots/%i, the socket in /run/{name}-%i."""
+    kit = make_kit(tmp_path / "kit", {"server": {"kind": server}})
+    unit = slot_instance(kit, tmp_path)
+    result = verify(analyze, unit)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert exposure(analyze, unit) <= MAX_EXPOSURE
+    spec = kit.spec
+    name, root = spec.app.name, spec.app.install_dir
+    text = unit.with_name(f"{name}@.service").read_text()
+    lines = text.splitlines()
+    assert f"WorkingDirectory={root}/slots/%i" in lines
+    assert f"RuntimeDirectory={name}-%i" in lines
+    (start,) = [line for line in lines if line.startswith("ExecStart=")]
+    assert f"{root}/slots/%i/.venv/bin/{server}" in start
+    if server == "granian":
+        assert f"--uds /run/{name}-%i/granian.sock" in start
+    else:
+        assert f"Environment=GUNICORN_BIND=unix:/run/{name}-%i/gunicorn.sock" in lines
+        assert f"-c {root}/slots/%i/deploy/gunicorn.conf.py" in start
+    plain = kit.path(f"deploy/systemd/{name}.service").read_text().splitlines()
+    same = {"User", "Group", "EnvironmentFile", "KillMode", "TimeoutStopSec", "After"}
+    for key in same:
+        assert [x for x in lines if x.startswith(key + "=")] == [
+            x for x in plain if x.startswith(key + "=")
+        ], key

@@ -26,7 +26,7 @@ from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.processes import SINGLETON_KINDS, on_calendar, process_argv
-from flaskprod.spec.servers import Listen, granian_shell, served_target
+from flaskprod.spec.servers import Listen, granian_shell, served_target, slot_socket
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
 
 #: Facts ``flaskprod init`` detects in the project (``spec/detect.py``), with the
@@ -109,6 +109,8 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("nginx_site.conf.j2", "deploy/nginx/{name}.conf"),
         Artifact("nginx_compose.conf.j2", "deploy/nginx/{name}.compose.conf"),
         Artifact("app.service.j2", "deploy/systemd/{name}.service"),
+        # The same unit as a template, one instance per release slot ('flaskprod deploy').
+        Artifact("app.service.j2", "deploy/systemd/{name}@.service", flags=("slot",)),
         Artifact("backup.service.j2", "deploy/systemd/{name}-backup.service"),
         Artifact("backup.timer.j2", "deploy/systemd/{name}-backup.timer"),
         Artifact("Dockerfile.j2", "deploy/Dockerfile"),
@@ -157,7 +159,7 @@ def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
     """The artifacts of this spec's server, with ``{name}`` in their output paths replaced,
     and those of each of its processes (:func:`process_artifacts`)."""
     return tuple(
-        Artifact(a.template, a.output.replace("{name}", spec.app.name), a.comment, a.mode)
+        Artifact(a.template, a.output.replace("{name}", spec.app.name), a.comment, a.mode, a.flags)
         for a in ARTIFACTS
         if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
         and HEALTH_SOURCE_ONLY.get(a.output, spec.http.health_source) == spec.http.health_source
@@ -257,6 +259,61 @@ def server_commands(spec: Spec, *, venv: str) -> dict[str, list[str]]:
         ],
         "container": ["gunicorn", *conf],
         "paas": ["gunicorn", *conf],
+    }
+
+
+#: Stands for systemd's instance specifier (%i) until the command is joined for
+#: systemd (which doubles every other %).
+_INSTANCE = "@SLOT@"
+
+
+def slot_root(spec: Spec, slot: str) -> str:
+    """The folder a release slot's symlink lives at (``{root}/slots/a``)."""
+    return f"{spec.app.install_dir.rstrip('/')}/slots/{slot}"
+
+
+def _unit_values(
+    spec: Spec, *, root: str, venv: str, runtime: str, rw: list[str], instance: str | None
+) -> dict[str, Any]:
+    return {
+        "root": root,
+        "exec": systemd_join(server_commands(spec, venv=venv)["systemd"]),
+        "runtime": runtime,
+        "rw_paths": rw,
+        "instance_dir": instance,
+        "environment": "",
+    }
+
+
+def slot_unit_values(spec: Spec, rw: list[str], instance_folder: bool) -> dict[str, Any]:
+    """What differs in the slot template ``{name}@.service``: the release's folder and
+    venv through ``{root}/slots/%i``, the socket in ``/run/{name}-%i``."""
+    root = slot_root(spec, _INSTANCE)
+    socket = slot_socket(spec, _INSTANCE)
+    instance = f"{root}/instance" if instance_folder else None
+    if spec.server.kind == "granian":
+        listen = Listen(uds=socket)
+        argv = _sh(granian_shell(spec, listen, granian=f"{root}/.venv/bin/granian"))
+        environment = ""
+    else:
+        argv = [f"{root}/.venv/bin/gunicorn", "-c", f"{root}/deploy/gunicorn.conf.py"]
+        argv.append(served_target(spec))
+        environment = f"GUNICORN_BIND=unix:{socket}"
+    values = {
+        "root": root,
+        "exec": systemd_join(argv),
+        "runtime": f"{spec.app.name}-{_INSTANCE}",
+        "rw_paths": [*rw, *([instance] if instance else [])],
+        "instance_dir": instance,
+        "environment": environment,
+    }
+    return {
+        key: value.replace(_INSTANCE, "%i")
+        if isinstance(value, str)
+        else [v.replace(_INSTANCE, "%i") for v in value]
+        if isinstance(value, list)
+        else value
+        for key, value in values.items()
     }
 
 
@@ -667,6 +724,7 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     app_rw = [media_dir, log_dir]
     if spec.database.engine == "sqlite":
         app_rw.append(posixpath.dirname(sqlite_path(spec)))  # the file and its journal
+    shared_rw = list(app_rw)  # what every slot of a release writes too
     instance_dir = f"{root.rstrip('/')}/instance" if facts["instance_folder"] else None
     if instance_dir:
         app_rw.append(instance_dir)  # the code is read-only; its instance folder is not
@@ -679,6 +737,19 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     target = spec.app.target
     return {
         "spec": spec,
+        # the app unit: plain ({name}.service) or the slot template ({name}@.service)
+        "slot": False,
+        "units": {
+            "plain": _unit_values(
+                spec,
+                root=root,
+                venv=venv,
+                runtime=name,
+                rw=app_rw,
+                instance=instance_dir,
+            ),
+            "slot": slot_unit_values(spec, shared_rw, bool(facts["instance_folder"])),
+        },
         "name": name,
         "ident": ident,
         "target": spec.app.target,
@@ -721,6 +792,8 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "container_bind": container_bind,
         # nginx: the upstream is exactly gunicorn's bind (TCP "host:port" or "unix:/path")
         "upstream_server": bind,
+        # deploy's site: the upstream's server line in a file of its own (the live slot)
+        "upstream_include": None,
         "compose_upstream_server": f"web:{spec.container.port}",
         "max_body": format_size(spec.http.max_body_bytes),
         "max_body_bytes": spec.http.max_body_bytes,

@@ -28,6 +28,8 @@ class Artifact:
     output: str
     comment: str = "#"
     mode: int = 0o644
+    #: Template variables set to True for this file (one template, several files).
+    flags: tuple[str, ...] = ()
     #: The spec's process this file is rendered for ([processes.<name>]), if any.
     process: str = ""
 
@@ -58,11 +60,17 @@ def render_artifact(
 ) -> str:
     if artifact.process:
         context = {**context, "process": context["processes"][artifact.process]}
-    body = environment.get_template(artifact.template).render(**context)
+    flags = dict.fromkeys(artifact.flags, True)
+    body = environment.get_template(artifact.template).render(**{**context, **flags})
     if body.startswith("#!"):  # keep a shebang on the first line
         shebang, _, rest = body.partition("\n")
         return f"{shebang}\n{header(artifact)}{rest}"
     return header(artifact) + body
+
+
+def render_one(artifact: Artifact, context: Mapping[str, Any]) -> str:
+    """One artifact rendered from a context (a variant of a kit file, e.g. deploy's site)."""
+    return render_artifact(_environment(), artifact, context)
 
 
 def render_kit(spec: Spec, project: Mapping[str, Any] | None = None) -> dict[str, str]:

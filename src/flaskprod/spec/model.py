@@ -500,6 +500,13 @@ class DeploySection(_Section):
         default="3.11", pattern=r"^3\.\d+$", description="Python of the image."
     )
     log_dir: str = Field(default="/var/log/{name}", description="Log folder on the server.")
+    keep_releases: int = Field(
+        default=5,
+        ge=2,
+        le=50,
+        description="Releases 'flaskprod deploy' keeps on each host (the live one and "
+        "those a rollback can return to); older ones are pruned.",
+    )
 
 
 class ContainerSection(_Section):

@@ -111,6 +111,12 @@ def granian_shell(spec: Spec, listen: Listen, *, granian: str) -> str:
     return ("" if spec.server.workers else _CORES) + "exec " + " ".join(words)
 
 
+def slot_socket(spec: Spec, slot: str) -> str:
+    """The unix socket of a release slot's app server on a deploy host
+    (``/run/{name}-a/granian.sock``; ``slot`` may be systemd's ``%i``)."""
+    return f"/run/{spec.app.name}-{slot}/{spec.server.kind}.sock"
+
+
 #: The kit's entry module (``http.health_source = "kit"``), rendered at the project root.
 ENTRY_MODULE = "flaskprod_wsgi"
 

@@ -17,6 +17,7 @@ from flaskprod.check.deployments import spec_governs
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.check.parsers.granian import GranianSetup, granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
+from flaskprod.spec.servers import slot_socket
 
 
 def _at(ctx: Context, setup: GranianSetup) -> dict[str, Any]:
@@ -129,7 +130,17 @@ def disagrees_with_spec(ctx: Context) -> Iterator[Finding]:
                 f"{spec.server.workers}",
                 **_at(ctx, setup),
             )
-        if setup.origin == "systemd" and spec.bind not in setup.binds:
+        if setup.origin != "systemd":
+            continue
+        if "@." in setup.file.name:  # deploy's slot template: one socket per slot
+            expected = f"unix:{slot_socket(spec, '%i')}"
+            if expected not in setup.binds:
+                yield disagrees_with_spec.finding(
+                    f"granian listens on {', '.join(setup.binds)}, the slot template's "
+                    f"socket is {expected} (what deploy's nginx upstream names)",
+                    **_at(ctx, setup),
+                )
+        elif spec.bind not in setup.binds:
             yield disagrees_with_spec.finding(
                 f"granian listens on {', '.join(setup.binds)}, flaskprod.toml server.bind "
                 f"= {spec.bind} (what nginx's upstream is rendered from)",
