@@ -33,6 +33,15 @@ required=(
   "setpriv util-linux"
   "node nodejs"
   "npm npm"
+  # The lab: real Debian hosts booted with systemd-nspawn for the deploy tests.
+  "debootstrap debootstrap"
+  "systemd-nspawn systemd-container"
+  "socat socat"
+  "tinyproxy tinyproxy"
+  "nsenter util-linux"
+  "ssh openssh-client"
+  "ssh-keygen openssh-client"
+  "pebble pebble"
 )
 
 say() { printf 'bootstrap: %s\n' "$*"; }

@@ -23,6 +23,11 @@ class ExitCode(IntEnum):
     REFUSED = 5
     #: A backup or restore failed its verification.
     VERIFY = 6
+    #: A deploy step failed on a host (the message names both); the release that was
+    #: serving before keeps serving.
+    DEPLOY = 7
+    #: The deploy succeeded, but the checks run against the deployed site found errors.
+    DEPLOYED_WITH_FINDINGS = 8
 
 
 class UserError(Exception):
@@ -67,3 +72,9 @@ class Refused(UserError):
 
 class VerificationFailed(UserError):
     exit_code = ExitCode.VERIFY
+
+
+class DeployError(UserError):
+    """A step of a deploy failed on a host; the message names the host and the step."""
+
+    exit_code = ExitCode.DEPLOY

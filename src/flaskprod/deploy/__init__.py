@@ -1,0 +1,1 @@
+"""`flaskprod deploy`: provisioning servers over SSH and releasing the app to them."""

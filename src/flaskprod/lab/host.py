@@ -1,0 +1,285 @@
+"""Real Debian hosts on this machine: systemd-nspawn containers booted from the cached
+base, each in a network namespace of its own, reached by plain OpenSSH through a
+ProxyCommand (so a deploy reaches them exactly as it reaches a server: via ssh_config).
+
+Every process the lab starts (nspawn, relays, the package proxy) is recorded and stopped
+by pid; a host's writes live in a tmpfs overlay and vanish with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flaskprod.errors import EnvironmentProblem, ServiceFailed
+from flaskprod.lab.base import PROXY_PORT, Base, ensure_base
+from flaskprod.lab.proxy import PackageProxy
+from flaskprod.stack import process
+from flaskprod.stack.ports import free_port
+
+BOOT_TIMEOUT = 60.0
+Echo = Callable[[str], None]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _container_init(nspawn_pid: int) -> int | None:
+    """The host's PID 1 (systemd), a child of nspawn once the intermediate process
+    nspawn forks first has handed over (reading too early would find that one)."""
+    for child in _children(nspawn_pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                return child
+    return None
+
+
+@dataclass
+class LabHost:
+    """One booted host. ``name`` is its ssh_config alias (and hostname)."""
+
+    name: str
+    lab: Lab
+    nspawn: process.Process
+    leader_pid: int
+    _helpers: list[process.Process] = field(default_factory=list)
+
+    # ---- for tests: look inside without SSH ------------------------------------------
+    def nsenter(self, *, network_only: bool = False) -> list[str]:
+        spaces = ["-n"] if network_only else ["-m", "-u", "-i", "-n", "-p"]
+        return ["nsenter", "-t", str(self.leader_pid), *spaces, "--"]
+
+    def run(
+        self, command: str | Sequence[str], *, check: bool = True, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` as root inside the host (a shell line or an argv)."""
+        argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
+        result = subprocess.run(
+            [*self.nsenter(), *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{self.name}: {command!r} exited {result.returncode}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.lab.ssh_config
+
+    def forward(self, port: int) -> int:
+        """A loopback port of this machine that reaches ``port`` on the host's own
+        loopback (two relays joined by a unix socket, one in each namespace)."""
+        relay = self.lab.workdir / f"{self.name}-{port}.sock"
+        relay.unlink(missing_ok=True)
+        inner = process.start(
+            [
+                *self.nsenter(network_only=True),
+                "socat",
+                f"UNIX-LISTEN:{relay},fork,mode=600",
+                f"TCP:127.0.0.1:{port}",
+            ],
+            name=f"{self.name}-{port}-in",
+            log_path=self.lab.workdir / "relays.log",
+            die_with_parent=True,
+        )
+        self._helpers.append(inner)
+        _wait_for(relay.exists, 5.0, f"{self.name}: relay for port {port}")
+        local = free_port()
+        outer = process.start(
+            [
+                "socat",
+                f"TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork,backlog=512",
+                f"UNIX-CONNECT:{relay}",
+            ],
+            name=f"{self.name}-{port}-out",
+            log_path=self.lab.workdir / "relays.log",
+            die_with_parent=True,
+        )
+        self._helpers.append(outer)
+        _wait_for(lambda: _accepts(local), 5.0, f"{self.name}: forward of port {port}")
+        return local
+
+    def wait_running(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Until systemd says the boot finished and sshd listens."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            if not self.nspawn.alive():
+                raise ServiceFailed(
+                    f"lab host {self.name}: systemd-nspawn exited: {self.nspawn.log_tail()}"
+                )
+            state = self.run(["systemctl", "is-system-running"], check=False).stdout.strip()
+            if state in ("running", "degraded") and self._sshd_listens():
+                return
+            time.sleep(0.2)
+        raise ServiceFailed(f"lab host {self.name}: not booted after {timeout:.0f}s ({state})")
+
+    def _sshd_listens(self) -> bool:
+        return self.run(["ss", "-Hltn", "sport = :22"], check=False).stdout.strip() != ""
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def kill(self) -> None:
+        """Power loss: SIGKILL to the host's init takes the whole namespace down at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.leader_pid, signal.SIGKILL)
+        self.stop()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Shut the host down (SIGTERM to nspawn: a clean poweroff), then its relays."""
+        process.stop_pid(self.nspawn.pid, expected_start=self.nspawn.started, timeout=timeout)
+        for helper in reversed(self._helpers):
+            process.stop_pid(helper.pid, expected_start=helper.started, timeout=5.0)
+        self._helpers.clear()
+        if self in self.lab.hosts:
+            self.lab.hosts.remove(self)
+        self.lab.write_ssh_config()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise ServiceFailed(f"{what}: not ready after {timeout:.0f}s")
+
+
+@dataclass
+class Lab:
+    """The base, the package proxy and the hosts booted from them, in ``workdir``."""
+
+    workdir: Path
+    base: Base
+    proxy: PackageProxy
+    hosts: list[LabHost] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, workdir: Path, echo: Echo | None = None) -> Lab:
+        base = ensure_base(echo)
+        base.apt_archives.joinpath("partial").mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+        lab = cls(workdir=workdir, base=base, proxy=PackageProxy.start(workdir / "proxy"))
+        lab.known_hosts.write_text("")
+        lab.write_ssh_config()
+        return lab
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.workdir / "ssh_config"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.workdir / "known_hosts"
+
+    def boot(self, name: str, *, trust_host_key: bool = True) -> LabHost:
+        """A fresh host named ``name``, booted and reachable over SSH as ``name``.
+        ``trust_host_key``: its key goes into the lab's known_hosts, as a user who
+        checked the fingerprint would have it (False: ssh meets an unknown key)."""
+        if any(h.name == name for h in self.hosts):
+            raise EnvironmentProblem(f"lab: a host named {name} is already running")
+        argv = [
+            "systemd-nspawn",
+            "--register=no",
+            "--keep-unit",
+            "--quiet",
+            "-D",
+            str(self.base.rootfs),
+            "--volatile=overlay",
+            "--private-network",
+            "-M",
+            name,
+            f"--bind={self.base.apt_archives}:/var/cache/apt/archives",
+            "-b",
+        ]
+        nspawn = process.start(
+            argv,
+            name=f"lab-{name}",
+            log_path=self.workdir / f"{name}.console.log",
+            die_with_parent=True,
+        )
+        _wait_for(
+            lambda: _container_init(nspawn.pid) is not None or not nspawn.alive(),
+            10.0,
+            f"lab host {name}",
+        )
+        leader = _container_init(nspawn.pid)
+        if leader is None:
+            raise ServiceFailed(f"lab host {name}: systemd-nspawn failed: {nspawn.log_tail()}")
+        host = LabHost(name=name, lab=self, nspawn=nspawn, leader_pid=leader)
+        self.hosts.append(host)
+        try:
+            host._helpers.append(self._proxy_relay(host))
+            host.wait_running()
+        except BaseException:
+            host.kill()
+            raise
+        if trust_host_key:
+            with self.known_hosts.open("a") as handle:
+                handle.write(f"{name} {self.base.host_key}\n")
+        self.write_ssh_config()
+        return host
+
+    def _proxy_relay(self, host: LabHost) -> process.Process:
+        return process.start(
+            [
+                *host.nsenter(network_only=True),
+                "socat",
+                f"TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,reuseaddr,fork",
+                f"UNIX-CONNECT:{self.proxy.socket}",
+            ],
+            name=f"{host.name}-proxy",
+            log_path=self.workdir / "relays.log",
+            die_with_parent=True,
+        )
+
+    def write_ssh_config(self) -> None:
+        blocks = [
+            "\n".join(
+                (
+                    f"Host {host.name}",
+                    f"  HostName {host.name}",
+                    "  User root",
+                    f"  IdentityFile {self.base.key}",
+                    "  IdentitiesOnly yes",
+                    f"  UserKnownHostsFile {self.known_hosts}",
+                    "  ProxyCommand "
+                    + shlex.join(
+                        [*host.nsenter(network_only=True), "socat", "STDIO", "TCP:127.0.0.1:22"]
+                    ),
+                )
+            )
+            for host in self.hosts
+        ]
+        temporary = self.ssh_config.with_suffix(".tmp")
+        temporary.write_text("# flaskprod lab hosts\n" + "\n\n".join(blocks) + "\n")
+        temporary.replace(self.ssh_config)
+
+    def stop(self) -> None:
+        for host in list(self.hosts):
+            host.kill()
+        self.proxy.stop()
