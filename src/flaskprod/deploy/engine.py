@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyinfra.api.command import QuoteString, StringCommand
 from pyinfra.api.config import Config
 from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
 from pyinfra.api.operation import OperationMeta, add_op
@@ -30,26 +31,27 @@ from pyinfra.api.state import State
 from pyinfra.api.util import get_file_io
 from pyinfra.connectors.base import BaseConnector
 from pyinfra.connectors.util import CommandOutput, OutputLine, make_unix_command_for_host
+from pyinfra.context import ctx_host, ctx_state
 
-
-class Completed(Protocol):
-    rc: int
-    stdout: Any  # str or bytes
-    stderr: Any
+from flaskprod.deploy.remote import Completed
 
 
 class RemoteHost(Protocol):
     """What the engine needs of :class:`flaskprod.deploy.remote.Remote`."""
 
-    dest: str
+    @property
+    def label(self) -> str: ...
+
+    def connect(self) -> object: ...
 
     def run(
         self,
-        argv_or_shell: str | list[str],
+        command: str | Sequence[str],
         *,
-        input: bytes | str | None = None,
+        step: str,
+        input: str | bytes | None = None,
         check: bool = True,
-        sudo: bool = True,
+        timeout: float | None = None,
     ) -> Completed: ...
 
 
@@ -71,15 +73,9 @@ class StepFailed(Exception):
         return self.lines[-1].strip() if self.lines else "failed without output"
 
 
-def _text(data: Any) -> str:
-    if isinstance(data, bytes):
-        return data.decode("utf-8", errors="replace")
-    return str(data or "")
-
-
 def _output(done: Completed) -> CommandOutput:
-    lines = [OutputLine("stdout", line) for line in _text(done.stdout).splitlines()]
-    lines += [OutputLine("stderr", line) for line in _text(done.stderr).splitlines()]
+    lines = [OutputLine("stdout", line) for line in done.stdout.splitlines()]
+    lines += [OutputLine("stderr", line) for line in done.stderr.splitlines()]
     return CommandOutput(lines)
 
 
@@ -109,13 +105,14 @@ class RemoteConnector(BaseConnector):
         stdin = arguments.get("_stdin")
         for key in _IGNORED:
             arguments.pop(key, None)
-        # Remote adds sudo itself when the login user is not root.
+        # Remote runs every command as root (sudo -n itself when the login user is not).
         arguments["_sudo"] = False
         shell = make_unix_command_for_host(self.state, self.host, command, **arguments)
         if data is None and stdin is not None:
             data = stdin if isinstance(stdin, str | bytes) else "\n".join(stdin) + "\n"
-        done = self.remote.run(shell.get_raw_value(), input=data, check=False, sudo=True)
-        ok = done.rc in codes if codes else done.rc == 0
+        step = self.host.connector_data.get("flaskprod_step", "provision")
+        done = self.remote.run(shell.get_raw_value(), step=step, input=data, check=False)
+        ok = done.returncode in codes if codes else done.returncode == 0
         return ok, _output(done)
 
     def run_shell_command(
@@ -155,12 +152,13 @@ class RemoteConnector(BaseConnector):
         print_input: bool = False,
         **arguments: Any,
     ) -> bool:
-        done = self.remote.run(["cat", remote_filename], check=False, sudo=True)
-        if done.rc:
-            raise OSError(_text(done.stderr))
-        data = done.stdout if isinstance(done.stdout, bytes) else _text(done.stdout).encode()
+        done = self.remote.run(
+            ["cat", remote_filename], step="read " + remote_filename, check=False
+        )
+        if done.returncode:
+            raise OSError(done.stderr)
         with get_file_io(filename_or_io, "wb") as handle:
-            handle.write(data)
+            handle.write(done.stdout.encode())
         return True
 
 
@@ -193,7 +191,8 @@ class Engine:
         _quiet_pyinfra()
         self.remote = remote
         self.dry_run = dry_run
-        inventory = Inventory(([(remote.dest, {"flaskprod_remote": remote})], {}))  # type: ignore[no-untyped-call]
+        remote.connect()  # refuses what cannot be provisioned: OS, sudo, host key
+        inventory = Inventory(([(remote.label, {"flaskprod_remote": remote})], {}))  # type: ignore[no-untyped-call]
         for host in inventory:
             host.connector_cls = RemoteConnector
         config = Config()  # type: ignore[no-untyped-call]
@@ -214,14 +213,22 @@ class Engine:
     ) -> bool:
         self._count += 1
         kwargs.setdefault("name", f"{step.name} #{self._count}")
-        meta: OperationMeta = add_op(self.state, operation, host=self.host, **kwargs)[self.host]
-        if self.dry_run:
-            changed = bool(meta._maybe_is_change)
-        else:
-            if not run_host_op(self.state, self.host, meta._hash):
-                lines = [line for line in meta.stderr_lines + meta.stdout_lines if line.strip()]
-                raise StepFailed(step.name, lines)
-            changed = meta.did_change()
+        self.host.connector_data["flaskprod_step"] = step.name
+        try:
+            meta: OperationMeta = add_op(self.state, operation, host=self.host, **kwargs)[self.host]
+            if self.dry_run:
+                return self._record(step, label, kwargs, bool(meta._maybe_is_change))
+            with ctx_state.use(self.state), ctx_host.use(self.host):
+                succeeded = run_host_op(self.state, self.host, meta._hash)
+        except PyinfraError as error:  # an operation refusing what it found on the host
+            raise StepFailed(step.name, [f"error: {error}"]) from None
+        if not succeeded:
+            lines = [line for line in meta.stderr_lines + meta.stdout_lines if line.strip()]
+            raise StepFailed(step.name, lines)
+        return self._record(step, label, kwargs, meta.did_change())
+
+    @staticmethod
+    def _record(step: Step, label: str | None, kwargs: dict[str, Any], changed: bool) -> bool:
         if changed:
             step.result.changed = True
             step.result.details.append(label or str(kwargs["name"]))

@@ -25,7 +25,7 @@ from flaskprod.deploy import hostfiles
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
 from flaskprod.errors import ProjectError
-from flaskprod.spec.model import Spec
+from flaskprod.spec.model import LETSENCRYPT_DIRECTORY, Spec
 
 HELPER = "/usr/local/lib/flaskprod/hostside.py"
 ACME_CA = "/etc/flaskprod/acme-ca.pem"
@@ -163,7 +163,8 @@ class Provisioner:
         return (found or "").strip()
 
     def _certificate_present(self) -> bool:
-        return bool(self.engine.host.get_fact(File, path=self.certificate))
+        # test -s follows symlinks (Let's Encrypt's live/ files link into archive/)
+        return self._fact(f"test -s {_q(self.certificate)} && echo ok") == "ok"
 
     # -- steps --------------------------------------------------------------------
     def helper(self) -> None:
@@ -356,7 +357,7 @@ class Provisioner:
                 step.op,
                 hostfiles.env_template(self.spec),
                 self.env_file,
-                "640",
+                "600",
                 "root",
                 self.user,
                 self.env_file,
@@ -394,7 +395,7 @@ class Provisioner:
                 target=available,
             )
             changed |= step.op(
-                files.file,
+                files.link,
                 "default site removed",
                 path="/etc/nginx/sites-enabled/default",
                 present=False,
@@ -455,6 +456,7 @@ class Provisioner:
                 ):
                     step.op(systemd.daemon_reload, "daemon-reload")
                 env = f"REQUESTS_CA_BUNDLE={ACME_CA} "
+            step.op(ensure, "certbot's own server setting", **self._cli_ini())
             step.op(
                 files.put,
                 "renewal reloads nginx",
@@ -498,6 +500,22 @@ class Provisioner:
             )
         self._done(step.result)
         return True
+
+    def _cli_ini(self) -> dict[str, str]:
+        """certbot's cli.ini names a private ACME server: ``certbot renew --dry-run``
+        would otherwise ask Let's Encrypt's staging server (its choice for a dry run
+        whenever the server is the default), which knows nothing of this certificate."""
+        ini = "/etc/letsencrypt/cli.ini"
+        directory = self.spec.tls.acme_directory
+        others = f"grep -E '^server *=' {ini} 2>/dev/null | grep -vxF {_q('server = ' + directory)}"
+        drop = f"touch {ini} && sed -i '/^server *=/d' {ini}"
+        if directory == LETSENCRYPT_DIRECTORY:
+            return {"check": f"grep -Eq '^server *=' {ini} || echo ok", "fix": drop}
+        wanted = f"grep -qxF {_q('server = ' + directory)} {ini}"
+        return {
+            "check": f"{wanted} && ! {others} >/dev/null && echo ok",
+            "fix": f"{drop} && echo {_q('server = ' + directory)} >> {ini}",
+        }
 
     def _own_certificate(self) -> bool:
         given = self.tls_files
