@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import socket
 import ssl
 from collections.abc import Iterator
@@ -21,33 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from shop_project import shop_copy
 
 from flaskprod.cli import cli
 from flaskprod.lab import Lab, LabHost
 from flaskprod.lab.pebble import Pebble
-
-SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 
 
 def deploy(project: Path, lab: Lab, *args: str) -> Result:
     return CliRunner().invoke(
         cli, ["deploy", str(project), "--ssh-config", str(lab.ssh_config), *args]
     )
-
-
-def shop_copy(folder: Path, **tls: str) -> Path:
-    """The shop, with [tls] keys added (the spec as a user would edit it)."""
-    project = folder / "shop"
-    shutil.copytree(
-        SHOP, project, ignore=shutil.ignore_patterns(".flaskprod", "__pycache__", "*.sqlite3")
-    )
-    spec = project / "flaskprod.toml"
-    extra = "".join(f'{key} = "{value}"\n' for key, value in tls.items())
-    text = spec.read_text()
-    anchor = 'acme_webroot = "/var/www/letsencrypt"\n'
-    assert anchor in text
-    spec.write_text(text.replace(anchor, anchor + extra))
-    return project
 
 
 @dataclass
