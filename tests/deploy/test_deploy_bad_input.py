@@ -60,6 +60,7 @@ def one_line_error(result: Result, code: int) -> str:
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("flaskprod: error:")]
     assert len(errors) == 1, result.output
+    print(errors[0])  # shown with -s: the lines docs/deploy.md quotes
     return errors[0]
 
 
@@ -99,7 +100,7 @@ def test_changed_host_key(project: Path, lab: Lab, host: LabHost, tmp_path: Path
     config = variant(lab, tmp_path, "moved", HostKeyAlias=HOST, UserKnownHostsFile=str(known))
     line = one_line_error(deploy(project, config, "--host", "moved"), 7)
     assert "moved: connect: the host key changed (SHA256:" in line
-    assert f"ssh-keygen -R {HOST}" in line or "ssh-keygen -R" in line
+    assert "ssh-keygen -R" in line
     untouched(host)
 
 
@@ -139,7 +140,7 @@ def test_a_spec_the_host_cannot_satisfy(project: Path, lab: Lab, host: LabHost) 
         line = one_line_error(deploy(project, lab.ssh_config, "--host", HOST), 7)
     finally:
         spec.write_text(original)
-    assert f"{HOST}: preflight: error: the spec asks for Python 3.12" in line
+    assert f"{HOST}: preflight: the spec asks for Python 3.12" in line
     assert "the host has 3.11" in line
     untouched(host)
 
@@ -150,5 +151,5 @@ def test_port_80_held_by_another_program(project: Path, lab: Lab, host: LabHost)
         line = one_line_error(deploy(project, lab.ssh_config, "--host", HOST), 7)
     finally:
         host.run("systemctl stop squatter")
-    assert f"{HOST}: preflight: error: port 80 is held by python3" in line
+    assert f"{HOST}: preflight: port 80 is held by python3" in line
     untouched(host)

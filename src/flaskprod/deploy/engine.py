@@ -221,7 +221,7 @@ class Engine:
             with ctx_state.use(self.state), ctx_host.use(self.host):
                 succeeded = run_host_op(self.state, self.host, meta._hash)
         except PyinfraError as error:  # an operation refusing what it found on the host
-            raise StepFailed(step.name, [f"error: {error}"]) from None
+            raise StepFailed(step.name, [str(error)]) from None
         if not succeeded:
             lines = [line for line in meta.stderr_lines + meta.stdout_lines if line.strip()]
             raise StepFailed(step.name, lines)

@@ -183,7 +183,7 @@ class Provisioner:
                 raise StepFailed(
                     step.name,
                     [
-                        f"error: the spec asks for Python {minor} (deploy.python_version) and "
+                        f"the spec asks for Python {minor} (deploy.python_version) and "
                         f"the host has {default or 'no python3'}: set deploy.python_version "
                         "to the host's, or use a host that has it"
                     ],
@@ -199,7 +199,7 @@ class Provisioner:
                 raise StepFailed(
                     step.name,
                     [
-                        "error: " + ", ".join(dict.fromkeys(held)) + ": stop and disable it "
+                        ", ".join(dict.fromkeys(held)) + ": stop and disable it "
                         "(systemctl disable --now ...) so nginx can serve the site"
                     ],
                 )
@@ -428,7 +428,7 @@ class Provisioner:
         raise StepFailed(
             "certificate",
             [
-                "error: tls.mode = 'local-ca' is for 'flaskprod up' only: use 'letsencrypt' or "
+                "tls.mode = 'local-ca' is for 'flaskprod up' only: use 'letsencrypt' or "
                 "'own' for a server"
             ],
         )
@@ -441,7 +441,7 @@ class Provisioner:
                 ca = self.kit.project / Path(tls.acme_ca).expanduser()
                 if not ca.is_file():
                     raise StepFailed(
-                        step.name, [f"error: tls.acme_ca: {ca} does not exist on this machine"]
+                        step.name, [f"tls.acme_ca: {ca} does not exist on this machine"]
                     )
                 step.op(
                     files.put, ACME_CA, src=io.StringIO(ca.read_text()), dest=ACME_CA, mode="644"
@@ -532,7 +532,7 @@ class Provisioner:
                 raise StepFailed(
                     step.name,
                     [
-                        f"error: tls.mode = 'own' and {self.certificate} is not on the host: pass "
+                        f"tls.mode = 'own' and {self.certificate} is not on the host: pass "
                         "--certificate FILE and --certificate-key FILE"
                     ],
                 )
