@@ -165,3 +165,39 @@ def test_not_debian_and_no_sudo_are_refused(lab: Lab, lab_host: LabHost, tmp_pat
 )
 def test_destinations_as_users_write_them(given: str, expected: str) -> None:
     assert ssh_destination(given) == expected
+
+
+def test_hosts_on_the_private_network_reach_each_other_and_nothing_else(lab: Lab) -> None:
+    app = lab.boot("app1", private_address="10.77.0.11")
+    db = lab.boot("db1", private_address="10.77.0.12")
+    try:
+        db.run(
+            "python3 -c 'import socket,time; s=socket.socket(); "
+            's.bind(("10.77.0.12", 5432)); s.listen(); time.sleep(30)\' &>/dev/null &'
+        )
+        reach = (
+            "for i in $(seq 50); do timeout 1 bash -c '</dev/tcp/10.77.0.12/5432' && exit 0; "
+            "sleep 0.1; done; exit 1"
+        )
+        assert app.run(reach, check=False).returncode == 0
+        # No route out of the lab: only the private subnet (and the host's own lo).
+        assert app.run("ip -4 route").stdout.split() == [
+            "10.77.0.0/24",
+            "dev",
+            "host0",
+            "proto",
+            "kernel",
+            "scope",
+            "link",
+            "src",
+            "10.77.0.11",
+        ]
+        # A host without a private address stays alone in its namespace.
+        lone = lab.boot("lone1")
+        try:
+            assert lone.run("ip -4 -o addr show host0", check=False).returncode != 0
+        finally:
+            lone.kill()
+    finally:
+        app.kill()
+        db.kill()

@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -77,6 +77,36 @@ def _live_host_options(
     options.no_import = True
 
 
+#: ``--host`` given without a destination: the server this runs on.
+THIS_MACHINE = "@this-machine"
+
+
+def _check_remote_host(
+    project: Path,
+    destination: str,
+    ssh_config: Path | None,
+    accept_new_key: bool,
+    forwarded: list[str],
+    output: Path | None,
+) -> NoReturn:
+    """The host checks of ``destination``, run there over SSH; its report and status."""
+    from flaskprod.deploy.remote import Remote
+    from flaskprod.deploy.remote_check import check_over_ssh
+
+    if not (project / "flaskprod.toml").is_file():
+        raise UserError(
+            f"{project}: no flaskprod.toml", hint="run check --host DEST in the project folder"
+        )
+    with Remote(destination, ssh_config=ssh_config, accept_new_key=accept_new_key) as remote:
+        done = check_over_ssh(remote, project, forwarded, lambda line: click.echo(line, err=True))
+    if output:
+        _write_atomic(output, done.report)
+        click.echo(f"flaskprod: report written to {output}", err=True)
+    else:
+        click.echo(done.report, nl=False)
+    sys.exit(done.exit_code)
+
+
 @click.command("check")
 @click.argument("path", required=False, default=".", type=click.Path(path_type=Path))
 @click.option(
@@ -130,7 +160,24 @@ def _live_host_options(
     help="With --url: one total timeout for all probes, in seconds.",
 )
 @click.option(
-    "--host", "host", is_flag=True, help="Check the server this runs on (layer host; read-only)."
+    "--host",
+    "host",
+    is_flag=False,
+    flag_value=THIS_MACHINE,
+    default=None,
+    metavar="[DEST]",
+    help="Check a server (layer host; read-only): alone, the one this runs on; with DEST "
+    "(an ssh_config alias or [user@]host[:port]), that server over SSH.",
+)
+@click.option(
+    "--ssh-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --host DEST: the ssh_config to use instead of ~/.ssh/config.",
+)
+@click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="With --host DEST: trust the server's key on first contact (else it must be known).",
 )
 def check_command(
     path: Path,
@@ -147,7 +194,9 @@ def check_command(
     ca: Path | None,
     crawl: int,
     timeout: float,
-    host: bool,
+    host: str | None,
+    ssh_config: Path | None,
+    accept_new_host_key: bool,
 ) -> None:
     """Check a Flask project's app, files and dependencies before production.
 
@@ -165,6 +214,16 @@ def check_command(
         raise UserError(
             "--format markdown is only for --list", hint="use text, json, sarif or html"
         )
+    if host is not None and host != THIS_MACHINE:
+        if url is not None:
+            raise UserError(
+                "--url and --host DEST run in different places",
+                hint="run them as two checks: check --url URL, then check --host DEST",
+            )
+        forwarded = ["--format", fmt, "--fail-level", fail_level]
+        forwarded += [f"--select={item}" for item in select]
+        forwarded += [f"--ignore={item}" for item in ignore_ids]
+        _check_remote_host(path, host, ssh_config, accept_new_host_key, forwarded, output)
     from flaskprod.check.report import render
     from flaskprod.check.runner import CheckOptions, parse_ids, run_checks
     from flaskprod.check.summary import summarize
@@ -178,7 +237,7 @@ def check_command(
         ignore=parse_ids(ignore_ids, "--ignore"),
     )
     if url or host:  # the live/host layers replace the file checks for this run
-        _live_host_options(options, url, ca, crawl, timeout, host)
+        _live_host_options(options, url, ca, crawl, timeout, host is not None)
     result = run_checks(
         options, on_start=lambda: click.echo(f"flaskprod: checking {path}", err=True)
     )

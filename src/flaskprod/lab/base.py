@@ -62,6 +62,11 @@ class Base:
         """Downloaded packages shared by every host (a warm package cache)."""
         return self.rootfs.parent / f"{self.rootfs.name}-apt-archives"
 
+    @property
+    def pip_cache(self) -> Path:
+        """pip's cache of root on every host (wheels downloaded or built once)."""
+        return self.rootfs.parent / f"{self.rootfs.name}-pip-cache"
+
 
 def _local_cas() -> list[Path]:
     return sorted(LOCAL_CA_DIR.glob("*.crt")) if LOCAL_CA_DIR.is_dir() else []

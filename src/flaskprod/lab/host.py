@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from flaskprod.errors import EnvironmentProblem, ServiceFailed
 from flaskprod.lab.base import PROXY_PORT, Base, ensure_base
+from flaskprod.lab.network import BRIDGE, PREFIX, PrivateNetwork
 from flaskprod.lab.proxy import PackageProxy
 from flaskprod.stack import process
 from flaskprod.stack.ports import free_port
@@ -55,6 +57,8 @@ class LabHost:
     lab: Lab
     nspawn: process.Process
     leader_pid: int
+    #: Its address on the lab's private network, if it is on it.
+    address: str | None = None
     _helpers: list[process.Process] = field(default_factory=list)
 
     # ---- for tests: look inside without SSH ------------------------------------------
@@ -149,6 +153,7 @@ class LabHost:
         for helper in reversed(self._helpers):
             process.stop_pid(helper.pid, expected_start=helper.started, timeout=5.0)
         self._helpers.clear()
+        self.lab.keep_downloads(self.name)
         if self in self.lab.hosts:
             self.lab.hosts.remove(self)
         self.lab.write_ssh_config()
@@ -177,11 +182,13 @@ class Lab:
     base: Base
     proxy: PackageProxy
     hosts: list[LabHost] = field(default_factory=list)
+    network: PrivateNetwork | None = None
 
     @classmethod
     def start(cls, workdir: Path, echo: Echo | None = None) -> Lab:
         base = ensure_base(echo)
         base.apt_archives.joinpath("partial").mkdir(parents=True, exist_ok=True)
+        base.pip_cache.mkdir(parents=True, exist_ok=True)
         workdir.mkdir(parents=True, exist_ok=True)
         lab = cls(workdir=workdir, base=base, proxy=PackageProxy.start(workdir / "proxy"))
         lab.known_hosts.write_text("")
@@ -196,13 +203,26 @@ class Lab:
     def known_hosts(self) -> Path:
         return self.workdir / "known_hosts"
 
-    def boot(self, name: str, *, trust_host_key: bool = True) -> LabHost:
+    def boot(
+        self, name: str, *, trust_host_key: bool = True, private_address: str | None = None
+    ) -> LabHost:
         """A fresh host named ``name``, booted and reachable over SSH as ``name``.
         ``trust_host_key``: its key goes into the lab's known_hosts, as a user who
-        checked the fingerprint would have it (False: ssh meets an unknown key)."""
+        checked the fingerprint would have it (False: ssh meets an unknown key).
+        ``private_address``: also on the lab's private network with this address
+        (hosts that must reach each other: app, database, balancer)."""
         if any(h.name == name for h in self.hosts):
             raise EnvironmentProblem(f"lab: a host named {name} is already running")
+        if private_address is not None and self.network is None:
+            self.network = PrivateNetwork.create()
+        network = (
+            ["--private-network"]
+            if private_address is None or self.network is None
+            else [f"--network-bridge={BRIDGE}"]
+        )
+        enter = self.network.enter() if private_address and self.network else []
         argv = [
+            *enter,
             "systemd-nspawn",
             "--register=no",
             "--keep-unit",
@@ -210,10 +230,11 @@ class Lab:
             "-D",
             str(self.base.rootfs),
             "--volatile=overlay",
-            "--private-network",
+            *network,
             "-M",
             name,
-            f"--bind={self.base.apt_archives}:/var/cache/apt/archives",
+            f"--bind={self._host_archives(name)}:/var/cache/apt/archives",
+            f"--bind={self.base.pip_cache}:/root/.cache/pip",
             "-b",
         ]
         nspawn = process.start(
@@ -230,9 +251,15 @@ class Lab:
         leader = _container_init(nspawn.pid)
         if leader is None:
             raise ServiceFailed(f"lab host {name}: systemd-nspawn failed: {nspawn.log_tail()}")
-        host = LabHost(name=name, lab=self, nspawn=nspawn, leader_pid=leader)
+        host = LabHost(
+            name=name, lab=self, nspawn=nspawn, leader_pid=leader, address=private_address
+        )
         self.hosts.append(host)
         try:
+            if private_address is not None:
+                host.run(
+                    f"ip addr add {private_address}/{PREFIX} dev host0 && ip link set host0 up"
+                )
             host._helpers.append(self._proxy_relay(host))
             host.wait_running()
         except BaseException:
@@ -243,6 +270,30 @@ class Lab:
                 handle.write(f"{name} {self.base.host_key}\n")
         self.write_ssh_config()
         return host
+
+    def _host_archives(self, name: str) -> Path:
+        """The host's own apt archive folder, filled with hard links to the shared
+        cache: apt locks its archive folder, so hosts installing at the same moment
+        cannot share one (see :meth:`LabHost.stop`, which gives new downloads back)."""
+        folder = self.workdir / f"{name}-apt-archives"
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "partial").mkdir(parents=True)
+        for deb in self.base.apt_archives.glob("*.deb"):
+            with contextlib.suppress(FileExistsError):
+                os.link(deb, folder / deb.name)
+        return folder
+
+    def keep_downloads(self, name: str) -> None:
+        """Packages a host downloaded, linked into the shared cache for the next hosts."""
+        folder = self.workdir / f"{name}-apt-archives"
+        for deb in folder.glob("*.deb"):
+            target = self.base.apt_archives / deb.name
+            if not target.exists():
+                temporary = target.with_name(f".{deb.name}.{os.getpid()}")
+                with contextlib.suppress(OSError):
+                    os.link(deb, temporary)
+                    temporary.replace(target)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _proxy_relay(self, host: LabHost) -> process.Process:
         return process.start(
@@ -283,3 +334,5 @@ class Lab:
         for host in list(self.hosts):
             host.kill()
         self.proxy.stop()
+        if self.network is not None:
+            self.network.delete()
