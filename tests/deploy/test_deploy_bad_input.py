@@ -153,3 +153,24 @@ def test_port_80_held_by_another_program(project: Path, lab: Lab, host: LabHost)
         host.run("systemctl stop squatter")
     assert f"{HOST}: preflight: port 80 is held by python3" in line
     untouched(host)
+
+
+def test_dry_run_on_a_fresh_host_from_the_spec_lists_and_changes_nothing(
+    project: Path, lab: Lab, host: LabHost
+) -> None:
+    spec = project / "flaskprod.toml"
+    original = spec.read_text()
+    spec.write_text(original.replace("hosts = []", f'hosts = ["{HOST}"]'))
+    snapshot = "find /etc /srv /var/lib /usr/local -xdev | sort | md5sum"
+    before = host.run(snapshot).stdout
+    try:
+        result = deploy(project, lab.ssh_config, "--dry-run")
+    finally:
+        spec.write_text(original)
+    assert result.exit_code == 0, result.output
+    assert f"{HOST}: what would change" in result.output
+    assert "  packages: would change (packages: nginx python3-venv" in result.output
+    assert "  secrets (generated on the host): would change" in result.output
+    assert re.search(rf"{HOST}: \d+ of \d+ steps would change \(dry run", result.output)
+    untouched(host)
+    assert host.run(snapshot).stdout == before

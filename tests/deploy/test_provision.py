@@ -10,6 +10,7 @@ package cache); every test below looks at it from a different side.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import socket
 import ssl
@@ -78,6 +79,7 @@ def test_first_run_provisions_every_step_and_says_so(provisioned: Provisioned) -
         "Redis (password, loopback, memory policy): changed",
         "env file: changed",
         "systemd units: changed",
+        "first backup: changed",
         "nginx site (HTTP until a certificate): changed",
         "certificate (certbot, webroot): changed",
         "nginx site (HTTPS): changed",
@@ -213,3 +215,26 @@ def test_layout_firewall_and_logs(provisioned: Provisioned) -> None:
     host.run(["logrotate", "-d", "/etc/logrotate.d/shop"])
     journald = host.run(["systemd-analyze", "cat-config", "systemd/journald.conf"]).stdout
     assert "SystemMaxUse=500M" in journald
+
+
+def test_host_checks_on_the_server_find_nothing_left_to_provision(
+    provisioned: Provisioned, lab: Lab
+) -> None:
+    """``check --host`` run on the server: what remains is the app itself (started by
+    the release, not by provisioning): its service, socket and the walk to it."""
+    done = CliRunner().invoke(
+        cli,
+        [
+            "check", str(provisioned.project), "--host", provisioned.host.name,
+            "--ssh-config", str(lab.ssh_config), "--format", "json",
+        ],
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    serious = {
+        (f["id"], f["message"])
+        for f in report["findings"]
+        if f["level"] in ("warning", "error", "critical")
+    }
+    app_not_released = {"HST003", "HST004", "HST020"}
+    assert {finding_id for finding_id, _ in serious} <= app_not_released, serious
+    assert all("shop" in message or "sock" in message for _, message in serious), serious

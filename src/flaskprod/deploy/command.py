@@ -165,10 +165,10 @@ def deploy_host(
             return False
         summary = f"{changed} of {len(result.steps)} steps changed" if changed else "no change"
         echo(f"{destination}: provisioned: {summary} ({seconds:.1f}s)")
-        released = _release(remote, spec, project, echo)
-    if not released:
-        return False
-    return _checks(spec, project, check_url, check_ca, echo)
+        if not _release(remote, spec, project, echo):
+            return False
+        live = _live_check(spec, project, check_url, check_ca, echo)
+        return _host_check(remote, project, echo) or live
 
 
 def _release(remote: Remote, spec: Spec, project: Path, echo: Echo) -> bool:
@@ -184,7 +184,7 @@ def _release(remote: Remote, spec: Spec, project: Path, echo: Echo) -> bool:
     return True
 
 
-def _checks(spec: Spec, project: Path, url: str | None, ca: Path | None, echo: Echo) -> bool:
+def _live_check(spec: Spec, project: Path, url: str | None, ca: Path | None, echo: Echo) -> bool:
     """``check --url`` against the deployed site; True when it found errors."""
     from flaskprod.check.model import Level
     from flaskprod.check.runner import CheckOptions, run_checks
@@ -206,3 +206,20 @@ def _checks(spec: Spec, project: Path, url: str | None, ca: Path | None, echo: E
         if finding.level >= Level.ERROR and finding.ignored_reason is None:
             echo(f"  {finding.id} ({finding.level}): {finding.message}")
     return bool(summary["exit_code"])
+
+
+def _host_check(remote: Remote, project: Path, echo: Echo) -> bool:
+    """The host checks, run on the server (``check --host DEST``); True on errors."""
+    import json
+
+    from flaskprod.deploy.remote_check import check_over_ssh
+
+    done = check_over_ssh(remote, project, ["--format", "json", "--fail-level", "error"], echo)
+    report = json.loads(done.report)
+    counts = report["summary"]["counts"]
+    levels = ("critical", "error", "warning", "info")
+    echo(f"check --host {remote.label}: " + ", ".join(f"{counts[lv]} {lv}" for lv in levels))
+    for finding in report["findings"]:
+        if finding["level"] in ("critical", "error") and not finding.get("ignored_reason"):
+            echo(f"  {finding['id']} ({finding['level']}): {finding['message']}")
+    return done.exit_code != 0
