@@ -13,7 +13,7 @@ from typing import Any
 
 import crossplane
 
-from flaskprod.kit.artifacts import app_environment, env_file_value
+from flaskprod.kit.artifacts import app_environment, env_file_value, sqlite_path
 from flaskprod.spec.model import Spec
 
 #: Secrets generated on the server (hostside.py secrets), by what they protect.
@@ -44,6 +44,8 @@ def env_template(spec: Spec) -> str:
             f"postgresql+{spec.database.driver}://{db_user}:{{{{secret:{DB_PASSWORD}}}}}"
             f"@localhost:5432/{db_name}"
         )
+    if spec.database.engine == "sqlite":
+        filled["DATABASE_URL"] = f"sqlite:///{sqlite_path(spec)}"
     if spec.redis.enabled and spec.redis.local:
         filled["REDIS_URL"] = f"redis://:{{{{secret:{REDIS_PASSWORD}}}}}@localhost:6379/0"
     lines = [

@@ -25,6 +25,7 @@ from flaskprod.deploy import hostfiles
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
 from flaskprod.errors import ProjectError
+from flaskprod.kit.artifacts import sqlite_path
 from flaskprod.spec.model import LETSENCRYPT_DIRECTORY, Spec
 
 HELPER = "/usr/local/lib/flaskprod/hostside.py"
@@ -244,6 +245,8 @@ class Provisioner:
             (self.conf_dir, "root", user, "750"),
             (self.webroot, "root", "root", "755"),
         ]
+        if spec.database.engine == "sqlite":  # the file and its journal, beside each other
+            folders.append((posixpath.dirname(sqlite_path(spec)), user, user, "750"))
         with self.engine.step("app user and folders") as step:
             step.op(server.group, f"group {user}", group=user, system=True)
             step.op(  # noqa: S604 - 'shell' is the user's login shell (nologin)
