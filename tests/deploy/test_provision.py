@@ -4,7 +4,8 @@ certificate from a real ACME server (Pebble, in the host's network), the firewal
 log rotation — and a second run changes nothing and says so.
 
 One host is provisioned once for the module (the expensive part, ~1 min with a warm
-package cache); every test below looks at it from a different side.
+package cache) — first interrupted by Ctrl-C half-way, then resumed; every test below
+looks at it from a different side.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from flaskprod_cli import FLASKPROD
 from shop_project import shop_copy
 
 from flaskprod.cli import cli
@@ -40,12 +44,31 @@ class Provisioned:
     host: LabHost
     project: Path
     pebble: Pebble
+    interrupted: subprocess.CompletedProcess[str]
     first: Result
     second: Result
     secrets_before: str
 
     def sha(self, path: str) -> str:
         return hashlib.sha256(self.host.run(["cat", path]).stdout.encode()).hexdigest()
+
+
+def interrupt_after(line: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` and press Ctrl-C (SIGINT) as soon as it prints ``line``."""
+    with subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 600
+        for output in proc.stdout:
+            seen.append(output)
+            if line in output or time.monotonic() > deadline:
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=120)
+        return subprocess.CompletedProcess(argv, proc.returncode, "".join(seen) + rest, "")
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +83,39 @@ def provisioned(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             acme_ca=str(pebble.ca_file),
             acme_email="ops@example.com",
         )
+        ssh = str(lab.ssh_config)
+        interrupted = interrupt_after(
+            "secrets (generated on the host): changed",
+            [FLASKPROD, "deploy", str(project), "--host", host.name, "--ssh-config", ssh],
+        )
         first = deploy(project, lab, "--host", host.name)
         assert first.exit_code == 0, first.output
         before = hashlib.sha256(host.run(["cat", "/etc/shop/secrets.env"]).stdout.encode())
         second = deploy(project, lab, "--host", host.name)
         assert second.exit_code == 0, second.output
-        yield Provisioned(host, project, pebble, first, second, before.hexdigest())
+        yield Provisioned(host, project, pebble, interrupted, first, second, before.hexdigest())
     finally:
         host.kill()
 
 
-def test_first_run_provisions_every_step_and_says_so(provisioned: Provisioned) -> None:
+def test_an_interrupted_deploy_names_its_step_and_the_next_run_resumes(
+    provisioned: Provisioned,
+) -> None:
+    stopped = provisioned.interrupted
+    assert stopped.returncode == 7, stopped.stdout
+    errors = [line for line in stopped.stdout.splitlines() if line.startswith("flaskprod: error:")]
+    assert len(errors) == 1 and "Traceback" not in stopped.stdout, stopped.stdout
+    assert re.match(r"flaskprod: error: prov1: [^:]+: interrupted \(", errors[0]), errors[0]
+    assert "run the same deploy again to resume" in errors[0]
+    # The next run finds the steps done before Ctrl-C done (the secrets kept) and does
+    # the rest.
     out = provisioned.first.output
+    for step in ("packages: ok", "app user and folders: ok", "secrets (generated on the host): ok"):
+        assert step in out, out
+
+
+def test_first_run_provisions_every_step_and_says_so(provisioned: Provisioned) -> None:
+    out = provisioned.interrupted.stdout + provisioned.first.output
     for step in (
         "packages: changed",
         "app user and folders: changed",
@@ -87,7 +131,7 @@ def test_first_run_provisions_every_step_and_says_so(provisioned: Provisioned) -
         "firewall (ufw: SSH 22, 80, 443): changed",
     ):
         assert step in out, out
-    assert re.search(r"prov1: provisioned: \d+ of \d+ steps changed", out)
+    assert re.search(r"prov1: provisioned: \d+ of \d+ steps changed", provisioned.first.output)
 
 
 def test_second_run_changes_nothing_and_says_so(provisioned: Provisioned) -> None:

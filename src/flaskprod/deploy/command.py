@@ -153,6 +153,12 @@ def deploy_host(
             result = Provisioner(engine, spec, kit, echo, tls_files).run()
         except StepFailed as failed:
             raise DeployError(f"{destination}: {failed.step}: {failed.reason}") from None
+        except KeyboardInterrupt:
+            raise DeployError(
+                f"{destination}: {engine.current}: interrupted",
+                hint="every step is idempotent and files are replaced whole: run the same "
+                "deploy again to resume",
+            ) from None
         finally:
             engine.close()
         changed = len(result.changed)

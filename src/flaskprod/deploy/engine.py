@@ -137,7 +137,10 @@ class RemoteConnector(BaseConnector):
         with get_file_io(filename_or_io) as handle:
             data = handle.read()
         payload = data.encode() if isinstance(data, str) else data
-        command = StringCommand("sh", "-c", QuoteString('cat > "$0"'), QuoteString(remote_filename))
+        # Atomic, and private until pyinfra sets the mode it was asked for: an
+        # interrupted upload leaves the old file whole, a key is never world-readable.
+        script = 'umask 077; t="$0.flaskprod-tmp"; cat > "$t" && mv -f "$t" "$0"'
+        command = StringCommand("sh", "-c", QuoteString(script), QuoteString(remote_filename))
         ok, output = self._run(command, dict(arguments), payload)
         if not ok:
             raise OSError(output.stderr)
@@ -202,9 +205,12 @@ class Engine:
         assert len(hosts) == 1, "the connector cannot fail to connect"
         self.host: Host = hosts[0]
         self._count = 0
+        #: The step running now (named when a deploy is interrupted).
+        self.current = "connect"
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[Step]:
+        self.current = name
         step = Step(self, name)
         yield step
 

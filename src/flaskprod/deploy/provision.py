@@ -219,6 +219,13 @@ class Provisioner:
 
     def packages(self) -> None:
         with self.engine.step("packages") as step:
+            # A deploy interrupted during apt leaves dpkg half-configured: finish that first.
+            step.op(
+                ensure,
+                "dpkg --configure -a",
+                check='test -z "$(dpkg --audit)" && echo ok',
+                fix="DEBIAN_FRONTEND=noninteractive dpkg --configure -a",
+            )
             step.op(
                 apt.packages,
                 "packages: " + " ".join(self.package_list()),
