@@ -58,6 +58,11 @@ def _echo(line: str) -> None:
     help="Trust a host key seen for the first time (a changed key is always refused).",
 )
 @click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Release the working tree even with uncommitted changes (else refused, naming them).",
+)
+@click.option(
     "--certificate",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="tls.mode = 'own': the certificate chain (PEM) to install.",
@@ -83,6 +88,7 @@ def deploy_command(
     ssh_config: Path | None,
     dry_run: bool,
     accept_new_host_key: bool,
+    allow_dirty: bool,
     certificate: Path | None,
     certificate_key: Path | None,
     check_url: str | None,
@@ -117,6 +123,7 @@ def deploy_command(
             ssh_config=ssh_config,
             accept_new_key=accept_new_host_key,
             dry_run=dry_run,
+            allow_dirty=allow_dirty,
             tls_files=tls_files,
             check_url=check_url,
             check_ca=check_ca,
@@ -136,6 +143,7 @@ def deploy_host(
     accept_new_key: bool,
     dry_run: bool,
     tls_files: TlsFiles,
+    allow_dirty: bool = False,
     check_url: str | None,
     check_ca: Path | None,
     echo: Echo,
@@ -171,13 +179,13 @@ def deploy_host(
             return False
         summary = f"{changed} of {len(result.steps)} steps changed" if changed else "no change"
         echo(f"{destination}: provisioned: {summary} ({seconds:.1f}s)")
-        if not _release(remote, spec, project, echo):
+        if not _release(remote, spec, project, echo, allow_dirty=allow_dirty):
             return False
         live = _live_check(spec, project, check_url, check_ca, echo)
         return _host_check(remote, project, echo) or live
 
 
-def _release(remote: Remote, spec: Spec, project: Path, echo: Echo) -> bool:
+def _release(remote: Remote, spec: Spec, project: Path, echo: Echo, *, allow_dirty: bool) -> bool:
     """The release (helper "ship": flaskprod.deploy.ship), once it is part of flaskprod."""
     try:
         ship = importlib.import_module("flaskprod.deploy.ship")
@@ -186,7 +194,7 @@ def _release(remote: Remote, spec: Spec, project: Path, echo: Echo) -> bool:
             raise
         echo(f"{remote.label}: release: not part of this flaskprod yet; stopped after provisioning")
         return False
-    ship.release_to_host(remote, spec, project, echo)
+    ship.release_to_host(remote, spec, project, echo, allow_dirty=allow_dirty)
     return True
 
 
