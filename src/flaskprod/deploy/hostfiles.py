@@ -8,6 +8,7 @@ nginx site (served until a certificate exists).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,14 @@ JOURNALD_CONF = (
 
 #: certbot runs this after every renewal (and the first certificate).
 RELOAD_HOOK = "#!/bin/sh\n# Written by 'flaskprod deploy'.\nexec systemctl reload nginx\n"
+
+
+def parse_site_text(text: str) -> list[Directive]:
+    """A site's text parsed as :func:`parse_site` does (crossplane reads files)."""
+    with tempfile.TemporaryDirectory(prefix="flaskprod-site-") as folder:
+        path = Path(folder) / "site.conf"
+        path.write_text(text)
+        return parse_site(path)
 
 
 def parse_site(path: Path) -> list[Directive]:

@@ -9,6 +9,7 @@ the backup timer. A second run with nothing to do changes nothing and says so.
 
 from __future__ import annotations
 
+import importlib
 import io
 import posixpath
 import shlex
@@ -44,7 +45,7 @@ class Kit:
     units: dict[str, str]  # file name -> text, for /etc/systemd/system
     site: str  # the kit's nginx site (HTTPS)
     site_http: str  # the same before a certificate exists
-    upstream: str | None  # deploy/nginx/{name}-upstream.conf, when the kit has one
+    upstream: str | None  # the first upstream include (release slots), when there are slots
     scripts: dict[str, str]  # backup.sh, restore.sh -> text
 
     @classmethod
@@ -60,11 +61,11 @@ class Kit:
         units = {p.name: p.read_text() for p in sorted((deploy / "systemd").iterdir())}
         if f"{name}@.service" in units:  # releases run in slots: the plain unit is unused
             units.pop(f"{name}.service", None)
+        site, upstream = _slot_site(spec, site_path)
         try:
-            site_http = hostfiles.http_only_site(hostfiles.parse_site(site_path))
+            site_http = hostfiles.http_only_site(hostfiles.parse_site_text(site))
         except ValueError as error:
             raise ProjectError(f"{site_path}: {error}", hint="run 'flaskprod render'") from None
-        upstream = deploy / "nginx" / f"{name}-upstream.conf"
         scripts = {
             p.name: p.read_text()
             for p in sorted((deploy / "scripts").glob("*.sh"))
@@ -73,11 +74,26 @@ class Kit:
         return cls(
             project=project,
             units=units,
-            site=site_path.read_text(),
+            site=site,
             site_http=site_http,
-            upstream=upstream.read_text() if upstream.is_file() else None,
+            upstream=upstream,
             scripts=scripts,
         )
+
+
+def _slot_site(spec: Spec, site_path: Path) -> tuple[str, str | None]:
+    """The site a deploy host gets, and its first upstream include: with release slots
+    (helper "ship": ``flaskprod.kit.deploy_site``) the site whose upstream is the
+    include the release switches; before they exist, the kit's site as rendered."""
+    try:
+        slots = importlib.import_module("flaskprod.kit.deploy_site")
+    except ModuleNotFoundError as error:
+        if error.name != "flaskprod.kit.deploy_site":
+            raise
+        return site_path.read_text(), None
+    site: str = slots.deploy_site(spec)
+    first: str = slots.upstream_line(spec, slots.SLOTS[0])
+    return site, first
 
 
 @dataclass(frozen=True)
