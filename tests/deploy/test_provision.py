@@ -252,7 +252,7 @@ def test_layout_firewall_and_logs(provisioned: Provisioned) -> None:
         "stat -c '%n %a %U %G' /srv/shop /var/lib/shop/media /var/log/shop /var/backups/shop"
     ).stdout.splitlines()
     assert owners == [
-        "/srv/shop 750 root shop",
+        "/srv/shop 755 root shop",
         "/var/lib/shop/media 750 shop shop",
         "/var/log/shop 750 shop shop",
         "/var/backups/shop 700 shop shop",

@@ -257,9 +257,10 @@ class Provisioner:
         log_dir = spec.resolve(spec.deploy.log_dir).rstrip("/")
         backup_dir = spec.resolve(spec.backup.dir).rstrip("/")
         folders = [
-            # code: readable by the app (and nginx for static files), written by deploys
-            (self.root, "root", user, "750"),
-            (f"{self.root}/releases", "root", user, "750"),
+            # code: written by deploys only; readable (the release ships it 0755: nginx
+            # serves static files from it, and the code holds no secret)
+            (self.root, "root", user, "755"),
+            (f"{self.root}/releases", "root", user, "755"),
             (f"{self.root}/slots", "root", user, "750"),
             (f"{self.root}/deploy/scripts", "root", user, "750"),
             (spec.media_dir.rstrip("/"), user, user, "750"),
