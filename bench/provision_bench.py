@@ -41,6 +41,7 @@ def command(project: Path, lab: Lab, host: str, extra: tuple[str, ...]) -> list[
         host,
         "--ssh-config",
         str(lab.ssh_config),
+        "--provision-only",
         *extra,
     ]
 

@@ -34,8 +34,11 @@ from flaskprod.lab.pebble import Pebble
 
 
 def deploy(project: Path, lab: Lab, *args: str) -> Result:
+    """Provisioning only: the release has its own tests (a copy of the shop is no git
+    checkout to ship a revision from)."""
     return CliRunner().invoke(
-        cli, ["deploy", str(project), "--ssh-config", str(lab.ssh_config), *args]
+        cli,
+        ["deploy", str(project), "--ssh-config", str(lab.ssh_config), "--provision-only", *args],
     )
 
 
@@ -83,10 +86,10 @@ def provisioned(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             acme_ca=str(pebble.ca_file),
             acme_email="ops@example.com",
         )
-        ssh = str(lab.ssh_config)
+        argv = [FLASKPROD, "deploy", str(project), "--host", host.name, "--provision-only"]
         interrupted = interrupt_after(
             "secrets (generated on the host): changed",
-            [FLASKPROD, "deploy", str(project), "--host", host.name, "--ssh-config", ssh],
+            [*argv, "--ssh-config", str(lab.ssh_config)],
         )
         first = deploy(project, lab, "--host", host.name)
         assert first.exit_code == 0, first.output

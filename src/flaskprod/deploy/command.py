@@ -58,6 +58,11 @@ def _echo(line: str) -> None:
     help="Trust a host key seen for the first time (a changed key is always refused).",
 )
 @click.option(
+    "--provision-only",
+    is_flag=True,
+    help="Provision the hosts and stop: no release, no post-deploy check.",
+)
+@click.option(
     "--allow-dirty",
     is_flag=True,
     help="Release the working tree even with uncommitted changes (else refused, naming them).",
@@ -88,6 +93,7 @@ def deploy_command(
     ssh_config: Path | None,
     dry_run: bool,
     accept_new_host_key: bool,
+    provision_only: bool,
     allow_dirty: bool,
     certificate: Path | None,
     certificate_key: Path | None,
@@ -124,6 +130,7 @@ def deploy_command(
             accept_new_key=accept_new_host_key,
             dry_run=dry_run,
             allow_dirty=allow_dirty,
+            provision_only=provision_only,
             tls_files=tls_files,
             check_url=check_url,
             check_ca=check_ca,
@@ -144,6 +151,7 @@ def deploy_host(
     dry_run: bool,
     tls_files: TlsFiles,
     allow_dirty: bool = False,
+    provision_only: bool = False,
     check_url: str | None,
     check_ca: Path | None,
     echo: Echo,
@@ -179,6 +187,8 @@ def deploy_host(
             return False
         summary = f"{changed} of {len(result.steps)} steps changed" if changed else "no change"
         echo(f"{destination}: provisioned: {summary} ({seconds:.1f}s)")
+        if provision_only:
+            return False
         if not _release(remote, spec, project, echo, allow_dirty=allow_dirty):
             return False
         live = _live_check(spec, project, check_url, check_ca, echo)
