@@ -411,8 +411,8 @@ class Provisioner:
         """The kit's backup unit run once under the server's systemd: it works, and
         there is a backup from the first day (the timer takes over)."""
         unit = f"{self.name}-backup.service"
-        if unit not in self.kit.units:
-            return
+        if unit not in self.kit.units or (self.postgres and not self.spec.database.local):
+            return  # a database elsewhere may not be reachable before the app's first release
         folder = self.spec.resolve(self.spec.backup.dir).rstrip("/")
         with self.engine.step("first backup") as step:
             step.op(
