@@ -27,6 +27,7 @@ _COMMANDS: dict[str, str] = {
     "reload": "flaskprod.stack.commands:reload_command",
     "backup": "flaskprod.ops.commands:backup_command",
     "restore": "flaskprod.ops.commands:restore_command",
+    "deploy": "flaskprod.deploy.command:deploy_command",
     "releases": "flaskprod.deploy.release_commands:releases_command",
     "rollback": "flaskprod.deploy.release_commands:rollback_command",
 }

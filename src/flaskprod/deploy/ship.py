@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flaskprod.deploy import ledger
-from flaskprod.release.pipeline import Echo, Release, ReleaseFailed, ReleaseResult, run_release
 from flaskprod.deploy.source import local_wheels, read_source
 from flaskprod.deploy.ssh_target import SshTarget, new_release
 from flaskprod.errors import DeployError
+from flaskprod.release.pipeline import Echo, Release, ReleaseFailed, ReleaseResult, run_release
 from flaskprod.spec.model import Spec
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from flaskprod.deploy import ledger
-from flaskprod.release.pipeline import Echo, NotReady, Release
 from flaskprod.deploy.source import Source, host_requirements
 from flaskprod.errors import DeployError
 from flaskprod.kit.deploy_site import current_link, upstream_line, upstream_path
+from flaskprod.release.pipeline import Echo, NotReady, Release
 from flaskprod.spec.flask_cli import flask_env
 from flaskprod.spec.model import Spec
 from flaskprod.spec.servers import slot_socket

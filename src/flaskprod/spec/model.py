@@ -466,6 +466,10 @@ class RedisSection(_Section):
     )
 
 
+#: Let's Encrypt's production ACME directory (tls.acme_directory's default).
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+
+
 class TlsSection(_Section):
     mode: Literal["letsencrypt", "own", "local-ca"] = Field(
         default="letsencrypt",
@@ -482,6 +486,24 @@ class TlsSection(_Section):
     acme_webroot: str = Field(
         default="/var/www/letsencrypt",
         description="Folder nginx serves /.well-known/acme-challenge/ from (certbot --webroot).",
+    )
+    acme_directory: str = Field(
+        default=LETSENCRYPT_DIRECTORY,
+        pattern=r"^https://\S+$",
+        description="letsencrypt: the ACME server's directory URL certbot asks for the "
+        "certificate (Let's Encrypt's by default; its staging server or a private one).",
+    )
+    acme_ca: str | None = Field(
+        default=None,
+        min_length=1,
+        description="letsencrypt: a CA file on this machine (relative to the project) that "
+        "certbot on the server trusts for a private ACME server; unset: the system's CAs.",
+    )
+    acme_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="letsencrypt: the address the ACME account is registered with (expiry "
+        "notices); unset: registered without one.",
     )
 
 
@@ -506,6 +528,11 @@ class DeploySection(_Section):
         le=50,
         description="Releases 'flaskprod deploy' keeps on each host (the live one and "
         "those a rollback can return to); older ones are pruned.",
+    )
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="Servers 'flaskprod deploy' deploys to when no --host is given: OpenSSH "
+        "destinations ([user@]host[:port] or a Host of your ssh_config).",
     )
 
 

@@ -473,3 +473,19 @@ def test_the_502_walk_with_the_upstream_stopped(shop: Shop) -> None:
     assert "start gunicorn" in walk.hint
     assert "does not exist" in found["HST004"][0].message, text
     assert "gunicorn of the local stack is not running" in found["HST003"][0].message
+
+
+def test_a_deploy_host_is_checked_in_its_live_release_slot(
+    server_project: Path, tmp_path: Path
+) -> None:
+    """'flaskprod deploy' runs the app as shop@<slot> on /run/shop-<slot>/: the include
+    nginx's upstream reads names the live one."""
+    nginx = tmp_path / "root" / "etc" / "nginx"
+    nginx.mkdir(parents=True)
+    (nginx / "shop-upstream.conf").write_text(
+        "# Written by flaskprod deploy: the live release slot is b.\n"
+        "server unix:/run/shop-b/granian.sock fail_timeout=0;\n"
+    )
+    messages = [f.message for f in host(server_project, host_root=str(tmp_path / "root"))]
+    sockets = [m for m in messages if "granian.sock" in m]
+    assert sockets and all("/run/shop-b/granian.sock" in m for m in sockets), messages

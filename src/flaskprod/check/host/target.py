@@ -7,6 +7,7 @@ every pid, socket and file), else the server layout the kit installs (from the s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,4 +133,28 @@ def _server(ctx: Context) -> HostTarget:
     target.backup_dir = Path(spec.resolve(spec.backup.dir))
     target.data_dirs.append(target.backup_dir)
     target.services = [name, "nginx"]
+    live = live_slot(etc(ctx) / "nginx" / f"{name}-upstream.conf", name)
+    if live is not None:  # 'flaskprod deploy': the app runs in the live release slot
+        slot, socket = live
+        target.bind = f"unix:{socket}"
+        target.services = [f"{name}@{slot}", "nginx"]
     return target
+
+
+_SLOT_SERVER = re.compile(r"^\s*server\s+unix:(/\S+?)[\s;]", re.MULTILINE)
+
+
+def live_slot(include: Path, name: str) -> tuple[str, str] | None:
+    """(slot, socket) of the release slot nginx sends requests to, from the upstream
+    include 'flaskprod deploy' switches (``server unix:/run/{name}-{slot}/...sock``)."""
+    try:
+        match = _SLOT_SERVER.search(include.read_text())
+    except OSError:
+        return None
+    if match is None:
+        return None
+    socket = match.group(1)
+    folder = Path(socket).parent.name
+    if not folder.startswith(f"{name}-"):
+        return None
+    return folder.removeprefix(f"{name}-"), socket

@@ -1,0 +1,242 @@
+"""``flaskprod deploy``: provision each host, release the app to it, check the result.
+
+    flaskprod deploy [PROJECT] --host DEST [--host DEST ...] [--ssh-config FILE]
+                     [--dry-run] [--accept-new-host-key]
+
+Hosts come from ``--host`` or the spec's ``[deploy] hosts``; each is an OpenSSH
+destination reached through the user's ssh_config. Exit status: 0 deployed, 7 a step
+failed on a host (one line naming the host and the step; the release serving before
+keeps serving), 8 deployed but the checks of the live site found errors.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from flaskprod.errors import DeployError, ExitCode, UserError
+
+if TYPE_CHECKING:
+    from flaskprod.deploy.provision import Kit, TlsFiles
+    from flaskprod.deploy.remote import Remote
+    from flaskprod.spec.model import Spec
+
+Echo = Callable[[str], None]
+
+
+def _echo(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command("deploy")
+@click.argument("project", required=False, default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="DEST",
+    help="[user@]host[:port] or a Host of your ssh_config (repeat for more; default: the "
+    "spec's deploy.hosts).",
+)
+@click.option(
+    "--ssh-config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Use this ssh_config instead of ~/.ssh/config.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="List what would change on each host; change nothing."
+)
+@click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="Trust a host key seen for the first time (a changed key is always refused).",
+)
+@click.option(
+    "--provision-only",
+    is_flag=True,
+    help="Provision the hosts and stop: no release, no post-deploy check.",
+)
+@click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Release the working tree even with uncommitted changes (else refused, naming them).",
+)
+@click.option(
+    "--certificate",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="tls.mode = 'own': the certificate chain (PEM) to install.",
+)
+@click.option(
+    "--certificate-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="tls.mode = 'own': its private key (PEM).",
+)
+@click.option(
+    "--check-url",
+    metavar="URL",
+    help="Where the post-deploy check reaches the site (default: https://<first domain>/).",
+)
+@click.option(
+    "--check-ca",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A CA the post-deploy check trusts (a private ACME server's certificates).",
+)
+def deploy_command(
+    project: Path,
+    hosts: tuple[str, ...],
+    ssh_config: Path | None,
+    dry_run: bool,
+    accept_new_host_key: bool,
+    provision_only: bool,
+    allow_dirty: bool,
+    certificate: Path | None,
+    certificate_key: Path | None,
+    check_url: str | None,
+    check_ca: Path | None,
+) -> None:
+    """Provision servers over SSH and deploy the app to them (from flaskprod.toml)."""
+    from flaskprod.deploy.provision import Kit, TlsFiles
+    from flaskprod.spec.load import load_spec
+    from flaskprod.spec.model import SPEC_FILENAME
+
+    root = project.resolve()
+    spec = load_spec(root / SPEC_FILENAME)
+    destinations = list(hosts) or list(spec.deploy.hosts)
+    if not destinations:
+        raise UserError(
+            "no host to deploy to",
+            hint=f"pass --host DEST, or list them in {SPEC_FILENAME}: [deploy] hosts = [...]",
+        )
+    if ssh_config is not None and not ssh_config.is_file():
+        raise UserError(f"--ssh-config {ssh_config}: no such file")
+    if (certificate is None) != (certificate_key is None):
+        raise UserError("--certificate and --certificate-key go together")
+    kit = Kit.read(spec, root)
+    tls_files = TlsFiles(certificate, certificate_key)
+    findings = False
+    for destination in destinations:
+        findings |= deploy_host(
+            destination,
+            spec=spec,
+            kit=kit,
+            project=root,
+            ssh_config=ssh_config,
+            accept_new_key=accept_new_host_key,
+            dry_run=dry_run,
+            allow_dirty=allow_dirty,
+            provision_only=provision_only,
+            tls_files=tls_files,
+            check_url=check_url,
+            check_ca=check_ca,
+            echo=_echo,
+        )
+    if findings:
+        sys.exit(int(ExitCode.DEPLOYED_WITH_FINDINGS))
+
+
+def deploy_host(
+    destination: str,
+    *,
+    spec: Spec,
+    kit: Kit,
+    project: Path,
+    ssh_config: Path | None,
+    accept_new_key: bool,
+    dry_run: bool,
+    tls_files: TlsFiles,
+    allow_dirty: bool = False,
+    provision_only: bool = False,
+    check_url: str | None,
+    check_ca: Path | None,
+    echo: Echo,
+) -> bool:
+    """One host: provision, release, check. True when the checks found errors."""
+    from flaskprod.deploy.engine import Engine, StepFailed
+    from flaskprod.deploy.provision import Provisioner
+    from flaskprod.deploy.remote import Remote
+
+    started = time.monotonic()
+    echo(f"{destination}: {'what would change' if dry_run else 'provisioning'}")
+    with Remote(destination, ssh_config=ssh_config, accept_new_key=accept_new_key) as remote:
+        engine = Engine(remote, dry_run=dry_run)
+        try:
+            result = Provisioner(engine, spec, kit, echo, tls_files).run()
+        except StepFailed as failed:
+            raise DeployError(f"{destination}: {failed.step}: {failed.reason}") from None
+        except KeyboardInterrupt:
+            raise DeployError(
+                f"{destination}: {engine.current}: interrupted",
+                hint="every step is idempotent and files are replaced whole: run the same "
+                "deploy again to resume",
+            ) from None
+        finally:
+            engine.close()
+        changed = len(result.changed)
+        seconds = time.monotonic() - started
+        if dry_run:
+            echo(
+                f"{destination}: {changed} of {len(result.steps)} steps would change "
+                f"(dry run, nothing changed; {seconds:.1f}s)"
+            )
+            return False
+        summary = f"{changed} of {len(result.steps)} steps changed" if changed else "no change"
+        echo(f"{destination}: provisioned: {summary} ({seconds:.1f}s)")
+        if provision_only:
+            return False
+        if not _release(remote, spec, project, echo, allow_dirty=allow_dirty):
+            return False
+        live = _live_check(spec, project, check_url, check_ca, echo)
+        return _host_check(remote, project, echo) or live
+
+
+def _release(remote: Remote, spec: Spec, project: Path, echo: Echo, *, allow_dirty: bool) -> bool:
+    from flaskprod.deploy.ship import release_to_host
+
+    release_to_host(remote, spec, project, echo, allow_dirty=allow_dirty)
+    return True
+
+
+def _live_check(spec: Spec, project: Path, url: str | None, ca: Path | None, echo: Echo) -> bool:
+    """``check --url`` against the deployed site; True when it found errors."""
+    from flaskprod.check.model import Level
+    from flaskprod.check.runner import CheckOptions, run_checks
+    from flaskprod.check.summary import summarize
+
+    target = url or f"https://{spec.app.domains[0]}/"
+    options = CheckOptions(root=project, no_import=True, layers=("live",))
+    options.options.update(url=target, crawl=0, timeout=10.0)
+    if ca is not None:
+        options.options["ca"] = str(ca)
+    result = run_checks(options)
+    summary = summarize(result, Level.ERROR)
+    counts = summary["counts"]
+    echo(
+        f"check --url {target}: "
+        + ", ".join(f"{counts[str(level)]} {level}" for level in reversed(Level))
+    )
+    for finding in result.findings:
+        if finding.level >= Level.ERROR and finding.ignored_reason is None:
+            echo(f"  {finding.id} ({finding.level}): {finding.message}")
+    return bool(summary["exit_code"])
+
+
+def _host_check(remote: Remote, project: Path, echo: Echo) -> bool:
+    """The host checks, run on the server (``check --host DEST``); True on errors."""
+    import json
+
+    from flaskprod.deploy.remote_check import check_over_ssh
+
+    done = check_over_ssh(remote, project, ["--format", "json", "--fail-level", "error"], echo)
+    report = json.loads(done.report)
+    counts = report["summary"]["counts"]
+    levels = ("critical", "error", "warning", "info")
+    echo(f"check --host {remote.label}: " + ", ".join(f"{counts[lv]} {lv}" for lv in levels))
+    for finding in report["findings"]:
+        if finding["level"] in ("critical", "error") and not finding.get("ignored_reason"):
+            echo(f"  {finding['id']} ({finding['level']}): {finding['message']}")
+    return done.exit_code != 0
