@@ -3,8 +3,9 @@ release of a new revision, one that also adds a dependency, and a rollback.
 
     .venv/bin/python -m bench.deploy_phases [--doc]
 
-One fresh lab host (systemd-nspawn, see docs/lab.md), prepared by the stand-in of
-provisioning (bench/deploy_host.py); then each release through the one pipeline
+One fresh lab host (systemd-nspawn, see docs/lab.md), provisioned by flaskprod deploy's
+own provisioning (its certificate from Pebble in the host's network); then each release
+through the one pipeline
 (build -> release step -> start -> ready -> switch -> drain -> retire), its phases as
 the pipeline timed them, and the wall time as the user waits for it (SSH included).
 ``--doc`` writes the table into docs/deploy.md, section "Phases".
@@ -31,12 +32,13 @@ if str(REPO) not in sys.path:
 from bench.deploy_host import (  # noqa: E402
     TOKEN,
     commit_change,
-    prepare_host,
+    provision,
     shop_repository,
 )
 from flaskprod.deploy.remote import Remote  # noqa: E402
 from flaskprod.deploy.ship import release_to_host, rollback_host  # noqa: E402
 from flaskprod.lab import Lab  # noqa: E402
+from flaskprod.lab.pebble import Pebble  # noqa: E402
 from flaskprod.spec.load import load_spec  # noqa: E402
 
 DOC = REPO / "docs" / "deploy.md"
@@ -52,13 +54,18 @@ def measure(echo: Any = print) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     cli: dict[str, Any] = {}
     try:
-        project = shop_repository(work)
-        spec = load_spec(project / "flaskprod.toml")
         host = lab.boot("bench1")
+        pebble = Pebble.start(host, work / "pebble")
+        project = shop_repository(
+            work,
+            acme_directory=pebble.directory,
+            acme_ca=str(pebble.ca_file),
+            acme_email="ops@example.com",
+        )
+        spec = load_spec(project / "flaskprod.toml")
         began = time.monotonic()
-        with Remote(host.name, ssh_config=lab.ssh_config) as remote:
-            prepare_host(remote, spec, work / "tls")
-        runs["host preparation (stand-in, packages from apt)"] = {
+        provision(project, host.name, lab.ssh_config, echo)
+        runs["provisioning (flaskprod deploy --provision-only, warm package cache)"] = {
             "wall": round(time.monotonic() - began, 1)
         }
 

@@ -9,21 +9,26 @@ tests run in order on it, each leaving the shop serving.
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from flaskprod.deploy import ledger
 from flaskprod.deploy.remote import Remote
 from flaskprod.deploy.ship import DeployFailed, host_releases, release_to_host
 from flaskprod.errors import ExitCode
 from flaskprod.lab import Lab, LabHost
+from flaskprod.lab.pebble import Pebble
 from flaskprod.spec.load import load_spec
 from flaskprod.spec.model import Spec
 
@@ -35,7 +40,6 @@ from bench.deploy_host import (  # noqa: E402
     HostShop,
     commit_change,
     git,
-    prepare_host,
     shop_repository,
 )
 from bench.faults.load import Load, LoadPlan, summarize, verify_orders  # noqa: E402
@@ -77,23 +81,44 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """A fresh host, deployed to as a user does: ``flaskprod deploy`` provisions it (its
+    certificate from Pebble in the host's network), releases the committed revision (and
+    seeds it), then checks the live site and the host — and exits 0 only when those
+    checks found no error."""
     folder = tmp_path_factory.mktemp("ship")
-    project = shop_repository(folder)
-    spec = load_spec(project / "flaskprod.toml")
     host = lab.boot("ship1")
     remote = Remote(host.name, ssh_config=lab.ssh_config)
     try:
-        prepare_host(remote, spec, folder / "tls")
-        shop = HostShop(remote, spec, host.forward(443), folder / "tls" / "ca.pem")
-        state = Deployed(host, remote, spec, project, shop, [])
-        state.release(release_commands=[SEED])
-        yield state
+        pebble = Pebble.start(host, folder / "pebble")
+        project = shop_repository(
+            folder,
+            acme_directory=pebble.directory,
+            acme_ca=str(pebble.ca_file),
+            acme_email="ops@example.com",
+        )
+        spec = load_spec(project / "flaskprod.toml")
+        https = host.forward(443)
+        roots = folder / "pebble-roots.pem"
+        roots.write_text(pebble.issuing_roots())
+        argv = [FLASKPROD, "deploy", str(project), "--host", host.name]
+        argv += ["--ssh-config", str(lab.ssh_config), "--release", SEED]
+        argv += ["--check-url", f"https://localhost:{https}/", "--check-ca", str(roots)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        shop = HostShop(remote, spec, https, roots)
+        yield Deployed(host, remote, spec, project, shop, done.stderr.splitlines())
     finally:
         remote.close()
         host.kill()
 
 
 def test_the_first_release_serves_the_shop_through_the_hosts_nginx(deployed: Deployed) -> None:
+    # The deploy's own checks of the live site and of the host found nothing to warn of.
+    summaries = [line for line in deployed.lines if line.startswith("check --")]
+    assert [line.partition(": ")[2] for line in summaries] == [
+        "0 critical, 0 error, 0 warning, 0 info",
+        "0 critical, 0 error, 0 warning, 2 info",
+    ], summaries
     home = deployed.get("/")
     assert home.status_code == 200 and "Espresso cup" in home.text
     assert deployed.get("/health/ready").status_code == 200
@@ -113,7 +138,71 @@ def test_the_first_release_serves_the_shop_through_the_hosts_nginx(deployed: Dep
     assert venv.startswith("/srv/shop/venvs/"), venv  # one venv per set of pins
     # the secrets were made on the host: the local env never saw them
     env = deployed.host.run("cat /etc/shop/shop.env").stdout
-    assert "SECRET_KEY=" in env and "SECRET_KEY" not in "".join(deployed.lines)
+    (secret,) = [
+        line.partition("=")[2] for line in env.splitlines() if line.startswith("SECRET_KEY=")
+    ]
+    assert len(secret) >= 32 and secret not in "\n".join(deployed.lines)
+
+
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def _form(client: httpx.Client, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, (path, page.status_code)
+    match = _CSRF.search(page.text)
+    assert match, path
+    return match.group(1)
+
+
+def test_an_upload_is_served_from_the_media_folder_and_the_hosts_worker_thumbnails_it(
+    deployed: Deployed,
+) -> None:
+    """A seller's upload through the host's nginx: stored in the media folder, served by
+    nginx, and its thumbnail made by the worker unit the deploy installed and started."""
+    assert deployed.active("shop-worker.service") == "active"
+    enabled = deployed.host.run(["systemctl", "is-enabled", "shop-worker.service"]).stdout
+    assert enabled.strip() == "enabled"
+    image = io.BytesIO()
+    Image.new("RGB", (1200, 800), "teal").save(image, format="PNG")
+    # The site's own origin, as a browser on it sends (nginx gives the app Host: localhost;
+    # the forwarded port is the lab's, not the site's).
+    url = "https://localhost"
+    with deployed.shop.client() as client:
+        password = "deploy-test-password-1"
+        signup = client.post(
+            "/signup",
+            data={
+                "csrf_token": _form(client, "/signup"),
+                "email": f"seller-{uuid.uuid4().hex[:10]}@example.com",
+                "password": password,
+                "confirm": password,
+            },
+            headers={"Referer": f"{url}/signup"},
+        )
+        assert signup.status_code == 302, signup.text[:300]
+        created = client.post(
+            "/products/new",
+            data={"csrf_token": _form(client, "/products/new"), "name": "Host mug", "price": "9"},
+            files={"image": ("mug.png", image.getvalue(), "image/png")},
+            headers={"Referer": f"{url}/products/new"},
+        )
+        assert created.status_code == 302, created.text[:300]
+        product = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+        began, thumbnail = time.monotonic(), None
+        while thumbnail is None and time.monotonic() - began < 20:
+            shown = client.get(f"/api/products/{product}").json()
+            thumbnail = shown["thumbnail_url"]
+            time.sleep(0.2)
+        assert thumbnail is not None, "no thumbnail within 20 s"
+        original = client.get(shown["image_url"])
+        assert original.status_code == 200 and original.content == image.getvalue()
+        small = client.get(thumbnail)
+        assert small.status_code == 200 and small.headers["content-type"] == "image/webp"
+    name = shown["image_url"].rpartition("/")[2]
+    assert deployed.host.run(f"test -f /var/lib/shop/media/{name}").returncode == 0
+    journal = deployed.host.run("journalctl -u shop-worker.service --no-pager").stdout
+    assert "make_thumbnail" in journal  # the worker on the host made it, not the request
 
 
 def test_a_new_revision_under_load_fails_nothing_and_loses_no_order(deployed: Deployed) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +67,14 @@ def _echo(line: str) -> None:
     help="Release the working tree even with uncommitted changes (else refused, naming them).",
 )
 @click.option(
+    "--release",
+    "release_commands",
+    multiple=True,
+    metavar="CMD",
+    help="Also run CMD in each new release's step, after the migrations (repeatable; "
+    "e.g. --release 'flask seed').",
+)
+@click.option(
     "--certificate",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="tls.mode = 'own': the certificate chain (PEM) to install.",
@@ -94,6 +102,7 @@ def deploy_command(
     accept_new_host_key: bool,
     provision_only: bool,
     allow_dirty: bool,
+    release_commands: tuple[str, ...],
     certificate: Path | None,
     certificate_key: Path | None,
     check_url: str | None,
@@ -129,6 +138,7 @@ def deploy_command(
             accept_new_key=accept_new_host_key,
             dry_run=dry_run,
             allow_dirty=allow_dirty,
+            release_commands=release_commands,
             provision_only=provision_only,
             tls_files=tls_files,
             check_url=check_url,
@@ -150,6 +160,7 @@ def deploy_host(
     dry_run: bool,
     tls_files: TlsFiles,
     allow_dirty: bool = False,
+    release_commands: Sequence[str] = (),
     provision_only: bool = False,
     check_url: str | None,
     check_ca: Path | None,
@@ -188,16 +199,26 @@ def deploy_host(
         echo(f"{destination}: provisioned: {summary} ({seconds:.1f}s)")
         if provision_only:
             return False
-        if not _release(remote, spec, project, echo, allow_dirty=allow_dirty):
+        if not _release(
+            remote, spec, project, echo, allow_dirty=allow_dirty, commands=release_commands
+        ):
             return False
         live = _live_check(spec, project, check_url, check_ca, echo)
         return _host_check(remote, project, echo) or live
 
 
-def _release(remote: Remote, spec: Spec, project: Path, echo: Echo, *, allow_dirty: bool) -> bool:
+def _release(
+    remote: Remote,
+    spec: Spec,
+    project: Path,
+    echo: Echo,
+    *,
+    allow_dirty: bool,
+    commands: Sequence[str],
+) -> bool:
     from flaskprod.deploy.ship import release_to_host
 
-    release_to_host(remote, spec, project, echo, allow_dirty=allow_dirty)
+    release_to_host(remote, spec, project, echo, allow_dirty=allow_dirty, release_commands=commands)
     return True
 
 

@@ -26,7 +26,7 @@ from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
 from flaskprod.errors import ProjectError
 from flaskprod.kit.artifacts import sqlite_path
-from flaskprod.kit.deploy_site import SLOTS, deploy_site, upstream_line
+from flaskprod.kit.deploy_site import SLOTS, deploy_process_units, deploy_site, upstream_line
 from flaskprod.spec.model import LETSENCRYPT_DIRECTORY, Spec
 
 HELPER = "/usr/local/lib/flaskprod/hostside.py"
@@ -61,6 +61,8 @@ class Kit:
         units = {p.name: p.read_text() for p in sorted((deploy / "systemd").iterdir())}
         if f"{name}@.service" in units:  # releases run in slots: the plain unit is unused
             units.pop(f"{name}.service", None)
+        # the processes' units run the live release ({root}/current), not {root}
+        units.update(deploy_process_units(spec))
         site, upstream = _slot_site(spec)
         try:
             site_http = hostfiles.http_only_site(hostfiles.parse_site_text(site))

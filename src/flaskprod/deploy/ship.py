@@ -71,7 +71,7 @@ def _run(target: SshTarget, release: Release, echo: Echo) -> ReleaseResult:
     """The pipeline; a refusal prints the app's own lines, then fails with one line
     naming the host and the step (exit 7)."""
     try:
-        return run_release(target, release, echo)
+        result = run_release(target, release, echo)
     except ReleaseFailed as error:
         if error.lines:
             echo(f"{target.label}: {error.step} failed; the last lines it wrote:")
@@ -83,6 +83,8 @@ def _run(target: SshTarget, release: Release, echo: Echo) -> ReleaseResult:
         if not message.startswith(f"{target.label}: "):
             message = f"{target.label}: {error.step}: {message}"
         raise DeployFailed(error.step, message, error.lines, live=error.live) from None
+    target.restart_processes()
+    return result
 
 
 def rollback_host(

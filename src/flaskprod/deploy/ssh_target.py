@@ -151,6 +151,26 @@ class SshTarget:
     def unit(self, slot: str) -> str:
         return f"{self.name}@{slot}"
 
+    def restart_processes(self) -> None:
+        """The spec's long-running processes (workers) on the release now live: each
+        finishes its current job (TERM, within its stop_timeout), then starts on the new
+        code; enabled at boot. Scheduled ones need nothing: their timer starts the live
+        release's code each time."""
+        workers = {
+            f"{self.name}-{name}.service": section.stop_timeout
+            for name, section in sorted(self.spec.processes.items())
+            if section.schedule is None
+        }
+        if not workers:
+            return
+        units = " ".join(q(unit) for unit in workers)
+        self.echo(f"{self.label}: restarting {', '.join(workers)} on the new release")
+        self.sh(
+            f"systemctl enable --quiet {units}\nsystemctl restart {units}",
+            "restart workers",
+            timeout=max(workers.values()) + 60,
+        )
+
     def sh(
         self, script: str, step: str, *, input: bytes | None = None, timeout: float = 120
     ) -> str:

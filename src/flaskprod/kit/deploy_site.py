@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flaskprod.kit.artifacts import build_context
+from flaskprod.kit.artifacts import build_context, process_artifacts, process_contexts
 from flaskprod.kit.render import Artifact, render_one
 from flaskprod.spec.model import Spec
 from flaskprod.spec.servers import slot_socket
@@ -50,3 +50,20 @@ def deploy_site(spec: Spec, project: Mapping[str, Any] | None = None) -> str:
     context["static_dir"] = f"{current_link(spec)}/{spec.paths.static_dir}".rstrip("/")
     artifact = Artifact("nginx_site.conf.j2", f"/etc/nginx/sites-available/{spec.app.name}.conf")
     return render_one(artifact, context)
+
+
+def deploy_process_units(spec: Spec, project: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The units of the spec's processes ([processes.<name>]) as a deploy host runs
+    them: from the live release (``{root}/current``, its venv), so that a release's
+    workers run its code. File name -> text, for /etc/systemd/system."""
+    context = build_context(spec, project or {})
+    current = current_link(spec)
+    context["root"] = current
+    # the queue's Redis as the plain kit has it (its units name ${REDIS_URL} or not)
+    redis = any("${REDIS_URL}" in p["systemd"] for p in context["processes"].values())
+    context["processes"] = process_contexts(spec, venv=f"{current}/.venv", redis=redis)
+    units: dict[str, str] = {}
+    for artifact in process_artifacts(spec):
+        if artifact.output.startswith("deploy/systemd/"):
+            units[artifact.output.rpartition("/")[2]] = render_one(artifact, context)
+    return units

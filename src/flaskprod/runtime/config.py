@@ -228,7 +228,8 @@ def environment_config(environ: Mapping[str, str]) -> dict[str, Any]:
             values[name] = environ[name]
     if environ.get("DATABASE_URL"):
         values["SQLALCHEMY_DATABASE_URI"] = environ["DATABASE_URL"]
-    for name in ("MAX_CONTENT_LENGTH", "TRUSTED_PROXIES"):
+    # MEDIA_ROOT: the name the kit's env file and compose give the uploads' folder
+    for name in ("MAX_CONTENT_LENGTH", "TRUSTED_PROXIES", "MEDIA_ROOT"):
         if name in environ:
             values[name] = environ[name]
     return values

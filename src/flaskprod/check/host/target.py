@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flaskprod.check.context import Context
+from flaskprod.kit.deploy_site import deploy_site
 from flaskprod.stack.state import StateDir
 
 
@@ -36,6 +37,9 @@ class HostTarget:
     #: The site as nginx has it enabled, and the kit's rendering of it on disk.
     enabled_site: Path | None = None
     kit_site: Path | None = None
+    #: A 'flaskprod deploy' host's site as deploy renders it (its upstream an include
+    #: naming the live release slot), compared instead of the plain kit's.
+    deploy_site: str | None = None
     env_files: list[Path] = field(default_factory=list)
     certificates: list[Path] = field(default_factory=list)
     log_dirs: list[Path] = field(default_factory=list)
@@ -138,6 +142,7 @@ def _server(ctx: Context) -> HostTarget:
         slot, socket = live
         target.bind = f"unix:{socket}"
         target.services = [f"{name}@{slot}", "nginx"]
+        target.deploy_site = deploy_site(spec)
     return target
 
 

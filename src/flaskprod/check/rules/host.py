@@ -84,12 +84,18 @@ def site_drift(ctx: Context) -> Iterator[Finding]:
         )
         return
     enabled = _normalized(target.enabled_site.read_text(errors="replace"))
-    kit = _normalized(target.kit_site.read_text(errors="replace"))
+    if target.deploy_site is not None:  # 'flaskprod deploy' installs the slot variant
+        kit = _normalized(target.deploy_site)
+        source = (
+            f"the site 'flaskprod deploy' renders from {ctx.relative(ctx.root / 'flaskprod.toml')}"
+        )
+    else:
+        kit = _normalized(target.kit_site.read_text(errors="replace"))
+        source = str(ctx.relative(target.kit_site))
     if enabled != kit:
         diff = list(difflib.unified_diff(kit, enabled, lineterm="", n=0))[2:6]
         yield site_drift.finding(
-            f"{target.enabled_site} differs from {ctx.relative(target.kit_site)}: "
-            + " | ".join(diff),
+            f"{target.enabled_site} differs from {source}: " + " | ".join(diff),
             file=str(target.enabled_site),
         )
 
