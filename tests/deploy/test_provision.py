@@ -244,7 +244,10 @@ def test_secrets_never_leave_the_host_and_protect_each_service(provisioned: Prov
     assert host.run(f"{cli_auth} ping").stdout.strip() == "PONG"
     assert host.run(f"{cli_auth} config get bind").stdout.split()[1:] == ["127.0.0.1", "-::1"]
     policy = host.run(f"{cli_auth} config get maxmemory-policy").stdout.split()
-    assert policy == ["maxmemory-policy", "allkeys-lru"]
+    # The shop's queue (its RQ worker) keeps jobs in Redis: never evicted, persisted.
+    assert policy == ["maxmemory-policy", "noeviction"]
+    persisted = host.run(f"{cli_auth} config get appendonly").stdout.split()
+    assert persisted == ["appendonly", "yes"]
 
 
 def test_layout_firewall_and_logs(provisioned: Provisioned) -> None:

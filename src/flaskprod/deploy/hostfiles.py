@@ -74,6 +74,10 @@ def redis_template(spec: Spec) -> str:
         f"requirepass {{{{secret:{REDIS_PASSWORD}}}}}\n"
         f"maxmemory {spec.redis.maxmemory}\n"
         f"maxmemory-policy {spec.redis.maxmemory_policy}\n"
+        + (
+            # a queue keeps its jobs here: they survive a restart (append-only file)
+            "appendonly yes\nappendfsync everysec\n" if spec.queue_processes else ""
+        )
     )
 
 
