@@ -10,6 +10,13 @@ POST (no answer, 429 or 5xx) is retried with the *same* key a bounded number of 
 with a short back-off — how real clients use idempotency keys. An order is
 *acknowledged* when an attempt answered 201 (or 200: a retry found it created); its
 id is kept so the database can be checked afterwards.
+
+Keep-alive: a request sent on an idle keep-alive connection at the instant nginx closes
+it (its old workers close idle connections when it reloads, as every server does when
+it stops) gets no response at all, and the request never reached nginx's handler. Like
+browsers (and RFC 9112 §9.3.1), the client then sends it once more on a new connection;
+such resends are counted (``stale_connection_resends``), never hidden, and a request
+whose resend fails counts as failed.
 """
 
 from __future__ import annotations
@@ -82,6 +89,8 @@ class LoadRecord:
     acknowledged: dict[str, int] = field(default_factory=dict)  # key -> order id
     final_failures: dict[str, str] = field(default_factory=dict)  # key -> last outcome
     events: dict[str, float] = field(default_factory=dict)
+    #: Requests sent again because a keep-alive connection closed before any response.
+    stale_connection_resends: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -176,8 +185,18 @@ class Load:
         status: int | None = None
         error: str | None = None
         traceback = False
+        method = "POST" if kind == "post" else "GET"
         try:
-            response = client.request("POST" if kind == "post" else "GET", path, **kwargs)
+            try:
+                response = client.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError as closed:
+                if "without sending a response" not in str(closed):
+                    raise
+                # an idle keep-alive connection the server closed as this was sent: the
+                # request was never read; send it once more on a new connection
+                with self.record.lock:
+                    self.record.stale_connection_resends += 1
+                response = client.request(method, path, **kwargs)
             status = response.status_code
             traceback = status >= 400 and any(m in response.text for m in TRACEBACK_MARKERS)
         except httpx.HTTPError as failure:
@@ -256,6 +275,7 @@ def summarize(record: LoadRecord) -> dict[str, Any]:
         "gets": len(gets),
         "posts": len(posts),
         "retries": sum(1 for a in record.attempts if a.attempt > 0),
+        "stale_connection_resends": record.stale_connection_resends,
         "failed_gets": dict(failed_gets),
         "failed_posts_first_attempt": dict(failed_posts),
         "failed_posts_final": dict(Counter(record.final_failures.values())),

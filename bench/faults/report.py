@@ -110,7 +110,8 @@ def scenario_section(result: dict[str, Any], run: dict[str, Any]) -> list[str]:
         f"| Load | {_cell(load['load'])}{_ran(load)} |",
         f"| Fault | {_cell(result['fault'])} |",
         f"| Requests sent (first attempts) | {load['sent']} ({load['gets']} GET, "
-        f"{load['posts']} POST; {load['retries']} POST retries) |",
+        f"{load['posts']} POST; {load['retries']} POST retries; "
+        f"{load.get('stale_connection_resends', 0)} resent after a keep-alive close) |",
         f"| Failed GETs | {_statuses(load['failed_gets'])} |",
         f"| Failed order POSTs, first attempt | {_statuses(load['failed_posts_first_attempt'])} |",
         f"| Failed order POSTs, after retries with the same key | "
@@ -172,6 +173,10 @@ loopback address (nginx limits /api/ per client). Every order POST carries an
 `Idempotency-Key`; a POST that got no answer, a 429 or a 5xx is retried with the same
 key (up to 4 times, 0.25-2 s back-off), as a real client would. "First attempt"
 failures are what clients saw; "after retries" is what they were finally refused.
+A request that met an idle keep-alive connection nginx closed as it was sent (nginx's
+old workers close idle connections on a reload) got no response and was never read: it
+is sent once more on a new connection, as browsers do (RFC 9112 §9.3.1), and counted
+("resent after a keep-alive close"); it fails only if that resend fails.
 Orders are then checked in PostgreSQL directly: each acknowledged key exactly once,
 with the id the client was given. "Time to recover": from the fault to the end of the
 last failed first attempt (scenarios 1-2) or the last failed attempt, order retries
