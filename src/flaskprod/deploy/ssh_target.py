@@ -212,7 +212,7 @@ class SshTarget:
         else:  # the project installs itself (pyproject): a venv of this release's own
             steps += [
                 "python3 -m venv .venv",
-                ".venv/bin/pip install -q --disable-pip-version-check .",
+                ".venv/bin/pip install -q --use-pep517 --disable-pip-version-check .",
             ]
         for step in self.spec.app.build:
             steps.append(f"PATH={q(folder)}/.venv/bin:$PATH {self._flask(step)}")
@@ -244,10 +244,13 @@ class SshTarget:
             f"  missing=$(python3 -c {q(MISSING_PINS)} .requirements.txt {q(house)})",
             # only the new pins fetched (without dependencies: a fully pinned file names
             # them too); if that is not enough, the whole file is resolved into the house
-            f'  case "$missing" in ""|*"?"*) ;; *) "$v/bin/pip" wheel -q '
+            # --use-pep517: a package published only as an sdist (Flask-Mail, langdetect)
+            # builds in its own environment with setuptools and wheel, which a fresh
+            # venv of Debian's pip 23.0 lacks ("invalid command 'bdist_wheel'")
+            f'  case "$missing" in ""|*"?"*) ;; *) "$v/bin/pip" wheel -q --use-pep517 '
             f"--disable-pip-version-check --no-deps -w {q(house)} $missing || true;; esac",
             f"  {pip} --find-links {q(house)} -r .requirements.txt 2>/dev/null || "
-            f'{{ "$v/bin/pip" wheel -q --disable-pip-version-check -w {q(house)} '
+            f'{{ "$v/bin/pip" wheel -q --use-pep517 --disable-pip-version-check -w {q(house)} '
             f"--find-links {q(house)} -r .requirements.txt && "
             f"{pip} --find-links {q(house)} -r .requirements.txt; }}",
             '  touch "$v/.complete"',
