@@ -6,7 +6,8 @@ of one command line or config file is :mod:`flaskprod.launch.gunicorn`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -179,9 +180,9 @@ def _build(ctx: Context) -> list[GunicornSetup]:
         if start is None:
             continue
         words = split_command(start.value.lstrip("-@:+!"))
-        setup = _setup_from_command(
-            ctx, "systemd", words, unit.path, start.line, False, bases, dict(ctx.env)
-        )
+        # the unit's own Environment= (GUNICORN_BIND of a release slot) reaches the config
+        env = {**ctx.env, **_unit_environment(unit.all("Service", "Environment"))}
+        setup = _setup_from_command(ctx, "systemd", words, unit.path, start.line, False, bases, env)
         if setup:
             setup.cwd = unit.value("Service", "WorkingDirectory").lstrip("-") or None
             setups.append(setup)
@@ -297,6 +298,21 @@ def gunicorn_setups(ctx: Context) -> list[GunicornSetup]:
 
 
 _UNIX = re.compile(r"^unix:(.+)$")
+
+
+def _unit_environment(assignments: Iterable[Any]) -> dict[str, str]:
+    """``Environment=A=1 "B=two words"`` lines of a unit as a mapping (systemd.exec(5))."""
+    found: dict[str, str] = {}
+    for assignment in assignments:
+        try:
+            words = shlex.split(assignment.value)
+        except ValueError:
+            continue
+        for word in words:
+            name, sep, value = word.partition("=")
+            if sep and name:
+                found[name] = value
+    return found
 
 
 def _variable_address(bind: object) -> bool:
