@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from flaskprod.deploy.remote import Remote, ssh_destination
-from flaskprod.errors import DeployError, ExitCode
+from flaskprod.errors import DeployError, EnvironmentProblem, ExitCode
 from flaskprod.lab import Lab, LabHost
 
 
@@ -52,6 +53,36 @@ def test_every_boot_is_a_fresh_server(lab: Lab) -> None:
     finally:
         second.kill()
     assert not second.nspawn.alive()
+
+
+def test_a_persistent_host_keeps_its_writes_across_a_reboot_and_the_base_stays_untouched(
+    lab: Lab, lab_host: LabHost
+) -> None:
+    host = lab.boot("disk1", persistent=True)
+    try:
+        assert host.disk is not None
+        host.run("echo kept > /root/kept; sync")
+        boot_id = host.run("cat /proc/sys/kernel/random/boot_id").stdout
+        leader = host.leader_pid
+        started = time.monotonic()
+        host.reboot()
+        print(f"reboot of a bare persistent host: {time.monotonic() - started:.1f} s")
+        assert host.run("cat /proc/sys/kernel/random/boot_id").stdout != boot_id
+        assert host.leader_pid != leader and host.nspawn.alive()
+        assert host.run("cat /root/kept").stdout == "kept\n"
+        # the same alias, a rewritten ProxyCommand, the same host key: plain ssh works
+        with Remote(host.name, ssh_config=lab.ssh_config) as remote:
+            assert remote.run("cat /root/kept", step="t").stdout == "kept\n"
+        # the writes are on the host's disk, not in the base the other hosts boot from
+        assert (host.disk / "root" / "kept").read_text() == "kept\n"
+        assert not (lab.base.rootfs / "root" / "kept").exists()
+    finally:
+        host.kill()
+    assert not host.disk.exists()
+    # a volatile host cannot reboot: everything would be lost
+    with pytest.raises(EnvironmentProblem, match="persistent=True"):
+        lab_host.reboot()
+    assert lab_host.run("true").returncode == 0  # and it was left running
 
 
 def test_put_writes_atomically_with_mode_and_owner_and_read(lab: Lab, lab_host: LabHost) -> None:

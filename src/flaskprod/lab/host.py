@@ -3,7 +3,9 @@ base, each in a network namespace of its own, reached by plain OpenSSH through a
 ProxyCommand (so a deploy reaches them exactly as it reaches a server: via ssh_config).
 
 Every process the lab starts (nspawn, relays, the package proxy) is recorded and stopped
-by pid; a host's writes live in a tmpfs overlay and vanish with it.
+by pid; a host's writes live in a tmpfs overlay and vanish with it, or, for a persistent
+host, in a disk of its own (an overlay upper directory in the lab's workdir) that
+outlives :meth:`LabHost.reboot`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from flaskprod.stack import process
 from flaskprod.stack.ports import free_port
 
 BOOT_TIMEOUT = 60.0
+#: How long a clean poweroff may take (PostgreSQL, the app servers, the journal).
+SHUTDOWN_TIMEOUT = 60.0
 Echo = Callable[[str], None]
 
 
@@ -59,6 +63,9 @@ class LabHost:
     leader_pid: int
     #: Its address on the lab's private network, if it is on it.
     address: str | None = None
+    #: A persistent host's disk: the overlay's upper directory over the read-only base
+    #: (``None``: its writes live in a tmpfs and die with it).
+    disk: Path | None = None
     _helpers: list[process.Process] = field(default_factory=list)
 
     # ---- for tests: look inside without SSH ------------------------------------------
@@ -148,15 +155,54 @@ class LabHost:
         self.stop()
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Shut the host down (SIGTERM to nspawn: a clean poweroff), then its relays."""
+        """Shut the host down (SIGTERM to nspawn: a clean poweroff), then its relays; a
+        persistent host's disk goes with it."""
+        self._shut_down(timeout)
+        if self in self.lab.hosts:
+            self.lab.hosts.remove(self)
+        self.lab.write_ssh_config()
+        if self.disk is not None:
+            shutil.rmtree(self.disk, ignore_errors=True)
+
+    def reboot(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """A clean poweroff (SIGTERM to nspawn, waited for), then a boot from the same
+        disk under the same name: what is enabled starts again, nothing else is done.
+        The ssh_config entry is rewritten (the host has a new leader pid); the host key
+        is on the disk, so known_hosts still holds. Relays (:meth:`forward`, and helpers
+        such as Pebble) lived in the old network namespace: they are stopped, and a
+        caller makes the forwards it needs again."""
+        if self.disk is None:
+            raise EnvironmentProblem(
+                f"lab host {self.name}: its writes live in a tmpfs, a reboot would lose "
+                "them all; boot it with lab.boot(..., persistent=True)"
+            )
+        self.nspawn.send(signal.SIGTERM, group=False)  # nspawn: poweroff inside the host
+        deadline = time.monotonic() + timeout
+        while self.nspawn.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        clean = not self.nspawn.alive()
+        self._shut_down(5.0)
+        if not clean:
+            self.stop()
+            raise ServiceFailed(
+                f"lab host {self.name}: no clean poweroff within {timeout:.0f}s "
+                f"(killed): {self.nspawn.log_tail()}"
+            )
+        self.nspawn, self.leader_pid = self.lab.spawn(self.name, self.address, self.disk)
+        self.lab.bring_up(self)
+        self.lab.write_ssh_config()
+
+    def _shut_down(self, timeout: float) -> None:
         process.stop_pid(self.nspawn.pid, expected_start=self.nspawn.started, timeout=timeout)
         for helper in reversed(self._helpers):
             process.stop_pid(helper.pid, expected_start=helper.started, timeout=5.0)
         self._helpers.clear()
         self.lab.keep_downloads(self.name)
-        if self in self.lab.hosts:
-            self.lab.hosts.remove(self)
-        self.lab.write_ssh_config()
+
+
+def _escape(path: Path) -> str:
+    """A path in a colon-separated nspawn option (``\\:`` embeds a colon)."""
+    return str(path).replace("\\", "\\\\").replace(":", "\\:")
 
 
 def _accepts(port: int) -> bool:
@@ -204,23 +250,64 @@ class Lab:
         return self.workdir / "known_hosts"
 
     def boot(
-        self, name: str, *, trust_host_key: bool = True, private_address: str | None = None
+        self,
+        name: str,
+        *,
+        trust_host_key: bool = True,
+        private_address: str | None = None,
+        persistent: bool = False,
     ) -> LabHost:
         """A fresh host named ``name``, booted and reachable over SSH as ``name``.
         ``trust_host_key``: its key goes into the lab's known_hosts, as a user who
         checked the fingerprint would have it (False: ssh meets an unknown key).
         ``private_address``: also on the lab's private network with this address
-        (hosts that must reach each other: app, database, balancer)."""
+        (hosts that must reach each other: app, database, balancer).
+        ``persistent``: its writes go to a disk of its own (``NAME-disk`` in the lab's
+        workdir, the upper directory of an overlay over the read-only base) instead of
+        a tmpfs, so that :meth:`LabHost.reboot` keeps them; the disk is deleted when the
+        host stops."""
         if any(h.name == name for h in self.hosts):
             raise EnvironmentProblem(f"lab: a host named {name} is already running")
         if private_address is not None and self.network is None:
             self.network = PrivateNetwork.create()
+        disk = None
+        if persistent:
+            disk = self.workdir / f"{name}-disk"
+            shutil.rmtree(disk, ignore_errors=True)  # a fresh host: an empty disk
+            disk.mkdir()
+        nspawn, leader = self.spawn(name, private_address, disk)
+        host = LabHost(
+            name=name,
+            lab=self,
+            nspawn=nspawn,
+            leader_pid=leader,
+            address=private_address,
+            disk=disk,
+        )
+        self.hosts.append(host)
+        self.bring_up(host)
+        if trust_host_key:
+            with self.known_hosts.open("a") as handle:
+                handle.write(f"{name} {self.base.host_key}\n")
+        self.write_ssh_config()
+        return host
+
+    def spawn(
+        self, name: str, private_address: str | None, disk: Path | None
+    ) -> tuple[process.Process, int]:
+        """Start systemd-nspawn booting the host; returns it and the host's PID 1."""
         network = (
             ["--private-network"]
             if private_address is None or self.network is None
             else [f"--network-bridge={BRIDGE}"]
         )
         enter = self.network.enter() if private_address and self.network else []
+        # The base is the overlay's lower layer either way: never written to.
+        writes = (
+            ["--volatile=overlay"]
+            if disk is None
+            else [f"--overlay={_escape(self.base.rootfs)}:{_escape(disk)}:/"]
+        )
         argv = [
             *enter,
             "systemd-nspawn",
@@ -229,7 +316,7 @@ class Lab:
             "--quiet",
             "-D",
             str(self.base.rootfs),
-            "--volatile=overlay",
+            *writes,
             *network,
             "-M",
             name,
@@ -250,26 +337,21 @@ class Lab:
         )
         leader = _container_init(nspawn.pid)
         if leader is None:
+            process.stop_pid(nspawn.pid, expected_start=nspawn.started, timeout=5.0)
             raise ServiceFailed(f"lab host {name}: systemd-nspawn failed: {nspawn.log_tail()}")
-        host = LabHost(
-            name=name, lab=self, nspawn=nspawn, leader_pid=leader, address=private_address
-        )
-        self.hosts.append(host)
+        return nspawn, leader
+
+    def bring_up(self, host: LabHost) -> None:
+        """Its private address and package proxy relay, then until it is booted (killed
+        when that fails)."""
         try:
-            if private_address is not None:
-                host.run(
-                    f"ip addr add {private_address}/{PREFIX} dev host0 && ip link set host0 up"
-                )
+            if host.address is not None:
+                host.run(f"ip addr add {host.address}/{PREFIX} dev host0 && ip link set host0 up")
             host._helpers.append(self._proxy_relay(host))
             host.wait_running()
         except BaseException:
             host.kill()
             raise
-        if trust_host_key:
-            with self.known_hosts.open("a") as handle:
-                handle.write(f"{name} {self.base.host_key}\n")
-        self.write_ssh_config()
-        return host
 
     def _host_archives(self, name: str) -> Path:
         """The host's own apt archive folder, filled with hard links to the shared
