@@ -170,8 +170,13 @@ def test_reload_restarts_the_worker_once_the_app_server_is_healthy(stack: Stack)
     assert reload.returncode == 0, reload.stdout + reload.stderr
     lines = reload.stdout.splitlines()
     restarting = lines.index("worker: restarting on the new code (its current job finishes first)")
-    served = next(i for i, line in enumerate(lines) if line.startswith("gunicorn: new master"))
-    assert served < restarting  # the app server first, healthy (reload checks readiness)
+    # the new code's gunicorn first, serving on its slot (ready), then the worker
+    served = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("gunicorn: slot ") and " serving (" in line
+    )
+    assert served < restarting
     wait_for(lambda: children_of(stack.keeper_pid()) not in ([], [old]), 20, "a new worker")
     wait_for(lambda: len(workers(client)) == 1, 20, "one registered worker")
     log = (stack.root / ".flaskprod/logs/process-worker.log").read_text()

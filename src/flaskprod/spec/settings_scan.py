@@ -100,6 +100,12 @@ class AppSettings:
         return self.prefixed_env is not None and name.startswith(f"{self.prefixed_env}_")
 
 
+#: Switches an app offers to log to stdout instead of files beside its code: on a server
+#: the service manager (journald, the container runtime) keeps stdout, and the kit's
+#: services cannot write their code's folder (ProtectSystem=strict, read-only images).
+STDOUT_LOGGING = ("LOG_TO_STDOUT", "LOGS_TO_STDOUT", "LOG_STDOUT")
+
+
 def is_secret(name: str) -> bool:
     return any(word in name for word in SECRET_WORDS)
 
@@ -119,6 +125,9 @@ def scan_settings(root: Path, python_files: Iterator[Path]) -> AppSettings:
         found.settings[variable] = folder  # where the app's code is installed
     for name in found.media_env:
         found.settings.pop(name, None)  # set to media_dir by the kit itself
+    for name in STDOUT_LOGGING:
+        if name in found.settings and not found.settings[name]:
+            found.settings[name] = "1"
     found.settings = dict(sorted(found.settings.items()))
     return found
 
