@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,3 +25,21 @@ def shop_copy(folder: Path, **tls: str) -> Path:
     )
     set_tls(project, **tls)
     return project
+
+
+def interrupt_after(line: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` and press Ctrl-C (SIGINT) as soon as it prints ``line``."""
+    with subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 600
+        for output in proc.stdout:
+            seen.append(output)
+            if line in output or time.monotonic() > deadline:
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=120)
+        return subprocess.CompletedProcess(argv, proc.returncode, "".join(seen) + rest, "")

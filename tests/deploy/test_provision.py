@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -26,7 +25,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from flaskprod_cli import FLASKPROD
-from shop_project import shop_copy
+from shop_project import interrupt_after, shop_copy
 
 from flaskprod.cli import cli
 from flaskprod.lab import Lab, LabHost
@@ -54,24 +53,6 @@ class Provisioned:
 
     def sha(self, path: str) -> str:
         return hashlib.sha256(self.host.run(["cat", path]).stdout.encode()).hexdigest()
-
-
-def interrupt_after(line: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` and press Ctrl-C (SIGINT) as soon as it prints ``line``."""
-    with subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:  # fmt: skip
-        assert proc.stdout is not None
-        seen = []
-        deadline = time.monotonic() + 600
-        for output in proc.stdout:
-            seen.append(output)
-            if line in output or time.monotonic() > deadline:
-                proc.send_signal(signal.SIGINT)
-                break
-        rest, _ = proc.communicate(timeout=120)
-        return subprocess.CompletedProcess(argv, proc.returncode, "".join(seen) + rest, "")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from shop_project import interrupt_after
 
 from flaskprod.deploy import ledger
 from flaskprod.deploy.remote import Remote
@@ -390,6 +391,33 @@ def test_rollback_with_nothing_to_go_back_to_is_one_line(deployed: Deployed) -> 
     ]
 
 
+def test_a_deploy_interrupted_in_its_release_keeps_the_old_one_and_the_next_run_resumes(
+    deployed: Deployed,
+) -> None:
+    """Ctrl-C while the new release builds: one line naming the host and the step, the
+    new slot stopped, the release serving before still serving; the same deploy again
+    provisions nothing new and releases."""
+    before = ledger.live(deployed.entries())
+    assert before is not None
+    revision = commit_change(deployed.project, VERSION_FILE, "interrupted\n", "to interrupt")
+    argv = [FLASKPROD, "deploy", str(deployed.project), "--host", deployed.host.name]
+    argv += ["--ssh-config", str(deployed.host.ssh_config)]
+    argv += ["--check-url", f"{deployed.shop.url}/", "--check-ca", str(deployed.shop.ca)]
+    stopped = interrupt_after("building the release's venv", argv)
+    assert stopped.returncode == ExitCode.DEPLOY, stopped.stdout
+    last = stopped.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"flaskprod: error: {deployed.host.name}: release: interrupted")
+    assert deployed.get("/").status_code == 200
+    assert ledger.live(deployed.entries()) == before  # the old release, still live
+    assert deployed.get("/static/version.txt").text != "interrupted\n"
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{deployed.host.name}: provisioned: no change" in again.stderr
+    live = ledger.live(deployed.entries())
+    assert live is not None and live.revision == revision
+    assert deployed.get("/static/version.txt").text == "interrupted\n"
+
+
 def test_the_host_rebooted_and_the_site_came_back_by_itself(deployed: Deployed) -> None:
     """A real reboot (issue #13): a clean poweroff of the host and a boot from its own
     disk. Nothing is run on the host afterwards: what serves is what the deploy enabled
@@ -397,6 +425,7 @@ def test_the_host_rebooted_and_the_site_came_back_by_itself(deployed: Deployed) 
     host = deployed.host
     before = ledger.live(deployed.entries())
     assert before is not None
+    version = deployed.get("/static/version.txt").text  # what the live release serves
     boot_id = host.run("cat /proc/sys/kernel/random/boot_id").stdout
     started = time.monotonic()
     host.reboot()
@@ -419,7 +448,7 @@ def test_the_host_rebooted_and_the_site_came_back_by_itself(deployed: Deployed) 
     assert statuses == {"/": 200, "/health/ready": 200}, statuses
     home = deployed.get("/")
     assert "Espresso cup" in home.text  # the database's rows came back with it
-    assert deployed.get("/static/version.txt").text == "v2\n"
+    assert deployed.get("/static/version.txt").text == version
     other = "a" if before.slot == "b" else "b"
     assert deployed.active(f"shop@{before.slot}") == "active"
     assert deployed.active(f"shop@{other}") == "inactive"

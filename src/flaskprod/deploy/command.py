@@ -199,10 +199,16 @@ def deploy_host(
         echo(f"{destination}: provisioned: {summary} ({seconds:.1f}s)")
         if provision_only:
             return False
-        if not _release(
-            remote, spec, project, echo, allow_dirty=allow_dirty, commands=release_commands
-        ):
-            return False
+        try:
+            _release(
+                remote, spec, project, echo, allow_dirty=allow_dirty, commands=release_commands
+            )
+        except KeyboardInterrupt:
+            # the pipeline stopped the new slot and marked the release failed first
+            raise DeployError(
+                f"{destination}: release: interrupted; the release that was serving keeps serving",
+                hint="run the same deploy again: it provisions what is missing and releases",
+            ) from None
         live = _live_check(spec, project, check_url, check_ca, echo)
         return _host_check(remote, project, echo) or live
 
