@@ -636,26 +636,30 @@ class Stack:
             max_connections=self.spec.database.max_connections,
             ready_timeout=30.0,
         )
-        first = not cluster.initialized
-        self.echo(
-            f"postgres: {'creating a new cluster in' if first else 'starting'} {self.dirs.postgres}"
-        )
-        _start_or_stop(cluster)
-        _outlive_this_process(cluster)
-        self._record(
-            "postgres",
-            None,
-            cluster.pid,
-            address=f"{LOOPBACK}:{cluster.port}",
-            log=str(cluster.log_path),
-            data=str(self.dirs.postgres),
-        )
+        self._database_server("postgres", cluster, self.dirs.postgres, "cluster")
         database = self.spec.resolve(self.spec.database.name)
         role = self.spec.resolve(self.spec.database.user)
         _ensure_database(cluster, database, role)  # flaskprod's own psycopg: admin work
         # The app connects with the driver it ships (database.driver).
         driver = self.spec.database.driver
         return f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
+
+    def _database_server(
+        self, name: str, server: PostgresCluster | MariaDBServer, data: Path, kind: str
+    ) -> None:
+        """Start (or create, the first time) the stack's database server and record it."""
+        what = f"creating a new {kind} in" if not server.initialized else "starting"
+        self.echo(f"{name}: {what} {data}")
+        _start_or_stop(server)
+        _outlive_this_process(server)
+        self._record(
+            name,
+            None,
+            server.pid,
+            address=f"{LOOPBACK}:{server.port}",
+            log=str(server.log_path),
+            data=str(data),
+        )
 
     def _mariadb(self) -> str:
         """The project's own MariaDB in the state folder (for engine mariadb and mysql:
@@ -670,20 +674,7 @@ class Stack:
             log_path=self.dirs.log("mariadb"),
             ready_timeout=60.0,
         )
-        first = not server.initialized
-        self.echo(
-            f"mariadb: {'creating a new server in' if first else 'starting'} {self.dirs.mariadb}"
-        )
-        _start_or_stop(server)
-        _outlive_this_process(server)
-        self._record(
-            "mariadb",
-            None,
-            server.pid,
-            address=f"{LOOPBACK}:{server.port}",
-            log=str(server.log_path),
-            data=str(self.dirs.mariadb),
-        )
+        self._database_server("mariadb", server, self.dirs.mariadb, "server")
         database = self.spec.resolve(self.spec.database.name)
         user = self.spec.resolve(self.spec.database.user)
         password = self.dirs.generated_secret("mariadb-password")
