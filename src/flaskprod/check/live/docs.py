@@ -42,6 +42,12 @@ header) gives the score, the grade and every modifier applied. Grades: {grades}.
 ## Checking the server itself: `--host`
 
 `flaskprod check [PATH] --host`, run on the server, reads and never changes anything.
+From your machine, `flaskprod check [PATH] --host DEST [--ssh-config FILE]` runs the same
+checks on the server DEST over SSH (an ssh_config alias or `[user@]host[:port]`; host
+keys verified, `--accept-new-host-key` for a first contact): flaskprod's host tools are
+installed once per flaskprod build in `/opt/flaskprod/venv` on the server, the spec and
+the kit are uploaded to a temporary folder (removed afterwards), and the report and exit
+status are the server's. `flaskprod deploy` runs it after every release.
 When `flaskprod up` runs the project (its `.flaskprod/state.json` names live pids), the
 local stack is checked: its nginx config, socket, processes, secret, certificate, logs
 and `.flaskprod/backups`. Otherwise the server layout the kit installs, from the spec:
