@@ -115,6 +115,22 @@ def _wait_gone(pid: int, timeout: float, popen: subprocess.Popen[bytes] | None =
         delay = min(delay * 2, 0.05)
 
 
+def _threads_stopped(pid: int) -> bool:
+    """Every thread of ``pid`` stopped (or gone): the group stop SIGSTOP asks for is done."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] not in "TtZX":
+            return False
+    return True
+
+
 def descendants(pid: int) -> list[int]:
     """Children of ``pid``, their children, and so on (from /proc)."""
     found: list[int] = []
@@ -397,9 +413,15 @@ class Process:
             return
         # The leader first, so that it cannot fork while we walk its descendants.
         _signal(self.pid, signal.SIGSTOP, group=True)
-        for pid in descendants(self.pid):
+        frozen = [self.pid, *descendants(self.pid)]
+        for pid in frozen[1:]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
+        # kill() returns before every thread has stopped: on a busy machine a thread of
+        # a multi-threaded server (MariaDB) could still answer a query sent right after.
+        deadline = time.monotonic() + 2.0
+        while not all(_threads_stopped(pid) for pid in frozen) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def resume(self) -> None:
         if not self.alive():
