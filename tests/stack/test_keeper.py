@@ -5,6 +5,7 @@ is given up on after a bounded number of quick failures."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,8 +57,18 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     proc = keeper(log, sys.executable, "-c", WORKER)
     yield proc, log
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # The keeper starts its worker in a session of its own: TERM the keeper (a warm
+        # stop of its worker); should that fail, kill the worker too, by pid.
+        workers = children_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_a_killed_worker_is_started_again(running: tuple[subprocess.Popen[bytes], Path]) -> None:
