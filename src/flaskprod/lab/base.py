@@ -15,7 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +108,7 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_base(echo: object = None) -> Base:
+def ensure_base(echo: Callable[[str], None] | None = None) -> Base:
     """The cached base for the current recipe, built first if missing (about 1 min)."""
     require_tools()
     root = cache_root()
@@ -116,7 +116,7 @@ def ensure_base(echo: object = None) -> Base:
     rootfs = root / f"base-{key}"
     with _lock(root / f"base-{key}.lock"):
         if not (rootfs / ".flaskprod-lab-complete").exists():
-            if callable(echo):
+            if echo is not None:
                 echo(f"lab: building the Debian {SUITE} base in {rootfs} (once, ~1 min)")
             _build(rootfs)
     ssh_key = rootfs.parent / f"base-{key}-ssh" / "id_ed25519"
