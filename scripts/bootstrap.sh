@@ -27,6 +27,7 @@ required=(
   "mariadb-install-db mariadb-server"
   "mariadb mariadb-client"
   "mariadb-dump mariadb-client"
+  "pgbouncer pgbouncer"
   "wrk wrk"
   "chromium chromium"
   "systemd-analyze systemd"

@@ -125,6 +125,11 @@ end
 
 _REQUEST = {
     "hello": 'request = function() return get("/") end',
+    # A new connection per request (a TLS handshake each, on an https URL).
+    "hello-close": (
+        'request = function() return wrk.format("GET", "/", '
+        '{["Host"] = host, ["Connection"] = "close"}) end'
+    ),
     "products": 'request = function() return get("/api/products") end',
     "product": "request = product",
     "order": "request = order",
