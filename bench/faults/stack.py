@@ -302,7 +302,7 @@ def _set_worker_class(spec: Path, worker_class: str) -> None:
     spec.write_text(text)
 
 
-def _set_mariadb(spec: Path) -> None:
+def set_mariadb(spec: Path) -> None:
     """database.engine = "mariadb" through PyMySQL, as a user switching would write it."""
     text = spec.read_text()
     text, engines = re.subn(r'(?m)^engine = "postgresql"$', 'engine = "mariadb"', text)
@@ -326,7 +326,7 @@ def running_stack(
     its PostgreSQL."""
     project = copy_shop("flaskprod-faults-")
     if database == "mariadb":
-        _set_mariadb(project / "flaskprod.toml")
+        set_mariadb(project / "flaskprod.toml")
     if server is not None:
         set_server_kind(project, server)
     if worker_class is not None:
@@ -340,4 +340,12 @@ def loopback(block: int, number: int) -> str:
     return f"127.0.{block}.{number % 250 + 1}"
 
 
-__all__ = ["LOOPBACK", "FaultStack", "StackError", "flaskprod", "loopback", "running_stack"]
+__all__ = [
+    "LOOPBACK",
+    "FaultStack",
+    "StackError",
+    "flaskprod",
+    "loopback",
+    "running_stack",
+    "set_mariadb",
+]

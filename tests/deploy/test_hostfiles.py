@@ -50,6 +50,17 @@ def test_env_template_holds_placeholders_never_secrets() -> None:
     assert "DATABASE_URL=sqlite:////var/lib/shop/shop.sqlite3\n" in env_template(sqlite)
     assert "REDIS_URL" not in env_template(sqlite)
     assert secret_names(sqlite) == ["SECRET_KEY"]
+    # MariaDB on the host: its user of 127.0.0.1 (skip-name-resolve), utf8mb4 in the URL
+    mariadb = shop_spec(database={"engine": "mariadb", "driver": "pymysql"})
+    assert (
+        "DATABASE_URL=mysql+pymysql://shop:{{secret:DB_PASSWORD}}@127.0.0.1:3306/shop"
+        "?charset=utf8mb4\n" in env_template(mariadb)
+    )
+    assert "FLASKPROD_SQLALCHEMY_POOL_RECYCLE=1800\n" in env_template(mariadb)
+    assert secret_names(mariadb) == ["SECRET_KEY", "DB_PASSWORD", "REDIS_PASSWORD"]
+    elsewhere = shop_spec(database={"engine": "mariadb", "local": False})
+    assert "DATABASE_URL={{keep:DATABASE_URL}}\n" in env_template(elsewhere)
+    assert "DB_PASSWORD" not in secret_names(elsewhere)
 
 
 def test_host_helper_makes_secrets_once_and_renders_them(tmp_path: Path) -> None:
