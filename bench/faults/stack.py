@@ -203,6 +203,19 @@ class FaultStack(RunningShop):
     def resume_postgres(self) -> None:
         self.postgres_process().resume()
 
+    def database_process(self) -> process.Process:
+        """The stack's database server (PostgreSQL's postmaster or mariadbd)."""
+        record = self.record(self.database)
+        return process.Process(self.database, record.pid, Path(record.log), record.started)
+
+    def pause_database(self) -> None:
+        """SIGSTOP the database server and every thread and child of it: a stalled
+        database host (returns once every one of them is stopped)."""
+        self.database_process().pause()
+
+    def resume_database(self) -> None:
+        self.database_process().resume()
+
     def stop_redis(self) -> None:
         self.record("redis").stop(10.0, signal.SIGTERM)
 
