@@ -493,7 +493,7 @@ def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
 def mariadb_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
     """Scenario 4 on MariaDB (a stack run with ``--database mariadb``): the shop through
     PyMySQL with flaskprod's pool settings (pre-ping, pool_recycle)."""
-    return _database_restarted(stack, size, 8, "mariadb")
+    return _database_restarted(stack, size, 9, "mariadb")
 
 
 def _database_restarted(

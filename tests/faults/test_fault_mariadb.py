@@ -45,6 +45,7 @@ def test_mariadb_restart_turns_readiness_503_and_back_and_loses_no_order(
     assert mariadb_stack.env["DATABASE_URL"].startswith("mysql+pymysql://shop:")
     before = mariadb_stack.pid("mariadb")
     result = mariadb_restarted(mariadb_stack, TEST)
+    assert result["scenario"] == 9 and result["title"] == "MariaDB restarted"
     assert mariadb_stack.pid("mariadb") != before, "MariaDB was not restarted"
     extra = result["extra"]
     assert extra["readiness_503_after_s"] is not None and extra["readiness_503_after_s"] <= 2.0
