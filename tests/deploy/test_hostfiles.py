@@ -94,3 +94,18 @@ def test_host_helper_makes_secrets_once_and_renders_them(tmp_path: Path) -> None
     template.write_text("# new line\n" + template.read_text())
     assert run("render", *args) == f"wrote {dest}"
     assert dest.read_text() == f"# new line\nKEY={key}\nTOKEN=by-hand\n"
+
+
+def test_host_helper_refuses_a_mariadb_name_it_cannot_quote(tmp_path: Path) -> None:
+    """Names go into SQL and a client defaults file: one line, nothing run. (The rest of
+    ``hostside.py mariadb`` needs a host's MariaDB: tests/deploy/test_mariadb_deploy.py.)"""
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("DB_PASSWORD=x\n")
+    helper = [sys.executable, hostside.__file__, "mariadb", str(secrets)]
+    for user, database in (("shop", "my shop"), ("a'b", "shop"), ("shop", "x" * 65)):
+        done = subprocess.run(
+            [*helper, user, database, "DB_PASSWORD", "--check"], capture_output=True, text=True
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().startswith("MariaDB name "), done.stderr
+        assert "(database.name, database.user)" in done.stderr

@@ -45,6 +45,8 @@ FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 SEED = f"flask seed --token {HostShop.token}"
 PYMYSQL = "pymysql==1.1.1"  # the version the suite runs (requirements/)
 STEP = "MariaDB (settings, database and user)"
+#: Names with a hyphen, as an app named my-shop gets by default: quoted everywhere.
+DB, USER = "shop-db", "shop-app"
 
 
 @dataclass
@@ -62,9 +64,13 @@ class Deployed:
     def app_sql(self, sql: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """SQL as the app's user over 127.0.0.1, with the password made on the host."""
         return self.host.run(
-            "MYSQL_PWD=$(sed -n 's/^DB_PASSWORD=//p' /etc/shop/secrets.env) "
-            "mariadb --protocol=tcp -h 127.0.0.1 -u shop --batch --skip-column-names "
-            f'-e "{sql}"',
+            [
+                "bash",
+                "-c",
+                "MYSQL_PWD=$(sed -n 's/^DB_PASSWORD=//p' /etc/shop/secrets.env) exec mariadb "
+                f'--protocol=tcp -h 127.0.0.1 -u {USER} --batch --skip-column-names -e "$0"',
+                sql,
+            ],
             check=check,
         )
 
@@ -91,6 +97,12 @@ def deployed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dep
         # The user's switch: the engine in the spec, the driver in the requirements,
         # the kit rendered again.
         set_mariadb(project / "flaskprod.toml")
+        spec_file = project / "flaskprod.toml"
+        spec_file.write_text(
+            spec_file.read_text()
+            .replace('name = "{name}"\n', f'name = "{DB}"\n', 1)
+            .replace('user = "{name}"\n', f'user = "{USER}"\n', 1)
+        )
         requirements = project / "requirements.txt"
         requirements.write_text(requirements.read_text() + PYMYSQL + "\n")
         render = subprocess.run(
@@ -165,8 +177,8 @@ def test_the_server_runs_the_specs_settings_on_loopback_only(deployed: Deployed)
     (url,) = [line for line in env.splitlines() if line.startswith("DATABASE_URL=")]
     password = host.run("sed -n 's/^DB_PASSWORD=//p' /etc/shop/secrets.env").stdout.strip()
     assert len(password) >= 40 and password not in deployed.first + deployed.second
-    assert (
-        url == f"DATABASE_URL=mysql+pymysql://shop:{password}@127.0.0.1:3306/shop?charset=utf8mb4"
+    assert url == (
+        f"DATABASE_URL=mysql+pymysql://{USER}:{password}@127.0.0.1:3306/{DB}?charset=utf8mb4"
     )
     # the app's units start after the database
     unit = host.run(["systemctl", "show", "-p", "After", "shop@a.service"]).stdout
@@ -174,16 +186,18 @@ def test_the_server_runs_the_specs_settings_on_loopback_only(deployed: Deployed)
 
 
 def test_the_apps_user_reaches_its_own_database_only(deployed: Deployed) -> None:
-    assert deployed.app_sql("SHOW DATABASES").stdout.split() == ["information_schema", "shop"]
-    assert deployed.app_sql("SELECT COUNT(*) FROM shop.products").stdout.strip() != "0"
+    assert deployed.app_sql("SHOW DATABASES").stdout.split() == ["information_schema", DB]
+    products = deployed.app_sql(f"SELECT COUNT(*) FROM `{DB}`.products")  # noqa: S608
+    assert products.stdout.strip() != "0"
     for sql in ("SELECT COUNT(*) FROM mysql.user", "CREATE DATABASE other", "SHUTDOWN"):
         denied = deployed.app_sql(sql, check=False)
         assert denied.returncode != 0 and "denied" in denied.stderr, (sql, denied.stderr)
     # no PROCESS privilege: only its own connections (the app's and this one) show
     users = {row.split("\t")[1] for row in deployed.app_sql("SHOW PROCESSLIST").stdout.splitlines()}
-    assert users == {"shop"}, users
+    assert users == {USER}, users
     wrong = deployed.host.run(
-        "MYSQL_PWD=wrong mariadb --protocol=tcp -h 127.0.0.1 -u shop -e 'SELECT 1'", check=False
+        f"MYSQL_PWD=wrong mariadb --protocol=tcp -h 127.0.0.1 -u {USER} -e 'SELECT 1'",
+        check=False,
     )
     assert wrong.returncode != 0 and "Access denied" in wrong.stderr
 
@@ -210,7 +224,7 @@ def test_the_shop_is_served_and_its_orders_survive_a_mariadb_restart(deployed: D
         shown = client.get(f"/api/orders/{order}")  # pre-ping: a fresh connection
         assert shown.status_code == 200, shown.text[:300]
         assert shown.json()["id"] == order
-    stored = deployed.root_sql(f"SELECT COUNT(*) FROM shop.orders WHERE id = {order:d}")  # noqa: S608
+    stored = deployed.root_sql(f"SELECT COUNT(*) FROM `{DB}`.orders WHERE id = {order:d}")  # noqa: S608
     assert stored.strip() == "1"
 
 
@@ -237,7 +251,7 @@ def test_the_backup_units_backup_restores_into_a_new_database_identical(
     # restore.sh as the app's user, with its env file, into a database root made for it
     deployed.root_sql(
         "CREATE DATABASE shop_restored CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
-        "GRANT ALL ON shop_restored.* TO 'shop'@'127.0.0.1'"
+        f"GRANT ALL ON shop_restored.* TO '{USER}'@'127.0.0.1'"
     )
     restored = host.run(
         [

@@ -209,7 +209,9 @@ def cmd_postgres(args: list[str], check: bool) -> str:
     return f"set up role {role}, database {database}"
 
 
-_MY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+#: Database and user names (an app's name has hyphens: spec's [a-z][a-z0-9-]*); used
+#: backtick-quoted or as string literals in SQL, and in a client defaults file.
+_MY_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
 #: The app's MariaDB user, per address it connects from (skip-name-resolve: a TCP
 #: connection is 127.0.0.1, a unix socket one is localhost).
 _MY_HOSTS = ("127.0.0.1", "localhost")
@@ -291,8 +293,11 @@ def _my_state(user: str, database: str) -> tuple[str, list[str], int, dict[str, 
 def cmd_mariadb(args: list[str], check: bool) -> str:
     secrets_file, user, database, password_name = args
     for name in (user, database):
-        if not _MY_NAME.match(name):  # names go into SQL: letters, digits and _ only
-            raise SystemExit(f"MariaDB name {name!r}: use letters, digits and _ only")
+        if not _MY_NAME.match(name):
+            raise SystemExit(
+                f"MariaDB name {name!r}: use up to 64 letters, digits, _, $ and - "
+                "(database.name, database.user)"
+            )
     password = read_env(secrets_file).get(password_name)
     if not password:
         raise SystemExit(f"secret {password_name} is not in {secrets_file}")
