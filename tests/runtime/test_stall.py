@@ -69,6 +69,14 @@ def guarded_app(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> tuple[
     return app, db
 
 
+def wait_ready(client: Any) -> None:
+    """Readiness 200 again within 15 s (after SIGCONT)."""
+    deadline = time.monotonic() + 15
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
+        time.sleep(0.05)
+
+
 def the_guard(app: Flask) -> StallGuard:
     (guard,) = app.extensions["flaskprod.stall"].guards
     return guard
@@ -126,10 +134,7 @@ def test_stalled_postgres_fails_fast_and_recovers(
         }
     finally:
         postgres_cluster.resume()
-    deadline = time.monotonic() + 15
-    while client.get("/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
-        time.sleep(0.05)
+    wait_ready(client)
     assert not guard.is_open
     assert client.get("/db").json == {"one": 1}
     messages = [r.getMessage() for r in caplog.records if r.name == "flaskprod.database"]
@@ -327,10 +332,7 @@ def test_stalled_mariadb_fails_fast_and_recovers(
         assert ready.json["checks"]["database"]["error"] == "DatabaseUnavailable"
     finally:
         mariadb_server.resume()
-    deadline = time.monotonic() + 15
-    while client.get("/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
-        time.sleep(0.05)
+    wait_ready(client)
     assert not guard.is_open
     assert client.get("/db").json == {"one": 1}
     with app.app_context():

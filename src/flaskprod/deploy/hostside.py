@@ -135,22 +135,21 @@ def cmd_render(args: list[str], check: bool) -> str:
     return f"wrote {dest}"
 
 
-def _psql(sql: str, *, database: str = "postgres") -> str:
-    done = subprocess.run(
-        [
-            *("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A"),
-            *("-v", "ON_ERROR_STOP=1", "-d", database),
-        ],
-        input=sql,
-        capture_output=True,
-        text=True,
-        cwd="/",
-        check=False,
-    )
+def _sql_client(argv: list[str], sql: str, *, secret: str = "") -> str:
+    """Run a database client as root with ``sql`` on stdin; its output. A failure exits
+    with the client's own last line (the SQL, with a password in it, never echoed;
+    ``secret`` masked should the client quote it)."""
+    done = subprocess.run(argv, input=sql, capture_output=True, text=True, cwd="/", check=False)
     if done.returncode:
-        # psql's own message; the SQL (with a password in it) is never echoed
-        raise SystemExit(done.stderr.strip().splitlines()[-1] if done.stderr else "psql failed")
-    return done.stdout.strip()
+        client = "psql" if "psql" in argv else argv[0]
+        message = done.stderr.strip().splitlines()[-1] if done.stderr else f"{client} failed"
+        raise SystemExit(message.replace(secret, "***") if secret else message)
+    return done.stdout
+
+
+def _psql(sql: str, *, database: str = "postgres") -> str:
+    argv = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A"]
+    return _sql_client([*argv, "-v", "ON_ERROR_STOP=1", "-d", database], sql).strip()
 
 
 def _says_one(argv: list[str], env: dict[str, str] | None = None) -> bool:
@@ -221,19 +220,8 @@ _MY_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALT
 
 def _mariadb(sql: str, *, secret: str = "") -> list[list[str]]:
     """SQL as MariaDB's root (unix socket authentication, Debian's default); rows."""
-    done = subprocess.run(
-        ["mariadb", "--batch", "--skip-column-names", "--raw"],
-        input=sql,
-        capture_output=True,
-        text=True,
-        cwd="/",
-        check=False,
-    )
-    if done.returncode:
-        # the client's own message, with the password (if it quotes the SQL) masked
-        message = done.stderr.strip().splitlines()[-1] if done.stderr else "mariadb failed"
-        raise SystemExit(message.replace(secret, "***") if secret else message)
-    return [line.split("\t") for line in done.stdout.splitlines()]
+    out = _sql_client(["mariadb", "--batch", "--skip-column-names", "--raw"], sql, secret=secret)
+    return [line.split("\t") for line in out.splitlines()]
 
 
 def _my_can_log_in(user: str, database: str, password: str) -> bool:
