@@ -164,7 +164,9 @@ def test_deploy_provisions_mariadb_idempotently_and_the_dry_run_lists_it(
 
 def test_the_server_runs_the_specs_settings_on_loopback_only(deployed: Deployed) -> None:
     host = deployed.host
-    assert host.run(["systemctl", "is-enabled", "mariadb"]).stdout.strip() == "enabled"
+    enabled = host.run(["systemctl", "is-enabled", "mariadb", "shop-backup.timer"]).stdout
+    assert enabled.split() == ["enabled", "enabled"]
+    assert host.run(["systemctl", "is-active", "shop-backup.timer"]).stdout.strip() == "active"
     row = deployed.root_sql(
         "SELECT @@character_set_server, @@collation_server, @@wait_timeout, "
         "@@max_connections, @@bind_address, @@skip_name_resolve, @@sql_mode"
