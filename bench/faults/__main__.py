@@ -7,7 +7,8 @@
 
 Starts one ``flaskprod up -d`` of a copy of examples/shop on free loopback ports, runs
 the chosen scenarios (1-8 by default; with ``--database mariadb`` the shop runs on
-MariaDB and the default is scenario 9, the database restart there) one after another, writes
+MariaDB and the default is scenarios 9 and 10, the database restarted and stalled
+there) one after another, writes
 ``bench/results/faults-<UTC time>.json`` (atomically) and regenerates
 ``docs/reliability.md`` from every results file (newest result per scenario). Exits 1
 when a check failed, 0 otherwise. Bounded: every load and fault has a count and a time
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "--database",
         choices=("mariadb",),
         help="Run the shop on MariaDB (through PyMySQL) instead of PostgreSQL; implied by "
-        "scenario 9.",
+        "scenarios 9 and 10.",
     )
     options = parser.parse_args(argv)
     if options.scenario and set(options.scenario) & set(MARIADB_ONLY):

@@ -493,7 +493,7 @@ def postgres_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
 def mariadb_restarted(stack: FaultStack, size: Size) -> dict[str, Any]:
     """Scenario 4 on MariaDB (a stack run with ``--database mariadb``): the shop through
     PyMySQL with flaskprod's pool settings (pre-ping, pool_recycle)."""
-    return _database_restarted(stack, size, 8, "mariadb")
+    return _database_restarted(stack, size, 9, "mariadb")
 
 
 def _database_restarted(
@@ -786,6 +786,21 @@ def _longest_in_app(log: bytes) -> float:
 
 
 def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
+    return _database_stalled(stack, size, 7, "postgres")
+
+
+def mariadb_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
+    """Scenario 7 on MariaDB (a stack run with ``--database mariadb``): the shop through
+    PyMySQL, its stall guard probing for MariaDB's greeting."""
+    return _database_stalled(stack, size, 10, "mariadb")
+
+
+def _database_stalled(stack: FaultStack, size: Size, number: int, database: str) -> dict[str, Any]:
+    if stack.database != database:
+        raise RuntimeError(
+            f"scenario {number} stalls {database}, and this stack runs {stack.database}"
+        )
+    label = stack.database_label
     spec = stack.spec()
     worker_timeout = float(spec.server.timeout)
     log_offset = stack.log(stack.server).stat().st_size
@@ -799,22 +814,22 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
         get_paths=("/api/products", "/"),
         timeout=worker_timeout + 15.0,
     )
-    load = Load(stack, plan, _prefix(7)).start()
+    load = Load(stack, plan, _prefix(number)).start()
     ready = Poller(
         stack, "/health/ready", load.t0, interval=0.25, timeout=40, source="127.0.9.6"
     ).start()
     try:
         _run_for(load, size.before)
-        paused_at = load.mark("SIGSTOP postgres")
-        stack.pause_postgres()
+        paused_at = load.mark(f"SIGSTOP {database}")
+        stack.pause_database()
         time.sleep(size.stall)
-        resumed_at = load.mark("SIGCONT postgres")
-        stack.resume_postgres()
+        resumed_at = load.mark(f"SIGCONT {database}")
+        stack.resume_database()
         ready.wait_for(200, resumed_at, 30)
         _run_for(load, size.after)
         load.stop()
     finally:
-        stack.resume_postgres()
+        stack.resume_database()
         ready.stop()
     summary = summarize(load.record)
     first_probe = ready.first_answer(paused_at)
@@ -886,9 +901,9 @@ def postgres_stalled(stack: FaultStack, size: Size) -> dict[str, Any]:
         *_order_checks(stack, load.record),
     ]
     return _finish(
-        7,
-        "PostgreSQL stalled (SIGSTOP)",
-        f"PostgreSQL SIGSTOPped for {size.stall:g} s, then SIGCONT",
+        number,
+        f"{label} stalled (SIGSTOP)",
+        f"{label} SIGSTOPped for {size.stall:g} s, then SIGCONT",
         load,
         stack,
         checks,
@@ -1082,8 +1097,9 @@ SCENARIOS: dict[int, Callable[[FaultStack, Size], dict[str, Any]]] = {
     8: background_worker_killed,
     # on a stack run with --database mariadb only
     9: mariadb_restarted,
+    10: mariadb_stalled,
 }
 
 #: The scenarios of a MariaDB stack (``--database mariadb``), and those of PostgreSQL's.
-MARIADB_ONLY = (9,)
+MARIADB_ONLY = (9, 10)
 POSTGRES_ONLY = (4, 7)

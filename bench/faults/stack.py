@@ -203,6 +203,19 @@ class FaultStack(RunningShop):
     def resume_postgres(self) -> None:
         self.postgres_process().resume()
 
+    def database_process(self) -> process.Process:
+        """The stack's database server (PostgreSQL's postmaster or mariadbd)."""
+        record = self.record(self.database)
+        return process.Process(self.database, record.pid, Path(record.log), record.started)
+
+    def pause_database(self) -> None:
+        """SIGSTOP the database server and every thread and child of it: a stalled
+        database host (returns once every one of them is stopped)."""
+        self.database_process().pause()
+
+    def resume_database(self) -> None:
+        self.database_process().resume()
+
     def stop_redis(self) -> None:
         self.record("redis").stop(10.0, signal.SIGTERM)
 
@@ -302,7 +315,7 @@ def _set_worker_class(spec: Path, worker_class: str) -> None:
     spec.write_text(text)
 
 
-def _set_mariadb(spec: Path) -> None:
+def set_mariadb(spec: Path) -> None:
     """database.engine = "mariadb" through PyMySQL, as a user switching would write it."""
     text = spec.read_text()
     text, engines = re.subn(r'(?m)^engine = "postgresql"$', 'engine = "mariadb"', text)
@@ -326,7 +339,7 @@ def running_stack(
     its PostgreSQL."""
     project = copy_shop("flaskprod-faults-")
     if database == "mariadb":
-        _set_mariadb(project / "flaskprod.toml")
+        set_mariadb(project / "flaskprod.toml")
     if server is not None:
         set_server_kind(project, server)
     if worker_class is not None:
@@ -340,4 +353,12 @@ def loopback(block: int, number: int) -> str:
     return f"127.0.{block}.{number % 250 + 1}"
 
 
-__all__ = ["LOOPBACK", "FaultStack", "StackError", "flaskprod", "loopback", "running_stack"]
+__all__ = [
+    "LOOPBACK",
+    "FaultStack",
+    "StackError",
+    "flaskprod",
+    "loopback",
+    "running_stack",
+    "set_mariadb",
+]

@@ -50,6 +50,17 @@ def test_env_template_holds_placeholders_never_secrets() -> None:
     assert "DATABASE_URL=sqlite:////var/lib/shop/shop.sqlite3\n" in env_template(sqlite)
     assert "REDIS_URL" not in env_template(sqlite)
     assert secret_names(sqlite) == ["SECRET_KEY"]
+    # MariaDB on the host: its user of 127.0.0.1 (skip-name-resolve), utf8mb4 in the URL
+    mariadb = shop_spec(database={"engine": "mariadb", "driver": "pymysql"})
+    assert (
+        "DATABASE_URL=mysql+pymysql://shop:{{secret:DB_PASSWORD}}@127.0.0.1:3306/shop"
+        "?charset=utf8mb4\n" in env_template(mariadb)
+    )
+    assert "FLASKPROD_SQLALCHEMY_POOL_RECYCLE=1800\n" in env_template(mariadb)
+    assert secret_names(mariadb) == ["SECRET_KEY", "DB_PASSWORD", "REDIS_PASSWORD"]
+    elsewhere = shop_spec(database={"engine": "mariadb", "local": False})
+    assert "DATABASE_URL={{keep:DATABASE_URL}}\n" in env_template(elsewhere)
+    assert "DB_PASSWORD" not in secret_names(elsewhere)
 
 
 def test_host_helper_makes_secrets_once_and_renders_them(tmp_path: Path) -> None:
@@ -83,3 +94,18 @@ def test_host_helper_makes_secrets_once_and_renders_them(tmp_path: Path) -> None
     template.write_text("# new line\n" + template.read_text())
     assert run("render", *args) == f"wrote {dest}"
     assert dest.read_text() == f"# new line\nKEY={key}\nTOKEN=by-hand\n"
+
+
+def test_host_helper_refuses_a_mariadb_name_it_cannot_quote(tmp_path: Path) -> None:
+    """Names go into SQL and a client defaults file: one line, nothing run. (The rest of
+    ``hostside.py mariadb`` needs a host's MariaDB: tests/deploy/test_mariadb_deploy.py.)"""
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("DB_PASSWORD=x\n")
+    helper = [sys.executable, hostside.__file__, "mariadb", str(secrets)]
+    for user, database in (("shop", "my shop"), ("a'b", "shop"), ("shop", "x" * 65)):
+        done = subprocess.run(
+            [*helper, user, database, "DB_PASSWORD", "--check"], capture_output=True, text=True
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().startswith("MariaDB name "), done.stderr
+        assert "(database.name, database.user)" in done.stderr

@@ -1,8 +1,10 @@
-"""Scenario 9: the database restart of scenario 4 with the shop on MariaDB (the
-MariaDB ``up`` runs in the state folder, the shop through PyMySQL with flaskprod's
-pre-ping and pool_recycle): readiness 503 within 2 s and back within 2 s, cached
-reads unaffected, pages 503 not 500, no acknowledged order lost or stored twice
-(checked in MariaDB directly)."""
+"""Scenarios 9 and 10: the database restart of scenario 4 and the stall of scenario 7
+with the shop on MariaDB (the MariaDB ``up`` runs in the state folder, the shop
+through PyMySQL with flaskprod's pre-ping, pool_recycle and stall guard). Restarted:
+readiness 503 within 2 s and back within 2 s, cached reads unaffected, pages 503 not
+500. Stalled (SIGSTOP of every thread): no request held beyond the stall guard's
+bound, failures 503 only, readiness 503 in time and 200 after SIGCONT. Neither loses
+an acknowledged order or stores one twice (checked in MariaDB directly)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.faults.scenarios import TEST, mariadb_restarted  # noqa: E402
+from bench.faults.scenarios import (  # noqa: E402
+    STALL_BOUND,
+    TEST,
+    mariadb_restarted,
+    mariadb_stalled,
+)
 from bench.faults.stack import FaultStack, StackError, running_stack  # noqa: E402
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
@@ -38,6 +45,7 @@ def test_mariadb_restart_turns_readiness_503_and_back_and_loses_no_order(
     assert mariadb_stack.env["DATABASE_URL"].startswith("mysql+pymysql://shop:")
     before = mariadb_stack.pid("mariadb")
     result = mariadb_restarted(mariadb_stack, TEST)
+    assert result["scenario"] == 9 and result["title"] == "MariaDB restarted"
     assert mariadb_stack.pid("mariadb") != before, "MariaDB was not restarted"
     extra = result["extra"]
     assert extra["readiness_503_after_s"] is not None and extra["readiness_503_after_s"] <= 2.0
@@ -46,6 +54,26 @@ def test_mariadb_restart_turns_readiness_503_and_back_and_loses_no_order(
     assert not result["load"]["failed_gets"], "a cached product read failed"
     assert result["load"]["tracebacks"] == 0
     assert "503" in extra["page_during_outage"], extra
+    orders = result["orders"]
+    assert orders["acknowledged"] > 0 and orders["lost"] == orders["duplicated"] == 0, orders
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert not failed, failed
+
+
+def test_a_stalled_mariadb_answers_503_within_the_guards_bound_and_loses_no_order(
+    mariadb_stack: FaultStack,
+) -> None:
+    result = mariadb_stalled(mariadb_stack, TEST)
+    assert result["scenario"] == 10 and result["title"] == "MariaDB stalled (SIGSTOP)"
+    extra = result["extra"]
+    # Without the guard a request would wait for PyMySQL's read timeout (30 s).
+    assert extra["longest_request_in_app_s"] <= STALL_BOUND + 0.5, extra
+    assert extra["access_lines_in_log"] > 0
+    assert extra["worker_timeouts_in_log"] == extra["requests_cut_by_watchdog"] == 0
+    assert set(extra["first_attempt_failures"]) <= {"503"}, extra
+    assert extra["readiness_503_after_s"] is not None and extra["readiness_503_after_s"] <= 2.5
+    assert extra["readiness_200_after_resume_s"] is not None
+    assert result["load"]["tracebacks"] == 0
     orders = result["orders"]
     assert orders["acknowledged"] > 0 and orders["lost"] == orders["duplicated"] == 0, orders
     failed = [c for c in result["checks"] if not c["passed"]]

@@ -36,6 +36,7 @@ from sqlalchemy import text
 from flaskprod import Production
 from flaskprod.runtime.config import StartupRefused
 from flaskprod.runtime.stall import WATCHER, StallGuard, guard_engine
+from flaskprod.stack.mariadb import MariaDBServer
 from flaskprod.stack.ports import free_port
 from flaskprod.stack.postgres import PostgresCluster
 
@@ -66,6 +67,14 @@ def guarded_app(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> tuple[
         return {"slept": db.session.execute(text(f"SELECT pg_sleep({BOUND + 0.5})")).all() != []}
 
     return app, db
+
+
+def wait_ready(client: Any) -> None:
+    """Readiness 200 again within 15 s (after SIGCONT)."""
+    deadline = time.monotonic() + 15
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
+        time.sleep(0.05)
 
 
 def the_guard(app: Flask) -> StallGuard:
@@ -125,10 +134,7 @@ def test_stalled_postgres_fails_fast_and_recovers(
         }
     finally:
         postgres_cluster.resume()
-    deadline = time.monotonic() + 15
-    while client.get("/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "readiness did not recover after SIGCONT"
-        time.sleep(0.05)
+    wait_ready(client)
     assert not guard.is_open
     assert client.get("/db").json == {"one": 1}
     messages = [r.getMessage() for r in caplog.records if r.name == "flaskprod.database"]
@@ -271,7 +277,7 @@ def test_probe_answers(postgres_url: str, hanging_server: HangingServer) -> None
         guard = StallGuard(engine, STALL, 0.5)
         from psycopg.conninfo import make_conninfo
 
-        guard.conninfo = make_conninfo(url.replace("postgresql+psycopg", "postgresql"))
+        guard.target = make_conninfo(url.replace("postgresql+psycopg", "postgresql"))
         return guard.probe()
 
     assert probe(postgres_url) is True
@@ -281,6 +287,74 @@ def test_probe_answers(postgres_url: str, hanging_server: HangingServer) -> None
     assert probe(f"postgresql+psycopg://u@127.0.0.1:{hanging_server.port}/x") is False
     # Nothing listens there.
     assert probe(f"postgresql+psycopg://u@127.0.0.1:{free_port()}/x") is False
+
+
+@pytest.mark.services
+def test_stalled_mariadb_fails_fast_and_recovers(
+    monkeypatch: pytest.MonkeyPatch, mariadb_server: MariaDBServer
+) -> None:
+    """The same guard on MariaDB through PyMySQL (CTFd's driver): a slow statement on
+    a live server runs on, a frozen server's statement ends in a 503 within the bound
+    (not PyMySQL's 30 s read timeout), calls fail at once while the breaker is open,
+    and all is well again after SIGCONT."""
+    mariadb_server.ensure_database("rt_guard", "rt_guard", "pw")
+    url = f"mysql+pymysql://rt_guard:pw@127.0.0.1:{mariadb_server.port}/rt_guard?charset=utf8mb4"
+    app, db = guarded_app(monkeypatch, url)
+
+    @app.get("/my-slow")
+    def my_slow() -> Any:
+        return {"slept": db.session.execute(text(f"SELECT SLEEP({BOUND + 0.5})")).scalar()}
+
+    client = app.test_client()
+    assert client.get("/db").json == {"one": 1}
+    guard = the_guard(app)
+    assert guard.driver.name == "pymysql" and not guard.is_open
+    assert guard.target == ("127.0.0.1", mariadb_server.port)
+    start = time.monotonic()
+    slow = client.get("/my-slow")
+    assert slow.status_code == 200 and slow.json == {"slept": 0}, slow.get_data(as_text=True)
+    assert time.monotonic() - start >= BOUND and not guard.is_open
+    mariadb_server.pause()
+    try:
+        start = time.monotonic()
+        stuck = client.get("/db")
+        held = time.monotonic() - start
+        assert stuck.status_code == 503 and stuck.headers["Retry-After"] == "2"
+        page = stuck.get_data(as_text=True)
+        assert "Traceback" not in page and "pymysql" not in page.lower()
+        assert STALL <= held < BOUND + 3.0, held
+        assert guard.is_open
+        start = time.monotonic()
+        assert client.get("/api/db").status_code == 503
+        ready = client.get("/health/ready")
+        assert time.monotonic() - start < STALL
+        assert ready.status_code == 503
+        assert ready.json["checks"]["database"]["error"] == "DatabaseUnavailable"
+    finally:
+        mariadb_server.resume()
+    wait_ready(client)
+    assert not guard.is_open
+    assert client.get("/db").json == {"one": 1}
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.services
+def test_mariadb_probe_answers(
+    mariadb_server: MariaDBServer, hanging_server: HangingServer
+) -> None:
+    from flaskprod.runtime.stall_drivers import DRIVERS
+
+    pymysql = DRIVERS["pymysql"]
+
+    def probe(target: Any) -> bool:
+        return pymysql.probe(target, 0.5, lambda fd: None)
+
+    # The server's greeting comes before any login: no user, no password needed.
+    assert probe(("127.0.0.1", mariadb_server.port)) is True
+    assert probe(str(mariadb_server.socket_path)) is True
+    assert probe(("127.0.0.1", hanging_server.port)) is False  # accepts, never speaks
+    assert probe(("127.0.0.1", free_port())) is False  # nothing listens
 
 
 @pytest.mark.services

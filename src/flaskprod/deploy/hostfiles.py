@@ -15,6 +15,8 @@ from typing import Any
 import crossplane
 
 from flaskprod.kit.artifacts import app_environment, env_file_value, sqlite_path
+from flaskprod.spec.mariadb import CHARSET as MARIADB_CHARSET
+from flaskprod.spec.mariadb import PORT as MARIADB_PORT
 from flaskprod.spec.model import Spec
 
 #: Secrets generated on the server (hostside.py secrets), by what they protect.
@@ -27,7 +29,7 @@ Directive = dict[str, Any]
 
 def secret_names(spec: Spec) -> list[str]:
     names = [SECRET_KEY]
-    if spec.database.engine == "postgresql" and spec.database.local:
+    if spec.database.server_engine and spec.database.local:  # PostgreSQL, MariaDB
         names.append(DB_PASSWORD)
     if spec.redis.enabled and spec.redis.local:
         names.append(REDIS_PASSWORD)
@@ -44,6 +46,12 @@ def env_template(spec: Spec) -> str:
         filled["DATABASE_URL"] = (
             f"postgresql+{spec.database.driver}://{db_user}:{{{{secret:{DB_PASSWORD}}}}}"
             f"@localhost:5432/{db_name}"
+        )
+    if spec.database.is_mysql and spec.database.local:
+        # 127.0.0.1: the app's MariaDB user is of the loopback address (skip-name-resolve)
+        filled["DATABASE_URL"] = (
+            f"{spec.database.scheme}://{db_user}:{{{{secret:{DB_PASSWORD}}}}}"
+            f"@127.0.0.1:{MARIADB_PORT}/{db_name}?charset={MARIADB_CHARSET}"
         )
     if spec.database.engine == "sqlite":
         filled["DATABASE_URL"] = f"sqlite:///{sqlite_path(spec)}"

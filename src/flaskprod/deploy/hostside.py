@@ -12,6 +12,8 @@ nothing would change (else what would): the provisioning engine's idempotency te
     hostside.py secrets FILE NAME...                   [--check]
     hostside.py render SECRETS TEMPLATE DEST MODE OWNER GROUP  [--check]
     hostside.py postgres SECRETS ROLE DATABASE PASSWORD_NAME   [--check]
+    hostside.py mariadb SECRETS USER DATABASE PASSWORD_NAME    [--check]
+    hostside.py mariadb-settings CNF   (the running server has CNF's settings) [--check]
     hostside.py listeners PORT...      (who listens on each TCP port: "PORT PROGRAM PID")
 
 Templates name secrets as ``{{secret:NAME}}`` and keep a value the server already has
@@ -133,38 +135,38 @@ def cmd_render(args: list[str], check: bool) -> str:
     return f"wrote {dest}"
 
 
-def _psql(sql: str, *, database: str = "postgres") -> str:
-    done = subprocess.run(
-        [
-            *("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A"),
-            *("-v", "ON_ERROR_STOP=1", "-d", database),
-        ],
-        input=sql,
-        capture_output=True,
-        text=True,
-        cwd="/",
-        check=False,
-    )
+def _sql_client(argv: list[str], sql: str, *, secret: str = "") -> str:
+    """Run a database client as root with ``sql`` on stdin; its output. A failure exits
+    with the client's own last line (the SQL, with a password in it, never echoed;
+    ``secret`` masked should the client quote it)."""
+    done = subprocess.run(argv, input=sql, capture_output=True, text=True, cwd="/", check=False)
     if done.returncode:
-        # psql's own message; the SQL (with a password in it) is never echoed
-        raise SystemExit(done.stderr.strip().splitlines()[-1] if done.stderr else "psql failed")
-    return done.stdout.strip()
+        client = "psql" if "psql" in argv else argv[0]
+        message = done.stderr.strip().splitlines()[-1] if done.stderr else f"{client} failed"
+        raise SystemExit(message.replace(secret, "***") if secret else message)
+    return done.stdout
+
+
+def _psql(sql: str, *, database: str = "postgres") -> str:
+    argv = ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-t", "-A"]
+    return _sql_client([*argv, "-v", "ON_ERROR_STOP=1", "-d", database], sql).strip()
+
+
+def _says_one(argv: list[str], env: dict[str, str] | None = None) -> bool:
+    """A database client's ``select 1`` (a login check) printed 1."""
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/", check=False)
+    return done.returncode == 0 and done.stdout.strip() == "1"
 
 
 def _can_log_in(role: str, database: str, password: str) -> bool:
     env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="5")
-    done = subprocess.run(
+    return _says_one(
         [
             *("psql", "-X", "-q", "-t", "-A", "-h", "127.0.0.1", "-U", role, "-d", database),
             *("-c", "select 1"),
         ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd="/",
-        check=False,
+        env,
     )
-    return done.returncode == 0 and done.stdout.strip() == "1"
 
 
 def _quote_ident(name: str) -> str:
@@ -204,6 +206,175 @@ def cmd_postgres(args: list[str], check: bool) -> str:
     if not _can_log_in(role, database, password):
         raise SystemExit(f"role {role} still cannot log in to {database} over 127.0.0.1")
     return f"set up role {role}, database {database}"
+
+
+#: Database and user names (an app's name has hyphens: spec's [a-z][a-z0-9-]*); used
+#: backtick-quoted or as string literals in SQL, and in a client defaults file.
+_MY_NAME = re.compile(r"^[A-Za-z0-9_$-]{1,64}$")
+#: The app's MariaDB user, per address it connects from (skip-name-resolve: a TCP
+#: connection is 127.0.0.1, a unix socket one is localhost).
+_MY_HOSTS = ("127.0.0.1", "localhost")
+#: What GRANT ALL ON db.* gives, at least (the app's migrations create and alter tables).
+_MY_PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX"}
+
+
+def _mariadb(sql: str, *, secret: str = "") -> list[list[str]]:
+    """SQL as MariaDB's root (unix socket authentication, Debian's default); rows."""
+    out = _sql_client(["mariadb", "--batch", "--skip-column-names", "--raw"], sql, secret=secret)
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def _my_can_log_in(user: str, database: str, password: str) -> bool:
+    """The user reaches its database over 127.0.0.1 with the password (a client
+    defaults file in a private folder: never on a command line)."""
+    with tempfile.TemporaryDirectory(prefix="flaskprod-") as folder:
+        cnf = Path(folder) / "client.cnf"
+        fd = os.open(cnf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f'[client]\nuser="{user}"\npassword="{password}"\n')
+        return _says_one(
+            [
+                *("mariadb", f"--defaults-file={cnf}", "--protocol=tcp", "-h", "127.0.0.1"),
+                *("--connect-timeout=5", "--batch", "--skip-column-names", "-D", database),
+                *("-e", "select 1"),
+            ]
+        )
+
+
+def _literal(text: str) -> str:
+    """A MariaDB string literal (quotes doubled, backslashes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _account(user: str, host: str) -> str:
+    return f"{_literal(user)}@{_literal(host)}"
+
+
+def _my_state(user: str, database: str) -> tuple[str, list[str], int, dict[str, set[str]]]:
+    """The database's character set, the user's hosts, its global privileges beyond
+    USAGE, and its privileges per (account, database)."""
+    # names as literals (_literal escapes them); they come from the spec, not a client
+    (charset,) = _mariadb(
+        "SELECT COALESCE((SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA "  # noqa: S608
+        f"WHERE SCHEMA_NAME = {_literal(database)}), 'none');"
+    )[0]
+    rows = _mariadb(f"SELECT Host FROM mysql.user WHERE User = {_literal(user)};")  # noqa: S608
+    hosts = [row[0] for row in rows]
+    if not hosts:
+        return charset, hosts, 0, {}
+    # information_schema's GRANTEE column reads 'user'@'host'
+    grantees = ", ".join(_literal(f"'{user}'@'{host}'") for host in hosts)
+    (global_powers,) = _mariadb(
+        "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES "  # noqa: S608
+        f"WHERE GRANTEE IN ({grantees}) AND PRIVILEGE_TYPE <> 'USAGE';"
+    )[0]
+    per_database: dict[str, set[str]] = {}
+    for grantee, schema, privilege in _mariadb(
+        "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE "  # noqa: S608
+        "FROM information_schema.SCHEMA_PRIVILEGES "
+        f"WHERE GRANTEE IN ({grantees});"
+    ):
+        per_database.setdefault(f"{grantee} {schema}", set()).add(privilege)
+    return charset, hosts, int(global_powers), per_database
+
+
+def cmd_mariadb(args: list[str], check: bool) -> str:
+    secrets_file, user, database, password_name = args
+    for name in (user, database):
+        if not _MY_NAME.match(name):
+            raise SystemExit(
+                f"MariaDB name {name!r}: use up to 64 letters, digits, _, $ and - "
+                "(database.name, database.user)"
+            )
+    password = read_env(secrets_file).get(password_name)
+    if not password:
+        raise SystemExit(f"secret {password_name} is not in {secrets_file}")
+    charset, hosts, global_powers, per_database = _my_state(user, database)
+    wanted = {f"'{user}'@'{host}' {database}" for host in _MY_HOSTS}
+    good = (
+        charset == "utf8mb4"
+        and sorted(hosts) == sorted(_MY_HOSTS)
+        and global_powers == 0
+        and set(per_database) == wanted
+        and all(per_database[key] >= _MY_PRIVILEGES for key in wanted)
+        and _my_can_log_in(user, database, password)
+    )
+    if good:
+        return "ok"
+    if check:
+        return f"to set up: user {user}, database {database}"
+    # Least privilege: a user of the loopback addresses that can do nothing beyond its
+    # own database (every other grant revoked, any other host's user dropped).
+    sql = [
+        f"CREATE DATABASE IF NOT EXISTS `{database}` "
+        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;",
+        f"ALTER DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;",
+    ]
+    sql += [f"DROP USER {_account(user, host)};" for host in hosts if host not in _MY_HOSTS]
+    for host in _MY_HOSTS:
+        account = _account(user, host)
+        sql += [
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';",
+            f"ALTER USER {account} IDENTIFIED BY '{password}';",
+            f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account};",
+            f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account};",
+        ]
+    _mariadb("\n".join(sql) + "\n", secret=password)
+    if not _my_can_log_in(user, database, password):
+        raise SystemExit(f"user {user} still cannot log in to {database} over 127.0.0.1")
+    return f"set up user {user}, database {database}"
+
+
+def _cnf_settings(path: str) -> dict[str, str]:
+    """``key = value`` lines of the [mariadbd] group of a MariaDB option file."""
+    settings: dict[str, str] = {}
+    group = ""
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            group = line.strip("[]").strip()
+        elif group == "mariadbd" and "=" in line:
+            key, _, value = line.partition("=")
+            settings[key.strip().replace("-", "_")] = value.strip()
+    return settings
+
+
+def _normal(key: str, value: str) -> object:
+    value = value.strip().upper()
+    if key == "sql_mode":
+        return frozenset(part for part in value.split(",") if part)
+    return {"ON": "1", "OFF": "0", "TRUE": "1", "FALSE": "0"}.get(value, value)
+
+
+def _settings_differ(path: str) -> list[str]:
+    settings = _cnf_settings(path)
+    for key in settings:
+        if not re.match(r"^[a-z_]+$", key):
+            raise SystemExit(f"{path}: setting {key!r} is not a MariaDB variable name")
+    if not settings:
+        return []
+    (running,) = _mariadb("SELECT " + ", ".join(f"@@global.{k}" for k in settings) + ";")
+    # one column per setting, in order (no zip(strict=): the host may run Python 3.9)
+    return [
+        f"{key} is {running[index]}, not {want}"
+        for index, (key, want) in enumerate(settings.items())
+        if _normal(key, want) != _normal(key, running[index])
+    ]
+
+
+def cmd_mariadb_settings(path: str, check: bool) -> str:
+    differ = _settings_differ(path)
+    if not differ:
+        return "ok"
+    if check:
+        return "to restart: " + "; ".join(differ)
+    subprocess.run(["systemctl", "restart", "mariadb"], check=True, cwd="/")
+    still = _settings_differ(path)
+    if still:
+        raise SystemExit(f"mariadb restarted with {path} and still: " + "; ".join(still))
+    return "restarted mariadb: " + "; ".join(differ)
 
 
 def _listening_inodes(ports: set[int]) -> dict[str, int]:
@@ -259,6 +430,10 @@ def main(argv: list[str]) -> int:
         print(cmd_listeners(rest))
     elif command == "postgres" and len(rest) == 4:
         print(cmd_postgres(rest, check))
+    elif command == "mariadb" and len(rest) == 4:
+        print(cmd_mariadb(rest, check))
+    elif command == "mariadb-settings" and len(rest) == 1:
+        print(cmd_mariadb_settings(rest[0], check))
     else:
         print(f"usage: see {__file__}", file=sys.stderr)
         return 2

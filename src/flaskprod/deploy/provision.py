@@ -2,9 +2,10 @@
 
 Every step is derived from ``flaskprod.toml`` and the kit rendered from it (the
 project's ``deploy/``): packages, the app user and its folders, secrets generated on
-the server, the PostgreSQL role and database, Redis, the env file, the systemd units,
-the nginx site, the certificate, the firewall, log rotation, journald retention and
-the backup timer. A second run with nothing to do changes nothing and says so.
+the server, the PostgreSQL role and database (or MariaDB's: :mod:`mariadb_host`),
+Redis, the env file, the systemd units, the nginx site, the certificate, the firewall,
+log rotation, journald retention and the backup timer. A second run with nothing to
+do changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
-from flaskprod.deploy import hostfiles
+from flaskprod.deploy import hostfiles, mariadb_host
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
 from flaskprod.errors import ProjectError
@@ -147,6 +148,12 @@ class Provisioner:
         self.secrets_step()
         if self.postgres and self.spec.database.local:
             self.database()
+        if mariadb_host.wanted(self.spec):
+            self._done(
+                mariadb_host.provision(
+                    self.engine, self.spec, self.kit.project, self.secrets, _helper
+                )
+            )
         if self.redis:
             self.redis_step()
         self.env_step()
@@ -220,6 +227,7 @@ class Provisioner:
         wanted = ["nginx", "python3-venv", "ufw", "logrotate", "acl"]
         if self.postgres:
             wanted.append("postgresql" if self.spec.database.local else "postgresql-client")
+        wanted += mariadb_host.packages(self.spec)
         if self.redis:
             wanted.append("redis-server")
         if self.spec.tls.mode == "letsencrypt":
@@ -404,7 +412,8 @@ class Provisioner:
         """The kit's backup unit run once under the server's systemd: it works, and
         there is a backup from the first day (the timer takes over)."""
         unit = f"{self.name}-backup.service"
-        if unit not in self.kit.units or (self.postgres and not self.spec.database.local):
+        database = self.spec.database
+        if unit not in self.kit.units or (database.server_engine and not database.local):
             return  # a database elsewhere may not be reachable before the app's first release
         folder = self.spec.resolve(self.spec.backup.dir).rstrip("/")
         with self.engine.step("first backup") as step:

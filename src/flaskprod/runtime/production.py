@@ -13,9 +13,9 @@ profile (:mod:`flaskprod.runtime.config`) and refuses to start when it is unsafe
 (exit status 3, one line per problem); configures logging; trusts
 ``TRUSTED_PROXIES`` proxies; adds request ids, one access log line per request,
 security headers and the health endpoints (:mod:`flaskprod.runtime.middleware`);
-installs the error pages; sets SQLAlchemy engine options and, for PostgreSQL, the
-stall guard (:mod:`flaskprod.runtime.stall`); starts Sentry when
-``SENTRY_DSN`` is set. Keyword ``overrides`` are config keys that the app sets in
+installs the error pages; sets SQLAlchemy engine options and, for PostgreSQL
+(psycopg) and MariaDB (PyMySQL), the stall guard (:mod:`flaskprod.runtime.stall`);
+starts Sentry when ``SENTRY_DSN`` is set. Keyword ``overrides`` are config keys that the app sets in
 code (the environment still wins over them), e.g. ``Production(app, HEALTH_PATH="/hz")``.
 
 Validation happens here, once, at app creation. The middleware's settings (health
@@ -71,7 +71,8 @@ class Production:
                 "set DATABASE_URL to PostgreSQL for more than a single small box"
             )
         apply_engine_options(app)
-        if uri.startswith("postgresql+psycopg") and config["DATABASE_STALL_SECONDS"]:
+        guarded = uri.startswith(("postgresql+psycopg", "mysql+pymysql"))
+        if guarded and config["DATABASE_STALL_SECONDS"]:
             # Imported here: it needs SQLAlchemy, which apps without a database lack.
             from flaskprod.runtime import stall
 

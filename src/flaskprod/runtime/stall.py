@@ -1,9 +1,11 @@
-"""The database stall guard: on a stalled PostgreSQL, fail fast (503) instead of hanging.
+"""The database stall guard: on a stalled PostgreSQL or MariaDB, fail fast (503)
+instead of hanging.
 
 Why: a database server that is frozen (SIGSTOP, a paused VM, a host that stopped
 scheduling) or cut off by a network partition accepts bytes and never answers. Nothing
 on the client bounds that wait: ``statement_timeout`` is enforced by the server, which
-is not running; psycopg 3 and libpq have no read timeout; TCP keepalives and
+is not running; psycopg 3 and libpq have no read timeout (PyMySQL's ``read_timeout``
+is the statement timeout, 30 s); TCP keepalives and
 ``tcp_user_timeout`` see a kernel that still acknowledges; ``cancel()`` goes to the
 stopped postmaster; ``pool_timeout`` only bounds waiting for a pooled connection. So
 every request that touches the database holds its worker thread until the server
@@ -20,14 +22,16 @@ How, per engine and per process:
   every statement on its slower evented path, about 10 us);
 - one daemon thread per process looks at them. A call the server has not answered
   for ``DATABASE_STALL_SECONDS`` (0.5 s) makes it *probe* the server: a new
-  connection and ``SELECT 1`` through libpq's non-blocking API, given
-  ``DATABASE_PROBE_TIMEOUT`` (1 s). A live server answers it at once, however long
-  the call itself runs (a slow query, a lock wait, or even a refusal such as "too
-  many clients" proves it is alive): nothing is cut. At most one probe per slow
+  connection and ``SELECT 1`` through libpq's non-blocking API (MariaDB: a new
+  connection that must get the server's greeting), given
+  ``DATABASE_PROBE_TIMEOUT`` (1 s); :mod:`flaskprod.runtime.stall_drivers`. A live
+  server answers it at once, however long the call itself runs (a slow query, a
+  lock wait, or even a refusal such as "too many clients" proves it is alive):
+  nothing is cut. At most one probe per slow
   call: a call older than the last answered probe is known to be slow, not stalled;
 - no answer: the breaker opens. The sockets of the engine's connections in this
   process are shut down (``socket.shutdown`` on a dup of each fd: the blocked read
-  returns, psycopg raises, SQLAlchemy invalidates the connection); the interrupted
+  returns, the driver raises, SQLAlchemy invalidates the connection); the interrupted
   calls and every new one (a new connection, a pre-ping, a statement) raise
   :class:`DatabaseUnavailable` at once, which ``Production`` answers with a 503
   (JSON or the HTML page, ``Retry-After``, no traceback) and readiness reports as a
@@ -46,7 +50,7 @@ backend under a live server, which the probe calls alive).
 
 Fork safety: the state is per process (``os.register_at_fork``): a child starts with
 no calls, no connections, a closed breaker, and starts its own thread when it first
-talks to the database. Only psycopg (3) engines are guarded.
+talks to the database. psycopg (3) and PyMySQL engines are guarded.
 """
 
 from __future__ import annotations
@@ -54,13 +58,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import socket
 import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +73,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
+from flaskprod.runtime.stall_drivers import DRIVERS, Driver
+
 log = logging.getLogger("flaskprod.database")
 
 #: Seconds between probes while the breaker is open.
 REPROBE = 0.5
 #: The Retry-After of the 503 (seconds).
 RETRY_AFTER = 2
-#: psycopg.connect() keywords that are not libpq connection parameters.
-_NOT_CONNINFO = frozenset(
-    {"context", "autocommit", "prepare_threshold", "row_factory", "cursor_factory"}
-)
 
 _now = time.perf_counter
 _ident = threading.get_ident
@@ -92,26 +93,9 @@ class DatabaseUnavailable(OperationalError):
     doing so; ``Production`` registers a handler for it (503, ``Retry-After``)."""
 
 
-def _stalled_dbapi_error() -> Exception:
-    import psycopg
-
-    return psycopg.OperationalError(
-        "the database server is stalled (no answer to a new connection): failing fast "
-        "until it answers again"
-    )
-
-
-def _conninfo(cargs: Any, cparams: Mapping[str, Any]) -> str:
-    """libpq's connection string for what SQLAlchemy passes to ``psycopg.connect``."""
-    from psycopg.conninfo import make_conninfo
-
-    params = {k: v for k, v in cparams.items() if k not in _NOT_CONNINFO}
-    return make_conninfo(cargs[0] if cargs else "", **params)
-
-
-def _stalled_error(statement: str | None = None) -> DatabaseUnavailable:
+def _stalled_error(driver: Driver, statement: str | None = None) -> DatabaseUnavailable:
     return DatabaseUnavailable(
-        statement, None, _stalled_dbapi_error(), hide_parameters=True, connection_invalidated=True
+        statement, None, driver.stalled_error(), hide_parameters=True, connection_invalidated=True
     )
 
 
@@ -120,12 +104,14 @@ class StallGuard:
 
     def __init__(self, engine: Engine, stall: float, probe_timeout: float) -> None:
         self.engine_name = repr(engine.url)  # password hidden
+        self.driver = DRIVERS[engine.dialect.driver]
         self.stall = stall
         self.probe_timeout = probe_timeout
-        # Until this process makes a connection (whose parameters, connect_args
-        # included, then replace it): the URL's, for connections made before the guard.
-        self.conninfo: str | None = _conninfo(*engine.dialect.create_connect_args(engine.url))
-        self._exact_conninfo = False
+        # What the probe connects to. Until this process makes a connection (whose
+        # parameters, connect_args included, then replace it): the URL's, for
+        # connections made before the guard.
+        self.target: Any = self.driver.probe_target(*engine.dialect.create_connect_args(engine.url))
+        self._exact_target = False
         self._dbapi_error: type[BaseException] = Exception
         self._cursor_classes: dict[type[Any], type[Any]] = {}
         self._reset()
@@ -209,8 +195,8 @@ class StallGuard:
         return do_rollback
 
     def _cursor_class(self, base: type[Any]) -> type[Any]:
-        """``base`` (the connection's cursor class: psycopg's, or the app's own, e.g.
-        ClientCursor) with its calls kept in :attr:`inflight` while they run, and
+        """``base`` (the connection's cursor class: the driver's, or the app's own, e.g.
+        psycopg's ClientCursor) with its calls kept in :attr:`inflight` while they run, and
         refused at once while the breaker is open."""
         cls = self._cursor_classes.get(base)
         if cls is not None:
@@ -221,7 +207,7 @@ class StallGuard:
             # The base method is bound here once: no super() lookup per statement.
             def method(cursor: Any, *args: Any, **kwargs: Any) -> Any:
                 if guard.open_since is not None:
-                    raise _stalled_dbapi_error()
+                    raise guard.driver.stalled_error()
                 key = _ident()
                 inflight = guard.inflight
                 inflight[key] = _now()
@@ -247,13 +233,13 @@ class StallGuard:
         :class:`DatabaseUnavailable` and the connection is invalidated."""
         if not isinstance(context.original_exception, self._dbapi_error):
             return None
-        # The psycopg connection the call ran on (none for a failed connect or ping).
+        # The DB-API connection the call ran on (none for a failed connect or ping).
         cursor = getattr(context.execution_context, "cursor", None)
         connection = getattr(cursor, "connection", None)
         if self.open_since is None and (connection is None or connection not in self.cut):
             return None
         context.is_disconnect = True
-        return _stalled_error(context.statement)
+        return _stalled_error(self.driver, context.statement)
 
     def _connect(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         """A new connection: refused at once while the breaker is open; else made here,
@@ -261,10 +247,10 @@ class StallGuard:
         answers it: only connect_timeout, at least 2 s in libpq, would end it). Its
         parameters are kept for the probe (the engine's URL and connect_args)."""
         if self.open_since is not None:
-            raise _stalled_error()
-        if not self._exact_conninfo:
-            self.conninfo = _conninfo(cargs, cparams)
-            self._exact_conninfo = True
+            raise _stalled_error(self.driver)
+        if not self._exact_target:
+            self.target = self.driver.probe_target(cargs, cparams)
+            self._exact_target = True
         key = _ident()
         self.inflight[key] = _now()
         try:
@@ -278,11 +264,21 @@ class StallGuard:
         self._register(dbapi_connection)
 
     def _pinger(self, ping: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        tracked = self.driver.ping_uses_cursor  # else the ping is a call of its own
+
         def do_ping(dbapi_connection: Any) -> bool:
             if self.open_since is not None:
                 return False  # the pool reconnects, and the new connection is refused
-            self._register(dbapi_connection)  # its cursor, tracked, runs the ping
-            return ping(dbapi_connection)
+            self._register(dbapi_connection)  # psycopg: its cursor, tracked, runs the ping
+            if tracked:
+                return ping(dbapi_connection)
+            key = _ident()
+            inflight = self.inflight
+            inflight[key] = _now()
+            try:
+                return ping(dbapi_connection)
+            finally:
+                inflight.pop(key, None)
 
         return do_ping
 
@@ -293,16 +289,17 @@ class StallGuard:
             return
         if not WATCHER.running:
             WATCHER.start()
-        factory = connection.cursor_factory
+        attribute = self.driver.cursor_attribute
+        factory = getattr(connection, attribute)
         if getattr(factory, "_flaskprod_guard", None) is not self:
-            connection.cursor_factory = self._cursor_class(factory)
+            setattr(connection, attribute, self._cursor_class(factory))
         try:
-            fd = connection.fileno()
+            fd = self.driver.fileno(connection)
             with socket.socket(fileno=os.dup(fd)) as sock:
                 local, peer = sock.getsockname(), sock.getpeername()
             self.connections[id(connection)] = (weakref.ref(connection), fd, local, peer)
             self.peers.add(peer)
-        except (OSError, ValueError, self._dbapi_error):  # closed meanwhile: nothing to cut
+        except (OSError, ValueError, AttributeError, self._dbapi_error):  # closed meanwhile
             return
         if len(self.connections) > 64:  # connections come and go (recycle, overflow)
             for key, entry in list(self.connections.items()):
@@ -339,39 +336,16 @@ class StallGuard:
         return REPROBE
 
     def probe(self) -> bool:
-        """Whether the server answers a new connection and ``SELECT 1`` within
-        ``probe_timeout``. Any answer of the server counts, an error too (too many
-        clients, a failed login): it is running. Silence, a refused or unreachable
-        address do not."""
-        if self.conninfo is None:
+        """Whether the server answers a new connection within ``probe_timeout`` (the
+        driver's probe: any answer counts, an error too; silence, a refused or
+        unreachable address do not)."""
+        if self.target is None:
             return True  # no way to tell: never cut
-        from psycopg import pq
-
-        deadline = _now() + self.probe_timeout
-        pgconn = pq.PGconn.connect_start(self.conninfo.encode())
         try:
-            status: int = pq.PollingStatus.WRITING
-            while status != pq.PollingStatus.OK:
-                if status == pq.PollingStatus.FAILED:
-                    message = pgconn.get_error_message()
-                    return "FATAL:" in message or "ERROR:" in message
-                if not _wait(pgconn.socket, status == pq.PollingStatus.READING, deadline):
-                    self._learn_peer(pgconn.socket)
-                    return False
-                status = pgconn.connect_poll()
-            pgconn.send_query(b"SELECT 1")
-            while True:
-                pgconn.consume_input()
-                if not pgconn.is_busy():
-                    return True
-                if not _wait(pgconn.socket, True, deadline):
-                    self._learn_peer(pgconn.socket)
-                    return False
+            return self.driver.probe(self.target, self.probe_timeout, self._learn_peer)
         except Exception as error:  # a broken probe must not kill the guard's thread
             log.warning("database probe failed: %s", error)
             return False
-        finally:
-            pgconn.finish()
 
     def _learn_peer(self, fd: int) -> None:
         """The server's address, from the probe's socket (when the TCP connection was
@@ -416,7 +390,7 @@ class StallGuard:
         known: dict[int, tuple[Any, Any, Any]] = {}
         for key, (ref, fd, local, peer) in list(self.connections.items()):
             connection = ref()
-            if connection is None or connection.closed:
+            if connection is None or self.driver.closed(connection):
                 self.connections.pop(key, None)
             else:
                 known[fd] = (connection, local, peer)
@@ -451,14 +425,6 @@ def _socket_fds(fallback: dict[int, Any]) -> list[int]:
         except (OSError, ValueError):
             continue
     return fds
-
-
-def _wait(fd: int, read: bool, deadline: float) -> bool:
-    left = deadline - _now()
-    if left <= 0:
-        return False
-    ready = select.select([fd] if read else [], [] if read else [fd], [], left)
-    return bool(ready[0] or ready[1])
 
 
 class Watcher:
@@ -503,10 +469,10 @@ _attach_lock = threading.Lock()
 def guard_engine(
     engine: Engine, stall: float = 0.5, probe_timeout: float = 1.0
 ) -> StallGuard | None:
-    """Guard ``engine`` (idempotent); None for engines that are not psycopg's or with
-    ``stall`` 0. ``Production`` does it for Flask-SQLAlchemy's engines; call it for an
-    engine of your own."""
-    if not stall or engine.dialect.driver != "psycopg" or engine.dialect.is_async:
+    """Guard ``engine`` (idempotent); None for engines that are not psycopg's or
+    PyMySQL's, or with ``stall`` 0. ``Production`` does it for Flask-SQLAlchemy's
+    engines; call it for an engine of your own."""
+    if not stall or engine.dialect.driver not in DRIVERS or engine.dialect.is_async:
         return None
     with _attach_lock:
         guard = _by_engine.get(engine)
@@ -546,7 +512,8 @@ def respond_unavailable(error: DatabaseUnavailable) -> Any:
 
 
 def install(app: Flask) -> None:
-    """Called by ``Production`` for a psycopg URL with ``DATABASE_STALL_SECONDS`` > 0."""
+    """Called by ``Production`` for a psycopg or PyMySQL URL with
+    ``DATABASE_STALL_SECONDS`` > 0."""
     config = app.config
     app.register_error_handler(DatabaseUnavailable, respond_unavailable)
     app.extensions["flaskprod.stall"] = AppStallGuard(
