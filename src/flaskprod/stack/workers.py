@@ -1,8 +1,8 @@
 """The spec's processes under ``flaskprod up``: each long-running one is started beside
 the app server (once it is healthy), kept running by :mod:`flaskprod.stack.keeper`,
 recorded in ``state.json`` as ``process-<name>`` and stopped by pid (TERM: RQ's and
-Celery's warm shutdown). Scheduled ones are not run by ``up`` (it has no clock): it
-says how to run one by hand.
+Celery's warm shutdown). A scheduled one (``schedule``) is run by its keeper at each
+time the schedule names, one run at a time; ``status`` shows its last and next run.
 
 Before anything starts, every process is checked: its program is installed in the
 project's virtualenv, a Celery app imports. A failure is one line naming the process.
@@ -10,6 +10,7 @@ project's virtualenv, a Celery app imports. A failure is one line naming the pro
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -39,9 +40,39 @@ def record_name(process: str) -> str:
     return f"{PREFIX}{process}"
 
 
-def running(spec: Spec) -> dict[str, ProcessSection]:
-    """The processes ``up`` runs: the long-running ones."""
-    return {name: p for name, p in sorted(spec.processes.items()) if not p.schedule}
+#: state.json's address of a scheduled process (its keeper's record): the schedule.
+SCHEDULED = "cron "
+
+
+def record_address(process: ProcessSection) -> str:
+    """What ``status`` shows in the address column: the kind, or the schedule."""
+    return f"{SCHEDULED}'{process.schedule}'" if process.schedule else process.kind
+
+
+def is_scheduled(address: str) -> bool:
+    return address.startswith(SCHEDULED)
+
+
+def status_file(log: Path) -> Path:
+    """Where a scheduled process's keeper writes its last and next run: beside its log."""
+    return log.with_suffix(".status.json")
+
+
+def scheduled_health(log: Path) -> str:
+    """``status``'s health of a scheduled process: the run in progress or the last one
+    (start, exit, seconds), and the next."""
+    try:
+        data = json.loads(status_file(log).read_text())
+    except (OSError, ValueError):
+        return "starting"
+    upcoming = str(data.get("next_run") or "-").rpartition(" ")[2]
+    if data.get("running_pid"):
+        return f"run {data['runs']} running (pid {data['running_pid']}, {data['last_start']})"
+    if not data.get("runs"):
+        return f"next run {upcoming}"
+    code = data.get("last_exit")
+    ended = "exit 0" if code == 0 else (f"exit {code}" if code > 0 else f"signal {-code}")
+    return f"last {data['last_start']}: {ended} ({data.get('last_seconds')}s), next {upcoming}"
 
 
 def process_command(
@@ -69,9 +100,9 @@ def process_command(
 def check_processes(
     spec: Spec, python: ProjectPython, env: Mapping[str, str], cwd: Path
 ) -> dict[str, list[str]]:
-    """Every long-running process's argv, each checked (a Celery app is imported)."""
+    """Every process's argv, each checked (a Celery app is imported)."""
     commands: dict[str, list[str]] = {}
-    for name, process in running(spec).items():
+    for name, process in sorted(spec.processes.items()):
         commands[name] = process_command(name, process, python, env.get("REDIS_URL"))
         app = celery_app(process.argv) if process.kind.startswith("celery") else None
         if app:
@@ -101,11 +132,15 @@ def _import_celery(
         )
 
 
-def keeper_command(name: str, process: ProcessSection, argv: list[str]) -> list[str]:
-    """flaskprod's own interpreter runs the keeper; the keeper runs the project's argv."""
+def keeper_command(name: str, process: ProcessSection, argv: list[str], log: Path) -> list[str]:
+    """flaskprod's own interpreter runs the keeper; the keeper runs the project's argv
+    (on its schedule, when it has one)."""
+    when = []
+    if process.schedule:
+        when = ["--schedule", process.schedule, "--status-file", str(status_file(log))]
     return [
         sys.executable, "-m", "flaskprod.stack.keeper", "--name", name,
-        "--stop-timeout", str(process.stop_timeout), "--", *argv,
+        "--stop-timeout", str(process.stop_timeout), *when, "--", *argv,
     ]  # fmt: skip
 
 
