@@ -84,3 +84,16 @@ def test_a_celery_app_that_does_not_import(project: Path) -> None:
     ), err
     assert "Traceback" not in err
     assert not (project / ".flaskprod/state.json").exists()
+
+
+def test_a_scheduled_command_that_is_not_installed(project: Path) -> None:
+    """up runs scheduled processes too, so their program is checked before anything starts."""
+    process = '[processes.nightly]\ncommand = "nightly-report"\nschedule = "0 3 * * *"\n'
+    code, out, err = up_with(project, process)
+    assert code == ExitCode.ENVIRONMENT, out + err
+    first = err.strip().splitlines()[0]
+    assert first.startswith(
+        "flaskprod: error: flaskprod.toml: processes.nightly: 'nightly-report' is not installed"
+    ), err
+    assert "Traceback" not in err
+    assert not (project / ".flaskprod/state.json").exists()
