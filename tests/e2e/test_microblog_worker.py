@@ -111,13 +111,19 @@ def test_init_writes_the_worker_and_renders_it_everywhere(stack: Stack) -> None:
     assert spec["redis"]["maxmemory_policy"] == "noeviction"  # a queue is never evicted
     assert f"process worker: rq worker {QUEUE} (rq, from Procfile)" in stack.init_output
     unit = (root / "deploy/systemd/microblog-worker.service").read_text().splitlines()
-    assert f"ExecStart=/srv/microblog/.venv/bin/rq worker --url ${{REDIS_URL}} {QUEUE}" in unit
+    settings = (
+        "--with-scheduler --job-monitoring-interval 5 --worker-ttl 30 --maintenance-interval 15"
+    )
+    assert (
+        f"ExecStart=/srv/microblog/.venv/bin/rq worker --url ${{REDIS_URL}} {settings} {QUEUE}"
+        in unit
+    )
     k8s = yaml.safe_load((root / "deploy/k8s/worker-worker.yaml").read_text())
     assert k8s["kind"] == "Deployment"
     compose = yaml.safe_load((root / "deploy/compose.yaml").read_text())
     assert compose["services"]["worker"]["command"][:2] == ["rq", "worker"]
     procfile = (root / "deploy/Procfile").read_text().splitlines()
-    assert f'worker: rq worker --url "$REDIS_URL" {QUEUE}' in procfile
+    assert f'worker: rq worker --url "$REDIS_URL" {settings} {QUEUE}' in procfile
 
 
 def test_up_runs_it_with_microblogs_venv_and_it_registers_in_redis(stack: Stack) -> None:

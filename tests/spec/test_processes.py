@@ -5,6 +5,7 @@ project's Procfile, supervisor configs, compose files, crontab and code."""
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ from pydantic import ValidationError
 
 from flaskprod.spec.model import Spec
 from flaskprod.spec.process_scan import scan_processes
-from flaskprod.spec.processes import check_cron, classify, on_calendar, process_argv
+from flaskprod.spec.processes import (
+    check_cron,
+    classify,
+    next_run,
+    on_calendar,
+    process_argv,
+)
 
 
 def spec(processes: dict[str, dict[str, object]], **sections: dict[str, object]) -> Spec:
@@ -92,12 +99,19 @@ def test_cron_as_systemd_calendar(cron: str, calendar: str) -> None:
 
 
 def test_the_command_each_target_runs() -> None:
+    # an RQ worker: the app's Redis and RQ's settings for a bounded recovery
     assert process_argv("rq", ["rq", "worker", "q"], None, "$R") == [
-        "rq", "worker", "--url", "$R", "q",
+        "rq", "worker", "--url", "$R", "--with-scheduler", "--job-monitoring-interval", "5",
+        "--worker-ttl", "30", "--maintenance-interval", "15", "q",
     ]  # fmt: skip
-    # a command that names its connection keeps it
-    assert process_argv("rq", ["rq", "worker", "-c", "settings"], None, "$R") == [
-        "rq", "worker", "-c", "settings",
+    # a command that names its connection or one of the settings keeps its own
+    assert process_argv("rq", ["rq", "worker", "-s", "--worker-ttl=99", "-c", "x"], None, "$R") == [
+        "rq", "worker", "--job-monitoring-interval", "5", "--maintenance-interval", "15",
+        "-s", "--worker-ttl=99", "-c", "x",
+    ]  # fmt: skip
+    # a pool takes none of them
+    assert process_argv("rq", ["rq", "worker", "q"], 2, None) == [
+        "rq", "worker-pool", "--num-workers", "2", "q",
     ]  # fmt: skip
     assert process_argv("celery", ["celery", "-A", "a", "worker"], 8, None)[-2:] == [
         "--concurrency", "8",
@@ -181,3 +195,28 @@ def test_detected_from_the_projects_own_systemd_timer(tmp_path: Path) -> None:
     assert [p.section() for p in found.processes] == [
         {"command": "flask purge-sessions", "kind": "command", "schedule": "30 4 * * *"}
     ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "fires"),
+    [
+        ("* * * * *", "2026-12-07 16:58:30", "2026-12-07 16:59:00"),
+        ("* * * * *", "2026-12-07 16:59:00", "2026-12-07 17:00:00"),  # strictly after
+        ("*/15 * * * *", "2026-12-31 23:50:00", "2027-01-01 00:00:00"),
+        ("30 6 * * 1-5", "2026-12-05 10:00:00", "2026-12-07 06:30:00"),  # Sat -> Mon
+        ("0 3 * * 7", "2026-12-07 00:00:00", "2026-12-13 03:00:00"),  # 7 is Sunday
+        ("0 0 29 2 *", "2026-03-01 00:00:00", "2028-02-29 00:00:00"),
+        # day and weekday both restricted: either (the 1st, or a Monday)
+        ("0 12 1 * 1", "2026-12-02 13:00:00", "2026-12-07 12:00:00"),
+        ("5/20 * * * *", "2026-12-07 10:46:00", "2026-12-07 11:05:00"),
+        ("*/2 * * * * *", "2026-12-07 16:58:31", "2026-12-07 16:58:32"),  # seconds first
+    ],
+)
+def test_when_a_schedule_fires_next(schedule: str, after: str, fires: str) -> None:
+    moment = next_run(schedule, datetime.fromisoformat(after))
+    assert moment == datetime.fromisoformat(fires)
+
+
+def test_a_schedule_that_never_fires_is_refused() -> None:
+    with pytest.raises(ValueError, match="never fires"):
+        next_run("0 0 31 2 *", datetime(2026, 1, 1))

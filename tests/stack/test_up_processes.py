@@ -84,3 +84,29 @@ def test_a_celery_app_that_does_not_import(project: Path) -> None:
     ), err
     assert "Traceback" not in err
     assert not (project / ".flaskprod/state.json").exists()
+
+
+def test_a_scheduled_command_that_is_not_installed(project: Path) -> None:
+    """up runs scheduled processes too, so their program is checked before anything starts."""
+    process = '[processes.nightly]\ncommand = "nightly-report"\nschedule = "0 3 * * *"\n'
+    code, out, err = up_with(project, process)
+    assert code == ExitCode.ENVIRONMENT, out + err
+    first = err.strip().splitlines()[0]
+    assert first.startswith(
+        "flaskprod: error: flaskprod.toml: processes.nightly: 'nightly-report' is not installed"
+    ), err
+    assert "Traceback" not in err
+    assert not (project / ".flaskprod/state.json").exists()
+
+
+def test_a_schedule_that_never_fires(project: Path) -> None:
+    """Valid cron fields, no such day: its keeper would wait for ever."""
+    process = '[processes.leap]\ncommand = "python app.py"\nschedule = "0 0 31 2 *"\n'
+    code, out, err = up_with(project, process)
+    assert code == ExitCode.USAGE, out + err
+    assert err.strip().splitlines()[0] == (
+        "flaskprod: error: flaskprod.toml: processes.leap.schedule: '0 0 31 2 *' names no day "
+        "that exists (cron's day and month fields) (fix processes.leap.schedule, e.g. "
+        "'0 0 28 2 *')"
+    ), err
+    assert not (project / ".flaskprod/state.json").exists()

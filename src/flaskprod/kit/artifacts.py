@@ -216,6 +216,7 @@ def process_contexts(spec: Spec, *, venv: str, redis: bool) -> dict[str, dict[st
             "singleton": process.kind in SINGLETON_KINDS,
             "flask_app_env": systemd_join([f"FLASK_APP={target}"]),
             "systemd": systemd_join(systemd).replace(_REDIS_REF, "${REDIS_URL}"),
+            "rq_settings": "--maintenance-interval" in argv,
             "compose": [compose_url if w == _REDIS_REF else w for w in argv],
             "k8s": ["$(REDIS_URL)" if w == _REDIS_REF else w for w in argv],
             "paas": " ".join('"$REDIS_URL"' if w == _REDIS_REF else shlex.quote(w) for w in argv),

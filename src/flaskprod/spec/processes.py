@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -161,15 +163,127 @@ def _weekdays(text: str) -> str:
     return ",".join(dict.fromkeys(parts))
 
 
+# -- when a schedule fires next (the keeper of ``flaskprod up``) ---------------------------
+
+#: A leading seconds field the keeper also takes (systemd's calendar has seconds; the spec
+#: keeps cron's five fields, which Kubernetes CronJobs take).
+_SECOND = ("second", 0, 59)
+#: A schedule that has not fired within this many days never will (``0 0 31 2 *``);
+#: a 29 February schedule fires within 8 years.
+_HORIZON_DAYS = 8 * 366
+
+
+def check_schedule(expression: str) -> str:
+    """A cron schedule (:func:`check_cron`), or one with a leading seconds field."""
+    fields = expression.split()
+    if len(fields) == 6:
+        _values(fields[0], *_SECOND[1:], what=_SECOND[0])
+        check_cron(" ".join(fields[1:]))
+        return expression
+    return check_cron(expression)
+
+
+def next_run(expression: str, after: datetime) -> datetime:
+    """The first time strictly after ``after`` (naive local time, as cron and systemd's
+    timers read it) that the schedule fires. Cron's rules: a weekday 7 is Sunday, and
+    when both the day and the weekday are restricted, either one matching is enough.
+    ValueError when it never fires (``0 0 31 2 *``)."""
+    fields = check_schedule(expression).split()
+    if len(fields) == 5:
+        fields = ["0", *fields]
+    seconds, minutes, hours, days, months, weekdays = (
+        sorted(_values(text, low, high, what=what))
+        for text, (what, low, high) in zip(fields, (_SECOND, *_FIELDS), strict=True)
+    )
+    weekday_set = {n % 7 for n in weekdays}
+    any_day, any_weekday = fields[3].startswith("*"), fields[5].startswith("*")
+    start = (after + timedelta(seconds=1)).replace(microsecond=0)
+    day = start.date()
+    for _ in range(_HORIZON_DAYS):
+        in_month = day.day in days
+        on_weekday = (day.weekday() + 1) % 7 in weekday_set  # cron: 0 is Sunday
+        # both restricted: either one (cron's rule); else the restricted one decides
+        both = not (any_day or any_weekday)
+        fires = (in_month or on_weekday) if both else (in_month and on_weekday)
+        if day.month in months and fires:
+            for hour in hours:
+                if day == start.date() and hour < start.hour:
+                    continue
+                for minute in minutes:
+                    for second in seconds:
+                        moment = datetime.combine(day, dtime(hour, minute, second))
+                        if moment >= start:
+                            return moment
+        day += timedelta(days=1)
+    raise ValueError(f"the schedule {expression!r} never fires")
+
+
+def _values(text: str, low: int, high: int, *, what: str) -> set[int]:
+    """The numbers a cron field names (``*/15``, ``1-5``, ``0,30``)."""
+    found: set[int] = set()
+    for part in text.split(","):
+        match = _PART.match(part)
+        if not match:
+            raise ValueError(f"{what} field {text!r}: use numbers, '*', 'a-b', '*/n', lists")
+        base, step = match.group(1), int(match.group(2) or 1)
+        if step == 0:
+            raise ValueError(f"{what} field {text!r}: a step of 0")
+        if base == "*":
+            first, last = low, high
+        elif "-" in base:
+            first, last = (int(n) for n in base.split("-"))
+        else:
+            first = int(base)
+            last = high if match.group(2) else first  # '5/15': from 5 on
+        if first < low or last > high:
+            raise ValueError(f"{what} field {text!r}: {low} to {high}")
+        found.update(range(first, last + 1, step))
+    return found
+
+
 # -- the command each target runs -------------------------------------------------------
+
+#: RQ's own settings every target gives an ``rq worker`` (unless its command sets one),
+#: so that a job whose worker was killed with its work horse (an OOM kill of the unit, a
+#: lost host) is retried or moved to the failed registry within about 90 s instead of
+#: RQ's defaults (10 minutes or more), and a retry with an interval actually runs:
+#: - the work horse refreshes the job's heartbeat every 5 s; RQ itself adds 60 s, so the
+#:   job of a dead horse expires from the started registry at most 65 s after the kill;
+#: - the worker's main loop wakes every 15 s (its Redis wait is ``worker-ttl`` - 15 s)
+#:   and cleans the registries every 15 s (``maintenance-interval``, 600 s by default):
+#:   that cleanup is what retries an abandoned job (``Retry``) or moves it to the failed
+#:   registry — a later ``rq info`` is not needed;
+#: - ``--with-scheduler``: a retry with an interval (``Retry(interval=...)``) and
+#:   ``enqueue_in`` put the job in the scheduled registry, which only a scheduler moves
+#:   back to the queue; without one such a job waits there forever.
+RQ_WORKER_SETTINGS: tuple[tuple[str, str | None], ...] = (
+    ("--with-scheduler", None),
+    ("--job-monitoring-interval", "5"),
+    ("--worker-ttl", "30"),
+    ("--maintenance-interval", "15"),
+)
+#: The short spelling of an RQ worker option, when it has one.
+_RQ_SHORT = {"--with-scheduler": "-s"}
+
+
+def _rq_settings(args: Sequence[str]) -> list[str]:
+    """:data:`RQ_WORKER_SETTINGS` the command does not set itself."""
+    words: list[str] = []
+    for option, value in RQ_WORKER_SETTINGS:
+        spellings = {option, _RQ_SHORT.get(option, option)}
+        if any(w in spellings or w.startswith(f"{option}=") for w in args):
+            continue
+        words += [option] if value is None else [option, value]
+    return words
 
 
 def process_argv(
     kind: str, argv: Sequence[str], concurrency: int | None, redis_url: str | None
 ) -> list[str]:
     """The words a target runs for a process: an RQ worker gets ``--url`` (the app's
-    Redis, as each target names it) unless the command names a connection, and its
-    concurrency (``rq worker-pool --num-workers N``); celery gets ``--concurrency N``."""
+    Redis, as each target names it) unless the command names a connection, RQ's
+    settings for a bounded recovery (:data:`RQ_WORKER_SETTINGS`) and its concurrency
+    (``rq worker-pool --num-workers N``); celery gets ``--concurrency N``."""
     words = list(argv)
     found = program(words)
     if found is None:
@@ -185,6 +299,8 @@ def process_argv(
             named = any(
                 w in {"--url", "-u", "--config", "-c"} or w.startswith("--url=") for w in args
             )
+            if args[at] == "worker":  # worker-pool takes none of these
+                args[at + 1 : at + 1] = _rq_settings(args)
             if redis_url and not named:
                 args[at + 1 : at + 1] = ["--url", redis_url]
     named = any(w in {"-c", "--concurrency"} or w.startswith("--concurrency=") for w in args)

@@ -236,8 +236,10 @@ def _health(dirs: StateDir, state: StackState, name: str) -> str:
         return "accepts" if stack_up.tcp_accepts(port) else "no answer"
     if name in stack_up.APP_SERVERS:
         return "accepts" if gunicorn.socket_accepts(Path(record.address[5:])) else "no answer"
-    from flaskprod.stack.workers import PREFIX
+    from flaskprod.stack.workers import PREFIX, is_scheduled, scheduled_health
 
+    if name.startswith(PREFIX) and is_scheduled(record.address):
+        return scheduled_health(Path(record.log))
     if name.startswith(PREFIX):
         from flaskprod.stack.state import children_of
 

@@ -776,29 +776,28 @@ class Stack:
         proc.wait_ready(lambda: gunicorn.socket_accepts(sock), timeout=self.options.ready_timeout)
 
     def _processes(self, commands: Mapping[str, list[str]], env: Mapping[str, str]) -> None:
-        """The spec's long-running processes, each under a keeper, once the app server is
-        healthy; scheduled ones are named with the command that runs one by hand."""
-        for name, section in sorted(self.spec.processes.items()):
-            if section.schedule:
-                self.echo(
-                    f"{name}: scheduled ({section.schedule}), not run by up: run it once with "
-                    f"'flaskprod up' running and: {section.command}"
-                )
+        """The spec's processes, each under a keeper, once the app server is healthy:
+        long-running ones kept running, scheduled ones run on their schedule."""
         run_env = workers.process_env(self.spec, env)
         for name, argv in commands.items():
             process_spec = self.spec.processes[name]
             record = workers.record_name(name)
+            log = self.dirs.log(record)
             proc = process.start(
-                workers.keeper_command(name, process_spec, argv),
+                workers.keeper_command(name, process_spec, argv, log),
                 name=record,
-                log_path=self.dirs.log(record),
+                log_path=log,
                 cwd=self.project,
                 env=run_env,
             )
-            self._record(record, proc, None, address=process_spec.kind, log=str(proc.log_path))
-            self.echo(
-                f"{name}: {process_spec.command} (keeper pid {proc.pid}, restarted if it dies)"
+            address = workers.record_address(process_spec)
+            self._record(record, proc, None, address=address, log=str(proc.log_path))
+            how = (
+                f"scheduled '{process_spec.schedule}', one run at a time"
+                if process_spec.schedule
+                else "restarted if it dies"
             )
+            self.echo(f"{name}: {process_spec.command} (keeper pid {proc.pid}, {how})")
 
     def _nginx(self, binary: str) -> None:
         _, site = rendered_paths(self.spec, self.project)
@@ -986,7 +985,10 @@ def restart_processes(state: StackState, echo: Echo) -> None:
     for record in state.services:
         if record.name.startswith(workers.PREFIX) and record.send(signal.SIGHUP):
             name = record.name.removeprefix(workers.PREFIX)
-            echo(f"{name}: restarting on the new code (its current job finishes first)")
+            if workers.is_scheduled(record.address):
+                echo(f"{name}: its next run starts the new code")
+            else:
+                echo(f"{name}: restarting on the new code (its current job finishes first)")
 
 
 def wait_forever(dirs: StateDir, state: StackState, on_tick: Callable[[], None], echo: Echo) -> int:

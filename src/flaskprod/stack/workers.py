@@ -1,8 +1,8 @@
 """The spec's processes under ``flaskprod up``: each long-running one is started beside
 the app server (once it is healthy), kept running by :mod:`flaskprod.stack.keeper`,
 recorded in ``state.json`` as ``process-<name>`` and stopped by pid (TERM: RQ's and
-Celery's warm shutdown). Scheduled ones are not run by ``up`` (it has no clock): it
-says how to run one by hand.
+Celery's warm shutdown). A scheduled one (``schedule``) is run by its keeper at each
+time the schedule names, one run at a time; ``status`` shows its last and next run.
 
 Before anything starts, every process is checked: its program is installed in the
 project's virtualenv, a Celery app imports. A failure is one line naming the process.
@@ -10,16 +10,18 @@ project's virtualenv, a Celery app imports. A failure is one line naming the pro
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
-from flaskprod.errors import EnvironmentProblem, ProjectError
+from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError
 from flaskprod.spec.flask_cli import flask_env
 from flaskprod.spec.interpreter import ProjectPython
 from flaskprod.spec.model import SPEC_FILENAME, ProcessSection, Spec
-from flaskprod.spec.processes import celery_app, process_argv
+from flaskprod.spec.processes import celery_app, next_run, process_argv
 
 #: state.json's name of a process's keeper (and its log's).
 PREFIX = "process-"
@@ -35,13 +37,47 @@ class ProcessImportFailed(ProjectError):
     """A process's Celery app does not import (exit 2)."""
 
 
+class ScheduleNeverFires(SpecError):
+    """A process's schedule names no day that exists, e.g. 31 February (exit 2)."""
+
+
 def record_name(process: str) -> str:
     return f"{PREFIX}{process}"
 
 
-def running(spec: Spec) -> dict[str, ProcessSection]:
-    """The processes ``up`` runs: the long-running ones."""
-    return {name: p for name, p in sorted(spec.processes.items()) if not p.schedule}
+#: state.json's address of a scheduled process (its keeper's record): the schedule.
+SCHEDULED = "cron "
+
+
+def record_address(process: ProcessSection) -> str:
+    """What ``status`` shows in the address column: the kind, or the schedule."""
+    return f"{SCHEDULED}'{process.schedule}'" if process.schedule else process.kind
+
+
+def is_scheduled(address: str) -> bool:
+    return address.startswith(SCHEDULED)
+
+
+def status_file(log: Path) -> Path:
+    """Where a scheduled process's keeper writes its last and next run: beside its log."""
+    return log.with_suffix(".status.json")
+
+
+def scheduled_health(log: Path) -> str:
+    """``status``'s health of a scheduled process: the run in progress or the last one
+    (start, exit, seconds), and the next."""
+    try:
+        data = json.loads(status_file(log).read_text())
+    except (OSError, ValueError):
+        return "starting"
+    upcoming = str(data.get("next_run") or "-").rpartition(" ")[2]
+    if data.get("running_pid"):
+        return f"run {data['runs']} running (pid {data['running_pid']}, {data['last_start']})"
+    if not data.get("runs"):
+        return f"next run {upcoming}"
+    code = data.get("last_exit")
+    ended = "exit 0" if code == 0 else (f"exit {code}" if code > 0 else f"signal {-code}")
+    return f"last {data['last_start']}: {ended} ({data.get('last_seconds')}s), next {upcoming}"
 
 
 def process_command(
@@ -69,14 +105,28 @@ def process_command(
 def check_processes(
     spec: Spec, python: ProjectPython, env: Mapping[str, str], cwd: Path
 ) -> dict[str, list[str]]:
-    """Every long-running process's argv, each checked (a Celery app is imported)."""
+    """Every process's argv, each checked (a Celery app is imported)."""
     commands: dict[str, list[str]] = {}
-    for name, process in running(spec).items():
+    for name, process in sorted(spec.processes.items()):
         commands[name] = process_command(name, process, python, env.get("REDIS_URL"))
+        if process.schedule:
+            _check_fires(name, process.schedule)
         app = celery_app(process.argv) if process.kind.startswith("celery") else None
         if app:
             _import_celery(name, app, python, env, cwd)
     return commands
+
+
+def _check_fires(name: str, schedule: str) -> None:
+    """Its keeper would wait for ever: said before anything starts."""
+    try:
+        next_run(schedule, datetime.now())
+    except ValueError:
+        raise ScheduleNeverFires(
+            f"{SPEC_FILENAME}: processes.{name}.schedule: {schedule!r} names no day that "
+            "exists (cron's day and month fields)",
+            hint=f"fix processes.{name}.schedule, e.g. '0 0 28 2 *'",
+        ) from None
 
 
 def _import_celery(
@@ -101,11 +151,15 @@ def _import_celery(
         )
 
 
-def keeper_command(name: str, process: ProcessSection, argv: list[str]) -> list[str]:
-    """flaskprod's own interpreter runs the keeper; the keeper runs the project's argv."""
+def keeper_command(name: str, process: ProcessSection, argv: list[str], log: Path) -> list[str]:
+    """flaskprod's own interpreter runs the keeper; the keeper runs the project's argv
+    (on its schedule, when it has one)."""
+    when = []
+    if process.schedule:
+        when = ["--schedule", process.schedule, "--status-file", str(status_file(log))]
     return [
         sys.executable, "-m", "flaskprod.stack.keeper", "--name", name,
-        "--stop-timeout", str(process.stop_timeout), "--", *argv,
+        "--stop-timeout", str(process.stop_timeout), *when, "--", *argv,
     ]  # fmt: skip
 
 
