@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from flaskprod.errors import SpecError
+from flaskprod.spec.load import parse_spec
 from flaskprod.spec.model import Spec
 from flaskprod.spec.process_scan import scan_processes
 from flaskprod.spec.processes import (
@@ -220,3 +222,15 @@ def test_when_a_schedule_fires_next(schedule: str, after: str, fires: str) -> No
 def test_a_schedule_that_never_fires_is_refused() -> None:
     with pytest.raises(ValueError, match="never fires"):
         next_run("0 0 31 2 *", datetime(2026, 1, 1))
+
+
+def test_a_schedule_that_never_fires_is_refused_by_the_spec() -> None:
+    """Every target would wait for ever on 31 February: render refuses it, not only up."""
+    spec = (
+        '[app]\nname = "demo"\ntarget = "app:app"\n'
+        '[processes.leap]\ncommand = "python app.py"\nschedule = "0 0 31 2 *"\n'
+    )
+    with pytest.raises(SpecError, match=r"processes\.leap\.schedule: '0 0 31 2 \*' names no day"):
+        parse_spec(spec)
+    leap_day = spec.replace("31 2", "29 2")  # fires once in four years: valid
+    assert parse_spec(leap_day).processes["leap"].schedule == "0 0 29 2 *"

@@ -106,7 +106,6 @@ def test_a_schedule_that_never_fires(project: Path) -> None:
     assert code == ExitCode.USAGE, out + err
     assert err.strip().splitlines()[0] == (
         "flaskprod: error: flaskprod.toml: processes.leap.schedule: '0 0 31 2 *' names no day "
-        "that exists (cron's day and month fields) (fix processes.leap.schedule, e.g. "
-        "'0 0 28 2 *')"
+        "that exists (cron's day and month fields), so it would never run; e.g. '0 0 28 2 *'"
     ), err
     assert not (project / ".flaskprod/state.json").exists()

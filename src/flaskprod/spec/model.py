@@ -8,6 +8,7 @@ Field descriptions double as the reference documentation of the file.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from flaskprod.spec.processes import (
     ProcessKind,
     check_cron,
     classify,
+    next_run,
     split,
 )
 from flaskprod.spec.settings_scan import IMAGE_SETTINGS
@@ -631,7 +633,17 @@ class ProcessSection(_Section):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        return None if value is None else check_cron(value)
+        if value is None:
+            return None
+        check_cron(value)
+        try:  # valid fields can still name no real day: every target would wait for ever
+            next_run(value, datetime(2000, 1, 1))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} names no day that exists (cron's day and month fields), so it "
+                "would never run; e.g. '0 0 28 2 *'"
+            ) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod

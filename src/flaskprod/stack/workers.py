@@ -14,14 +14,13 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 
-from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError
+from flaskprod.errors import EnvironmentProblem, ProjectError
 from flaskprod.spec.flask_cli import flask_env
 from flaskprod.spec.interpreter import ProjectPython
 from flaskprod.spec.model import SPEC_FILENAME, ProcessSection, Spec
-from flaskprod.spec.processes import celery_app, next_run, process_argv
+from flaskprod.spec.processes import celery_app, process_argv
 
 #: state.json's name of a process's keeper (and its log's).
 PREFIX = "process-"
@@ -35,10 +34,6 @@ class MissingProgram(EnvironmentProblem):
 
 class ProcessImportFailed(ProjectError):
     """A process's Celery app does not import (exit 2)."""
-
-
-class ScheduleNeverFires(SpecError):
-    """A process's schedule names no day that exists, e.g. 31 February (exit 2)."""
 
 
 def record_name(process: str) -> str:
@@ -109,24 +104,10 @@ def check_processes(
     commands: dict[str, list[str]] = {}
     for name, process in sorted(spec.processes.items()):
         commands[name] = process_command(name, process, python, env.get("REDIS_URL"))
-        if process.schedule:
-            _check_fires(name, process.schedule)
         app = celery_app(process.argv) if process.kind.startswith("celery") else None
         if app:
             _import_celery(name, app, python, env, cwd)
     return commands
-
-
-def _check_fires(name: str, schedule: str) -> None:
-    """Its keeper would wait for ever: said before anything starts."""
-    try:
-        next_run(schedule, datetime.now())
-    except ValueError:
-        raise ScheduleNeverFires(
-            f"{SPEC_FILENAME}: processes.{name}.schedule: {schedule!r} names no day that "
-            "exists (cron's day and month fields)",
-            hint=f"fix processes.{name}.schedule, e.g. '0 0 28 2 *'",
-        ) from None
 
 
 def _import_celery(
