@@ -75,11 +75,15 @@ def ensure_peers() -> Path:
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             pins = [f"{name}=={version}" for name, version in PINS.items()]
-            subprocess.run(
+            done = subprocess.run(
                 [str(venv / "bin" / "pip"), "install", "-q", *pins],
-                check=True,
+                capture_output=True,
+                text=True,
                 timeout=1200,
+                check=False,
             )
+            if done.returncode != 0:  # say which tool could not be had, and why
+                raise SystemExit(f"installing the peers ({' '.join(pins)}) failed:\n{done.stderr}")
             (venv / _COMPLETE).write_text("\n".join(pins) + "\n")
     return venv
 

@@ -881,6 +881,24 @@ def _proxies(ctx: Context) -> int | None:
     return 1 if has_proxy(ctx) else None
 
 
+#: The kit's entry module wraps an app that has no ProxyFix (flaskprod.kit.entry).
+_KIT_PROXY_FIX = re.compile(r"^app = behind_proxies\(app, (\d+)\)$", re.MULTILINE)
+
+
+def _kit_proxy_fix(ctx: Context) -> dict[str, int] | None:
+    """The ProxyFix the kit's entry module adds (``behind_proxies``) when production
+    serves it (http.health_source = "kit"): read from the rendered module, so a kit
+    rendered before it did is still reported."""
+    if ctx.spec is None or ctx.spec.http.health_source != "kit":
+        return None
+    entry = ctx.root / f"{ENTRY_MODULE}.py"
+    found = _KIT_PROXY_FIX.search(ctx.read(entry)) if entry.is_file() else None
+    if found is None:
+        return None
+    hops = int(found.group(1))
+    return {"x_for": hops, "x_proto": hops} if hops else None
+
+
 @rule(
     "APP010",
     layer="app",
@@ -888,13 +906,14 @@ def _proxies(ctx: Context) -> int | None:
     title="ProxyFix missing behind a proxy, or trusting more hops than there are proxies",
     help="Behind N reverse proxies, wrap the app once: app.wsgi_app = ProxyFix("
     "app.wsgi_app, x_for=N, x_proto=N, x_host=N); never trust more hops than there are "
-    "proxies, or clients can forge their address with X-Forwarded-For.",
+    "proxies, or clients can forge their address with X-Forwarded-For. The kit's entry "
+    "module (http.health_source = 'kit') wraps an app that has none.",
     requires=("app",),
     example="nginx proxy_pass in front, no ProxyFix: every request comes from 127.0.0.1",
 )
 def proxy_fix(ctx: Context) -> Iterator[Finding]:
     count = _proxies(ctx)
-    fix = _app(ctx).proxy_fix
+    fix = _app(ctx).proxy_fix or _kit_proxy_fix(ctx)
     if count is None:
         return
     if fix is None and count > 0:
