@@ -9,6 +9,7 @@ the tests count real imports rather than trust the cache's own word.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ with open({log!r}, "a") as log:
 app = Flask(__name__)
 app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
 app.config["GREETING"] = {greeting!r}
+app.config["ROOT"] = os.path.dirname(os.path.abspath(__file__))
 
 
 @app.get("/health")
@@ -138,3 +140,16 @@ def test_an_unwritable_state_folder_costs_only_the_work(tmp_path: Path) -> None:
     assert check(root).context.app is not None
     assert check(root).context.app is not None
     assert imports(log) == 2  # nothing kept, nothing broken
+
+
+def test_a_copied_project_is_imported_at_its_new_place(tmp_path: Path) -> None:
+    """Same files, other folder (the cache copied along): the app's paths (its
+    instance folder, anything built from __file__) are the copy's, so it is imported."""
+    log = tmp_path / "imports.log"
+    root = project(tmp_path / "proj", log)
+    check(root)
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    moved = check(copy)
+    assert imports(log) == 2
+    assert moved.context.app_config["ROOT"] == str(copy.resolve())

@@ -306,6 +306,7 @@ def _remembered_probe(
         key = memo_key(
             digest,
             "probe",
+            str(root.resolve()),  # a copied project: its config's paths are its own
             target,
             sorted(masked.items()),
             passed,

@@ -75,7 +75,9 @@ def _fresh_render(ctx: Context) -> tuple[dict[str, str], dict[str, int]]:
     digest = context_digest(ctx.cache, ctx.root)
     app = ctx.app
     shown = None if app is None else ["redis" in app.modules, "migrate" in app.extensions]
-    key = None if digest is None else memo_key(digest, "kit", shown, subfolder(ctx.root))
+    key = None
+    if digest is not None:
+        key = memo_key(digest, "kit", str(ctx.root.resolve()), shown, subfolder(ctx.root))
     kept = remembered(ctx.root, "kit-render", key, render)
     return kept["files"], kept["modes"]
 
