@@ -33,7 +33,6 @@ from flaskprod.launch.dockerfile import expand
 from flaskprod.launch.shell import commands
 from flaskprod.launch.targets import TARGET, loose_target, server_target
 from flaskprod.offline import offline_prefix
-from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.load import load_spec
 from flaskprod.spec.model import SPEC_FILENAME, Spec
@@ -66,6 +65,8 @@ def target_from_command(command: str | None, env: dict[str, str] | None = None) 
 
 def _detect_target(root: Path) -> str | None:
     """The app's import target as ``flaskprod init`` finds it (static, no import)."""
+    from flaskprod.spec.detect import detect_project  # only without a spec: ~60 ms of imports
+
     try:
         return detect_project(root, introspect=False).target
     except ProjectError:
@@ -261,7 +262,9 @@ def _interpreter_stamp(interpreter: Path | None) -> list[Any]:
     if interpreter is None:
         return []
     prefix = Path(interpreter).parent.parent
-    stamp: list[Any] = [str(interpreter)]
+    # Its folder and what it links to, not its name: python and python3 of one venv
+    # are the same interpreter.
+    stamp: list[Any] = [str(Path(interpreter).parent), str(Path(interpreter).resolve())]
     for folder in sorted(prefix.glob("lib/python3*/site-packages")):
         with contextlib.suppress(OSError):
             stamp.append([str(folder), folder.stat().st_mtime_ns])

@@ -233,6 +233,19 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
 _GETENV = ("os.environ.get", "environ.get", "os.getenv", "getenv")
 
 
+def _dotted(node: ast.AST) -> str | None:
+    """``os.environ.get`` for a Name/Attribute chain, else None: what ``ast.unparse``
+    would say of a call's function, without unparsing every call of the project."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
 def _env_default(node: ast.AST, name: str) -> str | None:
     """The literal a read of environment variable ``name`` falls back to:
     ``os.environ.get(NAME) or "x"``, ``os.environ.get(NAME, "x")``, ``os.getenv(NAME, "x")``."""
@@ -240,7 +253,7 @@ def _env_default(node: ast.AST, name: str) -> str | None:
     def reads(call: ast.AST) -> bool:
         return (
             isinstance(call, ast.Call)
-            and ast.unparse(call.func) in _GETENV
+            and _dotted(call.func) in _GETENV
             and bool(call.args)
             and isinstance(call.args[0], ast.Constant)
             and call.args[0].value == name
@@ -260,7 +273,15 @@ def _env_default(node: ast.AST, name: str) -> str | None:
 
 def _secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
     """A placeholder SECRET_KEY the project's code falls back to (microblog's
-    ``os.environ.get('SECRET_KEY') or 'you-will-never-guess'``): literal, file, line."""
+    ``os.environ.get('SECRET_KEY') or 'you-will-never-guess'``): literal, file, line.
+    Once per run (APP002 and APP015 both ask)."""
+    if "secret_fallback" not in ctx.cache:
+        ctx.cache["secret_fallback"] = _find_secret_fallback(ctx)
+    found: tuple[str, str, int] | None = ctx.cache["secret_fallback"]
+    return found
+
+
+def _find_secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
     for path in _python_sources(ctx):
         text = ctx.read(path)
         if "SECRET_KEY" not in text:
@@ -286,7 +307,7 @@ def _read_name(call: ast.AST) -> str | None:
     """NAME when ``call`` reads environment variable NAME (os.environ.get, os.getenv)."""
     if (
         isinstance(call, ast.Call)
-        and ast.unparse(call.func) in _GETENV
+        and _dotted(call.func) in _GETENV
         and call.args
         and isinstance(call.args[0], ast.Constant)
         and isinstance(call.args[0].value, str)

@@ -62,13 +62,14 @@ def _fresh_render(ctx: Context) -> tuple[dict[str, str], dict[str, int]]:
     :func:`flaskprod.kit.commands.plan_render`), kept in the state folder until the
     project's files, flaskprod or what the app showed at import change: detecting and
     rendering is a third of what ``check`` costs."""
-    from flaskprod.kit.commands import render_files
     from flaskprod.spec.repository import subfolder
 
     assert ctx.spec is not None
     spec = ctx.spec
 
     def render() -> dict[str, Any]:
+        from flaskprod.kit.commands import render_files  # detection, templates: on a miss
+
         files, modes = render_files(spec, _project_facts(ctx))
         return {"files": files, "modes": modes}
 
