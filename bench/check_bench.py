@@ -1,25 +1,39 @@
 """Time ``flaskprod check`` on examples/shop with its rendered kit.
 
-Two figures, medians of N runs each:
+Figures, medians of N runs each:
 - in-process: ``run_checks`` alone (discover, parse every file, run every rule,
   silence), the work a file-level check does once Python and flaskprod are loaded;
 - console script: ``flaskprod check examples/shop`` as a user runs it (process start,
   imports, the report), with ``--no-import`` (files only) and without (the app is also
-  imported in a subprocess under production's environment).
+  imported in a subprocess under production's environment);
+- before/after, in one run: the console script of a BASE revision (its ``src/`` from
+  ``git archive``, first on PYTHONPATH) and of this checkout, interleaved run by run so
+  both see the same load; this checkout once cold (its state folder's check cache
+  removed before each run) and once warm (the cache of the run before). Wall time and
+  CPU time (the process and its children: the app's import) are both reported: on a
+  shared machine the CPU time is the steadier of the two.
 
-    .venv/bin/python bench/check_bench.py [--runs 9]
+    .venv/bin/python bench/check_bench.py [--runs 9] [--base main] [--only-compare]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-SHOP = Path(__file__).resolve().parents[1] / "examples" / "shop"
+REPO = Path(__file__).resolve().parents[1]
+SHOP = REPO / "examples" / "shop"
+CACHE = SHOP / ".flaskprod" / "check-cache"
 
 
 def in_process(runs: int, no_import: bool) -> list[float]:
@@ -34,22 +48,35 @@ def in_process(runs: int, no_import: bool) -> list[float]:
     return times
 
 
-def console(runs: int, extra: list[str]) -> list[float]:
+def timed_check(extra: list[str], env: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """One ``flaskprod check`` of the shop: (wall seconds, CPU seconds incl. children)."""
     script = Path(sys.executable).parent / "flaskprod"
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(
-            [str(script), "check", str(SHOP), "--format", "json", *extra],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        times.append(time.perf_counter() - start)
-        if done.returncode not in (0, 1):
-            raise SystemExit(f"flaskprod check failed ({done.returncode}): {done.stderr}")
-    return times
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(script), "check", str(SHOP), "--format", "json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_with_bytecode(os.environ if env is None else env),
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"flaskprod check failed ({done.returncode}): {done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _with_bytecode(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with Python writing and reading .pyc files, as an installed flaskprod
+    does (a shell with PYTHONDONTWRITEBYTECODE would time the compiler instead)."""
+    return {key: value for key, value in env.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+def console(runs: int, extra: list[str]) -> list[float]:
+    return [timed_check(extra)[0] for _ in range(runs)]
 
 
 def report(label: str, times: list[float]) -> None:
@@ -59,14 +86,63 @@ def report(label: str, times: list[float]) -> None:
     )
 
 
+def base_source(base: str, into: Path) -> Path:
+    """``src/`` of git revision ``base``, unpacked under ``into``."""
+    archive = into / "base.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "-C", str(REPO), "archive", base, "src"], stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def compare(runs: int, base: str) -> None:
+    """Base revision vs this checkout (cold and warm cache), interleaved."""
+    samples: dict[str, list[tuple[float, float]]] = {"base": [], "cold": [], "warm": []}
+    with tempfile.TemporaryDirectory(prefix="check-bench-") as tmp:
+        source = base_source(base, Path(tmp))
+        base_env = {**os.environ, "PYTHONPATH": str(source)}
+        timed_check([], base_env)  # each variant once before timing: .pyc files, caches
+        shutil.rmtree(CACHE, ignore_errors=True)
+        timed_check([])
+        for _ in range(runs):
+            samples["base"].append(timed_check([], base_env))
+            shutil.rmtree(CACHE, ignore_errors=True)
+            samples["cold"].append(timed_check([]))
+            samples["warm"].append(timed_check([]))
+    medians = {
+        name: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+        for name, got in samples.items()
+    }
+    labels = {
+        "base": f"flaskprod check, {base}",
+        "cold": "flaskprod check, this checkout, cold cache",
+        "warm": "flaskprod check, this checkout, warm cache",
+    }
+    for name, (wall, cpu) in medians.items():
+        print(f"{labels[name]:44} median wall {wall * 1000:7.1f} ms, CPU {cpu * 1000:7.1f} ms")
+    base_wall, base_cpu = medians["base"]
+    for name in ("cold", "warm"):
+        wall, cpu = medians[name]
+        print(
+            f"ratio {base} / {name:4}: wall {base_wall / wall:.2f}x, CPU {base_cpu / cpu:.2f}x"
+            f"  (n={runs}, load average {os.getloadavg()[0]:.1f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
-    runs = parser.parse_args().runs
-    report("run_checks, file level (--no-import)", in_process(runs, no_import=True))
-    report("run_checks, with the app imported", in_process(max(3, runs // 3), no_import=False))
-    report("flaskprod check --no-import (console)", console(runs, ["--no-import"]))
-    report("flaskprod check (console, app imported)", console(max(3, runs // 3), []))
+    parser.add_argument("--base", default="main", help="git revision to compare with")
+    parser.add_argument("--only-compare", action="store_true", help="only before/after")
+    args = parser.parse_args()
+    runs = args.runs
+    if not args.only_compare:
+        report("run_checks, file level (--no-import)", in_process(runs, no_import=True))
+        report("run_checks, with the app imported", in_process(max(3, runs // 3), False))
+        report("flaskprod check --no-import (console)", console(runs, ["--no-import"]))
+        report("flaskprod check (console, app imported)", console(max(3, runs // 3), []))
+    compare(runs, args.base)
 
 
 if __name__ == "__main__":

@@ -97,13 +97,17 @@ def section(results: dict[str, Any]) -> str:
 
 
 def rewrite(doc: Path, results: dict[str, Any]) -> None:
-    """Replace the section (from its heading to the next ``## `` heading) or append it."""
+    replace_section(doc, HEADING, section(results))
+
+
+def replace_section(doc: Path, heading: str, new: str) -> None:
+    """Replace the section ``new`` starts with ``heading`` (from that heading to the
+    next ``## `` heading) or append it."""
     text = doc.read_text()
-    new = section(results)
-    start = text.find(HEADING)
+    start = text.find(heading)
     if start < 0:
         doc.write_text(text.rstrip() + "\n\n" + new)
         return
-    end = text.find("\n## ", start + len(HEADING))
+    end = text.find("\n## ", start + len(heading))
     tail = text[end + 1 :] if end >= 0 else ""
     doc.write_text(text[:start] + new + ("\n" + tail if tail else ""))

@@ -47,7 +47,6 @@ OWN_FINDINGS = {
         ("APP002", "config.py"),  # SECRET_KEY falls back to 'you-will-never-guess'
         ("APP003", "microblog.py"),  # session cookie without Secure/SameSite
         ("APP006", "microblog.py"),  # no pool pre-ping
-        ("APP010", "microblog.py"),  # no ProxyFix behind its (and the kit's) nginx
         ("DEP001", "requirements.txt"),  # werkzeug 3.0.1, jinja2 3.1.2, gunicorn 21.2.0, ...
         ("DOC002", "Dockerfile"),  # its own image runs as root
         ("GUN006", "Procfile"),  # one sync worker (its Heroku Procfile)
@@ -59,7 +58,6 @@ OWN_FINDINGS = {
     "flask-on-docker": {  # checked in services/web, where init ran
         ("APP004", "project/__init__.py"),  # /upload takes form posts without CSRF
         ("APP006", "project/__init__.py"),
-        ("APP010", "project/__init__.py"),
         ("DEP001", "requirements.txt"),  # gunicorn 20.1.0
         ("DOC002", "Dockerfile"),
     },
@@ -67,7 +65,6 @@ OWN_FINDINGS = {
         ("APP002", "flaskr/__init__.py"),  # SECRET_KEY='dev'
         ("APP003", "flaskr/__init__.py"),
         ("APP004", "flaskr/__init__.py"),
-        ("APP010", "flaskr/__init__.py"),
         ("PRJ004", "pyproject.toml"),  # flask unpinned, no lock
     },
     "CTFd": {  # its app connects to Redis at import: not judged (APP000, info)

@@ -53,6 +53,10 @@ APP = {
             def echo():
                 return request.get_data()
 
+            @app.get("/who")
+            def who():
+                return f"{request.remote_addr} {request.scheme}"
+
             return app
     """,
     "requirements.txt": "flask\n",
@@ -145,6 +149,10 @@ def test_health_ready_and_the_app_untouched(
     missing = client.get("/health/other")
     assert missing.status_code == 404 and "Not Found" in missing.text
     assert client.post("/health").status_code == 405
+    # Behind the kit's nginx (one proxy): the client's address and scheme, through the
+    # ProxyFix the entry module adds; only the last hop of X-Forwarded-For is trusted.
+    forwarded = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "X-Forwarded-Proto": "https"}
+    assert client.get("/who", headers=forwarded).text == "203.0.113.9 https"
 
     postgres_cluster.pause()  # a frozen database: connections hang
     try:
@@ -268,3 +276,27 @@ def test_check_judges_the_app_behind_the_entry_module(tmp_path: Path) -> None:
     assert (
         "http.health_source = 'kit' but flaskprod_wsgi.py is missing: run 'flaskprod render'"
     ) in checked.stdout
+
+
+def _flask_app(own_proxy_fix: int = 0) -> Any:
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = Flask("t")
+    if own_proxy_fix:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=own_proxy_fix)  # type: ignore[method-assign]
+    return app
+
+
+def test_behind_proxies_wraps_only_an_app_without_proxy_fix() -> None:
+    """Two ProxyFix would trust twice the hops: the app's own one is left as it is."""
+    plain = entry.behind_proxies(_flask_app(), 1)
+    assert type(plain.wsgi_app).__name__ == "ProxyFix"
+    assert (plain.wsgi_app.x_for, plain.wsgi_app.x_proto, plain.wsgi_app.x_host) == (1, 1, 0)
+    own = _flask_app(own_proxy_fix=2)
+    before = own.wsgi_app
+    assert entry.behind_proxies(own, 1).wsgi_app is before
+    untouched = _flask_app()
+    method = untouched.wsgi_app
+    assert entry.behind_proxies(untouched, 0).wsgi_app == method  # no proxy in front
+    assert entry.behind_proxies(object, 1) is object  # not a Flask app: served as it is

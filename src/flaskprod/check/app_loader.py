@@ -16,14 +16,16 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.deployments import kit_roots
 from flaskprod.check.envsource import EnvSource
+from flaskprod.check.memo import context_digest, memo_key, remembered
 from flaskprod.check.parsers.granian import granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError
@@ -31,7 +33,6 @@ from flaskprod.launch.dockerfile import expand
 from flaskprod.launch.shell import commands
 from flaskprod.launch.targets import TARGET, loose_target, server_target
 from flaskprod.offline import offline_prefix
-from flaskprod.spec.detect import detect_project
 from flaskprod.spec.interpreter import resolve_python
 from flaskprod.spec.load import load_spec
 from flaskprod.spec.model import SPEC_FILENAME, Spec
@@ -64,6 +65,8 @@ def target_from_command(command: str | None, env: dict[str, str] | None = None) 
 
 def _detect_target(root: Path) -> str | None:
     """The app's import target as ``flaskprod init`` finds it (static, no import)."""
+    from flaskprod.spec.detect import detect_project  # only without a spec: ~60 ms of imports
+
     try:
         return detect_project(root, introspect=False).target
     except ProjectError:
@@ -253,9 +256,83 @@ def _spec_health(ctx: Context) -> list[str]:
     return [ctx.spec.http.health_path] if ctx.spec else []
 
 
+def _interpreter_stamp(interpreter: Path | None) -> list[Any]:
+    """What changes when packages are installed into the interpreter's environment: the
+    mtimes of its site-packages folders (an install or upgrade adds or renames entries)."""
+    if interpreter is None:
+        return []
+    prefix = Path(interpreter).parent.parent
+    # Its folder and what it links to, not its name: python and python3 of one venv
+    # are the same interpreter.
+    stamp: list[Any] = [str(Path(interpreter).parent), str(Path(interpreter).resolve())]
+    for folder in sorted(prefix.glob("lib/python3*/site-packages")):
+        with contextlib.suppress(OSError):
+            stamp.append([str(folder), folder.stat().st_mtime_ns])
+    with contextlib.suppress(OSError):
+        stamp.append(Path(interpreter).resolve().stat().st_mtime_ns)
+    return stamp
+
+
+#: Errors of the environment, not of the app: never kept (the next run tries again).
+_TRANSIENT = ("cannot run the project's Python", "importing ")
+
+
+def _remembered_probe(
+    ctx: Context,
+    root: Path,
+    target: str,
+    env: dict[str, str],
+    paths: tuple[str, ...],
+    python: Path | None,
+) -> ProbeResult:
+    """:func:`probe`, kept in the project's state folder (:mod:`flaskprod.check.memo`)
+    until the project's files, flaskprod, the environment or the interpreter change:
+    importing the app is most of what ``check`` costs."""
+
+    # Secrets of an env template are replaced by random stand-ins each run (envsource):
+    # the key names them, not their values, and a kept result gets this run's values.
+    stand_ins: dict[str, str] = ctx.cache.get("stand_ins", {})
+    used = {name: value for name, value in stand_ins.items() if env.get(name) == value}
+
+    def run() -> dict[str, Any] | None:
+        result = probe(root, target, env, health_paths=paths, python=python)
+        if result.info is None and (result.error or "").startswith(_TRANSIENT):
+            return None
+        info = asdict(result.info) if result.info else None
+        return {"info": info, "error": result.error, "stand_ins": used}
+
+    digest = context_digest(ctx.cache, root)
+    passed = {key: os.environ.get(key) for key in _PASS_THROUGH}
+    key = None
+    if digest is not None:
+        masked = {name: "<stand-in>" if name in used else value for name, value in env.items()}
+        key = memo_key(
+            digest,
+            "probe",
+            str(root.resolve()),  # a copied project: its config's paths are its own
+            target,
+            sorted(masked.items()),
+            passed,
+            paths,
+            _interpreter_stamp(python or Path(sys.executable)),
+            offline_prefix(),
+        )
+    stored = remembered(root, "app-probe", key, run)
+    if stored is None:  # not kept: run again for the result itself
+        return probe(root, target, env, health_paths=paths, python=python)
+    text = json.dumps(stored)
+    for name, value in stored.get("stand_ins", {}).items():
+        if name in used and value != used[name]:
+            text = text.replace(value, used[name])  # 64 random characters: no collision
+    stored = json.loads(text)
+    info = stored["info"]
+    return ProbeResult(AppInfo(**info) if info is not None else None, stored["error"])
+
+
 def load_app(ctx: Context, source: EnvSource) -> None:
     """Import the app for ``ctx`` under ``source`` and fill ``ctx.app`` (or
-    ``ctx.app_error``). Results are cached on disk by nothing: one import per run."""
+    ``ctx.app_error``), from the project's state folder when nothing it depends on
+    changed since the last run (:func:`_remembered_probe`)."""
     target = find_target(ctx, source)
     ctx.cache["app_target"] = target
     if target is None:
@@ -277,7 +354,7 @@ def load_app(ctx: Context, source: EnvSource) -> None:
     # Whose Python imports it: the project's own virtualenv, or flaskprod's.
     ctx.cache["app_python_own"] = python is not None and not python.own
     interpreter = python.executable if python else None
-    result = probe(root, target, source.env, health_paths=paths, python=interpreter)
+    result = _remembered_probe(ctx, root, target, source.env, paths, interpreter)
     if result.info is None:
         ctx.app_error = result.error
         return

@@ -74,6 +74,13 @@ files of its folder are development ones and are not judged as production. When 
 server runs in a subfolder (a compose build context such as `services/web`), the app is
 imported from there, with the project's virtualenv.
 
+The import and the kit's fresh render (below) are kept between runs in the project's
+state folder, `.flaskprod/check-cache/` (git-ignored, mode 0600: the app's config is in
+it), keyed by the content of every project file (virtualenvs, `.git` and the state folder
+left out), flaskprod's own files, the environment and the interpreter's packages: a
+change to any of them imports and renders again. A second `check` of the shop takes
+about a third of the first (bench/check_bench.py).
+
 The `kit` layer compares the rendered deployment files with a fresh render of
 `flaskprod.toml` (the same comparison as `flaskprod render --check`); the `k8s` layer
 reads Kubernetes manifests (any YAML file of the project with `apiVersion` and `kind`)

@@ -11,12 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
 
-DOCS_URL = "https://github.com/flaskprod/flaskprod/blob/main/docs/checks.md"
+#: The checks reference (docs/checks.md), shipped inside the package: a link to it in a
+#: checkout, the file itself in a wheel (setuptools copies what a link points at). Links
+#: in reports point here, so they resolve offline wherever flaskprod is installed; SARIF
+#: wants an absolute URI for helpUri (SARIF 2.1.0, 3.49.12), hence file://.
+REFERENCE = Path(__file__).with_name("checks.md")
+DOCS_URL = REFERENCE.as_uri()
+
+
+def rule_url(rule_id: str) -> str:
+    """The rule's section of the checks reference (docs/checks.md has one anchor per id)."""
+    return f"{DOCS_URL}#{rule_id.lower()}"
 
 
 def is_id_prefix(text: str) -> bool:
@@ -82,7 +93,7 @@ class Finding:
 
     @property
     def url(self) -> str:
-        return f"{DOCS_URL}#{self.id.lower()}"
+        return rule_url(self.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {

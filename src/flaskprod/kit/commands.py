@@ -106,6 +106,7 @@ def build_spec(
     """The spec ``init`` writes: the model's defaults, plus what detection found."""
     from flaskprod.spec.load import spec_from_data
     from flaskprod.spec.model import SPEC_FILENAME, format_size
+    from flaskprod.spec.repository import head_revision
     from flaskprod.spec.scanned import scanned_sections
 
     paths: dict[str, Any] = {"static_url": project.static_url}
@@ -132,6 +133,11 @@ def build_spec(
         data["server"] = {"kind": project.server.kind, **project.server.settings}
     if project.database is not None:
         data["database"] = {"engine": project.database.engine, "driver": project.database.driver}
+    revision = head_revision(Path(project.root))
+    if revision is not None:
+        # The image CI builds for this commit (github.sha), not "latest": a moving tag
+        # that Kubernetes cannot roll back to, and that check's K8S008 reports.
+        data["container"] = {"tag": revision}
     # Options and detection feed the same validation as the file.
     return spec_from_data(data, f"{SPEC_FILENAME} (from init's options and detection)")
 

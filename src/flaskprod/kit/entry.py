@@ -3,9 +3,11 @@
 This source is the body of the kit's entry module (``flaskprod_wsgi.py`` at the project
 root, rendered when ``http.health_source = "kit"``): the app server serves
 ``flaskprod_wsgi:application``, which answers ``health_path`` and ``ready_path`` itself
-and passes every other request to the app untouched. It runs in the PROJECT's
+and passes every other request to the app, behind Werkzeug's ProxyFix when the app has
+none of its own (:func:`behind_proxies`). It runs in the PROJECT's
 environment, on whatever Python and Flask the project pins: standard library only,
-nothing from flaskprod, nothing newer than Python 3.9.
+nothing from flaskprod (Werkzeug, which Flask brings, for ProxyFix), nothing newer than
+Python 3.9.
 
 Readiness checks what the app is configured with, from the variables the kit sets:
 ``DATABASE_URL`` (PostgreSQL: a TLS-or-plain session startup up to the server's
@@ -289,6 +291,31 @@ def readiness(
             print(f"flaskprod_wsgi: readiness: {name}: {detail}", file=sys.stderr, flush=True)
     ok = all(result["status"] == "ok" for result in results.values())
     return (200 if ok else 503), {"status": "ok" if ok else "fail", "checks": results}
+
+
+# -- the client, as the proxy saw it ------------------------------------------------------
+
+
+def behind_proxies(app: Any, proxies: int) -> Any:
+    """``app`` as the kit's proxy passes it requests: Werkzeug's ProxyFix trusting
+    ``proxies`` hops of X-Forwarded-For and X-Forwarded-Proto (the headers the kit's
+    nginx sets), so that ``request.remote_addr`` is the client, not nginx, and
+    ``url_for(_external=True)`` says https. Left alone with 0 proxies, when ``app`` is
+    no Flask app, or when it has a ProxyFix of its own: two would trust twice as many
+    hops, and clients could forge their address. (Werkzeug comes with Flask.)"""
+    if proxies <= 0 or not hasattr(app, "wsgi_app"):
+        return app
+    layer = app.wsgi_app
+    for _ in range(20):  # the middlewares around the app's own wsgi_app
+        if type(layer).__name__ == "ProxyFix":
+            return app
+        layer = getattr(layer, "app", None)
+        if layer is None:
+            break
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    return app
 
 
 # -- the WSGI app in front ----------------------------------------------------------------

@@ -20,9 +20,10 @@ import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:  # annotations only: check imports this module without Flask's cost
+    from flask import Flask
 
 PROFILES = ("development", "testing", "production")
 _ALIASES = {"dev": "development", "test": "testing", "prod": "production"}

@@ -550,7 +550,12 @@ class ContainerSection(_Section):
         default="ghcr.io/your-org/{name}",
         description="Image repository the app is pushed to and pulled from (no tag).",
     )
-    tag: str = Field(default="latest", description="Image tag Compose and Kubernetes run.")
+    tag: str = Field(
+        default="latest",
+        description="Image tag Compose and Kubernetes run. init writes the commit it ran "
+        "at (CI pushes each commit's image under its sha); deploys name the commit they "
+        "deploy. 'latest' moves: Kubernetes cannot roll back to it (check's K8S008).",
+    )
     port: int = Field(
         default=8000, ge=1, le=65535, description="Port the app server binds in a container."
     )

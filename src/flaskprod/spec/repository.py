@@ -10,6 +10,7 @@ is a Python project itself (a library with examples/) is not such a monorepo.
 from __future__ import annotations
 
 import configparser
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,3 +58,23 @@ def subfolder(root: Path) -> tuple[str | None, str | None]:
         # the subfolder is an example to copy, with its own name and .github/.
         return None, None
     return root.relative_to(repository.root).as_posix(), repository.name
+
+
+def head_revision(folder: Path) -> str | None:
+    """The commit checked out in ``folder``'s repository (40 hex digits: what CI names
+    the image it builds, GitHub's ``github.sha``), or None outside a repository or
+    before its first commit."""
+    if find_repository(folder) is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no git here: no revision to name
+    revision = done.stdout.strip()
+    return revision if done.returncode == 0 and len(revision) == 40 else None

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flaskprod.check.context import Context
-from flaskprod.kit.deploy_site import deploy_site
-from flaskprod.stack.state import StateDir
 
 
 def etc(ctx: Context) -> Path:
@@ -72,6 +70,8 @@ def resolve(ctx: Context) -> HostTarget:
 
 
 def _local_stack(ctx: Context) -> HostTarget | None:
+    from flaskprod.stack.state import StateDir  # the process machinery: only for --host
+
     dirs = StateDir(ctx.root / ".flaskprod")
     state = dirs.read()
     if state is None:
@@ -142,6 +142,8 @@ def _server(ctx: Context) -> HostTarget:
         slot, socket = live
         target.bind = f"unix:{socket}"
         target.services = [f"{name}@{slot}", "nginx"]
+        from flaskprod.kit.deploy_site import deploy_site  # the kit's templates
+
         target.deploy_site = deploy_site(spec)
     return target
 

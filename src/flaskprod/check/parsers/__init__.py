@@ -9,7 +9,7 @@ layer's parse-error rule reports those once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from flaskprod.check.context import Context
@@ -23,3 +23,12 @@ def cached(ctx: Context, key: str, build: Callable[[], T]) -> T:
         ctx.cache[key] = build()
     value: T = ctx.cache[key]
     return value
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's C loader when PyYAML has it: the same safe
+    constructors, about ten times faster on the kit's manifests and workflows."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader either way

@@ -13,7 +13,7 @@ from typing import Any
 
 from flaskprod import __version__
 from flaskprod.check.internal import INTERNAL
-from flaskprod.check.model import DOCS_URL, REGISTRY, Finding, Level
+from flaskprod.check.model import DOCS_URL, REGISTRY, Finding, Level, rule_url
 from flaskprod.check.runner import CheckResult
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -32,16 +32,35 @@ def _rule_entries() -> list[dict[str, Any]]:
     for rule in REGISTRY:
         entries.append(
             _entry(
-                rule.id, rule.title, rule.help, rule.level, [rule.layer, "security", "flaskprod"]
+                rule.id,
+                rule.title,
+                rule.help,
+                rule.level,
+                [rule.layer, "security", "flaskprod"],
+                _markdown(rule.help, rule.level_reason, rule.example),
             )
         )
     for check in INTERNAL.values():
-        entries.append(_entry(check.id, check.title, check.help, check.level, ["flaskprod"]))
+        entries.append(
+            _entry(check.id, check.title, check.help, check.level, ["flaskprod"], check.help)
+        )
     return entries
 
 
+def _markdown(help_text: str, level_reason: str, example: str) -> str:
+    """The rule's reference section as code scanning shows it beside an alert: its fix,
+    why its level, and what it flags. The whole answer is here, so an alert needs no
+    link to be understood (helpUri is a file:// URI, which a browser on GitHub cannot open)."""
+    parts = [help_text]
+    if level_reason:
+        parts.append(f"Level: {level_reason}")
+    if example:
+        parts.append(f"Example:\n\n```\n{example}\n```")
+    return "\n\n".join(parts)
+
+
 def _entry(
-    rule_id: str, title: str, help_text: str, level: Level, tags: list[str]
+    rule_id: str, title: str, help_text: str, level: Level, tags: list[str], markdown: str
 ) -> dict[str, Any]:
     return {
         "id": rule_id,
@@ -52,9 +71,9 @@ def _entry(
         "fullDescription": {"text": help_text},
         "help": {
             "text": help_text,
-            "markdown": f"{help_text}\n\n[Reference]({DOCS_URL}#{rule_id.lower()})",
+            "markdown": f"{markdown}\n\n[Reference]({rule_url(rule_id)})",
         },
-        "helpUri": f"{DOCS_URL}#{rule_id.lower()}",
+        "helpUri": rule_url(rule_id),
         "defaultConfiguration": {"level": _LEVEL[level]},
         "properties": {"tags": tags, "security-severity": _SEVERITY[level]},
     }

@@ -233,6 +233,19 @@ def weak_secret(ctx: Context) -> Iterator[Finding]:
 _GETENV = ("os.environ.get", "environ.get", "os.getenv", "getenv")
 
 
+def _dotted(node: ast.AST) -> str | None:
+    """``os.environ.get`` for a Name/Attribute chain, else None: what ``ast.unparse``
+    would say of a call's function, without unparsing every call of the project."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
 def _env_default(node: ast.AST, name: str) -> str | None:
     """The literal a read of environment variable ``name`` falls back to:
     ``os.environ.get(NAME) or "x"``, ``os.environ.get(NAME, "x")``, ``os.getenv(NAME, "x")``."""
@@ -240,7 +253,7 @@ def _env_default(node: ast.AST, name: str) -> str | None:
     def reads(call: ast.AST) -> bool:
         return (
             isinstance(call, ast.Call)
-            and ast.unparse(call.func) in _GETENV
+            and _dotted(call.func) in _GETENV
             and bool(call.args)
             and isinstance(call.args[0], ast.Constant)
             and call.args[0].value == name
@@ -260,7 +273,15 @@ def _env_default(node: ast.AST, name: str) -> str | None:
 
 def _secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
     """A placeholder SECRET_KEY the project's code falls back to (microblog's
-    ``os.environ.get('SECRET_KEY') or 'you-will-never-guess'``): literal, file, line."""
+    ``os.environ.get('SECRET_KEY') or 'you-will-never-guess'``): literal, file, line.
+    Once per run (APP002 and APP015 both ask)."""
+    if "secret_fallback" not in ctx.cache:
+        ctx.cache["secret_fallback"] = _find_secret_fallback(ctx)
+    found: tuple[str, str, int] | None = ctx.cache["secret_fallback"]
+    return found
+
+
+def _find_secret_fallback(ctx: Context) -> tuple[str, str, int] | None:
     for path in _python_sources(ctx):
         text = ctx.read(path)
         if "SECRET_KEY" not in text:
@@ -286,7 +307,7 @@ def _read_name(call: ast.AST) -> str | None:
     """NAME when ``call`` reads environment variable NAME (os.environ.get, os.getenv)."""
     if (
         isinstance(call, ast.Call)
-        and ast.unparse(call.func) in _GETENV
+        and _dotted(call.func) in _GETENV
         and call.args
         and isinstance(call.args[0], ast.Constant)
         and isinstance(call.args[0].value, str)
@@ -881,6 +902,24 @@ def _proxies(ctx: Context) -> int | None:
     return 1 if has_proxy(ctx) else None
 
 
+#: The kit's entry module wraps an app that has no ProxyFix (flaskprod.kit.entry).
+_KIT_PROXY_FIX = re.compile(r"^app = behind_proxies\(app, (\d+)\)$", re.MULTILINE)
+
+
+def _kit_proxy_fix(ctx: Context) -> dict[str, int] | None:
+    """The ProxyFix the kit's entry module adds (``behind_proxies``) when production
+    serves it (http.health_source = "kit"): read from the rendered module, so a kit
+    rendered before it did is still reported."""
+    if ctx.spec is None or ctx.spec.http.health_source != "kit":
+        return None
+    entry = ctx.root / f"{ENTRY_MODULE}.py"
+    found = _KIT_PROXY_FIX.search(ctx.read(entry)) if entry.is_file() else None
+    if found is None:
+        return None
+    hops = int(found.group(1))
+    return {"x_for": hops, "x_proto": hops} if hops else None
+
+
 @rule(
     "APP010",
     layer="app",
@@ -888,13 +927,14 @@ def _proxies(ctx: Context) -> int | None:
     title="ProxyFix missing behind a proxy, or trusting more hops than there are proxies",
     help="Behind N reverse proxies, wrap the app once: app.wsgi_app = ProxyFix("
     "app.wsgi_app, x_for=N, x_proto=N, x_host=N); never trust more hops than there are "
-    "proxies, or clients can forge their address with X-Forwarded-For.",
+    "proxies, or clients can forge their address with X-Forwarded-For. The kit's entry "
+    "module (http.health_source = 'kit') wraps an app that has none.",
     requires=("app",),
     example="nginx proxy_pass in front, no ProxyFix: every request comes from 127.0.0.1",
 )
 def proxy_fix(ctx: Context) -> Iterator[Finding]:
     count = _proxies(ctx)
-    fix = _app(ctx).proxy_fix
+    fix = _app(ctx).proxy_fix or _kit_proxy_fix(ctx)
     if count is None:
         return
     if fix is None and count > 0:

@@ -15,7 +15,7 @@ import yaml
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import Finding, Level, rule
-from flaskprod.check.parsers import cached
+from flaskprod.check.parsers import cached, load_yaml
 
 _LAYER = "ci"
 #: Actions published by GitHub itself: a release tag of theirs is what the hardening
@@ -57,7 +57,7 @@ def workflows(ctx: Context) -> list[Workflow]:
         for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
             text = ctx.read(path)
             try:
-                data = yaml.safe_load(text)
+                data = load_yaml(text)
             except yaml.YAMLError as error:
                 found.append(Workflow(path, text, None, str(error).splitlines()[0]))
                 continue

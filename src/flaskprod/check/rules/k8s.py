@@ -21,7 +21,7 @@ import yaml
 from flaskprod.check.context import Context
 from flaskprod.check.deployments import kit_health_paths
 from flaskprod.check.model import Finding, Level, rule
-from flaskprod.check.parsers import cached
+from flaskprod.check.parsers import cached, load_yaml
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.check.rules.docker import _health_paths, _route_matches
 from flaskprod.launch.discover import source_files
@@ -97,7 +97,7 @@ def manifests(ctx: Context) -> list[Manifest]:
             for chunk in re.split(r"(?m)^---[^\n]*\n", text):
                 lines = chunk.splitlines()
                 try:
-                    data = yaml.safe_load(chunk)
+                    data = load_yaml(chunk)
                 except yaml.YAMLError:
                     data = None
                 if isinstance(data, dict) and "apiVersion" in data and "kind" in data:

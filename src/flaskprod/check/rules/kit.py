@@ -3,7 +3,8 @@ say what flaskprod.toml says.
 
 Every other layer judges the files as they are; this one compares them with a fresh
 render of the spec, exactly as ``flaskprod render --check`` does (the same
-:func:`flaskprod.kit.commands.plan_render`, so the two can never disagree). A file
+:func:`flaskprod.kit.commands.render_files` and :func:`flaskprod.kit.write.plan_kit`
+that ``plan_render`` joins, so the two can never disagree). A file
 edited by hand is overwritten by the next render (or blocks it), and a kit not
 re-rendered after the spec changed deploys something else than what was reviewed.
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flaskprod.check.context import Context
+from flaskprod.check.memo import context_digest, memo_key, remembered
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.errors import UserError
 from flaskprod.spec.rendered import read_manifest
@@ -55,6 +57,32 @@ def _project_facts(ctx: Context) -> Any:
     return project
 
 
+def _fresh_render(ctx: Context) -> tuple[dict[str, str], dict[str, int]]:
+    """The kit as ``render`` would write it now (the files ``render --check`` compares,
+    :func:`flaskprod.kit.commands.plan_render`), kept in the state folder until the
+    project's files, flaskprod or what the app showed at import change: detecting and
+    rendering is a third of what ``check`` costs."""
+    from flaskprod.spec.repository import subfolder
+
+    assert ctx.spec is not None
+    spec = ctx.spec
+
+    def render() -> dict[str, Any]:
+        from flaskprod.kit.commands import render_files  # detection, templates: on a miss
+
+        files, modes = render_files(spec, _project_facts(ctx))
+        return {"files": files, "modes": modes}
+
+    digest = context_digest(ctx.cache, ctx.root)
+    app = ctx.app
+    shown = None if app is None else ["redis" in app.modules, "migrate" in app.extensions]
+    key = None
+    if digest is not None:
+        key = memo_key(digest, "kit", str(ctx.root.resolve()), shown, subfolder(ctx.root))
+    kept = remembered(ctx.root, "kit-render", key, render)
+    return kept["files"], kept["modes"]
+
+
 @rule(
     "KIT001",
     layer="kit",
@@ -80,10 +108,11 @@ def kit_drift(ctx: Context) -> Iterator[Finding]:
             file="flaskprod.toml",
         )
         return
-    from flaskprod.kit.commands import plan_render
+    from flaskprod.kit.write import plan_kit
 
     try:
-        drift = plan_render(ctx.root, ctx.spec, _project_facts(ctx)).drift
+        files, modes = _fresh_render(ctx)
+        drift = plan_kit(ctx.root, files, modes).drift
     except UserError as error:  # e.g. app.target names no module: render fails the same
         yield kit_drift.finding(
             f"the kit could not be rendered to compare: {error}",

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from flaskprod.check.context import Context
 from flaskprod.check.live import live_report, observatory
-from flaskprod.check.live.csp import page_blocked
 from flaskprod.check.model import Finding, Level, Rule, rule
 from flaskprod.spec.cache_names import is_immutable_name
 
@@ -406,6 +405,8 @@ def csp_breaks_page(ctx: Context) -> Iterator[Finding]:
     home = _home(ctx)
     if home is None or home["status"] >= 400:
         return
+    from flaskprod.check.live.csp import page_blocked  # html.parser: only with --url
+
     found = page_blocked(home)
     if found:
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
