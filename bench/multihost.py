@@ -1,0 +1,270 @@
+"""Figures of a deploy over several hosts (a balancer, two app hosts, a database host on
+the lab's private bridge; docs/deploy.md "Several hosts", docs/reliability.md):
+
+- provisioning the four fresh hosts one after the other, then (fresh again) in parallel;
+- the time a rolling release takes per app host (out, release, ready, back in);
+- throughput through the balancer with 1 and with 2 app hosts (web2 marked down);
+- the latency the balancer hop adds (TLS at the balancer + one more proxy).
+
+    .venv/bin/python -m bench.multihost [--doc]
+
+Every host is a container on this one machine: the load generator, the balancer, both
+app hosts and PostgreSQL share its cores, so throughput is bound by the cores, not by
+the number of app hosts (said with the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.deploy_host import TOKEN, commit_change, git, shop_repository  # noqa: E402
+from flaskprod.deploy.provision import Kit, TlsFiles  # noqa: E402
+from flaskprod.deploy.roles import Topology  # noqa: E402
+from flaskprod.deploy.several import (  # noqa: E402
+    balancer_for,
+    connected,
+    place,
+    provision_all,
+    release_all,
+)
+from flaskprod.lab import Lab, LabHost  # noqa: E402
+from flaskprod.lab.pebble import Pebble  # noqa: E402
+from flaskprod.spec.load import load_spec  # noqa: E402
+from flaskprod.spec.model import Spec  # noqa: E402
+
+DOCS = (REPO / "docs" / "deploy.md", REPO / "docs" / "reliability.md")
+START, END = "<!-- bench.multihost:start -->", "<!-- bench.multihost:end -->"
+ADDRESSES = {"lb": "10.77.0.10", "web1": "10.77.0.11", "web2": "10.77.0.12", "db1": "10.77.0.13"}
+ROLES = '\n[deploy.balancer]\nhost = "lb"\n\n[deploy.database]\nhost = "db1"\n'
+
+#: Run on the balancer by python3: ``threads`` clients with keep-alive GET ``path`` for
+#: ``seconds`` (or ``count`` requests each), either through the balancer's nginx (HTTPS
+#: on its loopback) or straight to an app host's nginx (HTTP on its private address).
+#: Prints JSON: requests, errors, seconds, requests/s, latency percentiles (ms).
+CLIENT = r"""
+import http.client, json, ssl, sys, threading, time
+mode, target, path, threads, seconds, count = sys.argv[1:7]
+threads, seconds, count = int(threads), float(seconds), int(count)
+context = ssl._create_unverified_context()
+latencies, errors, lock = [], [], threading.Lock()
+def connect():
+    if mode == "balancer":
+        return http.client.HTTPSConnection(target, 443, context=context, timeout=10)
+    return http.client.HTTPConnection(target, 80, timeout=10)
+headers = {"Host": "localhost", "X-Forwarded-Proto": "https"}
+end = time.monotonic() + seconds
+def client():
+    conn, mine, bad = connect(), [], []
+    for _ in range(count):
+        if time.monotonic() > end:
+            break
+        began = time.perf_counter()
+        try:
+            conn.request("GET", path, headers=headers)
+            answer = conn.getresponse(); answer.read()
+            (mine if answer.status == 200 else bad).append(time.perf_counter() - began)
+        except OSError as error:
+            bad.append(0.0); conn.close(); conn = connect()
+    with lock:
+        latencies.extend(mine); errors.extend(bad)
+started = time.monotonic()
+workers = [threading.Thread(target=client) for _ in range(threads)]
+for w in workers: w.start()
+for w in workers: w.join()
+took = time.monotonic() - started
+latencies.sort()
+def pick(q):
+    if not latencies:
+        return None
+    return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+print(json.dumps({"requests": len(latencies), "errors": len(errors), "seconds": round(took, 2),
+                  "rps": round(len(latencies) / took, 1), "p50_ms": pick(0.5), "p90_ms": pick(0.9),
+                  "p99_ms": pick(0.99)}))
+"""
+
+
+def several_hosts(project: Path) -> None:
+    spec = project / "flaskprod.toml"
+    text = spec.read_text().replace("\nhosts = []\n", '\nhosts = ["web1", "web2"]\n')
+    section = text.index("\n[container]\n")
+    spec.write_text(text[:section] + "\n" + ROLES + text[section:])
+    git(project, "commit", "-qam", "several hosts")
+
+
+def boot(lab: Lab) -> dict[str, LabHost]:
+    return {name: lab.boot(name, private_address=a) for name, a in ADDRESSES.items()}
+
+
+def provisioned(lab: Lab, spec: Spec, project: Path, *, parallel: bool, echo: Any) -> float:
+    topology = Topology.of(spec)
+    assert topology is not None
+    began = time.monotonic()
+    with connected(topology, lab.ssh_config, False) as remotes:
+        placement = place(topology, remotes, echo)
+        provision_all(
+            placement,
+            remotes,
+            spec=spec,
+            kit=Kit.read(spec, project),
+            tls_files=TlsFiles(),
+            dry_run=False,
+            echo=echo,
+            parallel=parallel,
+        )
+    return round(time.monotonic() - began, 1)
+
+
+def client(lb: LabHost, mode: str, target: str, threads: int, seconds: float, count: int) -> Any:
+    argv = ["python3", "-c", CLIENT, mode, target, "/", str(threads), str(seconds), str(count)]
+    done = lb.run(argv, timeout=seconds + 120)
+    return json.loads(done.stdout)
+
+
+def measure(echo: Any = print) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="flaskprod-multihost-bench-"))
+    lab = Lab.start(work / "lab")
+    figures: dict[str, Any] = {}
+    try:
+        hosts = boot(lab)
+        pebble = Pebble.start(hosts["lb"], work / "pebble")
+        project = shop_repository(
+            work, acme_directory=pebble.directory, acme_ca=str(pebble.ca_file)
+        )
+        several_hosts(project)
+        spec = load_spec(project / "flaskprod.toml")
+        figures["provision_serial_s"] = provisioned(lab, spec, project, parallel=False, echo=echo)
+        for host in hosts.values():
+            host.kill()
+        hosts = boot(lab)  # fresh again, the same names and addresses
+        Pebble.start(hosts["lb"], work / "pebble2")
+        figures["provision_parallel_s"] = provisioned(lab, spec, project, parallel=True, echo=echo)
+        topology = Topology.of(spec)
+        assert topology is not None
+        with connected(topology, lab.ssh_config, False) as remotes:
+            placement = place(topology, remotes, echo)
+            seed = (f"flask seed --token {TOKEN}",)
+            figures["first_roll_s"] = release_all(
+                placement, remotes, spec=spec, project=project, echo=echo,
+                allow_dirty=False, release_commands=seed,
+            )  # fmt: skip
+            commit_change(project, "shop/static/version.txt", "v2\n", "v2")
+            figures["roll_s"] = release_all(
+                placement, remotes, spec=spec, project=project, echo=echo,
+                allow_dirty=False, release_commands=(),
+            )  # fmt: skip
+            lb = hosts["lb"]
+            client(lb, "balancer", "127.0.0.1", 4, 5, 100)  # warm: caches, keep-alive
+            hop: dict[str, Any] = {}
+            hop["direct"] = client(lb, "direct", ADDRESSES["web1"], 1, 60, 300)
+            hop["balancer"] = client(lb, "balancer", "127.0.0.1", 1, 60, 300)
+            figures["hop"] = hop
+            balancer = balancer_for(placement, remotes, spec, echo)
+            throughput: dict[str, Any] = {}
+            throughput["2 app hosts"] = client(lb, "balancer", "127.0.0.1", 8, 15, 100000)
+            balancer.out((ADDRESSES["web2"],), "bench: web2 out")
+            throughput["1 app host"] = client(lb, "balancer", "127.0.0.1", 8, 15, 100000)
+            balancer.out((), "bench: web2 back")
+            figures["throughput"] = throughput
+            workers = spec.server.workers
+            figures["app_server"] = f"{spec.server.kind}, {workers or 'auto'} workers per host"
+    finally:
+        lab.stop()
+    return {
+        "machine": f"{platform.node()} ({os.cpu_count()} cores)",
+        "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "figures": figures,
+    }
+
+
+def section(result: dict[str, Any]) -> str:
+    f = result["figures"]
+    hop = f["hop"]
+    added = round(hop["balancer"]["p50_ms"] - hop["direct"]["p50_ms"], 2)
+    rows = [
+        "| figure | value |",
+        "|---|---|",
+        f"| provisioning 4 fresh hosts, one after the other | {f['provision_serial_s']} s |",
+        f"| provisioning 4 fresh hosts, in parallel (threads) | {f['provision_parallel_s']} s |",
+        *[
+            f"| rolling release of a new revision, {host} (out, release, ready, back in) | {s} s |"
+            for host, s in f["roll_s"].items()
+        ],
+        *[
+            f"| first release, {host} (venv built from nothing, migrations + seed on web1) "
+            f"| {s} s |"
+            for host, s in f["first_roll_s"].items()
+        ],
+    ]
+    for label, run in f["throughput"].items():
+        rows.append(
+            f"| GET / through the balancer, 8 clients, {label} | {run['rps']} req/s "
+            f"(p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, {run['errors']} errors) |"
+        )
+    rows.append(
+        f"| GET /, one client, keep-alive: straight to web1's nginx / through the balancer "
+        f"(HTTPS) | p50 {hop['direct']['p50_ms']} / {hop['balancer']['p50_ms']} ms: "
+        f"the hop adds {added} ms |"
+    )
+    return "\n".join(
+        [
+            START,
+            "### Several hosts: measured",
+            "",
+            f"`python -m bench.multihost --doc` on {result['machine']}, {result['when']} "
+            f"(load average {result['load']}, shared with other work): four lab hosts "
+            "(lb, web1, web2, db1) on one private bridge, the shop "
+            f"({f['app_server']}); clients run on the balancer host itself.",
+            "",
+            *rows,
+            "",
+            "All four hosts, the clients and PostgreSQL share this machine's 2 cores: the "
+            "throughput is bound by the cores, so a second app host cannot double it here "
+            "(on separate machines each app host brings its own cores). Provisioning in "
+            "parallel overlaps the hosts' apt and SSH round trips; the database host's "
+            "secrets are the one wait (the app hosts' env files need them).",
+            END,
+        ]
+    )
+
+
+def write_doc(result: dict[str, Any], doc: Path) -> None:
+    text = doc.read_text()
+    block = section(result)
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    doc.write_text(text.rstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--doc", action="store_true", help="write the figures into the docs")
+    options = parser.parse_args(argv)
+    result = measure()
+    print(json.dumps(result, indent=2))
+    print(section(result))
+    if options.doc:
+        for doc in DOCS:
+            write_doc(result, doc)
+            print(f"wrote {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
