@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.deploy_host import TOKEN, commit_change, git, shop_repository  # noqa: E402
+from bench.deploy_host import TOKEN, HostShop, commit_change, git, shop_repository  # noqa: E402
+from bench.faults.load import Load, LoadPlan, summarize, verify_orders  # noqa: E402
 from flaskprod.deploy.provision import Kit, TlsFiles  # noqa: E402
 from flaskprod.deploy.roles import Topology  # noqa: E402
 from flaskprod.deploy.several import (  # noqa: E402
@@ -105,7 +106,47 @@ def several_hosts(project: Path) -> None:
 
 
 def boot(lab: Lab) -> dict[str, LabHost]:
-    return {name: lab.boot(name, private_address=a) for name, a in ADDRESSES.items()}
+    # web2 on a disk of its own: it loses power and boots again
+    return {
+        name: lab.boot(name, private_address=a, persistent=name == "web2")
+        for name, a in ADDRESSES.items()
+    }
+
+
+def under_load(shop: HostShop, prefix: str, action: Any) -> dict[str, Any]:
+    """``action`` while the bounded load of the fault suite runs through the balancer;
+    what the clients saw and the orders checked in PostgreSQL."""
+    plan = LoadPlan(
+        rate=12, duration=90, max_requests=1090, post_every=3,
+        get_paths=("/", "/api/products"), threads=4,
+    )  # fmt: skip
+    load = Load(shop, plan, prefix=f"{prefix}-{time.time_ns()}-").start()  # type: ignore[arg-type]
+    try:
+        load.wait_sent(20, timeout=20)
+        load.mark("fault")
+        outcome = action()
+        load.mark("done")
+        load.wait_sent(load.sent() + 40, timeout=20)
+    finally:
+        record = load.stop()
+    orders = verify_orders(shop, record)  # type: ignore[arg-type]
+    return {"load": summarize(record), "orders": orders, "outcome": outcome}
+
+
+def power_cut_and_back(shop: HostShop, web2: LabHost) -> dict[str, Any]:
+    web2.power_cut()
+    time.sleep(5)  # under load without it
+    began = time.monotonic()
+    web2.power_on()
+    log = "/var/log/shop/nginx.access.log"
+    seen = int(web2.run(f"wc -l < {log}").stdout.strip() or 0)
+    with shop.client() as client:
+        while time.monotonic() - began < 60:
+            client.get("/")
+            if int(web2.run(f"wc -l < {log}").stdout.strip() or 0) > seen:
+                return {"serving_again_after_power_on_s": round(time.monotonic() - began, 1)}
+            time.sleep(0.2)
+    return {"serving_again_after_power_on_s": None}
 
 
 def provisioned(lab: Lab, spec: Spec, project: Path, *, parallel: bool, echo: Any) -> float:
@@ -150,7 +191,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
         for host in hosts.values():
             host.kill()
         hosts = boot(lab)  # fresh again, the same names and addresses
-        Pebble.start(hosts["lb"], work / "pebble2")
+        pebble = Pebble.start(hosts["lb"], work / "pebble2")
         figures["provision_parallel_s"] = provisioned(lab, spec, project, parallel=True, echo=echo)
         topology = Topology.of(spec)
         assert topology is not None
@@ -179,6 +220,21 @@ def measure(echo: Any = print) -> dict[str, Any]:
             throughput["1 app host"] = client(lb, "balancer", "127.0.0.1", 8, 15, 100000)
             balancer.out((), "bench: web2 back")
             figures["throughput"] = throughput
+            roots = work / "roots.pem"
+            roots.write_text(pebble.issuing_roots())
+            shop = HostShop(remotes["db1"], spec, hosts["lb"].forward(443), roots)
+            commit_change(project, "shop/static/version.txt", "v3\n", "v3")
+            figures["rolling release under load"] = under_load(
+                shop,
+                "roll",
+                lambda: release_all(
+                    placement, remotes, spec=spec, project=project, echo=echo,
+                    allow_dirty=False, release_commands=(),
+                ),
+            )  # fmt: skip
+            figures["web2 powered off under load"] = under_load(
+                shop, "poweroff", lambda: power_cut_and_back(shop, hosts["web2"])
+            )
             workers = spec.server.workers
             figures["app_server"] = f"{spec.server.kind}, {workers or 'auto'} workers per host"
     finally:
@@ -220,6 +276,16 @@ def section(result: dict[str, Any]) -> str:
         f"(HTTPS) | p50 {hop['direct']['p50_ms']} / {hop['balancer']['p50_ms']} ms: "
         f"the hop adds {added} ms |"
     )
+    for name in ("rolling release under load", "web2 powered off under load"):
+        run = f[name]
+        load, orders = run["load"], run["orders"]
+        rows.append(
+            f"| {name}: {load['sent']} requests ({load['load']}) | failed "
+            f"{load['failed_total_first_attempt']} first / {load['failed_total_final']} final, "
+            f"orders {orders['acknowledged']} acknowledged, {orders['lost']} lost, "
+            f"{orders['duplicated']} duplicated; "
+            f"{json.dumps(run['outcome'])} |"
+        )
     return "\n".join(
         [
             START,

@@ -117,7 +117,7 @@ def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     hosts: dict[str, LabHost] = {}
     try:
         for name, address in ADDRESSES.items():
-            # web2 on a disk of its own: it is powered off and on again
+            # web2 on a disk of its own: it loses power and comes back
             hosts[name] = lab.boot(name, private_address=address, persistent=name == "web2")
         pebble = Pebble.start(hosts["lb"], folder / "pebble")
         project = shop_repository(
@@ -176,6 +176,36 @@ def test_the_shop_is_served_over_https_through_the_balancer_by_both_app_hosts(
     mode = site.on("web1", "stat -c '%a %U %G' /etc/shop/shop.env").stdout.strip()
     assert mode == "600 root shop"
     assert secret.partition("=")[2].strip() not in "\n".join(lines)
+
+
+def test_a_second_deploy_dry_run_finds_nothing_to_change_on_any_host(site: Site) -> None:
+    argv = [FLASKPROD, "deploy", str(site.project), "--ssh-config", str(site.lab.ssh_config)]
+    done = subprocess.run([*argv, "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summaries = [line for line in done.stderr.splitlines() if ": provisioned (" in line]
+    assert len(summaries) == 4 and all(s.endswith(")") for s in summaries), done.stderr
+    assert all(": no change (" in line for line in summaries), summaries
+    assert "out of the balancer" not in done.stderr  # a dry run releases nothing
+
+
+def test_a_host_without_a_private_address_is_named_with_the_key_to_set(lab: Lab) -> None:
+    from flaskprod.deploy.roles import discover_private_address
+    from flaskprod.errors import DeployError
+
+    host = lab.boot("nopriv")  # its own namespace: loopback only
+    try:
+        with (
+            Remote(host.name, ssh_config=lab.ssh_config) as remote,
+            pytest.raises(DeployError) as caught,
+        ):
+            discover_private_address(remote, host.name)
+    finally:
+        host.kill()
+    assert caught.value.message == "nopriv: private address: no private (RFC 1918 / ULA) address"
+    assert (
+        caught.value.hint == 'set it in flaskprod.toml, under [deploy.private]: nopriv = "ADDRESS"'
+    )
+    assert caught.value.exit_code == ExitCode.DEPLOY
 
 
 def _connects(site: Site, source: str, address: str, port: int) -> bool:
@@ -345,4 +375,8 @@ def test_an_app_host_powered_off_under_load_fails_no_get_and_loses_no_order(site
             served = count > seen
             time.sleep(0.5)
     print(f"web2 serving through the balancer {time.monotonic() - began:.1f}s after power on")
+    errors = site.on(
+        "lb", f"grep -c 'upstream: \"http://{ADDRESSES['web2']}' /var/log/shop/nginx.error.log"
+    )
+    print("balancer's errors naming web2:", errors.stdout.strip())
     assert served, "web2 never served through the balancer again"

@@ -193,6 +193,8 @@ class Provisioner:
             self.app_user()
         else:
             self.balancer_folders()
+        if self.has(APP) or self.has(DATABASE) or self.has(REDIS):
+            self.nonlocal_bind()
         if self.has(DATABASE) or self.has(REDIS):
             self.secrets_step()
             if self.plan.secrets_made is not None:
@@ -598,15 +600,11 @@ class Provisioner:
             title = title.replace("nginx site", "balancer site")
         self._site(title, file, site, include, upstream)
 
-    def app_site(self) -> None:
-        """An app host's site: plain HTTP on its private address, for the balancer."""
-        assert self.plan is not None
-        placement = self.plan.placement
-        site = app_host_site(self.spec, self.plan.address, placement.balancer_address)
-        include = f"/etc/nginx/{self.name}-upstream.conf"
-        # nginx binds the private address even before its interface is up at boot
+    def nonlocal_bind(self) -> None:
+        """nginx, PostgreSQL and Redis bind the private address even before its interface
+        is up at boot (else PostgreSQL would come up on loopback only, Redis not at all)."""
         sysctl = "/etc/sysctl.d/60-flaskprod-nonlocal-bind.conf"
-        with self.engine.step("nginx may bind the private address at boot") as step:
+        with self.engine.step("services may bind the private address at boot") as step:
             if step.op(
                 files.put,
                 sysctl,
@@ -616,6 +614,13 @@ class Provisioner:
             ):
                 step.op(server.shell, "sysctl applied", commands=[f"sysctl -q -p {sysctl}"])
         self._done(step.result)
+
+    def app_site(self) -> None:
+        """An app host's site: plain HTTP on its private address, for the balancer."""
+        assert self.plan is not None
+        placement = self.plan.placement
+        site = app_host_site(self.spec, self.plan.address, placement.balancer_address)
+        include = f"/etc/nginx/{self.name}-upstream.conf"
         self._site(
             f"app host site (HTTP on {self.plan.address}:80, for the balancer)",
             f"{self.name}.conf",

@@ -96,7 +96,7 @@ def discover_private_address(remote: Remote, host: str) -> str:
     what = "no private (RFC 1918 / ULA) address" if not found else "several: " + ", ".join(found)
     raise DeployError(
         f"{host}: private address: {what}",
-        hint=f'set it in flaskprod.toml: [deploy.private] "{host}" = "ADDRESS"',
+        hint=f'set it in flaskprod.toml, under [deploy.private]: {host} = "ADDRESS"',
     )
 
 

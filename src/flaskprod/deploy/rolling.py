@@ -142,9 +142,12 @@ def roll(
             balancer.out((), f"{host} back in the balancer")
             kept = ", ".join(hosts[index:])
             new = ", ".join(done) if done else "no host"
+            reason = error.message
+            for prefix in (f"{host}: {step}: ", f"{remote.label}: {step}: ", f"{host}: "):
+                reason = reason.removeprefix(prefix)
             raise DeployFailed(
                 step,
-                f"{host}: {step}: {error.message}; the roll stopped: {new} run the new "
+                f"{host}: {step}: {reason}; the roll stopped: {new} run the new "
                 f"release, {kept} the old one (all in the balancer)",
                 getattr(error, "lines", []),
             ) from None
