@@ -191,7 +191,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
         for host in hosts.values():
             host.kill()
         hosts = boot(lab)  # fresh again, the same names and addresses
-        pebble = Pebble.start(hosts["lb"], work / "pebble2")
+        pebble = Pebble.start(hosts["lb"], work / "pebble")  # its CA again: the spec names it
         figures["provision_parallel_s"] = provisioned(lab, spec, project, parallel=True, echo=echo)
         topology = Topology.of(spec)
         assert topology is not None
@@ -208,16 +208,16 @@ def measure(echo: Any = print) -> dict[str, Any]:
                 allow_dirty=False, release_commands=(),
             )  # fmt: skip
             lb = hosts["lb"]
-            client(lb, "balancer", "127.0.0.1", 4, 5, 100)  # warm: caches, keep-alive
+            client(lb, "balancer", "localhost", 4, 5, 100)  # warm: caches, keep-alive
             hop: dict[str, Any] = {}
             hop["direct"] = client(lb, "direct", ADDRESSES["web1"], 1, 60, 300)
-            hop["balancer"] = client(lb, "balancer", "127.0.0.1", 1, 60, 300)
+            hop["balancer"] = client(lb, "balancer", "localhost", 1, 60, 300)
             figures["hop"] = hop
             balancer = balancer_for(placement, remotes, spec, echo)
             throughput: dict[str, Any] = {}
-            throughput["2 app hosts"] = client(lb, "balancer", "127.0.0.1", 8, 15, 100000)
+            throughput["2 app hosts"] = client(lb, "balancer", "localhost", 8, 15, 100000)
             balancer.out((ADDRESSES["web2"],), "bench: web2 out")
-            throughput["1 app host"] = client(lb, "balancer", "127.0.0.1", 8, 15, 100000)
+            throughput["1 app host"] = client(lb, "balancer", "localhost", 8, 15, 100000)
             balancer.out((), "bench: web2 back")
             figures["throughput"] = throughput
             roots = work / "roots.pem"
