@@ -117,8 +117,9 @@ def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     hosts: dict[str, LabHost] = {}
     try:
         for name, address in ADDRESSES.items():
-            # web2 on a disk of its own: it loses power and comes back
-            hosts[name] = lab.boot(name, private_address=address, persistent=name == "web2")
+            # web2 and db1 on disks of their own: they go down and come back
+            persistent = name in ("web2", "db1")
+            hosts[name] = lab.boot(name, private_address=address, persistent=persistent)
         pebble = Pebble.start(hosts["lb"], folder / "pebble")
         project = shop_repository(
             folder,
@@ -338,6 +339,70 @@ def test_the_balancers_certificate_renewed_under_load_fails_nothing(site: Site) 
     print("certificate renewed:", summary)
     assert serial() != before
     assert summary["failed_total_first_attempt"] == 0, summary
+
+
+def test_the_database_host_restarted_under_load_costs_bounded_503s_and_no_order(
+    site: Site,
+) -> None:
+    """db1 reboots (a clean poweroff and a boot) under load: the pages that need the
+    database answer 503 with Retry-After meanwhile, never 500 (nor the balancer's 502);
+    the clients' order retries (same Idempotency-Key) lose and duplicate nothing;
+    recovery: the first 200 of the home page through the balancer after db1 is back."""
+    import threading
+
+    import httpx
+
+    seen: list[tuple[float, int, str]] = []  # (when, status, Retry-After) of the home page
+    stop = threading.Event()
+
+    def poll() -> None:
+        with site.shop.client() as client:
+            while not stop.wait(0.1):
+                try:
+                    answer = client.get("/")  # the products: a page that needs the database
+                    seen.append(
+                        (
+                            time.monotonic(),
+                            answer.status_code,
+                            answer.headers.get("retry-after", ""),
+                        )
+                    )
+                except httpx.HTTPError:
+                    seen.append((time.monotonic(), 0, ""))
+
+    # in a thread of its own: the host's processes die with the thread that started them
+    poller = threading.Thread(target=poll, daemon=True)
+    load = site.load("dbrestart", seconds=60)
+    try:
+        load.wait_sent(20, timeout=20)
+        began = time.monotonic()
+        load.mark("db1 reboot")
+        poller.start()
+        site.hosts["db1"].reboot()  # this thread: the host outlives it
+        back = time.monotonic()
+        deadline = back + 60
+        while time.monotonic() < deadline and not any(t > back and c == 200 for t, c, _ in seen):
+            time.sleep(0.1)
+        load.mark("ready again")
+        load.wait_sent(load.sent() + 40, timeout=20)
+    finally:
+        stop.set()
+        record = load.stop()
+    poller.join(timeout=15)
+    summary = summarize(record)
+    recovered = next((t - began for t, c, _ in seen if t > back and c == 200), None)
+    refused = [(c, after) for _t, c, after in seen if c != 200]
+    print(f"db1 rebooted in {back - began:.1f}s, ready again {recovered}s after the reboot began;")
+    print("home page meanwhile:", refused[:5], len(refused), "load:", summary)
+    orders = verify_orders(site.shop, record)  # type: ignore[arg-type]
+    print("orders:", orders)
+    assert recovered is not None, seen[-5:]
+    assert refused and all(c == 503 for c, _after in refused), refused
+    assert any(after.isdigit() for _c, after in refused), refused  # Retry-After: N
+    outcomes = set(summary["failed_gets"]) | set(summary["failed_posts_first_attempt"])
+    assert outcomes <= {"503"}, summary  # bounded 503s, never a 500 or a 502
+    assert summary["tracebacks"] == 0, summary
+    assert orders["lost"] == 0 and orders["duplicated"] == 0 and orders["wrong_id"] == 0, orders
 
 
 def test_an_app_host_powered_off_under_load_fails_no_get_and_loses_no_order(site: Site) -> None:

@@ -206,7 +206,8 @@ def deploy_several(
         provision_all(
             placement, remotes, spec=spec, kit=kit, tls_files=tls_files, dry_run=dry_run, echo=echo
         )
-        echo(f"{len(remotes)} hosts provisioned in {time.monotonic() - started:.1f}s")
+        done = "looked at (dry run, nothing changed)" if dry_run else "provisioned"
+        echo(f"{len(remotes)} hosts {done} in {time.monotonic() - started:.1f}s")
         if dry_run or provision_only:
             return None
         began = time.monotonic()

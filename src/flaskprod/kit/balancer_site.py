@@ -6,8 +6,9 @@ caching stay the kit's:
   app hosts' private addresses (:func:`app_hosts_upstream`: ``max_fails``/
   ``fail_timeout``, ``down`` for a host out for its release); everything is proxied
   (static files and media come from the app hosts); idempotent requests that met an
-  error, a timeout or a 502/503/504 go to the next host, non-idempotent ones never
-  (nginx's own rule, kept: a retried POST could charge twice);
+  error, a timeout or a 502/504 (not a 503: see :func:`balancer_site`) go to the next
+  host, non-idempotent ones never (nginx's own rule, kept: a retried POST could charge
+  twice);
 - an **app host**: the kit's HTTPS server as plain HTTP on the host's private address
   only, static files and media served there, the client's address taken from the
   balancer only (``set_real_ip_from``; the firewall admits the balancer only); no cache,
@@ -98,7 +99,11 @@ def balancer_site(spec: Spec) -> str:
     ]
     server = _https_server(parsed)
     body = server["block"]
-    _set(body, "proxy_next_upstream", "error", "timeout", "http_502", "http_503", "http_504")
+    # Not http_503: the app answers 503 when the shared database or Redis is away — the
+    # same on every host, so another host cannot help — and an answer listed here counts
+    # against max_fails: a database restart would mark every app host failed and the
+    # balancer answer 502 "no live upstreams" for fail_timeout after it came back.
+    _set(body, "proxy_next_upstream", "error", "timeout", "http_502", "http_504")
     _set(body, "proxy_next_upstream_tries", str(max(2, len(spec.deploy.hosts))))
     _set(body, "proxy_connect_timeout", CONNECT_TIMEOUT)
     for index, directive in enumerate(body):
