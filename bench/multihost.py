@@ -98,6 +98,8 @@ print(json.dumps({"requests": len(latencies), "errors": len(errors), "seconds": 
 
 
 def several_hosts(project: Path) -> None:
+    """The shop's spec as a user edits it for several hosts (addresses discovered),
+    committed."""
     spec = project / "flaskprod.toml"
     text = spec.read_text().replace("\nhosts = []\n", '\nhosts = ["web1", "web2"]\n')
     section = text.index("\n[container]\n")

@@ -36,27 +36,11 @@ if str(REPO) not in sys.path:  # bench/ is imported as a package from the checko
 
 from bench.deploy_host import HostShop, commit_change, git, shop_repository  # noqa: E402
 from bench.faults.load import Load, LoadPlan, summarize, verify_orders  # noqa: E402
+from bench.multihost import ADDRESSES, several_hosts  # noqa: E402
 
 FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 SEED = f"flask seed --token {HostShop.token}"
 VERSION_FILE = "shop/static/version.txt"
-ADDRESSES = {"lb": "10.77.0.10", "web1": "10.77.0.11", "web2": "10.77.0.12", "db1": "10.77.0.13"}
-ROLES = """
-[deploy.balancer]
-host = "lb"
-
-[deploy.database]
-host = "db1"
-"""
-
-
-def several_hosts(project: Path) -> None:
-    """The shop's spec as a user edits it for several hosts (addresses discovered)."""
-    spec = project / "flaskprod.toml"
-    text = spec.read_text().replace("\nhosts = []\n", '\nhosts = ["web1", "web2"]\n')
-    section = text.index("\n[container]\n")
-    spec.write_text(text[:section] + "\n" + ROLES + text[section:])
-    git(project, "commit", "-qam", "several hosts")
 
 
 @dataclass

@@ -174,10 +174,7 @@ class Provisioner:
         self.env_step()
         self.units()
         self.first_backup()
-        had_certificate = self._certificate_present()
-        self.nginx(tls_ready=had_certificate)
-        if self.tls() and not had_certificate:
-            self.nginx(tls_ready=True)
+        self.public_site()
         self.firewall()
         self.logs()
         return self.result
@@ -214,13 +211,17 @@ class Provisioner:
         if self.has(APP):
             self.app_site()
         if self.has(BALANCER):
-            had_certificate = self._certificate_present()
-            self.nginx(tls_ready=had_certificate)
-            if self.tls() and not had_certificate:
-                self.nginx(tls_ready=True)
+            self.public_site()
         self.firewall()
         self.logs()
         return self.result
+
+    def public_site(self) -> None:
+        """The public site: plain HTTP until the certificate exists, then HTTPS."""
+        had_certificate = self._certificate_present()
+        self.nginx(tls_ready=had_certificate)
+        if self.tls() and not had_certificate:
+            self.nginx(tls_ready=True)
 
     def _done(self, result: StepResult) -> None:
         self.result.steps.append(result)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flaskprod.deploy.ship import DeployFailed, rollback_host
-from flaskprod.deploy.ssh_target import StepFailed, swap_include, wait_gone
+from flaskprod.deploy.ssh_target import SshTarget, StepFailed, swap_include, wait_gone
 from flaskprod.kit.balancer_site import app_hosts_path, app_hosts_upstream
 from flaskprod.release.pipeline import Echo
 
@@ -69,16 +69,8 @@ class Balancer:
     echo: Echo
 
     def _sh(self, script: str, step: str, *, input: bytes | None = None) -> str:
-        done = self.remote.run(
-            f"set -e\n{script}", step=step, input=input, check=False, timeout=120
-        )
-        if done.returncode != 0:
-            lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-            raise StepFailed(
-                f"{self.remote.label}: {step} failed" + (f": {lines[-1]}" if lines else ""),
-                lines[-20:],
-            )
-        return str(done.stdout)
+        # the release target's runner: one line naming the host and the step on failure
+        return SshTarget(self.remote, self.spec, self.echo).sh(script, step, input=input)
 
     def out(self, down: tuple[str, ...], step: str) -> float:
         """The app hosts with these addresses ``down``, the others up; returns once the
