@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -227,9 +228,16 @@ def render(folder: Path = RESULTS, server: str | None = None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+_OTHER_BENCH = re.compile(r"<!-- (bench\.[\w.]+):start -->.*?<!-- \1:end -->", re.S)
+
+
 def write_doc(folder: Path = RESULTS, doc: Path = DOC) -> Path:
-    """Render and write ``doc`` atomically (temp file + os.replace)."""
-    text = render(folder)
+    """Render and write ``doc`` atomically (temp file + os.replace). Blocks other
+    benches write into the page (``<!-- bench.NAME:start -->`` ... ``:end -->``, e.g.
+    bench/multihost.py's) are kept at its end."""
+    old = doc.read_text() if doc.exists() else ""
+    kept = [match.group(0) for match in _OTHER_BENCH.finditer(old)]
+    text = render(folder) + "".join(f"\n{block}\n" for block in kept)
     doc.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=doc.parent, prefix=f".{doc.name}.")
     with os.fdopen(fd, "w") as handle:

@@ -142,3 +142,21 @@ def test_the_doc_is_written_atomically(tmp_path: Path, monkeypatch: Any) -> None
 
 def test_without_results_the_doc_says_how_to_make_them(tmp_path: Path) -> None:
     assert "No results yet: run the command above." in render(tmp_path)
+
+
+def test_another_benchs_block_in_the_doc_is_kept(tmp_path: Path, monkeypatch: Any) -> None:
+    """bench/multihost.py writes its figures into the same page: a rewrite keeps them."""
+    import bench.faults.report as report
+
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    _write(tmp_path, "2026-01-01T000000Z", [_result(3, passed=True, failed_gets={})])
+    doc = tmp_path / "docs" / "reliability.md"
+    doc.parent.mkdir(parents=True)
+    block = (
+        "<!-- bench.multihost:start -->\n### Several hosts\n| a | 1 |\n<!-- bench.multihost:end -->"
+    )
+    doc.write_text("old page\n\n" + block + "\n")
+    write_doc(tmp_path, doc)
+    text = doc.read_text()
+    assert "old page" not in text and "## 3. scenario title 3 — passed" in text
+    assert text.rstrip().endswith(block)

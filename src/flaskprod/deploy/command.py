@@ -110,6 +110,8 @@ def deploy_command(
 ) -> None:
     """Provision servers over SSH and deploy the app to them (from flaskprod.toml)."""
     from flaskprod.deploy.provision import Kit, TlsFiles
+    from flaskprod.deploy.roles import Topology
+    from flaskprod.deploy.several import deploy_several
     from flaskprod.spec.load import load_spec
     from flaskprod.spec.model import SPEC_FILENAME
 
@@ -127,6 +129,30 @@ def deploy_command(
         raise UserError("--certificate and --certificate-key go together")
     kit = Kit.read(spec, root)
     tls_files = TlsFiles(certificate, certificate_key)
+    topology = Topology.of(spec)
+    if topology is not None:
+        if hosts:
+            raise UserError(
+                "--host: the spec names its hosts by role ([deploy] hosts, "
+                "[deploy.balancer], [deploy.database]); deploy takes them all"
+            )
+        released = deploy_several(
+            topology,
+            spec=spec,
+            kit=kit,
+            project=root,
+            ssh_config=ssh_config,
+            accept_new_key=accept_new_host_key,
+            dry_run=dry_run,
+            tls_files=tls_files,
+            allow_dirty=allow_dirty,
+            release_commands=release_commands,
+            provision_only=provision_only,
+            echo=_echo,
+        )
+        if released is not None and _live_check(spec, root, check_url, check_ca, _echo):
+            sys.exit(int(ExitCode.DEPLOYED_WITH_FINDINGS))
+        return
     findings = False
     for destination in destinations:
         findings |= deploy_host(

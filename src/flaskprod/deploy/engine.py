@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,7 +32,7 @@ from pyinfra.api.state import State
 from pyinfra.api.util import get_file_io
 from pyinfra.connectors.base import BaseConnector
 from pyinfra.connectors.util import CommandOutput, OutputLine, make_unix_command_for_host
-from pyinfra.context import ctx_host, ctx_state
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 from flaskprod.deploy.remote import Completed
 
@@ -192,6 +193,7 @@ class Engine:
 
     def __init__(self, remote: RemoteHost, *, dry_run: bool = False) -> None:
         _quiet_pyinfra()
+        _per_thread_pyinfra()
         self.remote = remote
         self.dry_run = dry_run
         remote.connect()  # refuses what cannot be provisioned: OS, sudo, host key
@@ -251,3 +253,16 @@ def _quiet_pyinfra() -> None:
     for name in ("pyinfra", "pyinfra_cli"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
         logging.getLogger(name).propagate = False
+
+
+class _PerThread(threading.local):
+    module: object = None
+
+
+def _per_thread_pyinfra() -> None:
+    """pyinfra keeps "the current state" in one process-wide slot (its CLI drives every
+    host from one state, in greenlets); hosts provisioned in threads each have a state
+    of their own, so the slot is made per thread (``ctx_host`` already is)."""
+    for manager in (ctx_state, ctx_inventory):
+        if not isinstance(manager.context._container, _PerThread):
+            manager.context._container = _PerThread()

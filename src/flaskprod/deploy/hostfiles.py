@@ -28,24 +28,34 @@ Directive = dict[str, Any]
 
 
 def secret_names(spec: Spec) -> list[str]:
+    several = spec.deploy.database is not None  # PostgreSQL and Redis on a host of theirs
     names = [SECRET_KEY]
-    if spec.database.server_engine and spec.database.local:  # PostgreSQL, MariaDB
+    if spec.database.server_engine and (spec.database.local or several):  # PostgreSQL, MariaDB
         names.append(DB_PASSWORD)
-    if spec.redis.enabled and spec.redis.local:
+    if spec.redis.enabled and (spec.redis.local or several):
         names.append(REDIS_PASSWORD)
     return names
 
 
-def env_template(spec: Spec) -> str:
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def env_template(
+    spec: Spec, database_host: str = "localhost", redis_host: str = "localhost"
+) -> str:
     """The env file with ``{{secret:NAME}}`` where the server puts its secrets and
-    ``{{keep:NAME}}`` for values only the server has (filled in there by hand)."""
+    ``{{keep:NAME}}`` for values only the server has (filled in there by hand).
+    ``database_host``/``redis_host``: where an app host of several reaches them (the
+    database host's private address)."""
     db_user = spec.resolve(spec.database.user)
     db_name = spec.resolve(spec.database.name)
+    several = spec.deploy.database is not None  # provisioned on a host of its own
     filled = {SECRET_KEY: "{{secret:SECRET_KEY}}"}
-    if spec.database.engine == "postgresql" and spec.database.local:
+    if spec.database.engine == "postgresql" and (spec.database.local or several):
         filled["DATABASE_URL"] = (
             f"postgresql+{spec.database.driver}://{db_user}:{{{{secret:{DB_PASSWORD}}}}}"
-            f"@localhost:5432/{db_name}"
+            f"@{_url_host(database_host)}:5432/{db_name}"
         )
     if spec.database.is_mysql and spec.database.local:
         # 127.0.0.1: the app's MariaDB user is of the loopback address (skip-name-resolve)
@@ -55,8 +65,10 @@ def env_template(spec: Spec) -> str:
         )
     if spec.database.engine == "sqlite":
         filled["DATABASE_URL"] = f"sqlite:///{sqlite_path(spec)}"
-    if spec.redis.enabled and spec.redis.local:
-        filled["REDIS_URL"] = f"redis://:{{{{secret:{REDIS_PASSWORD}}}}}@localhost:6379/0"
+    if spec.redis.enabled and (spec.redis.local or several):
+        filled["REDIS_URL"] = (
+            f"redis://:{{{{secret:{REDIS_PASSWORD}}}}}@{_url_host(redis_host)}:6379/0"
+        )
     lines = [
         f"# Environment of {spec.app.name}, written by 'flaskprod deploy' from flaskprod.toml.",
         "# Secrets were generated on this server and are kept across deploys. A setting",
@@ -73,11 +85,13 @@ def env_template(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def redis_template(spec: Spec) -> str:
-    """Included at the end of Debian's redis.conf (last value wins)."""
+def redis_template(spec: Spec, private_address: str | None = None) -> str:
+    """Included at the end of Debian's redis.conf (last value wins). ``private_address``:
+    also bound there, for the app hosts (the password and the firewall guard it)."""
+    bind = "127.0.0.1 -::1" + (f" {private_address}" if private_address else "")
     return (
         f"# Written by 'flaskprod deploy' for {spec.app.name} (included by redis.conf).\n"
-        "bind 127.0.0.1 -::1\n"
+        f"bind {bind}\n"
         "protected-mode yes\n"
         f"requirepass {{{{secret:{REDIS_PASSWORD}}}}}\n"
         f"maxmemory {spec.redis.maxmemory}\n"
@@ -87,6 +101,27 @@ def redis_template(spec: Spec) -> str:
             "appendonly yes\nappendfsync everysec\n" if spec.queue_processes else ""
         )
     )
+
+
+def postgres_listen_conf(spec: Spec, private_address: str) -> str:
+    """PostgreSQL's conf.d drop-in on a database host: loopback and the private address."""
+    return (
+        f"# Written by 'flaskprod deploy' for {spec.app.name}: the app hosts reach PostgreSQL\n"
+        "# on the private network only (pg_hba.conf admits each of them by address).\n"
+        f"listen_addresses = 'localhost,{private_address}'\n"
+        "password_encryption = 'scram-sha-256'\n"
+    )
+
+
+def pg_hba_lines(spec: Spec, app_addresses: list[str]) -> str:
+    """pg_hba.conf lines admitting the app hosts, each by its own address, to the app's
+    database as the app's role only, with a scram-sha-256 password."""
+    role, name = spec.resolve(spec.database.user), spec.resolve(spec.database.name)
+    lines = []
+    for address in app_addresses:
+        mask = "128" if ":" in address else "32"
+        lines.append(f"host {name} {role} {address}/{mask} scram-sha-256")
+    return "\n".join(lines)
 
 
 def logrotate_conf(spec: Spec) -> str:

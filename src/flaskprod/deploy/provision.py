@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +26,15 @@ from pyinfra.operations import apt, files, server, systemd
 from flaskprod.deploy import hostfiles, mariadb_host
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, HostPlan
 from flaskprod.errors import ProjectError
 from flaskprod.kit.artifacts import sqlite_path
+from flaskprod.kit.balancer_site import (
+    app_host_site,
+    app_hosts_path,
+    app_hosts_upstream,
+    balancer_site,
+)
 from flaskprod.kit.deploy_site import SLOTS, deploy_process_units, deploy_site, upstream_line
 from flaskprod.spec.model import LETSENCRYPT_DIRECTORY, Spec
 
@@ -119,9 +127,17 @@ class Provisioner:
     """The steps, in order, for one host; ``echo`` gets one progress line per step."""
 
     def __init__(
-        self, engine: Engine, spec: Spec, kit: Kit, echo: Echo, tls_files: TlsFiles | None = None
+        self,
+        engine: Engine,
+        spec: Spec,
+        kit: Kit,
+        echo: Echo,
+        tls_files: TlsFiles | None = None,
+        plan: HostPlan | None = None,
     ) -> None:
         self.engine = engine
+        #: One host of several (its roles); None: one server holding every role.
+        self.plan = plan
         self.spec = spec
         self.kit = kit
         self.echo = echo
@@ -140,32 +156,60 @@ class Provisioner:
         self.redis = spec.redis.enabled and spec.redis.local
 
     # -- running ------------------------------------------------------------------
+    def has(self, role: str) -> bool:
+        """Whether this host holds ``role`` (one server holds them all)."""
+        return self.plan is None or self.plan.has(role)
+
     def run(self) -> Provisioned:
+        """Every step of the host's roles, in order; one server (no plan) holds them all."""
+        several = self.plan is not None
+        serves = self.has(APP) or self.has(DATABASE)
         self.helper()
         self.preflight()
         self.packages()
-        self.app_user()
-        self.secrets_step()
-        if self.postgres and self.spec.database.local:
+        if serves:
+            self.app_user()
+        else:
+            self.balancer_folders()
+        if several and (serves or self.has(REDIS)):
+            self.nonlocal_bind()
+        if self.has(DATABASE) or self.has(REDIS):
+            self.secrets_step()
+            if self.plan is not None and self.plan.secrets_made is not None:
+                self.plan.secrets_made()
+        elif self.has(APP):
+            self.shared_secrets_step()
+        if self.postgres and self.has(DATABASE) and (several or self.spec.database.local):
             self.database()
-        if mariadb_host.wanted(self.spec):
+            if several:
+                self.database_network()
+        if not several and mariadb_host.wanted(self.spec):
             self._done(
                 mariadb_host.provision(
                     self.engine, self.spec, self.kit.project, self.secrets, _helper
                 )
             )
-        if self.redis:
+        if self.spec.redis.enabled and self.has(REDIS) and (several or self.spec.redis.local):
             self.redis_step()
-        self.env_step()
-        self.units()
-        self.first_backup()
+        if serves:
+            self.env_step()
+            self.units()
+        if self.has(DATABASE):
+            self.first_backup()
+        if several and self.has(APP):
+            self.app_site()
+        if self.has(BALANCER):
+            self.public_site()
+        self.firewall()
+        self.logs()
+        return self.result
+
+    def public_site(self) -> None:
+        """The public site: plain HTTP until the certificate exists, then HTTPS."""
         had_certificate = self._certificate_present()
         self.nginx(tls_ready=had_certificate)
         if self.tls() and not had_certificate:
             self.nginx(tls_ready=True)
-        self.firewall()
-        self.logs()
-        return self.result
 
     def _done(self, result: StepResult) -> None:
         self.result.steps.append(result)
@@ -207,7 +251,7 @@ class Provisioner:
                     ],
                 )
             held = []
-            if not self.engine.dry_run:
+            if not self.engine.dry_run and (self.has(APP) or self.has(BALANCER)):
                 for line in self._fact(_helper("listeners", "80", "443")).splitlines():
                     port, _, program = line.partition(" ")
                     program = program.split(" ")[0]
@@ -224,6 +268,8 @@ class Provisioner:
         self._done(step.result)
 
     def package_list(self) -> list[str]:
+        if self.plan is not None:
+            return self._role_packages()
         wanted = ["nginx", "python3-venv", "ufw", "logrotate", "acl"]
         if self.postgres:
             wanted.append("postgresql" if self.spec.database.local else "postgresql-client")
@@ -231,6 +277,23 @@ class Provisioner:
         if self.redis:
             wanted.append("redis-server")
         if self.spec.tls.mode == "letsencrypt":
+            wanted.append("certbot")
+        return wanted
+
+    def _role_packages(self) -> list[str]:
+        """Only what the host's roles use: no PostgreSQL or Redis on an app host, no
+        Python environment on the balancer."""
+        wanted = []
+        if self.has(APP) or self.has(BALANCER):
+            wanted.append("nginx")
+        if self.has(APP):
+            wanted.append("python3-venv")
+        wanted += ["ufw", "logrotate", "acl"]
+        if self.postgres and self.has(DATABASE):
+            wanted.append("postgresql")
+        if self.spec.redis.enabled and self.has(REDIS):
+            wanted.append("redis-server")
+        if self.has(BALANCER) and self.spec.tls.mode == "letsencrypt":
             wanted.append("certbot")
         return wanted
 
@@ -298,6 +361,36 @@ class Provisioner:
                 step.op(files.put, dest, src=io.StringIO(text), dest=dest, mode="755")
         self._done(step.result)
 
+    def balancer_folders(self) -> None:
+        """A balancer alone: its logs and the ACME webroot, no app user."""
+        log_dir = self.spec.resolve(self.spec.deploy.log_dir).rstrip("/")
+        with self.engine.step("folders (logs, ACME webroot)") as step:
+            for path in (log_dir, self.webroot):
+                step.op(files.directory, path, path=path, user="root", group="root", mode="755")
+        self._done(step.result)
+
+    def shared_secrets_step(self) -> None:
+        """An app host: the database host's secrets, read there over SSH into memory and
+        written here 0600 root (never printed, never on this machine's disk)."""
+        assert self.plan is not None and self.plan.shared_secrets is not None
+        database = self.plan.placement.topology.database
+        with self.engine.step(f"secrets (from {database})") as step:
+            text = self.plan.shared_secrets()
+            if text is None:  # a dry run: the database host has none yet
+                step.result.changed = True
+                step.result.details.append(f"{self.secrets} copied from {database}")
+            else:
+                step.op(
+                    files.put,
+                    f"{self.secrets} copied from {database}",
+                    src=io.StringIO(text),
+                    dest=self.secrets,
+                    user="root",
+                    group="root",
+                    mode="600",
+                )
+        self._done(step.result)
+
     def secrets_step(self) -> None:
         names = hostfiles.secret_names(self.spec)
         with self.engine.step("secrets (generated on the host)") as step:
@@ -321,6 +414,37 @@ class Provisioner:
                 check=_helper("postgres", *args, "--check"),
                 fix=_helper("postgres", *args),
             )
+        self._done(step.result)
+
+    def database_network(self) -> None:
+        """A database host: PostgreSQL on loopback and the private address, pg_hba
+        admitting each app host (its address, the app's role and database, scram)."""
+        assert self.plan is not None
+        placement = self.plan.placement
+        version = self._fact("ls /etc/postgresql 2>/dev/null | sort -V | tail -1") or "15"
+        main = f"/etc/postgresql/{version}/main"
+        with self.engine.step("PostgreSQL on the private network (pg_hba: the app hosts)") as step:
+            conf = f"{main}/conf.d/flaskprod-{self.name}.conf"
+            restart = step.op(
+                files.put,
+                conf,
+                src=io.StringIO(hostfiles.postgres_listen_conf(self.spec, self.plan.address)),
+                dest=conf,
+                mode="644",
+            )
+            reload = step.op(
+                files.block,
+                f"{main}/pg_hba.conf: the app hosts",
+                path=f"{main}/pg_hba.conf",
+                content=hostfiles.pg_hba_lines(self.spec, placement.app_addresses),
+                marker=f"# {{mark}} flaskprod {self.name}: the app hosts",
+            )
+            if restart:  # listen_addresses needs a restart
+                step.op(
+                    systemd.service, "postgresql restarted", service="postgresql", restarted=True
+                )
+            elif reload:
+                step.op(systemd.service, "postgresql reloaded", service="postgresql", reloaded=True)
         self._done(step.result)
 
     def _render(
@@ -353,10 +477,12 @@ class Provisioner:
 
     def redis_step(self) -> None:
         include = f"/etc/redis/flaskprod-{self.name}.conf"
-        with self.engine.step("Redis (password, loopback, memory policy)") as step:
+        private = self.plan.address if self.plan is not None else None
+        where = "private address" if private else "loopback"
+        with self.engine.step(f"Redis (password, {where}, memory policy)") as step:
             changed = self._render(
                 step.op,
-                hostfiles.redis_template(self.spec),
+                hostfiles.redis_template(self.spec, private),
                 include,
                 "640",
                 "redis",
@@ -381,10 +507,15 @@ class Provisioner:
         self._done(step.result)
 
     def env_step(self) -> None:
+        database = redis = "localhost"
+        if self.plan is not None and not self.has(DATABASE):  # an app host
+            database = self.plan.placement.database_address
+        if self.plan is not None and not self.has(REDIS):
+            redis = self.plan.placement.redis_address
         with self.engine.step("env file") as step:
             self._render(
                 step.op,
-                hostfiles.env_template(self.spec),
+                hostfiles.env_template(self.spec, database, redis),
                 self.env_file,
                 "600",
                 "root",
@@ -393,15 +524,28 @@ class Provisioner:
             )
         self._done(step.result)
 
+    def _units(self) -> dict[str, str]:
+        """The kit's units this host runs: the backups on the database host, the app's
+        slots and processes on an app host."""
+        if self.plan is None:
+            return self.kit.units
+        backup = (f"{self.name}-backup.service", f"{self.name}-backup.timer")
+        return {
+            unit: text
+            for unit, text in self.kit.units.items()
+            if (unit in backup and self.has(DATABASE)) or (unit not in backup and self.has(APP))
+        }
+
     def units(self) -> None:
+        units = self._units()
         with self.engine.step("systemd units") as step:
             changed = False
-            for unit, text in self.kit.units.items():
+            for unit, text in units.items():
                 dest = f"/etc/systemd/system/{unit}"
                 changed |= step.op(files.put, dest, src=io.StringIO(text), dest=dest, mode="644")
             if changed:
                 step.op(systemd.daemon_reload, "daemon-reload")
-            for unit in self.kit.units:
+            for unit in units:
                 if unit.endswith(".timer"):
                     step.op(
                         systemd.service, f"{unit} enabled", service=unit, running=True, enabled=True
@@ -412,8 +556,11 @@ class Provisioner:
         """The kit's backup unit run once under the server's systemd: it works, and
         there is a backup from the first day (the timer takes over)."""
         unit = f"{self.name}-backup.service"
+        several = self.plan is not None and self.has(DATABASE)
         database = self.spec.database
-        if unit not in self.kit.units or (database.server_engine and not database.local):
+        if unit not in self.kit.units or (
+            database.server_engine and not database.local and not several
+        ):
             return  # a database elsewhere may not be reachable before the app's first release
         folder = self.spec.resolve(self.spec.backup.dir).rstrip("/")
         with self.engine.step("first backup") as step:
@@ -427,18 +574,75 @@ class Provisioner:
         self._done(step.result)
 
     def nginx(self, *, tls_ready: bool) -> None:
-        name = self.name
-        available = f"/etc/nginx/sites-available/{name}.conf"
-        title = "nginx site (HTTPS)" if tls_ready else "nginx site (HTTP until a certificate)"
-        with self.engine.step(title) as step:
+        """The public site: one server's, or the balancer's (in front of the app hosts)."""
+        upstream: str | None
+        if self.plan is not None:  # the balancer
+            site = balancer_site(self.spec)
+            if not tls_ready:
+                site = hostfiles.http_only_site(hostfiles.parse_site_text(site))
+            upstream = app_hosts_upstream(self.plan.placement.app_addresses)
+            file, include = f"{self.name}-balancer.conf", app_hosts_path(self.spec)
+        else:
             site = self.kit.site if tls_ready else self.kit.site_http
+            upstream, file = self.kit.upstream, f"{self.name}.conf"
+            include = f"/etc/nginx/{self.name}-upstream.conf"
+        title = "nginx site (HTTPS)" if tls_ready else "nginx site (HTTP until a certificate)"
+        if self.plan is not None:
+            title = title.replace("nginx site", "balancer site")
+        self._site(title, file, site, include, upstream)
+
+    def nonlocal_bind(self) -> None:
+        """nginx, PostgreSQL and Redis bind the private address even before its interface
+        is up at boot (else PostgreSQL would come up on loopback only, Redis not at all)."""
+        sysctl = "/etc/sysctl.d/60-flaskprod-nonlocal-bind.conf"
+        with self.engine.step("services may bind the private address at boot") as step:
+            if step.op(
+                files.put,
+                sysctl,
+                src=io.StringIO("net.ipv4.ip_nonlocal_bind = 1\nnet.ipv6.ip_nonlocal_bind = 1\n"),
+                dest=sysctl,
+                mode="644",
+            ):
+                step.op(server.shell, "sysctl applied", commands=[f"sysctl -q -p {sysctl}"])
+        self._done(step.result)
+
+    def app_site(self) -> None:
+        """An app host's site: plain HTTP on its private address, for the balancer."""
+        assert self.plan is not None
+        placement = self.plan.placement
+        site = app_host_site(self.spec, self.plan.address, placement.balancer_address)
+        include = f"/etc/nginx/{self.name}-upstream.conf"
+        self._site(
+            f"app host site (HTTP on {self.plan.address}:80, for the balancer)",
+            f"{self.name}.conf",
+            site,
+            include,
+            self.kit.upstream,
+        )
+        if not self.has(BALANCER):
+            # A reload keeps the sockets nginx has: its package's wildcard :80 would hold
+            # the port and the private address never be bound; a restart rebinds (once).
+            listen = f"{self.plan.address}:80"
+            with self.engine.step("nginx listens on the private address only") as step:
+                step.op(
+                    ensure,
+                    f"nginx on {listen}",
+                    check=f"ss -Hltn 'sport = :80' | awk '{{print $4}}' | grep -qvxF {_q(listen)} "
+                    "|| echo ok",
+                    fix="systemctl restart nginx",
+                )
+            self._done(step.result)
+
+    def _site(self, title: str, file: str, site: str, include: str, upstream: str | None) -> None:
+        available = f"/etc/nginx/sites-available/{file}"
+        with self.engine.step(title) as step:
             changed = step.op(
                 files.put, available, src=io.StringIO(site), dest=available, mode="644"
             )
             changed |= step.op(
                 files.link,
-                f"sites-enabled/{name}.conf",
-                path=f"/etc/nginx/sites-enabled/{name}.conf",
+                f"sites-enabled/{file}",
+                path=f"/etc/nginx/sites-enabled/{file}",
                 target=available,
             )
             changed |= step.op(
@@ -447,17 +651,15 @@ class Provisioner:
                 path="/etc/nginx/sites-enabled/default",
                 present=False,
             )
-            if self.kit.upstream is not None:
-                # the release switches it; provisioning only makes the first one
-                upstream = f"/etc/nginx/{name}-upstream.conf"
-                if not self.engine.host.get_fact(File, path=upstream):
-                    changed |= step.op(
-                        files.put,
-                        upstream,
-                        src=io.StringIO(self.kit.upstream),
-                        dest=upstream,
-                        mode="644",
-                    )
+            # the release (a rolling release) switches it; provisioning makes the first
+            if upstream is not None and not self.engine.host.get_fact(File, path=include):
+                changed |= step.op(
+                    files.put,
+                    include,
+                    src=io.StringIO(upstream),
+                    dest=include,
+                    mode="644",
+                )
             if changed:
                 step.op(server.shell, "nginx -t", commands=["nginx -t -q"])
                 step.op(systemd.service, "nginx reloaded", service="nginx", reloaded=True)
@@ -589,12 +791,45 @@ class Provisioner:
     def firewall(self) -> None:
         ports = self._fact("sshd -T 2>/dev/null | awk '$1 == \"port\" {print $2}'").split()
         ssh_ports = [p for p in ports if p.isdigit()] or ["22"]
+        if self.plan is not None:
+            return self._role_firewall(ssh_ports)
         rules = [f"{p}/tcp" for p in [*ssh_ports, "80", "443"]]
         status = "ufw status | grep -q '^Status: active'"
         checks = " && ".join([status] + [f"ufw status | grep -Eq '^{r} +ALLOW'" for r in rules])
         fixes = [_q("ufw", "allow", rule) for rule in rules] + ["ufw --force enable"]
         with self.engine.step(f"firewall (ufw: SSH {', '.join(ssh_ports)}, 80, 443)") as step:
             step.op(ensure, "ufw rules", check=f"{checks} && echo ok", fix=fixes)
+        self._done(step.result)
+
+    def _role_firewall(self, ssh_ports: list[str]) -> None:
+        """Only what the host's roles need, only from the hosts that need it: SSH
+        everywhere; 80/443 public on the balancer; 80 on an app host from the balancer;
+        5432/6379 on the database/Redis host from the app hosts."""
+        assert self.plan is not None
+        placement = self.plan.placement
+        public = [*ssh_ports, *(["80", "443"] if self.has(BALANCER) else [])]
+        sourced: list[tuple[str, str]] = []  # (port, from address)
+        if self.has(APP) and not self.has(BALANCER):
+            sourced.append(("80", placement.balancer_address))
+        for role, port in ((DATABASE, "5432"), (REDIS, "6379")):
+            used = self.postgres if role == DATABASE else self.spec.redis.enabled
+            if self.has(role) and used:
+                sourced += [(port, address) for address in placement.app_addresses]
+        status = "ufw status | grep -q '^Status: active'"
+        checks = [status] + [f"ufw status | grep -Eq '^{p}/tcp +ALLOW +Anywhere'" for p in public]
+        checks += [
+            f"ufw status | grep -Eq '^{p}/tcp +ALLOW +{re.escape(a)}( |$)'" for p, a in sourced
+        ]
+        fixes = [_q("ufw", "allow", f"{p}/tcp") for p in public]
+        fixes += [
+            _q("ufw", "allow", "from", a, "to", "any", "port", p, "proto", "tcp")
+            for p, a in sourced
+        ]
+        fixes.append("ufw --force enable")
+        opened = ", ".join([f"SSH {'/'.join(ssh_ports)}", *public[len(ssh_ports) :]])
+        opened += "".join(f", {p} from {a}" for p, a in sourced)
+        with self.engine.step(f"firewall (ufw: {opened})") as step:
+            step.op(ensure, "ufw rules", check=" && ".join(checks) + " && echo ok", fix=fixes)
         self._done(step.result)
 
     def logs(self) -> None:

@@ -96,6 +96,8 @@ def rollback_command(
 
     spec, chosen = _spec_and_hosts(project, hosts)
     assert isinstance(spec, Spec)
+    if not hosts and _rolled_back_through_the_balancer(spec, ssh_config, accept_new_host_key, to):
+        return
     for dest in chosen:
         started = time.monotonic()
         remote = Remote(dest, ssh_config=ssh_config, accept_new_key=accept_new_host_key)
@@ -104,3 +106,30 @@ def rollback_command(
         finally:
             remote.close()
         click.echo(f"{dest}: rolled back in {time.monotonic() - started:.1f}s")
+
+
+def _rolled_back_through_the_balancer(
+    spec: object, ssh_config: Path | None, accept_new_key: bool, to: str | None
+) -> bool:
+    """Several hosts by role: the app hosts rolled back one at a time, each out of the
+    balancer meanwhile (as a rolling release). False: one server, nothing done."""
+    import time
+
+    from flaskprod.deploy.roles import Topology
+    from flaskprod.deploy.rolling import rollback_all
+    from flaskprod.deploy.several import balancer_for, connected, place
+    from flaskprod.spec.model import Spec
+
+    assert isinstance(spec, Spec)
+    topology = Topology.of(spec)
+    if topology is None:
+        return False
+    started = time.monotonic()
+    with connected(topology, ssh_config, accept_new_key) as remotes:
+        placement = place(topology, remotes, click.echo)
+        balancer = balancer_for(placement, remotes, spec, click.echo)
+        apps = {host: remotes[host] for host in topology.app_hosts}
+        rollback_all(apps, balancer, click.echo, to=to)
+    hosts = len(topology.app_hosts)
+    click.echo(f"rolled back {hosts} app hosts in {time.monotonic() - started:.1f}s")
+    return True

@@ -12,11 +12,13 @@ and ``flaskprod releases`` / ``rollback``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flaskprod.deploy import ledger
-from flaskprod.deploy.source import local_wheels, read_source
+from flaskprod.deploy.source import Source, local_wheels, read_source
 from flaskprod.deploy.ssh_target import SshTarget, new_release
 from flaskprod.errors import DeployError
 from flaskprod.release.pipeline import Echo, Release, ReleaseFailed, ReleaseResult, run_release
@@ -47,15 +49,25 @@ def release_to_host(
     allow_dirty: bool = False,
     release_commands: Sequence[str] = (),
     ready_timeout: float = 60.0,
+    shipment: Shipment | None = None,
+    release_step: bool = True,
 ) -> ReleaseResult:
     """Ship ``project``'s committed revision to the host and switch to it with zero
-    downtime. Raises ReleaseFailed (exit 7) naming the step; the old release serves on."""
-    source = read_source(project, allow_dirty=allow_dirty)
-    wheels = local_wheels(source.requirements_text)
+    downtime. Raises ReleaseFailed (exit 7) naming the step; the old release serves on.
+    ``shipment``: one revision read once for several hosts (same release id on each);
+    ``release_step``: False on the app hosts after the first (migrations run once)."""
+    shipment = shipment or Shipment.read(project, allow_dirty=allow_dirty)
+    source = shipment.source
     target = SshTarget(
-        remote, spec, echo, source=source, wheels=wheels, release_commands=release_commands
+        remote,
+        spec,
+        echo,
+        source=source,
+        wheels=shipment.wheels,
+        release_commands=release_commands,
+        run_release_step=release_step,
     )
-    release = new_release(source, ready_timeout)
+    release = new_release(source, ready_timeout, shipment.moment)
     taken = {entry.id for entry in target.entries()}
     if release.id in taken:  # the same revision again within a second: never reuse a folder
         number = 2
@@ -65,6 +77,20 @@ def release_to_host(
             f"{release.id}-{number}", release.revision, release.created, ready_timeout
         )
     return _run(target, release, echo)
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """The committed revision and the wheels it needs, read once for every host."""
+
+    source: Source
+    wheels: dict[str, Path]
+    moment: datetime
+
+    @classmethod
+    def read(cls, project: Path, *, allow_dirty: bool = False) -> Shipment:
+        source = read_source(project, allow_dirty=allow_dirty)
+        return cls(source, local_wheels(source.requirements_text), datetime.now(UTC))
 
 
 def _run(target: SshTarget, release: Release, echo: Echo) -> ReleaseResult:

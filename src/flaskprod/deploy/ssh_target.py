@@ -123,6 +123,8 @@ class SshTarget:
     source: Source | None = None
     wheels: dict[str, Path] = field(default_factory=dict)
     release_commands: Sequence[str] = ()
+    #: False on the app hosts after the first of several: migrations run once.
+    run_release_step: bool = True
     label: str = ""
     _slot_of: dict[str, str] = field(default_factory=dict)  # release id -> slot
     _release_in: dict[str, str] = field(default_factory=dict)  # slot -> release id
@@ -280,6 +282,9 @@ class SshTarget:
     def release_step(self, release: Release) -> None:
         if self.source is None:
             return  # a rollback runs no migrations (the schema stays as it is)
+        if not self.run_release_step:
+            self.echo(f"{self.label}: release step: done on the first app host")
+            return
         folder = self.folder(release.id)
         check = self.remote.run(
             f"test -f {q(folder)}/migrations/env.py", step="release step", check=False
@@ -328,12 +333,7 @@ class SshTarget:
         release = self._release_in.get(slot) or self._link_target(slot)
         current = current_link(self.spec)
         script = f"""
-old=$(cat {q(include)} 2>/dev/null || true)
-cat > {q(include)}.new
-mv -f {q(include)}.new {q(include)}
-if ! nginx -t -q 2>/tmp/flaskprod-nginx-t; then
-    printf '%s\\n' "$old" > {q(include)}; cat /tmp/flaskprod-nginx-t >&2; exit 1
-fi
+{swap_include(include)}
 ln -sfn releases/{q(release)} {q(current)}.new && mv -T {q(current)}.new {q(current)}
 master=$(cat /run/nginx.pid)
 echo "workers: $(ps -o pid= --ppid "$master" | tr '\\n' ' ')"
@@ -352,11 +352,8 @@ systemctl enable --quiet {q(self.unit(slot))}
         pids = " ".join(p for p in self._old_workers.split() if p.isdigit())
         if not pids:
             return
-        rounds = int((self.spec.server.graceful_timeout + 10) / 0.1)
         self.sh(
-            f"for i in $(seq {rounds}); do alive=; for p in {pids}; do "
-            f'kill -0 $p 2>/dev/null && alive=1; done; [ -z "$alive" ] && exit 0; '
-            f"sleep 0.1; done; echo 'old nginx workers still busy' >&2; exit 1",
+            wait_gone(pids, self.spec.server.graceful_timeout + 10),
             "drain",
             timeout=self.spec.server.graceful_timeout + 30,
         )
@@ -431,6 +428,28 @@ systemctl enable --quiet {q(self.unit(slot))}
     def _link_target(self, slot: str) -> str:
         out = self.sh(f"readlink {q(self.root)}/slots/{slot}", "switch").strip()
         return out.rsplit("/", 1)[-1]
+
+
+def swap_include(include: str) -> str:
+    """Shell: stdin replaces nginx's ``include`` file atomically; the old one is put
+    back when ``nginx -t`` refuses the new one."""
+    return f"""old=$(cat {q(include)} 2>/dev/null || true)
+cat > {q(include)}.new
+mv -f {q(include)}.new {q(include)}
+if ! nginx -t -q 2>/tmp/flaskprod-nginx-t; then
+    printf '%s\\n' "$old" > {q(include)}; cat /tmp/flaskprod-nginx-t >&2; exit 1
+fi"""
+
+
+def wait_gone(pids: str, seconds: float) -> str:
+    """Shell: until the processes ``pids`` exited (nginx's workers of before a reload,
+    finishing their requests), at most ``seconds``."""
+    rounds = int(seconds / 0.1)
+    return (
+        f"for i in $(seq {rounds}); do alive=; for p in {pids}; do "
+        f'kill -0 $p 2>/dev/null && alive=1; done; [ -z "$alive" ] && exit 0; '
+        f"sleep 0.1; done; echo 'old nginx workers still busy' >&2; exit 1"
+    )
 
 
 def new_release(source: Source, ready_timeout: float, when: datetime | None = None) -> Release:

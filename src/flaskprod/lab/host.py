@@ -154,6 +154,26 @@ class LabHost:
             os.kill(self.leader_pid, signal.SIGKILL)
         self.stop()
 
+    def power_cut(self) -> None:
+        """Power loss that keeps a persistent host's disk: SIGKILL to its init (the
+        namespace goes at once), nothing else; :meth:`power_on` boots it again."""
+        if self.disk is None:
+            raise EnvironmentProblem(
+                f"lab host {self.name}: its writes live in a tmpfs, nothing would come back "
+                "after a power cut; boot it with lab.boot(..., persistent=True)"
+            )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.leader_pid, signal.SIGKILL)
+        self._shut_down(10.0)
+
+    def power_on(self) -> None:
+        """Boot a host after :meth:`power_cut`, from its disk, under the same name and
+        address (what is enabled starts; nothing is run on it)."""
+        assert self.disk is not None
+        self.nspawn, self.leader_pid = self.lab.spawn(self.name, self.address, self.disk)
+        self.lab.bring_up(self)
+        self.lab.write_ssh_config()
+
     def stop(self, timeout: float = 20.0) -> None:
         """Shut the host down (SIGTERM to nspawn: a clean poweroff), then its relays; a
         persistent host's disk goes with it."""

@@ -171,6 +171,10 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
         if get_origin(annotation) is dict:
             annotation = get_args(annotation)[1]
             skip_key = True
+        # an optional section ([deploy.balancer]): its model
+        members = [a for a in get_args(annotation) if isinstance(a, type)]
+        if type(None) in members:
+            annotation = next((a for a in members if issubclass(a, BaseModel)), annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

@@ -7,6 +7,7 @@ Field descriptions double as the reference documentation of the file.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -516,6 +517,16 @@ class BackupSection(_Section):
     dir: str = Field(default="/var/backups/{name}", description="Where backups are written.")
 
 
+class RoleHost(_Section):
+    """A host holding one role of a deploy over several hosts."""
+
+    host: str = Field(
+        min_length=1,
+        pattern=r"^[^\s]+$",
+        description="OpenSSH destination ([user@]host[:port] or a Host of your ssh_config).",
+    )
+
+
 class DeploySection(_Section):
     user: str = Field(default="{name}", description="System user the app runs as (never root).")
     env_file: str = Field(default="/etc/{name}/{name}.env", description="systemd EnvironmentFile.")
@@ -534,8 +545,77 @@ class DeploySection(_Section):
     hosts: list[str] = Field(
         default_factory=list,
         description="Servers 'flaskprod deploy' deploys to when no --host is given: OpenSSH "
-        "destinations ([user@]host[:port] or a Host of your ssh_config).",
+        "destinations ([user@]host[:port] or a Host of your ssh_config). With "
+        "[deploy.balancer] and [deploy.database]: the app hosts behind the balancer.",
     )
+    balancer: RoleHost | None = Field(
+        default=None,
+        description="[deploy.balancer] host: nginx with TLS in front of the app hosts, the only "
+        "public entry (may be one of the app hosts). Goes with [deploy.database].",
+    )
+    database: RoleHost | None = Field(
+        default=None,
+        description="[deploy.database] host: PostgreSQL and the backups on a host of their own "
+        "(not an app host), reached by the app hosts over the private network.",
+    )
+    redis: RoleHost | None = Field(
+        default=None,
+        description="[deploy.redis] host: Redis on its own host (default: the database host).",
+    )
+    private: dict[str, str] = Field(
+        default_factory=dict,
+        description='[deploy.private] <host> = "<address>": each host\'s address on the '
+        "private network between the hosts; a host not listed here has its one RFC 1918 / "
+        "ULA address discovered on it.",
+    )
+
+    @model_validator(mode="after")
+    def _roles_fit(self) -> DeploySection:
+        # Several hosts by role: one line naming the key that does not fit.
+        if (self.balancer is None) != (self.database is None):
+            given = "deploy.balancer" if self.balancer else "deploy.database"
+            raise ValueError(
+                f"{given}: [deploy.balancer] and [deploy.database] go together (several app "
+                "hosts need one entry and one shared database); set both, or neither for "
+                "one server"
+            )
+        if self.redis is not None and self.database is None:
+            raise ValueError("deploy.redis: needs [deploy.database] (several hosts)")
+        if len(set(self.hosts)) != len(self.hosts):
+            raise ValueError("deploy.hosts: a host is listed twice")
+        if self.database is not None:
+            if not self.hosts:
+                raise ValueError("deploy.hosts: name the app hosts behind deploy.balancer")
+            for key, role in (("deploy.database.host", self.database),
+                              ("deploy.redis.host", self.redis)):  # fmt: skip
+                if role is None:
+                    continue
+                if role.host in self.hosts:
+                    raise ValueError(
+                        f"{key}: {role.host} is also an app host (deploy.hosts); the "
+                        "database and Redis get hosts of their own"
+                    )
+                if self.balancer is not None and role.host == self.balancer.host:
+                    raise ValueError(
+                        f"{key}: {role.host} is also the balancer, the public entry; the "
+                        "database and Redis stay on the private network"
+                    )
+        named = set(self.hosts) | {
+            role.host for role in (self.balancer, self.database, self.redis) if role
+        }
+        for host, address in self.private.items():
+            if self.database is None or host not in named:
+                raise ValueError(
+                    f"deploy.private.{host}: not a host of [deploy] hosts, balancer, "
+                    "database or redis"
+                )
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(
+                    f"deploy.private.{host}: {address!r} is not an IP address"
+                ) from None
+        return self
 
 
 class ContainerSection(_Section):
@@ -708,6 +788,15 @@ class Spec(BaseModel):
     ignore: dict[str, str] = Field(
         default_factory=dict, description="Silenced check ids and the reason: {NGX004 = 'why'}."
     )
+
+    @model_validator(mode="after")
+    def _several_hosts_need_postgresql(self) -> Spec:
+        if self.deploy.database is not None and self.database.engine != "postgresql":
+            raise ValueError(
+                f"deploy.database: a database host is provisioned for PostgreSQL only "
+                f"(database.engine = {self.database.engine!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _image_matches_python(self) -> Spec:
