@@ -25,7 +25,11 @@ def _canonical(name: str) -> str:
 
 
 #: Reached only through the user's app, which brings them (not flaskprod's to declare).
-_APP_BROUGHT = {"alembic": "health.py reads migration heads only when the app uses Flask-Migrate"}
+_APP_BROUGHT = {
+    "alembic": "health.py reads migration heads only when the app uses Flask-Migrate",
+    "pymysql": "stall_drivers.py probes MariaDB only for an app whose DATABASE_URL is "
+    "mysql+pymysql: the app ships that driver",
+}
 
 
 class _Imports(ast.NodeVisitor):
