@@ -22,6 +22,7 @@ from flaskprod.spec.model import (
     GRANIAN_ONLY,
     GUNICORN_ONLY,
     SPEC_FILENAME,
+    RoleHost,
     Spec,
     default_workers,
 )
@@ -108,6 +109,14 @@ def _is_table(field: FieldInfo) -> bool:
     return isinstance(value_type, type) and issubclass(value_type, BaseModel)
 
 
+def _optional_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The model of a ``Model | None`` setting ([deploy.balancer]), else None."""
+    for arg in get_args(field.annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
 def _section(path: str, model: BaseModel, cpus: int | None) -> Iterator[str]:
     yield f"[{path}]"
     fields = type(model).model_fields
@@ -128,6 +137,8 @@ def _section(path: str, model: BaseModel, cpus: int | None) -> Iterator[str]:
                 for line in textwrap.wrap(workers_reasoning(worker_class, cpus), _WIDTH - 2):
                     yield f"# {line}"
                 yield f"# workers = {default_workers(worker_class, cpus)}"
+            elif _optional_model(field) is RoleHost:
+                yield f'# {name} = {{ host = "{name}1" }}  (unset)'
             else:
                 yield f"# {name} = (unset)"
             continue
