@@ -346,6 +346,12 @@ def check_command(
         _live_host_options(options, url, ca, crawl, timeout, host is not None)
     if as_host is not None or peers:  # the check --host DEST runs here, told its roles
         options.options.update(host_name=as_host, host_addresses=_peers(peers))
+    if host is not None and path.is_dir():
+        from flaskprod.check.host.roles import roles_of
+        from flaskprod.check.runner import load_spec
+
+        # a host the spec does not name: its one line before any progress line
+        roles_of(load_spec(path.resolve()), as_host, _peers(peers))
     result = run_checks(
         options, on_start=lambda: click.echo(f"flaskprod: checking {path}", err=True)
     )

@@ -234,3 +234,15 @@ def test_bad_input_for_several_hosts_is_one_line(project: Path, tmp_path: Path) 
     done = run_flaskprod("check", str(empty), "--hosts", timeout=60)
     assert done.returncode == ExitCode.USAGE, done.stderr
     assert done.stderr.startswith("flaskprod: error: flaskprod.toml: [deploy] hosts: no host")
+
+
+def test_this_machine_must_be_one_of_the_specs_hosts(project: Path) -> None:
+    from flaskprod_cli import run_flaskprod
+
+    done = run_flaskprod("check", str(project), "--host", "--as-host", "mail1", timeout=60)
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert done.stderr.splitlines() == [
+        "flaskprod: error: flaskprod.toml: mail1 is none of the spec's hosts "
+        "(db1, web1, web2, lb) (check it from your machine: flaskprod check --host DEST "
+        "(one of them) or --hosts (all))"
+    ]
