@@ -11,6 +11,7 @@ tests run in order on it, each leaving the shop serving.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -220,6 +221,47 @@ def test_each_host_opens_only_what_its_role_needs_to_the_hosts_that_need_it(site
     assert listen.strip() == f"localhost,{db}"
     # the balancer is the only public entry: 443 nowhere else
     assert site.on("web1", "ss -Hltn 'sport = :443'").stdout.strip() == ""
+
+
+def test_check_hosts_finds_no_error_then_names_the_one_host_broken(site: Site) -> None:
+    """The deploy ran the host checks on every host, each for its roles (exit 0: no
+    error); ``check --hosts`` runs them again in parallel; PostgreSQL opened to anyone on
+    db1 (``ufw allow 5432``) is an error of db1 only, in one JSON report, exit 1."""
+    for host in ADDRESSES:
+        assert any(
+            line.startswith(f"check --host {host}: 0 critical, 0 error") for line in site.lines
+        ), site.lines
+    print(next(line for line in site.lines if line.startswith("host checks on 4 hosts in")))
+    argv = [FLASKPROD, "check", str(site.project), "--hosts"]
+    argv += ["--ssh-config", str(site.lab.ssh_config), "--fail-level", "error"]
+    began = time.monotonic()
+    clean = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    print(f"check --hosts: {time.monotonic() - began:.1f}s\n{clean.stdout}")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    for host in ADDRESSES:
+        assert f"{host}: running the host checks" in clean.stderr
+    assert site.on("db1", "ufw allow 5432").returncode == 0
+    try:
+        began = time.monotonic()
+        broken = subprocess.run(
+            [*argv, "--format", "json"], capture_output=True, text=True, timeout=300, check=False
+        )
+        print(f"check --hosts (db1 broken): {time.monotonic() - began:.1f}s")
+    finally:
+        site.on("db1", "ufw delete allow 5432")
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    report = json.loads(broken.stdout)
+    errors = [(f["host"], f["id"]) for f in report["findings"] if f["level"] == "error"]
+    assert errors == [("db1", "HST013")], report["findings"]
+    assert (
+        "db1: ufw admits PostgreSQL (port 5432) from Anywhere" in report["findings"][0]["message"]
+    )
+    hosts = report["summary"]["hosts"]
+    assert set(hosts) == set(ADDRESSES) and [h["exit_code"] for h in hosts.values()].count(1) == 1
+    # each host ran its roles' rules only
+    assert hosts["web1"]["rules_skipped"].get("HST015") == "role"
+    assert hosts["db1"]["rules_skipped"].get("HST004") == "role"
+    assert hosts["lb"]["rules_skipped"].get("HST012") == "role"
 
 
 def test_a_rolling_release_under_load_fails_nothing_and_loses_no_order(site: Site) -> None:

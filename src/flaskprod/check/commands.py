@@ -97,6 +97,7 @@ def _check_remote_host(
         raise UserError(
             f"{project}: no flaskprod.toml", hint="run check --host DEST in the project folder"
         )
+    forwarded = [*forwarded, *_roles_of(project, destination, ssh_config, accept_new_key)]
     with Remote(destination, ssh_config=ssh_config, accept_new_key=accept_new_key) as remote:
         done = check_over_ssh(remote, project, forwarded, lambda line: click.echo(line, err=True))
     if output:
@@ -105,6 +106,87 @@ def _check_remote_host(
     else:
         click.echo(done.report, nl=False)
     sys.exit(done.exit_code)
+
+
+def _roles_of(
+    project: Path, destination: str, ssh_config: Path | None, accept_new_key: bool
+) -> list[str]:
+    """A spec with roles: the destination must be one of its hosts; the check there is
+    told which, with every host's private address (found over SSH unless the spec
+    gives them)."""
+    from flaskprod.deploy.remote_check import role_args
+    from flaskprod.deploy.roles import Topology
+    from flaskprod.deploy.several import connected, place
+    from flaskprod.spec.load import load_spec
+
+    topology = Topology.of(load_spec(project / "flaskprod.toml"))
+    if topology is None:
+        return []
+    if destination not in topology.hosts:
+        raise UserError(
+            f"--host {destination}: none of flaskprod.toml's hosts ({', '.join(topology.hosts)})",
+            hint="name one of them, or check them all: flaskprod check --hosts",
+        )
+    with connected(topology, ssh_config, accept_new_key) as remotes:
+        addresses = place(topology, remotes, lambda line: None).addresses
+    return role_args(destination, addresses)
+
+
+def _check_every_host(
+    project: Path,
+    fmt: str,
+    fail_level: str,
+    forwarded: list[str],
+    ssh_config: Path | None,
+    accept_new_key: bool,
+    output: Path | None,
+) -> NoReturn:
+    """``--hosts``: every host of the spec checked there in parallel, one report."""
+    from flaskprod.check.host.merged import merge
+    from flaskprod.check.report import render
+    from flaskprod.deploy.remote_check import check_hosts, hosts_of
+    from flaskprod.spec.load import load_spec
+
+    if not (project / "flaskprod.toml").is_file():
+        raise UserError(
+            f"{project}: no flaskprod.toml", hint="run check --hosts in the project folder"
+        )
+    spec = load_spec(project / "flaskprod.toml")
+    if not hosts_of(spec):
+        raise UserError(
+            "flaskprod.toml: [deploy] hosts: no host to check",
+            hint="list them: [deploy] hosts = [...], or check one: --host DEST",
+        )
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    reports = check_hosts(
+        project, spec, forwarded, echo, ssh_config=ssh_config, accept_new_key=accept_new_key
+    )
+    for report in reports:
+        if report.error is not None:
+            echo(f"{report.host}: could not be checked: {report.error}")
+    result, summary = merge(reports, project.resolve(), spec, Level.parse(fail_level))
+    text = render(
+        result, summary, fmt, color=fmt == "text" and output is None and sys.stdout.isatty()
+    )
+    if output:
+        _write_atomic(output, text)
+        echo(f"flaskprod: report written to {output}")
+    else:
+        click.echo(text, nl=False)
+    sys.exit(summary["exit_code"])
+
+
+def _peers(values: tuple[str, ...]) -> dict[str, str]:
+    peers = {}
+    for value in values:
+        name, equals, address = value.partition("=")
+        if not equals or not name or not address:
+            raise UserError(f"--peer {value}: expected HOST=ADDRESS")
+        peers[name] = address
+    return peers
 
 
 @click.command("check")
@@ -172,12 +254,23 @@ def _check_remote_host(
 @click.option(
     "--ssh-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="With --host DEST: the ssh_config to use instead of ~/.ssh/config.",
+    help="With --host DEST or --hosts: the ssh_config to use instead of ~/.ssh/config.",
 )
 @click.option(
     "--accept-new-host-key",
     is_flag=True,
     help="With --host DEST: trust the server's key on first contact (else it must be known).",
+)
+@click.option(
+    "--hosts",
+    "all_hosts",
+    is_flag=True,
+    help="Check every host of the spec over SSH, in parallel (each for its roles): one "
+    "report naming the host of each finding; the exit status is the worst of all.",
+)
+@click.option("--as-host", hidden=True, help="With --host: which of the spec's hosts this is.")
+@click.option(
+    "--peer", "peers", multiple=True, hidden=True, help="With --host: HOST=ADDRESS (repeat)."
 )
 def check_command(
     path: Path,
@@ -197,6 +290,9 @@ def check_command(
     host: str | None,
     ssh_config: Path | None,
     accept_new_host_key: bool,
+    all_hosts: bool,
+    as_host: str | None,
+    peers: tuple[str, ...],
 ) -> None:
     """Check a Flask project's app, files and dependencies before production.
 
@@ -214,6 +310,16 @@ def check_command(
         raise UserError(
             "--format markdown is only for --list", hint="use text, json, sarif or html"
         )
+    if all_hosts:
+        if host is not None or url is not None:
+            raise UserError(
+                "--hosts checks every host of the spec: leave out --host and --url",
+                hint="one host: check --host DEST; the site: check --url URL",
+            )
+        forwarded = ["--fail-level", fail_level]
+        forwarded += [f"--select={item}" for item in select]
+        forwarded += [f"--ignore={item}" for item in ignore_ids]
+        _check_every_host(path, fmt, fail_level, forwarded, ssh_config, accept_new_host_key, output)
     if host is not None and host != THIS_MACHINE:
         if url is not None:
             raise UserError(
@@ -238,6 +344,14 @@ def check_command(
     )
     if url or host:  # the live/host layers replace the file checks for this run
         _live_host_options(options, url, ca, crawl, timeout, host is not None)
+    if as_host is not None or peers:  # the check --host DEST runs here, told its roles
+        options.options.update(host_name=as_host, host_addresses=_peers(peers))
+    if host is not None and path.is_dir():
+        from flaskprod.check.host.roles import roles_of
+        from flaskprod.check.runner import load_spec
+
+        # a host the spec does not name: its one line before any progress line
+        roles_of(load_spec(path.resolve()), as_host, _peers(peers))
     result = run_checks(
         options, on_start=lambda: click.echo(f"flaskprod: checking {path}", err=True)
     )

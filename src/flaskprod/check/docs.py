@@ -118,7 +118,12 @@ def render_markdown() -> str:
             out.append(f"### {rule.id}: {rule.title}\n")
             needs = f" Needs: {', '.join(sorted(rule.requires))}." if rule.requires else ""
             why = f" Why this level: {rule.level_reason}" if rule.level_reason else ""
-            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}{why}\n")
+            roles = (
+                f" On the hosts of several that hold: {', '.join(sorted(rule.roles))}."
+                if rule.roles
+                else ""
+            )
+            out.append(f"Level **{rule.level}**, layer `{rule.layer}`.{needs}{roles}{why}\n")
             out.append(f"{rule.help}\n")
             if rule.example:
                 out.append(f"Example:\n\n```\n{rule.example.strip()}\n```\n")

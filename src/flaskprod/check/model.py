@@ -78,6 +78,10 @@ LAYERS = (
 #: "spec": the project has a flaskprod.toml.
 PRECONDITIONS = ("app", "spec")
 
+#: The roles a host of a deploy over several hosts holds (flaskprod.deploy.roles); a
+#: host rule declares those it applies to with ``roles=`` (none: every host).
+HOST_ROLES = ("app", "balancer", "database", "redis")
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -90,13 +94,16 @@ class Finding:
     line: int | None = None
     #: Set when the finding was silenced; it stays in the report with the reason.
     ignored_reason: str | None = None
+    #: The host it was found on (``check --hosts``: one report for several hosts).
+    host: str | None = None
 
     @property
     def url(self) -> str:
         return rule_url(self.id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        where = {"host": self.host} if self.host is not None else {}
+        return where | {
             "id": self.id,
             "level": str(self.level),
             "layer": self.layer,
@@ -129,6 +136,9 @@ class Rule:
     #: Why the default level is what it is (its consequence), and how it rises with the
     #: size of the problem; shown beside the level in the checks reference.
     level_reason: str = ""
+    #: Host rules: the roles of a host they apply to (empty: every host). On a host of
+    #: a deploy over several hosts holding none of them, the rule is not run.
+    roles: frozenset[str] = frozenset()
 
     def finding(
         self,
@@ -163,6 +173,8 @@ class Registry:
         unknown = new_rule.requires - set(PRECONDITIONS)
         if unknown:
             raise ValueError(f"{new_rule.id}: unknown precondition(s) {sorted(unknown)}")
+        if new_rule.roles - set(HOST_ROLES):
+            raise ValueError(f"{new_rule.id}: unknown role(s) {sorted(new_rule.roles)}")
         self._rules[new_rule.id] = new_rule
 
     def __iter__(self) -> Iterator[Rule]:
@@ -192,6 +204,7 @@ def rule(
     requires: Iterable[str] = (),
     example: str = "",
     level_reason: str = "",
+    roles: Iterable[str] = (),
 ) -> Callable[[CheckFunction], Rule]:
     """Declare a rule. The decorated function gets the :class:`Context` and yields
     findings, usually made with ``RULE.finding(...)`` on the returned :class:`Rule`.
@@ -199,7 +212,7 @@ def rule(
     ``requires`` names preconditions (see :data:`PRECONDITIONS`); when one is not met
     the runner does not call the rule. ``example`` and ``level_reason`` (why this
     level: the consequence, and when a finding is raised above it) are shown in
-    docs/checks.md."""
+    docs/checks.md. ``roles`` (host rules): the host roles it applies to."""
 
     def register(function: CheckFunction) -> Rule:
         new_rule = Rule(
@@ -212,6 +225,7 @@ def rule(
             requires=frozenset(requires),
             example=example,
             level_reason=level_reason,
+            roles=frozenset(roles),
         )
         REGISTRY.add(new_rule)
         return new_rule

@@ -179,6 +179,11 @@ def _precondition_failed(rule: Rule, ctx: Context) -> str | None:
         return "app"
     if "spec" in rule.requires and ctx.spec is None:
         return "spec"
+    if rule.roles:
+        from flaskprod.check.host.roles import host_roles  # host rules only
+
+        if not rule.roles & host_roles(ctx).roles:
+            return "role"
     return None
 
 

@@ -6,7 +6,8 @@
 Hosts come from ``--host`` or the spec's ``[deploy] hosts``; each is an OpenSSH
 destination reached through the user's ssh_config. Exit status: 0 deployed, 7 a step
 failed on a host (one line naming the host and the step; the release serving before
-keeps serving), 8 deployed but the checks of the live site found errors.
+keeps serving), 8 deployed but the checks of the live site or of the hosts (each for
+its roles) found errors.
 """
 
 from __future__ import annotations
@@ -150,7 +151,13 @@ def deploy_command(
             provision_only=provision_only,
             echo=_echo,
         )
-        if released is not None and _live_check(spec, root, check_url, check_ca, _echo):
+        if released is None:
+            return
+        live = _live_check(spec, root, check_url, check_ca, _echo)
+        on_hosts = _hosts_check(
+            spec, root, released.addresses, ssh_config, accept_new_host_key, _echo
+        )
+        if live or on_hosts:
             sys.exit(int(ExitCode.DEPLOYED_WITH_FINDINGS))
         return
     findings = False
@@ -293,3 +300,44 @@ def _host_check(remote: Remote, project: Path, echo: Echo) -> bool:
         if finding["level"] in ("critical", "error") and not finding.get("ignored_reason"):
             echo(f"  {finding['id']} ({finding['level']}): {finding['message']}")
     return done.exit_code != 0
+
+
+def _hosts_check(
+    spec: Spec,
+    project: Path,
+    addresses: dict[str, str],
+    ssh_config: Path | None,
+    accept_new_key: bool,
+    echo: Echo,
+) -> bool:
+    """Several hosts: the host checks on every host, each for its roles, in parallel
+    (``check --hosts``); True when one found errors or could not be checked."""
+    from flaskprod.deploy.remote_check import check_hosts
+
+    started = time.monotonic()
+    reports = check_hosts(
+        project,
+        spec,
+        ["--fail-level", "error"],
+        echo,
+        ssh_config=ssh_config,
+        accept_new_key=accept_new_key,
+        addresses=addresses,
+    )
+    for report in reports:
+        if report.error is not None:
+            echo(f"check --host {report.host}: could not be checked: {report.error}")
+            continue
+        _echo_counts(report.host, report.findings, echo)
+    echo(f"host checks on {len(reports)} hosts in {time.monotonic() - started:.1f}s")
+    return any(report.exit_code != 0 for report in reports)
+
+
+def _echo_counts(host: str, findings: list[dict[str, object]], echo: Echo) -> None:
+    active = [f for f in findings if not f.get("ignored_reason")]
+    levels = ("critical", "error", "warning", "info")
+    counts = {level: sum(f["level"] == level for f in active) for level in levels}
+    echo(f"check --host {host}: " + ", ".join(f"{counts[lv]} {lv}" for lv in levels))
+    for finding in active:
+        if finding["level"] in ("critical", "error"):
+            echo(f"  {finding['id']} ({finding['level']}): {finding['message']}")

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flaskprod.check.context import Context
+from flaskprod.check.host.roles import HostRoles, host_roles
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
+from flaskprod.spec.model import Spec
 
 
 def etc(ctx: Context) -> Path:
@@ -50,6 +53,9 @@ class HostTarget:
     services: list[str] = field(default_factory=list)
     #: Where system configuration is read (nginx, logrotate, certbot's timer).
     etc: Path = Path("/etc")
+    #: Why the site deploy installs cannot be known here (a host of several whose
+    #: peers' addresses were not given).
+    site_unknown: str | None = None
 
     @property
     def socket(self) -> Path | None:
@@ -127,25 +133,62 @@ def _server(ctx: Context) -> HostTarget:
                 target.enabled_site = candidate
     kit = ctx.root / "deploy" / "nginx" / f"{name}.conf"
     target.kit_site = kit if kit.is_file() else None
-    target.env_files = [Path(spec.resolve(spec.deploy.env_file))]
+    held = host_roles(ctx)  # one server: every role
+    env_file = Path(spec.resolve(spec.deploy.env_file))
+    # the database host of several keeps the shared secrets (the app hosts' env files)
+    target.env_files = [env_file] if held.has(APP) else [env_file.parent / "secrets.env"]
     domain = spec.app.domains[0] if spec.app.domains else None
-    if domain:
+    if domain and held.has(BALANCER):
         target.certificates = [Path(spec.resolve(spec.tls.certificate))]
         target.url = f"https://{domain}/"
     target.log_dirs = [Path("/var/log/nginx"), Path(f"/var/log/{name}")]
-    target.data_dirs = [Path("/var/log"), Path(spec.media_dir)]
-    target.backup_dir = Path(spec.resolve(spec.backup.dir))
-    target.data_dirs.append(target.backup_dir)
-    target.services = [name, "nginx"]
+    target.data_dirs = [Path("/var/log")] + ([Path(spec.media_dir)] if held.has(APP) else [])
+    if held.has(DATABASE):
+        target.backup_dir = Path(spec.resolve(spec.backup.dir))
+        target.data_dirs.append(target.backup_dir)
+    if held.topology is None:
+        target.services = [name, "nginx"]
+    else:  # what provisioning starts for each role the host holds
+        wanted = {APP: [name, "nginx"], BALANCER: ["nginx"], DATABASE: [], REDIS: []}
+        if spec.database.engine == "postgresql":
+            wanted[DATABASE] = ["postgresql"]
+        if spec.redis.enabled:
+            wanted[REDIS] = ["redis-server"]
+        units = [unit for role in sorted(held.roles) for unit in wanted[role]]
+        target.services = list(dict.fromkeys(units))
     live = live_slot(etc(ctx) / "nginx" / f"{name}-upstream.conf", name)
-    if live is not None:  # 'flaskprod deploy': the app runs in the live release slot
+    if live is not None and held.has(APP):  # 'flaskprod deploy': the live release slot
         slot, socket = live
         target.bind = f"unix:{socket}"
-        target.services = [f"{name}@{slot}", "nginx"]
+        target.services = [f"{name}@{slot}" if s == name else s for s in target.services]
         from flaskprod.kit.deploy_site import deploy_site  # the kit's templates
 
         target.deploy_site = deploy_site(spec)
+    if held.topology is not None:
+        _several_hosts_site(target, held, spec)
     return target
+
+
+def _several_hosts_site(target: HostTarget, held: HostRoles, spec: Spec) -> None:
+    """The site a host of several serves, as deploy renders it for its role: the
+    balancer's public site, else an app host's site for the balancer."""
+    from flaskprod.kit.balancer_site import app_host_site, balancer_site  # kit templates
+
+    nginx = target.nginx_conf.parent / "sites-enabled"
+    name = spec.app.name
+    if held.has(BALANCER):
+        target.enabled_site = nginx / f"{name}-balancer.conf"
+        target.deploy_site = balancer_site(spec)
+        return
+    if not held.has(APP):
+        target.enabled_site = target.kit_site = None  # no nginx on this host
+        return
+    target.enabled_site = nginx / f"{name}.conf"
+    own = held.addresses.get(held.name or "")
+    if own is None or held.balancer_address is None:
+        target.site_unknown = "the private addresses of this host and the balancer are unknown"
+        return
+    target.deploy_site = app_host_site(spec, own, held.balancer_address)
 
 
 _SLOT_SERVER = re.compile(r"^\s*server\s+unix:(/\S+?)[\s;]", re.MULTILINE)

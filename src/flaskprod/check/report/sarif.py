@@ -111,6 +111,9 @@ def _result(finding: Finding, index: dict[str, int], fallback: str) -> dict[str,
         ],
         "properties": {"layer": finding.layer, "flaskprodLevel": str(finding.level)},
     }
+    if finding.host is not None:  # check --hosts: the host is where it was found
+        entry["locations"][0]["logicalLocations"] = [{"fullyQualifiedName": finding.host}]
+        entry["properties"]["host"] = finding.host
     if finding.ignored_reason is not None:
         entry["suppressions"] = [{"kind": "external", "justification": finding.ignored_reason}]
     return entry

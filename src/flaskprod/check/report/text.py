@@ -90,6 +90,7 @@ def render_text(result: CheckResult, summary: dict[str, Any], *, color: bool = F
 _WHY = {
     "app": "the app was not imported",
     "spec": "there is no flaskprod.toml",
+    "role": "not for this host's roles",
 }
 
 

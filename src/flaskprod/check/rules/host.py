@@ -16,10 +16,14 @@ from pathlib import Path
 from flaskprod.check.context import Context
 from flaskprod.check.host import host_target, probes
 from flaskprod.check.host.probes import CannotCheck
+from flaskprod.check.host.roles import host_roles
 from flaskprod.check.host.walk import walk
 from flaskprod.check.model import Finding, Level, Rule, rule
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
 
 _HOST = "host"
+#: Hosts that run nginx: the balancer, and each app host (its site for the balancer).
+_WEB = (APP, BALANCER)
 
 
 def _cannot(owner: Rule, why: object) -> Finding:
@@ -33,6 +37,7 @@ def _cannot(owner: Rule, why: object) -> Finding:
 @rule(
     "HST001",
     layer=_HOST,
+    roles=_WEB,
     level=Level.ERROR,
     title="nginx -t fails",
     help="Fix the config nginx reports before the next reload: a reload with a broken "
@@ -59,6 +64,7 @@ def _normalized(text: str) -> list[str]:
 @rule(
     "HST002",
     layer=_HOST,
+    roles=_WEB,
     level=Level.WARNING,
     title="The enabled nginx site differs from the kit",
     help="Install the rendered site (deploy/nginx/<name>.conf) unchanged, or change the "
@@ -67,7 +73,10 @@ def _normalized(text: str) -> list[str]:
 )
 def site_drift(ctx: Context) -> Iterator[Finding]:
     target = host_target(ctx)
-    if target.kit_site is None:
+    if target.site_unknown is not None:
+        yield _cannot(site_drift, target.site_unknown)
+        return
+    if target.kit_site is None and target.deploy_site is None:
         yield _cannot(site_drift, "the project has no rendered nginx site (flaskprod render)")
         return
     if target.enabled_site is None or not target.enabled_site.is_file():
@@ -90,6 +99,7 @@ def site_drift(ctx: Context) -> Iterator[Finding]:
             f"the site 'flaskprod deploy' renders from {ctx.relative(ctx.root / 'flaskprod.toml')}"
         )
     else:
+        assert target.kit_site is not None
         kit = _normalized(target.kit_site.read_text(errors="replace"))
         source = str(ctx.relative(target.kit_site))
     if enabled != kit:
@@ -148,6 +158,7 @@ def _nginx_workers(target_pid: int | None) -> list[probes.Proc]:
 @rule(
     "HST004",
     layer=_HOST,
+    roles=(APP,),
     level=Level.ERROR,
     title="The gunicorn socket is missing or out of nginx's reach",
     help="gunicorn must run and bind the socket nginx proxies to; its folder must be "
@@ -181,6 +192,7 @@ def socket_reach(ctx: Context) -> Iterator[Finding]:
 @rule(
     "HST005",
     layer=_HOST,
+    roles=(APP,),
     level=Level.ERROR,
     title="The app listens on a public interface",
     help="Bind gunicorn to a unix socket or 127.0.0.1 behind nginx: on 0.0.0.0 it is "
@@ -208,6 +220,7 @@ def public_port(ctx: Context) -> Iterator[Finding]:
 @rule(
     "HST006",
     layer=_HOST,
+    roles=_WEB,
     level=Level.WARNING,
     title="The app or nginx workers run as root",
     help="Run gunicorn as the app's own user (systemd User=) and nginx's workers as "
@@ -234,6 +247,7 @@ def runs_as_root(ctx: Context) -> Iterator[Finding]:
 @rule(
     "HST007",
     layer=_HOST,
+    roles=(APP, DATABASE),
     level=Level.ERROR,
     title="The env file is readable by others",
     help="It holds the secrets: 'chmod 640' (owner root, group the app's) or 600.",
@@ -248,6 +262,20 @@ def env_file_mode(ctx: Context) -> Iterator[Finding]:
 
 
 _ALLOWED_PORTS = {"22", "80", "443"}
+
+
+def _allowed_ports(ctx: Context) -> set[str]:
+    """22, 80 and 443 on one server; on a host of several, what its roles need (HST013
+    checks who each private port is open to)."""
+    held = host_roles(ctx)
+    if held.topology is None:
+        return _ALLOWED_PORTS
+    ports = {"22"}
+    ports |= {"80", "443"} if held.has(BALANCER) else set()
+    ports |= {"80"} if held.has(APP) else set()
+    ports |= {"5432"} if held.has(DATABASE) else set()
+    ports |= {"6379"} if held.has(REDIS) else set()
+    return ports
 
 
 def _open_ports(text: str, tool: str) -> set[str]:
@@ -268,9 +296,11 @@ def _open_ports(text: str, tool: str) -> set[str]:
     "HST008",
     layer=_HOST,
     level=Level.WARNING,
-    title="The firewall allows more than 22, 80 and 443",
+    title="The firewall allows more than 22, 80 and 443 (or than the host's roles need)",
     help="Allow only ssh and the web: 'ufw default deny incoming; ufw allow 22,80,443/tcp'. "
-    "Databases and app servers listen on loopback or a private network.",
+    "Databases and app servers listen on loopback or a private network. A host of several: "
+    "22, plus 80/443 on the balancer, 80 on an app host, 5432 on the database host, 6379 "
+    "on the Redis host.",
 )
 def firewall(ctx: Context) -> Iterator[Finding]:
     for tool, argv in (("ufw", ["ufw", "status"]), ("nft", ["nft", "list", "ruleset"])):
@@ -287,7 +317,7 @@ def firewall(ctx: Context) -> Iterator[Finding]:
         if tool == "ufw" and "inactive" in result.stdout:
             yield firewall.finding("ufw is installed but inactive")
             return
-        extra = sorted(_open_ports(result.stdout, tool) - _ALLOWED_PORTS)
+        extra = sorted(_open_ports(result.stdout, tool) - _allowed_ports(ctx))
         if extra:
             yield firewall.finding(f"{tool} allows ports {', '.join(extra)}")
         return
@@ -297,6 +327,7 @@ def firewall(ctx: Context) -> Iterator[Finding]:
 @rule(
     "HST009",
     layer=_HOST,
+    roles=(BALANCER,),
     level=Level.WARNING,
     title="The certificate on disk expires soon or is never renewed",
     help="Renew automatically: certbot's timer (certbot.timer) or cron, with a deploy "
@@ -407,6 +438,7 @@ _PERIODS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31}
 @rule(
     "HST012",
     layer=_HOST,
+    roles=(DATABASE,),
     level=Level.ERROR,
     title="No recent backup",
     help="Check the backup timer ('systemctl list-timers', 'journalctl -u <name>-backup') "
@@ -450,6 +482,7 @@ def backup_age(ctx: Context) -> Iterator[Finding]:
 @rule(
     "HST020",
     layer=_HOST,
+    roles=(BALANCER,),
     level=Level.ERROR,
     title="502: the first broken link between nginx and the app",
     help="The site answers 502 (or nothing): the walk nginx -> upstream in its config -> "
