@@ -400,6 +400,25 @@ class DatabaseSection(_Section):
         default=True,
         description="The database server runs on the app's server (the service starts after it).",
     )
+    pgbouncer: bool = Field(
+        default=False,
+        description="PostgreSQL: the app connects through PgBouncer (transaction pooling) "
+        "instead of directly, so that many app hosts share a few server connections "
+        "(database.pgbouncer_pool_size); prepared statements are turned off for it.",
+    )
+    pgbouncer_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="PgBouncer's server connections to PostgreSQL (its default_pool_size): "
+        "what PostgreSQL sees however many app connections are open.",
+    )
+    pgbouncer_max_clients: int = Field(
+        default=1000,
+        ge=1,
+        le=100000,
+        description="App connections PgBouncer accepts (its max_client_conn).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -419,6 +438,16 @@ class DatabaseSection(_Section):
             raise ValueError(
                 f"database.driver: {self.driver!r} is not a driver for {self.engine}; "
                 f"use one of {', '.join(fitting)}"
+            )
+        if self.pgbouncer and self.engine != "postgresql":
+            raise ValueError(
+                f"database.pgbouncer: PgBouncer pools PostgreSQL connections, not "
+                f"{self.label}'s; remove it or set engine = 'postgresql'"
+            )
+        if self.pgbouncer and self.driver != "psycopg":
+            raise ValueError(
+                f"database.pgbouncer: transaction pooling needs prepared statements off, "
+                f"which flaskprod sets for psycopg (3) only; got driver = {self.driver!r}"
             )
         if self.is_mysql and self.pool_recycle >= self.wait_timeout:
             raise ValueError(
