@@ -62,6 +62,7 @@ from flaskprod.stack.state import ServiceRecord, StackState, StateDir
 
 if TYPE_CHECKING:
     from flaskprod.stack.mariadb import MariaDBServer
+    from flaskprod.stack.pgbouncer import PgBouncer
     from flaskprod.stack.postgres import PostgresCluster
     from flaskprod.stack.redis import RedisServer
 
@@ -78,11 +79,15 @@ RECORDED_ENV = (
     "MEDIA_ROOT",
     "FLASKPROD_MEDIA_ROOT",
     "VIRTUAL_ENV",
+    # PostgreSQL itself when the app goes through PgBouncer: backups and restores need
+    # a session of their own (pg_dump's snapshot), which transaction pooling cannot give.
+    "DIRECT_DATABASE_URL",
+    "FLASKPROD_DATABASE_POOLER",
 )
 
 #: Start order; stopped in reverse. The app server is one of gunicorn and granian
 #: (server.kind), recorded under its own name.
-SERVICES = ("postgres", "mariadb", "redis", "gunicorn", "granian", "nginx")
+SERVICES = ("postgres", "pgbouncer", "mariadb", "redis", "gunicorn", "granian", "nginx")
 APP_SERVERS = ("gunicorn", "granian")
 
 Echo = Callable[[str], None]
@@ -344,6 +349,8 @@ class Stack:
         self.ca: LocalCA | None = None
         self.nginx_files: NginxFiles | None = None
         self._python = options.python
+        #: PostgreSQL's own URL when the app goes through PgBouncer.
+        self._direct_url: str | None = None
         #: The blue/green slot the app server runs on ("a" or "b": its socket and pid
         #: file); a reload starts the new code on the other one (flaskprod.release).
         self.slot = "a"
@@ -545,6 +552,8 @@ class Stack:
                 database_url = self._database()
                 redis_url = self._redis()
                 env = self.app_environment(database_url, redis_url)
+                if self._direct_url:
+                    env["DIRECT_DATABASE_URL"] = self._direct_url
                 self.state.env = {k: v for k, v in env.items() if k in RECORDED_ENV}
                 process_commands = workers.check_processes(
                     self.spec, self.python, workers.process_env(self.spec, env), self.project
@@ -642,7 +651,43 @@ class Stack:
         _ensure_database(cluster, database, role)  # flaskprod's own psycopg: admin work
         # The app connects with the driver it ships (database.driver).
         driver = self.spec.database.driver
-        return f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
+        direct = f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
+        if not self.spec.database.pgbouncer:
+            return direct
+        self._direct_url = direct
+        return self._pgbouncer(cluster, database, role)
+
+    def _pgbouncer(self, cluster: PostgresCluster, database: str, role: str) -> str:
+        """PgBouncer in front of the cluster (database.pgbouncer): the app's URL."""
+        from flaskprod.spec.pgbouncer import STATEMENT_TIMEOUT
+        from flaskprod.stack.pgbouncer import PgBouncer
+
+        _role_statement_timeout(cluster, role, STATEMENT_TIMEOUT)
+        database_spec = self.spec.database
+        bouncer = PgBouncer(
+            self.dirs.root / "pgbouncer",
+            server_port=cluster.port,
+            database=database,
+            user=role,
+            password=self.dirs.generated_secret("pgbouncer-password"),
+            pool_size=database_spec.pgbouncer_pool_size,
+            max_clients=database_spec.pgbouncer_max_clients,
+            log_path=self.dirs.log("pgbouncer"),
+        )
+        _start_or_stop(bouncer)
+        _outlive_this_process(bouncer)
+        self.echo(
+            f"pgbouncer: {LOOPBACK}:{bouncer.port} -> postgres :{cluster.port} (transaction "
+            f"pooling, {database_spec.pgbouncer_pool_size} server connections, SCRAM)"
+        )
+        self._record(
+            "pgbouncer",
+            None,
+            bouncer.pid,
+            address=f"{LOOPBACK}:{bouncer.port}",
+            log=str(bouncer.log_path),
+        )
+        return bouncer.url(database_spec.driver)
 
     def _database_server(
         self, name: str, server: PostgresCluster | MariaDBServer, data: Path, kind: str
@@ -896,7 +941,7 @@ def _can_listen(port: int) -> bool:
     return True
 
 
-def _start_or_stop(server: PostgresCluster | MariaDBServer | RedisServer) -> None:
+def _start_or_stop(server: PostgresCluster | MariaDBServer | RedisServer | PgBouncer) -> None:
     # Interrupted (Ctrl-C) while it starts, the server is not recorded yet: stop it
     # here, or it would outlive `up` unnoticed.
     try:
@@ -919,6 +964,19 @@ def _outlive_this_process(server: object) -> None:
     hook = getattr(server, "_stop_at_exit", None)
     if hook is not None:
         atexit.unregister(hook)
+
+
+def _role_statement_timeout(cluster: PostgresCluster, role: str, timeout: str) -> None:
+    # Through PgBouncer the app cannot send its statement timeout as a startup option:
+    # the role carries it, for every server connection PgBouncer opens.
+    from psycopg import sql
+
+    with cluster.connect() as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
+                sql.Identifier(role), sql.Literal(timeout)
+            )
+        )
 
 
 def _ensure_database(cluster: PostgresCluster, database: str, role: str) -> None:
