@@ -495,6 +495,31 @@ class RedisSection(_Section):
     )
 
 
+class StorageSection(_Section):
+    """Where uploads live: a folder of the app's host, or an S3 bucket every app host
+    reaches (what lets several app hosts serve the same uploads)."""
+
+    kind: Literal["local", "s3"] = Field(
+        default="local",
+        description="local: paths.media_dir on the app's host (nginx serves it); s3: a "
+        "bucket on an S3 API (SeaweedFS, which 'flaskprod up' runs and a deploy can "
+        "provision), nginx proxying paths.media_url to it.",
+    )
+    bucket: str = Field(
+        default="{name}-media",
+        pattern=r"^[a-z0-9{}][a-z0-9.{}-]{1,61}[a-z0-9}]$",
+        description="s3: the uploads' bucket ({name} is replaced); anonymous clients may "
+        "read its objects (public images), never list or write them.",
+    )
+    endpoint: str = Field(
+        default="http://127.0.0.1:8333",
+        pattern=r"^https?://[^/\s]+$",
+        description="s3: the S3 API's URL as the app hosts and nginx reach it (up: its "
+        "own SeaweedFS; a host: SeaweedFS on the storage host's private address).",
+    )
+    region: str = Field(default="us-east-1", description="s3: the region requests are signed for.")
+
+
 #: Let's Encrypt's production ACME directory (tls.acme_directory's default).
 LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 
@@ -708,6 +733,7 @@ class Spec(BaseModel):
     http: HttpSection = Field(default_factory=HttpSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     redis: RedisSection = Field(default_factory=RedisSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
     tls: TlsSection = Field(default_factory=TlsSection)
     backup: BackupSection = Field(default_factory=BackupSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
@@ -813,6 +839,10 @@ class Spec(BaseModel):
     @property
     def media_dir(self) -> str:
         return self.resolve(self.paths.media_dir)
+
+    @property
+    def media_bucket(self) -> str:
+        return self.resolve(self.storage.bucket)
 
     @property
     def static_dir(self) -> str:
