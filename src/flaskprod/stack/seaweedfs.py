@@ -71,12 +71,20 @@ def identities(app: S3Credentials, bucket: str) -> str:
     )
 
 
-def server_flags(data: Path, config: Path, ports: dict[str, int], s3_port: int) -> list[str]:
-    """``weed server``'s flags, the same under ``up`` and in the kit's unit."""
+def server_flags(
+    data: Path | str,
+    config: Path | str,
+    ports: dict[str, int],
+    s3_port: int,
+    *,
+    ip: str = LOOPBACK,
+) -> list[str]:
+    """``weed server``'s flags, the same under ``up`` and on a host (every part bound
+    to ``ip`` only)."""
     return [
         "server",
-        f"-ip={LOOPBACK}",
-        f"-ip.bind={LOOPBACK}",
+        f"-ip={ip}",
+        f"-ip.bind={ip}",
         f"-dir={data}",
         *(f"-{name}={port}" for name, port in ports.items()),
         "-filer",
