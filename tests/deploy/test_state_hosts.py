@@ -80,8 +80,8 @@ def test_pgbouncer_beside_postgresql_pools_the_app_s_connections(
 ) -> None:
     password = secrets.token_urlsafe(24)
     host.run(
-        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
-        "postgresql >/dev/null",
+        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "
+        "apt-get install -y -q --no-install-recommends postgresql >/dev/null",
         timeout=600,
     )
     host.run(
@@ -101,10 +101,12 @@ def test_pgbouncer_beside_postgresql_pools_the_app_s_connections(
     wrong = host.run(f"PGPASSWORD=wrong {psql.split(' ', 1)[1]} -c 'SELECT 1'", check=False)
     assert wrong.returncode != 0 and "authentication failed" in wrong.stderr
     # 10 clients sleeping at once: PostgreSQL sees at most the pool
-    host.run(
-        f"for i in $(seq 10); do {psql} -c 'SELECT pg_sleep(1)' & done; sleep 0.5; "
+    count = (
         'runuser -u postgres -- psql -XAtq -c "SELECT count(*) FROM pg_stat_activity '
-        "WHERE datname = 'shop' AND backend_type = 'client backend'\" > /tmp/seen; wait"
+        "WHERE datname = 'shop' AND backend_type = 'client backend'\" > /tmp/seen"
+    )
+    host.run(
+        f"for i in $(seq 10); do {psql} -c 'SELECT pg_sleep(1)' & done; sleep 0.5; {count}; wait"
     )
     seen = int(host.run("cat /tmp/seen").stdout)
     print(f"10 clients through PgBouncer on the host: PostgreSQL saw {seen} (pool {POOL})")
