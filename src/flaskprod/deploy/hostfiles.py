@@ -41,9 +41,11 @@ def env_template(spec: Spec) -> str:
     db_name = spec.resolve(spec.database.name)
     filled = {SECRET_KEY: "{{secret:SECRET_KEY}}"}
     if spec.database.engine == "postgresql" and spec.database.local:
+        # through PgBouncer beside PostgreSQL when database.pgbouncer (pgbouncer_host.py)
+        port = 6432 if spec.database.pgbouncer else 5432
         filled["DATABASE_URL"] = (
             f"postgresql+{spec.database.driver}://{db_user}:{{{{secret:{DB_PASSWORD}}}}}"
-            f"@localhost:5432/{db_name}"
+            f"@localhost:{port}/{db_name}"
         )
     if spec.database.engine == "sqlite":
         filled["DATABASE_URL"] = f"sqlite:///{sqlite_path(spec)}"
