@@ -6,41 +6,17 @@ fresh one restored, is not proven yet: docs/scaling.md says so.)"""
 
 from __future__ import annotations
 
-import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 from ops_helpers import ShopData, drop_all_tables, table_rows
 
-from flaskprod.runtime.storage import ensure_bucket, s3_client
-from flaskprod.stack.seaweedfs import S3Credentials, SeaweedFS
+from flaskprod.runtime.storage import s3_client
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    keys = S3Credentials("AK" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
-    folder = tmp_path_factory.mktemp("seaweedfs")
-    server = SeaweedFS(
-        folder, credentials=keys, bucket="shop-media", log_path=folder / "weed.log",
-        die_with_parent=True,
-    )  # fmt: skip
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL_S3": server.endpoint,
-        "AWS_ACCESS_KEY_ID": keys.access_key,
-        "AWS_SECRET_ACCESS_KEY": keys.secret_key,
-        "MEDIA_BUCKET": "shop-media",
-    }
-    ensure_bucket(s3_client(env), "shop-media")
-    try:
-        yield env
-    finally:
-        server.stop()
 
 
 def test_a_backup_copied_to_the_bucket_restores_every_row_after_all_is_lost(

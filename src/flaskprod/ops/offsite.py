@@ -43,9 +43,14 @@ def _folder(app: str) -> str:
 
 def upload(backup: Backup, settings: Mapping[str, str], app: str) -> str:
     """Copy every file of ``backup`` to the bucket; returns ``s3://bucket/prefix``."""
+    return upload_files(backup.files(), settings, app)  # the manifest last
+
+
+def upload_files(paths: list[Path], settings: Mapping[str, str], app: str) -> str:
+    """Copy ``paths`` (in this order) under ``backups/<app>/``, each size checked."""
     client, bucket = s3_client(settings), settings[BUCKET_VARIABLE]
     folder = _folder(app)
-    for path in backup.files():  # the manifest last
+    for path in paths:
         key = folder + path.name
         client.upload_file(str(path), bucket, key)
         size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
@@ -57,41 +62,71 @@ def upload(backup: Backup, settings: Mapping[str, str], app: str) -> str:
     return f"s3://{bucket}/{folder}"
 
 
-def _manifests(client: Any, bucket: str, folder: str) -> list[str]:
-    names: list[str] = []
+def _keys(client: Any, bucket: str, folder: str) -> set[str]:
+    names: set[str] = set()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
-        names += [
-            item["Key"].removeprefix(folder)
-            for item in page.get("Contents", [])
-            if item["Key"].endswith(".json")
-        ]
-    return sorted(names)
+        names |= {item["Key"].removeprefix(folder) for item in page.get("Contents", [])}
+    return names
 
 
 def download(settings: Mapping[str, str], app: str, name: str, folder: Path) -> Path:
     """Fetch the backup ``name`` (its stem, e.g. ``shop-20261207T171500Z``, or
-    ``latest``) into ``folder``; returns its local manifest path."""
+    ``latest``) into ``folder``; returns its local manifest (or, for a backup of the
+    kit's backup.sh, which has none, its database file)."""
     from flaskprod.ops.manifest import Manifest
 
     client, bucket = s3_client(settings), settings[BUCKET_VARIABLE]
     prefix = _folder(app)
-    manifests = _manifests(client, bucket, prefix)
-    if not manifests:
+    keys = _keys(client, bucket, prefix)
+    # every backup has a .sha256 (flaskprod's and the kit's); its stem sorts by time
+    stems = sorted(key.removesuffix(".sha256") for key in keys if key.endswith(".sha256"))
+    if not stems:
         raise UserError(f"s3://{bucket}/{prefix}: no backup of {app} in the bucket")
-    wanted = manifests[-1] if name == "latest" else f"{name.removesuffix('.json')}.json"
-    if wanted not in manifests:
+    stem = stems[-1] if name == "latest" else name.removesuffix(".json")
+    if stem not in stems:
         raise UserError(
-            f"s3://{bucket}/{prefix}{wanted}: no such backup",
-            hint=f"the newest is {manifests[-1].removesuffix('.json')}; or pass 'latest'",
+            f"s3://{bucket}/{prefix}{stem}: no such backup",
+            hint=f"the newest is {stems[-1]}; or pass 'latest'",
         )
     folder.mkdir(parents=True, exist_ok=True)
-    manifest_path = folder / wanted
-    client.download_file(bucket, prefix + wanted, str(manifest_path))
-    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
-    stem = wanted.removesuffix(".json")
-    names = [manifest.database_file.name, f"{stem}.sha256"]
-    if manifest.media_file is not None:
-        names.append(manifest.media_file.name)
-    for file_name in names:
+
+    def fetch(file_name: str) -> Path:
         client.download_file(bucket, prefix + file_name, str(folder / file_name))
+        return folder / file_name
+
+    sums = fetch(f"{stem}.sha256")
+    if f"{stem}.json" not in keys:  # the kit's backup.sh: the file its .sha256 names
+        return fetch(sums.read_text().split()[1])
+    manifest_path = fetch(f"{stem}.json")
+    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+    fetch(manifest.database_file.name)
+    if manifest.media_file is not None:
+        fetch(manifest.media_file.name)
     return manifest_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flaskprod.ops.offsite APP FILE...``: the kit's backup.sh copies a
+    verified backup off the host with the app's interpreter and environment."""
+    import os
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print("usage: python -m flaskprod.ops.offsite APP FILE...", file=sys.stderr)
+        return 2
+    settings = s3_settings(os.environ, {})
+    if not settings:
+        print("offsite: no MEDIA_BUCKET and S3 keys in the environment", file=sys.stderr)
+        return 3
+    try:
+        where = upload_files([Path(p) for p in args[1:]], settings, args[0])
+    except (UserError, OSError) as error:
+        print(f"offsite: {error}", file=sys.stderr)
+        return 1
+    print(f"backup: copied to {where} ({len(args) - 1} files, sizes checked)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
