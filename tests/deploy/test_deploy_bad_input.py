@@ -171,6 +171,8 @@ def test_a_fleet_over_the_connection_budget_is_refused_before_any_host(
     )
     assert "set database.pgbouncer = true" in line
     assert through_pgbouncer.exit_code == 0, through_pgbouncer.output
+    # the single-host provisioning puts PgBouncer beside PostgreSQL (dry run: listed)
+    assert "  PgBouncer (transaction pooling, SCRAM): would change" in through_pgbouncer.output
     untouched(host)
 
 

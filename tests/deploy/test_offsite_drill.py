@@ -2,7 +2,9 @@
 SeaweedFS (deploy/seaweedfs_host.py) on the lab's private network; host A is deployed
 with the shop (app and database, uploads in S's bucket); A's scheduled backup
 (shop-backup.service, the kit's backup.sh) is copied to S; A is destroyed; a fresh host
-is deployed and restored from S — every table's checksum identical (ops' own).
+is deployed and restored from S — every table's checksum identical (ops' own). The app
+hosts run the shop through PgBouncer (database.pgbouncer), as the single-host
+provisioning sets it up.
 
 Heavy (three hosts, two full deploys): one test proves the whole drill."""
 
@@ -119,13 +121,17 @@ def test_a_backup_copied_to_the_storage_host_restores_onto_a_fresh_host(
     project = shop_repository(tmp_path, acme_email="ops@example.com")
     spec = project / "flaskprod.toml"
     storage = f'\n[storage]\nkind = "s3"\nendpoint = "http://{STORE}:{S3_PORT}"\n\n[tls]\n'
-    spec.write_text(spec.read_text().replace("\n[tls]\n", storage, 1))
+    # and the app through PgBouncer beside PostgreSQL (the backup still dumps PostgreSQL)
+    text = spec.read_text().replace("\nlocal = true\n", "\nlocal = true\npgbouncer = true\n", 1)
+    spec.write_text(text.replace("\n[tls]\n", storage, 1))
     rendered = subprocess.run([FLASKPROD, "render", str(project)], capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr
     git(project, "add", "-A")
     git(project, "commit", "-qm", "uploads on the storage host")
 
     first = app_host(lab, hosts, "dba1", FIRST, project, tmp_path, keys)
+    assert "@localhost:6432/shop" in first.run("grep ^DATABASE_URL= /etc/shop/shop.env").stdout
+    assert first.run("systemctl is-active pgbouncer").stdout.strip() == "active"
     before = checksums(database_url(first))
     assert before["products"].rows >= 3 and before["users"].rows >= 1
     backup = first.run("systemctl start shop-backup.service && journalctl -u shop-backup -o cat")

@@ -24,6 +24,7 @@ from pyinfra.operations import apt, files, server, systemd
 from flaskprod.deploy import hostfiles
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
+from flaskprod.deploy.pgbouncer_host import PgBouncerHost, provision_pgbouncer
 from flaskprod.errors import ProjectError
 from flaskprod.kit.artifacts import sqlite_path
 from flaskprod.kit.deploy_site import SLOTS, deploy_process_units, deploy_site, upstream_line
@@ -147,6 +148,8 @@ class Provisioner:
         self.secrets_step()
         if self.postgres and self.spec.database.local:
             self.database()
+            if self.spec.database.pgbouncer:  # the env file's DATABASE_URL names it
+                self._done(provision_pgbouncer(self.engine, PgBouncerHost.from_spec(self.spec)))
         if self.redis:
             self.redis_step()
         self.env_step()

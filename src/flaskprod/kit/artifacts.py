@@ -25,6 +25,7 @@ from flaskprod.spec.cache_names import IMMUTABLE_CACHE_CONTROL, IMMUTABLE_NAME
 from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
+from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 from flaskprod.spec.processes import SINGLETON_KINDS, on_calendar, process_argv
 from flaskprod.spec.servers import Listen, granian_shell, served_target, slot_socket
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
@@ -923,6 +924,8 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "db_user": spec.resolve(spec.database.user),
         "redis": redis,
         "pgbouncer_ini": _pgbouncer_ini(spec),
+        "pgbouncer_port": PGBOUNCER_PORT,
+        "postgres_port": 5432,
         "seaweedfs_unit": _seaweedfs_unit(spec),
         **_seaweedfs_compose(spec),
         "after_units": [
