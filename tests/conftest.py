@@ -12,6 +12,8 @@ binary FAILS the test, naming what to install: never a skip.
   own MariaDB: its own data folder, socket and port), with flaskprod's settings.
 - ``redis_server`` (session): a started :class:`RedisServer`.
 - ``redis_url`` (function): ``redis://127.0.0.1:PORT/0``, flushed before the test.
+- ``s3_env`` (session): a started SeaweedFS (S3 gateway) with the bucket ``shop-media``;
+  the variables the app and ``flaskprod backup`` read (AWS_*, MEDIA_BUCKET).
 """
 
 from __future__ import annotations
@@ -95,6 +97,34 @@ def redis_url(redis_server: RedisServer) -> str:
     _revive(redis_server)
     redis_server.command("FLUSHALL")
     return redis_server.url()
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    import secrets
+
+    from flaskprod.runtime.storage import ensure_bucket, s3_client
+    from flaskprod.stack.seaweedfs import S3Credentials, SeaweedFS
+
+    keys = S3Credentials("AK" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    server = SeaweedFS(
+        folder, credentials=keys, bucket="shop-media", log_path=folder / "weed.log",
+        die_with_parent=True,
+    )  # fmt: skip
+    try:
+        server.start()
+    except UserError as error:
+        pytest.fail(f"SeaweedFS for the tests: {error}", pytrace=False)
+    env = {
+        "AWS_ENDPOINT_URL_S3": server.endpoint,
+        "AWS_ACCESS_KEY_ID": keys.access_key,
+        "AWS_SECRET_ACCESS_KEY": keys.secret_key,
+        "MEDIA_BUCKET": "shop-media",
+    }
+    ensure_bucket(s3_client(env), "shop-media")
+    yield env
+    server.stop()
 
 
 def _revive(server: PostgresCluster | RedisServer) -> None:

@@ -145,6 +145,37 @@ def test_a_spec_the_host_cannot_satisfy(project: Path, lab: Lab, host: LabHost) 
     untouched(host)
 
 
+def test_a_fleet_over_the_connection_budget_is_refused_before_any_host(
+    project: Path, lab: Lab, host: LabHost
+) -> None:
+    # The shop with 2 granian workers x (pool 4 + overflow 1) and its RQ worker: one
+    # host (16 with the reserve) fits 30, three hosts do not.
+    spec = project / "flaskprod.toml"
+    original = spec.read_text()
+    spec.write_text(
+        original.replace("hosts = []", f'hosts = ["{HOST}", "web2", "web3"]')
+        .replace("max_connections = 100", "max_connections = 30")
+        .replace("# workers = 2", "workers = 2")
+    )
+    try:
+        line = one_line_error(deploy(project, lab.ssh_config, "--dry-run"), 2)
+        pooled = spec.read_text().replace("local = true\n", "local = true\npgbouncer = true\n", 1)
+        spec.write_text(pooled)
+        through_pgbouncer = deploy(project, lab.ssh_config, "--dry-run", "--host", HOST)
+    finally:
+        spec.write_text(original)
+    assert (
+        "flaskprod.toml: connection budget exceeded: 3 hosts x 2 workers x (pool 4 + overflow 1)"
+        " + 3 hosts x 1 process connections = 33 app connections + 5 reserved = 38 > "
+        "database.max_connections = 30" in line
+    )
+    assert "set database.pgbouncer = true" in line
+    assert through_pgbouncer.exit_code == 0, through_pgbouncer.output
+    # the single-host provisioning puts PgBouncer beside PostgreSQL (dry run: listed)
+    assert "  PgBouncer (transaction pooling, SCRAM): would change" in through_pgbouncer.output
+    untouched(host)
+
+
 def test_port_80_held_by_another_program(project: Path, lab: Lab, host: LabHost) -> None:
     host.run("systemd-run --unit=squatter python3 -m http.server 80")
     try:

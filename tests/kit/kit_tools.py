@@ -73,9 +73,10 @@ def nginx_t(nginx: str | Path, prefix: Path, site: Path) -> subprocess.Completed
 
 
 def compose_site(kit: Any, target: Path) -> Path:
-    """The compose variant of the kit's site, its upstream "web" pointed at loopback
-    (nginx -t resolves upstream names), written to ``target``."""
+    """The compose variant of the kit's site, its upstreams "web" (and "seaweedfs")
+    pointed at loopback (nginx -t resolves upstream names), written to ``target``."""
     text = kit.path(f"deploy/nginx/{kit.spec.app.name}.compose.conf").read_text()
+    text = text.replace("http://seaweedfs:", "http://127.0.0.1:")
     target.write_text(text.replace("server web:", "server 127.0.0.1:"))
     return target
 

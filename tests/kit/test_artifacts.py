@@ -59,7 +59,14 @@ def test_every_artifact_is_rendered() -> None:
     # + the MariaDB server settings, only with a MariaDB/MySQL database
     mariadb = spec(database={"engine": "mariadb"})
     assert set(render_kit(mariadb)) == EXPECTED | {"deploy/mariadb/shop.cnf"}
-    assert len(ARTIFACTS) == len(EXPECTED) + 2
+    # + PgBouncer's settings and SeaweedFS's unit, only with database.pgbouncer and
+    # storage.kind = "s3"
+    stateless = spec(database={"pgbouncer": True}, storage={"kind": "s3"})
+    assert set(render_kit(stateless)) == EXPECTED | {
+        "deploy/pgbouncer/pgbouncer.ini",
+        "deploy/seaweedfs/seaweedfs.service",
+    }
+    assert len(ARTIFACTS) == len(EXPECTED) + 4
 
 
 def test_rendering_is_deterministic() -> None:

@@ -461,3 +461,43 @@ def test_script_and_flaskprod_retention_remove_the_same_backups(
     for folder in (by_script, by_flaskprod):
         listed = list_backups(folder, name)
         assert len(listed) == 3 and listed[0].manifest.created >= now  # new, 2 d, 30 d - 1 h
+
+
+def test_the_script_copies_the_backup_off_the_host_and_restore_takes_it_back(
+    make_kit: Any,
+    tmp_path: Path,
+    script_env: dict[str, str],
+    s3_env: dict[str, str],
+    flaskprod: Any,
+    scratch_database: str,
+) -> None:
+    """storage.kind = "s3": backup.sh copies the verified dump and its .sha256 to the
+    bucket with the app's interpreter; with the host's folder gone, ``flaskprod restore
+    --from-s3 latest`` takes it back (checksum checked) row for row."""
+    from flaskprod.runtime.storage import s3_client
+
+    kit = make_kit(tmp_path / "s3kit", {"storage": {"kind": "s3"}})
+    app = kit.spec.app.name
+    env = script_env | s3_env | {"PYTHON": sys.executable}
+    result = run(kit, "backup.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert f"backup: copied to s3://shop-media/backups/{app}/ (2 files" in result.stdout
+    (dump,) = dumps(Path(script_env["BACKUP_DIR"]))
+    listed = s3_client(s3_env).list_objects_v2(Bucket="shop-media", Prefix=f"backups/{app}/")
+    names = {item["Key"].rsplit("/", 1)[1] for item in listed["Contents"]}
+    assert {dump.name, dump.with_suffix(".sha256").name} <= names
+    shutil.rmtree(script_env["BACKUP_DIR"])  # the host is gone
+    project = tmp_path / app  # no spec: the app's name is the folder's
+    project.mkdir()
+    url = script_env["DATABASE_URL"]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3_env.items():
+            patch.setenv(name, value)
+        restored = flaskprod(
+            "restore", "--from-s3", "latest", "--database-url", url, "--into",
+            scratch_database, "--project", str(project),
+        )  # fmt: skip
+    assert restored.exit_code == 0, restored.stderr
+    assert f"restore: fetched {dump.stem} from s3://shop-media/" in restored.stderr
+    assert "sha256 matched" in restored.stderr
+    assert pg_rows(url.rsplit("/", 1)[0] + f"/{scratch_database}") == pg_rows(url)

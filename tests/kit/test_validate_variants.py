@@ -85,6 +85,8 @@ VARIANTS: dict[str, tuple[dict[str, dict[str, object]], dict[str, object]]] = {
         },
         {},
     ),
+    # Stateless app hosts (issue #14): uploads in SeaweedFS's bucket, PgBouncer.
+    "s3-pgbouncer": ({"storage": {"kind": "s3"}, "database": {"pgbouncer": True}}, {}),
     "sqlite-no-redis-pyproject": (
         {"database": {"engine": "sqlite"}, "redis": {"enabled": False}},
         {
@@ -225,3 +227,34 @@ def test_any_app_carries_its_settings_build_and_uploads_everywhere(
     workflow = kit.path(f".github/workflows/{kit.spec.app.name}.yml").read_text()
     assert 'python-version: "3.13"' in workflow  # CI tests on the image's Python
     assert "uv export --frozen --no-dev" in workflow  # and the locked versions
+
+
+def test_stateless_variant_names_the_bucket_and_pgbouncer_everywhere(
+    make_kit: Callable[..., Any], tmp_path: Path
+) -> None:
+    """What the tools above accepted for storage.kind = "s3" and database.pgbouncer
+    also says the right thing (issue #14)."""
+    sections, project = VARIANTS["s3-pgbouncer"]
+    kit = make_kit(tmp_path / "s3", sections, project)
+    name, bucket = kit.spec.app.name, kit.spec.media_bucket
+    env = kit.path("deploy/.env.example").read_text().splitlines()
+    assert "FLASKPROD_DATABASE_POOLER=pgbouncer" in env
+    assert any(line.startswith("DATABASE_URL=") and ":6432/" in line for line in env)
+    assert "AWS_ENDPOINT_URL_S3=http://127.0.0.1:8333" in env and f"MEDIA_BUCKET={bucket}" in env
+    ini = kit.path("deploy/pgbouncer/pgbouncer.ini").read_text()
+    for line in ("pool_mode = transaction", "auth_type = scram-sha-256", "listen_port = 6432"):
+        assert f"\n{line}\n" in ini
+    site = kit.path(f"deploy/nginx/{name}.conf").read_text()
+    assert f"proxy_pass http://127.0.0.1:8333/{bucket}/;" in site
+    compose_site = kit.path(f"deploy/nginx/{name}.compose.conf").read_text()
+    assert f"proxy_pass http://seaweedfs:8333/{bucket}/;" in compose_site
+    compose = yaml.safe_load(kit.path("deploy/compose.yaml").read_text().replace("$$", "$"))
+    seaweedfs = compose["services"]["seaweedfs"]
+    assert seaweedfs["image"] == "chrislusf/seaweedfs:4.48"
+    assert "-s3.config=/etc/seaweedfs/s3.json" in seaweedfs["command"]
+    identities = json.loads(compose["configs"]["seaweedfs_identities"]["content"])
+    assert identities["identities"][1] == {"name": "anonymous", "actions": [f"Read:{bucket}"]}
+    assert compose["x-app"]["environment"]["AWS_ENDPOINT_URL_S3"] == "http://seaweedfs:8333"
+    unit = kit.path("deploy/seaweedfs/seaweedfs.service").read_text()
+    assert "ExecStart=/opt/seaweedfs/bin/weed server -ip=127.0.0.1 -ip.bind=127.0.0.1" in unit
+    assert "User=seaweedfs" in unit and "ReadWritePaths=/var/lib/seaweedfs" in unit

@@ -36,6 +36,17 @@ def test_engine_options_for_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
     }
 
 
+def test_through_pgbouncer_prepared_statements_and_startup_options_are_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The server end is proven under up (tests/stack/test_up_pgbouncer.py).
+    prepare(monkeypatch, "postgresql://u@bouncer/x", FLASKPROD_DATABASE_POOLER="pgbouncer")
+    app = Flask("db")
+    Production(app)
+    args = app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
+    assert args == {"connect_timeout": 3, "prepare_threshold": None}
+
+
 def test_app_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
     prepare(monkeypatch, "postgresql://u@db/x")
     app = Flask("db")

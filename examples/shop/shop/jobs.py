@@ -2,10 +2,10 @@
 
 Creating a product stores the uploaded image and answers at once; the job
 (:func:`make_thumbnail`) writes ``thumbs/<name>.webp`` (at most 320 x 320) beside it in
-MEDIA_ROOT within seconds, and the pages and the API show the thumbnail as soon as it
-exists (the original until then). The worker is ``[processes.worker]`` of
-flaskprod.toml (``rq worker shop-jobs``): systemd unit, compose service, Kubernetes
-Deployment, Procfile line, and ``flaskprod up`` runs it.
+MEDIA_ROOT (or the S3 bucket of MEDIA_BUCKET) within seconds, and the pages and the API
+show the thumbnail as soon as it exists (the original until then). The worker is
+``[processes.worker]`` of flaskprod.toml (``rq worker shop-jobs``): systemd unit,
+compose service, Kubernetes Deployment, Procfile line, and ``flaskprod up`` runs it.
 
 Why RQ rather than Celery: the shop already runs Redis, and RQ needs nothing more (no
 broker settings, no result backend, no beat); a job is a plain function named by its
@@ -20,15 +20,13 @@ thumbnail is made in the request instead: slower, never missing.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from flask import current_app
 from redis.exceptions import RedisError
 
 from flaskprod.runtime.redis import redis_client
-from shop.media import media_root
+from shop.media import file_exists, media_root, put_file, read_file
 
 QUEUE = "shop-jobs"
 THUMBNAIL_SIZE = (320, 320)
@@ -43,24 +41,18 @@ def thumbnail_name(filename: str) -> str:
 
 
 def make_thumbnail(filename: str, root: str) -> str:
-    """Write the thumbnail of ``root/filename``; returns its name (relative to root).
-    Idempotent: a retried job rewrites the same file, atomically."""
+    """Write the thumbnail of ``root/filename`` (or of the bucket's ``filename`` when
+    the worker has MEDIA_BUCKET); returns its name (relative to root). Idempotent: a
+    retried job rewrites the same file, atomically."""
+    from io import BytesIO
+
     from PIL import Image
 
-    source = Path(root) / filename
-    target = Path(root) / thumbnail_name(filename)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(source) as image:
+    with Image.open(BytesIO(read_file(filename, Path(root)))) as image:
         image.thumbnail(THUMBNAIL_SIZE)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".thumb-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                image.save(out, "WEBP", quality=80)
-            Path(tmp).chmod(0o644)  # nginx's user reads it
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        out = BytesIO()
+        image.save(out, "WEBP", quality=80)
+    put_file(thumbnail_name(filename), out.getvalue(), Path(root))
     return thumbnail_name(filename)
 
 
@@ -89,6 +81,6 @@ def enqueue_thumbnail(filename: str) -> str:
 
 def thumbnail_url(filename: str | None) -> str | None:
     """The thumbnail's URL once the worker made it, else None."""
-    if not filename or not (media_root() / thumbnail_name(filename)).is_file():
+    if not filename or not file_exists(thumbnail_name(filename)):
         return None
     return str(current_app.config["MEDIA_URL"]).rstrip("/") + "/" + thumbnail_name(filename)

@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, render_template, request, ses
 from flask_session.redis import RedisSessionInterface
 from redis.exceptions import RedisError
 
-from flaskprod.runtime.redis import redis_client
+from flaskprod.runtime.sessions import redis_session_interface
 from shop.redis_guard import redis_failed, redis_usable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,14 +68,10 @@ def _turn_into_503(response: Response) -> None:
 def init_sessions(app: Flask) -> None:
     if not app.config.get("REDIS_URL"):
         return  # Flask's signed-cookie sessions
-    client = redis_client(app)  # the runtime's client: bounded timeouts, no retries
-    app.config.setdefault("SESSION_TYPE", "redis")
-    app.session_interface = _ResilientRedisSessions(
-        app,
-        client=client,
-        key_prefix=app.config.get("SESSION_KEY_PREFIX", "shop:session:"),
-        permanent=app.config.get("SESSION_PERMANENT", True),
-    )
+    # The runtime's Redis sessions (what SESSION_BACKEND=redis gives any app: bounded
+    # client, Flask-Session), with the shop's outage handling on top; on whenever the
+    # shop has Redis, so every app server shares the sessions.
+    app.session_interface = redis_session_interface(app, _ResilientRedisSessions)
 
     app.before_request(_check_store)
 

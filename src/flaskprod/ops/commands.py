@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,12 @@ def _summary(backup: Backup) -> dict[str, Any]:
     is_flag=True,
     help="Then restore it into a scratch database and compare every table.",
 )
+@click.option(
+    "--offsite/--no-offsite",
+    default=None,
+    help="Copy the verified backup to the S3 bucket (default: with storage.kind = 's3' "
+    "and S3 keys in the environment or the local stack).",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
 def backup_command(
     path: Path,
@@ -90,6 +97,7 @@ def backup_command(
     keep: int | None,
     max_age: int | None,
     verify_restore: bool,
+    offsite: bool | None,
     as_json: bool,
 ) -> None:
     """Back up the app's database (and media), verified, then apply retention.
@@ -126,6 +134,9 @@ def backup_command(
             "copy, identical to the manifest (row counts and checksums); scratch copy dropped"
         )
         summary["verify_restore"] = {"tables": len(drilled.tables), "identical": True}
+    copied = _offsite(made, setup, offsite)
+    if copied:
+        summary["offsite"] = copied
 
     removed = apply_retention(
         folder,
@@ -142,8 +153,32 @@ def backup_command(
     click.echo(json.dumps(summary, indent=2) if as_json else str(made.database_path))
 
 
+def _offsite(made: Backup, setup: target.Setup, wanted: bool | None) -> str | None:
+    """Copy ``made`` off the host when storage.kind = "s3" (or --offsite) says so."""
+    from flaskprod.ops import offsite
+
+    s3 = setup.spec is not None and setup.spec.storage.kind == "s3"
+    if wanted is False or (wanted is None and not s3):
+        return None
+    settings = offsite.s3_settings(os.environ, setup.stack_env)
+    if not settings:
+        if wanted:
+            raise UserError(
+                "--offsite: no S3 bucket and keys",
+                hint="set MEDIA_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
+                "AWS_ENDPOINT_URL_S3, or run it next to 'flaskprod up' with storage.kind = 's3'",
+            )
+        _say("backup: not copied off the host: no S3 bucket and keys in the environment")
+        return None
+    where = offsite.upload(made, settings, setup.app)
+    _say(f"backup: copied to {where} ({len(made.files())} files, sizes checked)")
+    return where
+
+
 @click.command("restore")
-@click.argument("backup", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument(
+    "backup", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
 @click.option("--database-url", metavar="URL", help="Default: DATABASE_URL, else the local stack.")
 @click.option(
     "--into",
@@ -163,14 +198,22 @@ def backup_command(
     default=".",
     help="The project whose local stack to use when no URL is given.",
 )
+@click.option(
+    "--from-s3",
+    "from_s3",
+    metavar="NAME",
+    help="Take the backup from the S3 bucket (its name, e.g. shop-20261207T171500Z, or "
+    "'latest') instead of a file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON summary on stdout.")
 def restore_command(
-    backup: Path,
+    backup: Path | None,
     database_url: str | None,
     into: str | None,
     yes: bool,
     with_media: bool,
     project: Path,
+    from_s3: str | None,
     as_json: bool,
 ) -> None:
     """Restore BACKUP (its .dump, .sqlite3 or .json) and compare it with its manifest.
@@ -180,6 +223,28 @@ def restore_command(
     differs). A backup without a manifest (the kit's backup.sh) is checked against
     its .sha256 and read back before the restore; its rows cannot be compared.
     """
+    if (backup is None) == (from_s3 is None):
+        raise UserError("restore: give a BACKUP file or --from-s3 NAME (one of them)")
+    if from_s3 is not None:
+        backup = _fetch(from_s3, project)
+        try:
+            _restore(backup, database_url, into, yes, with_media, project, as_json)
+        finally:  # the fetched copy holds the data: not left in /tmp
+            shutil.rmtree(backup.parent, ignore_errors=True)
+        return
+    assert backup is not None
+    _restore(backup, database_url, into, yes, with_media, project, as_json)
+
+
+def _restore(
+    backup: Path,
+    database_url: str | None,
+    into: str | None,
+    yes: bool,
+    with_media: bool,
+    project: Path,
+    as_json: bool,
+) -> None:
     found = read_backup(backup)
     kind = found.manifest.database_kind
     media_root = _media_root(found, project) if with_media else None
@@ -225,6 +290,26 @@ def restore_command(
                 indent=2,
             )
         )
+
+
+def _fetch(name: str, project: Path) -> Path:
+    """The backup ``name`` from the S3 bucket, in a private temporary folder."""
+    import tempfile
+
+    from flaskprod.ops import offsite
+
+    setup = target.load_setup(project, os.environ)
+    settings = offsite.s3_settings(os.environ, setup.stack_env)
+    if not settings:
+        raise UserError(
+            "--from-s3: no S3 bucket and keys",
+            hint="set MEDIA_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
+            "AWS_ENDPOINT_URL_S3 (or run it next to 'flaskprod up' with storage.kind = 's3')",
+        )
+    folder = Path(tempfile.mkdtemp(prefix="flaskprod-restore-"))
+    path = offsite.download(settings, setup.app, name, folder)
+    _say(f"restore: fetched {path.stem} from s3://{settings['MEDIA_BUCKET']}/ into {folder}")
+    return path
 
 
 def _media_root(found: Backup, project: Path) -> Path:

@@ -54,8 +54,10 @@ def database_url(option: str | None, environ: Mapping[str, str], setup: Setup) -
         return option, "--database-url"
     if environ.get("DATABASE_URL"):
         return environ["DATABASE_URL"], "DATABASE_URL"
-    if setup.stack_env.get("DATABASE_URL"):
-        return setup.stack_env["DATABASE_URL"], STACK
+    # PostgreSQL itself, not PgBouncer in front of it: a dump needs its own session
+    for name in ("DIRECT_DATABASE_URL", "DATABASE_URL"):
+        if setup.stack_env.get(name):
+            return setup.stack_env[name], STACK
     raise UserError(
         f"no database for {setup.app}: no --database-url, no DATABASE_URL, and no local "
         f"stack running in {setup.root}",

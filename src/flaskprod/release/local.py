@@ -86,6 +86,8 @@ class LocalTarget:
             self._env = self.stack.app_environment(
                 env.get("DATABASE_URL", ""), env.get("REDIS_URL")
             )
+            if env.get("DIRECT_DATABASE_URL"):  # PostgreSQL behind PgBouncer: kept
+                self._env["DIRECT_DATABASE_URL"] = env["DIRECT_DATABASE_URL"]
         return self._env
 
     def _records(self, slot: str) -> list[ServiceRecord]:

@@ -327,6 +327,21 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
             "debug is on (DEBUG / FLASK_DEBUG / --debug): never run the debugger in "
             "production; unset FLASK_DEBUG and do not pass --debug"
         )
+    if str(config.get("SESSION_BACKEND") or "").lower() == "redis":
+        if not config.get("REDIS_URL"):
+            problems.append(
+                "SESSION_BACKEND=redis but REDIS_URL is not set: put the Redis URL in the "
+                "environment, e.g. REDIS_URL=redis://:password@host:6379/0"
+            )
+        elif not _importable("flask_session"):
+            problems.append(
+                "SESSION_BACKEND=redis needs Flask-Session: pip install 'flaskprod[sessions]'"
+            )
+    elif config.get("SESSION_BACKEND") not in (None, "", "cookie"):
+        problems.append(
+            f"SESSION_BACKEND={config['SESSION_BACKEND']!r} is not a session backend: use "
+            "redis (server-side, shared by every app server) or cookie (Flask's default)"
+        )
     if config.get("SENTRY_DSN") and not _importable("sentry_sdk"):
         problems.append(
             "SENTRY_DSN is set but sentry-sdk is not installed: pip install 'flaskprod[sentry]'"

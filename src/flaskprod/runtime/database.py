@@ -36,7 +36,14 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
             "connect_timeout": int(config["SQLALCHEMY_CONNECT_TIMEOUT"])
         }
         statement_ms = int(config["SQLALCHEMY_STATEMENT_TIMEOUT_MS"])
-        if statement_ms > 0:
+        if str(config.get("DATABASE_POOLER") or "").lower() == "pgbouncer":
+            # Transaction pooling: a prepared statement lives in one server session and
+            # the next transaction may get another (PgBouncer < 1.21 cannot track them),
+            # and PgBouncer refuses the 'options' startup parameter (the role carries
+            # the statement timeout instead).
+            if "+psycopg" in url and "+psycopg2" not in url:
+                connect_args["prepare_threshold"] = None
+        elif statement_ms > 0:
             connect_args["options"] = f"-c statement_timeout={statement_ms}"
         options["connect_args"] = connect_args
     elif url.startswith(("mysql", "mariadb")):

@@ -39,6 +39,7 @@ from flaskprod.runtime.logging import configure_logging
 from flaskprod.runtime.middleware import FlaskprodMiddleware
 from flaskprod.runtime.proxy import apply_proxy_fix
 from flaskprod.runtime.sentry import init_sentry
+from flaskprod.runtime.sessions import init_sessions
 
 log = logging.getLogger("flaskprod.config")
 
@@ -81,5 +82,6 @@ class Production:
         app.wsgi_app = FlaskprodMiddleware(app.wsgi_app, app)  # type: ignore[method-assign]
         apply_proxy_fix(app, int(config["TRUSTED_PROXIES"]))
         init_sentry(app, profile)
+        init_sessions(app)
         fork.register(app)
         app.extensions["flaskprod"] = self

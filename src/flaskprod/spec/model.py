@@ -403,6 +403,25 @@ class DatabaseSection(_Section):
         default=True,
         description="The database server runs on the app's server (the service starts after it).",
     )
+    pgbouncer: bool = Field(
+        default=False,
+        description="PostgreSQL: the app connects through PgBouncer (transaction pooling) "
+        "instead of directly, so that many app hosts share a few server connections "
+        "(database.pgbouncer_pool_size); prepared statements are turned off for it.",
+    )
+    pgbouncer_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="PgBouncer's server connections to PostgreSQL (its default_pool_size): "
+        "what PostgreSQL sees however many app connections are open.",
+    )
+    pgbouncer_max_clients: int = Field(
+        default=1000,
+        ge=1,
+        le=100000,
+        description="App connections PgBouncer accepts (its max_client_conn).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -422,6 +441,16 @@ class DatabaseSection(_Section):
             raise ValueError(
                 f"database.driver: {self.driver!r} is not a driver for {self.engine}; "
                 f"use one of {', '.join(fitting)}"
+            )
+        if self.pgbouncer and self.engine != "postgresql":
+            raise ValueError(
+                f"database.pgbouncer: PgBouncer pools PostgreSQL connections, not "
+                f"{self.label}'s; remove it or set engine = 'postgresql'"
+            )
+        if self.pgbouncer and self.driver != "psycopg":
+            raise ValueError(
+                f"database.pgbouncer: transaction pooling needs prepared statements off, "
+                f"which flaskprod sets for psycopg (3) only; got driver = {self.driver!r}"
             )
         if self.is_mysql and self.pool_recycle >= self.wait_timeout:
             raise ValueError(
@@ -467,6 +496,31 @@ class RedisSection(_Section):
     local: bool = Field(
         default=True, description="Redis runs on the app's server (the service starts after it)."
     )
+
+
+class StorageSection(_Section):
+    """Where uploads live: a folder of the app's host, or an S3 bucket every app host
+    reaches (what lets several app hosts serve the same uploads)."""
+
+    kind: Literal["local", "s3"] = Field(
+        default="local",
+        description="local: paths.media_dir on the app's host (nginx serves it); s3: a "
+        "bucket on an S3 API (SeaweedFS, which 'flaskprod up' runs and a deploy can "
+        "provision), nginx proxying paths.media_url to it.",
+    )
+    bucket: str = Field(
+        default="{name}-media",
+        pattern=r"^[a-z0-9{}][a-z0-9.{}-]{1,61}[a-z0-9}]$",
+        description="s3: the uploads' bucket ({name} is replaced); anonymous clients may "
+        "read its objects (public images), never list or write them.",
+    )
+    endpoint: str = Field(
+        default="http://127.0.0.1:8333",
+        pattern=r"^https?://[^/\s]+$",
+        description="s3: the S3 API's URL as the app hosts and nginx reach it (up: its "
+        "own SeaweedFS; a host: SeaweedFS on the storage host's private address).",
+    )
+    region: str = Field(default="us-east-1", description="s3: the region requests are signed for.")
 
 
 #: Let's Encrypt's production ACME directory (tls.acme_directory's default).
@@ -776,6 +830,7 @@ class Spec(BaseModel):
     http: HttpSection = Field(default_factory=HttpSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     redis: RedisSection = Field(default_factory=RedisSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
     tls: TlsSection = Field(default_factory=TlsSection)
     backup: BackupSection = Field(default_factory=BackupSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
@@ -890,6 +945,10 @@ class Spec(BaseModel):
     @property
     def media_dir(self) -> str:
         return self.resolve(self.paths.media_dir)
+
+    @property
+    def media_bucket(self) -> str:
+        return self.resolve(self.storage.bucket)
 
     @property
     def static_dir(self) -> str:

@@ -149,6 +149,10 @@ def app_environment(
         env["REDIS_URL"] = redis_url
     else:
         env.pop("REDIS_URL", None)
+    if spec.database.pgbouncer:
+        from flaskprod.spec.pgbouncer import POOLER, POOLER_VARIABLE
+
+        env[POOLER_VARIABLE] = POOLER  # prepared statements off (runtime/database.py)
     return env
 
 

@@ -70,6 +70,9 @@ class Overlay:
     #: Where the upstream's server line goes (``up``'s blue/green switch rewrites only
     #: that file); None: the line stays in the site.
     upstream_include: Path | None = None
+    #: URL prefixes of proxy_pass: the server's -> this machine's (the S3 gateway of
+    #: storage.kind = "s3" on up's own port).
+    endpoints: tuple[tuple[str, str], ...] = ()
 
 
 def parse_site(site: Path) -> list[Directive]:
@@ -133,6 +136,9 @@ def _host_header(args: list[str], overlay: Overlay) -> list[str]:
 def _paths(arg: str, overlay: Overlay) -> str:
     if overlay.socket_from and overlay.socket_to and overlay.socket_from in arg:
         arg = arg.replace(overlay.socket_from, str(overlay.socket_to))
+    for server_url, local_url in overlay.endpoints:
+        if arg.startswith(server_url + "/"):
+            arg = local_url + arg[len(server_url) :]
     for server_path, local in overlay.folders:
         bare = server_path.rstrip("/")
         if arg == bare or arg.startswith(bare + "/"):

@@ -63,7 +63,8 @@ from flaskprod.stack.state import ServiceRecord, StackState, StateDir
 if TYPE_CHECKING:
     from flaskprod.stack.mariadb import MariaDBServer
     from flaskprod.stack.postgres import PostgresCluster
-    from flaskprod.stack.redis import RedisServer
+    from flaskprod.stack.seaweedfs import S3Credentials
+    from flaskprod.stack.server import LoopbackServer
 
 DEFAULT_HTTPS_PORT = 8443
 DEFAULT_HTTP_PORT = 8080
@@ -78,11 +79,30 @@ RECORDED_ENV = (
     "MEDIA_ROOT",
     "FLASKPROD_MEDIA_ROOT",
     "VIRTUAL_ENV",
+    # PostgreSQL itself when the app goes through PgBouncer: backups and restores need
+    # a session of their own (pg_dump's snapshot), which transaction pooling cannot give.
+    "DIRECT_DATABASE_URL",
+    "FLASKPROD_DATABASE_POOLER",
+    # storage.kind = "s3": where the uploads are (flask seed stores its images there)
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "MEDIA_BUCKET",
 )
 
 #: Start order; stopped in reverse. The app server is one of gunicorn and granian
 #: (server.kind), recorded under its own name.
-SERVICES = ("postgres", "mariadb", "redis", "gunicorn", "granian", "nginx")
+SERVICES = (
+    "postgres",
+    "pgbouncer",
+    "mariadb",
+    "redis",
+    "seaweedfs",
+    "gunicorn",
+    "granian",
+    "nginx",
+)
 APP_SERVERS = ("gunicorn", "granian")
 
 Echo = Callable[[str], None]
@@ -344,6 +364,10 @@ class Stack:
         self.ca: LocalCA | None = None
         self.nginx_files: NginxFiles | None = None
         self._python = options.python
+        #: PostgreSQL's own URL when the app goes through PgBouncer.
+        self._direct_url: str | None = None
+        #: The S3 gateway of storage.kind = "s3".
+        self._s3_endpoint: str | None = None
         #: The blue/green slot the app server runs on ("a" or "b": its socket and pid
         #: file); a reload starts the new code on the other one (flaskprod.release).
         self.slot = "a"
@@ -392,7 +416,14 @@ class Stack:
             logs=self.dirs.logs,
             prefix=self.dirs.nginx,
             canonical_domain=self.spec.app.domains[0],
+            endpoints=self._endpoints(),
         )
+
+    def _endpoints(self) -> tuple[tuple[str, str], ...]:
+        endpoint = self.s3_endpoint()
+        if self.spec.storage.kind != "s3" or endpoint is None:
+            return ()
+        return ((self.spec.storage.endpoint, endpoint),)
 
     def media_folder(self) -> Path:
         return app_settings.media_folder(self.spec, self.project, self.dirs)
@@ -412,8 +443,43 @@ class Stack:
             media_root=self.media_folder(),
             settings=settings.env,
         )
+        env.update(self.storage_environment())
         env = source_path.with_source(env, self.source_folder)
         return project_env.with_python(env, self.python, self.spec)
+
+    def s3_credentials(self) -> S3Credentials:
+        from flaskprod.stack.seaweedfs import S3Credentials
+
+        # generated once, kept in the state folder (0600): uploads stay readable
+        return S3Credentials(
+            self.dirs.generated_secret("s3-access-key")[:20].upper().replace("-", "A"),
+            self.dirs.generated_secret("s3-secret-key"),
+        )
+
+    def s3_endpoint(self) -> str | None:
+        """The stack's SeaweedFS S3 gateway, once started (or recorded by ``up``)."""
+        if self._s3_endpoint is None:
+            state = self.dirs.read()
+            record = state.service("seaweedfs") if state else None
+            if record is not None and record.address:
+                self._s3_endpoint = f"http://{record.address}"
+        return self._s3_endpoint
+
+    def storage_environment(self) -> dict[str, str]:
+        """storage.kind = "s3": the S3 variables the app (boto3) reads."""
+        from flaskprod.runtime.storage import BUCKET_VARIABLE, ENDPOINT_VARIABLE
+
+        endpoint = self.s3_endpoint()
+        if self.spec.storage.kind != "s3" or endpoint is None:
+            return {}
+        keys = self.s3_credentials()
+        return {
+            ENDPOINT_VARIABLE: endpoint,
+            "AWS_ACCESS_KEY_ID": keys.access_key,
+            "AWS_SECRET_ACCESS_KEY": keys.secret_key,
+            "AWS_DEFAULT_REGION": self.spec.storage.region,
+            BUCKET_VARIABLE: self.spec.media_bucket,
+        }
 
     def server_executable(self) -> list[str]:
         """The project's own gunicorn or granian (exit 3 with the line to add if absent)."""
@@ -544,7 +610,10 @@ class Stack:
             try:
                 database_url = self._database()
                 redis_url = self._redis()
+                self._storage()
                 env = self.app_environment(database_url, redis_url)
+                if self._direct_url:
+                    env["DIRECT_DATABASE_URL"] = self._direct_url
                 self.state.env = {k: v for k, v in env.items() if k in RECORDED_ENV}
                 process_commands = workers.check_processes(
                     self.spec, self.python, workers.process_env(self.spec, env), self.project
@@ -642,7 +711,43 @@ class Stack:
         _ensure_database(cluster, database, role)  # flaskprod's own psycopg: admin work
         # The app connects with the driver it ships (database.driver).
         driver = self.spec.database.driver
-        return f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
+        direct = f"postgresql+{driver}://{role}@{LOOPBACK}:{cluster.port}/{database}"
+        if not self.spec.database.pgbouncer:
+            return direct
+        self._direct_url = direct
+        return self._pgbouncer(cluster, database, role)
+
+    def _pgbouncer(self, cluster: PostgresCluster, database: str, role: str) -> str:
+        """PgBouncer in front of the cluster (database.pgbouncer): the app's URL."""
+        from flaskprod.spec.pgbouncer import STATEMENT_TIMEOUT
+        from flaskprod.stack.pgbouncer import PgBouncer
+
+        _role_statement_timeout(cluster, role, STATEMENT_TIMEOUT)
+        database_spec = self.spec.database
+        bouncer = PgBouncer(
+            self.dirs.root / "pgbouncer",
+            server_port=cluster.port,
+            database=database,
+            user=role,
+            password=self.dirs.generated_secret("pgbouncer-password"),
+            pool_size=database_spec.pgbouncer_pool_size,
+            max_clients=database_spec.pgbouncer_max_clients,
+            log_path=self.dirs.log("pgbouncer"),
+        )
+        _start_or_stop(bouncer)
+        _outlive_this_process(bouncer)
+        self.echo(
+            f"pgbouncer: {LOOPBACK}:{bouncer.port} -> postgres :{cluster.port} (transaction "
+            f"pooling, {database_spec.pgbouncer_pool_size} server connections, SCRAM)"
+        )
+        self._record(
+            "pgbouncer",
+            None,
+            bouncer.pid,
+            address=f"{LOOPBACK}:{bouncer.port}",
+            log=str(bouncer.log_path),
+        )
+        return bouncer.url(database_spec.driver)
 
     def _database_server(
         self, name: str, server: PostgresCluster | MariaDBServer, data: Path, kind: str
@@ -715,6 +820,41 @@ class Stack:
             data=str(self.dirs.redis),
         )
         return server.url()
+
+    def _storage(self) -> None:
+        """storage.kind = "s3": SeaweedFS with its S3 gateway, and the media bucket."""
+        if self.spec.storage.kind != "s3":
+            return
+        if self.options.environ.get("AWS_ENDPOINT_URL_S3"):
+            self._s3_endpoint = self.options.environ["AWS_ENDPOINT_URL_S3"]
+            self.echo("seaweedfs: AWS_ENDPOINT_URL_S3 is set: using it (no SeaweedFS started)")
+            return
+        from flaskprod.runtime.storage import ensure_bucket, s3_client
+        from flaskprod.stack.seaweedfs import SeaweedFS
+
+        bucket = self.spec.media_bucket
+        server = SeaweedFS(
+            self.dirs.root / "seaweedfs",
+            credentials=self.s3_credentials(),
+            bucket=bucket,
+            log_path=self.dirs.log("seaweedfs"),
+        )
+        _start_or_stop(server)
+        _outlive_this_process(server)
+        self._s3_endpoint = server.endpoint
+        self._record(
+            "seaweedfs",
+            None,
+            server.pid,
+            address=f"{LOOPBACK}:{server.port}",
+            log=str(server.log_path),
+            data=str(server.dir),
+        )
+        created = ensure_bucket(s3_client(self.storage_environment()), bucket)
+        self.echo(
+            f"seaweedfs: S3 on {server.endpoint}, bucket {bucket} "
+            f"({'created' if created else 'kept'}; anonymous read of its objects only)"
+        )
 
     def _migrate(self, env: Mapping[str, str]) -> None:
         """The release step: ``flask db upgrade``; its error stops ``up``."""
@@ -895,7 +1035,7 @@ def _can_listen(port: int) -> bool:
     return True
 
 
-def _start_or_stop(server: PostgresCluster | MariaDBServer | RedisServer) -> None:
+def _start_or_stop(server: LoopbackServer) -> None:
     # Interrupted (Ctrl-C) while it starts, the server is not recorded yet: stop it
     # here, or it would outlive `up` unnoticed.
     try:
@@ -918,6 +1058,19 @@ def _outlive_this_process(server: object) -> None:
     hook = getattr(server, "_stop_at_exit", None)
     if hook is not None:
         atexit.unregister(hook)
+
+
+def _role_statement_timeout(cluster: PostgresCluster, role: str, timeout: str) -> None:
+    # Through PgBouncer the app cannot send its statement timeout as a startup option:
+    # the role carries it, for every server connection PgBouncer opens.
+    from psycopg import sql
+
+    with cluster.connect() as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
+                sql.Identifier(role), sql.Literal(timeout)
+            )
+        )
 
 
 def _ensure_database(cluster: PostgresCluster, database: str, role: str) -> None:
@@ -969,7 +1122,14 @@ def stop_services(
 def remove_data(dirs: StateDir) -> list[Path]:
     """The data ``down --volumes`` deletes: database, Redis, uploads, SQLite."""
     removed: list[Path] = []
-    for path in (dirs.postgres, dirs.mariadb, dirs.redis, dirs.media, dirs.sqlite):
+    for path in (
+        dirs.postgres,
+        dirs.mariadb,
+        dirs.redis,
+        dirs.media,
+        dirs.sqlite,
+        dirs.root / "seaweedfs",
+    ):
         if path.is_dir():
             shutil.rmtree(path)
             removed.append(path)

@@ -20,6 +20,7 @@ from flaskprod.check.host.roles import host_roles
 from flaskprod.check.host.walk import walk
 from flaskprod.check.model import Finding, Level, Rule, rule
 from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
+from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 _HOST = "host"
 #: Hosts that run nginx: the balancer, and each app host (its site for the balancer).
@@ -274,6 +275,9 @@ def _allowed_ports(ctx: Context) -> set[str]:
     ports |= {"80", "443"} if held.has(BALANCER) else set()
     ports |= {"80"} if held.has(APP) else set()
     ports |= {"5432"} if held.has(DATABASE) else set()
+    spec = ctx.spec
+    if held.has(DATABASE) and spec is not None and spec.database.pgbouncer:
+        ports.add(str(PGBOUNCER_PORT))
     ports |= {"6379"} if held.has(REDIS) else set()
     return ports
 

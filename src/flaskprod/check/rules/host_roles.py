@@ -20,6 +20,7 @@ from flaskprod.check.host.roles import host_roles
 from flaskprod.check.host.target import etc
 from flaskprod.check.model import Finding, Level, Rule, rule
 from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
+from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 _HOST = "host"
 
@@ -40,6 +41,8 @@ def _private_ports(ctx: Context) -> dict[str, tuple[str, list[str] | None]]:
         ports["80"] = ("the app host's site", [balancer] if balancer else None)
     if held.has(DATABASE) and spec.database.engine == "postgresql":
         ports["5432"] = ("PostgreSQL", held.app_addresses)
+        if spec.database.pgbouncer:
+            ports[str(PGBOUNCER_PORT)] = ("PgBouncer", held.app_addresses)
     if held.has(REDIS) and spec.redis.enabled:
         ports["6379"] = ("Redis", held.app_addresses)
     return ports

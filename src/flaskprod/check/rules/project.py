@@ -542,8 +542,8 @@ def pool_exceeds_connections(ctx: Context) -> Iterator[Finding]:
     from flaskprod.spec.workers import RESERVED_CONNECTIONS
 
     spec = ctx.spec
-    if spec is None or spec.database.engine != "postgresql":
-        return
+    if spec is None or spec.database.engine != "postgresql" or spec.database.pgbouncer:
+        return  # through PgBouncer, PostgreSQL sees its pool only: PRJ015 counts that
     pool_size, max_overflow = spec.pool
     workers = spec.server.effective_workers
     needed = spec.pool_connections + RESERVED_CONNECTIONS
@@ -555,3 +555,35 @@ def pool_exceeds_connections(ctx: Context) -> Iterator[Finding]:
             f"exceed database.max_connections = {limit}",
             file="flaskprod.toml",
         )
+
+
+@rule(
+    "PRJ015",
+    layer="project",
+    level=Level.ERROR,
+    title="The connection budget of all app hosts exceeds PostgreSQL's max_connections",
+    help="Every app host opens its own pools: deploy.hosts x workers x (pool_size + "
+    "max_overflow), plus the processes' connections and a reserve, must fit "
+    "database.max_connections (or, with database.pgbouncer, PgBouncer's pool must, and the "
+    "app's connections PgBouncer's max_client_conn). Set database.pgbouncer = true, or "
+    "lower the pools or workers, or raise max_connections. 'flaskprod deploy' refuses the "
+    "same budget before it touches a host.",
+    example="hosts = ['web1', 'web2', 'web3'], 4 workers x (pool 4 + overflow 1), "
+    "max_connections = 50",
+)
+def connection_budget_exceeded(ctx: Context) -> Iterator[Finding]:
+    from flaskprod.spec.budget import FIX, connection_budget
+    from flaskprod.spec.workers import RESERVED_CONNECTIONS
+
+    spec = ctx.spec
+    if spec is None or spec.database.engine != "postgresql":
+        return
+    budget = connection_budget(spec)
+    if budget.fits:
+        return
+    one_host = spec.pool_connections + RESERVED_CONNECTIONS > spec.database.max_connections
+    if one_host and not spec.database.pgbouncer:
+        return  # one host's web workers already do not fit: PRJ008 says so
+    yield connection_budget_exceeded.finding(
+        f"connection budget exceeded: {budget.describe()}; {FIX}", file="flaskprod.toml"
+    )
