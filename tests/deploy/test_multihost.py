@@ -92,6 +92,14 @@ class Site:
         return Load(self.shop, plan, prefix=f"{prefix}-{time.time_ns()}-").start()  # type: ignore[arg-type]
 
 
+def through_pgbouncer(project: Path) -> None:
+    """The app hosts reach PostgreSQL through PgBouncer on the database host."""
+    spec = project / "flaskprod.toml"
+    text = spec.read_text()
+    spec.write_text(text.replace("\n[database]\n", "\n[database]\npgbouncer = true\n", 1))
+    git(project, "commit", "-qam", "through PgBouncer")
+
+
 @pytest.fixture(scope="module")
 def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """Four fresh hosts on the lab's private bridge, deployed to as a user does:
@@ -113,6 +121,7 @@ def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             acme_email="ops@example.com",
         )
         several_hosts(project)
+        through_pgbouncer(project)
         spec = load_spec(project / "flaskprod.toml")
         https = hosts["lb"].forward(443)
         roots = folder / "pebble-roots.pem"
@@ -129,6 +138,24 @@ def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         for host in hosts.values():
             host.kill()
+
+
+def test_the_app_hosts_reach_postgresql_only_through_pgbouncer_on_the_database_host(
+    site: Site,
+) -> None:
+    env = site.on("web1", "grep ^DATABASE_URL= /etc/shop/shop.env").stdout
+    assert f"@{ADDRESSES['db1']}:6432/" in env
+    with site.shop.client() as client:
+        assert client.get("/api/products").status_code == 200
+    # PostgreSQL's clients are PgBouncer's server connections (loopback), not app hosts
+    sql = (
+        "SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
+        "WHERE datname = 'shop' AND client_addr IS NOT NULL"
+    )
+    seen = site.on("db1", f'sudo -u postgres psql -Atc "{sql}"').stdout.split()
+    assert seen == ["127.0.0.1"], seen
+    listening = site.on("db1", "ss -Hltn 'sport = :6432'").stdout
+    assert f"{ADDRESSES['db1']}:6432" in listening and "127.0.0.1:6432" in listening
 
 
 def test_the_shop_is_served_over_https_through_the_balancer_by_both_app_hosts(
