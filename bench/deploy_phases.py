@@ -84,7 +84,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
         )
         commit_change(project, "shop/static/version.txt", "v2\n", "v2")
         timed("release (new revision)", lambda r: release_to_host(r, spec, project, echo))
-        requirements = (project / "requirements.txt").read_text() + "six==1.17.0\n"
+        requirements = (project / "requirements.txt").read_text() + "tomli-w==1.2.0\n"
         commit_change(project, "requirements.txt", requirements, "v3: a new dependency")
         timed("release (a new dependency)", lambda r: release_to_host(r, spec, project, echo))
         timed("rollback", lambda r: rollback_host(r, spec, echo))

@@ -210,9 +210,10 @@ def test_an_upload_is_served_from_the_media_folder_and_the_hosts_worker_thumbnai
 def test_a_new_revision_under_load_fails_nothing_and_loses_no_order(deployed: Deployed) -> None:
     """The revision also changes dependencies (a new pinned package): a new venv."""
     project = deployed.project
-    requirements = (project / "requirements.txt").read_text() + "six==1.17.0\n"
+    # tomli-w: in nothing the shop already installs (six came in with python-dateutil)
+    requirements = (project / "requirements.txt").read_text() + "tomli-w==1.2.0\n"
     (project / "requirements.txt").write_text(requirements)
-    commit_change(project, VERSION_FILE, "v2\n", "v2 with six")
+    commit_change(project, VERSION_FILE, "v2\n", "v2 with tomli-w")
     plan = LoadPlan(
         rate=12,
         duration=90,
@@ -242,14 +243,14 @@ def test_a_new_revision_under_load_fails_nothing_and_loses_no_order(deployed: De
     live = ledger.live(deployed.entries())
     assert live is not None and live.slot == "b"
     assert (deployed.active("shop@a"), deployed.active("shop@b")) == ("inactive", "active")
-    six = deployed.host.run("/srv/shop/slots/b/.venv/bin/python -c 'import six'", check=False)
-    assert six.returncode == 0, six.stderr
+    added = deployed.host.run("/srv/shop/slots/b/.venv/bin/python -c 'import tomli_w'", check=False)
+    assert added.returncode == 0, added.stderr
     # a new pin, a new venv; the previous release keeps its own (a rollback needs it)
     links = deployed.host.run("readlink /srv/shop/slots/a/.venv /srv/shop/slots/b/.venv")
     old_venv, new_venv = links.stdout.split()
     assert old_venv != new_venv
-    old_six = deployed.host.run(f"{old_venv}/bin/python -c 'import six'", check=False)
-    assert old_six.returncode != 0
+    in_old = deployed.host.run(f"{old_venv}/bin/python -c 'import tomli_w'", check=False)
+    assert in_old.returncode != 0
 
 
 def refused(deployed: Deployed, path: str, text: str, message: str) -> DeployFailed:
