@@ -23,10 +23,15 @@ def switch_to_gunicorn(project: Path) -> None:
     gunicorn-only settings are comments holding gunicorn's defaults, so the kind line
     is the whole switch."""
     spec = project / "flaskprod.toml"
-    text, count = re.subn(r'(?m)^kind = "[a-z]+"$', 'kind = "gunicorn"', spec.read_text())
+    text = spec.read_text()
+    # only [server]'s: other sections have a kind of their own ([storage])
+    section = re.search(r"(?ms)^\[server\]\n.*?(?=^\[)", text)
+    if section is None:
+        raise ValueError(f"{spec}: no [server] section to switch")
+    body, count = re.subn(r'(?m)^kind = "[a-z]+"$', 'kind = "gunicorn"', section.group(0))
     if count != 1:
         raise ValueError(f"{spec}: no single 'kind = ...' line in [server] to switch")
-    spec.write_text(text)
+    spec.write_text(text[: section.start()] + body + text[section.end() :])
 
 
 def gunicorn_shop(base: Path) -> Path:
