@@ -1,9 +1,11 @@
-"""The shop deployed to several lab hosts by role — a balancer (lb), two app hosts (web1,
-web2) and a database host (db1) on a private bridge — by ``flaskprod deploy`` itself,
-then proven from outside: HTTPS through the balancer only, least privilege between the
-hosts, a rolling release under load losing nothing, a release failing on web2 stopping
-the roll, the balancer's certificate renewed under load, and an app host powered off
-under load.
+"""The shop deployed to several lab hosts by role — a balancer that also runs the
+uploads' object store (lb), two app hosts (web1, web2) and a database host (db1) on a
+private bridge — by ``flaskprod deploy`` itself, then proven from outside: HTTPS through
+the balancer only, uploads shared by both app hosts, least privilege between the hosts,
+a rolling release under load losing nothing, a release failing on web2 stopping the
+roll, the balancer's certificate renewed under load, an app host powered off under
+load, and last the database host destroyed and a fresh one restored from the backup
+its timer had copied to the storage host, every table identical.
 
 One set of hosts for the module (booting and provisioning is the expensive part); the
 tests run in order on it, each leaving the shop serving.
@@ -11,7 +13,9 @@ tests run in order on it, each leaving the shop serving.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from flaskprod.deploy.remote import Remote
@@ -28,8 +33,11 @@ from flaskprod.deploy.ship import DeployFailed, host_releases
 from flaskprod.errors import ExitCode
 from flaskprod.lab import Lab, LabHost
 from flaskprod.lab.pebble import Pebble
+from flaskprod.ops import postgres as pg_ops
+from flaskprod.ops.manifest import TableStats
 from flaskprod.spec.load import load_spec
 from flaskprod.spec.model import Spec
+from flaskprod.stack import process
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # bench/ is imported as a package from the checkout
@@ -40,8 +48,12 @@ from bench.faults.load import Load, LoadPlan, summarize, verify_orders  # noqa: 
 from bench.multihost import ADDRESSES, several_hosts  # noqa: E402
 
 FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
+# the first test includes the module's deploy of four fresh hosts (minutes on a busy
+# 2-core machine); every test is bounded anyway
+pytestmark = pytest.mark.timeout(900)
 SEED = f"flask seed --token {HostShop.token}"
 VERSION_FILE = "shop/static/version.txt"
+S3_RELAY_PORT = 18334
 
 
 @dataclass
@@ -100,6 +112,19 @@ def through_pgbouncer(project: Path) -> None:
     git(project, "commit", "-qam", "through PgBouncer")
 
 
+def uploads_on_the_balancer(project: Path) -> None:
+    """Uploads (and the backups copied off db1) in SeaweedFS's bucket on lb."""
+    spec = project / "flaskprod.toml"
+    text = spec.read_text().replace(
+        "\n[tls]\n", '\n[storage]\nkind = "s3"\n\n[deploy.storage]\nhost = "lb"\n\n[tls]\n', 1
+    )
+    spec.write_text(text)
+    rendered = subprocess.run([FLASKPROD, "render", str(project)], capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "uploads in a bucket on lb")
+
+
 @pytest.fixture(scope="module")
 def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """Four fresh hosts on the lab's private bridge, deployed to as a user does:
@@ -122,6 +147,7 @@ def site(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         several_hosts(project)
         through_pgbouncer(project)
+        uploads_on_the_balancer(project)
         spec = load_spec(project / "flaskprod.toml")
         https = hosts["lb"].forward(443)
         roots = folder / "pebble-roots.pem"
@@ -164,7 +190,7 @@ def test_the_shop_is_served_over_https_through_the_balancer_by_both_app_hosts(
     lines = site.lines
     assert any(line.startswith("check --url") and ": 0 critical, 0 error" in line for line in lines)
     # every host provisioned for its roles only, in parallel
-    assert any(line.startswith("lb: provisioned (balancer)") for line in lines), lines
+    assert any(line.startswith("lb: provisioned (balancer, storage)") for line in lines), lines
     assert any(line.startswith("db1: provisioned (database, redis)") for line in lines), lines
     with site.shop.client() as client:
         home = client.get("/")
@@ -189,6 +215,41 @@ def test_the_shop_is_served_over_https_through_the_balancer_by_both_app_hosts(
     mode = site.on("web1", "stat -c '%a %U %G' /etc/shop/shop.env").stdout.strip()
     assert mode == "600 root shop"
     assert secret.partition("=")[2].strip() not in "\n".join(lines)
+
+
+def test_uploads_live_in_the_bucket_on_lb_and_every_app_host_serves_them(site: Site) -> None:
+    """The seed ran on web1 only (the release step) and put the demo images in the
+    bucket on lb; web2 serves them too, through its own nginx, byte for byte."""
+    with site.shop.client() as client:
+        products = client.get("/api/products").json()
+        urls = [p["image_url"] for p in products if p["image_url"]]
+        assert len(urls) >= 3, products
+        through_balancer = client.get(urls[0])
+    assert through_balancer.status_code == 200
+    assert through_balancer.headers["content-type"] == "image/png"
+    assert "immutable" in through_balancer.headers["cache-control"]
+    digest = hashlib.sha256(through_balancer.content).hexdigest()
+    for host in ("web1", "web2"):
+        fetched = site.on(
+            "lb", f"curl -sf -H 'Host: localhost' http://{ADDRESSES[host]}{urls[0]} | sha256sum"
+        )
+        assert fetched.stdout.split()[0] == digest, (host, fetched)
+    assert site.on("web2", "ls /srv/shop/media 2>/dev/null | wc -l").stdout.strip() in ("", "0")
+    # the key pair made once on db1; lb keeps only it, never the database's password
+    kept = site.on("lb", "cut -d= -f1 /etc/shop/secrets.env | grep -v '^#'").stdout.split()
+    assert kept == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], kept
+    key = site.on("db1", "grep ^AWS_ACCESS_KEY_ID= /etc/shop/secrets.env").stdout.strip()
+    assert key and key in site.on("web2", "cat /etc/shop/shop.env").stdout
+    assert (
+        f"AWS_ENDPOINT_URL_S3=http://{ADDRESSES['lb']}:8333"
+        in site.on("web1", "cat /etc/shop/shop.env").stdout
+    )
+    config = site.on("lb", "stat -c '%a %U %G' /etc/seaweedfs/s3.json").stdout.strip()
+    assert config == "640 root seaweedfs"
+    # anonymous clients read an object, never list the bucket
+    listing = site.on("web1", f"curl -s -o /dev/null -w '%{{http_code}}' "
+                      f"http://{ADDRESSES['lb']}:8333/shop-media")  # fmt: skip
+    assert listing.stdout == "403", listing
 
 
 def test_a_second_deploy_dry_run_finds_nothing_to_change_on_any_host(site: Site) -> None:
@@ -248,6 +309,12 @@ def test_each_host_opens_only_what_its_role_needs_to_the_hosts_that_need_it(site
     assert listen.strip() == f"localhost,{db}"
     # the balancer is the only public entry: 443 nowhere else
     assert site.on("web1", "ss -Hltn 'sport = :443'").stdout.strip() == ""
+    # the object store on lb: its S3 gateway to the hosts that use it, nothing else of it
+    lb = ADDRESSES["lb"]
+    assert _connects(site, "web2", lb, 8333) and _connects(site, "db1", lb, 8333)
+    for port in (9333, 8888, 8080):  # SeaweedFS's master, filer, volume server
+        assert not _connects(site, "web1", lb, port), port
+    assert site.on("lb", "ss -Hltn 'sport = :8333'").stdout.split()[3] == f"{lb}:8333"
 
 
 def test_check_hosts_finds_no_error_then_names_the_one_host_broken(site: Site) -> None:
@@ -498,3 +565,93 @@ def test_an_app_host_powered_off_under_load_fails_no_get_and_loses_no_order(site
     )
     print("balancer's errors naming web2:", errors.stdout.strip())
     assert served, "web2 never served through the balancer again"
+
+
+def _database_url(host: LabHost) -> str:
+    """The shop's database on ``host`` through a forwarded port, as the app's role."""
+    secrets_env = host.run("cat /etc/shop/secrets.env").stdout
+    password = next(
+        line.split("=", 1)[1].strip()
+        for line in secrets_env.splitlines()
+        if line.startswith("DB_PASSWORD=")
+    )
+    return f"postgresql://shop:{password}@127.0.0.1:{host.forward(5432)}/shop"
+
+
+def _checksums(url: str) -> dict[str, TableStats]:
+    with psycopg.connect(url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        return pg_ops.stats(conn)
+
+
+def _s3_from_here(site: Site, folder: Path) -> str:
+    """A port of this machine reaching lb's S3 gateway (on its private address only): a
+    relay in lb's network namespace, stopped by pid with the host."""
+    lb = site.hosts["lb"]
+    relay = process.start(
+        [*lb.nsenter(network_only=True), "socat",
+         f"TCP-LISTEN:{S3_RELAY_PORT},bind=127.0.0.1,reuseaddr,fork",
+         f"TCP:{ADDRESSES['lb']}:8333"],
+        name="s3-relay", log_path=folder / "relay.log", die_with_parent=True,
+    )  # fmt: skip
+    lb._helpers.append(relay)
+    return f"http://127.0.0.1:{lb.forward(S3_RELAY_PORT)}"
+
+
+@pytest.mark.timeout(900)
+def test_the_database_host_destroyed_is_restored_onto_a_fresh_host_row_identical(
+    site: Site, tmp_path: Path
+) -> None:
+    """Last (it destroys db1): db1's backup unit runs, copying the backup to the bucket on
+    lb; db1 is destroyed with its disk; a fresh db1 is provisioned (new secrets, which
+    the other hosts take), the backup restored from lb by its name (the fresh host's
+    first backup, of an empty database, is the newest), every table's checksum
+    identical; the app hosts, released again, serve the orders taken before."""
+    db1 = site.hosts["db1"]
+    before = _checksums(_database_url(db1))
+    assert before["orders"].rows > 10, before["orders"]
+    ran = site.on("db1", "systemctl start shop-backup.service && journalctl -u shop-backup -o cat")
+    copied = "backup: copied to s3://shop-media/backups/shop/ (2 files, sizes checked)"
+    assert ran.stdout.count(copied) >= 2, ran.stdout  # the first backup's and this one
+    newest = site.on("db1", "ls /var/backups/shop/ | grep '[.]sha256$' | sort | tail -1")
+    name = newest.stdout.strip().removesuffix(".sha256")
+    db1.kill()  # the database host is lost, its disk with it
+
+    site.hosts["db1"] = fresh = site.lab.boot("db1", private_address=ADDRESSES["db1"])
+    argv = [FLASKPROD, "deploy", str(site.project), "--ssh-config", str(site.lab.ssh_config)]
+    began = time.monotonic()
+    done = subprocess.run([*argv, "--provision-only"], capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    url = _database_url(fresh)
+    assert "orders" not in _checksums(url)  # an empty database: no release ran on it
+
+    keys = dict(
+        line.split("=", 1)
+        for line in fresh.run("cat /etc/shop/secrets.env").stdout.splitlines()
+        if line.startswith("AWS_")
+    )
+    s3 = {
+        "AWS_ENDPOINT_URL_S3": _s3_from_here(site, tmp_path),
+        "AWS_ACCESS_KEY_ID": keys["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": keys["AWS_SECRET_ACCESS_KEY"],
+        "MEDIA_BUCKET": "shop-media",
+    }
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | s3
+    restore = [FLASKPROD, "restore", "--from-s3", name, "--database-url", url, "--yes"]
+    restored = subprocess.run([*restore, "--project", str(site.project)], capture_output=True,
+                              text=True, timeout=300, check=False, env=env)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert "sha256 matched" in restored.stderr
+    after = _checksums(url)
+    assert after == before, {t: (before.get(t), after.get(t)) for t in set(before) | set(after)}
+
+    https = site.hosts["lb"].forward(443)
+    check = ["--check-url", f"https://localhost:{https}/", "--check-ca", str(site.shop.ca)]
+    released = subprocess.run([*argv, *check], capture_output=True, text=True, timeout=600,
+                              check=False)  # fmt: skip
+    assert released.returncode == 0, released.stdout + released.stderr
+    print(f"db1 rebuilt and restored from lb, app hosts released: "
+          f"{time.monotonic() - began:.1f}s; {len(after)} tables identical")  # fmt: skip
+    with site.shop.client() as client:
+        assert client.get("/api/products").status_code == 200

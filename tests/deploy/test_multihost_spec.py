@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from flaskprod.deploy import hostfiles
-from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, Topology, is_private
+from flaskprod.deploy.roles import (
+    APP,
+    BALANCER,
+    DATABASE,
+    REDIS,
+    STORAGE,
+    Placement,
+    Topology,
+    is_private,
+)
 from flaskprod.errors import ExitCode, SpecError
 from flaskprod.kit.balancer_site import app_host_site, app_hosts_upstream, balancer_site
 from flaskprod.spec.load import parse_spec
@@ -62,7 +71,29 @@ def error_of(text: str) -> str:
         (
             ROLES + '[deploy.private]\nweb3 = "10.0.0.3"\n',
             "flaskprod.toml: deploy.private.web3: not a host of [deploy] hosts, "
-            "balancer, database or redis",
+            "balancer, database, redis or storage",
+        ),
+        (
+            ROLES + '[deploy.storage]\nhost = "lb"\n',
+            "flaskprod.toml: deploy.storage: the storage host serves an S3 bucket; set "
+            'storage.kind = "s3" (uploads shared by every app host), or remove '
+            "[deploy.storage]",
+        ),
+        (
+            ROLES + '[deploy.storage]\nhost = "db1"\n[storage]\nkind = "s3"\n',
+            "flaskprod.toml: deploy.storage.host: db1 is the database host; the backups "
+            "are copied to the storage host to survive the database host: name an app "
+            "host, the balancer or a host of its own",
+        ),
+        (
+            ROLES + '[storage]\nkind = "s3"\n',
+            "flaskprod.toml: storage.endpoint: http://127.0.0.1:8333 is each app host's own "
+            'loopback; name the host that runs the bucket ([deploy.storage] host = "...") '
+            "or an S3 API every app host reaches",
+        ),
+        (
+            '[deploy.storage]\nhost = "lb"\n[storage]\nkind = "s3"\n',
+            "flaskprod.toml: deploy.storage: needs [deploy.database] (several hosts)",
         ),
         (
             ROLES + '[deploy.balancer.tls]\nmode = "own"\n',
@@ -90,6 +121,41 @@ def test_the_roles_of_each_host_and_the_balancer_may_be_an_app_host() -> None:
     assert topology.roles("web1") == {APP, BALANCER}
     assert topology.roles("db1") == {DATABASE, REDIS}
     assert topology.roles("web2") == {APP}
+
+
+STORAGE_ROLE = '[deploy.storage]\nhost = "lb"\n[storage]\nkind = "s3"\n'
+
+
+def test_the_storage_host_serves_every_host_at_its_private_address() -> None:
+    spec = spec_of(ROLES + STORAGE_ROLE)
+    topology = Topology.of(spec)
+    assert topology is not None
+    assert topology.hosts == ["db1", "web1", "web2", "lb"]
+    assert topology.roles("lb") == {BALANCER, STORAGE}
+    addresses = {"lb": "10.0.0.10", "web1": "10.0.0.11", "web2": "10.0.0.12", "db1": "10.0.0.13"}
+    placement = Placement(topology, addresses)
+    # its clients: the app hosts (uploads) and the database host (backups); lb is itself
+    assert placement.clients_of_storage() == ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    placed = placement.placed_spec(spec)
+    assert placed.storage.endpoint == "http://10.0.0.10:8333"
+    assert spec.storage.endpoint == "http://127.0.0.1:8333"  # the project's, for up
+    env = hostfiles.env_template(placed, "10.0.0.13", "10.0.0.13")
+    assert "AWS_ENDPOINT_URL_S3=http://10.0.0.10:8333" in env
+    assert "AWS_ACCESS_KEY_ID={{secret:AWS_ACCESS_KEY_ID}}" in env
+    assert "AWS_SECRET_ACCESS_KEY={{secret:AWS_SECRET_ACCESS_KEY}}" in env
+    assert hostfiles.secret_names(spec)[-2:] == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    # the media location of the balancer streams from the storage host
+    assert "proxy_pass http://10.0.0.10:8333/shop-media/;" in balancer_site(placed)
+
+
+def test_an_s3_elsewhere_is_the_operators_and_one_server_runs_its_own() -> None:
+    elsewhere = spec_of(ROLES + '[storage]\nkind = "s3"\nendpoint = "https://s3.example.net"\n')
+    assert not hostfiles.provisions_storage(elsewhere)  # keys filled in by hand
+    env = hostfiles.env_template(elsewhere)
+    assert "AWS_ACCESS_KEY_ID={{keep:AWS_ACCESS_KEY_ID}}" in env
+    one_server = spec_of('[storage]\nkind = "s3"\n')
+    assert hostfiles.provisions_storage(one_server)  # SeaweedFS beside the app
+    assert not hostfiles.provisions_storage(spec_of(ROLES))  # uploads on each host
 
 
 def test_private_addresses_are_rfc1918_or_ula() -> None:

@@ -472,14 +472,20 @@ def test_the_script_copies_the_backup_off_the_host_and_restore_takes_it_back(
     scratch_database: str,
 ) -> None:
     """storage.kind = "s3": backup.sh copies the verified dump and its .sha256 to the
-    bucket with the app's interpreter; with the host's folder gone, ``flaskprod restore
-    --from-s3 latest`` takes it back (checksum checked) row for row."""
+    bucket, signed by curl (no Python: a database host has no release of the app); a
+    wrong key fails the unit and keeps the backup here; with the host's folder gone,
+    ``flaskprod restore --from-s3 latest`` takes it back (checksum checked) row for row."""
     from flaskprod.runtime.storage import s3_client
 
     kit = make_kit(tmp_path / "s3kit", {"storage": {"kind": "s3"}})
     app = kit.spec.app.name
-    env = script_env | s3_env | {"PYTHON": sys.executable}
-    result = run(kit, "backup.sh", env)
+    refused = run(kit, "backup.sh", script_env | s3_env | {"AWS_SECRET_ACCESS_KEY": "wrong"})
+    assert refused.returncode != 0, refused.stdout
+    assert "The requested URL returned error: 403" in refused.stderr, refused.stderr
+    assert "wrong" not in refused.stderr  # the key never printed
+    assert len(dumps(Path(script_env["BACKUP_DIR"]))) == 1  # kept here
+    shutil.rmtree(script_env["BACKUP_DIR"])
+    result = run(kit, "backup.sh", script_env | s3_env)
     assert result.returncode == 0, result.stderr
     assert f"backup: copied to s3://shop-media/backups/{app}/ (2 files" in result.stdout
     (dump,) = dumps(Path(script_env["BACKUP_DIR"]))

@@ -80,7 +80,7 @@ PRECONDITIONS = ("app", "spec")
 
 #: The roles a host of a deploy over several hosts holds (flaskprod.deploy.roles); a
 #: host rule declares those it applies to with ``roles=`` (none: every host).
-HOST_ROLES = ("app", "balancer", "database", "redis")
+HOST_ROLES = ("app", "balancer", "database", "redis", "storage")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,22 @@ from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 SECRET_KEY = "SECRET_KEY"  # noqa: S105 - the name of a secret, not one
 DB_PASSWORD = "DB_PASSWORD"  # noqa: S105
 REDIS_PASSWORD = "REDIS_PASSWORD"  # noqa: S105
+#: The app's key pair on the object store (boto3's own variable names).
+S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 Directive = dict[str, Any]
+
+
+def provisions_storage(spec: Spec) -> bool:
+    """Whether the deploy runs the uploads' object store (SeaweedFS): on the storage host
+    of several (``[deploy.storage]``), or beside the app on one server whose
+    storage.endpoint is its own loopback. Else uploads are local, or an S3 elsewhere
+    whose keys the operator fills in."""
+    if spec.storage.kind != "s3":
+        return False
+    if spec.deploy.database is not None:
+        return spec.deploy.storage is not None
+    return spec.storage.on_loopback
 
 
 def secret_names(spec: Spec) -> list[str]:
@@ -35,6 +49,8 @@ def secret_names(spec: Spec) -> list[str]:
         names.append(DB_PASSWORD)
     if spec.redis.enabled and (spec.redis.local or several):
         names.append(REDIS_PASSWORD)
+    if provisions_storage(spec):
+        names += S3_KEYS
     return names
 
 
@@ -72,6 +88,8 @@ def env_template(
         filled["REDIS_URL"] = (
             f"redis://:{{{{secret:{REDIS_PASSWORD}}}}}@{_url_host(redis_host)}:6379/0"
         )
+    if provisions_storage(spec):  # the endpoint is the spec's (the storage host's, placed)
+        filled |= {name: f"{{{{secret:{name}}}}}" for name in S3_KEYS}
     lines = [
         f"# Environment of {spec.app.name}, written by 'flaskprod deploy' from flaskprod.toml.",
         "# Secrets were generated on this server and are kept across deploys. A setting",

@@ -27,7 +27,13 @@ from flaskprod.deploy import hostfiles, mariadb_host
 from flaskprod.deploy.engine import Engine, StepFailed, StepResult
 from flaskprod.deploy.ops import ensure
 from flaskprod.deploy.pgbouncer_host import PgBouncerHost, provision_pgbouncer
-from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, HostPlan
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, STORAGE, HostPlan
+from flaskprod.deploy.seaweedfs_host import (
+    S3_PORT,
+    SeaweedFSHost,
+    config_template,
+    provision_seaweedfs,
+)
 from flaskprod.errors import ProjectError
 from flaskprod.kit.artifacts import sqlite_path
 from flaskprod.kit.balancer_site import (
@@ -156,6 +162,8 @@ class Provisioner:
         self.webroot = spec.resolve(spec.tls.acme_webroot).rstrip("/")
         self.postgres = spec.database.engine == "postgresql"
         self.redis = spec.redis.enabled and spec.redis.local
+        #: SeaweedFS is this deploy's to run (on this host if it holds the storage role).
+        self.object_storage = hostfiles.provisions_storage(spec)
 
     # -- running ------------------------------------------------------------------
     def has(self, role: str) -> bool:
@@ -169,18 +177,21 @@ class Provisioner:
         self.helper()
         self.preflight()
         self.packages()
+        stores = self.object_storage and self.has(STORAGE)
         if serves:
             self.app_user()
         else:
-            self.balancer_folders()
-        if several and (serves or self.has(REDIS)):
+            self.role_folders()
+        if several and (serves or self.has(REDIS) or stores):
             self.nonlocal_bind()
         if self.has(DATABASE) or self.has(REDIS):
             self.secrets_step()
             if self.plan is not None and self.plan.secrets_made is not None:
                 self.plan.secrets_made()
-        elif self.has(APP):
+        elif self.has(APP) or stores:
             self.shared_secrets_step()
+        if stores:
+            self.object_store()
         if self.postgres and self.has(DATABASE) and (several or self.spec.database.local):
             self.database()
             if several:
@@ -282,6 +293,8 @@ class Provisioner:
             wanted.append("redis-server")
         if self.spec.tls.mode == "letsencrypt":
             wanted.append("certbot")
+        if self.spec.storage.kind == "s3":
+            wanted.append("curl")  # backup.sh copies the backup to the bucket
         return wanted
 
     def _role_packages(self) -> list[str]:
@@ -299,6 +312,8 @@ class Provisioner:
             wanted.append("redis-server")
         if self.has(BALANCER) and self.spec.tls.mode == "letsencrypt":
             wanted.append("certbot")
+        if self.has(DATABASE) and self.spec.storage.kind == "s3":
+            wanted.append("curl")  # backup.sh copies the backup to the bucket
         return wanted
 
     def packages(self) -> None:
@@ -365,17 +380,39 @@ class Provisioner:
                 step.op(files.put, dest, src=io.StringIO(text), dest=dest, mode="755")
         self._done(step.result)
 
-    def balancer_folders(self) -> None:
-        """A balancer alone: its logs and the ACME webroot, no app user."""
-        log_dir = self.spec.resolve(self.spec.deploy.log_dir).rstrip("/")
-        with self.engine.step("folders (logs, ACME webroot)") as step:
-            for path in (log_dir, self.webroot):
-                step.op(files.directory, path, path=path, user="root", group="root", mode="755")
+    def role_folders(self) -> None:
+        """A balancer or storage host without the app: no app user; the balancer's logs
+        and ACME webroot, the storage host's folder for the keys it is given."""
+        folders = []
+        if self.has(BALANCER):
+            log_dir = self.spec.resolve(self.spec.deploy.log_dir).rstrip("/")
+            folders += [(log_dir, "755"), (self.webroot, "755")]
+        if self.object_storage and self.has(STORAGE):
+            folders.append((self.conf_dir, "700"))
+        if not folders:
+            return
+        with self.engine.step("folders (" + ", ".join(p for p, _ in folders) + ")") as step:
+            for path, mode in folders:
+                step.op(files.directory, path, path=path, user="root", group="root", mode=mode)
         self._done(step.result)
 
+    def _shared_secrets_text(self, text: str) -> str:
+        """What this host keeps of the database host's secrets: all of them for an app
+        host; the object store's key pair only for a storage host without the app."""
+        if self.has(APP):
+            return text
+        keep = [line for line in text.splitlines(keepends=True) if line.startswith("#")]
+        keep += [
+            line
+            for line in text.splitlines(keepends=True)
+            if line.split("=", 1)[0] in hostfiles.S3_KEYS
+        ]
+        return "".join(keep)
+
     def shared_secrets_step(self) -> None:
-        """An app host: the database host's secrets, read there over SSH into memory and
-        written here 0600 root (never printed, never on this machine's disk)."""
+        """An app host (or the storage host): the database host's secrets it needs, read
+        there over SSH into memory and written here 0600 root (never printed, never on
+        this machine's disk)."""
         assert self.plan is not None and self.plan.shared_secrets is not None
         database = self.plan.placement.topology.database
         with self.engine.step(f"secrets (from {database})") as step:
@@ -384,6 +421,7 @@ class Provisioner:
                 step.result.changed = True
                 step.result.details.append(f"{self.secrets} copied from {database}")
             else:
+                text = self._shared_secrets_text(text)
                 step.op(
                     files.put,
                     f"{self.secrets} copied from {database}",
@@ -394,6 +432,28 @@ class Provisioner:
                     mode="600",
                 )
         self._done(step.result)
+
+    def object_store(self) -> None:
+        """SeaweedFS with the uploads' bucket: on the storage host's private address (the
+        app hosts, the balancer and the database host reach it), or beside the app of
+        one server on its loopback; its key pair rendered from the host's secrets."""
+        from urllib.parse import urlsplit
+
+        from flaskprod.deploy.seaweedfs_host import CONFIG, USER
+
+        if self.plan is not None:
+            settings = SeaweedFSHost(self.spec.media_bucket, listen=self.plan.address)
+        else:
+            port = urlsplit(self.spec.storage.endpoint).port or 80
+            settings = SeaweedFSHost(self.spec.media_bucket, port=port)
+        template = config_template(settings.bucket, lambda name: f"{{{{secret:{name}}}}}")
+
+        def write_config(step_op: Callable[..., bool]) -> bool:
+            return self._render(step_op, template, CONFIG, "640", "root", USER, CONFIG)
+
+        self._done(provision_seaweedfs(self.engine, settings, write_config))
+        if self.plan is not None and self.plan.storage_made is not None:
+            self.plan.storage_made()
 
     def secrets_step(self) -> None:
         names = hostfiles.secret_names(self.spec)
@@ -567,6 +627,8 @@ class Provisioner:
         ):
             return  # a database elsewhere may not be reachable before the app's first release
         folder = self.spec.resolve(self.spec.backup.dir).rstrip("/")
+        if self.plan is not None and self.plan.storage_wait is not None:
+            self.plan.storage_wait()  # the backup is copied to the storage host
         with self.engine.step("first backup") as step:
             step.op(
                 ensure,
@@ -814,7 +876,9 @@ class Provisioner:
     def _role_firewall(self, ssh_ports: list[str]) -> None:
         """Only what the host's roles need, only from the hosts that need it: SSH
         everywhere; 80/443 public on the balancer; 80 on an app host from the balancer;
-        5432 (and PgBouncer's 6432)/6379 on the database/Redis host from the app hosts."""
+        5432 (and PgBouncer's 6432)/6379 on the database/Redis host from the app hosts;
+        the S3 gateway on the storage host from the app hosts, the balancer and the
+        database host."""
         assert self.plan is not None
         placement = self.plan.placement
         public = [*ssh_ports, *(["80", "443"] if self.has(BALANCER) else [])]
@@ -829,6 +893,8 @@ class Provisioner:
         ):
             if self.has(role) and used:
                 sourced += [(port, address) for address in placement.app_addresses]
+        if self.object_storage and self.has(STORAGE):
+            sourced += [(str(S3_PORT), address) for address in placement.clients_of_storage()]
         status = "ufw status | grep -q '^Status: active'"
         checks = [status] + [f"ufw status | grep -Eq '^{p}/tcp +ALLOW +Anywhere'" for p in public]
         checks += [

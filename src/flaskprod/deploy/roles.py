@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from flaskprod.spec.model import Spec
 
 APP, BALANCER, DATABASE, REDIS = "app", "balancer", "database", "redis"
+#: SeaweedFS, the uploads' and the backups' object store (``[deploy.storage]``).
+STORAGE = "storage"
 
 #: What a private address may be: RFC 1918, and IPv6 unique local addresses (RFC 4193).
 PRIVATE_NETWORKS = tuple(
@@ -34,6 +36,8 @@ class Topology:
     balancer: str
     database: str
     redis: str
+    #: The object store's host (None: uploads on each app host, or an S3 elsewhere).
+    storage: str | None = None
     #: host -> private address (from the spec; the others are discovered).
     private: dict[str, str] = field(default_factory=dict)
 
@@ -47,14 +51,16 @@ class Topology:
             balancer=deploy.balancer.host,
             database=deploy.database.host,
             redis=(deploy.redis or deploy.database).host,
+            storage=deploy.storage.host if deploy.storage else None,
             private=dict(deploy.private),
         )
 
     @property
     def hosts(self) -> list[str]:
         """Every host once: the database (and Redis) host first, then the app hosts,
-        then the balancer when it is a host of its own."""
+        then the balancer and the storage host when they are hosts of their own."""
         ordered = [self.database, self.redis, *self.app_hosts, self.balancer]
+        ordered += [self.storage] if self.storage else []
         return list(dict.fromkeys(ordered))
 
     def roles(self, host: str) -> frozenset[str]:
@@ -67,6 +73,8 @@ class Topology:
             held.add(DATABASE)
         if host == self.redis:
             held.add(REDIS)
+        if host == self.storage:
+            held.add(STORAGE)
         return frozenset(held)
 
 
@@ -126,6 +134,30 @@ class Placement:
     def redis_address(self) -> str:
         return self.addresses[self.topology.redis]
 
+    @property
+    def storage_address(self) -> str | None:
+        storage = self.topology.storage
+        return self.addresses[storage] if storage else None
+
+    def clients_of_storage(self) -> list[str]:
+        """Who reaches the object store: the app hosts (uploads), the balancer (it
+        streams media from it) and the database host (it copies its backups there)."""
+        topology = self.topology
+        hosts = [*topology.app_hosts, topology.balancer, topology.database]
+        return list(dict.fromkeys(self.addresses[h] for h in hosts if h != topology.storage))
+
+    def placed_spec(self, spec: Spec) -> Spec:
+        """``spec`` as the hosts see it: uploads at the storage host's private address
+        (storage.endpoint names 127.0.0.1 in the project, for ``up``)."""
+        from flaskprod.spec.model import S3_PORT
+
+        address = self.storage_address
+        if address is None:
+            return spec
+        host = f"[{address}]" if ":" in address else address
+        storage = spec.storage.model_copy(update={"endpoint": f"http://{host}:{S3_PORT}"})
+        return spec.model_copy(update={"storage": storage})
+
 
 @dataclass(frozen=True)
 class HostPlan:
@@ -139,6 +171,10 @@ class HostPlan:
     shared_secrets: Callable[[], str | None] | None = None
     #: Called on the database host once its secrets exist (the app hosts wait for it).
     secrets_made: Callable[[], None] | None = None
+    #: Called on the storage host once the object store serves the bucket.
+    storage_made: Callable[[], None] | None = None
+    #: Waits for that (the database host, before its first backup copies off the host).
+    storage_wait: Callable[[], None] | None = None
 
     def has(self, role: str) -> bool:
         return role in self.roles

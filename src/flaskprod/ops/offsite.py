@@ -103,30 +103,3 @@ def download(settings: Mapping[str, str], app: str, name: str, folder: Path) -> 
     if manifest.media_file is not None:
         fetch(manifest.media_file.name)
     return manifest_path
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m flaskprod.ops.offsite APP FILE...``: the kit's backup.sh copies a
-    verified backup off the host with the app's interpreter and environment."""
-    import os
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) < 2:
-        print("usage: python -m flaskprod.ops.offsite APP FILE...", file=sys.stderr)
-        return 2
-    settings = s3_settings(os.environ, {})
-    if not settings:
-        print("offsite: no MEDIA_BUCKET and S3 keys in the environment", file=sys.stderr)
-        return 3
-    try:
-        where = upload_files([Path(p) for p in args[1:]], settings, args[0])
-    except (UserError, OSError) as error:
-        print(f"offsite: {error}", file=sys.stderr)
-        return 1
-    print(f"backup: copied to {where} ({len(args) - 1} files, sizes checked)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -498,6 +498,10 @@ class RedisSection(_Section):
     )
 
 
+#: SeaweedFS's own S3 gateway port: a host's (``up`` picks a free one instead).
+S3_PORT = 8333
+
+
 class StorageSection(_Section):
     """Where uploads live: a folder of the app's host, or an S3 bucket every app host
     reaches (what lets several app hosts serve the same uploads)."""
@@ -515,12 +519,18 @@ class StorageSection(_Section):
         "read its objects (public images), never list or write them.",
     )
     endpoint: str = Field(
-        default="http://127.0.0.1:8333",
+        default=f"http://127.0.0.1:{S3_PORT}",
         pattern=r"^https?://[^/\s]+$",
         description="s3: the S3 API's URL as the app hosts and nginx reach it (up: its "
         "own SeaweedFS; a host: SeaweedFS on the storage host's private address).",
     )
     region: str = Field(default="us-east-1", description="s3: the region requests are signed for.")
+
+    @property
+    def on_loopback(self) -> bool:
+        """The endpoint is this host's own (SeaweedFS beside the app: ``up``, one server)."""
+        host = urlsplit(self.endpoint).hostname or ""
+        return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 #: Let's Encrypt's production ACME directory (tls.acme_directory's default).
@@ -616,6 +626,12 @@ class DeploySection(_Section):
         default=None,
         description="[deploy.redis] host: Redis on its own host (default: the database host).",
     )
+    storage: RoleHost | None = Field(
+        default=None,
+        description="[deploy.storage] host: SeaweedFS, the S3 bucket of the uploads (storage.kind "
+        '= "s3") and of the backups copied off the database host; an app host or the '
+        "balancer, never the database host (the backups must survive it).",
+    )
     private: dict[str, str] = Field(
         default_factory=dict,
         description='[deploy.private] <host> = "<address>": each host\'s address on the '
@@ -635,6 +651,14 @@ class DeploySection(_Section):
             )
         if self.redis is not None and self.database is None:
             raise ValueError("deploy.redis: needs [deploy.database] (several hosts)")
+        if self.storage is not None and self.database is None:
+            raise ValueError("deploy.storage: needs [deploy.database] (several hosts)")
+        if self.storage is not None and self.database and self.storage.host == self.database.host:
+            raise ValueError(
+                f"deploy.storage.host: {self.storage.host} is the database host; the backups "
+                "are copied to the storage host to survive the database host: name an app "
+                "host, the balancer or a host of its own"
+            )
         if len(set(self.hosts)) != len(self.hosts):
             raise ValueError("deploy.hosts: a host is listed twice")
         if self.database is not None:
@@ -655,13 +679,13 @@ class DeploySection(_Section):
                         "database and Redis stay on the private network"
                     )
         named = set(self.hosts) | {
-            role.host for role in (self.balancer, self.database, self.redis) if role
+            role.host for role in (self.balancer, self.database, self.redis, self.storage) if role
         }
         for host, address in self.private.items():
             if self.database is None or host not in named:
                 raise ValueError(
                     f"deploy.private.{host}: not a host of [deploy] hosts, balancer, "
-                    "database or redis"
+                    "database, redis or storage"
                 )
             try:
                 ipaddress.ip_address(address)
@@ -850,6 +874,25 @@ class Spec(BaseModel):
             raise ValueError(
                 f"deploy.database: a database host is provisioned for PostgreSQL only "
                 f"(database.engine = {self.database.engine!r})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _storage_host_fits(self) -> Spec:
+        # Several app hosts share one bucket: SeaweedFS on [deploy.storage], or an S3
+        # API elsewhere that storage.endpoint names (not loopback: each host's own).
+        deploy, storage = self.deploy, self.storage
+        if deploy.storage is not None and storage.kind != "s3":
+            raise ValueError(
+                "deploy.storage: the storage host serves an S3 bucket; set storage.kind = "
+                '"s3" (uploads shared by every app host), or remove [deploy.storage]'
+            )
+        several = deploy.database is not None
+        if several and storage.kind == "s3" and deploy.storage is None and storage.on_loopback:
+            raise ValueError(
+                f"storage.endpoint: {storage.endpoint} is each app host's own loopback; name "
+                'the host that runs the bucket ([deploy.storage] host = "...") or an S3 API '
+                "every app host reaches"
             )
         return self
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from flaskprod.check.context import Context
 from flaskprod.check.model import HOST_ROLES
-from flaskprod.deploy.roles import Topology
+from flaskprod.deploy.roles import Placement, Topology
 from flaskprod.errors import UserError
 from flaskprod.spec.model import Spec
 
@@ -44,6 +44,25 @@ class HostRoles:
     @property
     def balancer_address(self) -> str | None:
         return self.addresses.get(self.topology.balancer) if self.topology else None
+
+    def placed_spec(self, spec: Spec) -> Spec:
+        """``spec`` as deploy placed it on the hosts (:meth:`Placement.placed_spec`)."""
+        if self.topology is None or self.topology.storage is None:
+            return spec
+        if self.topology.storage not in self.addresses:
+            return spec
+        return Placement(self.topology, self.addresses).placed_spec(spec)
+
+    @property
+    def storage_clients(self) -> list[str] | None:
+        """Who reaches the object store (app hosts, balancer, database host) but the
+        storage host itself; None when an address is unknown."""
+        if self.topology is None:
+            return None
+        topology = self.topology
+        hosts = [*topology.app_hosts, topology.balancer, topology.database]
+        found = [self.addresses.get(h) for h in dict.fromkeys(hosts) if h != self.name]
+        return None if None in found else list(dict.fromkeys(a for a in found if a))
 
 
 def roles_of(spec: Spec | None, name: str | None, addresses: dict[str, str]) -> HostRoles:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flaskprod.check.context import Context
 from flaskprod.check.host.roles import HostRoles, host_roles
-from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, STORAGE
 from flaskprod.spec.model import Spec
 
 
@@ -149,12 +149,14 @@ def _server(ctx: Context) -> HostTarget:
     if held.topology is None:
         target.services = [name, "nginx"]
     else:  # what provisioning starts for each role the host holds
-        wanted = {APP: [name, "nginx"], BALANCER: ["nginx"], DATABASE: [], REDIS: []}
+        wanted: dict[str, list[str]] = {APP: [name, "nginx"], BALANCER: ["nginx"]}
         if spec.database.engine == "postgresql":
             wanted[DATABASE] = ["postgresql"]
         if spec.redis.enabled:
             wanted[REDIS] = ["redis-server"]
-        units = [unit for role in sorted(held.roles) for unit in wanted[role]]
+        if spec.storage.kind == "s3":
+            wanted[STORAGE] = ["seaweedfs"]
+        units = [unit for role in sorted(held.roles) for unit in wanted.get(role, [])]
         target.services = list(dict.fromkeys(units))
     live = live_slot(etc(ctx) / "nginx" / f"{name}-upstream.conf", name)
     if live is not None and held.has(APP):  # 'flaskprod deploy': the live release slot
@@ -176,6 +178,7 @@ def _several_hosts_site(target: HostTarget, held: HostRoles, spec: Spec) -> None
 
     nginx = target.nginx_conf.parent / "sites-enabled"
     name = spec.app.name
+    spec = held.placed_spec(spec)  # uploads at the storage host, as deploy renders them
     if held.has(BALANCER):
         target.enabled_site = nginx / f"{name}-balancer.conf"
         target.deploy_site = balancer_site(spec)

@@ -19,7 +19,8 @@ from flaskprod.check.host.probes import CannotCheck
 from flaskprod.check.host.roles import host_roles
 from flaskprod.check.host.walk import walk
 from flaskprod.check.model import Finding, Level, Rule, rule
-from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, STORAGE
+from flaskprod.spec.model import S3_PORT
 from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 _HOST = "host"
@@ -279,6 +280,7 @@ def _allowed_ports(ctx: Context) -> set[str]:
     if held.has(DATABASE) and spec is not None and spec.database.pgbouncer:
         ports.add(str(PGBOUNCER_PORT))
     ports |= {"6379"} if held.has(REDIS) else set()
+    ports |= {str(S3_PORT)} if held.has(STORAGE) else set()
     return ports
 
 
@@ -304,7 +306,7 @@ def _open_ports(text: str, tool: str) -> set[str]:
     help="Allow only ssh and the web: 'ufw default deny incoming; ufw allow 22,80,443/tcp'. "
     "Databases and app servers listen on loopback or a private network. A host of several: "
     "22, plus 80/443 on the balancer, 80 on an app host, 5432 on the database host, 6379 "
-    "on the Redis host.",
+    "on the Redis host, 8333 (SeaweedFS's S3 gateway) on the storage host.",
 )
 def firewall(ctx: Context) -> Iterator[Finding]:
     for tool, argv in (("ufw", ["ufw", "status"]), ("nft", ["nft", "list", "ruleset"])):

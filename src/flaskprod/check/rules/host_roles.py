@@ -19,7 +19,8 @@ from flaskprod.check.host.probes import CannotCheck
 from flaskprod.check.host.roles import host_roles
 from flaskprod.check.host.target import etc
 from flaskprod.check.model import Finding, Level, Rule, rule
-from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS
+from flaskprod.deploy.roles import APP, BALANCER, DATABASE, REDIS, STORAGE
+from flaskprod.spec.model import S3_PORT
 from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 _HOST = "host"
@@ -45,6 +46,8 @@ def _private_ports(ctx: Context) -> dict[str, tuple[str, list[str] | None]]:
             ports[str(PGBOUNCER_PORT)] = ("PgBouncer", held.app_addresses)
     if held.has(REDIS) and spec.redis.enabled:
         ports["6379"] = ("Redis", held.app_addresses)
+    if held.has(STORAGE) and spec.storage.kind == "s3":
+        ports[str(S3_PORT)] = ("SeaweedFS's S3 gateway", held.storage_clients)
     return ports
 
 
@@ -52,11 +55,12 @@ def _private_ports(ctx: Context) -> dict[str, tuple[str, list[str] | None]]:
     "HST013",
     layer=_HOST,
     level=Level.ERROR,
-    roles=(APP, DATABASE, REDIS),
+    roles=(APP, DATABASE, REDIS, STORAGE),
     title="A private port is open to more than the hosts that need it",
     help="Between hosts, the firewall admits each private port from the hosts that use it "
     "only: an app host's 80 from the balancer, PostgreSQL's 5432 and Redis' 6379 from the "
-    "app hosts. 'ufw status numbered', then 'ufw delete N' the wider rule (e.g. "
+    "app hosts, the storage host's S3 gateway (8333) from the other hosts. 'ufw status "
+    "numbered', then 'ufw delete N' the wider rule (e.g. "
     "'5432/tcp ALLOW Anywhere'); 'flaskprod deploy' adds the narrow ones.",
     example="ufw allow 5432  # on the database host: PostgreSQL open to anyone",
     level_reason="An error: the service is one step (its password, or none) from anyone "
