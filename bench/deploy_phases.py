@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,7 @@ from bench.deploy_host import (  # noqa: E402
     provision,
     shop_repository,
 )
+from bench.doc_block import markers, ran_on, write_block  # noqa: E402
 from flaskprod.deploy.remote import Remote  # noqa: E402
 from flaskprod.deploy.ship import release_to_host, rollback_host  # noqa: E402
 from flaskprod.lab import Lab  # noqa: E402
@@ -44,7 +43,7 @@ from flaskprod.spec.load import load_spec  # noqa: E402
 DOC = REPO / "docs" / "deploy.md"
 FLASKPROD = str(Path(sys.executable).parent / "flaskprod")
 PHASES = ("build", "release", "start", "ready", "switch", "drain", "retire")
-START, END = "<!-- bench.deploy_phases:start -->", "<!-- bench.deploy_phases:end -->"
+START, END = markers("deploy_phases")
 
 
 def measure(echo: Any = print) -> dict[str, Any]:
@@ -104,14 +103,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
             echo(f"{cli[name]['command']}: {done.returncode}\n{cli[name]['output']}")
     finally:
         lab.stop()
-    return {
-        "machine": f"{platform.node()} ({os.cpu_count()} cores)",
-        # the machine is shared: say how busy it was while this ran
-        "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "runs": runs,
-        "cli": cli,
-    }
+    return {**ran_on(load_before), "runs": runs, "cli": cli}
 
 
 def table(result: dict[str, Any]) -> list[str]:
@@ -170,13 +162,7 @@ def section(result: dict[str, Any]) -> str:
 
 
 def write_doc(result: dict[str, Any], doc: Path = DOC) -> None:
-    text = doc.read_text() if doc.exists() else "# flaskprod deploy\n"
-    block = section(result)
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    doc.write_text(text.rstrip("\n") + "\n")
+    write_block(doc, section(result), START, END, new_page="# flaskprod deploy\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.deploy_host import TOKEN, HostShop, commit_change, git, shop_repository  # noqa: E402
+from bench.doc_block import markers, ran_on, write_block  # noqa: E402
 from bench.faults.load import Load, LoadPlan, summarize, verify_orders  # noqa: E402
 from flaskprod.deploy.provision import Kit, TlsFiles  # noqa: E402
 from flaskprod.deploy.roles import Topology  # noqa: E402
@@ -47,7 +46,7 @@ from flaskprod.spec.load import load_spec  # noqa: E402
 from flaskprod.spec.model import Spec  # noqa: E402
 
 DOCS = (REPO / "docs" / "deploy.md", REPO / "docs" / "reliability.md")
-START, END = "<!-- bench.multihost:start -->", "<!-- bench.multihost:end -->"
+START, END = markers("multihost")
 ADDRESSES = {"lb": "10.77.0.10", "web1": "10.77.0.11", "web2": "10.77.0.12", "db1": "10.77.0.13"}
 ROLES = '\n[deploy.balancer]\nhost = "lb"\n\n[deploy.database]\nhost = "db1"\n'
 
@@ -241,12 +240,7 @@ def measure(echo: Any = print) -> dict[str, Any]:
             figures["app_server"] = f"{spec.server.kind}, {workers or 'auto'} workers per host"
     finally:
         lab.stop()
-    return {
-        "machine": f"{platform.node()} ({os.cpu_count()} cores)",
-        "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "figures": figures,
-    }
+    return {**ran_on(load_before), "figures": figures}
 
 
 def section(result: dict[str, Any]) -> str:
@@ -311,13 +305,7 @@ def section(result: dict[str, Any]) -> str:
 
 
 def write_doc(result: dict[str, Any], doc: Path) -> None:
-    text = doc.read_text()
-    block = section(result)
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    doc.write_text(text.rstrip("\n") + "\n")
+    write_block(doc, section(result), START, END)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,9 @@ stopped by pid:
    counted once) with 200 connections open, and pgbench's read-only throughput with 10,
    100 and 400 clients each holding its own server connection.
 3. **PgBouncer in transaction mode** in front of the same PostgreSQL: 400 clients
-   sharing 20 server connections, against 400 direct connections.
+   sharing 20 server connections, against 400 direct connections. It is the PgBouncer
+   ``up`` runs (:class:`flaskprod.stack.pgbouncer.PgBouncer`: SCRAM logins, the
+   settings of every target); its CPU per transaction includes the 400 logins.
 
 Every load is bounded (``--seconds`` per run); the figures are one machine's, the
 ratios are the point.
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -38,10 +41,14 @@ from bench.perf.wrk import run_wrk
 from flaskprod.stack import process
 from flaskprod.stack.ca import ensure_ca
 from flaskprod.stack.nginx import find_nginx
+from flaskprod.stack.pgbouncer import PgBouncer
 from flaskprod.stack.ports import free_port
 from flaskprod.stack.postgres import PG_USER, PostgresCluster, temp_cluster_dir
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: Room for 400 clients' SCRAM logins to PgBouncer (libpq derives the key, 4096 rounds,
+#: per connection): 5.4 s on this 2-core machine at load 4.
+SCRAM_LOGINS_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -201,24 +208,36 @@ def balancer_hop(folder: Path, seconds: float) -> list[HopResult]:
 
 
 def _pgbench(
-    cluster: PostgresCluster, port: int, clients: int, seconds: float
-) -> tuple[float, int]:
-    """pgbench's read-only tps through ``port``, and the most backends PostgreSQL had
-    open for the bench database meanwhile (sampled every 0.2 s)."""
+    cluster: PostgresCluster,
+    port: int,
+    clients: int,
+    seconds: float,
+    *,
+    password: str = "",
+    connecting: int = 0,
+) -> tuple[float, int, int]:
+    """pgbench's read-only tps through ``port``, the most backends PostgreSQL had open
+    for the bench database meanwhile (sampled every 0.2 s), and the transactions it ran.
+    ``password``: for PgBouncer's SCRAM (PostgreSQL itself trusts loopback);
+    ``connecting``: seconds added to the run for the clients to log in (pgbench's
+    duration includes that time, its tps leaves it out)."""
     argv = [
         str(cluster.bin_dir / "pgbench"),
         "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER,
         "-n", "-S", "-M", "simple",
         # At least 3 s: 400 clients take about a second to connect on a busy machine.
-        "-c", str(clients), "-j", "2", "-T", str(max(3, round(seconds))),
+        "-c", str(clients), "-j", "2", "-T", str(max(3, round(seconds)) + connecting),
         "bench",
     ]  # fmt: skip
+    env = {**os.environ, "PGPASSWORD": password} if password else None
     most = 0
     with (
         cluster.connect() as watcher,
-        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run,
+        subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        ) as run,
     ):
-        deadline = time.monotonic() + seconds + 60
+        deadline = time.monotonic() + seconds + connecting + 60
         while run.poll() is None and time.monotonic() < deadline:
             row = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = 'bench'"
@@ -229,9 +248,10 @@ def _pgbench(
             run.kill()
         out = run.stdout.read() if run.stdout else ""
     match = re.search(r"tps = ([\d.]+)", out)
-    if run.returncode != 0 or match is None:
+    processed = re.search(r"transactions actually processed: (\d+)", out)
+    if run.returncode != 0 or match is None or processed is None:
         raise RuntimeError(f"pgbench failed (status {run.returncode}):\n{out[-2000:]}")
-    return float(match.group(1)), most
+    return float(match.group(1)), most, int(processed.group(1))
 
 
 def idle_backend_pss(cluster: PostgresCluster, connections: int) -> float:
@@ -247,45 +267,6 @@ def idle_backend_pss(cluster: PostgresCluster, connections: int) -> float:
     finally:
         for conn in opened:
             conn.close()
-
-
-def _start_pgbouncer(folder: Path, pg_port: int, pool: int) -> tuple[process.Process, int]:
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    ini = folder / "pgbouncer.ini"
-    ini.write_text(
-        "[databases]\n"
-        f"bench = host=127.0.0.1 port={pg_port} dbname=bench user={PG_USER}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\n"
-        "auth_type = trust\n"
-        f"auth_file = {folder}/userlist.txt\n"
-        "pool_mode = transaction\n"
-        f"default_pool_size = {pool}\nmax_client_conn = 2000\n"
-        f"unix_socket_dir =\nlogfile = {folder}/pgbouncer.log\n"
-    )
-    (folder / "userlist.txt").write_text(f'"{PG_USER}" ""\n')
-    user = None
-    if os.geteuid() == 0:
-        user = "postgres"  # pgbouncer refuses to run as root
-        for path in (folder, *folder.iterdir()):
-            shutil.chown(path, user)
-    started = process.start(
-        ["pgbouncer", str(ini)],
-        name="pgbouncer",
-        log_path=folder / "stdout.log",
-        user=user,
-        die_with_parent=True,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return started, port
-        except OSError:
-            time.sleep(0.05)
-    started.stop()
-    raise RuntimeError(f"pgbouncer did not start: {started.log_tail()}")
 
 
 def postgres_tier(seconds: float) -> tuple[float, list[PgbenchResult]]:
@@ -306,17 +287,33 @@ def postgres_tier(seconds: float) -> tuple[float, list[PgbenchResult]]:
         )  # fmt: skip
         pss = idle_backend_pss(cluster, 200)
         for clients in (10, 100, 400):
-            tps, backends = _pgbench(cluster, cluster.port, clients, seconds)
+            tps, backends, _ = _pgbench(cluster, cluster.port, clients, seconds)
             results.append(PgbenchResult("direct", clients, backends, tps))
-        # PgBouncer runs as postgres (it refuses root): a folder that user can reach.
+        # The PgBouncer `up` runs (flaskprod.stack.pgbouncer), with the settings of every
+        # target. As root it runs as postgres: a folder that user can reach.
         bouncer_dir = temp_cluster_dir(prefix="flaskprod-bench-pgbouncer-")
-        bouncer, port = _start_pgbouncer(bouncer_dir, cluster.port, pool=20)
+        bouncer = PgBouncer(
+            bouncer_dir,
+            server_port=cluster.port,
+            database="bench",
+            user=PG_USER,
+            password=secrets.token_urlsafe(16),
+            pool_size=20,
+            max_clients=2000,
+            log_path=bouncer_dir.parent / "pgbouncer.log",
+            die_with_parent=True,
+        )
+        bouncer.start()
         try:
-            cpu_before = cpu_seconds([bouncer.pid])
-            tps, backends = _pgbench(cluster, port, 400, seconds)
-            # pgbench's tps leaves out its connecting time; the CPU covers the whole run.
-            transactions = tps * max(3, round(seconds))
-            cpu_us = (cpu_seconds([bouncer.pid]) - cpu_before) / transactions * 1e6
+            assert bouncer.pid is not None
+            pids = [bouncer.pid]
+            cpu_before = cpu_seconds(pids)
+            tps, backends, transactions = _pgbench(
+                cluster, bouncer.port, 400, seconds, password=bouncer.password,
+                connecting=SCRAM_LOGINS_SECONDS,
+            )  # fmt: skip
+            # The CPU covers the whole run, logins included, per transaction it served.
+            cpu_us = (cpu_seconds(pids) - cpu_before) / transactions * 1e6
             setup = "PgBouncer (pool 20), transaction mode"
             results.append(PgbenchResult(setup, 400, backends, tps, cpu_us))
         finally:

@@ -10,19 +10,17 @@ order on it, each leaving the shop serving.
 
 from __future__ import annotations
 
-import io
 import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from shop_http import add_product, png, sign_up
 from shop_project import interrupt_after
 
 from flaskprod.deploy import ledger
@@ -146,17 +144,6 @@ def test_the_first_release_serves_the_shop_through_the_hosts_nginx(deployed: Dep
     assert len(secret) >= 32 and secret not in "\n".join(deployed.lines)
 
 
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def _form(client: httpx.Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, (path, page.status_code)
-    match = _CSRF.search(page.text)
-    assert match, path
-    return match.group(1)
-
-
 def test_an_upload_is_served_from_the_media_folder_and_the_hosts_worker_thumbnails_it(
     deployed: Deployed,
 ) -> None:
@@ -165,32 +152,13 @@ def test_an_upload_is_served_from_the_media_folder_and_the_hosts_worker_thumbnai
     assert deployed.active("shop-worker.service") == "active"
     enabled = deployed.host.run(["systemctl", "is-enabled", "shop-worker.service"]).stdout
     assert enabled.strip() == "enabled"
-    image = io.BytesIO()
-    Image.new("RGB", (1200, 800), "teal").save(image, format="PNG")
+    image = png((1200, 800), "teal")
     # The site's own origin, as a browser on it sends (nginx gives the app Host: localhost;
     # the forwarded port is the lab's, not the site's).
     url = "https://localhost"
     with deployed.shop.client() as client:
-        password = "deploy-test-password-1"
-        signup = client.post(
-            "/signup",
-            data={
-                "csrf_token": _form(client, "/signup"),
-                "email": f"seller-{uuid.uuid4().hex[:10]}@example.com",
-                "password": password,
-                "confirm": password,
-            },
-            headers={"Referer": f"{url}/signup"},
-        )
-        assert signup.status_code == 302, signup.text[:300]
-        created = client.post(
-            "/products/new",
-            data={"csrf_token": _form(client, "/products/new"), "name": "Host mug", "price": "9"},
-            files={"image": ("mug.png", image.getvalue(), "image/png")},
-            headers={"Referer": f"{url}/products/new"},
-        )
-        assert created.status_code == 302, created.text[:300]
-        product = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+        sign_up(client, url, "seller", "deploy-test-password-1")
+        product = add_product(client, url, "Host mug", "9", image)
         began, thumbnail = time.monotonic(), None
         while thumbnail is None and time.monotonic() - began < 20:
             shown = client.get(f"/api/products/{product}").json()
@@ -198,7 +166,7 @@ def test_an_upload_is_served_from_the_media_folder_and_the_hosts_worker_thumbnai
             time.sleep(0.2)
         assert thumbnail is not None, "no thumbnail within 20 s"
         original = client.get(shown["image_url"])
-        assert original.status_code == 200 and original.content == image.getvalue()
+        assert original.status_code == 200 and original.content == image
         small = client.get(thumbnail)
         assert small.status_code == 200 and small.headers["content-type"] == "image/webp"
     name = shown["image_url"].rpartition("/")[2]
@@ -327,7 +295,6 @@ def test_a_revision_whose_migration_fails_is_refused(deployed: Deployed) -> None
 
 def head_revision(project: Path) -> str:
     """The newest alembic revision of the shop (the one no other revises)."""
-    import re
 
     revisions: dict[str, str | None] = {}
     for path in (project / "migrations" / "versions").glob("*.py"):

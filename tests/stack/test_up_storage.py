@@ -6,16 +6,15 @@ not writable or listable without the app's keys."""
 from __future__ import annotations
 
 import io
-import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
+from shop_http import add_product, png, sign_up
 
 from flaskprod.runtime.storage import s3_client
 
@@ -28,7 +27,6 @@ from bench.shop_stack import RunningShop, copy_shop, running_shop  # noqa: E402
 pytestmark = pytest.mark.services
 
 TOKEN = "storage-token-0123456789abcdef0123456789"
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 PASSWORD = "storage-test-password-1"
 
 
@@ -42,20 +40,6 @@ def shop() -> Iterator[RunningShop]:
     assert not stack.leftovers, f"flaskprod down left {stack.leftovers} running"
 
 
-def _form(client: httpx.Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, (path, page.status_code)
-    match = _CSRF.search(page.text)
-    assert match, path
-    return match.group(1)
-
-
-def _image() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (900, 600), "orange").save(out, format="PNG")
-    return out.getvalue()
-
-
 def test_an_upload_is_stored_in_the_bucket_and_served_through_nginx(shop: RunningShop) -> None:
     env = shop.env
     assert env["MEDIA_BUCKET"] == "shop-media"
@@ -64,29 +48,11 @@ def test_an_upload_is_stored_in_the_bucket_and_served_through_nginx(shop: Runnin
     seeded = s3.list_objects_v2(Bucket="shop-media")["KeyCount"]
     assert seeded >= 3  # flask seed's demo images went to the bucket...
     assert not [p for p in media.rglob("*") if p.is_file()]  # ...not to the folder
-    upload = _image()
+    upload = png((900, 600), "orange")
     with shop.client() as client:
-        referer = {"Referer": f"{shop.url}/signup"}
-        signup = client.post(
-            "/signup",
-            data={
-                "csrf_token": _form(client, "/signup"),
-                "email": f"s3-{uuid.uuid4().hex[:10]}@example.com",
-                "password": PASSWORD,
-                "confirm": PASSWORD,
-            },
-            headers=referer,
-        )
-        assert signup.status_code == 302, signup.text[:300]
+        sign_up(client, shop.url, "s3", PASSWORD)
         began = time.monotonic()
-        created = client.post(
-            "/products/new",
-            data={"csrf_token": _form(client, "/products/new"), "name": "S3 mug", "price": "9.90"},
-            files={"image": ("mug.png", upload, "image/png")},
-            headers={"Referer": f"{shop.url}/products/new"},
-        )
-        assert created.status_code == 302, created.text[:300]
-        product = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+        product = add_product(client, shop.url, "S3 mug", "9.90", upload)
         found = client.get(f"/api/products/{product}").json()
         key = found["image_url"].removeprefix("/media/")
         # read back through the S3 API, with the app's keys

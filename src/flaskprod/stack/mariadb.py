@@ -19,11 +19,12 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Unpack
 
 from flaskprod.errors import EnvironmentProblem, ServiceFailed
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK
-from flaskprod.stack.server import LoopbackServer
+from flaskprod.stack.server import LoopbackServer, ServerOptions
 
 MYSQL_USER = "mysql"
 INSTALL_HINT = "apt-get install mariadb-server mariadb-client"
@@ -94,16 +95,9 @@ class MariaDBServer(LoopbackServer):
         settings: dict[str, str] | None = None,
         fsync: bool = True,
         log_path: Path | None = None,
-        ready_timeout: float = process.READY_TIMEOUT,
-        die_with_parent: bool = False,
-        stop_at_exit: bool = True,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        super().__init__(
-            port,
-            ready_timeout=ready_timeout,
-            die_with_parent=die_with_parent,
-            stop_at_exit=stop_at_exit,
-        )
+        super().__init__(port, **options)
         self.data_dir = Path(data_dir).absolute()
         self.server_binary = find_tool("mariadbd")
         self.client_binary = find_tool("mariadb")

@@ -13,13 +13,14 @@ import pwd
 import shutil
 import socket
 from pathlib import Path
+from typing import Unpack
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.spec.pgbouncer import PgBouncerConfig, scram_secret, userlist
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK
 from flaskprod.stack.postgres import PG_USER
-from flaskprod.stack.server import LoopbackServer
+from flaskprod.stack.server import LoopbackServer, ServerOptions
 
 INSTALL_HINT = "apt-get install pgbouncer"
 
@@ -51,16 +52,9 @@ class PgBouncer(LoopbackServer):
         max_clients: int,
         log_path: Path,
         port: int | None = None,
-        ready_timeout: float = process.READY_TIMEOUT,
-        die_with_parent: bool = False,
-        stop_at_exit: bool = True,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        super().__init__(
-            port,
-            ready_timeout=ready_timeout,
-            die_with_parent=die_with_parent,
-            stop_at_exit=stop_at_exit,
-        )
+        super().__init__(port, **options)
         self.dir = Path(dir).absolute()
         self.binary = find_pgbouncer()
         self.server_port = server_port

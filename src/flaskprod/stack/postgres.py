@@ -21,12 +21,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK
-from flaskprod.stack.server import LoopbackServer
+from flaskprod.stack.server import LoopbackServer, ServerOptions
 
 if TYPE_CHECKING:
     import psycopg
@@ -133,16 +133,9 @@ class PostgresCluster(LoopbackServer):
         fsync: bool = True,
         max_connections: int = 100,
         log_path: Path | None = None,
-        ready_timeout: float = process.READY_TIMEOUT,
-        die_with_parent: bool = False,
-        stop_at_exit: bool = True,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        super().__init__(
-            port,
-            ready_timeout=ready_timeout,
-            die_with_parent=die_with_parent,
-            stop_at_exit=stop_at_exit,
-        )
+        super().__init__(port, **options)
         self.data_dir = Path(data_dir).absolute()
         self.bin_dir = find_bin_dir(bin_dir)
         self.fsync = fsync

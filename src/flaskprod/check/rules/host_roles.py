@@ -2,19 +2,23 @@
 privilege — each private port open only to the hosts that need it, Redis on no public
 address and never without its password, pg_hba admitting the app hosts only.
 
-They read this host's firewall and configuration files (``options["host_root"]`` for a
-stand-in /etc) and compare with the spec's roles (:mod:`flaskprod.check.host.roles`).
+Each has one shape, carried by :func:`_read_then_compare`: read what this host has (its
+firewall, a configuration file; ``options["host_root"]`` for a stand-in /etc), then
+compare it with what the spec's roles allow (:mod:`flaskprod.check.host.roles`); what
+cannot be read is said as an info finding, never passed over.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from flaskprod.check.context import Context
 from flaskprod.check.host import host_target
-from flaskprod.check.host.firewall import ANYWHERE, ufw_allowed, ufw_status
+from flaskprod.check.host.firewall import ANYWHERE, Allowed, ufw_allowed, ufw_status
 from flaskprod.check.host.probes import CannotCheck
 from flaskprod.check.host.roles import host_roles
 from flaskprod.check.host.target import etc
@@ -24,10 +28,25 @@ from flaskprod.spec.model import S3_PORT
 from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
 
 _HOST = "host"
+_Seen = TypeVar("_Seen")
 
 
 def _cannot(owner: Rule, why: object) -> Finding:
     return owner.finding(f"could not check: {why}", level=Level.INFO)
+
+
+def _read_then_compare(
+    owner: Rule, read: Callable[[], _Seen], compare: Callable[[_Seen], Iterable[Finding]]
+) -> Iterator[Finding]:
+    """The rules' one shape: ``read`` what the host has, then ``compare`` it with what the
+    roles allow. ``read`` raises :class:`CannotCheck` to say what it could not see: that
+    is the rule's (info) finding, and nothing is compared."""
+    try:
+        seen = read()
+    except CannotCheck as why:
+        yield _cannot(owner, why)
+        return
+    yield from compare(seen)
 
 
 def _private_ports(ctx: Context) -> dict[str, tuple[str, list[str] | None]]:
@@ -69,13 +88,16 @@ def _private_ports(ctx: Context) -> dict[str, tuple[str, list[str] | None]]:
 )
 def private_port_sources(ctx: Context) -> Iterator[Finding]:
     ports = _private_ports(ctx)
-    if not ports:
-        return
-    try:
-        allowed = ufw_allowed(ufw_status())
-    except CannotCheck as why:
-        yield _cannot(private_port_sources, why)
-        return
+    if ports:
+        yield from _read_then_compare(
+            private_port_sources, lambda: ufw_allowed(ufw_status()), partial(_wider, ports)
+        )
+
+
+def _wider(
+    ports: dict[str, tuple[str, list[str] | None]], allowed: list[Allowed]
+) -> Iterator[Finding]:
+    """For each private port, the ufw rules admitting more than the hosts that need it."""
     for port, (what, sources) in ports.items():
         wider = sorted(
             {
@@ -155,11 +177,20 @@ def redis_bind(ctx: Context) -> Iterator[Finding]:
     if ctx.spec is None or not ctx.spec.redis.enabled or host_target(ctx).kind != "server":
         return
     conf = etc(ctx) / "redis" / "redis.conf"
+    yield from _read_then_compare(
+        redis_bind, partial(_read_redis_conf, conf), partial(_exposed_redis, conf)
+    )
+
+
+def _read_redis_conf(conf: Path) -> dict[str, str]:
     try:
-        settings = _redis_settings(conf)
+        return _redis_settings(conf)
     except OSError as error:
-        yield _cannot(redis_bind, f"{conf}: {error.strerror}")
-        return
+        raise CannotCheck(f"{conf}: {error.strerror}") from None
+
+
+def _exposed_redis(conf: Path, settings: dict[str, str]) -> Iterator[Finding]:
+    """Public addresses Redis binds, and any beyond loopback without its password."""
     bind = settings.get("bind", "*").split()  # Redis without bind: every interface
     public = [a for a in bind if _public(a)]
     if public:
@@ -204,16 +235,24 @@ def pg_hba(ctx: Context) -> Iterator[Finding]:
         return
     if host_target(ctx).kind != "server":
         return
+    yield from _read_then_compare(pg_hba, partial(_pg_hba_files, ctx), _wider_hba_lines)
+
+
+def _pg_hba_files(ctx: Context) -> tuple[list[Path], set[str]]:
+    """The cluster's pg_hba.conf files, and the app hosts' addresses as pg_hba writes them."""
     files = sorted((etc(ctx) / "postgresql").glob("*/main/pg_hba.conf"))
     if not files:
-        yield _cannot(pg_hba, f"no {etc(ctx)}/postgresql/*/main/pg_hba.conf")
-        return
+        raise CannotCheck(f"no {etc(ctx)}/postgresql/*/main/pg_hba.conf")
     held = host_roles(ctx)
     apps = held.app_addresses
     if held.topology is not None and apps is None:
-        yield _cannot(pg_hba, "the app hosts' addresses are unknown")
-        return
-    admitted = {f"{a}/{'128' if ':' in a else '32'}" for a in apps or []}
+        raise CannotCheck("the app hosts' addresses are unknown")
+    return files, {f"{a}/{'128' if ':' in a else '32'}" for a in apps or []}
+
+
+def _wider_hba_lines(seen: tuple[list[Path], set[str]]) -> Iterator[Finding]:
+    """pg_hba lines admitting other than loopback and the app hosts, or without a password."""
+    files, admitted = seen
     for path in files:
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             fields = line.split("#", 1)[0].split()
