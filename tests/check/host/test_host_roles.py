@@ -181,7 +181,10 @@ def test_pg_hba_admitting_more_than_the_app_hosts(project: Path, root: Path) -> 
         "host all all ::1/128 scram-sha-256\n"
         "host shop shop 10.77.0.11/32 scram-sha-256\nhost shop shop 10.77.0.12/32 scram-sha-256\n"
     )
-    hba.write_text(base)
+    # the address-and-mask form of the same hosts is the same hosts
+    masked = "host shop shop 10.77.0.12 255.255.255.255 scram-sha-256\n"
+    masked += "host all all 127.0.0.1 255.255.255.255 scram-sha-256\n"
+    hba.write_text(base + masked)
     assert not check_as(project, root, "db1", "HST015").findings
     hba.write_text(
         base + "host all all 0.0.0.0/0 scram-sha-256\nhost shop shop 10.77.0.10/32 trust\n"

@@ -250,6 +250,15 @@ def _pg_hba_files(ctx: Context) -> tuple[list[Path], set[str]]:
     return files, {f"{a}/{'128' if ':' in a else '32'}" for a in apps or []}
 
 
+def _network(address: str) -> str:
+    """An address of pg_hba as CIDR (``10.0.0.5/255.255.255.255`` -> ``10.0.0.5/32``);
+    a keyword or a host name as written."""
+    try:
+        return str(ipaddress.ip_network(address, strict=False))
+    except ValueError:
+        return address
+
+
 def _wider_hba_lines(seen: tuple[list[Path], set[str]]) -> Iterator[Finding]:
     """pg_hba lines admitting other than loopback and the app hosts, or without a password."""
     files, admitted = seen
@@ -261,6 +270,7 @@ def _wider_hba_lines(seen: tuple[list[Path], set[str]]) -> Iterator[Finding]:
             address, method = fields[3], fields[4]
             if "/" not in address and len(fields) > 5 and "." in fields[4]:
                 address, method = f"{address}/{fields[4]}", fields[5]  # address and mask
+            address = _network(address)
             if method == "trust" and address not in _LOCAL:
                 yield pg_hba.finding(
                     f"{path}:{number}: '{line.strip()}' admits {address} without a password",
