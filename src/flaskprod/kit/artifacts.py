@@ -760,19 +760,23 @@ def _docker_quoted(value: str) -> str:
 
 
 def _pgbouncer_ini(spec: Spec) -> str:
+    if not spec.database.pgbouncer:
+        return ""
+    # Only when used: the deploy module pulls in pyinfra (~0.3 s, a third of a check).
     from flaskprod.deploy.pgbouncer_host import PgBouncerHost
 
-    return PgBouncerHost.from_spec(spec).ini() if spec.database.pgbouncer else ""
+    return PgBouncerHost.from_spec(spec).ini()
 
 
 def _seaweedfs_unit(spec: Spec) -> str:
+    if spec.storage.kind != "s3":
+        return ""
     from urllib.parse import urlsplit
 
+    # Only when used, as _pgbouncer_ini's: the deploy module imports pyinfra.
     from flaskprod.deploy.seaweedfs_host import SeaweedFSHost
     from flaskprod.stack.seaweedfs import S3Credentials
 
-    if spec.storage.kind != "s3":
-        return ""
     listen = urlsplit(spec.storage.endpoint).hostname or "127.0.0.1"
     # the unit names the identities file, never the keys
     return SeaweedFSHost(spec.media_bucket, S3Credentials("", ""), listen).unit()
@@ -783,13 +787,13 @@ SEAWEEDFS_IMAGE = "chrislusf/seaweedfs:4.48"
 
 
 def _seaweedfs_compose(spec: Spec) -> dict[str, Any]:
+    if spec.storage.kind != "s3":
+        return {}
     import json
 
     from flaskprod.deploy.seaweedfs_host import PORTS, S3_PORT
     from flaskprod.stack.seaweedfs import S3Credentials, identities, server_flags
 
-    if spec.storage.kind != "s3":
-        return {}
     keys = S3Credentials(
         "${AWS_ACCESS_KEY_ID:?set AWS_ACCESS_KEY_ID in .env}",
         "${AWS_SECRET_ACCESS_KEY:?set AWS_SECRET_ACCESS_KEY in .env}",
