@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -354,7 +355,32 @@ def load_app(ctx: Context, source: EnvSource) -> None:
     # Whose Python imports it: the project's own virtualenv, or flaskprod's.
     ctx.cache["app_python_own"] = python is not None and not python.own
     interpreter = python.executable if python else None
-    result = _remembered_probe(ctx, root, target, source.env, paths, interpreter)
+    # In a thread, which mostly waits for the probe's subprocess: the checker reads and
+    # judges the files meanwhile (the runner's first pass), and reading an app field
+    # waits for it (Context.settle_app).
+    outcome: list[ProbeResult] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(_remembered_probe(ctx, root, target, source.env, paths, interpreter))
+        except BaseException as error:  # raised where the result is read, as before
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="flaskprod-app-probe", daemon=True)
+    thread.start()
+
+    def settle() -> None:
+        thread.join()
+        if failure:
+            raise failure[0]
+        _apply(ctx, outcome[0])
+
+    ctx.import_in_background(settle)
+
+
+def _apply(ctx: Context, result: ProbeResult) -> None:
+    """The probe's result into ``ctx``'s app fields."""
     if result.info is None:
         ctx.app_error = result.error
         return

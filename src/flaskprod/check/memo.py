@@ -111,6 +111,15 @@ def memo_key(project: str, *inputs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def stored_key(root: Path, step: str) -> str | None:
+    """The key ``step``'s kept result was stored under in ``root``'s state folder."""
+    with contextlib.suppress(OSError, ValueError):
+        stored = json.loads((root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json").read_text())
+        if isinstance(stored, dict) and isinstance(stored.get("key"), str):
+            return str(stored["key"])
+    return None
+
+
 def remembered(root: Path, step: str, key: str | None, compute: Callable[[], Any]) -> Any:
     """``compute()``'s JSON-able result, from ``root``'s state folder when ``key`` is the
     one stored for ``step``; else computed and stored (when the folder is writable).
