@@ -95,7 +95,10 @@ def _render_key(ctx: Context, shown: list[bool] | None) -> str | None:
 
 #: What the app may show at import ([Redis loaded, Flask-Migrate loaded]); None: the
 #: app was not imported.
-_SHOWN: tuple[list[bool] | None, ...] = (None, *([r, m] for r in (0, 1) for m in (0, 1)))
+_SHOWN: tuple[list[bool] | None, ...] = (
+    None,
+    *([redis, migrate] for redis in (False, True) for migrate in (False, True)),
+)
 
 
 def _render_ahead(ctx: Context) -> None:
@@ -104,9 +107,7 @@ def _render_ahead(ctx: Context) -> None:
     sources already import redis and flask_migrate), that render is the one KIT001
     needs, and it was made while the app's import ran in its own process."""
     stored = stored_key(ctx.root, "kit-render")
-    if stored is not None and stored in {
-        _render_key(ctx, None if s is None else [bool(v) for v in s]) for s in _SHOWN
-    }:
+    if stored is not None and stored in {_render_key(ctx, shown) for shown in _SHOWN}:
         return  # the kept kit answers, whatever the app shows
     with contextlib.suppress(Exception):  # the render after the import reports errors
         _render(ctx, _static_facts(ctx))
