@@ -114,7 +114,8 @@ def memo_key(project: str, *inputs: Any) -> str:
 def stored_key(root: Path, step: str) -> str | None:
     """The key ``step``'s kept result was stored under in ``root``'s state folder."""
     with contextlib.suppress(OSError, ValueError):
-        stored = json.loads((root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json").read_text())
+        path = root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json"
+        stored = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(stored, dict) and isinstance(stored.get("key"), str):
             return str(stored["key"])
     return None
@@ -125,7 +126,8 @@ def recall(root: Path, step: str, key: str | None) -> Any:
     if key is None:
         return None
     with contextlib.suppress(OSError, ValueError):
-        stored = json.loads((root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json").read_text())
+        path = root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json"
+        stored = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(stored, dict) and stored.get("key") == key:
             return stored["value"]
     return None
