@@ -86,14 +86,15 @@ kept in `~/.cache/flaskprod/templates` (`$XDG_CACHE_HOME`), as Python keeps `.py
 
 How long it takes (`bench/check_bench.py --only-compare`: medians of 9 runs, each
 revision cold and warm, interleaved, on this repository's 2-core machine while other
-work kept its load average at 6.5): a cold `check` of the shop (its check cache removed)
-took 3.32 s wall and 1.93 s of CPU (the check and the app's import together), where the
-revision before the import ran beside the file rules took 4.83 s and 2.57 s; warm,
-1.23 s and 0.64 s, as before. With no compiled templates either (the first check after
-installing flaskprod), 2.08 s of CPU. The cold floor is the app's own import: the shop
-(Flask, SQLAlchemy, psycopg, Redis) costs 0.85 s of CPU in its process, which starts
-once the files naming its target and environment are read (the first 0.3 s of CPU),
-while everything else flaskprod does (0.75 s) runs beside it.
+work kept its load average between 3.7 and 6.6): a cold `check` of the shop (its check
+cache removed) took 2.20 s wall and 1.69 s of CPU (the check and the app's import
+together), where the revision before the import ran beside the file rules took 3.46 s
+and 2.25 s; warm, 0.94 s and 0.64 s (1.14 s and 0.62 s before). With no compiled
+templates either (the first check after installing flaskprod), 2.01 s of CPU. The cold
+floor is the app's own import: the shop (Flask, SQLAlchemy, psycopg, Redis) costs
+0.85 s of CPU in its process, which starts once the files naming its target and
+environment are read (the first 0.3 s of CPU), while everything else flaskprod does
+(0.75 s) runs beside it.
 
 The `kit` layer compares the rendered deployment files with a fresh render of
 `flaskprod.toml` (the same comparison as `flaskprod render --check`); the `k8s` layer
