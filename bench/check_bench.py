@@ -8,10 +8,13 @@ Figures, medians of N runs each:
   imported in a subprocess under production's environment);
 - before/after, in one run: the console script of a BASE revision (its ``src/`` from
   ``git archive``, first on PYTHONPATH) and of this checkout, interleaved run by run so
-  both see the same load; this checkout once cold (its state folder's check cache
-  removed before each run) and once warm (the cache of the run before). Wall time and
-  CPU time (the process and its children: the app's import) are both reported: on a
-  shared machine the CPU time is the steadier of the two.
+  both see the same load; each once cold (the state folder's check cache removed before
+  the run) and once warm (the cache of the run before), and this checkout once more
+  cold with an empty XDG_CACHE_HOME (no compiled templates: the first check after an
+  install). Wall time and CPU time (the process and its children: the app's import) are
+  both reported: on a shared machine the CPU time is the steadier of the two, and the
+  cold wall time is bounded below by the app's import (its own process, started once
+  its inputs are read).
 
     .venv/bin/python bench/check_bench.py [--runs 9] [--base main] [--only-compare]
 """
@@ -19,6 +22,7 @@ Figures, medians of N runs each:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -63,7 +67,12 @@ def timed_check(extra: list[str], env: Mapping[str, str] | None = None) -> tuple
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
+    try:  # exit status 1 is also a crash's: the report must be there
+        json.loads(done.stdout)
+        reported = done.returncode in (0, 1)
+    except ValueError:
+        reported = False
+    if not reported:
         raise SystemExit(f"flaskprod check failed ({done.returncode}): {done.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
@@ -87,46 +96,60 @@ def report(label: str, times: list[float]) -> None:
 
 
 def base_source(base: str, into: Path) -> Path:
-    """``src/`` of git revision ``base``, unpacked under ``into``."""
+    """``src/`` of git revision ``base``, unpacked under ``into`` (with ``docs/``: the
+    package's checks.md is a link to docs/checks.md, which flaskprod's digest reads)."""
     archive = into / "base.tar"
     with archive.open("wb") as out:
-        subprocess.run(["git", "-C", str(REPO), "archive", base, "src"], stdout=out, check=True)
+        command = ["git", "-C", str(REPO), "archive", base, "src", "docs"]
+        subprocess.run(command, stdout=out, check=True)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
     return into / "src"
 
 
 def compare(runs: int, base: str) -> None:
-    """Base revision vs this checkout (cold and warm cache), interleaved."""
-    samples: dict[str, list[tuple[float, float]]] = {"base": [], "cold": [], "warm": []}
+    """Base revision vs this checkout, each cold (its check cache removed before the
+    run) and warm (the cache of the run before), interleaved run by run so that all
+    see the same load. "cold, first run" also starts without flaskprod's compiled
+    templates (an empty XDG_CACHE_HOME), as the very first check after installing."""
+    variants = ("base cold", "base warm", "cold", "warm", "cold, first run")
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="check-bench-") as tmp:
         source = base_source(base, Path(tmp))
         base_env = {**os.environ, "PYTHONPATH": str(source)}
         timed_check([], base_env)  # each variant once before timing: .pyc files, caches
-        shutil.rmtree(CACHE, ignore_errors=True)
         timed_check([])
-        for _ in range(runs):
-            samples["base"].append(timed_check([], base_env))
+        for run in range(runs):
+            shutil.rmtree(CACHE, ignore_errors=True)
+            samples["base cold"].append(timed_check([], base_env))
+            samples["base warm"].append(timed_check([], base_env))
             shutil.rmtree(CACHE, ignore_errors=True)
             samples["cold"].append(timed_check([]))
             samples["warm"].append(timed_check([]))
+            shutil.rmtree(CACHE, ignore_errors=True)
+            empty = Path(tmp, f"xdg-cache-{run}")
+            samples["cold, first run"].append(
+                timed_check([], {**os.environ, "XDG_CACHE_HOME": str(empty)})
+            )
     medians = {
         name: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
         for name, got in samples.items()
     }
     labels = {
-        "base": f"flaskprod check, {base}",
+        "base cold": f"flaskprod check, {base}, cold cache",
+        "base warm": f"flaskprod check, {base}, warm cache",
         "cold": "flaskprod check, this checkout, cold cache",
         "warm": "flaskprod check, this checkout, warm cache",
+        "cold, first run": "  the same, no compiled templates either",
     }
     for name, (wall, cpu) in medians.items():
         print(f"{labels[name]:44} median wall {wall * 1000:7.1f} ms, CPU {cpu * 1000:7.1f} ms")
-    base_wall, base_cpu = medians["base"]
     for name in ("cold", "warm"):
+        base_wall, base_cpu = medians[f"base {name}"]
         wall, cpu = medians[name]
         print(
-            f"ratio {base} / {name:4}: wall {base_wall / wall:.2f}x, CPU {base_cpu / cpu:.2f}x"
-            f"  (n={runs}, load average {os.getloadavg()[0]:.1f})"
+            f"ratio {base} / this checkout, {name:4}: wall {base_wall / wall:.2f}x, "
+            f"CPU {base_cpu / cpu:.2f}x  (n={runs}, load average {os.getloadavg()[0]:.1f})"
         )
 
 

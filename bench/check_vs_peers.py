@@ -311,9 +311,10 @@ granian, compose and dependency case, and most nginx and systemd ones, are beyon
 On the kits flaskprod calls clean, their alarms are policies flaskprod does not hold
 (checkov: the default namespace, no NetworkPolicy, images by digest, imagePullPolicy
 Always, secrets as files; trivy: images from an allow-listed registry) and
-`systemd-analyze verify` refusing binaries that exist only on the server. One is a fair
-point the K8S rules do not make: checkov's CKV_K8S_8 on the RQ worker's Deployment (no
-liveness probe: a hung worker is never restarted)."""
+`systemd-analyze verify` refusing binaries that exist only on the server. One was a fair
+point the K8S rules did not make: checkov's CKV_K8S_8 on the RQ worker's Deployment (no
+liveness probe: a hung worker is never restarted); K8S009 makes it since, and the kit's
+RQ and Celery worker Deployments have an exec liveness probe."""
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 from flaskprod.check.context import AppInfo, Context
 from flaskprod.check.deployments import kit_roots
 from flaskprod.check.envsource import EnvSource
-from flaskprod.check.memo import context_digest, memo_key, remembered
+from flaskprod.check.memo import context_digest, memo_key, recall, remembered
 from flaskprod.check.parsers.granian import granian_setups
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.errors import EnvironmentProblem, ProjectError, SpecError
@@ -284,10 +286,11 @@ def _remembered_probe(
     env: dict[str, str],
     paths: tuple[str, ...],
     python: Path | None,
-) -> ProbeResult:
+) -> tuple[ProbeResult | None, Callable[[], ProbeResult]]:
     """:func:`probe`, kept in the project's state folder (:mod:`flaskprod.check.memo`)
     until the project's files, flaskprod, the environment or the interpreter change:
-    importing the app is most of what ``check`` costs."""
+    importing the app is most of what ``check`` costs. The kept result when there is
+    one, and a function that gets it anyway (importing the app, then keeping it)."""
 
     # Secrets of an env template are replaced by random stand-ins each run (envsource):
     # the key names them, not their values, and a kept result gets this run's values.
@@ -300,6 +303,15 @@ def _remembered_probe(
             return None
         info = asdict(result.info) if result.info else None
         return {"info": info, "error": result.error, "stand_ins": used}
+
+    def answer(stored: dict[str, Any]) -> ProbeResult:
+        text = json.dumps(stored)
+        for name, value in stored.get("stand_ins", {}).items():
+            if name in used and value != used[name]:
+                text = text.replace(value, used[name])  # 64 random characters: no collision
+        stored = json.loads(text)
+        info = stored["info"]
+        return ProbeResult(AppInfo(**info) if info is not None else None, stored["error"])
 
     digest = context_digest(ctx.cache, root)
     passed = {key: os.environ.get(key) for key in _PASS_THROUGH}
@@ -317,16 +329,15 @@ def _remembered_probe(
             _interpreter_stamp(python or Path(sys.executable)),
             offline_prefix(),
         )
-    stored = remembered(root, "app-probe", key, run)
-    if stored is None:  # not kept: run again for the result itself
-        return probe(root, target, env, health_paths=paths, python=python)
-    text = json.dumps(stored)
-    for name, value in stored.get("stand_ins", {}).items():
-        if name in used and value != used[name]:
-            text = text.replace(value, used[name])  # 64 random characters: no collision
-    stored = json.loads(text)
-    info = stored["info"]
-    return ProbeResult(AppInfo(**info) if info is not None else None, stored["error"])
+
+    def compute() -> ProbeResult:
+        stored = remembered(root, "app-probe", key, run)
+        if stored is None:  # not kept: run again for the result itself
+            return probe(root, target, env, health_paths=paths, python=python)
+        return answer(stored)
+
+    kept = recall(root, "app-probe", key)
+    return (answer(kept) if kept is not None else None), compute
 
 
 def load_app(ctx: Context, source: EnvSource) -> None:
@@ -354,7 +365,36 @@ def load_app(ctx: Context, source: EnvSource) -> None:
     # Whose Python imports it: the project's own virtualenv, or flaskprod's.
     ctx.cache["app_python_own"] = python is not None and not python.own
     interpreter = python.executable if python else None
-    result = _remembered_probe(ctx, root, target, source.env, paths, interpreter)
+    kept, compute = _remembered_probe(ctx, root, target, source.env, paths, interpreter)
+    if kept is not None:
+        _apply(ctx, kept)
+        return
+    # Imported in a thread, which mostly waits for the probe's subprocess: the checker
+    # reads and judges the files meanwhile (the runner's first pass), and reading an
+    # app field waits for it (Context.settle_app).
+    outcome: list[ProbeResult] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(compute())
+        except BaseException as error:  # raised where the result is read, as before
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="flaskprod-app-probe", daemon=True)
+    thread.start()
+
+    def settle() -> None:
+        thread.join()
+        if failure:
+            raise failure[0]
+        _apply(ctx, outcome[0])
+
+    ctx.import_in_background(settle)
+
+
+def _apply(ctx: Context, result: ProbeResult) -> None:
+    """The probe's result into ``ctx``'s app fields."""
     if result.info is None:
         ctx.app_error = result.error
         return

@@ -6,7 +6,7 @@ files, render templates or import anything from the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,17 @@ class AppInfo:
         return [str(route["rule"]) for route in self.routes]
 
 
+#: What importing the app fills in (:func:`flaskprod.check.app_loader.load_app`). While
+#: the import runs in the background they are not set, and reading one waits for it.
+APP_FIELDS = ("app", "app_config", "app_routes", "app_error")
+
+
+class AppPending(BaseException):
+    """Read of an app field while the runner runs rules ahead of the app's import: the
+    rule is run again once the import is done. A BaseException, so that a rule's own
+    ``except Exception`` cannot swallow it."""
+
+
 @dataclass
 class Context:
     """The project under check."""
@@ -81,6 +92,36 @@ class Context:
     env_known: bool = False
     #: Options of later layers (``live``: "url"; ``host``: ...), set by their commands.
     options: dict[str, Any] = field(default_factory=dict)
+    #: Completes the app's import running in the background (sets APP_FIELDS); None
+    #: once done, or when nothing runs.
+    app_pending: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    #: While set, reading an app field that is still pending raises AppPending
+    #: instead of waiting (the runner's rules ahead of the import).
+    defer_app: bool = field(default=False, repr=False, compare=False)
+
+    def import_in_background(self, settle: Callable[[], None]) -> None:
+        """The app's import was started; ``settle`` waits for it and sets the fields."""
+        for name in APP_FIELDS:
+            self.__dict__.pop(name, None)
+        self.app_pending = settle
+
+    def settle_app(self) -> None:
+        """Wait for the app's import, if one is still running (its errors are raised)."""
+        settle, self.app_pending = self.app_pending, None
+        if settle is None:
+            return
+        for name in APP_FIELDS:
+            self.__dict__.setdefault(name, None)
+        settle()
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when the attribute is not set: an app field while it is pending.
+        if name in APP_FIELDS and self.__dict__.get("app_pending") is not None:
+            if self.__dict__.get("defer_app"):
+                raise AppPending(name)
+            self.settle_app()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def of_kind(self, kind: str) -> list[Path]:
         if kind not in FILE_KINDS:
@@ -113,3 +154,9 @@ class Context:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+
+# The app fields' defaults live in __init__ only: without a class attribute, reading a
+# field the background import has not set yet reaches __getattr__, which waits.
+for _name in APP_FIELDS:
+    delattr(Context, _name)

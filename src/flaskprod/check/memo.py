@@ -111,18 +111,39 @@ def memo_key(project: str, *inputs: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def stored_key(root: Path, step: str) -> str | None:
+    """The key ``step``'s kept result was stored under in ``root``'s state folder."""
+    with contextlib.suppress(OSError, ValueError):
+        path = root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json"
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(stored, dict) and isinstance(stored.get("key"), str):
+            return str(stored["key"])
+    return None
+
+
+def recall(root: Path, step: str, key: str | None) -> Any:
+    """``step``'s result kept in ``root``'s state folder under ``key``; None if none."""
+    if key is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        path = root / STATE_DIRNAME / CACHE_DIRNAME / f"{step}.json"
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(stored, dict) and stored.get("key") == key:
+            return stored["value"]
+    return None
+
+
 def remembered(root: Path, step: str, key: str | None, compute: Callable[[], Any]) -> Any:
     """``compute()``'s JSON-able result, from ``root``'s state folder when ``key`` is the
     one stored for ``step``; else computed and stored (when the folder is writable).
     ``compute`` returns None for a result not worth keeping (a timeout)."""
     if key is None:
         return compute()
+    kept = recall(root, step, key)
+    if kept is not None:
+        return kept
     folder = root / STATE_DIRNAME / CACHE_DIRNAME
     path = folder / f"{step}.json"
-    with contextlib.suppress(OSError, ValueError):
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(stored, dict) and stored.get("key") == key:
-            return stored["value"]
     value = compute()
     if value is None:
         return None

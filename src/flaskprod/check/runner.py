@@ -20,7 +20,7 @@ from typing import Any
 from flaskprod.check import rules as rules_package
 from flaskprod.check import silence
 from flaskprod.check.app_loader import find_target, load_app
-from flaskprod.check.context import Context
+from flaskprod.check.context import AppPending, Context
 from flaskprod.check.envsource import production_env
 from flaskprod.check.internal import INTERNAL, internal_finding
 from flaskprod.check.model import LAYERS, REGISTRY, Finding, Rule, is_id_prefix
@@ -84,6 +84,9 @@ def known_ids() -> set[str]:
 
 def parse_ids(values: Iterable[str], option: str) -> tuple[str, ...]:
     """``NGX004,APP`` -> ids and prefixes; anything matching nothing is a usage error."""
+    values = tuple(values)
+    if not any(part.strip() for value in values for part in value.split(",")):
+        return ()  # nothing to look up: the rules load later, once the app's import runs
     known = known_ids()
     parsed: list[str] = []
     for value in values:
@@ -210,6 +213,40 @@ def run_rule(rule: Rule, ctx: Context) -> list[Finding]:
         ]
 
 
+def _run_selected(selected: list[Rule], ctx: Context) -> dict[str, list[Finding] | str]:
+    """Each rule's findings, or the precondition it failed, by rule id.
+
+    While the app is imported in the background, a first pass runs every rule that
+    does not need it; a rule that reads an app field meanwhile stops (AppPending) and
+    runs in the second pass, once the import is done. Rules only read the context, so
+    a rule run again finds what it would have found once."""
+    outcomes: dict[str, list[Finding] | str] = {}
+
+    def run(chosen: Rule) -> None:
+        missing = _precondition_failed(chosen, ctx)
+        outcomes[chosen.id] = missing if missing else run_rule(chosen, ctx)
+
+    later = selected
+    if ctx.app_pending is not None:
+        later = []
+        ctx.defer_app = True
+        try:
+            for chosen in selected:
+                if "app" in chosen.requires:
+                    later.append(chosen)
+                    continue
+                try:
+                    run(chosen)
+                except AppPending:
+                    later.append(chosen)
+        finally:
+            ctx.defer_app = False
+        ctx.settle_app()
+    for chosen in later:
+        run(chosen)
+    return outcomes
+
+
 def run_checks(
     options: CheckOptions,
     ctx: Context | None = None,
@@ -218,17 +255,21 @@ def run_checks(
     """Every selected rule over the project; ``on_start`` (progress output) runs once
     the input is known to be usable (see :func:`build_context`)."""
     started = time.perf_counter()
-    findings = load_rules()
+    # The context first: it starts the app's import in the background (load_app), and
+    # loading the rules is work done meanwhile.
     ctx = ctx or build_context(options, on_start)
+    findings = load_rules()
+    selected = select_rules(options)
+    outcomes = _run_selected(selected, ctx)
     rules_run: list[str] = []
     skipped: dict[str, str] = {}
-    for selected in select_rules(options):
-        missing = _precondition_failed(selected, ctx)
-        if missing:
-            skipped[selected.id] = missing
+    for chosen in selected:  # in the registry's order, whichever pass ran the rule
+        outcome = outcomes[chosen.id]
+        if isinstance(outcome, str):
+            skipped[chosen.id] = outcome
             continue
-        rules_run.append(selected.id)
-        findings.extend(run_rule(selected, ctx))
+        rules_run.append(chosen.id)
+        findings.extend(outcome)
     # One setting met from several launchers (the kit's systemd unit, Procfile,
     # Dockerfile and compose all read deploy/gunicorn.conf.py) is one finding, not four.
     findings = list({_identity(f): f for f in findings}.values())

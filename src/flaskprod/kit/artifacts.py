@@ -26,7 +26,7 @@ from flaskprod.spec.flask_cli import flask_env, shell_step
 from flaskprod.spec.mariadb import DUMP_OPTIONS
 from flaskprod.spec.model import Spec, format_size
 from flaskprod.spec.pgbouncer import PORT as PGBOUNCER_PORT
-from flaskprod.spec.processes import SINGLETON_KINDS, on_calendar, process_argv
+from flaskprod.spec.processes import SINGLETON_KINDS, celery_app, on_calendar, process_argv
 from flaskprod.spec.servers import Listen, granian_shell, served_target, slot_socket
 from flaskprod.spec.settings_scan import REQUIRED, is_secret
 
@@ -205,6 +205,41 @@ def process_artifacts(spec: Spec) -> tuple[Artifact, ...]:
 _REDIS_REF = "@@REDIS_URL@@"
 
 
+#: An RQ worker is alive while its registration in Redis is: its heartbeat renews it
+#: (every few seconds; it expires --worker-ttl after the last one), so a worker that
+#: hangs drops out. Run in the pod: ``socket.gethostname()`` is the name RQ records.
+_RQ_ALIVE = (
+    "import socket, sys, os; from redis import Redis; from rq import Worker; "
+    "r = Redis.from_url({url}, socket_connect_timeout=5, socket_timeout=5); "
+    "sys.exit(0 if any(w.hostname == socket.gethostname() for w in Worker.all(connection=r)) "
+    "else 1)"
+)
+
+
+def worker_liveness(kind: str, argv: list[str]) -> list[str] | None:
+    """The exec livenessProbe command of a worker's container (check's K8S009), from the
+    words it runs; None when there is none to give (not a queue worker, or an RQ worker
+    whose connection is in a config module)."""
+    if kind == "rq":
+        url = "os.environ['REDIS_URL']"  # the app's, as the kit's --url $(REDIS_URL)
+        for at, word in enumerate(argv):
+            if word in {"-c", "--config"} or word.startswith("--config="):
+                return None
+            if word in {"-u", "--url"} and at + 1 < len(argv) and argv[at + 1] != _REDIS_REF:
+                url = repr(argv[at + 1])
+            elif word.startswith("--url="):
+                url = repr(word.split("=", 1)[1])
+        return ["python", "-c", _RQ_ALIVE.format(url=url)]
+    if kind == "celery":
+        app = celery_app(argv)
+        words = ["celery", *(["-A", shlex.quote(app)] if app else []), "inspect", "ping"]
+        named = any(w in {"-n", "--hostname"} or w.startswith("--hostname=") for w in argv)
+        if not named:  # celery's default node name: this pod answers, not any worker
+            words += ["--destination", "celery@$HOSTNAME"]
+        return ["sh", "-c", " ".join([*words, "--timeout", "10"])]
+    return None
+
+
 def process_contexts(spec: Spec, *, venv: str, redis: bool) -> dict[str, dict[str, Any]]:
     """What the templates need of each process, computed once."""
     found: dict[str, dict[str, Any]] = {}
@@ -229,6 +264,7 @@ def process_contexts(spec: Spec, *, venv: str, redis: bool) -> dict[str, dict[st
             "rq_settings": "--maintenance-interval" in argv,
             "compose": [compose_url if w == _REDIS_REF else w for w in argv],
             "k8s": ["$(REDIS_URL)" if w == _REDIS_REF else w for w in argv],
+            "k8s_liveness": worker_liveness(process.kind, argv),
             "paas": " ".join('"$REDIS_URL"' if w == _REDIS_REF else shlex.quote(w) for w in argv),
         }
         if argv[0] == "flask":
@@ -760,19 +796,23 @@ def _docker_quoted(value: str) -> str:
 
 
 def _pgbouncer_ini(spec: Spec) -> str:
+    if not spec.database.pgbouncer:
+        return ""
+    # Only when used: the deploy module pulls in pyinfra (~0.3 s, a third of a check).
     from flaskprod.deploy.pgbouncer_host import PgBouncerHost
 
-    return PgBouncerHost.from_spec(spec).ini() if spec.database.pgbouncer else ""
+    return PgBouncerHost.from_spec(spec).ini()
 
 
 def _seaweedfs_unit(spec: Spec) -> str:
+    if spec.storage.kind != "s3":
+        return ""
     from urllib.parse import urlsplit
 
+    # Only when used, as _pgbouncer_ini's: the deploy module imports pyinfra.
     from flaskprod.deploy.seaweedfs_host import SeaweedFSHost
     from flaskprod.stack.seaweedfs import S3Credentials
 
-    if spec.storage.kind != "s3":
-        return ""
     listen = urlsplit(spec.storage.endpoint).hostname or "127.0.0.1"
     # the unit names the identities file, never the keys
     return SeaweedFSHost(spec.media_bucket, S3Credentials("", ""), listen).unit()
@@ -783,13 +823,13 @@ SEAWEEDFS_IMAGE = "chrislusf/seaweedfs:4.48"
 
 
 def _seaweedfs_compose(spec: Spec) -> dict[str, Any]:
+    if spec.storage.kind != "s3":
+        return {}
     import json
 
     from flaskprod.deploy.seaweedfs_host import PORTS, S3_PORT
     from flaskprod.stack.seaweedfs import S3Credentials, identities, server_flags
 
-    if spec.storage.kind != "s3":
-        return {}
     keys = S3Credentials(
         "${AWS_ACCESS_KEY_ID:?set AWS_ACCESS_KEY_ID in .env}",
         "${AWS_SECRET_ACCESS_KEY:?set AWS_SECRET_ACCESS_KEY in .env}",

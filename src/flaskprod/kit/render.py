@@ -8,12 +8,16 @@ the ones the spec resolves). Writing files, and refusing to overwrite hand edits
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 
 from flaskprod import __version__
 from flaskprod.spec.model import SPEC_FILENAME, Spec
@@ -43,10 +47,37 @@ def header(artifact: Artifact) -> str:
     )
 
 
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs, as Python keeps .pyc files: compiling the
+    kit's templates is most of a first render (~0.3 s, a third of a cold ``check``).
+    Jinja checks each entry against its template's source; a cache that cannot be
+    written costs nothing but the compiling."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def template_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/flaskprod/templates`` (else ``~/.cache/...``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "flaskprod" / "templates"
+
+
+def _template_cache() -> jinja2.BytecodeCache | None:
+    folder = template_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (OSError, RuntimeError):  # RuntimeError: no home folder to find
+        return None
+    return _TemplateCache(str(folder))
+
+
 @functools.cache  # compiled templates are reused: rendering stays fast in loops
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("flaskprod.kit", "templates"),
+        bytecode_cache=_template_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from flaskprod.spec import pysource
+
 _TEMPLATE_SUFFIXES = (".html", ".htm", ".j2", ".jinja", ".jinja2")
 _SKIP = frozenset({"node_modules", ".venv", "venv", "env", ".git", "site-packages", "tests"})
 _MAX_FILES = 2000
@@ -219,10 +221,10 @@ def _image_origins_in_code(root: Path) -> set[str]:
             if not name.endswith(".py"):
                 continue
             try:
-                tree = ast.parse((Path(folder) / name).read_text(encoding="utf-8"))
+                found = pysource.nodes((Path(folder) / name).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
                 continue
-            for node in ast.walk(tree):
+            for node in found:
                 if isinstance(node, ast.Constant) and isinstance(node.value, str):
                     value = node.value
                     if value.startswith(("https://", "http://")) and _IMAGE_HINT.search(value):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flaskprod.errors import EnvironmentProblem, ProjectError
-from flaskprod.spec import launchers, probe, repository
+from flaskprod.spec import launchers, probe, pysource, repository
 from flaskprod.spec import routes as app_routes
 from flaskprod.spec.buildinfo import BuildInfo, scan_build
 from flaskprod.spec.csp_scan import TemplateLoads, scan_templates
@@ -589,10 +589,10 @@ def _scan_sources(root: Path) -> dict[Path, tuple[set[str], bool]]:
     for path in _python_files(root):
         try:
             text = path.read_text(encoding="utf-8")
-            tree = ast.parse(text)
+            modules = set(pysource.imports(text))
         except (OSError, ValueError, SyntaxError):
             continue
-        result[path] = (imported_modules(ast.walk(tree)), "REDIS_URL" in text)
+        result[path] = (modules, "REDIS_URL" in text)
     return result
 
 
@@ -648,7 +648,7 @@ def _max_content_length(root: Path, sources: Mapping[Path, Any]) -> int | None:
         text = path.read_text(encoding="utf-8")
         if "MAX_CONTENT_LENGTH" not in text:
             continue
-        for node in ast.walk(ast.parse(text)):
+        for node in pysource.nodes(text):
             if not isinstance(node, ast.Assign):
                 continue
             for target in node.targets:

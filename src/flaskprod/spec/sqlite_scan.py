@@ -8,12 +8,11 @@ Read only, nothing imported.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flaskprod.spec.pyimports import imported_modules
+from flaskprod.spec import pysource
 
 #: Names that say "the database comes from the environment / SQLAlchemy".
 _URL_WORDS = ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "DATABASE_URI", "DB_URL")
@@ -37,10 +36,9 @@ def scan_sqlite(files: Iterable[Path]) -> SqliteUse:
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
-            tree = ast.parse(text)
+            modules = pysource.imports(text)
         except (OSError, ValueError, SyntaxError):
             continue
-        modules = imported_modules(ast.walk(tree))
         sqlite3 = sqlite3 or "sqlite3" in modules
         orm = orm or bool(modules & _ORMS)
         url = url or any(word in text for word in _URL_WORDS)

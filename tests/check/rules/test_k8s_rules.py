@@ -48,10 +48,11 @@ def test_the_budget_is_judged_at_the_hpas_minimum(tmp_path: Path) -> None:
 def test_the_kits_manifests_pass_every_k8s_rule() -> None:
     """The shop's deploy/k8s (probes on /health and /health/ready, resources, non-root,
     PDB maxUnavailable 1 at 2 replicas, grace 40 s = preStop 5 + graceful 30 + 5, the
-    migration in a bounded Job), with the app imported for the probe paths."""
+    migration in a bounded Job, the worker's exec liveness probe), with the app imported
+    for the probe paths."""
     result = run_checks(CheckOptions(root=SHOP, select=("K8S",)))
     assert result.context.app is not None, result.context.app_error
-    assert sorted(result.rules_run) == [f"K8S00{n}" for n in range(1, 9)]
+    assert sorted(result.rules_run) == [f"K8S00{n}" for n in range(1, 10)]
     # Nothing, not even at info: the image is pinned to a commit (container.tag, which
     # init writes from the repository's HEAD), pulled once per node.
     assert [(f.id, f.level, f.file) for f in result.findings] == [], [

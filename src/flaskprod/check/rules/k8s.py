@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -25,6 +25,8 @@ from flaskprod.check.parsers import cached, load_yaml
 from flaskprod.check.parsers.gunicorn import gunicorn_setups
 from flaskprod.check.rules.docker import _health_paths, _route_matches
 from flaskprod.launch.discover import source_files
+from flaskprod.launch.shell import commands as shell_commands
+from flaskprod.spec.processes import classify
 
 _LAYER = "k8s"
 #: Kubernetes' terminationGracePeriodSeconds when a pod spec sets none.
@@ -531,4 +533,73 @@ def moving_tag(ctx: Context) -> Iterator[Finding]:
                 level=Level.INFO if policy == "Always" else Level.WARNING,
                 file=ctx.relative(manifest.path),
                 line=manifest.line_of(f"image: {image}"),
+            )
+
+
+# -- K8S009: workers without a liveness probe -------------------------------------------------
+
+
+def _worker_kind(container: dict[str, Any]) -> str | None:
+    """ "rq" or "celery" when the container runs a queue worker (its command and args,
+    also through ``sh -c '...'``), else None."""
+    words: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key)
+        if isinstance(value, list):
+            words += [str(word) for word in value]
+    if not words:
+        return None  # the image's own CMD: unknown here
+    candidates = [words]
+    if PurePosixPath(words[0]).name in ("sh", "bash") and words[1:2] == ["-c"] and words[2:]:
+        candidates = [list(line.argv) for line in shell_commands(words[2])]
+    for argv in candidates:
+        kind = classify(argv)
+        if kind in ("rq", "celery"):
+            return kind
+    return None
+
+
+def _serves(container: dict[str, Any]) -> bool:
+    """The container takes traffic: a declared port, or a probe over HTTP, TCP or gRPC."""
+    if container.get("ports"):
+        return True
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(kind)
+        if isinstance(probe, dict) and probe.keys() & {"httpGet", "tcpSocket", "grpc"}:
+            return True
+    return False
+
+
+@rule(
+    "K8S009",
+    layer=_LAYER,
+    level=Level.WARNING,
+    title="A queue worker's container has no livenessProbe",
+    help="Give each worker container (an RQ or Celery worker: it serves no HTTP, so the "
+    "web probes do not apply) an exec livenessProbe that fails when the worker stops "
+    "working. RQ: its registration in Redis, which its heartbeat renews (the kit's "
+    "probe looks for a worker of the pod's hostname in Worker.all()); Celery: "
+    "'celery -A app inspect ping --destination celery@$HOSTNAME'. A worker that exits "
+    "is restarted anyway; one that hangs (a deadlock, a connection stuck without a "
+    "timeout) keeps its pod Running while no job is done.",
+    example="containers:\n  - name: worker\n    command: [rq, worker, jobs]   # no livenessProbe",
+    level_reason="warning: jobs stop without an error until someone notices the queue "
+    "growing; nothing is exposed, and a worker that crashes is restarted without one.",
+)
+def worker_liveness(ctx: Context) -> Iterator[Finding]:
+    for manifest in manifests(ctx):
+        if manifest.kind not in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
+            continue  # a Job or CronJob ends by itself
+        for container in manifest.containers:
+            if "livenessProbe" in container or _serves(container):
+                continue
+            kind = _worker_kind(container)
+            if kind is None:
+                continue  # a sidecar or a command of the project's own: no probe to name
+            name = container.get("name", "?")
+            yield worker_liveness.finding(
+                f"{manifest.kind} {manifest.name}, container {name}: a {kind} worker without "
+                "a livenessProbe: if it hangs, its pod stays Running and no job is done",
+                file=ctx.relative(manifest.path),
+                line=manifest.line_of(f"name: {name}", after="containers:"),
             )

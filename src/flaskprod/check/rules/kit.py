@@ -11,12 +11,13 @@ re-rendered after the spec changed deploys something else than what was reviewed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 from flaskprod.check.context import Context
-from flaskprod.check.memo import context_digest, memo_key, remembered
+from flaskprod.check.memo import context_digest, memo_key, remembered, stored_key
 from flaskprod.check.model import Finding, Level, rule
 from flaskprod.errors import UserError
 from flaskprod.spec.rendered import read_manifest
@@ -37,14 +38,23 @@ _REASONS = {
 }
 
 
+def _static_facts(ctx: Context) -> Any:
+    """What ``render --no-import`` detects from the project's sources, once per run."""
+    from flaskprod.spec.detect import detect_project
+
+    assert ctx.spec is not None
+    if "kit:static-facts" not in ctx.cache:
+        ctx.cache["kit:static-facts"] = detect_project(
+            ctx.root, ctx.spec.app.target, introspect=False
+        )
+    return ctx.cache["kit:static-facts"]
+
+
 def _project_facts(ctx: Context) -> Any:
     """What the kit's templates know about the project, detected from its sources as
     ``render --no-import`` does, plus what the app showed when it was imported here
     (Redis and Flask-Migrate loaded at import), as ``render`` after an import sees."""
-    from flaskprod.spec.detect import detect_project
-
-    assert ctx.spec is not None
-    project = detect_project(ctx.root, ctx.spec.app.target, introspect=False)
+    project = _static_facts(ctx)
     if ctx.app is not None:
         redis = project.uses_redis or "redis" in ctx.app.modules
         migrate = project.uses_migrate or "migrate" in ctx.app.extensions
@@ -57,29 +67,64 @@ def _project_facts(ctx: Context) -> Any:
     return project
 
 
+def _render(ctx: Context, project: Any) -> dict[str, Any]:
+    """The kit ``render_files`` makes from the spec and ``project``, once per run and
+    set of facts."""
+    from flaskprod.kit.commands import render_files  # detection, templates: on a miss
+
+    assert ctx.spec is not None
+    done: list[tuple[Any, dict[str, Any]]] = ctx.cache.setdefault("kit:renders", [])
+    for facts, kit in done:
+        if facts == project:
+            return kit
+    files, modes = render_files(ctx.spec, project)
+    kit = {"files": files, "modes": modes}
+    done.append((project, kit))
+    return kit
+
+
+def _render_key(ctx: Context, shown: list[bool] | None) -> str | None:
+    """The kit's key in the state folder, for what the imported app showed."""
+    from flaskprod.spec.repository import subfolder
+
+    digest = context_digest(ctx.cache, ctx.root)
+    if digest is None:
+        return None
+    return memo_key(digest, "kit", str(ctx.root.resolve()), shown, subfolder(ctx.root))
+
+
+#: What the app may show at import ([Redis loaded, Flask-Migrate loaded]); None: the
+#: app was not imported.
+_SHOWN: tuple[list[bool] | None, ...] = (
+    None,
+    *([redis, migrate] for redis in (False, True) for migrate in (False, True)),
+)
+
+
+def _render_ahead(ctx: Context) -> None:
+    """While the app is still being imported, and no kept kit can be the answer: render
+    from what the sources say. When the import shows nothing more (the usual case: the
+    sources already import redis and flask_migrate), that render is the one KIT001
+    needs, and it was made while the app's import ran in its own process."""
+    stored = stored_key(ctx.root, "kit-render")
+    if stored is not None and stored in {_render_key(ctx, shown) for shown in _SHOWN}:
+        return  # the kept kit answers, whatever the app shows
+    with contextlib.suppress(Exception):  # the render after the import reports errors
+        _render(ctx, _static_facts(ctx))
+
+
 def _fresh_render(ctx: Context) -> tuple[dict[str, str], dict[str, int]]:
     """The kit as ``render`` would write it now (the files ``render --check`` compares,
     :func:`flaskprod.kit.commands.plan_render`), kept in the state folder until the
     project's files, flaskprod or what the app showed at import change: detecting and
     rendering is a third of what ``check`` costs."""
-    from flaskprod.spec.repository import subfolder
-
     assert ctx.spec is not None
-    spec = ctx.spec
-
-    def render() -> dict[str, Any]:
-        from flaskprod.kit.commands import render_files  # detection, templates: on a miss
-
-        files, modes = render_files(spec, _project_facts(ctx))
-        return {"files": files, "modes": modes}
-
-    digest = context_digest(ctx.cache, ctx.root)
-    app = ctx.app
+    if ctx.app_pending is not None:
+        _render_ahead(ctx)
+    app = ctx.app  # waits for the import (or, in the runner's first pass, ends here)
     shown = None if app is None else ["redis" in app.modules, "migrate" in app.extensions]
-    key = None
-    if digest is not None:
-        key = memo_key(digest, "kit", str(ctx.root.resolve()), shown, subfolder(ctx.root))
-    kept = remembered(ctx.root, "kit-render", key, render)
+    key = _render_key(ctx, shown)
+    kept = remembered(ctx.root, "kit-render", key, lambda: _render(ctx, _project_facts(ctx)))
     return kept["files"], kept["modes"]
 
 
