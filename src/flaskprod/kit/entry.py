@@ -279,7 +279,8 @@ def readiness(
         run.done.wait(max(0.0, start + timeout - time.perf_counter()))
     results: dict[str, dict[str, Any]] = {}
     for name, run in runs.items():
-        if not run.done.is_set():
+        # its own socket timeout and this wait are the same limit: whichever fires first
+        if not run.done.is_set() or isinstance(run.error, TimeoutError):
             results[name] = {"status": "fail", "error": "timeout"}
         elif run.error is None:
             results[name] = {"status": "ok", "ms": run.ms}

@@ -130,7 +130,10 @@ def readiness(
             log.warning("readiness check %s timed out after %.0f ms", name, waited)
             continue
         error = future.exception()
-        if error is None:
+        if isinstance(error, TimeoutError):  # its socket timeout fired before the deadline
+            results[name] = {"status": "fail", "ms": waited, "error": "timeout"}
+            log.warning("readiness check %s timed out: %s", name, error)
+        elif error is None:
             results[name] = {"status": "ok", "ms": round(future.result(), 1)}
         else:
             # The client sees the error's kind only: messages can name hosts and users.
