@@ -24,8 +24,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# In parallel (tests/parallel.py): the lab modules of tests/deploy, which mostly wait on
+# apt, pip and timeouts, on workers of their own beside the rest of the suite, which
+# keeps its order in one worker. PYTEST_WORKERS=0: the whole suite in this one process.
+PYTEST_WORKERS ?= 3
+
 pytest: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
