@@ -24,10 +24,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# In parallel (tests/parallel.py): the lab modules of tests/deploy, which mostly wait on
-# apt, pip and timeouts, on workers of their own beside the rest of the suite, which
-# keeps its order in one worker. PYTEST_WORKERS=0: the whole suite in this one process.
-PYTEST_WORKERS ?= 3
+# In parallel (tests/parallel.py): each lab module of tests/deploy, and each other folder
+# of tests as one unit in its own order, on whichever worker is free; the suite mostly
+# waits (hosts, servers, timeouts), so there are more workers than cores.
+# PYTEST_WORKERS=0: the whole suite in this one process, in order.
+PYTEST_WORKERS ?= 4
 
 pytest: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

@@ -37,9 +37,9 @@ pytest_plugins = ["pytester"]
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``-n N`` (make pytest): the lab modules beside each other and beside the rest of
-    the suite, which stays in one worker (tests/parallel.py). This replaces xdist's
-    default ``--dist load``; another ``--dist`` given explicitly is xdist's own."""
+    """``-n N`` (make pytest): each lab module, and each other folder of tests as one
+    unit in its order, on whichever worker is free (tests/parallel.py). This replaces
+    xdist's default ``--dist load``; another ``--dist`` given explicitly is xdist's own."""
     if config.getoption("dist") != "load":
         return None
     from parallel import LabScheduling

@@ -1,20 +1,24 @@
 """How ``make pytest`` spreads the suite over pytest-xdist workers (``-n N``).
 
-Most of the suite's time is the lab modules (tests/deploy): real Debian hosts that spend
-their minutes waiting on apt and pip through the package proxy and on fixed timeouts,
-not on the CPU. Each lab module is safe beside the others (a lab per process: its own
-workdir, proxy, network namespace and nspawn machine names; shared caches are locked or
-written atomically, docs/lab.md), but the rest of the suite was written for one process
-(session servers, shared folders, timing), so:
+Most of the suite's time is waiting, not computing: the lab modules (tests/deploy) boot
+real Debian hosts and wait on apt and pip through the package proxy and on fixed
+timeouts; the rest starts servers, waits for them to be ready, for timeouts to fire,
+for a browser. So the units below run beside each other:
 
-- everything outside tests/deploy is ONE unit, run in collection order by one worker;
-- every module of tests/deploy is a unit of its own, the longest first, on whichever
-  worker is free;
+- every module of tests/deploy is a unit: each lab module is safe beside the others (a
+  lab per process: its own workdir, package proxy, network namespace and nspawn machine
+  names; the shared caches are locked or written atomically, docs/lab.md);
+- every other folder of tests (check, kit, e2e, ...) is ONE unit, run in its order by one
+  worker, as it was written to run: its session servers (PostgreSQL, Redis, MariaDB,
+  SeaweedFS, nginx) are started once for it, on free ports, in its worker's own temp
+  folder, and a folder's fixtures may rely on the order of its modules (tests/e2e stops
+  its stack when the next test is outside it).
 
-so the lab modules run beside each other and beside the rest of the suite. A worker runs
-a test only once it knows its next one (fixture teardown needs it), so a worker is given
-its next unit when one test of its current unit is left: as late as xdist allows, which
-keeps a free worker from waiting behind a long module another worker took in advance.
+Units go out longest first (:data:`LONGEST_FIRST`), each to whichever worker is free. A
+worker runs a test only once it knows its next one (fixture teardown needs it), so a
+worker is given its next unit when one test of its current unit is left: as late as
+xdist allows, so that a free worker does not wait behind a long unit another worker
+took in advance.
 """
 
 from __future__ import annotations
@@ -25,40 +29,41 @@ from xdist.scheduler import LoadScopeScheduling
 from xdist.workermanage import WorkerController
 
 LAB = "tests/deploy/"
-#: The unit of everything outside tests/deploy.
-SERIAL = "(the suite outside tests/deploy, in order)"
-#: Lab modules, longest first (measured on the 2-core machine, 2026-12-07: the offsite
-#: drill 4.5-6.5 min, multihost ~4, workers ~3.7, MariaDB ~2.5, the state hosts ~2.3,
-#: the rest ~2 or less). Modules not named run after these, in collection order.
+#: Units, longest first: measured by ``make pytest`` in one process on the 2-core
+#: machine (2026-12-07, other suites running). Units not named go after these, in
+#: collection order.
 LONGEST_FIRST = (
-    "test_offsite_drill.py",
-    "test_multihost.py",
-    "test_workers_systemd.py",
-    "test_mariadb_deploy.py",
-    "test_state_hosts.py",
-    "test_ship_release.py",
-    "test_provision.py",
-    "test_real_project_deploy.py",
+    "tests/deploy/test_offsite_drill.py",
+    "tests/check",
+    "tests/deploy/test_multihost.py",
+    "tests/kit",
+    "tests/e2e",
+    "tests/stack",
+    "tests/deploy/test_workers_systemd.py",
+    "tests/faults",
+    "tests/deploy/test_mariadb_deploy.py",
+    "tests/deploy/test_state_hosts.py",
+    "tests/deploy/test_ship_release.py",
+    "tests/deploy/test_provision.py",
+    "tests/deploy/test_real_project_deploy.py",
 )
 
 
 def unit_of(nodeid: str) -> str:
-    """The unit a test belongs to: its module in tests/deploy, else the serial unit."""
+    """A test's unit: its module in tests/deploy, else its folder under tests/."""
     path = nodeid.split("::", 1)[0]
-    return path if path.startswith(LAB) else SERIAL
+    if path.startswith(LAB):
+        return path
+    parts = path.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else path
 
 
-def _rank(unit: str) -> tuple[int, int]:
-    if unit == SERIAL:
-        return (0, 0)  # the longest unit of all: started first
-    name = unit.rsplit("/", 1)[-1]
-    if name in LONGEST_FIRST:
-        return (1, LONGEST_FIRST.index(name))
-    return (2, 0)
+def _rank(unit: str) -> int:
+    return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 class LabScheduling(LoadScopeScheduling):
-    """xdist's scope scheduling with flaskprod's units and order (see the module)."""
+    """xdist's scope scheduling with the units and order above."""
 
     def _split_scope(self, nodeid: str) -> str:
         return unit_of(nodeid)
@@ -89,7 +94,7 @@ class LabScheduling(LoadScopeScheduling):
         units: dict[str, dict[str, bool]] = {}
         for nodeid in self.collection:
             units.setdefault(unit_of(nodeid), {})[nodeid] = False
-        # sorted() is stable: unnamed lab modules keep their collection order.
+        # sorted() is stable: units not named keep their collection order.
         self.workqueue = OrderedDict(sorted(units.items(), key=lambda unit: _rank(unit[0])))
         for _ in range(len(self.nodes) - len(self.workqueue)):  # more workers than units
             unused, _assigned = self.assigned_work.popitem()
