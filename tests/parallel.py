@@ -29,9 +29,11 @@ from xdist.scheduler import LoadScopeScheduling
 from xdist.workermanage import WorkerController
 
 LAB = "tests/deploy/"
-#: Units, longest first: measured by ``make pytest`` in one process on the 2-core
-#: machine (2026-12-07, other suites running). Units not named go after these, in
-#: collection order.
+#: Units, longest first. The lab modules' order is measured (one process, 2-core
+#: machine, 2026-12-07: offsite drill 4.5-6.5 min, multihost ~4, workers ~3.7, MariaDB
+#: ~2.5, state hosts ~2.3, the rest ~2); the folders' places are ESTIMATES, to be set
+#: from a measured run (--junitxml of PYTEST_WORKERS=0). Units not named go after these,
+#: in collection order.
 LONGEST_FIRST = (
     "tests/deploy/test_offsite_drill.py",
     "tests/check",
