@@ -24,8 +24,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# In parallel (tests/parallel.py): each lab module of tests/deploy, and each other folder
+# of tests as one unit in its own order, on whichever worker is free; the suite mostly
+# waits (hosts, servers, timeouts), so there are more workers than cores.
+# PYTEST_WORKERS=0: the whole suite in this one process, in order.
+PYTEST_WORKERS ?= 4
+
 pytest: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -22,6 +22,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,19 @@ from flaskprod.stack.redis import RedisServer
 
 # pytester: tests/stack checks that these fixtures fail (not skip) without a binary.
 pytest_plugins = ["pytester"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` (make pytest): each lab module, and each other folder of tests as one
+    unit in its order, on whichever worker is free (tests/parallel.py). This replaces
+    xdist's default ``--dist load``; another ``--dist`` given explicitly is xdist's own."""
+    if config.getoption("dist") != "load":
+        return None
+    from parallel import LabScheduling
+
+    return LabScheduling(config, log)
+
 
 _database_numbers = itertools.count(1)
 

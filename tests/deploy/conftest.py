@@ -24,6 +24,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         started.stop()
 
 
+#: A lab test's bound (setup included: a module's deploy is its first test's setup).
+#: Beside other labs and the rest of the suite (make pytest's workers) a deploy that takes
+#: 2 min alone took over the suite's 300 s; a test that says its own bound keeps it.
+LAB_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LAB_TIMEOUT))
+
+
 _counter = iter(range(1, 1_000_000))
 
 

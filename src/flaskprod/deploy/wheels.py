@@ -8,8 +8,10 @@ once per change.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,8 +50,21 @@ def flaskprod_wheel(cache: Path) -> Path:
     wheels = sorted(folder.glob("flaskprod-*.whl"))
     if wheels:
         return wheels[0]
+    # pip builds in the source tree (its build/ folder): two deploys or test workers
+    # building at once fail there, so builds of one source take turns, under a lock on
+    # its pyproject.toml (opened to read; nothing is written into the tree for it).
+    with (root / "pyproject.toml").open("rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wheels = sorted(folder.glob("flaskprod-*.whl"))
+        if wheels:  # built by whoever held the lock before
+            return wheels[0]
+        return _build(root, folder)
+
+
+def _build(root: Path, folder: Path) -> Path:
     building = folder.with_name(folder.name + ".building")
-    building.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(building, ignore_errors=True)  # left by a build cut short
+    building.mkdir(parents=True)
     result = subprocess.run(
         [
             sys.executable,

@@ -338,8 +338,13 @@ class Lab:
             str(self.base.rootfs),
             *writes,
             *network,
+            # The machine name keys state nspawn keeps outside the host
+            # (/run/systemd/nspawn/propagate/NAME, removed when it exits): two labs in
+            # different processes (parallel test workers) boot hosts of the same name, so
+            # it gets this process's pid; the host's own name stays NAME.
             "-M",
-            name,
+            f"{name}-{os.getpid()}",
+            f"--hostname={name}",
             f"--bind={self._host_archives(name)}:/var/cache/apt/archives",
             f"--bind={self.base.pip_cache}:/root/.cache/pip",
             "-b",
