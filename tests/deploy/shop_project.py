@@ -27,11 +27,17 @@ def shop_copy(folder: Path, **tls: str) -> Path:
     return project
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_after(line: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` and press Ctrl-C (SIGINT) as soon as it prints ``line``."""
+    """Run ``argv`` and press Ctrl-C (SIGINT) as soon as it prints ``line``. The child
+    gets SIGINT's default back: a suite started in the background by a shell without job
+    control (``make test &``) runs with SIGINT ignored, which children inherit."""
     with subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+        text=True, preexec_fn=_default_sigint,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
         seen = []
