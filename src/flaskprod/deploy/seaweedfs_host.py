@@ -104,20 +104,6 @@ class SeaweedFSHost:
         )
 
 
-#: Exit 0 when the S3 gateway at argv[1] answers as ours does before any key: 403 to an
-#: anonymous listing (:meth:`flaskprod.stack.seaweedfs.SeaweedFS._ready`, on the host).
-_GATEWAY_ANSWERS = """
-import sys, urllib.error, urllib.request
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=2)
-except urllib.error.HTTPError as error:
-    sys.exit(0 if error.code == 403 else 1)
-except OSError:
-    sys.exit(1)
-sys.exit(1)
-"""
-
-
 def config_template(bucket: str, secret: Callable[[str], str]) -> str:
     """s3.json with each key as ``secret(NAME)`` (the host fills it in from its secrets)."""
     keys = S3Credentials(secret("AWS_ACCESS_KEY_ID"), secret("AWS_SECRET_ACCESS_KEY"))
@@ -193,15 +179,6 @@ def provision_seaweedfs(
             enabled=True,
             restarted=binary or config or unit,
             daemon_reload=unit,
-        )
-        # after a (re)start the gateway answers only once the filer behind it has joined:
-        # the first backup of a database host copies there at once
-        answers = f"python3 -c {shlex.quote(_GATEWAY_ANSWERS)} {settings.endpoint}/"
-        step.op(
-            ensure,
-            f"S3 gateway answering at {settings.endpoint}",
-            check=f"{answers} && echo ok",
-            fix=f"for i in $(seq 60); do {answers} && exit 0; sleep 1; done; exit 1",
         )
         step.op(
             ensure,
